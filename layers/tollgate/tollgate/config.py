@@ -1,0 +1,117 @@
+"""Settings: one pydantic-settings object, read once per process.
+
+Every environment variable tollgate reads is declared here (README "Configuration" lists them).
+Nothing else in the package calls ``os.getenv``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROVIDERS = ("openai", "openrouter", "ollama", "llama_cpp", "claude", "bedrock")
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """What one provider adapter needs from the settings (secrets stay SecretStr)."""
+
+    name: str
+    base_url: str
+    model: str
+    max_tokens: int
+    api_key: SecretStr | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    region: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        """Cloud providers need a key; local ones (ollama, llama.cpp) and Bedrock (IAM) do not."""
+        if self.name in ("openai", "openrouter", "claude"):
+            return self.api_key is not None and bool(self.api_key.get_secret_value())
+        return True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    default_provider: str = Field("llama_cpp", validation_alias=_env("TOLLGATE_DEFAULT_PROVIDER"))
+    default_max_tokens: int = Field(1024, ge=1, validation_alias=_env("TOLLGATE_DEFAULT_MAX_TOKENS"))
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, validation_alias=_env("TOLLGATE_MAX_BODY_BYTES"))
+    provider_timeout_seconds: float = Field(
+        120.0, gt=0, validation_alias=_env("TOLLGATE_PROVIDER_TIMEOUT_SECONDS")
+    )
+    provider_connect_timeout_seconds: float = Field(
+        5.0, gt=0, validation_alias=_env("TOLLGATE_PROVIDER_CONNECT_TIMEOUT_SECONDS")
+    )
+    max_connections: int = Field(256, ge=1, validation_alias=_env("TOLLGATE_MAX_CONNECTIONS"))
+    bedrock_max_concurrency: int = Field(
+        32, ge=1, validation_alias=_env("TOLLGATE_BEDROCK_MAX_CONCURRENCY")
+    )
+    recent_requests: int = Field(100, ge=1, validation_alias=_env("TOLLGATE_RECENT_REQUESTS"))
+    log_level: str = Field("INFO", validation_alias=_env("TOLLGATE_LOG_LEVEL"))
+
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str = Field("https://api.openai.com/v1", validation_alias=_env("OPENAI_BASE_URL"))
+    openai_model: str = Field("gpt-4o-mini", validation_alias=_env("OPENAI_MODEL"))
+    openai_max_tokens: int | None = Field(None, ge=1, validation_alias=_env("OPENAI_MAX_TOKENS"))
+
+    openrouter_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENROUTER_API_KEY"))
+    openrouter_base_url: str = Field(
+        "https://openrouter.ai/api/v1", validation_alias=_env("OPENROUTER_BASE_URL")
+    )
+    openrouter_model: str = Field("openai/gpt-4o-mini", validation_alias=_env("OPENROUTER_MODEL"))
+    openrouter_max_tokens: int | None = Field(None, ge=1, validation_alias=_env("OPENROUTER_MAX_TOKENS"))
+    openrouter_http_referer: str | None = Field(None, validation_alias=_env("OPENROUTER_HTTP_REFERER"))
+    openrouter_app_name: str | None = Field("tollgate", validation_alias=_env("OPENROUTER_APP_NAME"))
+
+    ollama_api_key: SecretStr | None = Field(None, validation_alias=_env("OLLAMA_API_KEY"))
+    ollama_base_url: str = Field("http://127.0.0.1:11434", validation_alias=_env("OLLAMA_BASE_URL"))
+    ollama_model: str = Field("qwen2.5:7b", validation_alias=_env("OLLAMA_MODEL"))
+    ollama_max_tokens: int | None = Field(None, ge=1, validation_alias=_env("OLLAMA_MAX_TOKENS"))
+
+    llama_cpp_api_key: SecretStr | None = Field(None, validation_alias=_env("LLAMA_CPP_API_KEY"))
+    llama_cpp_base_url: str = Field("http://127.0.0.1:8080", validation_alias=_env("LLAMA_CPP_BASE_URL"))
+    llama_cpp_model: str = Field("smollm2", validation_alias=_env("LLAMA_CPP_MODEL"))
+    llama_cpp_max_tokens: int | None = Field(None, ge=1, validation_alias=_env("LLAMA_CPP_MAX_TOKENS"))
+
+    claude_api_key: SecretStr | None = Field(
+        None, validation_alias=_env("CLAUDE_API_KEY", "ANTHROPIC_API_KEY")
+    )
+    claude_base_url: str = Field("https://api.anthropic.com/v1", validation_alias=_env("CLAUDE_BASE_URL"))
+    claude_model: str = Field("claude-3-5-haiku-latest", validation_alias=_env("CLAUDE_MODEL"))
+    claude_max_tokens: int | None = Field(None, ge=1, validation_alias=_env("CLAUDE_MAX_TOKENS"))
+    claude_api_version: str = Field("2023-06-01", validation_alias=_env("CLAUDE_API_VERSION"))
+
+    bedrock_region: str = Field(
+        "us-east-1", validation_alias=_env("BEDROCK_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    bedrock_model: str = Field("us.amazon.nova-lite-v1:0", validation_alias=_env("BEDROCK_MODEL"))
+    bedrock_max_tokens: int | None = Field(None, ge=1, validation_alias=_env("BEDROCK_MAX_TOKENS"))
+
+    def provider(self, name: str) -> ProviderConfig:
+        """The configuration of one canonical provider."""
+        cap = getattr(self, f"{name}_max_tokens") or self.default_max_tokens
+        common = {"name": name, "model": getattr(self, f"{name}_model"), "max_tokens": cap}
+        if name == "bedrock":
+            return ProviderConfig(base_url="", region=self.bedrock_region, **common)
+        headers: dict[str, str] = {}
+        if name == "openrouter":
+            if self.openrouter_http_referer:
+                headers["HTTP-Referer"] = self.openrouter_http_referer
+            if self.openrouter_app_name:
+                headers["X-Title"] = self.openrouter_app_name
+        if name == "claude":
+            headers["anthropic-version"] = self.claude_api_version
+        return ProviderConfig(
+            base_url=getattr(self, f"{name}_base_url").rstrip("/"),
+            api_key=getattr(self, f"{name}_api_key"),
+            headers=headers,
+            **common,
+        )

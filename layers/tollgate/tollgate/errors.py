@@ -1,0 +1,79 @@
+"""tollgate's own errors. Adapters and services raise these; only ``api.errors`` knows HTTP statuses."""
+
+from __future__ import annotations
+
+
+class TollgateError(Exception):
+    """Base class: a message a client may read, the offending field, and a machine-readable code."""
+
+    default_code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.default_code
+        self.retry_after = retry_after
+
+
+class BadRequest(TollgateError):
+    default_code = "invalid_request"
+
+
+class Unauthorized(TollgateError):
+    default_code = "invalid_api_key"
+
+
+class Forbidden(TollgateError):
+    default_code = "model_not_allowed"
+
+
+class NotFound(TollgateError):
+    default_code = "not_found"
+
+
+class PayloadTooLarge(TollgateError):
+    default_code = "payload_too_large"
+
+
+class RateLimited(TollgateError):
+    default_code = "rate_limited"
+
+
+class BudgetExceeded(RateLimited):
+    default_code = "budget_exceeded"
+
+
+class UpstreamError(TollgateError):
+    """The upstream answered with something tollgate cannot pass on as a success (-> 502)."""
+
+    default_code = "upstream_error"
+
+
+class UpstreamAuthError(UpstreamError):
+    default_code = "upstream_auth_error"
+
+
+class UpstreamBadRequest(BadRequest):
+    """The upstream refused the request as invalid; its message is passed on."""
+
+    default_code = "upstream_bad_request"
+
+
+class UpstreamRateLimited(RateLimited):
+    default_code = "upstream_rate_limited"
+
+
+class UpstreamUnavailable(TollgateError):
+    default_code = "provider_unavailable"
+
+
+class UpstreamTimeout(TollgateError):
+    default_code = "upstream_timeout"

@@ -1,0 +1,89 @@
+"""Upstream HTTP failures -> tollgate errors, by table (shared by the HTTP adapters)."""
+
+from __future__ import annotations
+
+import json
+from email.utils import parsedate_to_datetime
+from time import time
+
+import httpx
+
+from ..errors import (
+    TollgateError,
+    UpstreamAuthError,
+    UpstreamBadRequest,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+MAX_MESSAGE = 500
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (delta or HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
+    except (TypeError, ValueError):
+        return None
+
+
+def upstream_message(body: bytes | str) -> str:
+    """The human message inside an upstream error body (OpenAI, Anthropic or plain text)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return text.strip()[:MAX_MESSAGE] or "no message"
+    error = payload.get("error", payload) if isinstance(payload, dict) else payload
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("detail") or json.dumps(error)
+    else:
+        message = str(error)
+    return str(message)[:MAX_MESSAGE]
+
+
+def error_for_status(
+    provider: str, status: int, body: bytes | str, retry_after: str | None = None
+) -> TollgateError:
+    """The tollgate error for a non-2xx upstream answer."""
+    message = upstream_message(body)
+    if status in (401, 403):
+        return UpstreamAuthError(f"upstream rejected tollgate's credentials for {provider}: {message}")
+    if status == 429:
+        return UpstreamRateLimited(
+            f"{provider} is rate limiting: {message}", retry_after=retry_after_seconds(retry_after)
+        )
+    if status in (400, 404, 409, 413, 422):
+        return UpstreamBadRequest(f"{provider}: {message}")
+    if status == 503:
+        return UpstreamUnavailable(
+            f"{provider} is unavailable: {message}", retry_after=retry_after_seconds(retry_after)
+        )
+    if status == 504:
+        return UpstreamTimeout(f"{provider} timed out: {message}")
+    return UpstreamError(f"{provider} answered {status}: {message}")
+
+
+def error_for_exception(provider: str, exc: httpx.HTTPError) -> TollgateError:
+    """The tollgate error for a transport failure (no answer at all, or a broken one)."""
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        return UpstreamTimeout(f"{provider} did not answer in time")
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return UpstreamUnavailable(f"cannot connect to {provider}")
+    return UpstreamError(f"{provider} connection failed: {type(exc).__name__}")
+
+
+async def raise_for_upstream(provider: str, response: httpx.Response) -> None:
+    """Raise the mapped error when a (streamed) upstream response is not a success."""
+    if response.status_code < 400:
+        return
+    body = await response.aread()
+    raise error_for_status(provider, response.status_code, body, response.headers.get("retry-after"))

@@ -1,0 +1,204 @@
+"""OpenAI chat-completions wire protocol: openai, openrouter, ollama and llama.cpp.
+
+Pure functions (``to_upstream``, ``parse_chunk``, ``parse_response``) are kept apart from the thin I/O
+in ``OpenAICompatProvider.chat``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+
+from ..config import ProviderConfig
+from ..errors import UpstreamError
+from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from .http_errors import error_for_exception, error_for_status, raise_for_upstream
+from .sse import iter_sse
+
+FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+# ollama and llama.cpp serve the OpenAI API under /v1 of their base URL; the clouds' base URLs include it.
+_V1_PREFIXED = frozenset({"ollama", "llama_cpp"})
+
+
+def endpoint(config: ProviderConfig) -> str:
+    prefix = "/v1" if config.name in _V1_PREFIXED else ""
+    return f"{config.base_url}{prefix}/chat/completions"
+
+
+def headers(config: ProviderConfig) -> dict[str, str]:
+    result = dict(config.headers)
+    if config.api_key is not None and config.api_key.get_secret_value():
+        result["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+    return result
+
+
+def _message(message: Any, provider: str) -> dict[str, Any]:
+    data: dict[str, Any] = message.model_dump(exclude_none=True)
+    if provider != "openai" and data["role"] == "developer":
+        data["role"] = "system"
+    return data
+
+
+def to_upstream(call: ChatCall) -> dict[str, Any]:
+    """The upstream JSON body: known fields, then unknown pass-through fields (never extensions)."""
+    request = call.request
+    body: dict[str, Any] = dict(request.passthrough())
+    body["model"] = call.model
+    body["messages"] = [_message(m, call.provider) for m in request.messages]
+    # OpenAI's current models take only max_completion_tokens; the others still read max_tokens.
+    body["max_completion_tokens" if call.provider == "openai" else "max_tokens"] = call.max_tokens
+    optional = {
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "stop": request.stop,
+        "tool_choice": request.tool_choice,
+        "response_format": request.response_format,
+        "user": request.user,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if request.tools:
+        body["tools"] = [tool.model_dump(exclude_none=True) for tool in request.tools]
+    body["stream"] = call.stream
+    if call.stream:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _finish(reason: Any) -> Finish | None:
+    if not reason:
+        return None
+    return Finish(FINISH_REASONS.get(str(reason), "stop"))
+
+
+def _usage(payload: dict[str, Any]) -> Usage | None:
+    usage = payload.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+def parse_chunk(payload: dict[str, Any]) -> list[Chunk]:
+    """One streamed ``chat.completion.chunk`` -> typed chunks."""
+    if "error" in payload:
+        raise UpstreamError(f"upstream error mid-stream: {_error_text(payload['error'])}")
+    chunks: list[Chunk] = []
+    if payload.get("model") or payload.get("id"):
+        chunks.append(ResponseMeta(model=payload.get("model"), upstream_id=payload.get("id")))
+    for choice in payload.get("choices") or []:
+        delta = choice.get("delta") or {}
+        if delta.get("content"):
+            chunks.append(TextDelta(delta["content"]))
+        for call in delta.get("tool_calls") or []:
+            function = call.get("function") or {}
+            chunks.append(
+                ToolCallDelta(
+                    index=int(call.get("index", 0)),
+                    id=call.get("id"),
+                    name=function.get("name"),
+                    arguments=function.get("arguments") or "",
+                )
+            )
+        finish = _finish(choice.get("finish_reason"))
+        if finish:
+            chunks.append(finish)
+    usage = _usage(payload)
+    if usage:
+        chunks.append(usage)
+    return chunks
+
+
+def parse_response(payload: dict[str, Any]) -> list[Chunk]:
+    """A whole ``chat.completion`` -> the same typed chunks a stream would give."""
+    chunks: list[Chunk] = [ResponseMeta(model=payload.get("model"), upstream_id=payload.get("id"))]
+    choices = payload.get("choices") or []
+    if not choices:
+        raise UpstreamError("upstream answered without choices")
+    choice = choices[0]
+    message = choice.get("message") or {}
+    if message.get("content"):
+        chunks.append(TextDelta(message["content"]))
+    for index, call in enumerate(message.get("tool_calls") or []):
+        function = call.get("function") or {}
+        chunks.append(
+            ToolCallDelta(
+                index=index,
+                id=call.get("id"),
+                name=function.get("name"),
+                arguments=function.get("arguments") or "",
+            )
+        )
+    chunks.append(_finish(choice.get("finish_reason")) or Finish("stop"))
+    usage = _usage(payload)
+    if usage:
+        chunks.append(usage)
+    return chunks
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error)
+
+
+class OpenAICompatProvider:
+    """Thin I/O over one shared ``httpx.AsyncClient``."""
+
+    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
+        self.name = config.name
+        self.config = config
+        self._client = client
+        self._url = endpoint(config)
+        self._headers = headers(config) | {"Content-Type": "application/json"}
+
+    async def chat(self, call: ChatCall) -> AsyncIterator[Chunk]:
+        content = msgspec.json.encode(to_upstream(call))
+        try:
+            if call.stream:
+                async for chunk in self._stream(content):
+                    yield chunk
+                return
+            response = await self._client.post(self._url, content=content, headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise error_for_exception(self.name, exc) from exc
+        if response.status_code >= 400:
+            raise error_for_status(
+                self.name, response.status_code, response.content, response.headers.get("retry-after")
+            )
+        for chunk in parse_response(_decode(response.content)):
+            yield chunk
+
+    async def _stream(self, content: bytes) -> AsyncIterator[Chunk]:
+        request = self._client.build_request("POST", self._url, content=content, headers=self._headers)
+        response = await self._client.send(request, stream=True)
+        try:
+            await raise_for_upstream(self.name, response)
+            async for event in iter_sse(response.aiter_lines()):
+                if event.data == "[DONE]":
+                    break
+                for chunk in parse_chunk(_decode(event.data)):
+                    yield chunk
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        """The shared client is owned by the app's lifespan, not by the adapter."""
+
+
+def _decode(raw: bytes | str) -> dict[str, Any]:
+    try:
+        payload = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise UpstreamError("upstream sent a body that is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise UpstreamError("upstream sent JSON that is not an object")
+    return payload

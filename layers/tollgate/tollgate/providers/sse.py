@@ -1,0 +1,47 @@
+"""Server-sent events, parsed from an upstream byte stream (shared by the HTTP adapters)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SSEvent:
+    event: str | None
+    data: str
+
+
+def parse_sse_lines(lines: list[str]) -> SSEvent | None:
+    """One event from its lines (without the blank separator); None for comments/keep-alives."""
+    event: str | None = None
+    data: list[str] = []
+    for line in lines:
+        if not line or line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+    if event is None and not data:
+        return None
+    return SSEvent(event=event, data="\n".join(data))
+
+
+async def iter_sse(lines: AsyncIterator[str]) -> AsyncIterator[SSEvent]:
+    """Group text lines into events as they arrive; never waits for more than one event."""
+    pending: list[str] = []
+    async for raw in lines:
+        line = raw.rstrip("\r")
+        if line:
+            pending.append(line)
+            continue
+        event = parse_sse_lines(pending)
+        pending = []
+        if event is not None:
+            yield event
+    event = parse_sse_lines(pending)
+    if event is not None:
+        yield event
