@@ -8,10 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROVIDERS = ("openai", "openrouter", "ollama", "llama_cpp", "claude", "bedrock")
+
+# Every name a client (or TOLLGATE_DEFAULT_PROVIDER) may use for a provider -> its canonical name.
+PROVIDER_ALIASES: dict[str, str] = {
+    "openai": "openai",
+    "openrouter": "openrouter",
+    "ollama": "ollama",
+    "ollama_qwen": "ollama",
+    "qwen": "ollama",
+    "llama_cpp": "llama_cpp",
+    "llama.cpp": "llama_cpp",
+    "claude": "claude",
+    "anthropic": "claude",
+    "bedrock": "bedrock",
+}
 
 
 def _env(*names: str) -> AliasChoices:
@@ -51,9 +65,7 @@ class Settings(BaseSettings):
         5.0, gt=0, validation_alias=_env("TOLLGATE_PROVIDER_CONNECT_TIMEOUT_SECONDS")
     )
     max_connections: int = Field(256, ge=1, validation_alias=_env("TOLLGATE_MAX_CONNECTIONS"))
-    bedrock_max_concurrency: int = Field(
-        32, ge=1, validation_alias=_env("TOLLGATE_BEDROCK_MAX_CONCURRENCY")
-    )
+    bedrock_max_concurrency: int = Field(32, ge=1, validation_alias=_env("TOLLGATE_BEDROCK_MAX_CONCURRENCY"))
     recent_requests: int = Field(100, ge=1, validation_alias=_env("TOLLGATE_RECENT_REQUESTS"))
     log_level: str = Field("INFO", validation_alias=_env("TOLLGATE_LOG_LEVEL"))
 
@@ -94,6 +106,14 @@ class Settings(BaseSettings):
     )
     bedrock_model: str = Field("us.amazon.nova-lite-v1:0", validation_alias=_env("BEDROCK_MODEL"))
     bedrock_max_tokens: int | None = Field(None, ge=1, validation_alias=_env("BEDROCK_MAX_TOKENS"))
+
+    @field_validator("default_provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        canonical = PROVIDER_ALIASES.get(value.strip().lower())
+        if canonical is None:
+            raise ValueError(f"unknown provider {value!r}; one of {', '.join(sorted(PROVIDER_ALIASES))}")
+        return canonical
 
     def provider(self, name: str) -> ProviderConfig:
         """The configuration of one canonical provider."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from email.utils import parsedate_to_datetime
 from time import time
+from typing import Any
 
 import httpx
+import msgspec
 
 from ..errors import (
     TollgateError,
@@ -63,7 +65,7 @@ def error_for_status(
         )
     if status in (400, 404, 409, 413, 422):
         return UpstreamBadRequest(f"{provider}: {message}")
-    if status == 503:
+    if status in (503, 529):  # 529: Anthropic's "overloaded"
         return UpstreamUnavailable(
             f"{provider} is unavailable: {message}", retry_after=retry_after_seconds(retry_after)
         )
@@ -87,3 +89,14 @@ async def raise_for_upstream(provider: str, response: httpx.Response) -> None:
         return
     body = await response.aread()
     raise error_for_status(provider, response.status_code, body, response.headers.get("retry-after"))
+
+
+def decode_upstream_json(raw: bytes | str) -> dict[str, Any]:
+    """An upstream body or SSE data line as a JSON object, or UpstreamError."""
+    try:
+        payload = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise UpstreamError("upstream sent a body that is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise UpstreamError("upstream sent JSON that is not an object")
+    return payload

@@ -34,8 +34,9 @@ def parse_data_url(url: str, *, param: str) -> InlineImage:
     header, sep, data = url[5:].partition(",")
     media_type, _, encoding = header.partition(";")
     if not sep or encoding != "base64" or not media_type.startswith("image/"):
-        raise BadRequest("image data: URLs must be base64-encoded images (data:image/...;base64,...)",
-                         param=param)
+        raise BadRequest(
+            "image data: URLs must be base64-encoded images (data:image/...;base64,...)", param=param
+        )
     try:
         base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:

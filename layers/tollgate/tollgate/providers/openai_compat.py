@@ -15,7 +15,7 @@ import msgspec
 from ..config import ProviderConfig
 from ..errors import UpstreamError
 from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
-from .http_errors import error_for_exception, error_for_status, raise_for_upstream
+from .http_errors import decode_upstream_json, error_for_exception, error_for_status, raise_for_upstream
 from .sse import iter_sse
 
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -174,7 +174,7 @@ class OpenAICompatProvider:
             raise error_for_status(
                 self.name, response.status_code, response.content, response.headers.get("retry-after")
             )
-        for chunk in parse_response(_decode(response.content)):
+        for chunk in parse_response(decode_upstream_json(response.content)):
             yield chunk
 
     async def _stream(self, content: bytes) -> AsyncIterator[Chunk]:
@@ -185,20 +185,10 @@ class OpenAICompatProvider:
             async for event in iter_sse(response.aiter_lines()):
                 if event.data == "[DONE]":
                     break
-                for chunk in parse_chunk(_decode(event.data)):
+                for chunk in parse_chunk(decode_upstream_json(event.data)):
                     yield chunk
         finally:
             await response.aclose()
 
     async def aclose(self) -> None:
         """The shared client is owned by the app's lifespan, not by the adapter."""
-
-
-def _decode(raw: bytes | str) -> dict[str, Any]:
-    try:
-        payload = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise UpstreamError("upstream sent a body that is not JSON") from exc
-    if not isinstance(payload, dict):
-        raise UpstreamError("upstream sent JSON that is not an object")
-    return payload

@@ -7,9 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # Fields tollgate itself understands; never forwarded upstream (DESIGN.md §4).
-EXTENSION_FIELDS = frozenset(
-    {"provider", "session_id", "pool", "loop_mode", "loop_until", "loop_max_turns"}
-)
+EXTENSION_FIELDS = frozenset({"provider", "session_id", "pool", "loop_mode", "loop_until", "loop_max_turns"})
 
 
 class _Strict(BaseModel):

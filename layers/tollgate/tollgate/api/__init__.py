@@ -1,0 +1,1 @@
+"""HTTP controllers. The only layer that knows HTTP status codes."""

@@ -1,0 +1,111 @@
+"""The per-request tracker: what happens once a request ends, on every exit path.
+
+``RequestTracker.finish`` runs exactly once per request, before the last byte of the response
+(DESIGN.md §1 step 8: a Lambda sandbox freezes as soon as the response ends). It is called shielded
+from cancellation, so a client that hangs up still gets its request recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    TollgateError,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from .logs import log_event
+from .observability.diagnostics import RequestSummary
+from .providers.base import ChatCall, Usage
+
+if TYPE_CHECKING:
+    from .context import AppContext
+
+logger = logging.getLogger("tollgate.request")
+
+# Failures that say something about the provider's health (not about the client's request).
+_PROVIDER_FAILURES = (
+    UpstreamError,
+    UpstreamAuthError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # "ok", "client_closed", or the error code
+    usage: Usage | None = None
+    model: str | None = None
+    error: TollgateError | None = None
+
+    @classmethod
+    def failed(cls, error: TollgateError, usage: Usage | None = None, model: str | None = None) -> Outcome:
+        return cls(status=error.code or "error", usage=usage, model=model, error=error)
+
+
+class RequestTracker:
+    """Per-request state (never stored on shared objects); finishes once."""
+
+    def __init__(self, ctx: AppContext, request_id: str) -> None:
+        self.ctx = ctx
+        self.request_id = request_id
+        self.started = time.perf_counter()
+        self.call: ChatCall | None = None
+        self._finished = False
+        ctx.in_flight += 1
+
+    async def finish(self, outcome: Outcome) -> dict[str, Any]:
+        """Record the outcome; returns the ``tollgate`` extension fields for the response (if any)."""
+        if self._finished:
+            return {}
+        self._finished = True
+        self.ctx.in_flight -= 1
+        latency = time.perf_counter() - self.started
+        call = self.call
+        provider = call.provider if call else None
+        model = outcome.model or (call.model if call else None)
+        usage = outcome.usage or Usage(0, 0)
+        if call is not None and model is not None:
+            self.ctx.metrics.observe(
+                call.provider, model, outcome.status, latency, usage.prompt_tokens, usage.completion_tokens
+            )
+        error_text = outcome.error.message if outcome.error else None
+        self.ctx.diagnostics.record(
+            RequestSummary(
+                request_id=self.request_id,
+                at=time.time(),
+                provider=provider,
+                model=model,
+                status=outcome.status,
+                latency_ms=round(latency * 1000, 3),
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                stream=bool(call and call.stream),
+                error=error_text,
+            ),
+            provider_failed=isinstance(outcome.error, _PROVIDER_FAILURES),
+        )
+        level = logging.INFO if outcome.error is None else logging.WARNING
+        log_event(
+            logger,
+            level,
+            "request",
+            request_id=self.request_id,
+            provider=provider,
+            model=model,
+            status=outcome.status,
+            latency_ms=round(latency * 1000, 3),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            usage_estimated=usage.estimated,
+            error=error_text,
+        )
+        return {"usage_estimated": True} if usage.estimated else {}

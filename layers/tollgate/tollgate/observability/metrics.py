@@ -1,0 +1,76 @@
+"""Prometheus text metrics, per process (on Lambda each instance has its own; EMF covers the fleet)."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import defaultdict
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(**labels: str) -> str:
+    inner = ",".join(f'{name}="{_escape(value)}"' for name, value in labels.items())
+    return "{" + inner + "}"
+
+
+class Metrics:
+    """Counters and a latency histogram keyed by provider, model and status."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str], int] = defaultdict(int)
+        self.tokens_in: dict[tuple[str, str], int] = defaultdict(int)
+        self.tokens_out: dict[tuple[str, str], int] = defaultdict(int)
+        self._buckets: dict[str, list[int]] = {}
+        self._latency_sum: dict[str, float] = defaultdict(float)
+        self._latency_count: dict[str, int] = defaultdict(int)
+
+    def observe(
+        self, provider: str, model: str, status: str, latency_s: float, tokens_in: int, tokens_out: int
+    ) -> None:
+        self.requests[(provider, model, status)] += 1
+        self.tokens_in[(provider, model)] += tokens_in
+        self.tokens_out[(provider, model)] += tokens_out
+        buckets = self._buckets.setdefault(provider, [0] * (len(LATENCY_BUCKETS) + 1))
+        buckets[bisect_left(LATENCY_BUCKETS, latency_s)] += 1
+        self._latency_sum[provider] += latency_s
+        self._latency_count[provider] += 1
+
+    def render(self, in_flight: int) -> str:
+        lines = [
+            "# HELP tollgate_requests_total Chat requests by provider, model and outcome.",
+            "# TYPE tollgate_requests_total counter",
+        ]
+        for (provider, model, status), count in sorted(self.requests.items()):
+            labels = _labels(provider=provider, model=model, status=status)
+            lines.append(f"tollgate_requests_total{labels} {count}")
+        for name, table, help_text in (
+            ("tollgate_tokens_in_total", self.tokens_in, "Prompt tokens by provider and model."),
+            ("tollgate_tokens_out_total", self.tokens_out, "Completion tokens by provider and model."),
+        ):
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+            for (provider, model), count in sorted(table.items()):
+                lines.append(f"{name}{_labels(provider=provider, model=model)} {count}")
+        lines += self._render_latency()
+        lines += [
+            "# HELP tollgate_requests_in_flight Requests being served now.",
+            "# TYPE tollgate_requests_in_flight gauge",
+            f"tollgate_requests_in_flight {in_flight}",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _render_latency(self) -> list[str]:
+        name = "tollgate_request_duration_seconds"
+        lines = [f"# HELP {name} Time from request to last byte, by provider.", f"# TYPE {name} histogram"]
+        for provider, buckets in sorted(self._buckets.items()):
+            cumulative = 0
+            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), buckets, strict=True):
+                cumulative += count
+                le = "+Inf" if bound == float("inf") else repr(bound)
+                lines.append(f"{name}_bucket{_labels(provider=provider, le=le)} {cumulative}")
+            lines.append(f"{name}_sum{_labels(provider=provider)} {self._latency_sum[provider]:.6f}")
+            lines.append(f"{name}_count{_labels(provider=provider)} {self._latency_count[provider]}")
+        return lines

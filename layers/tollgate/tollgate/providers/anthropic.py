@@ -1,0 +1,373 @@
+"""Anthropic Messages wire protocol (provider ``claude``, alias ``anthropic``).
+
+Pure functions (``to_upstream``, ``parse_response``) and the per-call ``StreamParser`` are kept apart
+from the thin I/O in ``AnthropicProvider.chat``; stop reasons and error types map by tables.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import msgspec
+
+from ..config import ProviderConfig
+from ..errors import (
+    BadRequest,
+    TollgateError,
+    UpstreamAuthError,
+    UpstreamBadRequest,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from ..schemas.openai import ChatCompletionRequest, ContentPart, ImagePart, Message, Tool, ToolCall
+from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from .http_errors import (
+    MAX_MESSAGE,
+    decode_upstream_json,
+    error_for_exception,
+    error_for_status,
+    raise_for_upstream,
+)
+from .images import is_remote, parse_data_url
+from .sse import iter_sse
+
+logger = logging.getLogger(__name__)
+
+STOP_REASONS: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",  # a server tool paused the turn; what was said so far is complete
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+ERROR_TYPES: dict[str, type[TollgateError]] = {  # Anthropic error ``type`` -> tollgate error
+    "overloaded_error": UpstreamUnavailable,
+    "rate_limit_error": UpstreamRateLimited,
+    "authentication_error": UpstreamAuthError,
+    "permission_error": UpstreamAuthError,
+    "invalid_request_error": UpstreamBadRequest,
+    "not_found_error": UpstreamBadRequest,
+    "request_too_large": UpstreamBadRequest,
+    "timeout_error": UpstreamTimeout,
+}  # anything else (api_error, ...) is an UpstreamError
+
+TOOL_CHOICES: dict[str, str] = {"auto": "auto", "required": "any", "none": "none"}
+
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+_PROMPT_USAGE_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+Block = dict[str, Any]
+
+
+def endpoint(config: ProviderConfig) -> str:
+    return f"{config.base_url}/messages"
+
+
+def headers(config: ProviderConfig) -> dict[str, str]:
+    result = dict(config.headers)
+    if config.api_key is not None and config.api_key.get_secret_value():
+        result["x-api-key"] = config.api_key.get_secret_value()
+    return result
+
+
+def _image_block(url: str, param: str) -> Block:
+    if is_remote(url):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    image = parse_data_url(url, param=param)
+    source = {"type": "base64", "media_type": image.media_type, "data": image.data_b64}
+    return {"type": "image", "source": source}
+
+
+def _content_blocks(content: str | list[ContentPart] | None, param: str) -> list[Block]:
+    """Text and image blocks; empty text is left out (Anthropic refuses empty text blocks)."""
+    if not isinstance(content, list):
+        return [{"type": "text", "text": content}] if content and content.strip() else []
+    blocks: list[Block] = []
+    for i, part in enumerate(content):
+        if isinstance(part, ImagePart):
+            blocks.append(_image_block(part.image_url.url, f"{param}[{i}].image_url.url"))
+        elif part.text.strip():
+            blocks.append({"type": "text", "text": part.text})
+    return blocks
+
+
+def _arguments(raw: str, param: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise BadRequest("tool call arguments must be a JSON object", param=param)
+    return value
+
+
+def _tool_use(call: ToolCall, param: str) -> Block:
+    arguments = _arguments(call.function.arguments, f"{param}.function.arguments")
+    return {"type": "tool_use", "id": call.id, "name": call.function.name, "input": arguments}
+
+
+def _tool_result(message: Message, param: str) -> Block:
+    if not message.tool_call_id:
+        raise BadRequest("tool messages need a tool_call_id", param=f"{param}.tool_call_id")
+    block: Block = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+    if content := _content_blocks(message.content, f"{param}.content"):
+        block["content"] = content
+    return block
+
+
+def _turn(message: Message, param: str) -> tuple[str, list[Block]]:
+    if message.role == "tool":
+        return "user", [_tool_result(message, param)]
+    blocks = _content_blocks(message.content, f"{param}.content")
+    if message.role == "assistant" and message.tool_calls:
+        blocks += [_tool_use(c, f"{param}.tool_calls[{j}]") for j, c in enumerate(message.tool_calls)]
+    return message.role, blocks
+
+
+def _messages(messages: list[Message]) -> list[Block]:
+    """User/assistant turns; consecutive same-role messages merge (Anthropic wants alternation)."""
+    turns: list[Block] = []
+    for i, message in enumerate(messages):
+        if message.role in _SYSTEM_ROLES:
+            continue
+        role, blocks = _turn(message, f"messages[{i}]")
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    if not turns:
+        raise BadRequest("at least one non-empty user or assistant message is required", param="messages")
+    return turns
+
+
+def _system(messages: list[Message]) -> str:
+    return "\n\n".join(m.text() for m in messages if m.role in _SYSTEM_ROLES and m.text())
+
+
+def _tool(tool: Tool) -> Block:
+    function, no_parameters = tool.function, {"type": "object", "properties": {}}
+    result: Block = {"name": function.name, "input_schema": function.parameters or no_parameters}
+    if function.description:
+        result["description"] = function.description
+    return result
+
+
+def _tool_choice(choice: str | dict[str, Any]) -> Block:
+    if isinstance(choice, str):
+        return {"type": TOOL_CHOICES[choice]}
+    function = choice.get("function")
+    if choice.get("type") == "function" and isinstance(function, dict) and function.get("name"):
+        return {"type": "tool", "name": str(function["name"])}
+    raise BadRequest("tool_choice must be auto, required, none or a named function", param="tool_choice")
+
+
+def _dropped_fields(request: ChatCompletionRequest) -> list[str]:
+    """Fields of the request that the Messages API has no place for (names only, never values)."""
+    names = set(request.passthrough())
+    if request.response_format is not None:
+        names.add("response_format")
+    if request.n not in (None, 1):
+        names.add("n")
+    if request.tool_choice is not None and not request.tools:
+        names.add("tool_choice")
+    return sorted(names)
+
+
+def to_upstream(call: ChatCall) -> dict[str, Any]:
+    """The upstream JSON body; fields Anthropic does not know are dropped (and named at DEBUG)."""
+    request = call.request
+    body: dict[str, Any] = {"model": call.model, "max_tokens": call.max_tokens}
+    if system := _system(request.messages):
+        body["system"] = system
+    body["messages"] = _messages(request.messages)
+    optional = {"temperature": request.temperature, "top_p": request.top_p}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if request.stop_list:
+        body["stop_sequences"] = request.stop_list
+    if request.tools:
+        body["tools"] = [_tool(tool) for tool in request.tools]
+        if request.tool_choice is not None:
+            body["tool_choice"] = _tool_choice(request.tool_choice)
+    if request.user:
+        body["metadata"] = {"user_id": request.user}
+    body["stream"] = call.stream
+    if dropped := _dropped_fields(request):
+        logger.debug("%s: fields not sent to the Messages API: %s", call.provider, ", ".join(dropped))
+    return body
+
+
+def _finish(reason: Any) -> Finish | None:
+    if not reason:
+        return None
+    return Finish(STOP_REASONS.get(str(reason), "stop"))
+
+
+def _prompt_tokens(usage: dict[str, Any]) -> int:
+    """Input tokens, cache writes and cache reads included (all of them are billed as prompt)."""
+    return sum(int(usage.get(name) or 0) for name in _PROMPT_USAGE_FIELDS)
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def error_for_event(payload: dict[str, Any], provider: str = "claude") -> TollgateError:
+    """An Anthropic error object (``{"type": "error", "error": {...}}``) -> tollgate error, by type."""
+    error = payload["error"] if isinstance(payload.get("error"), dict) else {}
+    kind = str(error.get("type") or "unknown_error")
+    message = str(error.get("message") or "no message")[:MAX_MESSAGE]
+    return ERROR_TYPES.get(kind, UpstreamError)(f"{provider} {kind}: {message}")
+
+
+def parse_response(payload: dict[str, Any]) -> list[Chunk]:
+    """A whole Messages response -> the same typed chunks a stream would give."""
+    if payload.get("type") == "error":
+        raise error_for_event(payload)
+    chunks: list[Chunk] = [ResponseMeta(model=payload.get("model"), upstream_id=payload.get("id"))]
+    tool_calls = 0
+    for block in _dicts(payload.get("content")):
+        if block.get("type") == "text" and block.get("text"):
+            chunks.append(TextDelta(str(block["text"])))
+        elif block.get("type") == "tool_use":
+            arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
+            chunks.append(ToolCallDelta(tool_calls, block.get("id"), block.get("name"), arguments))
+            tool_calls += 1
+    chunks.append(_finish(payload.get("stop_reason")) or Finish("stop"))
+    usage = payload.get("usage")
+    if isinstance(usage, dict):
+        chunks.append(Usage(_prompt_tokens(usage), int(usage.get("output_tokens") or 0)))
+    return chunks
+
+
+class StreamParser:
+    """One per streamed call: maps content blocks to tool-call indexes and keeps the usage seen."""
+
+    def __init__(self, provider: str = "claude") -> None:
+        self.provider = provider
+        self.finished = False
+        self._tool_calls: dict[int, int] = {}  # content block index -> tool call index (0, 1, ...)
+        self._no_arguments: set[int] = set()  # tool calls whose arguments have not started yet
+        self._prompt_tokens = 0
+        self._completion_tokens = 0
+        self._handlers: dict[str, Callable[[dict[str, Any]], list[Chunk]]] = {
+            "message_start": self.message_start,
+            "content_block_start": self.content_block_start,
+            "content_block_delta": self.content_block_delta,
+            "content_block_stop": self.content_block_stop,
+            "message_delta": self.message_delta,
+            "message_stop": self.message_stop,
+            "error": self.error,
+        }
+
+    def parse_event(self, event_name: str | None, payload: dict[str, Any]) -> list[Chunk]:
+        """One SSE event -> typed chunks; ``ping`` and event types added later give nothing."""
+        handler = self._handlers.get(event_name or str(payload.get("type") or ""))
+        return handler(payload) if handler else []
+
+    def message_start(self, payload: dict[str, Any]) -> list[Chunk]:
+        message = payload.get("message") or {}
+        usage = message.get("usage") or {}
+        self._prompt_tokens = _prompt_tokens(usage)
+        self._completion_tokens = int(usage.get("output_tokens") or 0)
+        return [ResponseMeta(model=message.get("model"), upstream_id=message.get("id"))]
+
+    def content_block_start(self, payload: dict[str, Any]) -> list[Chunk]:
+        block = payload.get("content_block") or {}
+        if block.get("type") == "text":
+            return [TextDelta(str(block["text"]))] if block.get("text") else []
+        if block.get("type") != "tool_use":
+            return []  # thinking, server tools: nothing an OpenAI client reads
+        index = len(self._tool_calls)
+        self._tool_calls[int(payload.get("index") or 0)] = index
+        self._no_arguments.add(index)
+        return [ToolCallDelta(index=index, id=block.get("id"), name=block.get("name"))]
+
+    def content_block_delta(self, payload: dict[str, Any]) -> list[Chunk]:
+        delta = payload.get("delta") or {}
+        if delta.get("type") == "text_delta":
+            return [TextDelta(str(delta["text"]))] if delta.get("text") else []
+        index = self._tool_calls.get(int(payload.get("index") or 0))
+        partial = delta.get("partial_json")
+        if delta.get("type") != "input_json_delta" or index is None or not partial:
+            return []
+        self._no_arguments.discard(index)
+        return [ToolCallDelta(index=index, arguments=str(partial))]
+
+    def content_block_stop(self, payload: dict[str, Any]) -> list[Chunk]:
+        """A tool call that streamed no arguments gets ``{}``, as an OpenAI upstream would send."""
+        index = self._tool_calls.get(int(payload.get("index") or 0))
+        if index is None or index not in self._no_arguments:
+            return []
+        self._no_arguments.discard(index)
+        return [ToolCallDelta(index=index, arguments="{}")]
+
+    def message_delta(self, payload: dict[str, Any]) -> list[Chunk]:
+        usage = payload.get("usage") or {}
+        if usage.get("output_tokens") is not None:
+            self._completion_tokens = int(usage["output_tokens"])
+        self._prompt_tokens = max(self._prompt_tokens, _prompt_tokens(usage))  # cumulative when sent
+        finish = _finish((payload.get("delta") or {}).get("stop_reason"))
+        return [finish] if finish else []
+
+    def message_stop(self, payload: dict[str, Any]) -> list[Chunk]:
+        self.finished = True
+        return [Usage(self._prompt_tokens, self._completion_tokens)]
+
+    def error(self, payload: dict[str, Any]) -> list[Chunk]:
+        raise error_for_event(payload, self.provider)
+
+
+class AnthropicProvider:
+    """Thin I/O over one shared ``httpx.AsyncClient``."""
+
+    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
+        self.name = config.name
+        self.config = config
+        self._client = client
+        self._url = endpoint(config)
+        self._headers = headers(config) | {"Content-Type": "application/json"}
+
+    async def chat(self, call: ChatCall) -> AsyncIterator[Chunk]:
+        content = msgspec.json.encode(to_upstream(call))
+        try:
+            if call.stream:
+                async for chunk in self._stream(content):
+                    yield chunk
+                return
+            response = await self._client.post(self._url, content=content, headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise error_for_exception(self.name, exc) from exc
+        if response.status_code >= 400:
+            raise error_for_status(
+                self.name, response.status_code, response.content, response.headers.get("retry-after")
+            )
+        for chunk in parse_response(decode_upstream_json(response.content)):
+            yield chunk
+
+    async def _stream(self, content: bytes) -> AsyncIterator[Chunk]:
+        request = self._client.build_request("POST", self._url, content=content, headers=self._headers)
+        response = await self._client.send(request, stream=True)
+        try:
+            await raise_for_upstream(self.name, response)
+            parser = StreamParser(self.name)
+            async for event in iter_sse(response.aiter_lines()):
+                for chunk in parser.parse_event(event.event, decode_upstream_json(event.data)):
+                    yield chunk
+            if not parser.finished:
+                raise UpstreamError(f"{self.name} stream ended before message_stop")
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        """The shared client is owned by the app's lifespan, not by the adapter."""

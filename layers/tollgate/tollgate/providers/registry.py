@@ -1,0 +1,95 @@
+"""Provider selection (DESIGN.md §4) and the adapters a process holds.
+
+Selection: the ``provider`` field > a known alias as model prefix (split on the first slash only) >
+``TOLLGATE_DEFAULT_PROVIDER``. Model ``auto`` or missing means the provider's configured default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ..config import PROVIDER_ALIASES, PROVIDERS, ProviderConfig, Settings
+from ..errors import BadRequest, UpstreamUnavailable
+from ..schemas.openai import ChatCompletionRequest
+from .base import ChatCall, Provider
+
+_KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "openrouter": "OPENROUTER_API_KEY", "claude": "CLAUDE_API_KEY"}
+
+
+def canonical_provider(name: str, *, param: str = "provider") -> str:
+    canonical = PROVIDER_ALIASES.get(name.strip().lower())
+    if canonical is None:
+        known = ", ".join(sorted(PROVIDER_ALIASES))
+        raise BadRequest(f"unknown provider {name!r}; known providers and aliases: {known}", param=param)
+    return canonical
+
+
+def split_model(model: str | None) -> tuple[str | None, str | None]:
+    """``anthropic/claude-x`` -> (``claude``, ``claude-x``); no known alias prefix -> (None, model)."""
+    if model and "/" in model:
+        prefix, rest = model.split("/", 1)
+        canonical = PROVIDER_ALIASES.get(prefix.lower())
+        if canonical is not None:
+            return canonical, rest
+    return None, model
+
+
+class Router:
+    """Turns a validated request into a ChatCall: which provider, which upstream model, which cap."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.default_provider = settings.default_provider
+        self.configs: dict[str, ProviderConfig] = {name: settings.provider(name) for name in PROVIDERS}
+
+    def resolve(self, provider: str | None, model: str | None) -> tuple[str, str]:
+        prefixed, bare_model = split_model(model)
+        if provider:
+            canonical = canonical_provider(provider)
+            # "provider": "anthropic" with "model": "anthropic/claude-x" names the same thing twice
+            if prefixed == canonical:
+                model = bare_model
+        else:
+            canonical = prefixed or self.default_provider
+            model = bare_model
+        if not model or model == "auto":
+            model = self.configs[canonical].model
+        return canonical, model
+
+    def plan(self, request: ChatCompletionRequest, request_id: str) -> ChatCall:
+        if request.n is not None and request.n != 1:
+            raise BadRequest("only n=1 is supported", param="n")
+        provider, model = self.resolve(request.provider, request.model)
+        config = self.configs[provider]
+        if not config.configured:
+            raise UpstreamUnavailable(
+                f"provider {provider} is not configured: set {_KEY_VARIABLES.get(provider, 'its settings')}"
+            )
+        max_tokens = request.max_completion_tokens or request.max_tokens or config.max_tokens
+        return ChatCall(
+            request_id=request_id, provider=provider, model=model, max_tokens=max_tokens, request=request
+        )
+
+
+def build_providers(
+    settings: Settings, client: httpx.AsyncClient, *, bedrock_client: Any | None = None
+) -> dict[str, Provider]:
+    """One adapter per canonical provider; cheap (no network, Bedrock's boto3 client is built lazily)."""
+    from .anthropic import AnthropicProvider
+    from .bedrock import BedrockProvider
+    from .openai_compat import OpenAICompatProvider
+
+    providers: dict[str, Provider] = {
+        name: OpenAICompatProvider(settings.provider(name), client)
+        for name in ("openai", "openrouter", "ollama", "llama_cpp")
+    }
+    providers["claude"] = AnthropicProvider(settings.provider("claude"), client)
+    providers["bedrock"] = BedrockProvider(
+        settings.provider("bedrock"),
+        max_concurrency=settings.bedrock_max_concurrency,
+        connect_timeout=settings.provider_connect_timeout_seconds,
+        read_timeout=settings.provider_timeout_seconds,
+        client=bedrock_client,
+    )
+    return providers

@@ -1,0 +1,208 @@
+"""Typed chunks -> OpenAI responses: the collector, the SSE framer, and the stream finaliser.
+
+The finaliser (``sse_stream``'s exit paths) records the request on normal end, upstream error and
+client disconnect alike, and always before the final ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import msgspec
+
+from .errors import TollgateError, UpstreamError
+from .lifecycle import Outcome, RequestTracker
+from .providers.base import ChatCall, Chunk, Finish, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from .tokens import estimate_prompt_tokens, estimate_tokens
+
+logger = logging.getLogger("tollgate.stream")
+DONE = b"data: [DONE]\n\n"
+_encode = msgspec.json.encode
+
+
+def sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + _encode(payload) + b"\n\n"
+
+
+class ResponseBuilder:
+    """Collects chunks: the whole answer for non-streamed responses, the usage for every response."""
+
+    def __init__(self, call: ChatCall) -> None:
+        self.call = call
+        self.text: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.finish: str | None = None
+        self.usage: Usage | None = None
+        self.model = call.model
+        self.upstream_id: str | None = None
+
+    def add(self, chunk: Chunk) -> None:
+        if isinstance(chunk, TextDelta):
+            self.text.append(chunk.text)
+        elif isinstance(chunk, ToolCallDelta):
+            entry = self.tool_calls.setdefault(
+                chunk.index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+            )
+            entry["id"] = chunk.id or entry["id"]
+            entry["function"]["name"] = chunk.name or entry["function"]["name"]
+            entry["function"]["arguments"] += chunk.arguments
+        elif isinstance(chunk, Finish):
+            self.finish = chunk.reason
+        elif isinstance(chunk, Usage):
+            self.usage = chunk
+        elif isinstance(chunk, ResponseMeta):
+            self.model = chunk.model or self.model
+            self.upstream_id = chunk.upstream_id or self.upstream_id
+
+    def final_usage(self) -> Usage:
+        """The upstream's usage, or an estimate marked as such when the upstream gave none."""
+        if self.usage is not None and (self.usage.prompt_tokens or self.usage.completion_tokens):
+            return self.usage
+        prompt = estimate_prompt_tokens(m.text() for m in self.call.request.messages)
+        calls = "".join(c["function"]["name"] + c["function"]["arguments"] for c in self.tool_calls.values())
+        completion = estimate_tokens("".join(self.text)) + estimate_tokens(calls)
+        return Usage(prompt, completion, estimated=True)
+
+    def completion(self, usage: Usage, extension: dict[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.text) or None}
+        if self.tool_calls:
+            message["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
+        body: dict[str, Any] = {
+            "id": f"chatcmpl-{self.call.request_id}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": self.finish or "stop", "logprobs": None}
+            ],
+            "usage": usage_body(usage),
+        }
+        if extension:
+            body["tollgate"] = extension
+        return body
+
+
+def usage_body(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+class ChunkFormatter:
+    """Builds OpenAI ``chat.completion.chunk`` objects for one stream."""
+
+    def __init__(self, call: ChatCall) -> None:
+        self.id = f"chatcmpl-{call.request_id}"
+        self.created = int(time.time())
+        self.model = call.model
+
+    def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        }
+
+    def role(self) -> dict[str, Any]:
+        return self._chunk({"role": "assistant", "content": ""})
+
+    def format(self, chunk: Chunk) -> dict[str, Any] | None:
+        if isinstance(chunk, TextDelta):
+            return self._chunk({"content": chunk.text})
+        if isinstance(chunk, ToolCallDelta):
+            call: dict[str, Any] = {"index": chunk.index, "function": {"arguments": chunk.arguments}}
+            if chunk.id:
+                call["id"] = chunk.id
+                call["type"] = "function"
+            if chunk.name:
+                call["function"]["name"] = chunk.name
+            return self._chunk({"tool_calls": [call]})
+        if isinstance(chunk, Finish):
+            return self._chunk({}, chunk.reason)
+        if isinstance(chunk, ResponseMeta) and chunk.model:
+            self.model = chunk.model
+        return None
+
+    def usage(self, usage: Usage, extension: dict[str, Any]) -> dict[str, Any]:
+        body = self._chunk(None)
+        body["usage"] = usage_body(usage)
+        if extension:
+            body["tollgate"] = extension
+        return body
+
+
+async def sse_stream(
+    call: ChatCall,
+    first: Chunk | None,
+    chunks: AsyncIterator[Chunk],
+    tracker: RequestTracker,
+    render_error: Callable[[TollgateError], dict[str, Any]],
+) -> AsyncIterator[bytes]:
+    """Frame chunks as SSE as they arrive; finish the request before ``[DONE]`` on every exit path."""
+    builder, formatter = ResponseBuilder(call), ChunkFormatter(call)
+    outcome: Outcome | None = None
+    try:
+        yield sse(formatter.role())
+        pending = [] if first is None else [first]
+        async for chunk in _chain(pending, chunks):
+            builder.add(chunk)
+            frame = formatter.format(chunk)
+            if frame is not None:
+                yield sse(frame)
+        if builder.finish is None:
+            builder.finish = "stop"
+            yield sse(formatter.format(Finish("stop")) or {})
+        usage = builder.final_usage()
+        outcome = Outcome(status="ok", usage=usage, model=builder.model)
+        extension = await _finish_shielded(tracker, outcome)
+        if call.request.include_usage:
+            yield sse(formatter.usage(usage, extension))
+        yield DONE
+    except TollgateError as exc:
+        outcome = Outcome.failed(exc, builder.final_usage(), builder.model)
+        await _finish_shielded(tracker, outcome)
+        yield sse(render_error(exc))
+    except Exception as exc:  # a bug must still end the stream with an error event and be recorded
+        logger.exception("stream failed", extra={"request_id": call.request_id})
+        failure = UpstreamError("internal error while streaming", code="internal_error")
+        outcome = Outcome.failed(failure, builder.final_usage(), builder.model)
+        await _finish_shielded(tracker, outcome)
+        yield sse(render_error(failure))
+        del exc
+    finally:
+        # client disconnect (cancellation / aclose): still settle, and close the upstream promptly
+        with anyio.CancelScope(shield=True):
+            if outcome is None:
+                await tracker.finish(
+                    Outcome(status="client_closed", usage=builder.final_usage(), model=builder.model)
+                )
+            await _aclose(chunks)
+
+
+async def _chain(pending: list[Chunk], rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+    for chunk in pending:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
+
+
+async def _finish_shielded(tracker: RequestTracker, outcome: Outcome) -> dict[str, Any]:
+    extension: dict[str, Any] = {}
+    with anyio.CancelScope(shield=True):
+        extension = await tracker.finish(outcome)
+    return extension
+
+
+async def _aclose(chunks: AsyncIterator[Chunk]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,90 @@
+"""A scripted Anthropic Messages upstream (raw ASGI), driven by the same ``Script`` as FakeOpenAI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from .openai_upstream import Receive, Script, Send, _body, _send_json
+
+
+class FakeAnthropic:
+    def __init__(self) -> None:
+        self.script = Script()
+        self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        raw = await _body(receive)
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        body = json.loads(raw) if raw else {}
+        self.requests.append((scope["path"], headers, body))
+        script = self.script
+        if script.initial_delay:
+            await asyncio.sleep(script.initial_delay)
+        if script.status != 200:
+            kind = {429: "rate_limit_error", 401: "authentication_error", 529: "overloaded_error"}
+            payload = {"type": "error", "error": {"type": kind.get(script.status, "invalid_request_error"),
+                                                  "message": script.error_message}}
+            await _send_json(send, script.status, payload, script.headers)
+        elif body.get("stream"):
+            await self._stream(send, body, script)
+        else:
+            await _send_json(send, 200, self._message(body, script), script.headers)
+
+    @staticmethod
+    def _stop(script: Script) -> str:
+        return script.finish_reason or ("tool_use" if script.tool_calls else "end_turn")
+
+    def _message(self, body: dict[str, Any], script: Script) -> dict[str, Any]:
+        content: list[dict[str, Any]] = []
+        if script.texts:
+            content.append({"type": "text", "text": "".join(script.texts)})
+        for call in script.tool_calls:
+            content.append({"type": "tool_use", "id": call["id"], "name": call["name"],
+                            "input": json.loads("".join(call["arguments"]))})
+        return {"id": "msg_fake", "type": "message", "role": "assistant", "model": script.model or body["model"],
+                "content": content, "stop_reason": self._stop(script), "stop_sequence": None,
+                "usage": {"input_tokens": 13, "output_tokens": len(script.texts)}}
+
+    async def _stream(self, send: Send, body: dict[str, Any], script: Script) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+
+        async def event(name: str, payload: dict[str, Any], more: bool = True) -> None:
+            data = f"event: {name}\ndata: {json.dumps({'type': name, **payload})}\n\n".encode()
+            await send({"type": "http.response.body", "body": data, "more_body": more})
+            if script.delay and more:
+                await asyncio.sleep(script.delay)
+
+        message = {"id": "msg_fake", "type": "message", "role": "assistant", "content": [],
+                   "model": script.model or body["model"], "stop_reason": None,
+                   "usage": {"input_tokens": 13, "output_tokens": 1}}
+        await event("message_start", {"message": message})
+        index = 0
+        if script.texts:
+            await event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            await event("ping", {})
+            for n, text in enumerate(script.texts):
+                if script.fail_after is not None and n >= script.fail_after:
+                    error = {"type": "overloaded_error", "message": script.error_message}
+                    await event("error", {"error": error}, more=False)
+                    return
+                await event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": text}})
+            await event("content_block_stop", {"index": 0})
+            index = 1
+        for offset, call in enumerate(script.tool_calls):
+            block = {"type": "tool_use", "id": call["id"], "name": call["name"], "input": {}}
+            await event("content_block_start", {"index": index + offset, "content_block": block})
+            for piece in call["arguments"]:
+                delta = {"type": "input_json_delta", "partial_json": piece}
+                await event("content_block_delta", {"index": index + offset, "delta": delta})
+            await event("content_block_stop", {"index": index + offset})
+        await event("message_delta", {"delta": {"stop_reason": self._stop(script), "stop_sequence": None},
+                                      "usage": {"output_tokens": len(script.texts)}})
+        await event("message_stop", {}, more=False)
