@@ -11,8 +11,17 @@ import pytest
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import ServerThread
 
-_OWN_PREFIXES = ("TOLLGATE_", "OPENAI_", "OPENROUTER_", "OLLAMA_", "LLAMA_CPP_", "CLAUDE_", "ANTHROPIC_",
-                 "BEDROCK_", "AWS_")
+_OWN_PREFIXES = (
+    "TOLLGATE_",
+    "OPENAI_",
+    "OPENROUTER_",
+    "OLLAMA_",
+    "LLAMA_CPP_",
+    "CLAUDE_",
+    "ANTHROPIC_",
+    "BEDROCK_",
+    "AWS_",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -29,8 +29,13 @@ class FakeAnthropic:
             await asyncio.sleep(script.initial_delay)
         if script.status != 200:
             kind = {429: "rate_limit_error", 401: "authentication_error", 529: "overloaded_error"}
-            payload = {"type": "error", "error": {"type": kind.get(script.status, "invalid_request_error"),
-                                                  "message": script.error_message}}
+            payload = {
+                "type": "error",
+                "error": {
+                    "type": kind.get(script.status, "invalid_request_error"),
+                    "message": script.error_message,
+                },
+            }
             await _send_json(send, script.status, payload, script.headers)
         elif body.get("stream"):
             await self._stream(send, body, script)
@@ -46,15 +51,33 @@ class FakeAnthropic:
         if script.texts:
             content.append({"type": "text", "text": "".join(script.texts)})
         for call in script.tool_calls:
-            content.append({"type": "tool_use", "id": call["id"], "name": call["name"],
-                            "input": json.loads("".join(call["arguments"]))})
-        return {"id": "msg_fake", "type": "message", "role": "assistant", "model": script.model or body["model"],
-                "content": content, "stop_reason": self._stop(script), "stop_sequence": None,
-                "usage": {"input_tokens": 13, "output_tokens": len(script.texts)}}
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": call["id"],
+                    "name": call["name"],
+                    "input": json.loads("".join(call["arguments"])),
+                }
+            )
+        return {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": script.model or body["model"],
+            "content": content,
+            "stop_reason": self._stop(script),
+            "stop_sequence": None,
+            "usage": {"input_tokens": 13, "output_tokens": len(script.texts)},
+        }
 
     async def _stream(self, send: Send, body: dict[str, Any], script: Script) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
 
         async def event(name: str, payload: dict[str, Any], more: bool = True) -> None:
             data = f"event: {name}\ndata: {json.dumps({'type': name, **payload})}\n\n".encode()
@@ -62,9 +85,15 @@ class FakeAnthropic:
             if script.delay and more:
                 await asyncio.sleep(script.delay)
 
-        message = {"id": "msg_fake", "type": "message", "role": "assistant", "content": [],
-                   "model": script.model or body["model"], "stop_reason": None,
-                   "usage": {"input_tokens": 13, "output_tokens": 1}}
+        message = {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "model": script.model or body["model"],
+            "stop_reason": None,
+            "usage": {"input_tokens": 13, "output_tokens": 1},
+        }
         await event("message_start", {"message": message})
         index = 0
         if script.texts:
@@ -75,7 +104,9 @@ class FakeAnthropic:
                     error = {"type": "overloaded_error", "message": script.error_message}
                     await event("error", {"error": error}, more=False)
                     return
-                await event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": text}})
+                await event(
+                    "content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": text}}
+                )
             await event("content_block_stop", {"index": 0})
             index = 1
         for offset, call in enumerate(script.tool_calls):
@@ -85,6 +116,11 @@ class FakeAnthropic:
                 delta = {"type": "input_json_delta", "partial_json": piece}
                 await event("content_block_delta", {"index": index + offset, "delta": delta})
             await event("content_block_stop", {"index": index + offset})
-        await event("message_delta", {"delta": {"stop_reason": self._stop(script), "stop_sequence": None},
-                                      "usage": {"output_tokens": len(script.texts)}})
+        await event(
+            "message_delta",
+            {
+                "delta": {"stop_reason": self._stop(script), "stop_sequence": None},
+                "usage": {"output_tokens": len(script.texts)},
+            },
+        )
         await event("message_stop", {}, more=False)

@@ -1,8 +1,8 @@
 """A scripted OpenAI-compatible upstream (raw ASGI): SSE streams with pauses, tool calls, errors.
 
-    fake = FakeOpenAI(); fake.script = Script(texts=["Hel", "lo"], delay=0.2)
-    with ServerThread(fake) as server: ...   # base URL: server.url (+ "/v1" for openai-style)
-    fake.requests -> [(path, headers, json_body), ...]
+fake = FakeOpenAI(); fake.script = Script(texts=["Hel", "lo"], delay=0.2)
+with ServerThread(fake) as server: ...   # base URL: server.url (+ "/v1" for openai-style)
+fake.requests -> [(path, headers, json_body), ...]
 """
 
 from __future__ import annotations
@@ -70,18 +70,26 @@ class FakeOpenAI:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(script.texts) or None}
         if script.tool_calls:
             message["tool_calls"] = [
-                {"id": c["id"], "type": "function",
-                 "function": {"name": c["name"], "arguments": "".join(c["arguments"])}}
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": "".join(c["arguments"])},
+                }
                 for c in script.tool_calls
             ]
         result: dict[str, Any] = {
-            "id": "chatcmpl-fake", "object": "chat.completion", "created": 1,
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 1,
             "model": script.model or body.get("model"),
             "choices": [{"index": 0, "message": message, "finish_reason": self._finish(script)}],
         }
         if script.usage:
-            result["usage"] = {"prompt_tokens": 11, "completion_tokens": len(script.texts),
-                               "total_tokens": 11 + len(script.texts)}
+            result["usage"] = {
+                "prompt_tokens": 11,
+                "completion_tokens": len(script.texts),
+                "total_tokens": 11 + len(script.texts),
+            }
         return result
 
     @staticmethod
@@ -89,16 +97,32 @@ class FakeOpenAI:
         return script.finish_reason or ("tool_calls" if script.tool_calls else "stop")
 
     async def _stream(self, send: Send, body: dict[str, Any], script: Script) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
         model = script.model or body.get("model")
 
         async def event(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> None:
             choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
-            chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
-                     "model": model, "choices": choices, **extra}
-            await send({"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(),
-                        "more_body": True})
+            chunk = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": model,
+                "choices": choices,
+                **extra,
+            }
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": f"data: {json.dumps(chunk)}\n\n".encode(),
+                    "more_body": True,
+                }
+            )
             if script.delay:
                 await asyncio.sleep(script.delay)
 
@@ -106,8 +130,13 @@ class FakeOpenAI:
         for n, text in enumerate(script.texts):
             if script.fail_after is not None and n >= script.fail_after:
                 error = {"error": {"message": script.error_message, "type": "server_error"}}
-                await send({"type": "http.response.body", "body": f"data: {json.dumps(error)}\n\n".encode(),
-                            "more_body": False})
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": f"data: {json.dumps(error)}\n\n".encode(),
+                        "more_body": False,
+                    }
+                )
                 return
             await event({"content": text})
         for index, call in enumerate(script.tool_calls):
@@ -118,8 +147,14 @@ class FakeOpenAI:
         await event({}, self._finish(script))
         include = (body.get("stream_options") or {}).get("include_usage")
         if script.usage and include:
-            await event(None, usage={"prompt_tokens": 11, "completion_tokens": len(script.texts),
-                                     "total_tokens": 11 + len(script.texts)})
+            await event(
+                None,
+                usage={
+                    "prompt_tokens": 11,
+                    "completion_tokens": len(script.texts),
+                    "total_tokens": 11 + len(script.texts),
+                },
+            )
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
 
 

@@ -13,9 +13,15 @@ from tests.fakes.openai_upstream import Script
 from tests.fakes.server import ServerThread
 from tollgate.config import Settings
 
-TOOLS = [{"type": "function", "function": {"name": "get_weather",
-                                            "parameters": {"type": "object",
-                                                           "properties": {"city": {"type": "string"}}}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
 
 
 @pytest.fixture
@@ -28,15 +34,18 @@ def fake() -> Iterator[FakeAnthropic]:
 
 @pytest.fixture
 def sdk(fake: FakeAnthropic, start_gateway: Callable[..., ServerThread]) -> openai.OpenAI:
-    settings = Settings(default_provider="anthropic", claude_api_key="sk-ant-secret",
-                        claude_base_url=f"{fake.url}/v1")  # type: ignore[attr-defined]
+    settings = Settings(
+        default_provider="anthropic", claude_api_key="sk-ant-secret", claude_base_url=f"{fake.url}/v1"
+    )  # type: ignore[attr-defined]
     gateway = start_gateway(settings)
     return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="x", max_retries=0)
 
 
 def test_non_streaming(sdk: openai.OpenAI, fake: FakeAnthropic) -> None:
-    completion = sdk.chat.completions.create(model="claude-3-5-haiku-latest", messages=[
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
+    completion = sdk.chat.completions.create(
+        model="claude-3-5-haiku-latest",
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+    )
     assert completion.choices[0].message.content == "Hello from fake"
     assert completion.usage is not None
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (13, 3)
@@ -51,8 +60,12 @@ def test_streaming_is_incremental_with_usage(sdk: openai.OpenAI, fake: FakeAnthr
     started = time.perf_counter()
     first = None
     chunks = []
-    for chunk in sdk.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}],
-                                             stream=True, stream_options={"include_usage": True}):
+    for chunk in sdk.chat.completions.create(
+        model="auto",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    ):
         chunks.append(chunk)
         if first is None and chunk.choices and chunk.choices[0].delta.content:
             first = time.perf_counter() - started
@@ -63,10 +76,15 @@ def test_streaming_is_incremental_with_usage(sdk: openai.OpenAI, fake: FakeAnthr
 
 
 def test_streamed_tool_use(sdk: openai.OpenAI, fake: FakeAnthropic) -> None:
-    fake.script = Script(texts=["Checking."], tool_calls=[
-        {"id": "toolu_1", "name": "get_weather", "arguments": ['{"city"', ': "Oslo"}']}])
-    chunks = list(sdk.chat.completions.create(model="auto", messages=[{"role": "user", "content": "w?"}],
-                                              tools=TOOLS, stream=True))  # type: ignore[arg-type]
+    fake.script = Script(
+        texts=["Checking."],
+        tool_calls=[{"id": "toolu_1", "name": "get_weather", "arguments": ['{"city"', ': "Oslo"}']}],
+    )
+    chunks = list(
+        sdk.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": "w?"}], tools=TOOLS, stream=True
+        )
+    )  # type: ignore[arg-type]
     calls = [c.choices[0].delta.tool_calls[0] for c in chunks if c.choices and c.choices[0].delta.tool_calls]
     assert calls[0].id == "toolu_1" and calls[0].function.name == "get_weather"
     assert "".join(c.function.arguments or "" for c in calls) == '{"city": "Oslo"}'
@@ -75,24 +93,43 @@ def test_streamed_tool_use(sdk: openai.OpenAI, fake: FakeAnthropic) -> None:
 
 
 def test_tool_round_trip(sdk: openai.OpenAI, fake: FakeAnthropic) -> None:
-    sdk.chat.completions.create(model="auto", tools=TOOLS, messages=[  # type: ignore[arg-type]
-        {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "toolu_1", "type": "function", "function": {"name": "get_weather",
-                                                                "arguments": '{"city": "Oslo"}'}}]},
-        {"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"},
-    ])
+    sdk.chat.completions.create(
+        model="auto",
+        tools=TOOLS,
+        messages=[  # type: ignore[arg-type]
+            {"role": "user", "content": "weather?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "toolu_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"},
+        ],
+    )
     messages = fake.requests[-1][2]["messages"]
-    assert messages[1]["content"][0] == {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
-                                         "input": {"city": "Oslo"}}
+    assert messages[1]["content"][0] == {
+        "type": "tool_use",
+        "id": "toolu_1",
+        "name": "get_weather",
+        "input": {"city": "Oslo"},
+    }
     assert messages[2]["role"] == "user" and messages[2]["content"][0]["type"] == "tool_result"
 
 
 def test_overloaded_mid_stream_is_an_error_event(sdk: openai.OpenAI, fake: FakeAnthropic) -> None:
     fake.script = Script(texts=["a", "b", "c"], fail_after=1)
     with pytest.raises(openai.APIError):
-        list(sdk.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}],
-                                         stream=True))
+        list(
+            sdk.chat.completions.create(
+                model="auto", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+        )
 
 
 def test_upstream_auth_failure(sdk: openai.OpenAI, fake: FakeAnthropic) -> None:

@@ -25,8 +25,11 @@ def _free_port() -> int:
 @pytest.fixture
 def gateway(fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread]) -> ServerThread:
     settings = Settings(
-        default_provider="openai", openai_api_key="sk-upstream", openai_base_url=f"{fake_openai.url}/v1",
-        ollama_base_url=f"http://127.0.0.1:{_free_port()}", provider_timeout_seconds=0.5,
+        default_provider="openai",
+        openai_api_key="sk-upstream",
+        openai_base_url=f"{fake_openai.url}/v1",
+        ollama_base_url=f"http://127.0.0.1:{_free_port()}",
+        provider_timeout_seconds=0.5,
         max_body_bytes=64 * 1024,
     )
     return start_gateway(settings)
@@ -66,8 +69,11 @@ def test_bad_requests_name_the_field(gateway: ServerThread, body: object, param:
 
 def test_bad_json_and_wrong_shapes(gateway: ServerThread) -> None:
     for content in (b"{not json", b"[1,2]", b""):
-        response = httpx.post(f"{gateway.url}/v1/chat/completions", content=content,
-                              headers={"content-type": "application/json"})
+        response = httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            content=content,
+            headers={"content-type": "application/json"},
+        )
         assert_error(response, 400)
 
 
@@ -82,15 +88,24 @@ def test_unknown_route_is_404_in_openai_shape(gateway: ServerThread) -> None:
 
 @pytest.mark.parametrize(
     ("status", "expected", "code"),
-    [(400, 400, "upstream_bad_request"), (401, 502, "upstream_auth_error"), (403, 502, "upstream_auth_error"),
-     (429, 429, "upstream_rate_limited"), (500, 502, "upstream_error"), (503, 503, "provider_unavailable")],
+    [
+        (400, 400, "upstream_bad_request"),
+        (401, 502, "upstream_auth_error"),
+        (403, 502, "upstream_auth_error"),
+        (429, 429, "upstream_rate_limited"),
+        (500, 502, "upstream_error"),
+        (503, 503, "provider_unavailable"),
+    ],
 )
 @pytest.mark.parametrize("stream", [False, True])
 def test_upstream_statuses_map(
     gateway: ServerThread, fake_openai: FakeOpenAI, status: int, expected: int, code: str, stream: bool
 ) -> None:
-    fake_openai.script = Script(status=status, error_message="model xyz does not exist",
-                                headers={"retry-after": "7"} if status == 429 else {})
+    fake_openai.script = Script(
+        status=status,
+        error_message="model xyz does not exist",
+        headers={"retry-after": "7"} if status == 429 else {},
+    )
     response = post(gateway, {"messages": MESSAGES, "stream": stream})
     error = assert_error(response, expected, code)
     if status == 400:

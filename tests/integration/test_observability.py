@@ -18,8 +18,11 @@ MESSAGES = [{"role": "user", "content": "secret prompt text"}]
 
 @pytest.fixture
 def gateway(fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread]) -> ServerThread:
-    settings = Settings(default_provider="openai", openai_api_key="sk-upstream-secret",
-                        openai_base_url=f"{fake_openai.url}/v1")
+    settings = Settings(
+        default_provider="openai",
+        openai_api_key="sk-upstream-secret",
+        openai_base_url=f"{fake_openai.url}/v1",
+    )
     return start_gateway(settings)
 
 
@@ -64,8 +67,10 @@ def test_client_disconnect_mid_stream_is_still_recorded(
     gateway: ServerThread, fake_openai: FakeOpenAI
 ) -> None:
     fake_openai.script = Script(texts=["a"] * 20, delay=0.2)
-    raw = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-           b"Content-Length: %d\r\n\r\n")
+    raw = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n"
+    )
     body = b'{"stream": true, "messages": [{"role": "user", "content": "hi"}]}'
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
         sock.sendall(raw % len(body) + body)

@@ -13,16 +13,26 @@ from tests.fakes.openai_upstream import FakeOpenAI, Script
 from tests.fakes.server import ServerThread
 from tollgate.config import Settings
 
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "weather",
-                                            "parameters": {"type": "object",
-                                                           "properties": {"city": {"type": "string"}}}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
 
 
 @pytest.fixture
 def gateway(fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread]) -> ServerThread:
     settings = Settings(
-        default_provider="openai", openai_api_key="sk-upstream-secret", openai_base_url=f"{fake_openai.url}/v1",
-        llama_cpp_base_url=fake_openai.url, provider_timeout_seconds=2.0,
+        default_provider="openai",
+        openai_api_key="sk-upstream-secret",
+        openai_base_url=f"{fake_openai.url}/v1",
+        llama_cpp_base_url=fake_openai.url,
+        provider_timeout_seconds=2.0,
     )
     return start_gateway(settings)
 
@@ -49,7 +59,9 @@ def test_non_streaming_answer_usage_and_headers(gateway: ServerThread, fake_open
 
 def test_streaming_with_usage_chunk(gateway: ServerThread, fake_openai: FakeOpenAI) -> None:
     stream = client(gateway).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True,
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
@@ -78,25 +90,35 @@ async def test_async_non_streaming(gateway: ServerThread) -> None:
 
 
 def test_tool_calls_non_streaming(gateway: ServerThread, fake_openai: FakeOpenAI) -> None:
-    fake_openai.script = Script(texts=[], tool_calls=[{"id": "call_1", "name": "get_weather",
-                                                       "arguments": ['{"city":', ' "Paris"}']}])
+    fake_openai.script = Script(
+        texts=[], tool_calls=[{"id": "call_1", "name": "get_weather", "arguments": ['{"city":', ' "Paris"}']}]
+    )
     completion = client(gateway).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "weather?"}], tools=TOOLS,
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "weather?"}],
+        tools=TOOLS,
         tool_choice="auto",
     )
     call = completion.choices[0].message.tool_calls[0]
-    assert (call.id, call.function.name, call.function.arguments) == ("call_1", "get_weather",
-                                                                       '{"city": "Paris"}')
+    assert (call.id, call.function.name, call.function.arguments) == (
+        "call_1",
+        "get_weather",
+        '{"city": "Paris"}',
+    )
     assert completion.choices[0].finish_reason == "tool_calls"
     assert fake_openai.requests[-1][2]["tools"][0]["function"]["name"] == "get_weather"
 
 
 def test_tool_call_argument_deltas_stream_through(gateway: ServerThread, fake_openai: FakeOpenAI) -> None:
-    fake_openai.script = Script(texts=[], tool_calls=[{"id": "call_1", "name": "get_weather",
-                                                       "arguments": ['{"ci', 'ty": "Pa', 'ris"}']}])
-    chunks = list(client(gateway).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "weather?"}], tools=TOOLS, stream=True
-    ))
+    fake_openai.script = Script(
+        texts=[],
+        tool_calls=[{"id": "call_1", "name": "get_weather", "arguments": ['{"ci', 'ty": "Pa', 'ris"}']}],
+    )
+    chunks = list(
+        client(gateway).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "weather?"}], tools=TOOLS, stream=True
+        )
+    )
     deltas = [c.choices[0].delta.tool_calls[0] for c in chunks if c.choices and c.choices[0].delta.tool_calls]
     assert [d.function.arguments for d in deltas] == ['{"ci', 'ty": "Pa', 'ris"}']
     assert deltas[0].id == "call_1" and deltas[0].function.name == "get_weather"
@@ -104,12 +126,24 @@ def test_tool_call_argument_deltas_stream_through(gateway: ServerThread, fake_op
 
 
 def test_tool_results_are_forwarded(gateway: ServerThread, fake_openai: FakeOpenAI) -> None:
-    client(gateway).chat.completions.create(model="gpt-4o-mini", messages=[
-        {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
-    ])
+    client(gateway).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[
+            {"role": "user", "content": "weather?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        ],
+    )
     sent = fake_openai.requests[-1][2]["messages"]
     assert sent[1]["tool_calls"][0]["id"] == "call_1"
     assert sent[2] == {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
@@ -135,7 +169,8 @@ def test_unknown_fields_pass_through_and_extensions_are_stripped(
     gateway: ServerThread, fake_openai: FakeOpenAI
 ) -> None:
     client(gateway).chat.completions.create(
-        model="llama_cpp/smollm2", messages=[{"role": "user", "content": "hi"}],
+        model="llama_cpp/smollm2",
+        messages=[{"role": "user", "content": "hi"}],
         extra_body={"repeat_penalty": 1.1, "cache_prompt": True, "session_id": "s1", "pool": "p"},
     )
     path, _, body = fake_openai.requests[-1]
@@ -148,9 +183,16 @@ def test_unknown_fields_pass_through_and_extensions_are_stripped(
 
 def test_stream_without_upstream_usage_is_estimated(gateway: ServerThread, fake_openai: FakeOpenAI) -> None:
     fake_openai.script = Script(texts=["one", " two", " three"], usage=False)
-    response = httpx.post(f"{gateway.url}/v1/chat/completions", json={
-        "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "count to three"}],
-        "stream": True, "stream_options": {"include_usage": True}}, timeout=10)
+    response = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "count to three"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+        timeout=10,
+    )
     frames = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
     assert frames[-1] == "[DONE]"
     usage_chunk = httpx.Response(200, content=frames[-2]).json()

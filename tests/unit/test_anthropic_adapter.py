@@ -139,7 +139,10 @@ def test_image_parts() -> None:
 
 
 def test_bad_image_url_names_the_param() -> None:
-    content = [{"type": "text", "text": "x"}, {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]
+    content = [
+        {"type": "text", "text": "x"},
+        {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}},
+    ]
     with pytest.raises(errors.BadRequest) as info:
         upstream([{"role": "user", "content": content}])
     assert info.value.param == "messages[0].content[1].image_url.url"

@@ -28,7 +28,9 @@ def new_request_id() -> str:
 
 
 @post("/v1/chat/completions", status_code=200)
-async def chat_completions(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> Response[Any]:
+async def chat_completions(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]
+) -> Response[Any]:
     request_id = new_request_id()
     request.scope.setdefault("state", {})["request_id"] = request_id
     tracker = RequestTracker(ctx, request_id)

@@ -1,0 +1,401 @@
+"""Amazon Bedrock Converse wire protocol: pure functions, no I/O and no boto3 import.
+
+``to_converse`` builds the keyword arguments of ``client.converse`` / ``client.converse_stream``;
+``parse_response`` and ``parse_stream_event`` turn Converse output into tollgate's typed chunks;
+``error_for_code`` and ``error_for_exception`` map Bedrock's errors to tollgate's by table.
+
+Choices worth knowing:
+- ``tool_choice: "none"`` has no Converse equivalent: ``toolConfig`` is left out, unless the history
+  already holds tool calls or results (Converse then requires ``toolConfig``), in which case the tools are
+  sent without a ``toolChoice`` (the model may still call one).
+- ``response_format``, ``user`` and unknown pass-through fields are dropped (a debug line names the fields).
+- ``prompt_tokens`` counts cache reads and writes too, as OpenAI's ``prompt_tokens`` does.
+- Model ids are passed unchanged: base ids, inference profiles (``us.``/``eu.``/``apac.``/``global.``)
+  and ARNs alike.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import (
+    BadRequest,
+    TollgateError,
+    UpstreamAuthError,
+    UpstreamBadRequest,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from ..schemas.openai import ImagePart, Message, Tool
+from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from .http_errors import error_for_status
+from .images import is_remote, parse_data_url
+
+logger = logging.getLogger(__name__)
+
+PROVIDER = "bedrock"
+MAX_MESSAGE = 500
+PROMPT_TOKEN_FIELDS = ("inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+IMAGE_FORMATS = frozenset({"png", "jpeg", "gif", "webp"})
+EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+
+STOP_REASONS: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+
+Block = dict[str, Any]
+Turn = dict[str, Any]
+
+# ---------------------------------------------------------------------------------------------- request
+
+
+def to_converse(call: ChatCall) -> dict[str, Any]:
+    """Keyword arguments for ``converse`` / ``converse_stream``."""
+    request = call.request
+    _log_dropped(call)
+    system, turns = _conversation(request.messages)
+    kwargs: dict[str, Any] = {
+        "modelId": call.model,
+        "messages": turns,
+        "inferenceConfig": _inference_config(call),
+    }
+    if system:
+        kwargs["system"] = system
+    tool_config = _tool_config(request.tools, request.tool_choice, _has_tool_blocks(turns))
+    if tool_config:
+        kwargs["toolConfig"] = tool_config
+    return kwargs
+
+
+def _log_dropped(call: ChatCall) -> None:
+    request = call.request
+    dropped = sorted(call.passthrough())
+    dropped += [name for name in ("response_format", "user") if getattr(request, name) is not None]
+    if dropped:
+        logger.debug("bedrock: dropping fields Converse does not take: %s", ", ".join(sorted(dropped)))
+
+
+def _inference_config(call: ChatCall) -> dict[str, Any]:
+    request = call.request
+    config: dict[str, Any] = {"maxTokens": call.max_tokens}
+    if request.temperature is not None:
+        config["temperature"] = request.temperature
+    if request.top_p is not None:
+        config["topP"] = request.top_p
+    if request.stop_list:
+        config["stopSequences"] = request.stop_list
+    return config
+
+
+def _conversation(messages: Iterable[Message]) -> tuple[list[Block], list[Turn]]:
+    """System blocks and the alternating user/assistant turns Converse requires."""
+    system: list[Block] = []
+    turns: list[Turn] = []
+    for index, message in enumerate(messages):
+        if message.role in ("system", "developer"):
+            text = message.text()
+            if text:
+                system.append({"text": text})
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = _blocks(message, index)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return system, turns
+
+
+def _blocks(message: Message, index: int) -> list[Block]:
+    if message.role == "tool":
+        return [_tool_result(message, index)]
+    blocks = _content_blocks(message, index)
+    for position, tool_call in enumerate(message.tool_calls or []):
+        param = f"messages[{index}].tool_calls[{position}].function.arguments"
+        tool_input = _tool_input(tool_call.function.arguments, param)
+        blocks.append(
+            {"toolUse": {"toolUseId": tool_call.id, "name": tool_call.function.name, "input": tool_input}}
+        )
+    return blocks
+
+
+def _content_blocks(message: Message, index: int) -> list[Block]:
+    content = message.content
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"text": content}] if content else []
+    blocks: list[Block] = []
+    for position, part in enumerate(content):
+        if isinstance(part, ImagePart):
+            param = f"messages[{index}].content[{position}].image_url"
+            blocks.append(_image_block(part.image_url.url, param))
+        elif part.text:
+            blocks.append({"text": part.text})
+    return blocks
+
+
+def _image_block(url: str, param: str) -> Block:
+    if is_remote(url):
+        message = "tollgate does not fetch image URLs for bedrock; send the image inline as a data: URL"
+        raise BadRequest(message, param=param)
+    image = parse_data_url(url, param=param)
+    if image.format not in IMAGE_FORMATS:
+        message = f"bedrock accepts png, jpeg, gif and webp images, not {image.media_type}"
+        raise BadRequest(message, param=param)
+    return {"image": {"format": image.format, "source": {"bytes": image.raw()}}}
+
+
+def _tool_input(arguments: str, param: str) -> dict[str, Any]:
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError as exc:
+        raise BadRequest("tool call arguments must be a JSON object", param=param) from exc
+    if not isinstance(value, dict):
+        raise BadRequest("tool call arguments must be a JSON object", param=param)
+    return value
+
+
+def _tool_result(message: Message, index: int) -> Block:
+    if not message.tool_call_id:
+        raise BadRequest("a tool message needs tool_call_id", param=f"messages[{index}].tool_call_id")
+    return {"toolResult": {"toolUseId": message.tool_call_id, "content": [{"text": message.text()}]}}
+
+
+def _has_tool_blocks(turns: Iterable[Turn]) -> bool:
+    return any("toolUse" in block or "toolResult" in block for turn in turns for block in turn["content"])
+
+
+def _tool_config(tools: list[Tool] | None, choice: Any, history_has_tools: bool) -> dict[str, Any] | None:
+    if not tools:
+        return None
+    if choice == "none" and not history_has_tools:
+        return None
+    config: dict[str, Any] = {"tools": [_tool_spec(tool) for tool in tools]}
+    tool_choice = _tool_choice(choice)
+    if tool_choice is not None:
+        config["toolChoice"] = tool_choice
+    return config
+
+
+def _tool_spec(tool: Tool) -> Block:
+    function = tool.function
+    schema = function.parameters or EMPTY_SCHEMA
+    spec: dict[str, Any] = {"name": function.name, "inputSchema": {"json": schema}}
+    if function.description:
+        spec["description"] = function.description
+    return {"toolSpec": spec}
+
+
+def _tool_choice(choice: Any) -> dict[str, Any] | None:
+    if choice is None or choice == "auto":
+        return {"auto": {}}
+    if choice == "required":
+        return {"any": {}}
+    if choice == "none":
+        return None
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if not isinstance(name, str) or not name:
+        raise BadRequest(
+            'tool_choice must name a function: {"type": "function", "function": {"name": ...}}',
+            param="tool_choice",
+        )
+    return {"tool": {"name": name}}
+
+
+# --------------------------------------------------------------------------------------------- response
+
+
+def response_meta(response: Mapping[str, Any], model: str | None) -> ResponseMeta:
+    """Bedrock has no response id; the AWS request id (``x-amzn-RequestId``) stands in for it."""
+    metadata = response.get("ResponseMetadata") or {}
+    return ResponseMeta(model=model, upstream_id=metadata.get("RequestId"))
+
+
+def finish(stop_reason: Any) -> Finish:
+    return Finish(STOP_REASONS.get(str(stop_reason), "stop"))
+
+
+def usage(raw: Mapping[str, Any] | None) -> Usage | None:
+    if not raw:
+        return None
+    prompt = sum(int(raw.get(key) or 0) for key in PROMPT_TOKEN_FIELDS)
+    return Usage(prompt_tokens=prompt, completion_tokens=int(raw.get("outputTokens") or 0))
+
+
+def parse_response(response: Mapping[str, Any], model: str | None = None) -> list[Chunk]:
+    """A whole Converse response -> the same typed chunks a stream would give."""
+    message = (response.get("output") or {}).get("message")
+    if not isinstance(message, Mapping):
+        raise UpstreamError("bedrock answered without an output message")
+    chunks: list[Chunk] = [response_meta(response, model)]
+    tool_index = 0
+    for block in message.get("content") or []:
+        if block.get("text"):
+            chunks.append(TextDelta(block["text"]))
+        elif "toolUse" in block:
+            tool = block["toolUse"]
+            arguments = json.dumps(tool.get("input") or {})
+            chunks.append(ToolCallDelta(tool_index, tool.get("toolUseId"), tool.get("name"), arguments))
+            tool_index += 1
+    chunks.append(finish(response.get("stopReason")))
+    counted = usage(response.get("usage"))
+    if counted:
+        chunks.append(counted)
+    return chunks
+
+
+@dataclass(slots=True)
+class StreamState:
+    """Per-stream state: which content block is which tool call (indexes count toolUse blocks only)."""
+
+    tool_indexes: dict[int, int] = field(default_factory=dict)
+
+    def tool_index(self, block: int) -> int:
+        if block not in self.tool_indexes:
+            self.tool_indexes[block] = len(self.tool_indexes)
+        return self.tool_indexes[block]
+
+
+def _on_block_start(body: Mapping[str, Any], state: StreamState) -> list[Chunk]:
+    tool = (body.get("start") or {}).get("toolUse")
+    if not tool:
+        return []
+    index = state.tool_index(int(body.get("contentBlockIndex", 0)))
+    return [ToolCallDelta(index, id=tool.get("toolUseId"), name=tool.get("name"))]
+
+
+def _on_block_delta(body: Mapping[str, Any], state: StreamState) -> list[Chunk]:
+    delta = body.get("delta") or {}
+    if delta.get("text"):
+        return [TextDelta(delta["text"])]
+    tool = delta.get("toolUse")
+    if tool and tool.get("input"):
+        index = state.tool_index(int(body.get("contentBlockIndex", 0)))
+        return [ToolCallDelta(index, arguments=tool["input"])]
+    return []
+
+
+def _on_message_stop(body: Mapping[str, Any], state: StreamState) -> list[Chunk]:
+    return [finish(body.get("stopReason"))]
+
+
+def _on_metadata(body: Mapping[str, Any], state: StreamState) -> list[Chunk]:
+    counted = usage(body.get("usage"))
+    return [counted] if counted else []
+
+
+_EVENT_HANDLERS: dict[str, Callable[[Mapping[str, Any], StreamState], list[Chunk]]] = {
+    "contentBlockStart": _on_block_start,
+    "contentBlockDelta": _on_block_delta,
+    "messageStop": _on_message_stop,
+    "metadata": _on_metadata,
+}
+
+
+def parse_stream_event(event: Mapping[str, Any], state: StreamState) -> list[Chunk]:
+    """One ConverseStream event (``{"contentBlockDelta": {...}}``) -> typed chunks; exception events raise."""
+    chunks: list[Chunk] = []
+    for name, body in event.items():
+        if name.lower() in ERRORS:
+            raise error_for_code(name, _message_of(body))
+        handler = _EVENT_HANDLERS.get(name)
+        if handler is not None and isinstance(body, Mapping):
+            chunks.extend(handler(body, state))
+    return chunks
+
+
+# ----------------------------------------------------------------------------------------------- errors
+
+
+_AUTH = "upstream rejected tollgate's credentials for bedrock: {}"
+
+# Keyed by the lower-cased code: HTTP errors say ``ThrottlingException``, stream frames
+# ``throttlingException``. Values: the error class and its message template.
+ERRORS: dict[str, tuple[type[TollgateError], str]] = {
+    "throttlingexception": (UpstreamRateLimited, "bedrock is rate limiting: {}"),
+    "servicequotaexceededexception": (UpstreamRateLimited, "bedrock is rate limiting: {}"),
+    "toomanyrequestsexception": (UpstreamRateLimited, "bedrock is rate limiting: {}"),
+    "validationexception": (UpstreamBadRequest, "bedrock: {}"),
+    "resourcenotfoundexception": (UpstreamBadRequest, "bedrock: model not found: {}"),
+    "accessdeniedexception": (UpstreamAuthError, _AUTH),
+    "unrecognizedclientexception": (UpstreamAuthError, _AUTH),
+    "invalidsignatureexception": (UpstreamAuthError, _AUTH),
+    "expiredtokenexception": (UpstreamAuthError, _AUTH),
+    "modelnotreadyexception": (UpstreamUnavailable, "bedrock is unavailable: {}"),
+    "serviceunavailableexception": (UpstreamUnavailable, "bedrock is unavailable: {}"),
+    "modeltimeoutexception": (UpstreamTimeout, "bedrock timed out: {}"),
+    "internalserverexception": (UpstreamError, "bedrock failed: {}"),
+    "modelstreamerrorexception": (UpstreamError, "bedrock failed: {}"),
+    "modelerrorexception": (UpstreamError, "bedrock failed: {}"),
+}
+
+# Failures without an answer, by botocore/urllib3 class name (no botocore import needed to map them).
+TRANSPORT_ERRORS: dict[str, tuple[type[TollgateError], str]] = {
+    "NoCredentialsError": (UpstreamAuthError, "tollgate has no AWS credentials for bedrock"),
+    "PartialCredentialsError": (UpstreamAuthError, "tollgate's AWS credentials for bedrock are incomplete"),
+    "CredentialRetrievalError": (UpstreamAuthError, "tollgate cannot load its AWS credentials for bedrock"),
+    "ConnectTimeoutError": (UpstreamUnavailable, "cannot connect to bedrock (connect timeout)"),
+    "EndpointConnectionError": (UpstreamUnavailable, "cannot connect to bedrock"),
+    "ReadTimeoutError": (UpstreamTimeout, "bedrock did not answer in time"),
+    "ConnectionClosedError": (UpstreamError, "bedrock closed the connection"),
+    "ResponseStreamingError": (UpstreamError, "bedrock's stream broke off"),
+    "ProtocolError": (UpstreamError, "bedrock's stream broke off"),
+    "ParserError": (UpstreamError, "bedrock sent a malformed event stream"),
+}
+
+
+def _message_of(body: Any) -> str:
+    if isinstance(body, Mapping):
+        return str(body.get("message") or body.get("Message") or "no message")[:MAX_MESSAGE]
+    return "no message"
+
+
+def error_for_code(code: str, message: str) -> TollgateError:
+    """The tollgate error for a Bedrock error code (either capitalisation)."""
+    known = ERRORS.get(code.lower())
+    if known is None:
+        return UpstreamError(f"{PROVIDER} failed with {code or 'an unknown error'}: {message}")
+    error_class, template = known
+    param = "model" if code.lower() == "resourcenotfoundexception" else None
+    return error_class(template.format(message[:MAX_MESSAGE] or "no message"), param=param)
+
+
+def _client_error(response: Mapping[str, Any]) -> TollgateError:
+    """A botocore ``ClientError`` (HTTP error or exception frame): by code, else by HTTP status."""
+    error = response["Error"]
+    code, message = str(error.get("Code") or ""), str(error.get("Message") or "")
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    if code.lower() not in ERRORS and isinstance(status, int) and status >= 400:
+        return error_for_status(PROVIDER, status, message or code)
+    return error_for_code(code, message)
+
+
+def error_for_exception(exc: BaseException) -> TollgateError:
+    """Any exception out of a boto3 call -> a tollgate error (tollgate errors pass through)."""
+    if isinstance(exc, TollgateError):
+        return exc
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping) and isinstance(response.get("Error"), Mapping):
+        return _client_error(response)
+    for cls in type(exc).__mro__:
+        known = TRANSPORT_ERRORS.get(cls.__name__)
+        if known is not None:
+            error_class, message = known
+            return error_class(message)
+    return UpstreamError(f"{PROVIDER} call failed: {type(exc).__name__}")

@@ -1,0 +1,62 @@
+"""`tollgate serve`: open mode only on loopback, and a real process answering /health."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tollgate.cli import is_loopback, main
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("127.0.0.5", True),
+        ("0.0.0.0", False),
+        ("10.0.0.1", False),
+        ("example.com", False),
+    ],
+)
+def test_is_loopback(host: str, expected: bool) -> None:
+    assert is_loopback(host) is expected
+
+
+def test_serve_refuses_public_bind(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--host", "0.0.0.0"]) == 2
+    assert "refusing to bind 0.0.0.0" in capsys.readouterr().err
+
+
+def test_serve_runs_and_answers_health() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tollgate.cli", "serve", "--port", str(port)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and process.poll() is None, "serve did not come up"
+                time.sleep(0.1)
+        assert response.json()["status"] == "ok"
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert "OPEN MODE" in stderr

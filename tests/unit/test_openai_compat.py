@@ -1,0 +1,169 @@
+"""Pure mappings of the OpenAI-compatible adapter, on canned upstream bodies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tollgate.config import Settings
+from tollgate.errors import UpstreamError
+from tollgate.providers.base import ChatCall, Finish, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from tollgate.providers.openai_compat import (
+    OpenAICompatProvider,
+    endpoint,
+    headers,
+    parse_chunk,
+    parse_response,
+    to_upstream,
+)
+from tollgate.providers.sse import iter_sse
+from tollgate.schemas.openai import ChatCompletionRequest
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "openai"
+
+
+def make_call(provider: str = "openai", **body: Any) -> ChatCall:
+    body.setdefault("messages", [{"role": "user", "content": "hi"}])
+    request = ChatCompletionRequest.model_validate(body)
+    return ChatCall(request_id="r1", provider=provider, model="m-1", max_tokens=77, request=request)
+
+
+async def _lines(text: str) -> Any:
+    for line in text.split("\n"):
+        yield line
+
+
+async def parse_fixture(name: str) -> list[Any]:
+    chunks: list[Any] = []
+    async for event in iter_sse(_lines((FIXTURES / name).read_text())):
+        if event.data != "[DONE]":
+            chunks += parse_chunk(json.loads(event.data))
+    return chunks
+
+
+def test_endpoints_and_headers() -> None:
+    settings = Settings(
+        openrouter_api_key="sk-or",
+        openrouter_http_referer="https://example.test",
+        openrouter_app_name="my app",
+    )
+    assert endpoint(settings.provider("openai")) == "https://api.openai.com/v1/chat/completions"
+    assert endpoint(settings.provider("ollama")) == "http://127.0.0.1:11434/v1/chat/completions"
+    assert endpoint(settings.provider("llama_cpp")) == "http://127.0.0.1:8080/v1/chat/completions"
+    assert headers(settings.provider("openrouter")) == {
+        "HTTP-Referer": "https://example.test",
+        "X-Title": "my app",
+        "Authorization": "Bearer sk-or",
+    }
+    assert "Authorization" not in headers(settings.provider("ollama"))
+
+
+def test_to_upstream_maps_known_fields_and_keeps_unknown_ones() -> None:
+    body = to_upstream(
+        make_call(
+            temperature=0.2,
+            top_p=0.9,
+            stop="END",
+            user="u1",
+            response_format={"type": "json_object"},
+            stream=True,
+            think=False,
+            provider="openai",
+            session_id="s",
+            pool="p",
+            loop_mode="basic",
+            tools=[{"type": "function", "function": {"name": "f"}}],
+            tool_choice="required",
+        )
+    )
+    assert body["model"] == "m-1" and body["max_completion_tokens"] == 77 and "max_tokens" not in body
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["think"] is False
+    assert body["tools"] == [{"type": "function", "function": {"name": "f"}}]
+    for extension in ("provider", "session_id", "pool", "loop_mode"):
+        assert extension not in body
+    assert (body["temperature"], body["top_p"], body["stop"], body["user"]) == (0.2, 0.9, "END", "u1")
+
+
+def test_local_providers_get_max_tokens_and_system_for_developer() -> None:
+    body = to_upstream(
+        make_call(
+            "ollama", messages=[{"role": "developer", "content": "rules"}, {"role": "user", "content": "hi"}]
+        )
+    )
+    assert body["max_tokens"] == 77 and body["stream"] is False and "stream_options" not in body
+    assert body["messages"][0] == {"role": "system", "content": "rules"}
+
+
+def test_image_parts_are_forwarded_untouched() -> None:
+    parts = [
+        {"type": "text", "text": "what is it?"},
+        {"type": "image_url", "image_url": {"url": "https://example.test/cat.png"}},
+    ]
+    body = to_upstream(make_call(messages=[{"role": "user", "content": parts}]))
+    assert body["messages"][0]["content"] == parts
+
+
+def test_parse_response_with_tool_calls() -> None:
+    chunks = parse_response(json.loads((FIXTURES / "completion_tool_calls.json").read_text()))
+    assert chunks == [
+        ResponseMeta(model="gpt-4o-mini-2024-07-18", upstream_id="chatcmpl-abc"),
+        ToolCallDelta(0, "call_a", "get_weather", '{"city":"Paris"}'),
+        ToolCallDelta(1, "call_b", "get_time", "{}"),
+        Finish("tool_calls"),
+        Usage(82, 41),
+    ]
+
+
+async def test_parse_stream_text() -> None:
+    chunks = [c for c in await parse_fixture("stream_text.sse") if not isinstance(c, ResponseMeta)]
+    assert chunks == [TextDelta("Hel"), TextDelta("lo"), Finish("length"), Usage(9, 2)]
+
+
+async def test_parse_llama_cpp_tool_stream() -> None:
+    chunks = [c for c in await parse_fixture("stream_llama_cpp_tool.sse") if not isinstance(c, ResponseMeta)]
+    assert chunks == [
+        ToolCallDelta(0, "call_x", "echo", ""),
+        ToolCallDelta(0, None, None, '{"text":'),
+        ToolCallDelta(0, None, None, ' "hi"}'),
+        Finish("tool_calls"),
+        Usage(30, 12),
+    ]
+
+
+def test_error_and_empty_payloads() -> None:
+    with pytest.raises(UpstreamError, match="boom"):
+        parse_chunk({"error": {"message": "boom"}})
+    with pytest.raises(UpstreamError, match="without choices"):
+        parse_response({"choices": []})
+    assert parse_chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "function_call"}]}) == [
+        Finish("tool_calls")
+    ]
+
+
+async def test_io_against_mock_transport() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=(FIXTURES / "completion_tool_calls.json").read_bytes())
+
+    config = Settings(openai_api_key="sk-test", openai_base_url="http://upstream.test/v1").provider("openai")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        provider = OpenAICompatProvider(config, client)
+        chunks = [c async for c in provider.chat(make_call())]
+    assert isinstance(chunks[-1], Usage)
+    assert seen[0].url == "http://upstream.test/v1/chat/completions"
+    assert seen[0].headers["authorization"] == "Bearer sk-test"
+
+
+async def test_non_json_upstream_body_is_an_upstream_error() -> None:
+    config = Settings(openai_api_key="sk", openai_base_url="http://upstream.test/v1").provider("openai")
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=b"<html>"))
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(UpstreamError, match="not JSON"):
+            [c async for c in OpenAICompatProvider(config, client).chat(make_call())]

@@ -1,0 +1,84 @@
+"""Chunk collection, chunk formatting, token estimates and the Prometheus rendering."""
+
+from __future__ import annotations
+
+from tollgate.observability.metrics import Metrics
+from tollgate.providers.base import ChatCall, Finish, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from tollgate.schemas.openai import ChatCompletionRequest
+from tollgate.streaming import ChunkFormatter, ResponseBuilder
+from tollgate.tokens import estimate_prompt_tokens, estimate_tokens
+
+
+def make_call() -> ChatCall:
+    request = ChatCompletionRequest.model_validate({"messages": [{"role": "user", "content": "Say hi"}]})
+    return ChatCall(request_id="abc", provider="openai", model="m", max_tokens=10, request=request)
+
+
+def test_builder_assembles_text_tool_calls_and_usage() -> None:
+    builder = ResponseBuilder(make_call())
+    for chunk in (
+        ResponseMeta(model="m-2024"),
+        TextDelta("Hi "),
+        TextDelta("there"),
+        ToolCallDelta(0, "c1", "f", '{"a"'),
+        ToolCallDelta(0, None, None, ": 1}"),
+        Finish("tool_calls"),
+        Usage(5, 7),
+    ):
+        builder.add(chunk)
+    usage = builder.final_usage()
+    body = builder.completion(usage, {})
+    assert body["model"] == "m-2024" and body["id"] == "chatcmpl-abc"
+    message = body["choices"][0]["message"]
+    assert message["content"] == "Hi there"
+    assert message["tool_calls"] == [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+    ]
+    assert body["choices"][0]["finish_reason"] == "tool_calls"
+    assert body["usage"] == {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+    assert "tollgate" not in body
+
+
+def test_builder_estimates_missing_usage() -> None:
+    builder = ResponseBuilder(make_call())
+    builder.add(TextDelta("Hello world, how are you?"))
+    usage = builder.final_usage()
+    assert usage.estimated and usage.completion_tokens == 7 and usage.prompt_tokens > 2
+    body = builder.completion(usage, {"usage_estimated": True})
+    assert body["tollgate"] == {"usage_estimated": True}
+    assert body["choices"][0]["finish_reason"] == "stop"
+
+
+def test_formatter_chunks() -> None:
+    formatter = ChunkFormatter(make_call())
+    assert formatter.role()["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert formatter.format(TextDelta("x"))["choices"][0]["delta"] == {"content": "x"}  # type: ignore[index]
+    first = formatter.format(ToolCallDelta(1, "c", "f", ""))
+    assert first is not None
+    assert first["choices"][0]["delta"]["tool_calls"] == [
+        {"index": 1, "id": "c", "type": "function", "function": {"name": "f", "arguments": ""}}
+    ]
+    assert formatter.format(ResponseMeta(model="m-new")) is None
+    assert formatter.format(Finish("length"))["model"] == "m-new"  # type: ignore[index]
+    usage = formatter.usage(Usage(1, 2), {"usage_estimated": True})
+    assert usage["choices"] == [] and usage["usage"]["total_tokens"] == 3
+    assert usage["tollgate"] == {"usage_estimated": True}
+
+
+def test_token_estimates_are_plausible() -> None:
+    assert estimate_tokens("") == 0
+    assert estimate_tokens("The quick brown fox jumps over the lazy dog.") == 10
+    assert estimate_tokens("internationalization") == 5
+    assert estimate_prompt_tokens(["hi", "there"]) == 3 + 1 + 3 + 1 + 3
+
+
+def test_metrics_render_prometheus_text() -> None:
+    metrics = Metrics()
+    metrics.observe("openai", 'we"ird', "ok", 0.03, 10, 20)
+    metrics.observe("openai", 'we"ird', "upstream_error", 0.2, 0, 0)
+    text = metrics.render(in_flight=2)
+    assert 'tollgate_requests_total{provider="openai",model="we\\"ird",status="ok"} 1' in text
+    assert 'tollgate_request_duration_seconds_bucket{provider="openai",le="0.05"} 1' in text
+    assert 'tollgate_request_duration_seconds_bucket{provider="openai",le="+Inf"} 2' in text
+    assert 'tollgate_tokens_out_total{provider="openai",model="we\\"ird"} 20' in text
+    assert "tollgate_requests_in_flight 2" in text
