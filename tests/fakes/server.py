@@ -13,7 +13,13 @@ import uvicorn
 class ServerThread:
     def __init__(self, app: Any, *, lifespan: str = "auto") -> None:
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan, access_log=False
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan=lifespan,
+            access_log=False,
+            timeout_graceful_shutdown=1,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -74,7 +74,11 @@ def test_client_disconnect_mid_stream_is_still_recorded(
     body = b'{"stream": true, "messages": [{"role": "user", "content": "hi"}]}'
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
         sock.sendall(raw % len(body) + body)
-        assert b"data: " in sock.recv(4096)  # the first chunk arrived; now hang up
+        received = b""
+        while b"data: " not in received:  # wait for the first chunk, then hang up
+            part = sock.recv(4096)
+            assert part, "gateway closed the stream before the first chunk"
+            received += part
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         recent = httpx.get(f"{gateway.url}/diagnostics/requests").json()

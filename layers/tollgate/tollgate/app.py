@@ -30,7 +30,7 @@ def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     limits = httpx.Limits(
         max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
     )
-    return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=False)
+    return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
 
 
 def create_app(

@@ -67,6 +67,12 @@ class UpstreamBadRequest(BadRequest):
     default_code = "upstream_bad_request"
 
 
+class UpstreamNotFound(NotFound):
+    """The upstream does not know the model (or the route); its message is passed on."""
+
+    default_code = "model_not_found"
+
+
 class UpstreamRateLimited(RateLimited):
     default_code = "upstream_rate_limited"
 

@@ -15,6 +15,7 @@ from ..errors import (
     UpstreamAuthError,
     UpstreamBadRequest,
     UpstreamError,
+    UpstreamNotFound,
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -63,7 +64,9 @@ def error_for_status(
         return UpstreamRateLimited(
             f"{provider} is rate limiting: {message}", retry_after=retry_after_seconds(retry_after)
         )
-    if status in (400, 404, 409, 413, 422):
+    if status == 404:
+        return UpstreamNotFound(f"{provider}: {message}", param="model")
+    if status in (400, 409, 413, 422):
         return UpstreamBadRequest(f"{provider}: {message}")
     if status in (503, 529):  # 529: Anthropic's "overloaded"
         return UpstreamUnavailable(
