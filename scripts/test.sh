@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the tests need (a venv with the package and its test extras) and runs the checks:
-# ruff, mypy (strict on the library) and pytest. Extra arguments go to pytest, e.g. `-m slow`.
+# Installs what the tests need and runs every check: ruff, mypy (strict on the library) and the whole pytest
+# suite, including the slow e2e suite (a real llama.cpp server: built from source on first use, ~10 minutes,
+# then cached under ${TOLLGATE_CACHE:-~/.cache/tollgate}). Arguments replace the test selection, e.g.
+#   bash scripts/test.sh -m "not slow"      the quick suite only
+#   bash scripts/test.sh -m slow            the slow suite only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${TOLLGATE_VENV:-.venv}"
@@ -11,4 +14,7 @@ python -m pip install --quiet --disable-pip-version-check --upgrade pip
 python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 ruff check layers tests bench functions
 mypy
+if [ "$#" -eq 0 ]; then
+  set -- -m "slow or not slow"
+fi
 python -m pytest "$@"

@@ -1,0 +1,202 @@
+"""End to end: a real llama.cpp ``llama-server`` serving SmolLM2-135M, with tollgate in front.
+
+The binary and the model come from ``TOLLGATE_LLAMA_SERVER`` / ``TOLLGATE_SMOLLM2_GGUF`` when set, else from
+``scripts/build-llama-server.sh`` / ``scripts/fetch-smollm2.sh`` (both cached, fast after the first run; the
+first build takes about ten minutes on two cores). Everything here is session scoped: one llama-server and
+one gateway serve the whole e2e suite.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.server import ServerThread
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "scripts"
+HEALTH_TIMEOUT_S = 120.0
+THREADS = min(os.cpu_count() or 2, 4)
+
+# Snapshot at import time: the root conftest's autouse ``clean_env`` strips TOLLGATE_*/LLAMA_CPP_* variables
+# around every test, so nothing read lazily could see them.
+_ENV = dict(os.environ)
+_OWN_PREFIXES = (
+    "TOLLGATE_",
+    "OPENAI_",
+    "OPENROUTER_",
+    "OLLAMA_",
+    "LLAMA_CPP_",
+    "CLAUDE_",
+    "ANTHROPIC_",
+    "BEDROCK_",
+    "AWS_",
+)
+
+
+@dataclass(frozen=True)
+class LlamaServer:
+    url: str
+    api_key: str
+    log: Path
+
+
+def _from_script(script: str, variable: str) -> Path:
+    """The path a cached helper script prints on stdout (it builds or downloads on a cold cache)."""
+    env = {**_ENV, "PYTHON": _ENV.get("PYTHON", sys.executable)}
+    result = subprocess.run(
+        ["bash", str(SCRIPTS / script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    if result.returncode != 0:
+        detail = result.stderr[-4000:]
+        pytest.fail(f"{script} failed ({result.returncode}); set {variable} to skip it:\n{detail}")
+    lines = result.stdout.strip().splitlines()
+    return Path(lines[-1]) if lines else Path()
+
+
+def _locate(variable: str, script: str) -> Path:
+    value = _ENV.get(variable)
+    path = Path(value) if value else _from_script(script, variable)
+    if not path.is_file():
+        pytest.fail(f"{variable}/{script} gave {str(path)!r}, which is not a file")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + HEALTH_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"llama-server exited with {process.returncode}:\n{_tail(log)}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"llama-server was not healthy after {HEALTH_TIMEOUT_S:.0f}s:\n{_tail(log)}")
+
+
+def _tail(log: Path, chars: int = 4000) -> str:
+    try:
+        return log.read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no log)"
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def llama_server_bin() -> Path:
+    return _locate("TOLLGATE_LLAMA_SERVER", "build-llama-server.sh")
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    return _locate("TOLLGATE_SMOLLM2_GGUF", "fetch-smollm2.sh")
+
+
+@pytest.fixture(scope="session")
+def llama_server(
+    llama_server_bin: Path, smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LlamaServer]:
+    """A real llama-server on a free port, guarded by a random API key; stopped at the end of the session."""
+    api_key = secrets.token_urlsafe(24)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("llama-server") / "llama-server.log"
+    command = [
+        str(llama_server_bin),
+        "-m",
+        str(smollm2_gguf),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-c",
+        "2048",
+        "-t",
+        str(THREADS),
+        "-np",
+        "1",
+        "--api-key",
+        api_key,
+        "--alias",
+        "smollm2",
+        "--no-webui",
+    ]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        _wait_healthy(url, process, log)
+        yield LlamaServer(url=url, api_key=api_key, log=log)
+    finally:
+        _stop(process)
+
+
+def _settings(**overrides: Any) -> Any:
+    """Settings built with the machine's own TOLLGATE_*/provider variables out of the way."""
+    from tollgate.config import Settings
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(_OWN_PREFIXES):
+                patch.delenv(name, raising=False)
+        return Settings(
+            default_provider="llama_cpp",
+            llama_cpp_model="smollm2",
+            default_max_tokens=32,
+            provider_timeout_seconds=60.0,
+            **overrides,
+        )
+
+
+def _gateway(**overrides: Any) -> ServerThread:
+    from tollgate.app import create_app
+
+    return ServerThread(create_app(_settings(**overrides)), lifespan="on").start()
+
+
+@pytest.fixture(scope="session")
+def gateway(llama_server: LlamaServer) -> Iterator[ServerThread]:
+    """tollgate under uvicorn, in front of the real llama-server."""
+    server = _gateway(llama_cpp_base_url=llama_server.url, llama_cpp_api_key=llama_server.api_key)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_bad_key(llama_server: LlamaServer) -> Iterator[ServerThread]:
+    """A second tollgate that presents the wrong key to llama-server."""
+    server = _gateway(llama_cpp_base_url=llama_server.url, llama_cpp_api_key="not-" + llama_server.api_key)
+    yield server
+    server.stop()
