@@ -44,6 +44,7 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.script = Script()
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        self.client_ports: list[int] = []  # the peer port of each request: equal ports = a reused connection
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -55,6 +56,7 @@ class FakeOpenAI:
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         body = json.loads(raw) if raw else {}
         self.requests.append((scope["path"], headers, body))
+        self.client_ports.append(scope["client"][1])
         script = self.script
         if script.initial_delay:
             await asyncio.sleep(script.initial_delay)

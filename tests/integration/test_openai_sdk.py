@@ -200,3 +200,24 @@ def test_stream_without_upstream_usage_is_estimated(gateway: ServerThread, fake_
     assert usage_chunk["usage"]["completion_tokens"] == 3
     assert usage_chunk["usage"]["prompt_tokens"] > 0
     assert usage_chunk["tollgate"] == {"usage_estimated": True}
+
+
+def test_upstream_connections_are_reused_after_streams(
+    gateway: ServerThread, fake_openai: FakeOpenAI
+) -> None:
+    sdk = client(gateway)
+    for _ in range(3):
+        list(
+            sdk.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+        )
+    assert len(set(fake_openai.client_ports)) == 1
+
+
+def test_upstream_cookies_are_never_replayed(gateway: ServerThread, fake_openai: FakeOpenAI) -> None:
+    fake_openai.script = Script(headers={"set-cookie": "session=tenant-a; Path=/"})
+    sdk = client(gateway)
+    sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert "cookie" not in fake_openai.requests[-1][1]

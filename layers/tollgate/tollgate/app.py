@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -30,7 +31,9 @@ def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     limits = httpx.Limits(
         max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
     )
-    return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
+    # Upstream cookies are never kept: the client is shared by every tenant.
+    no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+    return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, cookies=no_cookies)
 
 
 def create_app(
@@ -69,4 +72,5 @@ def create_app(
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
+        logging_config=None,  # tollgate configures its own logging (logs.py)
     )

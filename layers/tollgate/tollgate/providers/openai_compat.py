@@ -182,9 +182,12 @@ class OpenAICompatProvider:
         response = await self._client.send(request, stream=True)
         try:
             await raise_for_upstream(self.name, response)
+            done = False
             async for event in iter_sse(response.aiter_lines()):
-                if event.data == "[DONE]":
-                    break
+                # after [DONE], read on to the end of the body so the pooled connection can be reused
+                if done or event.data == "[DONE]":
+                    done = True
+                    continue
                 for chunk in parse_chunk(decode_upstream_json(event.data)):
                     yield chunk
         finally:
