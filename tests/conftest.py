@@ -11,7 +11,7 @@ import pytest
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import ServerThread
 
-_OWN_PREFIXES = (
+OWN_ENV_PREFIXES = (
     "TOLLGATE_",
     "OPENAI_",
     "OPENROUTER_",
@@ -28,7 +28,7 @@ _OWN_PREFIXES = (
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the machine's provider keys or AWS settings."""
     for name in list(os.environ):
-        if name.startswith(_OWN_PREFIXES):
+        if name.startswith(OWN_ENV_PREFIXES):
             monkeypatch.delenv(name, raising=False)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import OWN_ENV_PREFIXES
 from tests.fakes.server import ServerThread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,17 +33,6 @@ THREADS = min(os.cpu_count() or 2, 4)
 # Snapshot at import time: the root conftest's autouse ``clean_env`` strips TOLLGATE_*/LLAMA_CPP_* variables
 # around every test, so nothing read lazily could see them.
 _ENV = dict(os.environ)
-_OWN_PREFIXES = (
-    "TOLLGATE_",
-    "OPENAI_",
-    "OPENROUTER_",
-    "OLLAMA_",
-    "LLAMA_CPP_",
-    "CLAUDE_",
-    "ANTHROPIC_",
-    "BEDROCK_",
-    "AWS_",
-)
 
 
 @dataclass(frozen=True)
@@ -169,7 +159,7 @@ def _settings(**overrides: Any) -> Any:
 
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):
-            if name.startswith(_OWN_PREFIXES):
+            if name.startswith(OWN_ENV_PREFIXES):
                 patch.delenv(name, raising=False)
         return Settings(
             default_provider="llama_cpp",

@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from .openai_upstream import Receive, Script, Send, _body, _send_json
+from .openai_upstream import Receive, Script, Send, _body, _send_json, lifespan
 
 
 class FakeAnthropic:
@@ -16,9 +16,7 @@ class FakeAnthropic:
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await lifespan(receive, send)
             return
         raw = await _body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}

@@ -31,6 +31,13 @@ class Script:
     finish_reason: str | None = None
 
 
+async def lifespan(receive: Receive, send: Send) -> None:
+    """Answer the ASGI lifespan protocol (nothing to start or stop)."""
+    while (await receive())["type"] != "lifespan.shutdown":
+        await send({"type": "lifespan.startup.complete"})
+    await send({"type": "lifespan.shutdown.complete"})
+
+
 async def _body(receive: Receive) -> bytes:
     chunks = []
     while True:
@@ -48,9 +55,7 @@ class FakeOpenAI:
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await lifespan(receive, send)
             return
         raw = await _body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}

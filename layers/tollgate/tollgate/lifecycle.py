@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -77,28 +77,9 @@ class RequestTracker:
             self.ctx.metrics.observe(
                 call.provider, model, outcome.status, latency, usage.prompt_tokens, usage.completion_tokens
             )
-        error_text = outcome.error.message if outcome.error else None
-        self.ctx.diagnostics.record(
-            RequestSummary(
-                request_id=self.request_id,
-                at=time.time(),
-                provider=provider,
-                model=model,
-                status=outcome.status,
-                latency_ms=round(latency * 1000, 3),
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                stream=bool(call and call.stream),
-                error=error_text,
-            ),
-            provider_failed=isinstance(outcome.error, _PROVIDER_FAILURES),
-        )
-        level = logging.INFO if outcome.error is None else logging.WARNING
-        log_event(
-            logger,
-            level,
-            "request",
+        summary = RequestSummary(
             request_id=self.request_id,
+            at=time.time(),
             provider=provider,
             model=model,
             status=outcome.status,
@@ -106,6 +87,10 @@ class RequestTracker:
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             usage_estimated=usage.estimated,
-            error=error_text,
+            stream=bool(call and call.stream),
+            error=outcome.error.message if outcome.error else None,
         )
+        self.ctx.diagnostics.record(summary, provider_failed=isinstance(outcome.error, _PROVIDER_FAILURES))
+        level = logging.INFO if outcome.error is None else logging.WARNING
+        log_event(logger, level, "request", **asdict(summary))
         return {"usage_estimated": True} if usage.estimated else {}

@@ -28,6 +28,7 @@ class RequestSummary:
     latency_ms: float
     prompt_tokens: int
     completion_tokens: int
+    usage_estimated: bool
     stream: bool
     error: str | None = None
 

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-import msgspec
 
 from ..config import ProviderConfig
 from ..errors import (
@@ -27,15 +26,11 @@ from ..errors import (
 )
 from ..schemas.openai import ChatCompletionRequest, ContentPart, ImagePart, Message, Tool, ToolCall
 from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
-from .http_errors import (
-    MAX_MESSAGE,
-    decode_upstream_json,
-    error_for_exception,
-    error_for_status,
-    raise_for_upstream,
-)
+from .http_errors import MAX_MESSAGE, decode_upstream_json
+from .http_provider import HTTPProvider
 from .images import is_remote, parse_data_url
-from .sse import iter_sse
+from .sse import SSEvent
+from .turns import append_turn
 
 logger = logging.getLogger(__name__)
 
@@ -139,13 +134,7 @@ def _messages(messages: list[Message]) -> list[Block]:
     for i, message in enumerate(messages):
         if message.role in _SYSTEM_ROLES:
             continue
-        role, blocks = _turn(message, f"messages[{i}]")
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+        append_turn(turns, *_turn(message, f"messages[{i}]"))
     if not turns:
         raise BadRequest("at least one non-empty user or assistant message is required", param="messages")
     return turns
@@ -328,46 +317,26 @@ class StreamParser:
         raise error_for_event(payload, self.provider)
 
 
-class AnthropicProvider:
-    """Thin I/O over one shared ``httpx.AsyncClient``."""
+async def parse_stream(events: AsyncIterator[SSEvent], provider: str = "claude") -> AsyncIterator[Chunk]:
+    """SSE events -> chunks; a stream that ends before ``message_stop`` is an upstream error."""
+    parser = StreamParser(provider)
+    async for event in events:
+        for chunk in parser.parse_event(event.event, decode_upstream_json(event.data)):
+            yield chunk
+    if not parser.finished:
+        raise UpstreamError(f"{provider} stream ended before message_stop")
+
+
+class AnthropicProvider(HTTPProvider):
+    """The Anthropic Messages protocol."""
 
     def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
-        self.name = config.name
-        self.config = config
-        self._client = client
-        self._url = endpoint(config)
-        self._headers = headers(config) | {"Content-Type": "application/json"}
-
-    async def chat(self, call: ChatCall) -> AsyncIterator[Chunk]:
-        content = msgspec.json.encode(to_upstream(call))
-        try:
-            if call.stream:
-                async for chunk in self._stream(content):
-                    yield chunk
-                return
-            response = await self._client.post(self._url, content=content, headers=self._headers)
-        except httpx.HTTPError as exc:
-            raise error_for_exception(self.name, exc) from exc
-        if response.status_code >= 400:
-            raise error_for_status(
-                self.name, response.status_code, response.content, response.headers.get("retry-after")
-            )
-        for chunk in parse_response(decode_upstream_json(response.content)):
-            yield chunk
-
-    async def _stream(self, content: bytes) -> AsyncIterator[Chunk]:
-        request = self._client.build_request("POST", self._url, content=content, headers=self._headers)
-        response = await self._client.send(request, stream=True)
-        try:
-            await raise_for_upstream(self.name, response)
-            parser = StreamParser(self.name)
-            async for event in iter_sse(response.aiter_lines()):
-                for chunk in parser.parse_event(event.event, decode_upstream_json(event.data)):
-                    yield chunk
-            if not parser.finished:
-                raise UpstreamError(f"{self.name} stream ended before message_stop")
-        finally:
-            await response.aclose()
-
-    async def aclose(self) -> None:
-        """The shared client is owned by the app's lifespan, not by the adapter."""
+        super().__init__(
+            config,
+            client,
+            url=endpoint(config),
+            headers=headers(config),
+            to_upstream=to_upstream,
+            parse_response=parse_response,
+            parse_stream=lambda events: parse_stream(events, config.name),
+        )

@@ -37,6 +37,7 @@ from ..schemas.openai import ImagePart, Message, Tool
 from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
 from .http_errors import error_for_status
 from .images import is_remote, parse_data_url
+from .turns import Turn, append_turn
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,6 @@ STOP_REASONS: dict[str, FinishReason] = {
 }
 
 Block = dict[str, Any]
-Turn = dict[str, Any]
 
 # ---------------------------------------------------------------------------------------------- request
 
@@ -111,13 +111,7 @@ def _conversation(messages: Iterable[Message]) -> tuple[list[Block], list[Turn]]
                 system.append({"text": text})
             continue
         role = "assistant" if message.role == "assistant" else "user"
-        blocks = _blocks(message, index)
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+        append_turn(turns, role, _blocks(message, index))
     return system, turns
 
 

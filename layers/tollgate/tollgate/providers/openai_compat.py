@@ -1,7 +1,7 @@
 """OpenAI chat-completions wire protocol: openai, openrouter, ollama and llama.cpp.
 
-Pure functions (``to_upstream``, ``parse_chunk``, ``parse_response``) are kept apart from the thin I/O
-in ``OpenAICompatProvider.chat``.
+Pure functions (``to_upstream``, ``parse_chunk``, ``parse_response``, ``parse_stream``); the thin I/O is
+the shared ``HTTPProvider``.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import msgspec
 
 from ..config import ProviderConfig
 from ..errors import UpstreamError
 from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
-from .http_errors import decode_upstream_json, error_for_exception, error_for_status, raise_for_upstream
-from .sse import iter_sse
+from .http_errors import decode_upstream_json
+from .http_provider import HTTPProvider
+from .sse import SSEvent
 
 FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -150,48 +150,27 @@ def _error_text(error: Any) -> str:
     return str(error)
 
 
-class OpenAICompatProvider:
-    """Thin I/O over one shared ``httpx.AsyncClient``."""
-
-    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
-        self.name = config.name
-        self.config = config
-        self._client = client
-        self._url = endpoint(config)
-        self._headers = headers(config) | {"Content-Type": "application/json"}
-
-    async def chat(self, call: ChatCall) -> AsyncIterator[Chunk]:
-        content = msgspec.json.encode(to_upstream(call))
-        try:
-            if call.stream:
-                async for chunk in self._stream(content):
-                    yield chunk
-                return
-            response = await self._client.post(self._url, content=content, headers=self._headers)
-        except httpx.HTTPError as exc:
-            raise error_for_exception(self.name, exc) from exc
-        if response.status_code >= 400:
-            raise error_for_status(
-                self.name, response.status_code, response.content, response.headers.get("retry-after")
-            )
-        for chunk in parse_response(decode_upstream_json(response.content)):
+async def parse_stream(events: AsyncIterator[SSEvent]) -> AsyncIterator[Chunk]:
+    """SSE events -> chunks; after ``[DONE]`` the body is read to its end so the connection is reused."""
+    done = False
+    async for event in events:
+        if done or event.data == "[DONE]":
+            done = True
+            continue
+        for chunk in parse_chunk(decode_upstream_json(event.data)):
             yield chunk
 
-    async def _stream(self, content: bytes) -> AsyncIterator[Chunk]:
-        request = self._client.build_request("POST", self._url, content=content, headers=self._headers)
-        response = await self._client.send(request, stream=True)
-        try:
-            await raise_for_upstream(self.name, response)
-            done = False
-            async for event in iter_sse(response.aiter_lines()):
-                # after [DONE], read on to the end of the body so the pooled connection can be reused
-                if done or event.data == "[DONE]":
-                    done = True
-                    continue
-                for chunk in parse_chunk(decode_upstream_json(event.data)):
-                    yield chunk
-        finally:
-            await response.aclose()
 
-    async def aclose(self) -> None:
-        """The shared client is owned by the app's lifespan, not by the adapter."""
+class OpenAICompatProvider(HTTPProvider):
+    """openai, openrouter, ollama and llama.cpp: the OpenAI chat-completions protocol."""
+
+    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
+        super().__init__(
+            config,
+            client,
+            url=endpoint(config),
+            headers=headers(config),
+            to_upstream=to_upstream,
+            parse_response=parse_response,
+            parse_stream=parse_stream,
+        )

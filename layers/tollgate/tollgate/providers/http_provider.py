@@ -1,0 +1,74 @@
+"""The thin I/O shared by the HTTP adapters: one POST, JSON back or an SSE stream of events.
+
+A wire protocol supplies its pure functions (``to_upstream``, ``parse_response``) and a stream parser
+(``parse_stream``: SSE events -> chunks); this class does the HTTP and maps transport failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import msgspec
+
+from ..config import ProviderConfig
+from .base import ChatCall, Chunk
+from .http_errors import decode_upstream_json, error_for_exception, error_for_status, raise_for_upstream
+from .sse import SSEvent, iter_sse
+
+StreamParse = Callable[[AsyncIterator[SSEvent]], AsyncIterator[Chunk]]
+
+
+class HTTPProvider:
+    """One adapter instance per provider, over the process's shared ``httpx.AsyncClient``."""
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        client: httpx.AsyncClient,
+        *,
+        url: str,
+        headers: dict[str, str],
+        to_upstream: Callable[[ChatCall], dict[str, Any]],
+        parse_response: Callable[[dict[str, Any]], list[Chunk]],
+        parse_stream: StreamParse,
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self._client = client
+        self._url = url
+        self._headers = headers | {"Content-Type": "application/json"}
+        self._to_upstream = to_upstream
+        self._parse_response = parse_response
+        self._parse_stream = parse_stream
+
+    async def chat(self, call: ChatCall) -> AsyncIterator[Chunk]:
+        content = msgspec.json.encode(self._to_upstream(call))
+        try:
+            if call.stream:
+                async for chunk in self._stream(content):
+                    yield chunk
+                return
+            response = await self._client.post(self._url, content=content, headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise error_for_exception(self.name, exc) from exc
+        if response.status_code >= 400:
+            raise error_for_status(
+                self.name, response.status_code, response.content, response.headers.get("retry-after")
+            )
+        for chunk in self._parse_response(decode_upstream_json(response.content)):
+            yield chunk
+
+    async def _stream(self, content: bytes) -> AsyncIterator[Chunk]:
+        request = self._client.build_request("POST", self._url, content=content, headers=self._headers)
+        response = await self._client.send(request, stream=True)
+        try:
+            await raise_for_upstream(self.name, response)
+            async for chunk in self._parse_stream(iter_sse(response.aiter_lines())):
+                yield chunk
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        """The shared client is owned by the app's lifespan, not by the adapter."""
