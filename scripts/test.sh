@@ -12,6 +12,7 @@ venv="${TOLLGATE_VENV:-.venv}"
 . "$venv/bin/activate"
 python -m pip install --quiet --disable-pip-version-check --upgrade pip
 python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+bash scripts/dynalite.sh install  # dynalite (npm) under .tools/: the contract tests' DynamoDB server
 ruff check layers tests bench functions
 mypy
 if [ "$#" -eq 0 ]; then

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,13 +42,19 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def start_gateway() -> Iterator[Callable[..., ServerThread]]:
-    """start_gateway(settings, **create_app_kwargs) -> a running gateway (stopped after the test)."""
+def start_gateway(tmp_path: Path) -> Iterator[Callable[..., ServerThread]]:
+    """start_gateway(settings, **create_app_kwargs) -> a running gateway (stopped after the test).
+
+    Defaults: open loopback mode (as ``tollgate serve``) and a SQLite store in the test's tmp_path.
+    """
     from tollgate.app import create_app
+    from tollgate.store.sqlite import SQLiteStore
 
     servers: list[ServerThread] = []
 
     def start(settings: Any, **kwargs: Any) -> ServerThread:
+        kwargs.setdefault("allow_open", True)
+        kwargs.setdefault("store", SQLiteStore(str(tmp_path / f"gateway{len(servers)}.db")))
         server = ServerThread(create_app(settings, **kwargs), lifespan="on").start()
         servers.append(server)
         return server

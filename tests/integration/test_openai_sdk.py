@@ -199,7 +199,9 @@ def test_stream_without_upstream_usage_is_estimated(gateway: ServerThread, fake_
     assert usage_chunk["choices"] == []
     assert usage_chunk["usage"]["completion_tokens"] == 3
     assert usage_chunk["usage"]["prompt_tokens"] > 0
-    assert usage_chunk["tollgate"] == {"usage_estimated": True}
+    assert usage_chunk["tollgate"]["usage_estimated"] is True
+    # gpt-4o-mini: 9 in x 0.15 + 3 out x 0.60 micro-USD per token = 3.15 -> 3 micro-USD
+    assert usage_chunk["tollgate"]["cost_usd"] == "0.000003"
 
 
 def test_upstream_connections_are_reused_after_streams(

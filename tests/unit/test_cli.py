@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -30,16 +31,20 @@ def test_is_loopback(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected
 
 
-def test_serve_refuses_public_bind(capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_refuses_public_bind_without_keys(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TOLLGATE_SQLITE_PATH", str(tmp_path / "t.db"))
     assert main(["serve", "--host", "0.0.0.0"]) == 2
     assert "refusing to bind 0.0.0.0" in capsys.readouterr().err
 
 
-def test_serve_runs_and_answers_health() -> None:
+def test_serve_runs_and_answers_health(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
+    env["TOLLGATE_SQLITE_PATH"] = str(tmp_path / "serve.db")
     process = subprocess.Popen(
         [sys.executable, "-m", "tollgate.cli", "serve", "--port", str(port)],
         env=env,

@@ -1,11 +1,11 @@
-"""App factories: ``create_app`` (data plane, streamed) and, later, ``create_admin_app`` (Mangum).
+"""App factories: ``create_app`` (data plane, streamed) and ``create_admin_app`` (admin API, buffered).
 
 Nothing here runs at import time: clients are created in the lifespan, once per process.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
@@ -13,14 +13,36 @@ from typing import Any
 import httpx
 from litestar import Litestar
 from litestar.di import Provide
+from litestar.types import ControllerRouterHandler
 
+from .api.account import audit_log, costs, delete_session
+from .api.admin import admin_router
 from .api.chat import chat_completions
 from .api.errors import EXCEPTION_HANDLERS
 from .api.info import diagnostics_providers, diagnostics_requests, health, metrics, models
+from .api.tokens import tokens_check, tokens_pools, tokens_report, tokens_reserve
 from .config import Settings
 from .context import AppContext
 from .logs import configure_logging
 from .providers.registry import build_providers
+from .store.base import Store
+from .store.factory import open_store
+
+DATA_PLANE: list[ControllerRouterHandler] = [
+    chat_completions,
+    models,
+    health,
+    metrics,
+    diagnostics_providers,
+    diagnostics_requests,
+    tokens_check,
+    tokens_reserve,
+    tokens_report,
+    tokens_pools,
+    costs,
+    audit_log,
+    delete_session,
+]
 
 
 def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
@@ -36,19 +58,40 @@ def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, cookies=no_cookies)
 
 
+def _litestar(
+    ctx: AppContext, handlers: list[ControllerRouterHandler], lifespan: Callable[[Litestar], Any]
+) -> Litestar:
+    return Litestar(
+        route_handlers=handlers,
+        dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        request_max_body_size=ctx.settings.max_body_bytes,
+        openapi_config=None,
+        logging_config=None,  # tollgate configures its own logging (logs.py)
+        state={"ctx": ctx},  # type: ignore[arg-type]  # read by guards
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     http_transport: httpx.AsyncBaseTransport | None = None,
     bedrock_client: Any | None = None,
+    store: Store | None = None,
+    allow_open: bool = False,
+    include_admin: bool = False,
 ) -> Litestar:
-    """The data-plane app. Tests inject ``http_transport`` (httpx.MockTransport) or ``bedrock_client``."""
+    """The data-plane app. ``allow_open`` (``tollgate serve`` only) serves loopback callers without a key
+    while the store holds no keys; on Lambda it is never set. Tests inject transports, clients and stores."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
-    ctx = AppContext.from_settings(settings)
+    ctx = AppContext.build(settings, store or open_store(settings), allow_open=allow_open)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if settings.store == "sqlite":
+            await ctx.store.init_schema()
         async with http_client(settings, http_transport) as client:
             ctx.http = client
             ctx.providers = build_providers(settings, client, bedrock_client=bedrock_client)
@@ -57,20 +100,22 @@ def create_app(
             finally:
                 for provider in ctx.providers.values():
                     await provider.aclose()
+                await ctx.store.aclose()
 
-    return Litestar(
-        route_handlers=[
-            chat_completions,
-            models,
-            health,
-            metrics,
-            diagnostics_providers,
-            diagnostics_requests,
-        ],
-        dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False)},
-        exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=[lifespan],
-        request_max_body_size=settings.max_body_bytes,
-        openapi_config=None,
-        logging_config=None,  # tollgate configures its own logging (logs.py)
-    )
+    handlers = DATA_PLANE + ([admin_router] if include_admin else [])
+    return _litestar(ctx, handlers, lifespan)
+
+
+def create_admin_app(settings: Settings | None = None, *, store: Store | None = None) -> Litestar:
+    """The admin API alone (paths under /admin), for the Mangum-wrapped admin function."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    ctx = AppContext.build(settings, store or open_store(settings), allow_open=False)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if settings.store == "sqlite":
+            await ctx.store.init_schema()
+        yield
+
+    return _litestar(ctx, [admin_router], lifespan)

@@ -7,6 +7,7 @@ Nothing else in the package calls ``os.getenv``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,6 +69,24 @@ class Settings(BaseSettings):
     bedrock_max_concurrency: int = Field(32, ge=1, validation_alias=_env("TOLLGATE_BEDROCK_MAX_CONCURRENCY"))
     recent_requests: int = Field(100, ge=1, validation_alias=_env("TOLLGATE_RECENT_REQUESTS"))
     log_level: str = Field("INFO", validation_alias=_env("TOLLGATE_LOG_LEVEL"))
+
+    # state (issue: store)
+    store: Literal["sqlite", "dynamodb"] = Field("sqlite", validation_alias=_env("TOLLGATE_STORE"))
+    sqlite_path: str = Field("./tollgate.db", validation_alias=_env("TOLLGATE_SQLITE_PATH"))
+    table: str = Field("tollgate", validation_alias=_env("TOLLGATE_TABLE"))
+    aws_region: str = Field("us-east-1", validation_alias=_env("AWS_REGION", "AWS_DEFAULT_REGION"))
+    store_threads: int = Field(16, ge=1, validation_alias=_env("TOLLGATE_STORE_THREADS"))
+    key_cache_seconds: float = Field(30.0, ge=0, validation_alias=_env("TOLLGATE_KEY_CACHE_SECONDS"))
+    admin_key: SecretStr | None = Field(None, validation_alias=_env("TOLLGATE_ADMIN_KEY"))
+    audit_key: SecretStr | None = Field(None, validation_alias=_env("TOLLGATE_AUDIT_KEY"))
+    session_retention_messages: int = Field(
+        24, ge=1, validation_alias=_env("TOLLGATE_SESSION_RETENTION_MESSAGES")
+    )
+    session_ttl_seconds: int = Field(86400, ge=60, validation_alias=_env("TOLLGATE_SESSION_TTL_SECONDS"))
+    reservation_max_age_seconds: int = Field(
+        900, ge=60, validation_alias=_env("TOLLGATE_RESERVATION_MAX_AGE_SECONDS")
+    )
+    pricing_file: str | None = Field(None, validation_alias=_env("TOLLGATE_PRICING_FILE"))
 
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str = Field("https://api.openai.com/v1", validation_alias=_env("OPENAI_BASE_URL"))

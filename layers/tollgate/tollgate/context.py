@@ -1,4 +1,4 @@
-"""AppContext: what one process holds (settings, clients, adapters, observers). Built by create_app."""
+"""AppContext: what one process holds (settings, clients, adapters, store, observers). Built by create_app."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from .accounting import Pricing
 from .config import Settings
+from .keys import Authenticator
+from .ledger import Ledger
 from .observability.diagnostics import Diagnostics
 from .observability.metrics import Metrics
 from .providers.base import Provider
 from .providers.registry import Router
+from .store.base import Store
 
 
 @dataclass(slots=True)
@@ -20,19 +24,36 @@ class AppContext:
     router: Router
     metrics: Metrics
     diagnostics: Diagnostics
+    store: Store
+    authenticator: Authenticator
+    ledger: Ledger
     started_at: float = field(default_factory=time.time)
     in_flight: int = 0
     http: httpx.AsyncClient | None = None
     providers: dict[str, Provider] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AppContext:
+    def build(cls, settings: Settings, store: Store, *, allow_open: bool) -> AppContext:
+        """No I/O: the store connects on first use, provider clients are made in the lifespan."""
         router = Router(settings)
+        audit_key = settings.audit_key.get_secret_value().encode() if settings.audit_key else None
+        ledger = Ledger(
+            store,
+            Pricing.load(settings.pricing_file),
+            audit_key=audit_key or None,
+            session_keep=settings.session_retention_messages,
+            session_ttl=settings.session_ttl_seconds,
+        )
         return cls(
             settings=settings,
             router=router,
             metrics=Metrics(),
             diagnostics=Diagnostics(router.configs, settings.recent_requests),
+            store=store,
+            authenticator=Authenticator(
+                store, cache_seconds=settings.key_cache_seconds, allow_open=allow_open
+            ),
+            ledger=ledger,
         )
 
     def provider(self, name: str) -> Provider:

@@ -2,7 +2,7 @@
 
 ``RequestTracker.finish`` runs exactly once per request, before the last byte of the response
 (DESIGN.md §1 step 8: a Lambda sandbox freezes as soon as the response ends). It is called shielded
-from cancellation, so a client that hangs up still gets its request recorded.
+from cancellation, so a client that hangs up still gets its budget settled and its audit entry written.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from .ledger import Booking
 from .logs import log_event
 from .observability.diagnostics import RequestSummary
 from .providers.base import ChatCall, Usage
@@ -45,6 +46,7 @@ class Outcome:
     usage: Usage | None = None
     model: str | None = None
     error: TollgateError | None = None
+    answer: dict[str, Any] | None = None  # the assistant message, for the session and the audit digest
 
     @classmethod
     def failed(cls, error: TollgateError, usage: Usage | None = None, model: str | None = None) -> Outcome:
@@ -59,15 +61,33 @@ class RequestTracker:
         self.request_id = request_id
         self.started = time.perf_counter()
         self.call: ChatCall | None = None
+        self.booking: Booking | None = None
         self._finished = False
         ctx.in_flight += 1
 
     async def finish(self, outcome: Outcome) -> dict[str, Any]:
-        """Record the outcome; returns the ``tollgate`` extension fields for the response (if any)."""
+        """Record and account for the outcome; returns the ``tollgate`` extension fields for the response."""
         if self._finished:
             return {}
         self._finished = True
-        self.ctx.in_flight -= 1
+        try:
+            extension = await self._account(outcome)
+        finally:
+            self.ctx.in_flight -= 1
+            self._observe(outcome)
+        return extension
+
+    async def _account(self, outcome: Outcome) -> dict[str, Any]:
+        usage = outcome.usage or Usage(0, 0)
+        extension: dict[str, Any] = {"usage_estimated": True} if usage.estimated else {}
+        if self.call is not None and self.booking is not None:
+            settlement = await self.ctx.ledger.finish(
+                self.booking, self.call, outcome.status, usage, outcome.answer
+            )
+            extension.update(settlement.extension())
+        return extension
+
+    def _observe(self, outcome: Outcome) -> None:
         latency = time.perf_counter() - self.started
         call = self.call
         provider = call.provider if call else None
@@ -92,5 +112,5 @@ class RequestTracker:
         )
         self.ctx.diagnostics.record(summary, provider_failed=isinstance(outcome.error, _PROVIDER_FAILURES))
         level = logging.INFO if outcome.error is None else logging.WARNING
-        log_event(logger, level, "request", **asdict(summary))
-        return {"usage_estimated": True} if usage.estimated else {}
+        tenant = self.booking.principal.tenant if self.booking else None
+        log_event(logger, level, "request", tenant=tenant, **asdict(summary))

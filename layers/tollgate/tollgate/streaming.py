@@ -67,10 +67,20 @@ class ResponseBuilder:
         completion = estimate_tokens("".join(self.text)) + estimate_tokens(calls)
         return Usage(prompt, completion, estimated=True)
 
-    def completion(self, usage: Usage, extension: dict[str, Any]) -> dict[str, Any]:
+    def message(self) -> dict[str, Any]:
+        """The assistant message as OpenAI shapes it (also what a session stores)."""
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self.text) or None}
         if self.tool_calls:
             message["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
+        return message
+
+    def outcome(self, status: str = "ok", error: TollgateError | None = None) -> Outcome:
+        return Outcome(
+            status=status, usage=self.final_usage(), model=self.model, error=error, answer=self.message()
+        )
+
+    def completion(self, usage: Usage, extension: dict[str, Any]) -> dict[str, Any]:
+        message = self.message()
         body: dict[str, Any] = {
             "id": f"chatcmpl-{self.call.request_id}",
             "object": "chat.completion",
@@ -161,20 +171,19 @@ async def sse_stream(
         if builder.finish is None:
             builder.finish = "stop"
             yield sse(formatter.format(Finish("stop")) or {})
-        usage = builder.final_usage()
-        outcome = Outcome(status="ok", usage=usage, model=builder.model)
+        outcome = builder.outcome()
         extension = await _finish_shielded(tracker, outcome)
         if call.request.include_usage:
-            yield sse(formatter.usage(usage, extension))
+            yield sse(formatter.usage(outcome.usage or builder.final_usage(), extension))
         yield DONE
     except TollgateError as exc:
-        outcome = Outcome.failed(exc, builder.final_usage(), builder.model)
+        outcome = builder.outcome(exc.code or "error", exc)
         await _finish_shielded(tracker, outcome)
         yield sse(render_error(exc))
     except Exception as exc:  # a bug must still end the stream with an error event and be recorded
         logger.exception("stream failed", extra={"request_id": call.request_id})
         failure = UpstreamError("internal error while streaming", code="internal_error")
-        outcome = Outcome.failed(failure, builder.final_usage(), builder.model)
+        outcome = builder.outcome("internal_error", failure)
         await _finish_shielded(tracker, outcome)
         yield sse(render_error(failure))
         del exc
@@ -182,9 +191,7 @@ async def sse_stream(
         # client disconnect (cancellation / aclose): still settle, and close the upstream promptly
         with anyio.CancelScope(shield=True):
             if outcome is None:
-                await tracker.finish(
-                    Outcome(status="client_closed", usage=builder.final_usage(), model=builder.model)
-                )
+                await tracker.finish(builder.outcome("client_closed"))
             await _aclose(chunks)
 
 

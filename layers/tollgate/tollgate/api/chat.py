@@ -11,12 +11,15 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.response import Stream
 
+from ..audit import sha256_hex
 from ..context import AppContext
 from ..errors import TollgateError
+from ..ledger import Booking
 from ..lifecycle import Outcome, RequestTracker
 from ..providers.base import ChatCall, Chunk
 from ..schemas.openai import ChatCompletionRequest
 from ..streaming import ResponseBuilder, sse_stream
+from .auth import authenticate
 from .body import decode_json_object, validate
 from .errors import error_payload
 
@@ -35,23 +38,51 @@ async def chat_completions(
     request.scope.setdefault("state", {})["request_id"] = request_id
     tracker = RequestTracker(ctx, request_id)
     try:
-        chat = validate(ChatCompletionRequest, decode_json_object(await request.body()))
-        call = tracker.call = ctx.router.plan(chat, request_id)
+        call = await _admit(request, ctx, tracker)
         chunks = ctx.provider(call.provider).chat(call)
         headers = {"x-tollgate-request-id": request_id, "x-tollgate-provider": call.provider}
-        if chat.stream:
+        if call.stream:
             first = await _first_chunk(chunks)
             body = sse_stream(call, first, chunks, tracker, error_payload)
             return Stream(body, media_type="text/event-stream", headers=headers | SSE_HEADERS)
         return await _complete(call, chunks, tracker, headers)
     except TollgateError as exc:
-        await tracker.finish(Outcome.failed(exc))
+        with anyio.CancelScope(shield=True):
+            await tracker.finish(Outcome.failed(exc))
         raise
     except BaseException as exc:
         status = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "internal_error"
         with anyio.CancelScope(shield=True):
             await tracker.finish(Outcome(status=status))
         raise
+
+
+async def _admit(request: Request[Any, Any, Any], ctx: AppContext, tracker: RequestTracker) -> ChatCall:
+    """Authenticate, validate, route, check the model, load the session and reserve the budget."""
+    principal = await authenticate(request, ctx)
+    raw = await request.body()
+    chat = validate(ChatCompletionRequest, decode_json_object(raw))
+    call = ctx.router.plan(chat, tracker.request_id)
+    principal.check_model(call.provider, call.model)
+    booking = tracker.booking = Booking(
+        principal, pool=chat.pool or principal.pool, request_sha256=sha256_hex(raw)
+    )
+    if chat.session_id:
+        call = await _with_history(ctx, booking, call, chat.session_id)
+    tracker.call = call
+    await ctx.ledger.reserve(booking, call)
+    return call
+
+
+async def _with_history(ctx: AppContext, booking: Booking, call: ChatCall, session_id: str) -> ChatCall:
+    """Stored turns go after this request's system messages and before its new turns."""
+    history = await ctx.ledger.load_history(booking, session_id)
+    messages = call.request.messages
+    system = [m for m in messages if m.role in ("system", "developer")]
+    turns = [m for m in messages if m.role not in ("system", "developer")]
+    booking.new_messages = [m.model_dump(exclude_none=True) for m in turns]
+    request = call.request.model_copy(update={"messages": system + history + turns})
+    return ChatCall(call.request_id, call.provider, call.model, call.max_tokens, request)
 
 
 async def _first_chunk(chunks: Any) -> Chunk | None:
@@ -69,7 +100,9 @@ async def _complete(
     builder = ResponseBuilder(call)
     async for chunk in chunks:
         builder.add(chunk)
-    usage = builder.final_usage()
-    extension = await tracker.finish(Outcome(status="ok", usage=usage, model=builder.model))
-    content = msgspec.json.encode(builder.completion(usage, extension))
+    outcome = builder.outcome()
+    extension = await tracker.finish(outcome)
+    if "cost_usd" in extension:
+        headers = headers | {"x-tollgate-cost-usd": extension["cost_usd"]}
+    content = msgspec.json.encode(builder.completion(outcome.usage or builder.final_usage(), extension))
     return Response(content, media_type="application/json", headers=headers)

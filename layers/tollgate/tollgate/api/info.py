@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from litestar import get
+from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.response import Response
 
 from .. import __version__
 from ..context import AppContext
+from .auth import authenticate, check_operator
 
 
 @get("/health", sync_to_thread=False)
@@ -23,26 +24,35 @@ def health(ctx: NamedDependency[AppContext]) -> dict[str, Any]:
     }
 
 
-@get("/v1/models", sync_to_thread=False)
-def models(ctx: NamedDependency[AppContext]) -> dict[str, Any]:
+@get("/v1/models")
+async def models(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> dict[str, Any]:
+    """Configured providers' default models, as far as the caller's key may use them."""
+    principal = await authenticate(request, ctx)
     data = [
         {"id": f"{name}/{config.model}", "object": "model", "created": 0, "owned_by": name}
         for name, config in ctx.router.configs.items()
-        if config.configured
+        if config.configured and principal.allows(name, config.model)
     ]
     return {"object": "list", "data": data}
 
 
-@get("/metrics", sync_to_thread=False)
-def metrics(ctx: NamedDependency[AppContext]) -> Response[str]:
+@get("/metrics")
+async def metrics(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> Response[str]:
+    await check_operator(request, ctx)
     return Response(ctx.metrics.render(ctx.in_flight), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-@get("/diagnostics/providers", sync_to_thread=False)
-def diagnostics_providers(ctx: NamedDependency[AppContext]) -> dict[str, Any]:
+@get("/diagnostics/providers")
+async def diagnostics_providers(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]
+) -> dict[str, Any]:
+    await check_operator(request, ctx)
     return {"providers": ctx.diagnostics.providers()}
 
 
-@get("/diagnostics/requests", sync_to_thread=False)
-def diagnostics_requests(ctx: NamedDependency[AppContext]) -> dict[str, Any]:
+@get("/diagnostics/requests")
+async def diagnostics_requests(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]
+) -> dict[str, Any]:
+    await check_operator(request, ctx)
     return ctx.diagnostics.requests()

@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 EXTENSION_FIELDS = frozenset({"provider", "session_id", "pool", "loop_mode", "loop_until", "loop_max_turns"})
 
 
+# session ids, pool and tenant names: printable, no separators the stores use
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -96,8 +100,8 @@ class ChatCompletionRequest(BaseModel):
     n: int | None = None
     # tollgate extensions (DESIGN.md §4); stripped before anything goes upstream
     provider: str | None = None
-    session_id: str | None = None
-    pool: str | None = None
+    session_id: str | None = Field(None, min_length=1, max_length=128, pattern=NAME_PATTERN)
+    pool: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
     loop_mode: str | None = None
     loop_until: str | None = None
     loop_max_turns: int | None = None

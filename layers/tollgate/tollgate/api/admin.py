@@ -1,0 +1,110 @@
+"""The admin API (all tenants), gated by TOLLGATE_ADMIN_KEY: keys, budgets, costs, audit, sweeps.
+
+Mounted at /admin by ``tollgate serve``; on AWS it is its own function (Mangum, buffered).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from litestar import Request, Router, get, post, put
+from litestar.di import NamedDependency
+
+from .. import audit
+from ..context import AppContext
+from ..errors import NotFound
+from ..keys import new_key_record
+from ..schemas.tollgate import BudgetSet, KeyCreate
+from ..store.base import ApiKey
+from ..timeutil import after, now_str
+from .account import cost_summary
+from .auth import admin_guard
+from .body import decode_json_object, validate
+from .tokens import pool_view
+
+
+def key_view(key: ApiKey) -> dict[str, Any]:
+    view = asdict(key)
+    del view["key_hash"]
+    view["models"] = list(key.models) if key.models is not None else None
+    return view
+
+
+@post("/keys", status_code=201)
+async def create_key(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> dict[str, Any]:
+    body = validate(KeyCreate, decode_json_object(await request.body()))
+    models = tuple(body.models) if body.models is not None else None
+    key, record = new_key_record(
+        body.tenant, name=body.name, models=models, pool=body.pool, expires_in=body.expires_in
+    )
+    await ctx.store.create_key(record)
+    return {"key": key, **key_view(record)}
+
+
+@get("/keys")
+async def list_keys(ctx: NamedDependency[AppContext], tenant: str | None = None) -> dict[str, Any]:
+    return {"keys": [key_view(k) for k in await ctx.store.list_keys(tenant)]}
+
+
+@post("/keys/{key_id:str}/revoke", status_code=200)
+async def revoke_key(ctx: NamedDependency[AppContext], key_id: str) -> dict[str, Any]:
+    record = await ctx.store.revoke_key(key_id, now_str())
+    if record is None:
+        raise NotFound(f"no key {key_id!r}", param="key_id")
+    return key_view(record)
+
+
+@put("/budgets/{tenant:str}/{pool:str}", status_code=200)
+async def set_budget(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], tenant: str, pool: str
+) -> dict[str, Any]:
+    body = validate(BudgetSet, decode_json_object(await request.body()))
+    return {"tenant": tenant, **pool_view(await ctx.store.set_capacity(tenant, pool, body.tokens))}
+
+
+@get("/budgets")
+async def list_budgets(ctx: NamedDependency[AppContext], tenant: str | None = None) -> dict[str, Any]:
+    return {"pools": [{"tenant": p.tenant, **pool_view(p)} for p in await ctx.store.list_pools(tenant)]}
+
+
+@get("/costs")
+async def admin_costs(
+    ctx: NamedDependency[AppContext],
+    tenant: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    group_by: str | None = None,
+) -> dict[str, Any]:
+    return await cost_summary(ctx, tenant, since, until, group_by)
+
+
+@get("/audit/verify")
+async def verify_audit(ctx: NamedDependency[AppContext], tenant: str | None = None) -> dict[str, Any]:
+    tenants = [tenant] if tenant else await ctx.store.audit_tenants()
+    results = {t: (await audit.verify(ctx.store, t, ctx.ledger.audit_key)).as_dict() for t in tenants}
+    return {"valid": all(r["valid"] for r in results.values()), "tenants": results}
+
+
+@post("/sweep", status_code=200)
+async def sweep(ctx: NamedDependency[AppContext]) -> dict[str, int]:
+    """Refund reservations older than TOLLGATE_RESERVATION_MAX_AGE_SECONDS; delete expired sessions."""
+    cutoff = after(-ctx.settings.reservation_max_age_seconds)
+    refunded = await ctx.store.sweep_reservations(cutoff)
+    return {"reservations_refunded": refunded, "sessions_deleted": await ctx.store.sweep_sessions(now_str())}
+
+
+admin_router = Router(
+    path="/admin",
+    guards=[admin_guard],
+    route_handlers=[
+        create_key,
+        list_keys,
+        revoke_key,
+        set_budget,
+        list_budgets,
+        admin_costs,
+        verify_audit,
+        sweep,
+    ],
+)

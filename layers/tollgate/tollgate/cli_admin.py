@@ -1,0 +1,191 @@
+"""``tollgate keys | budgets | audit | costs``: the admin operations from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from . import audit
+from .accounting import summarize_costs
+from .api.admin import key_view
+from .api.tokens import pool_view
+from .cli import _print, _with_store
+from .config import Settings
+from .keys import new_key_record
+from .timeutil import normalize_time, now_str
+
+
+def _audit_key(settings: Settings) -> bytes | None:
+    return settings.audit_key.get_secret_value().encode() if settings.audit_key else None
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None
+    key, record = new_key_record(
+        args.tenant, name=args.name, models=models, pool=args.pool, expires_in=args.expires_in
+    )
+
+    async def create(store: Any, _: Settings) -> None:
+        await store.create_key(record)
+
+    _with_store(create)
+    if args.json:
+        _print({"key": key, **key_view(record)})
+    else:
+        print(
+            f"{key}\n\nkey_id {record.key_id}, tenant {record.tenant}, pool {record.pool}. "
+            "This is the only time the key is shown; tollgate stores only its SHA-256."
+        )
+    return 0
+
+
+def keys_list(args: argparse.Namespace) -> int:
+    async def listing(store: Any, _: Settings) -> list[dict[str, Any]]:
+        return [key_view(k) for k in await store.list_keys(args.tenant)]
+
+    rows = _with_store(listing)
+    if args.json:
+        _print(rows)
+    for row in [] if args.json else rows:
+        state = (
+            "revoked"
+            if row["revoked_at"]
+            else ("expires " + row["expires_at"] if row["expires_at"] else "active")
+        )
+        print(f"{row['key_id']}  {row['tenant']:<16} {row['pool']:<12} {state:<20} {row['name'] or ''}")
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace) -> int:
+    async def revoke(store: Any, _: Settings) -> Any:
+        return await store.revoke_key(args.key_id, now_str())
+
+    if _with_store(revoke) is None:
+        print(f"tollgate: no key {args.key_id}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def budgets_set(args: argparse.Namespace) -> int:
+    async def set_capacity(store: Any, _: Settings) -> dict[str, Any]:
+        return pool_view(await store.set_capacity(args.tenant, args.pool, args.tokens))
+
+    _print({"tenant": args.tenant, **_with_store(set_capacity)})
+    return 0
+
+
+def budgets_show(args: argparse.Namespace) -> int:
+    async def show(store: Any, _: Settings) -> list[dict[str, Any]]:
+        return [pool_view(p) for p in await store.list_pools(args.tenant)]
+
+    rows = _with_store(show)
+    if args.json:
+        _print(rows)
+        return 0
+    print(f"{'pool':<16} {'capacity':>12} {'used':>12} {'reserved':>10} {'remaining':>12}")
+    for row in rows:
+        capacity = "unlimited" if row["capacity"] is None else row["capacity"]
+        remaining = "-" if row["remaining"] is None else row["remaining"]
+        print(f"{row['pool']:<16} {capacity:>12} {row['used']:>12} {row['reserved']:>10} {remaining:>12}")
+    return 0
+
+
+def audit_verify(args: argparse.Namespace) -> int:
+    async def check(store: Any, settings: Settings) -> dict[str, audit.Verification]:
+        tenants = [args.tenant] if args.tenant else await store.audit_tenants()
+        return {t: await audit.verify(store, t, _audit_key(settings)) for t in tenants}
+
+    results = _with_store(check)
+    for tenant, result in results.items():
+        if result.valid:
+            note = f" ({result.problem})" if result.problem else ""
+            print(f"{tenant}: ok, {result.entries} entries, head {result.head_seq}{note}")
+        else:
+            print(f"{tenant}: BROKEN at seq {result.first_bad_seq}: {result.problem}")
+    return 0 if all(r.valid for r in results.values()) else 1
+
+
+def audit_export(args: argparse.Namespace) -> int:
+    async def export(store: Any, _: Settings) -> None:
+        import json
+
+        tenants = [args.tenant] if args.tenant else await store.audit_tenants()
+        for tenant in tenants:
+            after = 0
+            while batch := await store.list_audit(tenant, after_seq=after, limit=1000):
+                for entry in batch:
+                    sys.stdout.write(json.dumps(asdict(entry), sort_keys=True) + "\n")
+                after = batch[-1].seq
+
+    _with_store(export)
+    return 0
+
+
+def costs(args: argparse.Namespace) -> int:
+    since = normalize_time(args.since) if args.since else None
+
+    async def summary(store: Any, _: Settings) -> dict[str, Any]:
+        return summarize_costs(await store.list_costs(args.tenant, since=since), args.by)
+
+    result = {"tenant": args.tenant, "since": since, **_with_store(summary)}
+    if args.json:
+        _print(result)
+        return 0
+    print(
+        f"total ${result['total_cost_usd']:.6f} over {result['requests']} requests "
+        f"({result['unpriced_requests']} unpriced)"
+    )
+    for row in result["groups"]:
+        print(
+            f"  {row['group']:<48} {row['requests']:>7} req  {row['prompt_tokens']:>10} in "
+            f"{row['completion_tokens']:>10} out  ${row['cost_usd']:.6f}"
+        )
+    return 0
+
+
+def add_admin_commands(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="virtual API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="create a key (printed once)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--name")
+    create.add_argument("--models", help="comma-separated allow-list (globs: openai/*)")
+    create.add_argument("--pool", default="default")
+    create.add_argument("--expires-in", type=int, metavar="SECONDS")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(handler=keys_create)
+    listing = keys.add_parser("list", help="list keys (never the keys themselves)")
+    listing.add_argument("--tenant")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=keys_revoke)
+
+    budgets = commands.add_parser("budgets", help="token pools").add_subparsers(dest="action", required=True)
+    set_ = budgets.add_parser("set", help="set a pool's capacity")
+    set_.add_argument("--tenant", required=True)
+    set_.add_argument("--pool", default="default")
+    set_.add_argument("--tokens", type=int, required=True)
+    set_.set_defaults(handler=budgets_set)
+    show = budgets.add_parser("show", help="capacity, used, reserved, remaining")
+    show.add_argument("--tenant", required=True)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=budgets_show)
+
+    audits = commands.add_parser("audit", help="the audit chain").add_subparsers(dest="action", required=True)
+    verify = audits.add_parser("verify", help="verify the chain (exit 1 on the first bad entry)")
+    verify.add_argument("--tenant")
+    verify.set_defaults(handler=audit_verify)
+    export = audits.add_parser("export", help="entries as JSON Lines")
+    export.add_argument("--tenant")
+    export.set_defaults(handler=audit_export)
+
+    cost = commands.add_parser("costs", help="cost records, totals and groups")
+    cost.add_argument("--tenant")
+    cost.add_argument("--since")
+    cost.add_argument("--by", choices=["model", "day", "key"])
+    cost.add_argument("--json", action="store_true")
+    cost.set_defaults(handler=costs)

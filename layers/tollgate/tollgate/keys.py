@@ -1,0 +1,132 @@
+"""Virtual API keys: generation, hashing, and the authenticator the app runs on every request.
+
+Keys are ``tg-`` + 32 random bytes (url-safe base64). Only their SHA-256 is stored; a lookup is by hash
+and the stored hash is compared with ``hmac.compare_digest``. Lookups are cached in-process for
+``TOLLGATE_KEY_CACHE_SECONDS``, which bounds how long a revocation takes to bite.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from .errors import Forbidden, Unauthorized
+from .store.base import ApiKey, KeyStore
+from .timeutil import after, now_str
+
+PREFIX = "tg-"
+
+
+def generate_key() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key_record(
+    tenant: str,
+    *,
+    name: str | None = None,
+    models: tuple[str, ...] | None = None,
+    pool: str = "default",
+    expires_in: int | None = None,
+) -> tuple[str, ApiKey]:
+    """A fresh key and the record to store (the key itself is shown once and never stored)."""
+    key = generate_key()
+    record = ApiKey(
+        key_id="key_" + secrets.token_hex(8),
+        key_hash=hash_key(key),
+        tenant=tenant,
+        created_at=now_str(),
+        name=name,
+        models=models,
+        pool=pool,
+        expires_at=after(expires_in) if expires_in else None,
+    )
+    return key, record
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a key's tenant, or the open loopback mode's ``local`` tenant."""
+
+    tenant: str
+    key_id: str
+    pool: str = "default"
+    models: tuple[str, ...] | None = None
+
+    def allows(self, provider: str, model: str) -> bool:
+        """Whether ``provider/model`` or ``model`` matches the key's allow-list (globs allowed)."""
+        if self.models is None:
+            return True
+        names = (f"{provider}/{model}", model)
+        return any(fnmatch.fnmatchcase(name, allowed) for name in names for allowed in self.models)
+
+    def check_model(self, provider: str, model: str) -> None:
+        if not self.allows(provider, model):
+            raise Forbidden(f"this key may not use model {provider}/{model}", param="model")
+
+
+OPEN_PRINCIPAL = Principal(tenant="local", key_id="open")
+
+
+def key_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:
+    """``Authorization: Bearer <key>`` (openai SDK) or ``x-api-key: <key>`` (anthropic SDK)."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    if x_api_key and x_api_key.strip():
+        return x_api_key.strip()
+    return None
+
+
+class Authenticator:
+    """Key lookups with a small TTL cache; open mode while no key was ever created."""
+
+    def __init__(self, store: KeyStore, *, cache_seconds: float, allow_open: bool) -> None:
+        self._store = store
+        self._ttl = cache_seconds
+        self.allow_open = allow_open
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._keys_exist = False
+
+    async def keys_exist(self) -> bool:
+        """Rechecked per request until the first key appears; keys never disappear (revoked ones count)."""
+        if not self._keys_exist:
+            self._keys_exist = await self._store.any_keys()
+        return self._keys_exist
+
+    async def authenticate(self, key: str | None, *, loopback: bool) -> Principal:
+        # open mode: any (or no) key from loopback while no key exists (SDKs insist on sending one)
+        if self.allow_open and loopback and not await self.keys_exist():
+            return OPEN_PRINCIPAL
+        if key is None:
+            raise Unauthorized("missing API key: send Authorization: Bearer <key> or x-api-key")
+        record = await self._lookup(hash_key(key))
+        if record is None or not hmac.compare_digest(record.key_hash, hash_key(key)):
+            raise Unauthorized("invalid API key")
+        now = now_str()
+        if record.revoked_at is not None:
+            raise Unauthorized("this API key was revoked", code="key_revoked")
+        if record.expires_at is not None and record.expires_at <= now:
+            raise Unauthorized("this API key has expired", code="key_expired")
+        return Principal(tenant=record.tenant, key_id=record.key_id, pool=record.pool, models=record.models)
+
+    async def _lookup(self, key_hash: str) -> ApiKey | None:
+        if self._ttl > 0:
+            hit = self._cache.get(key_hash)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
+        record = await self._store.key_by_hash(key_hash)
+        if self._ttl > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key_hash] = (time.monotonic() + self._ttl, record)
+        return record

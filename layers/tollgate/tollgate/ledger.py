@@ -1,0 +1,149 @@
+"""Per-request accounting: reserve before the upstream call; settle, audit (= cost record) and save the
+session after it, on every exit path and before the response's last byte (DESIGN.md §1 step 8)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import audit
+from .accounting import Pricing, reservation_estimate, usd
+from .canonical import answer_digest
+from .errors import BudgetExceeded
+from .keys import Principal
+from .logs import log_event
+from .providers.base import ChatCall, Usage
+from .schemas.openai import Message
+from .store.base import AuditEntry, Overdrawn, Store
+from .timeutil import after, now_str
+
+logger = logging.getLogger("tollgate.ledger")
+SESSION_SAVE_ATTEMPTS = 5
+
+
+@dataclass(slots=True)
+class Booking:
+    """What one request holds between reserve and finish (per request, never shared)."""
+
+    principal: Principal
+    pool: str
+    request_sha256: str
+    reservation_id: str | None = None
+    reserved: int = 0
+    session_id: str | None = None
+    session_version: int = 0
+    session_history: list[dict[str, Any]] = field(default_factory=list)
+    new_messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What the ledger tells the response: the cost (when priced) and the audit seq."""
+
+    cost_micro_usd: int | None
+    audit_seq: int | None
+
+    def extension(self) -> dict[str, Any]:
+        return {} if self.cost_micro_usd is None else {"cost_usd": usd(self.cost_micro_usd)}
+
+
+class Ledger:
+    def __init__(
+        self, store: Store, pricing: Pricing, *, audit_key: bytes | None, session_keep: int, session_ttl: int
+    ) -> None:
+        self.store = store
+        self.pricing = pricing
+        self.audit_key = audit_key
+        self.session_keep = session_keep
+        self.session_ttl = session_ttl
+
+    async def reserve(self, booking: Booking, call: ChatCall) -> None:
+        """One conditional write; 429 budget_exceeded before any upstream call when it does not fit."""
+        tokens = reservation_estimate(call)
+        try:
+            await self.store.reserve(
+                booking.principal.tenant, booking.pool, call.request_id, tokens, now_str()
+            )
+        except Overdrawn as exc:
+            raise BudgetExceeded(
+                f"budget exhausted for pool {booking.pool!r}: this request may need {tokens} tokens, "
+                f"{max(exc.available, 0)} are available"
+            ) from exc
+        booking.reservation_id, booking.reserved = call.request_id, tokens
+
+    async def load_history(self, booking: Booking, session_id: str) -> list[Message]:
+        history, version = await self.store.load_session(booking.principal.tenant, session_id)
+        booking.session_id, booking.session_version, booking.session_history = session_id, version, history
+        return [Message.model_validate(m) for m in history]
+
+    async def finish(
+        self, booking: Booking, call: ChatCall, status: str, usage: Usage, answer: dict[str, Any] | None
+    ) -> Settlement:
+        """Settle, audit and save the session concurrently; failures are logged, never raised."""
+        cost = self.pricing.cost_micro_usd(
+            call.provider, call.model, usage.prompt_tokens, usage.completion_tokens
+        )
+        jobs: list[Coroutine[Any, Any, Any]] = [self._audit(booking, call, status, usage, cost, answer)]
+        if booking.reservation_id is not None:
+            jobs.append(self._settle(booking, usage.total_tokens))
+        if booking.session_id is not None and status == "ok" and answer is not None:
+            jobs.append(self._save_session(booking, answer))
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log_event(
+                    logger,
+                    logging.ERROR,
+                    "accounting_failed",
+                    request_id=call.request_id,
+                    error=f"{type(result).__name__}: {result}",
+                )
+        seq = results[0].seq if isinstance(results[0], AuditEntry) else None
+        return Settlement(cost_micro_usd=cost, audit_seq=seq)
+
+    async def _settle(self, booking: Booking, actual: int) -> None:
+        assert booking.reservation_id is not None
+        await self.store.settle(booking.principal.tenant, booking.pool, booking.reservation_id, actual)
+
+    async def _audit(
+        self,
+        booking: Booking,
+        call: ChatCall,
+        status: str,
+        usage: Usage,
+        cost: int | None,
+        answer: dict[str, Any] | None,
+    ) -> AuditEntry:
+        entry = AuditEntry(
+            tenant=booking.principal.tenant,
+            seq=0,
+            at=now_str(),
+            request_id=call.request_id,
+            key_id=booking.principal.key_id,
+            provider=call.provider,
+            model=call.model,
+            status=status,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_micro_usd=cost,
+            request_sha256=booking.request_sha256,
+            response_sha256=answer_digest(answer),
+            prev_hash="",
+            hash="",
+        )
+        return await audit.append(self.store, entry, self.audit_key)
+
+    async def _save_session(self, booking: Booking, answer: dict[str, Any]) -> None:
+        """Append this turn; on a concurrent change, reload and append again (bounded)."""
+        assert booking.session_id is not None
+        tenant, sid = booking.principal.tenant, booking.session_id
+        history, version = booking.session_history, booking.session_version
+        for _ in range(SESSION_SAVE_ATTEMPTS):
+            messages = (history + booking.new_messages + [answer])[-self.session_keep :]
+            if await self.store.save_session(tenant, sid, messages, version, after(self.session_ttl)):
+                return
+            history, version = await self.store.load_session(tenant, sid)
+        raise RuntimeError(f"session {sid} changed {SESSION_SAVE_ATTEMPTS} times while saving")

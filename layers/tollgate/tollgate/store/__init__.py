@@ -1,0 +1,1 @@
+"""Persistent state: one Protocol per aggregate (``base``), two backends (``sqlite``, ``dynamodb``)."""

@@ -1,0 +1,204 @@
+"""One small Protocol per aggregate, and the records they hold.
+
+Every invariant is one conditional write on one item/row (DESIGN.md §5): a backend implements the
+primitives below; hashing, canonical JSON, verification, pricing and aggregation live outside the
+backends (``tollgate.audit``, ``tollgate.accounting``, ``tollgate.keys``) so both stores behave alike.
+
+Canonical data: money is integer micro-USD (``None`` = unpriced), times are ``timeutil.FORMAT`` strings,
+token counts are ints. No floats anywhere that is hashed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import TollgateError
+
+# ------------------------------------------------------------------------------------------------ keys
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A virtual key as stored: only the SHA-256 of the key itself, never the key."""
+
+    key_id: str
+    key_hash: str
+    tenant: str
+    created_at: str
+    name: str | None = None
+    models: tuple[str, ...] | None = None  # None: every model
+    pool: str = "default"
+    expires_at: str | None = None
+    revoked_at: str | None = None
+
+
+class KeyExists(TollgateError):
+    """A key with this hash or key_id already exists."""
+
+
+class KeyStore(Protocol):
+    async def create_key(self, key: ApiKey) -> None:
+        """Store a new key; raises ``KeyExists`` when its hash or key_id is taken."""
+
+    async def key_by_hash(self, key_hash: str) -> ApiKey | None: ...
+
+    async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        """Every key (revoked and expired included), oldest first; one tenant's when given."""
+
+    async def revoke_key(self, key_id: str, at: str) -> ApiKey | None:
+        """Mark revoked (idempotent: the first revocation time stays); None when no such key."""
+
+    async def any_keys(self) -> bool:
+        """Whether any key was ever created (revoked ones count): open mode ends with the first key."""
+
+
+# --------------------------------------------------------------------------------------------- budgets
+
+
+class Overdrawn(TollgateError):
+    """A reservation did not fit; ``available`` is what the pool had left (never below 0)."""
+
+    def __init__(self, available: int) -> None:
+        super().__init__(f"budget exhausted: {available} tokens available")
+        self.available = available
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    tenant: str
+    pool: str
+    capacity: int | None  # None: unlimited, but still counted
+    used: int
+    reserved: int
+    reservations: dict[str, tuple[int, str]] = field(default_factory=dict)  # id -> (tokens, reserved at)
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.capacity is None else self.capacity - self.used - self.reserved
+
+
+class BudgetStore(Protocol):
+    async def set_capacity(self, tenant: str, pool: str, tokens: int | None) -> Pool:
+        """Create the pool or change its capacity (None: unlimited); used and reservations stay."""
+
+    async def reserve(self, tenant: str, pool: str, reservation_id: str | None, tokens: int, at: str) -> Pool:
+        """One conditional write: hold ``tokens`` if they fit (creating an unlimited pool on first use).
+
+        With an id the reservation is kept by id (settled exactly once; reserving an id already held
+        changes nothing); without one it is anonymous (hoosh's reserve/report protocol, settled by
+        amount). Raises ``Overdrawn`` when it does not fit.
+        """
+
+    async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
+        """One conditional write: release reservation ``reservation_id`` and charge ``actual``.
+
+        Exactly once: returns None (and changes nothing) when that reservation is unknown or settled.
+        """
+
+    async def settle_anonymous(self, tenant: str, pool: str, reserved: int, actual: int) -> Pool | None:
+        """hoosh's report: release ``reserved`` anonymous tokens and charge ``actual``; None if fewer held."""
+
+    async def get_pool(self, tenant: str, pool: str) -> Pool | None: ...
+
+    async def list_pools(self, tenant: str | None = None) -> list[Pool]: ...
+
+    async def sweep_reservations(self, older_than: str) -> int:
+        """Refund reservations made before ``older_than`` (a crashed function never settled them).
+
+        Each refund is the same conditional write as ``settle`` with actual 0; returns how many.
+        """
+
+
+# -------------------------------------------------------------------------------------------- sessions
+
+
+class SessionStore(Protocol):
+    async def load_session(self, tenant: str, session_id: str) -> tuple[list[dict[str, Any]], int]:
+        """The stored messages and a version for ``save_session``; ([], 0) when none or expired."""
+
+    async def save_session(
+        self,
+        tenant: str,
+        session_id: str,
+        messages: list[dict[str, Any]],
+        version: int,
+        expires_at: str,
+    ) -> bool:
+        """Replace the messages if the stored version is still ``version`` (0: must not exist, an
+        expired session counts as none);
+        False when another request changed the session meanwhile (the caller reloads and retries)."""
+
+    async def delete_session(self, tenant: str, session_id: str) -> bool: ...
+
+    async def sweep_sessions(self, now: str) -> int:
+        """Delete expired sessions (SQLite; DynamoDB's TTL does it there); returns how many."""
+
+
+# ----------------------------------------------------------------------------------------------- audit
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One link of a tenant's chain; it is also the request's cost record.
+
+    ``hash`` covers every other field as canonical JSON (``tollgate.audit``), ``prev_hash`` included.
+    """
+
+    tenant: str
+    seq: int
+    at: str
+    request_id: str
+    key_id: str
+    provider: str
+    model: str
+    status: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micro_usd: int | None
+    request_sha256: str
+    response_sha256: str
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHead:
+    seq: int
+    hash: str
+
+
+class AuditStore(Protocol):
+    async def audit_head(self, tenant: str) -> AuditHead | None:
+        """The tenant's head (consistent read); None before the first entry."""
+
+    async def put_audit_entry(self, entry: AuditEntry) -> bool:
+        """Write entry ``seq`` if that seq is free (one conditional put); False when taken."""
+
+    async def advance_audit_head(self, tenant: str, head: AuditHead, previous_seq: int) -> bool:
+        """Move the head to ``head`` if it is still at ``previous_seq`` (0: no head yet); False otherwise."""
+
+    async def get_audit_entry(self, tenant: str, seq: int) -> AuditEntry | None: ...
+
+    async def list_audit(self, tenant: str, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        """Entries with seq > after_seq, in seq order."""
+
+    async def audit_tenants(self) -> list[str]: ...
+
+
+class CostStore(Protocol):
+    """Cost records are the audit entries themselves (one write, hashed, tamper-evident)."""
+
+    async def list_costs(
+        self, tenant: str | None, since: str | None = None, until: str | None = None
+    ) -> list[AuditEntry]:
+        """Entries with since <= at < until, one tenant's or every tenant's."""
+
+
+class Store(KeyStore, BudgetStore, SessionStore, AuditStore, CostStore, Protocol):
+    """What a backend implements; callers depend on the aggregate they use."""
+
+    async def init_schema(self) -> None:
+        """Create tables/schema if missing (idempotent)."""
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,399 @@
+"""The DynamoDB backend: one table, every invariant one conditional write, no transactions.
+
+Item layout (single table, key schema and indexes in ``template.yaml`` / ``table.json``)::
+
+    item          PK                 SK                  GSI1PK / GSI1SK       GSI2PK / GSI2SK
+    key           KEY#<key_hash>     KEY                 KEYS / <key_id>       -
+    pool          POOL#<tenant>      POOL#<pool>         POOLS / <tenant>#<pool>
+    session       SESSION#<tenant>   SESSION#<id>        -                     -       (TTL: expires_at_epoch)
+    audit head    AUDIT#<tenant>     HEAD                AUDIT / <tenant>      -
+    audit entry   AUDIT#<tenant>     SEQ#<seq:012d>      AUDIT / <tenant> (seq 1 only)
+                                                                               COST#<tenant> / <at>#<seq:012d>
+
+GSI1 (KEYS_ONLY) is a directory of the few items listed across tenants: keys (and a key by its id), pools,
+and the tenants that have an audit chain. It projects keys only, so the hot updates of pool and head items
+never write to it; listings read the items themselves with a consistent BatchGetItem. GSI2 (ALL) holds the
+cost records (= audit entries, written once) by tenant and time; ``list_costs`` queries it per tenant (the
+tenants come from GSI1), never a Scan. Index reads are eventually consistent: a new key is revocable by id,
+and counts for ``any_keys``, a moment after it is created. Only ``sweep_sessions`` Scans (TTL's job here).
+
+Pool item: ``capacity`` (absent: unlimited), ``used``, ``reserved`` (named and anonymous), ``anon_reserved``,
+``remaining`` = (capacity or 0) - used - reserved (kept by every write, negative for unlimited pools), and
+``reservations``, a map id -> {tokens, at}. Reserve = one UpdateItem conditioned on
+``attribute_not_exists(capacity) OR remaining >= :e``; a pool is created by a conditional put on first use
+(a nested map key can only be set inside an existing map). Settle = a consistent read of the reservation's
+tokens + one UpdateItem that REMOVEs it, conditioned on it still holding those tokens (exactly once). Open
+reservations share the pool item's 400 KB (about 60 bytes each: thousands at once per pool).
+
+boto3 is imported, and the client built, on first use; every call runs on this store's own bounded thread
+pool, never the loop's default executor. The endpoint comes only from boto3's own configuration
+(``AWS_ENDPOINT_URL_DYNAMODB``), so tests point it at moto or dynalite without any switch of ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from ..timeutil import epoch_seconds, now_str
+from . import dynamodb_items as items
+from .base import ApiKey, AuditEntry, AuditHead, KeyExists, Overdrawn, Pool
+from .dynamodb_items import Item, Request, expression, get_n, get_s, opt_n
+from .table import create_table_request, ttl_attribute
+
+__all__ = ["DynamoDBStore", "StoreConflict"]
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_ATTEMPTS = 20
+_TTL_UNSUPPORTED = {"UnknownOperationException", "NotImplemented"}  # dynalite: the former
+
+
+class StoreConflict(RuntimeError):
+    """A write kept losing to concurrent writers, or DynamoDB kept throttling a batch read."""
+
+
+class _ConditionFailed(Exception):
+    """A ConditionalCheckFailedException; ``item`` is the old item when the server returned it."""
+
+    def __init__(self, item: Item | None) -> None:
+        super().__init__("condition failed")
+        self.item = item
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ``ClientError`` (None for anything else)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    code = response.get("Error", {}).get("Code")
+    return str(code) if code else None
+
+
+class DynamoDBStore:
+    """Every ``Store`` method over boto3's low-level DynamoDB client."""
+
+    def __init__(self, table: str, *, region: str, threads: int = 16, client: Any | None = None) -> None:
+        self.table = table
+        self._region = region
+        self._threads = threads
+        self._client: Any | None = client
+        self._owns_client = client is None
+        self._client_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dynamodb")
+        self._closed = False
+
+    # ---------------------------------------------------------------------------------------- plumbing
+
+    def _build_client(self) -> Any:
+        import boto3  # lazily: import time is Lambda cold-start time
+        from botocore.config import Config
+
+        config = Config(
+            max_pool_connections=self._threads,
+            retries={"mode": "standard", "total_max_attempts": 3},
+        )
+        # A session of its own: boto3's default session is not safe to share between threads.
+        return boto3.session.Session().client("dynamodb", region_name=self._region, config=config)
+
+    def client(self) -> Any:
+        """The low-level client, built once on first use (call it on a pool thread: it may block)."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._build_client()
+            return self._client
+
+    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn`` on the store's own pool (never the loop's default executor)."""
+        if self._closed:
+            raise RuntimeError("the DynamoDB store is closed")
+        return await asyncio.wrap_future(self._pool.submit(fn, *args))
+
+    def _invoke(self, operation: str, request: Request) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = getattr(self.client(), operation)(**request)
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                old = getattr(exc, "response", {}).get("Item")
+                raise _ConditionFailed(old) from None
+            raise
+        return response
+
+    async def call(self, operation: str, **request: Any) -> dict[str, Any]:
+        """One DynamoDB operation on this store's table; a failed condition raises ``_ConditionFailed``."""
+        return await self.run(self._invoke, operation, {"TableName": self.table, **request})
+
+    async def _conditional(self, operation: str, **request: Any) -> dict[str, Any] | None:
+        try:
+            return await self.call(operation, **request)
+        except _ConditionFailed:
+            return None
+
+    async def _get(self, key: Item, **request: Any) -> Item | None:
+        item: Item | None = (await self.call("get_item", Key=key, ConsistentRead=True, **request)).get("Item")
+        return item
+
+    async def _query(
+        self, request: Request, limit: int | None = None, operation: str = "query"
+    ) -> list[Item]:
+        """Every page of a Query (or Scan), up to ``limit`` items."""
+        found: list[Item] = []
+        while limit is None or len(found) < limit:
+            page = dict(request) if limit is None else {**request, "Limit": limit - len(found)}
+            response = await self.call(operation, **page)
+            found.extend(response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
+        return found
+
+    async def _batch_get(self, keys: list[Item]) -> list[Item]:
+        found: list[Item] = []
+        for start in range(0, len(keys), 100):
+            pending: dict[str, Any] = {"Keys": keys[start : start + 100], "ConsistentRead": True}
+            for attempt in range(_ATTEMPTS):
+                request = {"RequestItems": {self.table: pending}}
+                response = await self.run(self._invoke, "batch_get_item", request)
+                found.extend(response.get("Responses", {}).get(self.table, []))
+                pending = response.get("UnprocessedKeys", {}).get(self.table, {})
+                if not pending.get("Keys"):
+                    break
+                await asyncio.sleep(0.01 * 2 ** min(attempt, 6))
+            else:
+                raise StoreConflict("BatchGetItem left keys unprocessed (throttled)")
+        return found
+
+    async def _listed(self, name: str) -> list[Item]:
+        """The items of one GSI1 directory, read with a consistent BatchGetItem."""
+        entries = await self._query(items.directory_request(name))
+        return await self._batch_get([{items.PK: e[items.PK], items.SK: e[items.SK]} for e in entries])
+
+    # ------------------------------------------------------------------------------------------ schema
+
+    async def init_schema(self) -> None:
+        """Create the table from ``table.json`` if missing, wait until it is active, enable TTL."""
+        try:
+            await self.run(self._invoke, "create_table", create_table_request(self.table))
+            log.info("creating DynamoDB table %s", self.table)
+        except Exception as exc:
+            if error_code(exc) != "ResourceInUseException":
+                raise
+        await self.run(self._wait_active)
+        await self._enable_ttl()
+
+    def _wait_active(self) -> None:
+        waiter = self.client().get_waiter("table_exists")
+        waiter.wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+
+    async def _enable_ttl(self) -> None:
+        attribute = ttl_attribute()
+        try:
+            described = await self.call("describe_time_to_live")
+            status = described.get("TimeToLiveDescription", {})
+            if status.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+                return
+            spec = {"AttributeName": attribute, "Enabled": True}
+            await self.call("update_time_to_live", TimeToLiveSpecification=spec)
+        except Exception as exc:
+            if error_code(exc) not in _TTL_UNSUPPORTED:
+                raise
+            log.warning("this DynamoDB does not support TTL (%s); expired sessions stay until swept", exc)
+
+    async def aclose(self) -> None:
+        """Shut the pool down (queued calls are cancelled) and close a client this store built."""
+        self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    # -------------------------------------------------------------------------------------------- keys
+
+    async def create_key(self, key: ApiKey) -> None:
+        try:
+            await self.call("put_item", Item=items.key_item(key), **items.if_absent())
+        except _ConditionFailed:
+            raise KeyExists(f"a key with this hash already exists ({key.key_id})") from None
+
+    async def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        response = await self.call("get_item", Key=items.key_key(key_hash))  # hot path: eventual read
+        return items.key_from_item(response["Item"]) if "Item" in response else None
+
+    async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        keys = [items.key_from_item(item) for item in await self._listed(items.KEYS_DIR)]
+        chosen = [k for k in keys if tenant is None or k.tenant == tenant]
+        return sorted(chosen, key=lambda k: (k.created_at, k.key_id))
+
+    async def revoke_key(self, key_id: str, at: str) -> ApiKey | None:
+        for entry in await self._query(items.directory_request(items.KEYS_DIR, key_id)):
+            request = items.revoke_request({items.PK: entry[items.PK], items.SK: entry[items.SK]}, at)
+            response = await self._conditional("update_item", **request)
+            if response is not None:
+                return items.key_from_item(response["Attributes"])
+        return None
+
+    async def any_keys(self) -> bool:
+        return bool(await self._query(items.directory_request(items.KEYS_DIR), limit=1))
+
+    # ----------------------------------------------------------------------------------------- budgets
+
+    async def _create_pool(self, tenant: str, pool: str, capacity: int | None) -> bool:
+        """Put an empty pool unless one exists (one conditional put); whether this call created it."""
+        item = items.new_pool_item(tenant, pool, capacity)
+        return await self._conditional("put_item", Item=item, **items.if_absent()) is not None
+
+    async def set_capacity(self, tenant: str, pool: str, tokens: int | None) -> Pool:
+        for _ in range(_ATTEMPTS):
+            item = await self._get(items.pool_key(tenant, pool))
+            if item is None:
+                if await self._create_pool(tenant, pool, tokens):
+                    return items.pool_from_item(items.new_pool_item(tenant, pool, tokens))
+                continue
+            old = opt_n(item, "capacity")
+            request = items.capacity_request(tenant, pool, old, tokens)
+            response = await self._conditional("update_item", **request)
+            if response is not None:
+                return items.pool_from_item(response["Attributes"])
+        raise StoreConflict(f"could not set the capacity of pool {tenant}/{pool}")
+
+    async def reserve(self, tenant: str, pool: str, reservation_id: str | None, tokens: int, at: str) -> Pool:
+        request = items.reserve_request(tenant, pool, reservation_id, tokens, at)
+        for _ in range(_ATTEMPTS):
+            try:
+                response = await self.call("update_item", **request)
+                return items.pool_from_item(response["Attributes"])
+            except _ConditionFailed as failed:
+                old = failed.item or await self._get(items.pool_key(tenant, pool))
+            if old is None:
+                await self._create_pool(tenant, pool, None)  # first use; then try again
+                continue
+            held = old.get("reservations", {}).get("M", {})
+            if reservation_id is not None and reservation_id in held:
+                return items.pool_from_item(old)  # a retried reserve: already held, once
+            if "capacity" in old and get_n(old, "remaining") < tokens:
+                raise Overdrawn(max(get_n(old, "remaining"), 0))
+            # The old item came from a later read and the reservation fits now: try again.
+        raise StoreConflict(f"could not reserve in pool {tenant}/{pool}")
+
+    async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
+        key = items.pool_key(tenant, pool)
+        projection = expression(names={"#rid": reservation_id}, ProjectionExpression="#map.#rid")
+        item = await self._get(key, **projection)
+        held = (item or {}).get("reservations", {}).get("M", {}).get(reservation_id)
+        if held is None:
+            return None
+        request = items.settle_request(tenant, pool, reservation_id, get_n(held["M"], "tokens"), actual)
+        response = await self._conditional("update_item", **request)
+        return None if response is None else items.pool_from_item(response["Attributes"])
+
+    async def settle_anonymous(self, tenant: str, pool: str, reserved: int, actual: int) -> Pool | None:
+        request = items.settle_anonymous_request(tenant, pool, reserved, actual)
+        response = await self._conditional("update_item", **request)
+        return None if response is None else items.pool_from_item(response["Attributes"])
+
+    async def get_pool(self, tenant: str, pool: str) -> Pool | None:
+        item = await self._get(items.pool_key(tenant, pool))
+        return None if item is None else items.pool_from_item(item)
+
+    async def list_pools(self, tenant: str | None = None) -> list[Pool]:
+        if tenant is None:
+            found = await self._listed(items.POOLS_DIR)
+        else:
+            pk = items.pool_key(tenant, "")[items.PK]
+            request = expression(values={":pk": pk}, KeyConditionExpression="#pk = :pk")
+            found = await self._query({**request, "ConsistentRead": True})
+        return sorted((items.pool_from_item(i) for i in found), key=lambda p: (p.tenant, p.pool))
+
+    async def sweep_reservations(self, older_than: str) -> int:
+        refunded = 0
+        for pool in await self.list_pools():
+            for rid, (_, at) in sorted(pool.reservations.items()):
+                if at < older_than and await self.settle(pool.tenant, pool.pool, rid, 0) is not None:
+                    refunded += 1
+        return refunded
+
+    # ---------------------------------------------------------------------------------------- sessions
+
+    async def load_session(self, tenant: str, session_id: str) -> tuple[list[dict[str, Any]], int]:
+        item = await self._get(items.session_key(tenant, session_id))
+        if item is None:
+            return [], 0
+        messages, version, expires_at = items.session_from_item(item)
+        if expires_at <= now_str():  # TTL deletes late: an expired item may still be there
+            return [], 0
+        return messages, version
+
+    async def save_session(
+        self, tenant: str, session_id: str, messages: list[dict[str, Any]], version: int, expires_at: str
+    ) -> bool:
+        epoch = epoch_seconds(expires_at)
+        item = items.session_item(tenant, session_id, messages, version + 1, expires_at, epoch)
+        request = items.save_session_condition(version, now_str())
+        return await self._conditional("put_item", Item=item, **request) is not None
+
+    async def delete_session(self, tenant: str, session_id: str) -> bool:
+        key = items.session_key(tenant, session_id)
+        response = await self.call("delete_item", Key=key, ReturnValues="ALL_OLD")
+        return "Attributes" in response
+
+    async def sweep_sessions(self, now: str) -> int:
+        """A Scan for expired sessions: DynamoDB's TTL does this job in production."""
+        swept = 0
+        for found in await self._query(items.expired_sessions_scan(now), operation="scan"):
+            delete = items.expired_condition(now)  # unless saved again meanwhile
+            if await self._conditional("delete_item", Key=found, **delete) is not None:
+                swept += 1
+        return swept
+
+    # ------------------------------------------------------------------------------------------- audit
+
+    async def audit_head(self, tenant: str) -> AuditHead | None:
+        item = await self._get(items.head_key(tenant))
+        return None if item is None else items.head_from_item(item)
+
+    async def put_audit_entry(self, entry: AuditEntry) -> bool:
+        item = items.entry_item(entry)
+        return await self._conditional("put_item", Item=item, **items.if_absent()) is not None
+
+    async def advance_audit_head(self, tenant: str, head: AuditHead, previous_seq: int) -> bool:
+        if previous_seq == 0:
+            item = items.head_item(tenant, head)
+            return await self._conditional("put_item", Item=item, **items.if_absent()) is not None
+        request = items.advance_head_request(tenant, head, previous_seq)
+        return await self._conditional("update_item", **request) is not None
+
+    async def get_audit_entry(self, tenant: str, seq: int) -> AuditEntry | None:
+        item = await self._get(items.entry_key(tenant, seq))
+        return None if item is None else items.entry_from_item(item)
+
+    async def list_audit(self, tenant: str, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        if limit <= 0:
+            return []
+        found = await self._query(items.list_audit_request(tenant, after_seq), limit=limit)
+        return [items.entry_from_item(item) for item in found]
+
+    async def audit_tenants(self) -> list[str]:
+        found = await self._query(items.directory_request(items.AUDIT_DIR))
+        return sorted({get_s(entry, items.GSI1SK) for entry in found})
+
+    async def list_costs(
+        self, tenant: str | None, since: str | None = None, until: str | None = None
+    ) -> list[AuditEntry]:
+        tenants = [tenant] if tenant is not None else await self.audit_tenants()
+        found: list[AuditEntry] = []
+        for name in tenants:
+            found.extend(await self._costs_of(name, since, until))
+        return sorted(found, key=lambda e: (e.at, e.tenant, e.seq))
+
+    async def _costs_of(self, tenant: str, since: str | None, until: str | None) -> list[AuditEntry]:
+        if since is not None and until is not None and since >= until:
+            return []
+        found = await self._query(items.costs_request(tenant, since, until))
+        entries = [items.entry_from_item(item) for item in found]
+        return [e for e in entries if (since is None or e.at >= since) and (until is None or e.at < until)]

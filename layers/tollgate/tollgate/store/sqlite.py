@@ -1,0 +1,265 @@
+"""The embedded store: one SQLite file in WAL mode, safe for several threads and processes.
+
+- Every sqlite call runs on a dedicated, bounded thread pool (``tollgate-sqlite``), never on the event loop
+  nor on the loop's default executor: a writer waiting for the file lock blocks a worker, never the loop.
+- One connection per worker thread, opened in autocommit mode (``isolation_level=None``); each invariant is
+  one explicit ``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error). ``BEGIN IMMEDIATE`` takes the
+  file's write lock up front, so a check-then-update cannot interleave with another writer in any process;
+  ``busy_timeout`` makes a writer wait for the lock, and the rare ``database is locked`` that SQLite returns
+  without waiting is retried a bounded number of times.
+- Within one process, writers queue on a lock before ``BEGIN IMMEDIATE`` rather than sleeping in SQLite's
+  busy handler, which polls.
+- If a caller is cancelled while its statement runs, the statement still completes (or rolls back) on its
+  worker: a reservation may then be held with nobody to settle it, which is what the sweep is for.
+
+The statements themselves live in ``sqlite_ops``, the schema in ``sqlite_schema``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from .. import timeutil
+from . import sqlite_ops as ops
+from .base import ApiKey, AuditEntry, AuditHead, Pool
+from .sqlite_schema import create_schema
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+BUSY_TIMEOUT_SECONDS = 10.0
+LOCKED_RETRIES = 8
+
+
+class StoreClosed(RuntimeError):
+    """The store was closed (``aclose``); no further calls are accepted."""
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class _Connections:
+    """One connection per worker thread, all remembered so that ``close_all`` can close them."""
+
+    def __init__(self, path: str, busy_timeout: float) -> None:
+        self._path = path
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def close_all(self) -> None:
+        """Only once the worker threads are gone (a connection is used by its own thread alone)."""
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+
+
+class _Runner:
+    """Runs a function of a connection on the pool, as a write or a read transaction, with retries."""
+
+    def __init__(self, path: str, threads: int, busy_timeout: float) -> None:
+        self._connections = _Connections(path, busy_timeout)
+        self._busy_timeout = busy_timeout
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tollgate-sqlite")
+        self._write_lock = threading.Lock()
+        self._inflight: set[asyncio.Future[Any]] = set()
+        self._closed = False
+
+    async def write(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return await self._submit(lambda: self._retrying(lambda: self._write(fn, *args, **kwargs)))
+
+    async def read(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return await self._submit(lambda: self._retrying(lambda: self._read(fn, *args, **kwargs)))
+
+    async def _submit(self, call: Callable[[], T]) -> T:
+        if self._closed:
+            raise StoreClosed("the SQLite store is closed")
+        future = asyncio.get_running_loop().run_in_executor(self._executor, call)
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+        return await future
+
+    def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        conn = self._connections.get()
+        with self._write_lock:
+            return _transaction(conn, "BEGIN IMMEDIATE", fn, *args, **kwargs)
+
+    def _read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return _transaction(self._connections.get(), "BEGIN", fn, *args, **kwargs)
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """Retry ``database is locked`` a few times, but not past one busy timeout in all."""
+        deadline = time.monotonic() + self._busy_timeout
+        for retry in range(LOCKED_RETRIES):
+            try:
+                return attempt()
+            except sqlite3.OperationalError as exc:
+                last = retry == LOCKED_RETRIES - 1 or time.monotonic() >= deadline
+                if last or not _is_locked(exc):
+                    raise
+            time.sleep(min(0.5, 0.01 * 2**retry))  # on the worker thread, never the loop
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+        self._executor.shutdown(wait=True)  # workers are idle by now: this only joins them
+        self._connections.close_all()
+
+
+def _transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    conn.execute(begin)
+    try:
+        result = fn(conn, *args, **kwargs)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+class SQLiteStore:
+    """Implements ``tollgate.store.base.Store`` on one SQLite file."""
+
+    def __init__(self, path: str, *, threads: int = 16, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
+        if path == ":memory:" or path.startswith("file::memory:"):
+            raise ValueError("SQLiteStore needs a file: every worker thread opens its own connection")
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        self.path = path
+        self._run = _Runner(path, threads, busy_timeout)
+
+    async def init_schema(self) -> None:
+        await self._run.write(create_schema)
+
+    async def aclose(self) -> None:
+        await self._run.close()
+
+    # -------------------------------------------------------------------------------------------- keys
+
+    async def create_key(self, key: ApiKey) -> None:
+        await self._run.write(ops.create_key, key)
+
+    async def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        return await self._run.read(ops.key_by, "key_hash", key_hash)
+
+    async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        return await self._run.read(ops.list_keys, tenant)
+
+    async def revoke_key(self, key_id: str, at: str) -> ApiKey | None:
+        return await self._run.write(ops.revoke_key, key_id, at)
+
+    async def any_keys(self) -> bool:
+        return await self._run.read(ops.any_keys)
+
+    # ----------------------------------------------------------------------------------------- budgets
+
+    async def set_capacity(self, tenant: str, pool: str, tokens: int | None) -> Pool:
+        return await self._run.write(ops.set_capacity, tenant, pool, tokens)
+
+    async def reserve(self, tenant: str, pool: str, reservation_id: str | None, tokens: int, at: str) -> Pool:
+        return await self._run.write(ops.reserve, tenant, pool, reservation_id, tokens, at)
+
+    async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
+        return await self._run.write(ops.settle, tenant, pool, reservation_id, actual)
+
+    async def settle_anonymous(self, tenant: str, pool: str, reserved: int, actual: int) -> Pool | None:
+        return await self._run.write(ops.settle_anonymous, tenant, pool, reserved, actual)
+
+    async def get_pool(self, tenant: str, pool: str) -> Pool | None:
+        return await self._run.read(ops.get_pool, tenant, pool)
+
+    async def list_pools(self, tenant: str | None = None) -> list[Pool]:
+        return await self._run.read(ops.list_pools, tenant)
+
+    async def sweep_reservations(self, older_than: str) -> int:
+        refunded = 0
+        for tenant, pool, reservation_id in await self._run.read(ops.old_reservations, older_than):
+            if await self.settle(tenant, pool, reservation_id, 0) is not None:
+                refunded += 1
+        return refunded
+
+    # ---------------------------------------------------------------------------------------- sessions
+
+    async def load_session(self, tenant: str, session_id: str) -> tuple[list[dict[str, Any]], int]:
+        return await self._run.read(ops.load_session, tenant, session_id, timeutil.now_str())
+
+    async def save_session(
+        self,
+        tenant: str,
+        session_id: str,
+        messages: list[dict[str, Any]],
+        version: int,
+        expires_at: str,
+    ) -> bool:
+        update = (messages, version, expires_at)
+        return await self._run.write(ops.save_session, tenant, session_id, update, timeutil.now_str())
+
+    async def delete_session(self, tenant: str, session_id: str) -> bool:
+        return await self._run.write(ops.delete_session, tenant, session_id)
+
+    async def sweep_sessions(self, now: str) -> int:
+        return await self._run.write(ops.sweep_sessions, now)
+
+    # ------------------------------------------------------------------------------------------- audit
+
+    async def audit_head(self, tenant: str) -> AuditHead | None:
+        return await self._run.read(ops.audit_head, tenant)
+
+    async def put_audit_entry(self, entry: AuditEntry) -> bool:
+        return await self._run.write(ops.put_audit_entry, entry)
+
+    async def advance_audit_head(self, tenant: str, head: AuditHead, previous_seq: int) -> bool:
+        return await self._run.write(ops.advance_audit_head, tenant, head, previous_seq)
+
+    async def get_audit_entry(self, tenant: str, seq: int) -> AuditEntry | None:
+        return await self._run.read(ops.get_audit_entry, tenant, seq)
+
+    async def list_audit(self, tenant: str, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        return await self._run.read(ops.list_audit, tenant, after_seq, limit)
+
+    async def audit_tenants(self) -> list[str]:
+        return await self._run.read(ops.audit_tenants)
+
+    async def list_costs(
+        self, tenant: str | None, since: str | None = None, until: str | None = None
+    ) -> list[AuditEntry]:
+        return await self._run.read(ops.list_costs, tenant, since, until)

@@ -1,0 +1,270 @@
+"""The SQLite statements behind each store method: plain functions of a connection.
+
+``SQLiteStore`` runs each function on a worker thread, the writing ones inside one ``BEGIN IMMEDIATE`` …
+``COMMIT`` (so every check-then-update below is atomic, across threads and processes alike), the reading
+ones inside one deferred transaction (one consistent snapshot).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from .base import ApiKey, AuditEntry, AuditHead, KeyExists, Overdrawn, Pool
+from .sqlite_schema import (
+    AUDIT_COLUMNS,
+    KEY_COLUMNS,
+    entry_from_row,
+    entry_params,
+    key_from_row,
+    key_params,
+    opt_int,
+)
+
+# ------------------------------------------------------------------------------------------------ keys
+
+
+def create_key(conn: sqlite3.Connection, key: ApiKey) -> None:
+    query = f"INSERT INTO keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+    try:
+        conn.execute(query, key_params(key))
+    except sqlite3.IntegrityError as exc:
+        raise KeyExists(f"a key with this hash or id already exists ({key.key_id})") from exc
+
+
+def key_by(conn: sqlite3.Connection, column: str, value: str) -> ApiKey | None:
+    assert column in ("key_id", "key_hash")
+    row = conn.execute(f"SELECT {KEY_COLUMNS} FROM keys WHERE {column} = ?", (value,)).fetchone()  # noqa: S608
+    return None if row is None else key_from_row(row)
+
+
+def list_keys(conn: sqlite3.Connection, tenant: str | None) -> list[ApiKey]:
+    query = f"SELECT {KEY_COLUMNS} FROM keys WHERE ? IS NULL OR tenant = ? ORDER BY created_at, rowid"  # noqa: S608
+    return [key_from_row(row) for row in conn.execute(query, (tenant, tenant))]
+
+
+def revoke_key(conn: sqlite3.Connection, key_id: str, at: str) -> ApiKey | None:
+    conn.execute("UPDATE keys SET revoked_at = COALESCE(revoked_at, ?) WHERE key_id = ?", (at, key_id))
+    return key_by(conn, "key_id", key_id)
+
+
+def any_keys(conn: sqlite3.Connection) -> bool:
+    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM keys)").fetchone()[0])
+
+
+# --------------------------------------------------------------------------------------------- budgets
+
+
+def get_pool(conn: sqlite3.Connection, tenant: str, pool: str) -> Pool | None:
+    row = conn.execute(
+        "SELECT capacity, used, reserved FROM pools WHERE tenant = ? AND pool = ?", (tenant, pool)
+    ).fetchone()
+    if row is None:
+        return None
+    held = conn.execute(
+        "SELECT reservation_id, tokens, at FROM reservations WHERE tenant = ? AND pool = ?", (tenant, pool)
+    )
+    reservations = {rid: (int(tokens), at) for rid, tokens, at in held}
+    return Pool(tenant, pool, opt_int(row[0]), int(row[1]), int(row[2]), reservations)
+
+
+def _pool(conn: sqlite3.Connection, tenant: str, pool: str) -> Pool:
+    found = get_pool(conn, tenant, pool)
+    assert found is not None, "the pool was written in this transaction"
+    return found
+
+
+def list_pools(conn: sqlite3.Connection, tenant: str | None) -> list[Pool]:
+    query = "SELECT tenant, pool FROM pools WHERE ? IS NULL OR tenant = ? ORDER BY tenant, pool"
+    names = conn.execute(query, (tenant, tenant)).fetchall()
+    return [_pool(conn, t, p) for t, p in names]
+
+
+def set_capacity(conn: sqlite3.Connection, tenant: str, pool: str, tokens: int | None) -> Pool:
+    conn.execute(
+        "INSERT INTO pools (tenant, pool, capacity) VALUES (?, ?, ?) "
+        "ON CONFLICT (tenant, pool) DO UPDATE SET capacity = excluded.capacity",
+        (tenant, pool, opt_int(tokens)),
+    )
+    return _pool(conn, tenant, pool)
+
+
+def reserve(
+    conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str | None, tokens: int, at: str
+) -> Pool:
+    """Hold ``tokens`` if capacity - used - reserved covers them; a known reservation id changes nothing."""
+    conn.execute("INSERT OR IGNORE INTO pools (tenant, pool) VALUES (?, ?)", (tenant, pool))
+    if reservation_id is not None and _held(conn, tenant, pool, reservation_id) is not None:
+        return _pool(conn, tenant, pool)
+    anonymous = tokens if reservation_id is None else 0
+    cursor = conn.execute(
+        "UPDATE pools SET reserved = reserved + ?, anon_reserved = anon_reserved + ? "
+        "WHERE tenant = ? AND pool = ? AND (capacity IS NULL OR capacity - used - reserved >= ?)",
+        (int(tokens), anonymous, tenant, pool, int(tokens)),
+    )
+    if cursor.rowcount == 0:
+        remaining = _pool(conn, tenant, pool).remaining
+        raise Overdrawn(max(0, remaining or 0))
+    if reservation_id is not None:
+        conn.execute(
+            "INSERT INTO reservations (tenant, pool, reservation_id, tokens, at) VALUES (?, ?, ?, ?, ?)",
+            (tenant, pool, reservation_id, int(tokens), at),
+        )
+    return _pool(conn, tenant, pool)
+
+
+def _held(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str) -> int | None:
+    row = conn.execute(
+        "SELECT tokens FROM reservations WHERE tenant = ? AND pool = ? AND reservation_id = ?",
+        (tenant, pool, reservation_id),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def settle(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
+    """Release the reservation and charge ``actual`` — only while the reservation row exists."""
+    tokens = _held(conn, tenant, pool, reservation_id)
+    if tokens is None:
+        return None
+    conn.execute(
+        "DELETE FROM reservations WHERE tenant = ? AND pool = ? AND reservation_id = ?",
+        (tenant, pool, reservation_id),
+    )
+    conn.execute(
+        "UPDATE pools SET reserved = reserved - ?, used = used + ? WHERE tenant = ? AND pool = ?",
+        (tokens, int(actual), tenant, pool),
+    )
+    return _pool(conn, tenant, pool)
+
+
+def settle_anonymous(
+    conn: sqlite3.Connection, tenant: str, pool: str, reserved: int, actual: int
+) -> Pool | None:
+    cursor = conn.execute(
+        "UPDATE pools SET anon_reserved = anon_reserved - ?, reserved = reserved - ?, used = used + ? "
+        "WHERE tenant = ? AND pool = ? AND anon_reserved >= ?",
+        (int(reserved), int(reserved), int(actual), tenant, pool, int(reserved)),
+    )
+    return None if cursor.rowcount == 0 else _pool(conn, tenant, pool)
+
+
+def old_reservations(conn: sqlite3.Connection, older_than: str) -> list[tuple[str, str, str]]:
+    rows = conn.execute(
+        "SELECT tenant, pool, reservation_id FROM reservations WHERE at < ? ORDER BY at", (older_than,)
+    )
+    return [(str(t), str(p), str(r)) for t, p, r in rows]
+
+
+# -------------------------------------------------------------------------------------------- sessions
+
+
+def load_session(
+    conn: sqlite3.Connection, tenant: str, session_id: str, now: str
+) -> tuple[list[dict[str, Any]], int]:
+    row = conn.execute(
+        "SELECT messages, version FROM sessions WHERE tenant = ? AND session_id = ? AND expires_at > ?",
+        (tenant, session_id, now),
+    ).fetchone()
+    if row is None:
+        return [], 0
+    messages: list[dict[str, Any]] = json.loads(row[0])
+    return messages, int(row[1])
+
+
+def save_session(
+    conn: sqlite3.Connection,
+    tenant: str,
+    session_id: str,
+    update: tuple[list[dict[str, Any]], int, str],
+    now: str,
+) -> bool:
+    """Compare the stored live version (0 when none or expired) with ``version``, then replace."""
+    messages, version, expires_at = update
+    _, current = load_session(conn, tenant, session_id, now)
+    if current != version:
+        return False
+    conn.execute(
+        "INSERT INTO sessions (tenant, session_id, messages, version, expires_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (tenant, session_id) DO UPDATE SET messages = excluded.messages, "
+        "version = excluded.version, expires_at = excluded.expires_at",
+        (tenant, session_id, json.dumps(messages, ensure_ascii=False), version + 1, expires_at),
+    )
+    return True
+
+
+def delete_session(conn: sqlite3.Connection, tenant: str, session_id: str) -> bool:
+    cursor = conn.execute("DELETE FROM sessions WHERE tenant = ? AND session_id = ?", (tenant, session_id))
+    return cursor.rowcount > 0
+
+
+def sweep_sessions(conn: sqlite3.Connection, now: str) -> int:
+    return conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,)).rowcount
+
+
+# ----------------------------------------------------------------------------------------------- audit
+
+
+def audit_head(conn: sqlite3.Connection, tenant: str) -> AuditHead | None:
+    row = conn.execute("SELECT seq, hash FROM audit_heads WHERE tenant = ?", (tenant,)).fetchone()
+    return None if row is None else AuditHead(int(row[0]), row[1])
+
+
+def put_audit_entry(conn: sqlite3.Connection, entry: AuditEntry) -> bool:
+    placeholders = ", ".join("?" * 15)
+    cursor = conn.execute(
+        f"INSERT OR IGNORE INTO audit_entries ({AUDIT_COLUMNS}) VALUES ({placeholders})",  # noqa: S608
+        entry_params(entry),
+    )
+    return cursor.rowcount == 1
+
+
+def advance_audit_head(conn: sqlite3.Connection, tenant: str, head: AuditHead, previous_seq: int) -> bool:
+    if previous_seq == 0:
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO audit_heads (tenant, seq, hash) VALUES (?, ?, ?)",
+            (tenant, int(head.seq), head.hash),
+        )
+    else:
+        cursor = conn.execute(
+            "UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant = ? AND seq = ?",
+            (int(head.seq), head.hash, tenant, int(previous_seq)),
+        )
+    return cursor.rowcount == 1
+
+
+def get_audit_entry(conn: sqlite3.Connection, tenant: str, seq: int) -> AuditEntry | None:
+    row = conn.execute(
+        f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE tenant = ? AND seq = ?",  # noqa: S608
+        (tenant, int(seq)),
+    ).fetchone()
+    return None if row is None else entry_from_row(row)
+
+
+def list_audit(conn: sqlite3.Connection, tenant: str, after_seq: int, limit: int) -> list[AuditEntry]:
+    rows = conn.execute(
+        f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE tenant = ? AND seq > ? "  # noqa: S608
+        "ORDER BY seq LIMIT ?",
+        (tenant, int(after_seq), int(limit)),
+    )
+    return [entry_from_row(row) for row in rows]
+
+
+def audit_tenants(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute(
+        "SELECT tenant FROM audit_entries UNION SELECT tenant FROM audit_heads ORDER BY tenant"
+    )
+    return [str(row[0]) for row in rows]
+
+
+def list_costs(
+    conn: sqlite3.Connection, tenant: str | None, since: str | None, until: str | None
+) -> list[AuditEntry]:
+    clauses, params = ["1 = 1"], []
+    for clause, value in (("tenant = ?", tenant), ("at >= ?", since), ("at < ?", until)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    where = " AND ".join(clauses)
+    query = f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE {where} ORDER BY at, tenant, seq"  # noqa: S608
+    return [entry_from_row(row) for row in conn.execute(query, params)]

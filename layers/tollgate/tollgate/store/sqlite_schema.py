@@ -1,0 +1,177 @@
+"""The SQLite schema (versioned with ``PRAGMA user_version``) and the row <-> record conversions.
+
+Token counts and money are ``INTEGER`` columns, and every value read back goes through ``int()``: a record
+read from SQLite must be equal to (and hash exactly like) the record written, on every store.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from .base import ApiKey, AuditEntry
+
+SCHEMA_VERSION = 1
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS keys (
+        key_id TEXT PRIMARY KEY,
+        key_hash TEXT NOT NULL UNIQUE,
+        tenant TEXT NOT NULL,
+        name TEXT,
+        models TEXT,
+        pool TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        revoked_at TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS keys_by_tenant ON keys (tenant, created_at)",
+    """CREATE TABLE IF NOT EXISTS pools (
+        tenant TEXT NOT NULL,
+        pool TEXT NOT NULL,
+        capacity INTEGER,
+        used INTEGER NOT NULL DEFAULT 0,
+        reserved INTEGER NOT NULL DEFAULT 0,
+        anon_reserved INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant, pool)
+    )""",
+    """CREATE TABLE IF NOT EXISTS reservations (
+        tenant TEXT NOT NULL,
+        pool TEXT NOT NULL,
+        reservation_id TEXT NOT NULL,
+        tokens INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (tenant, pool, reservation_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS reservations_by_time ON reservations (at)",
+    """CREATE TABLE IF NOT EXISTS sessions (
+        tenant TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        messages TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (tenant, session_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires_at)",
+    """CREATE TABLE IF NOT EXISTS audit_entries (
+        tenant TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        status TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost_micro_usd INTEGER,
+        request_sha256 TEXT NOT NULL,
+        response_sha256 TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (tenant, seq)
+    )""",
+    "CREATE INDEX IF NOT EXISTS audit_by_time ON audit_entries (at)",
+    """CREATE TABLE IF NOT EXISTS audit_heads (
+        tenant TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL
+    )""",
+)
+
+KEY_COLUMNS = "key_id, key_hash, tenant, name, models, pool, created_at, expires_at, revoked_at"
+AUDIT_COLUMNS = (
+    "tenant, seq, at, request_id, key_id, provider, model, status, prompt_tokens, completion_tokens, "
+    "cost_micro_usd, request_sha256, response_sha256, prev_hash, hash"
+)
+
+
+class SchemaTooNew(RuntimeError):
+    """The file was written by a newer tollgate (its ``user_version`` is higher than ours)."""
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Inside the caller's write transaction: create what is missing, then record the version."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(f"database schema version {version} is newer than {SCHEMA_VERSION}")
+    for statement in TABLES:
+        conn.execute(statement)
+    if version < SCHEMA_VERSION:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def key_params(key: ApiKey) -> tuple[Any, ...]:
+    models = None if key.models is None else json.dumps(list(key.models))
+    return (
+        key.key_id,
+        key.key_hash,
+        key.tenant,
+        key.name,
+        models,
+        key.pool,
+        key.created_at,
+        key.expires_at,
+        key.revoked_at,
+    )
+
+
+def key_from_row(row: Sequence[Any]) -> ApiKey:
+    key_id, key_hash, tenant, name, models, pool, created_at, expires_at, revoked_at = row
+    return ApiKey(
+        key_id=key_id,
+        key_hash=key_hash,
+        tenant=tenant,
+        created_at=created_at,
+        name=name,
+        models=None if models is None else tuple(str(m) for m in json.loads(models)),
+        pool=pool,
+        expires_at=expires_at,
+        revoked_at=revoked_at,
+    )
+
+
+def entry_params(entry: AuditEntry) -> tuple[Any, ...]:
+    return (
+        entry.tenant,
+        int(entry.seq),
+        entry.at,
+        entry.request_id,
+        entry.key_id,
+        entry.provider,
+        entry.model,
+        entry.status,
+        int(entry.prompt_tokens),
+        int(entry.completion_tokens),
+        opt_int(entry.cost_micro_usd),
+        entry.request_sha256,
+        entry.response_sha256,
+        entry.prev_hash,
+        entry.hash,
+    )
+
+
+def entry_from_row(row: Sequence[Any]) -> AuditEntry:
+    return AuditEntry(
+        tenant=row[0],
+        seq=int(row[1]),
+        at=row[2],
+        request_id=row[3],
+        key_id=row[4],
+        provider=row[5],
+        model=row[6],
+        status=row[7],
+        prompt_tokens=int(row[8]),
+        completion_tokens=int(row[9]),
+        cost_micro_usd=opt_int(row[10]),
+        request_sha256=row[11],
+        response_sha256=row[12],
+        prev_hash=row[13],
+        hash=row[14],
+    )

@@ -1,0 +1,285 @@
+"""What only the DynamoDB backend has: the table definition, init_schema, wire numbers, and the proof that
+every budget and audit invariant is one conditional write (counted with botocore events).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.contract import backend_dynamodb
+from tests.contract.backend_dynamodb import REPO, backend, dynamodb_store
+from tollgate import audit, timeutil
+from tollgate.store import dynamodb_items as items
+from tollgate.store import table
+from tollgate.store.base import AuditEntry, AuditHead, Overdrawn
+from tollgate.store.dynamodb import DynamoDBStore
+
+from .test_store_contract import at, draft
+
+# ---------------------------------------------------------------------------------------- the table
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """Reads !Ref, !Sub, !GetAtt, ... as ``{"Ref": ...}``-like mappings instead of failing on them."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node, deep=True)}
+    assert isinstance(node, yaml.MappingNode)
+    return {suffix: loader.construct_mapping(node, deep=True)}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _tag)
+
+
+def template() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load((REPO / "template.yaml").read_text(), Loader=_CloudFormationLoader)
+    return loaded
+
+
+def table_resource() -> dict[str, Any]:
+    resource: dict[str, Any] = template()["Resources"]["Table"]
+    return resource
+
+
+def test_table_json_is_the_templates_table_definition() -> None:
+    """The runtime's copy (shipped in the package) cannot drift from template.yaml."""
+    properties = table_resource()["Properties"]
+    definition = table.definition()
+    assert definition == {name: properties[name] for name in definition}
+    assert set(table.CREATE_TABLE_FIELDS) <= set(definition)
+
+
+def test_template_table_is_durable_encrypted_and_expiring() -> None:
+    doc, resource = template(), table_resource()
+    assert doc["Transform"] == "AWS::Serverless-2016-10-31"
+    assert resource["Type"] == "AWS::DynamoDB::Table"
+    assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain"
+    properties = resource["Properties"]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    ttl = {"AttributeName": items.TTL_ATTRIBUTE, "Enabled": True}
+    assert properties["TimeToLiveSpecification"] == ttl
+    assert doc["Outputs"]["TableName"]["Value"] == {"Ref": "Table"}
+
+
+def test_the_code_uses_the_tables_key_names() -> None:
+    definition = table.definition()
+    assert definition["KeySchema"] == [
+        {"AttributeName": items.PK, "KeyType": "HASH"},
+        {"AttributeName": items.SK, "KeyType": "RANGE"},
+    ]
+    indexes = {index["IndexName"]: index for index in definition["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {items.GSI1, items.GSI2}
+    assert [k["AttributeName"] for k in indexes[items.GSI1]["KeySchema"]] == [items.GSI1PK, items.GSI1SK]
+    assert [k["AttributeName"] for k in indexes[items.GSI2]["KeySchema"]] == [items.GSI2PK, items.GSI2SK]
+    # hot pool and head updates must not write to the directory index
+    assert indexes[items.GSI1]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert table.ttl_attribute() == items.TTL_ATTRIBUTE
+    assert table.create_table_request("t")["TableName"] == "t"
+
+
+def test_boto3_is_not_imported_with_the_backend() -> None:
+    """Import time is Lambda cold-start time: boto3 loads on the store's first call."""
+    code = "import sys, tollgate.store.dynamodb; assert 'boto3' not in sys.modules, 'boto3 imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+# ------------------------------------------------------------------------------------------- schema
+
+
+@pytest.fixture(params=["moto", "dynalite"])
+async def dynamo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DynamoDBStore]:
+    async with dynamodb_store(tmp_path, kind=request.param) as store:
+        yield store
+
+
+async def _describe_ttl(store: DynamoDBStore) -> str:
+    described = await store.call("describe_time_to_live")
+    status: str = described["TimeToLiveDescription"]["TimeToLiveStatus"]
+    return status
+
+
+async def test_init_schema_is_idempotent(dynamo: DynamoDBStore) -> None:
+    await dynamo.put_audit_entry(AuditEntry(**{**_entry_fields(), "seq": 1}))
+    await dynamo.init_schema()
+    await dynamo.init_schema()
+    described = await dynamo.call("describe_table")
+    assert described["Table"]["TableStatus"] == "ACTIVE"
+    assert await dynamo.get_audit_entry("acme", 1) is not None  # the table was kept, not recreated
+    assert await _describe_ttl(dynamo) in ("ENABLED", "DISABLED")  # dynalite has no UpdateTimeToLive
+
+
+async def test_init_schema_enables_ttl_where_supported(tmp_path: Path) -> None:
+    async with dynamodb_store(tmp_path, kind="moto") as store:
+        assert await _describe_ttl(store) == "ENABLED"
+
+
+def _fail_ttl_with(code: str) -> Any:
+    from botocore.exceptions import ClientError
+
+    def hook(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": code, "Message": "nope"}}, "UpdateTimeToLive")
+
+    return hook
+
+
+async def test_init_schema_tolerates_a_dynamodb_without_ttl(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with backend(tmp_path, "moto"):
+        store = DynamoDBStore("no-ttl", region="us-east-1")
+        client = await store.run(store.client)
+        client.meta.events.register(
+            "before-call.dynamodb.UpdateTimeToLive", _fail_ttl_with("UnknownOperationException")
+        )
+        with caplog.at_level(logging.WARNING, logger="tollgate.store.dynamodb"):
+            await store.init_schema()
+        assert "does not support TTL" in caplog.text
+        assert await store.get_pool("acme", "p") is None  # the table is there and usable
+        await store.aclose()
+
+
+async def test_init_schema_does_not_hide_other_ttl_errors(tmp_path: Path) -> None:
+    from botocore.exceptions import ClientError
+
+    with backend(tmp_path, "moto"):
+        store = DynamoDBStore("ttl-denied", region="us-east-1")
+        client = await store.run(store.client)
+        client.meta.events.register(
+            "before-call.dynamodb.UpdateTimeToLive", _fail_ttl_with("AccessDeniedException")
+        )
+        with pytest.raises(ClientError):
+            await store.init_schema()
+        await store.aclose()
+
+
+# ------------------------------------------------------------------------------------------ numbers
+
+
+def _entry_fields() -> dict[str, Any]:
+    fields = {name: getattr(draft(), name) for name in AuditEntry.__slots__}
+    return {**fields, "prev_hash": audit.GENESIS, "hash": "a" * 64}
+
+
+@pytest.mark.parametrize("cost", [None, 0, 10**30 + 7])
+async def test_numbers_come_back_as_ints_and_none_as_absent(dynamo: DynamoDBStore, cost: int | None) -> None:
+    entry = AuditEntry(**{**_entry_fields(), "seq": 1, "cost_micro_usd": cost, "prompt_tokens": 2**53 + 1})
+    assert await dynamo.put_audit_entry(entry)
+    raw = (await dynamo.call("get_item", Key=items.entry_key("acme", 1)))["Item"]
+    assert ("cost_micro_usd" in raw) is (cost is not None)
+    read = await dynamo.get_audit_entry("acme", 1)
+    assert read == entry and type(read.cost_micro_usd) is type(cost) and type(read.prompt_tokens) is int
+    assert audit.entry_hash(read, b"k") == audit.entry_hash(entry, b"k")
+
+
+def test_wire_numbers_must_be_integers() -> None:
+    assert items.get_n({"x": {"N": "1E+2"}}, "x") == 100
+    assert items.opt_n({}, "x") is None
+    with pytest.raises(ValueError, match="integer"):
+        items.get_n({"x": {"N": "1.5"}}, "x")
+
+
+async def test_sessions_carry_the_ttl_epoch(dynamo: DynamoDBStore) -> None:
+    expires = timeutil.after(3600)
+    assert await dynamo.save_session("acme", "s1", [{"role": "user", "content": "hi", "t": 0.5}], 0, expires)
+    raw = (await dynamo.call("get_item", Key=items.session_key("acme", "s1")))["Item"]
+    assert items.get_n(raw, items.TTL_ATTRIBUTE) == timeutil.epoch_seconds(expires)
+    assert (await dynamo.load_session("acme", "s1"))[0] == [{"role": "user", "content": "hi", "t": 0.5}]
+
+
+# ---------------------------------------------------------------------------------- one write each
+
+
+class CallLog:
+    """Every DynamoDB operation the client sends, with whether it carried a condition."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bool]] = []
+
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self.calls.append((model.name, "ConditionExpression" in params))
+
+    def take(self) -> list[tuple[str, bool]]:
+        taken, self.calls = self.calls, []
+        return taken
+
+
+async def _watch(store: DynamoDBStore) -> CallLog:
+    log = CallLog()
+    client = await store.run(store.client)
+    client.meta.events.register("before-parameter-build.dynamodb", log)
+    return log
+
+
+READ = ("GetItem", False)
+CONDITIONAL_UPDATE = ("UpdateItem", True)
+CONDITIONAL_PUT = ("PutItem", True)
+
+
+async def test_budget_invariants_are_one_conditional_write(dynamo: DynamoDBStore) -> None:
+    await dynamo.set_capacity("acme", "p", 100)
+    log = await _watch(dynamo)
+    await dynamo.reserve("acme", "p", "r1", 60, at(1))
+    assert log.take() == [CONDITIONAL_UPDATE]
+    await dynamo.reserve("acme", "p", None, 10, at(2))
+    assert log.take() == [CONDITIONAL_UPDATE]
+    assert await dynamo.settle("acme", "p", "r1", 5) is not None
+    assert log.take() == [READ, CONDITIONAL_UPDATE]
+    assert await dynamo.settle_anonymous("acme", "p", 10, 10) is not None
+    assert log.take() == [CONDITIONAL_UPDATE]
+    with pytest.raises(Overdrawn) as refused:
+        await dynamo.reserve("acme", "p", "r2", 96, at(3))
+    assert refused.value.available == 85
+    calls = log.take()  # moto returns the old item with the failure; dynalite needs one read for it
+    assert calls in ([CONDITIONAL_UPDATE], [CONDITIONAL_UPDATE, READ])
+
+
+async def test_first_reserve_creates_the_pool_with_a_conditional_put(dynamo: DynamoDBStore) -> None:
+    log = await _watch(dynamo)
+    await dynamo.reserve("acme", "new", "r1", 5, at(1))
+    calls = log.take()
+    assert calls[0] == CONDITIONAL_UPDATE and calls[-2:] == [CONDITIONAL_PUT, CONDITIONAL_UPDATE]
+    await dynamo.reserve("acme", "new", "r2", 5, at(2))
+    assert log.take() == [CONDITIONAL_UPDATE]
+
+
+async def test_audit_append_is_one_conditional_put_and_one_conditional_head_write(
+    dynamo: DynamoDBStore,
+) -> None:
+    await audit.append(dynamo, draft(), None)
+    log = await _watch(dynamo)
+    await audit.append(dynamo, draft("acme", 1), None)
+    assert log.take() == [READ, CONDITIONAL_PUT, CONDITIONAL_UPDATE]
+    assert await dynamo.advance_audit_head("acme", AuditHead(9, "x"), 1) is False
+    assert log.take() == [CONDITIONAL_UPDATE]
+
+
+# ------------------------------------------------------------------------------------------ plumbing
+
+
+async def test_a_closed_store_refuses_calls(dynamo: DynamoDBStore) -> None:
+    await dynamo.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await dynamo.get_pool("acme", "p")
+
+
+def test_missing_dynalite_fails_with_the_install_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(backend_dynamodb, "DYNALITE_CLI", tmp_path / "absent" / "cli.js")
+    monkeypatch.setattr(backend_dynamodb, "_dynalite_url", None)
+    with pytest.raises(pytest.fail.Exception, match=r"bash scripts/dynalite\.sh install"):
+        backend_dynamodb.dynalite_url()

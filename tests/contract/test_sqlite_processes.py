@@ -1,0 +1,213 @@
+"""Several OS processes on one SQLite file: budgets never pass capacity, one audit chain stays whole.
+
+Workers are spawned (fresh interpreters, no shared state but the file), wait on a barrier so that they
+really contend, and report back through a queue; every wait is bounded. At the end, what only SQLite has:
+a writer waiting for the file lock, the schema version and WAL mode, closing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tollgate import audit
+from tollgate.store.base import Overdrawn
+from tollgate.store.sqlite import SQLiteStore, StoreClosed
+from tollgate.store.sqlite_schema import SCHEMA_VERSION
+
+from .test_store_contract import at, draft
+
+PROCESSES = 4
+RESERVATIONS_EACH = 12
+APPENDS_EACH = 15
+CAPACITY = 70
+EACH = 10  # 7 of the 48 reservations fit
+KEY = b"process-key"
+TIMEOUT = 120.0
+
+
+async def _reserve_many(path: str, worker: int) -> list[str]:
+    store = SQLiteStore(path, threads=4)
+    try:
+        await store.init_schema()  # concurrent, idempotent
+
+        async def one(n: int) -> str | None:
+            rid = f"w{worker}-{n}"
+            try:
+                await store.reserve("acme", "p", rid, EACH, at(n))
+            except Overdrawn:
+                return None
+            return rid
+
+        admitted = await asyncio.gather(*(one(n) for n in range(RESERVATIONS_EACH)))
+        return [rid for rid in admitted if rid is not None]
+    finally:
+        await store.aclose()
+
+
+async def _append_many(path: str, worker: int) -> list[int]:
+    store = SQLiteStore(path, threads=4)
+    try:
+        drafts = (draft("acme", worker * 100 + n) for n in range(APPENDS_EACH))
+        written = await asyncio.gather(*(audit.append(store, d, KEY) for d in drafts))
+        return [entry.seq for entry in written]
+    finally:
+        await store.aclose()
+
+
+def _reserve_worker(path: str, worker: int, barrier: Barrier, results: Any) -> None:
+    _report(results, lambda: asyncio.run(_reserve_many(path, worker)), barrier)
+
+
+def _append_worker(path: str, worker: int, barrier: Barrier, results: Any) -> None:
+    _report(results, lambda: asyncio.run(_append_many(path, worker)), barrier)
+
+
+def _report(results: Any, work: Callable[[], Any], barrier: Barrier) -> None:
+    try:
+        barrier.wait(timeout=TIMEOUT)
+        results.put(("ok", work()))
+    except BaseException as exc:
+        results.put(("error", repr(exc)))
+
+
+def run_workers(target: Callable[..., None], path: Path) -> list[Any]:
+    """Start PROCESSES spawned workers on ``path``; their results (any error fails the test)."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(PROCESSES), ctx.Queue()
+    processes = [
+        ctx.Process(target=target, args=(str(path), n, barrier, results), daemon=True)
+        for n in range(PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        reports = _collect(results, processes)
+    finally:
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    errors = [detail for status, detail in reports if status != "ok"]
+    assert not errors, errors
+    return [detail for _, detail in reports]
+
+
+def _collect(results: Any, processes: list[Any]) -> list[tuple[str, Any]]:
+    """One report per process, failing fast when a process died without reporting."""
+    reports: list[tuple[str, Any]] = []
+    deadline = time.monotonic() + TIMEOUT
+    while len(reports) < len(processes):
+        try:
+            reports.append(results.get(timeout=0.5))
+        except queue.Empty:
+            dead = [p.exitcode for p in processes if not p.is_alive()]
+            if len(dead) > len(reports) and results.empty():
+                raise AssertionError(f"a worker died without reporting (exit codes {dead})") from None
+            assert time.monotonic() < deadline, "workers timed out"
+    return reports
+
+
+async def _prepared(path: Path, capacity: int | None = None) -> None:
+    store = SQLiteStore(str(path))
+    try:
+        await store.init_schema()
+        if capacity is not None:
+            await store.set_capacity("acme", "p", capacity)
+    finally:
+        await store.aclose()
+
+
+def test_processes_never_reserve_past_capacity(tmp_path: Path) -> None:
+    path = tmp_path / "tollgate.db"
+    asyncio.run(_prepared(path, CAPACITY))
+    admitted = [rid for ids in run_workers(_reserve_worker, path) for rid in ids]
+    assert len(admitted) == CAPACITY // EACH
+
+    async def check() -> None:
+        store = SQLiteStore(str(path))
+        try:
+            pool = await store.get_pool("acme", "p")
+            assert pool is not None and pool.used == 0
+            assert pool.reserved == len(admitted) * EACH <= CAPACITY
+            assert set(pool.reservations) == set(admitted)
+        finally:
+            await store.aclose()
+
+    asyncio.run(check())
+
+
+def test_processes_append_one_verified_chain(tmp_path: Path) -> None:
+    path = tmp_path / "tollgate.db"
+    asyncio.run(_prepared(path))
+    seqs = sorted(seq for worker in run_workers(_append_worker, path) for seq in worker)
+    total = PROCESSES * APPENDS_EACH
+    assert seqs == list(range(1, total + 1))
+
+    async def check() -> None:
+        store = SQLiteStore(str(path))
+        try:
+            entries = await store.list_audit("acme")
+            assert len({e.request_id for e in entries}) == total
+            result = await audit.verify(store, "acme", KEY)
+            assert (result.valid, result.entries, result.head_seq) == (True, total, total)
+        finally:
+            await store.aclose()
+
+    asyncio.run(check())
+
+
+# ------------------------------------------------------------------ SQLite specifics, in this process
+
+
+async def test_a_writer_waiting_for_the_file_lock_never_blocks_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "tollgate.db"
+    await _prepared(path, CAPACITY)
+    store = SQLiteStore(str(path))
+    other = sqlite3.connect(path, isolation_level=None)  # another process, as far as SQLite can tell
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.create_task(store.reserve("acme", "p", "r1", EACH, at(1)))
+        started = time.monotonic()
+        for _ in range(10):
+            await asyncio.sleep(0.02)
+        assert time.monotonic() - started < 1.0 and not waiting.done()
+        other.execute("COMMIT")
+        pool = await asyncio.wait_for(waiting, TIMEOUT)
+        assert pool.reservations == {"r1": (EACH, at(1))}
+        assert any(t.name.startswith("tollgate-sqlite") for t in threading.enumerate())
+    finally:
+        other.close()
+        await store.aclose()
+
+
+async def test_schema_is_versioned_idempotent_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "tollgate.db"
+    for _ in range(2):
+        await _prepared(path)
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+
+
+async def test_a_closed_store_refuses_calls(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "tollgate.db"))
+    await store.init_schema()
+    await store.aclose()
+    await store.aclose()  # idempotent
+    with pytest.raises(StoreClosed):
+        await store.any_keys()

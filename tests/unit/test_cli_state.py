@@ -1,0 +1,109 @@
+"""The admin CLI on a SQLite store: keys, budgets, audit verify/export, costs (each a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def tollgate(tmp_path: Path):  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
+    env["TOLLGATE_SQLITE_PATH"] = str(tmp_path / "cli.db")
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "tollgate.cli", *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    run.db = tmp_path / "cli.db"  # type: ignore[attr-defined]
+    return run
+
+
+def test_keys_lifecycle(tollgate) -> None:  # type: ignore[no-untyped-def]
+    args = ["--name", "ci", "--models", "openai/*,claude/*", "--pool", "team", "--expires-in", "3600"]
+    created = json.loads(tollgate("keys", "create", "--tenant", "acme", *args, "--json").stdout)
+    assert created["key"].startswith("tg-") and len(created["key"]) >= 3 + 43
+    assert created["tenant"] == "acme" and created["pool"] == "team"
+    assert created["models"] == ["openai/*", "claude/*"] and created["expires_at"]
+    human = tollgate("keys", "create", "--tenant", "other").stdout
+    assert human.startswith("tg-") and "only time the key is shown" in human
+    listed = json.loads(tollgate("keys", "list", "--tenant", "acme", "--json").stdout)
+    assert [k["key_id"] for k in listed] == [created["key_id"]]
+    assert "key" not in listed[0] and "key_hash" not in listed[0]
+    assert created["key"] not in tollgate("keys", "list").stdout
+    assert tollgate("keys", "revoke", created["key_id"]).returncode == 0
+    assert json.loads(tollgate("keys", "list", "--tenant", "acme", "--json").stdout)[0]["revoked_at"]
+    assert tollgate("keys", "revoke", "key_nope", check=False).returncode == 1
+    stored = sqlite3.connect(tollgate.db).execute("select * from keys").fetchall()
+    assert created["key"] not in repr(stored)  # only the hash is stored
+
+
+def test_budgets(tollgate) -> None:  # type: ignore[no-untyped-def]
+    result = tollgate("budgets", "set", "--tenant", "acme", "--pool", "team", "--tokens", "5000")
+    shown = json.loads(result.stdout)
+    assert shown["capacity"] == 5000 and shown["remaining"] == 5000
+    rows = json.loads(tollgate("budgets", "show", "--tenant", "acme", "--json").stdout)
+    assert rows == [
+        {
+            "pool": "team",
+            "capacity": 5000,
+            "used": 0,
+            "reserved": 0,
+            "remaining": 5000,
+            "open_reservations": 0,
+        }
+    ]
+    assert "team" in tollgate("budgets", "show", "--tenant", "acme").stdout
+
+
+def _append_entries(db: Path, count: int) -> None:
+    code = (
+        "import asyncio, sys\n"
+        "from tollgate import audit\n"
+        "from tollgate.store.sqlite import SQLiteStore\n"
+        "from tollgate.store.base import AuditEntry\n"
+        "async def main():\n"
+        "    store = SQLiteStore(sys.argv[1]); await store.init_schema()\n"
+        "    for n in range(int(sys.argv[2])):\n"
+        "        at = f'2026-11-0{1 + n % 3}T00:00:00.000000Z'\n"
+        "        entry = AuditEntry('acme', 0, at, f'r{n}', 'key_1', 'openai',\n"
+        "                           'gpt-4o-mini', 'ok', 10, 5, 4, 'a' * 64, 'b' * 64, '', '')\n"
+        "        await audit.append(store, entry, None)\n"
+        "    await store.aclose()\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(db), str(count)], check=True, timeout=60)
+
+
+def test_audit_verify_export_and_tamper(tollgate) -> None:  # type: ignore[no-untyped-def]
+    tollgate("store", "init")
+    _append_entries(tollgate.db, 5)
+    ok = tollgate("audit", "verify")
+    assert "acme: ok, 5 entries" in ok.stdout
+    lines = tollgate("audit", "export", "--tenant", "acme").stdout.splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == [1, 2, 3, 4, 5]
+    with sqlite3.connect(tollgate.db) as db:
+        db.execute("update audit_entries set prompt_tokens = 9999 where tenant = 'acme' and seq = 3")
+    broken = tollgate("audit", "verify", "--tenant", "acme", check=False)
+    assert broken.returncode == 1 and "BROKEN at seq 3" in broken.stdout
+
+
+def test_costs(tollgate) -> None:  # type: ignore[no-untyped-def]
+    tollgate("store", "init")
+    _append_entries(tollgate.db, 6)
+    result = json.loads(tollgate("costs", "--tenant", "acme", "--by", "day", "--json").stdout)
+    assert result["total_cost_usd"] == 0.000024 and result["total_cost_micro_usd"] == 24
+    assert [g["group"] for g in result["groups"]] == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    since = json.loads(tollgate("costs", "--since", "2026-11-02", "--json").stdout)
+    assert since["requests"] == 4
+    assert "total $0.000024 over 6 requests" in tollgate("costs").stdout
