@@ -64,6 +64,25 @@ def test_budgets(tollgate) -> None:  # type: ignore[no-untyped-def]
         }
     ]
     assert "team" in tollgate("budgets", "show", "--tenant", "acme").stdout
+    swept = json.loads(tollgate("budgets", "sweep", "--older-than", "0").stdout)
+    assert swept == {"reservations_refunded": 0, "sessions_deleted": 0}
+
+
+def test_sweep_refunds_a_reservation_nobody_settled(tollgate) -> None:  # type: ignore[no-untyped-def]
+    code = (
+        "import asyncio, sys\n"
+        "from tollgate.store.sqlite import SQLiteStore\n"
+        "async def main():\n"
+        "    store = SQLiteStore(sys.argv[1]); await store.init_schema()\n"
+        "    await store.set_capacity('acme', 'default', 1000)\n"
+        "    await store.reserve('acme', 'default', 'crashed-request', 400, '2026-01-01T00:00:00.000000Z')\n"
+        "    await store.aclose()\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tollgate.db)], check=True, timeout=60)
+    assert json.loads(tollgate("budgets", "sweep").stdout)["reservations_refunded"] == 1
+    rows = json.loads(tollgate("budgets", "show", "--tenant", "acme", "--json").stdout)
+    assert rows[0]["reserved"] == 0 and rows[0]["remaining"] == 1000
 
 
 def _append_entries(db: Path, count: int) -> None:

@@ -14,7 +14,7 @@ from .api.tokens import pool_view
 from .cli import _print, _with_store
 from .config import Settings
 from .keys import new_key_record
-from .timeutil import normalize_time, now_str
+from .timeutil import after, normalize_time, now_str
 
 
 def _audit_key(settings: Settings) -> bytes | None:
@@ -90,6 +90,18 @@ def budgets_show(args: argparse.Namespace) -> int:
         capacity = "unlimited" if row["capacity"] is None else row["capacity"]
         remaining = "-" if row["remaining"] is None else row["remaining"]
         print(f"{row['pool']:<16} {capacity:>12} {row['used']:>12} {row['reserved']:>10} {remaining:>12}")
+    return 0
+
+
+def sweep(args: argparse.Namespace) -> int:
+    """Refund reservations a crashed function never settled; delete expired sessions."""
+
+    async def run(store: Any, settings: Settings) -> dict[str, int]:
+        age = args.older_than if args.older_than is not None else settings.reservation_max_age_seconds
+        refunded = await store.sweep_reservations(after(-age))
+        return {"reservations_refunded": refunded, "sessions_deleted": await store.sweep_sessions(now_str())}
+
+    _print(_with_store(run))
     return 0
 
 
@@ -174,6 +186,14 @@ def add_admin_commands(commands: Any) -> None:
     show.add_argument("--tenant", required=True)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=budgets_show)
+    sweeper = budgets.add_parser("sweep", help="refund stale reservations, delete expired sessions")
+    sweeper.add_argument(
+        "--older-than",
+        type=int,
+        metavar="SECONDS",
+        help="reservation age (default TOLLGATE_RESERVATION_MAX_AGE_SECONDS)",
+    )
+    sweeper.set_defaults(handler=sweep)
 
     audits = commands.add_parser("audit", help="the audit chain").add_subparsers(dest="action", required=True)
     verify = audits.add_parser("verify", help="verify the chain (exit 1 on the first bad entry)")

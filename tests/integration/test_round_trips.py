@@ -1,0 +1,250 @@
+"""Store round trips per chat request at steady state (issue "Cost per request").
+
+Target: at most 2 reads and 4 writes without a session (cached key lookup, reserve, settle, audit head +
+entry, the entry doubling as the cost record), one read and one write more with a session.
+
+- DynamoDB (dynalite) through the real gateway on a socket: every DynamoDB API call the store's client
+  makes is recorded with botocore's ``before-call`` event (one event per API call; retries of one call
+  are not counted twice).
+- SQLite: the store is wrapped in a proxy that records each ``Store`` method call (each is one
+  transaction, i.e. one round trip to the file).
+
+Steady state: a warm-up request per shape fills the key cache, creates the pool and the session, and
+starts the tenant's audit chain; then each shape is measured on its own. ``pytest -s`` prints the counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.contract.backend_dynamodb import REGION, backend
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.server import ServerThread
+from tests.integration.state_helpers import ADMIN_KEY, AUDIT_KEY, Gateway
+from tollgate.app import create_app
+from tollgate.config import Settings
+from tollgate.store.base import Store
+from tollgate.store.dynamodb import DynamoDBStore
+from tollgate.store.sqlite import SQLiteStore
+
+TARGET_READS, TARGET_WRITES = 2, 4  # without a session; a session adds one of each
+
+DYNAMODB_READS = frozenset({"GetItem", "Query", "BatchGetItem", "Scan"})
+DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
+STORE_READS = frozenset(
+    {
+        "key_by_hash",
+        "any_keys",
+        "list_keys",
+        "get_pool",
+        "list_pools",
+        "load_session",
+        "audit_head",
+        "get_audit_entry",
+        "list_audit",
+        "audit_tenants",
+        "list_costs",
+    }
+)
+STORE_WRITES = frozenset(
+    {
+        "create_key",
+        "revoke_key",
+        "set_capacity",
+        "reserve",
+        "settle",
+        "settle_anonymous",
+        "save_session",
+        "delete_session",
+        "sweep_sessions",
+        "sweep_reservations",
+        "put_audit_entry",
+        "advance_audit_head",
+        "init_schema",
+    }
+)
+NOT_ROUND_TRIPS = frozenset({"aclose"})
+
+
+@dataclass
+class Recorder:
+    """Operation names seen while recording is on (thread-safe: the stores call from worker threads)."""
+
+    classify: Callable[[str], str]
+    seen: list[str] = field(default_factory=list)
+    on: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, name: str) -> None:
+        with self._lock:
+            if self.on:
+                self.seen.append(name)
+
+    def measure(self, action: Callable[[], Any]) -> RoundTrips:
+        with self._lock:
+            self.seen, self.on = [], True
+        try:
+            action()
+        finally:
+            with self._lock:
+                self.on = False
+        return RoundTrips.of(self.seen, self.classify)
+
+
+@dataclass(frozen=True)
+class RoundTrips:
+    reads: int
+    writes: int
+    operations: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, names: list[str], classify: Callable[[str], str]) -> RoundTrips:
+        kinds = Counter(classify(name) for name in names)
+        return cls(kinds["read"], kinds["write"], tuple(sorted(Counter(names).items())))
+
+    def __str__(self) -> str:
+        ops = ", ".join(f"{name} x{count}" for name, count in self.operations)
+        return f"{self.reads} reads + {self.writes} writes ({ops})"
+
+
+def dynamodb_kind(operation: str) -> str:
+    if operation in DYNAMODB_READS:
+        return "read"
+    if operation in DYNAMODB_WRITES:
+        return "write"
+    raise AssertionError(f"unclassified DynamoDB operation {operation}")
+
+
+def store_kind(method: str) -> str:
+    if method in STORE_READS:
+        return "read"
+    if method in STORE_WRITES:
+        return "write"
+    raise AssertionError(f"unclassified Store method {method}")
+
+
+class CountingStore:
+    """Forwards every ``Store`` method and records its name (one call = one transaction)."""
+
+    def __init__(self, inner: Store, recorder: Recorder) -> None:
+        self._inner = inner
+        self._recorder = recorder
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name.startswith("_") or not callable(attr) or name in NOT_ROUND_TRIPS:
+            return attr
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self._recorder.record(name)
+            return await attr(*args, **kwargs)
+
+        return counted
+
+
+# ---------------------------------------------------------------------------------------- gateways
+
+
+def gateway_settings(upstream: FakeOpenAI, **overrides: Any) -> Settings:
+    return Settings(
+        default_provider="openai",
+        openai_api_key="sk-upstream-secret",
+        openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
+        admin_key=ADMIN_KEY,
+        audit_key=AUDIT_KEY,
+        key_cache_seconds=300,  # steady state: the key lookup is cached
+        default_max_tokens=50,
+        **overrides,
+    )
+
+
+@pytest.fixture
+def dynamodb_gateway(fake_openai: FakeOpenAI, tmp_path: Path) -> Iterator[tuple[Gateway, Recorder]]:
+    recorder = Recorder(dynamodb_kind)
+    with backend(tmp_path, "dynalite"):
+        table = f"tollgate-rt-{uuid.uuid4().hex[:12]}"
+        store = DynamoDBStore(table, region=REGION)
+        asyncio.run(store.init_schema())
+        client = store.client()
+        client.meta.events.register(
+            "before-call.dynamodb", lambda model, **_: recorder.record(model.name)
+        )
+        settings = gateway_settings(fake_openai, store="dynamodb", table=table)
+        app = create_app(settings, store=store, include_admin=True)
+        with ServerThread(app, lifespan="on") as server:
+            yield Gateway(server, fake_openai), recorder
+            client.delete_table(TableName=table)
+
+
+@pytest.fixture
+def sqlite_gateway(
+    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path
+) -> tuple[Gateway, Recorder]:
+    recorder = Recorder(store_kind)
+    store = CountingStore(SQLiteStore(str(tmp_path / "round-trips.db")), recorder)
+    server = start_gateway(
+        gateway_settings(fake_openai), store=store, include_admin=True, allow_open=False
+    )
+    return Gateway(server, fake_openai), recorder
+
+
+# ------------------------------------------------------------------------------------------ driving
+
+SHAPES: dict[str, dict[str, Any]] = {
+    "non-streamed": {},
+    "streamed": {"stream": True, "stream_options": {"include_usage": True}},
+    "non-streamed + session": {"session_id": "rt-session-a"},
+    "streamed + session": {
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "session_id": "rt-session-b",
+    },
+}
+
+
+def chat_ok(gw: Gateway, key: str, body: dict[str, Any]) -> None:
+    response = gw.chat(key, body)
+    assert response.status_code == 200, response.text
+    if body.get("stream"):
+        assert response.text.rstrip().endswith("data: [DONE]"), response.text[-300:]
+
+
+def measure_all(gw: Gateway, recorder: Recorder) -> dict[str, RoundTrips]:
+    key = gw.new_key("round-trips")
+    gw.set_budget("round-trips", "default", 1_000_000)  # a real capacity: reserve is conditional
+    for body in SHAPES.values():  # warm-up: key cache, pool, sessions, the chain's head
+        chat_ok(gw, key, body)
+    return {name: recorder.measure(lambda b=body: chat_ok(gw, key, b)) for name, body in SHAPES.items()}
+
+
+def check_targets(store: str, counts: dict[str, RoundTrips]) -> None:
+    for name, trips in counts.items():
+        print(f"\n[{store}] {name}: {trips}")
+    for name, trips in counts.items():
+        extra = 1 if "session" in name else 0
+        assert trips.reads <= TARGET_READS + extra, f"{store} {name}: {trips}"
+        assert trips.writes <= TARGET_WRITES + extra, f"{store} {name}: {trips}"
+
+
+def test_round_trips_per_request_on_dynamodb(dynamodb_gateway: tuple[Gateway, Recorder]) -> None:
+    counts = measure_all(*dynamodb_gateway)
+    check_targets("dynamodb", counts)
+    # the same work whether streamed or not
+    assert counts["streamed"] == counts["non-streamed"]
+    assert counts["streamed + session"] == counts["non-streamed + session"]
+
+
+def test_round_trips_per_request_on_sqlite(sqlite_gateway: tuple[Gateway, Recorder]) -> None:
+    counts = measure_all(*sqlite_gateway)
+    check_targets("sqlite", counts)
+    assert counts["streamed"] == counts["non-streamed"]
+    assert counts["streamed + session"] == counts["non-streamed + session"]
