@@ -32,6 +32,7 @@ from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import ADMIN_KEY, AUDIT_KEY, Gateway
 from tollgate.app import create_app
 from tollgate.config import Settings
+from tollgate.store import dynamodb_items as items
 from tollgate.store.base import Store
 from tollgate.store.dynamodb import DynamoDBStore
 from tollgate.store.sqlite import SQLiteStore
@@ -116,7 +117,15 @@ class RoundTrips:
         return f"{self.reads} reads + {self.writes} writes ({ops})"
 
 
-def dynamodb_kind(operation: str) -> str:
+def dynamodb_call(params: dict[str, Any]) -> str:
+    """What a call touches, for the printout: the item's sort key without its variable part."""
+    key = params.get("Key") or params.get("Item") or {}
+    sort_key = key.get(items.SK, {}).get("S", "")
+    return sort_key.split("#", 1)[0] or "?"
+
+
+def dynamodb_kind(name: str) -> str:
+    operation = name.split("(", 1)[0]
     if operation in DYNAMODB_READS:
         return "read"
     if operation in DYNAMODB_WRITES:
@@ -176,7 +185,8 @@ def dynamodb_gateway(fake_openai: FakeOpenAI, tmp_path: Path) -> Iterator[tuple[
         asyncio.run(store.init_schema())
         client = store.client()
         client.meta.events.register(
-            "before-call.dynamodb", lambda model, **_: recorder.record(model.name)
+            "before-call.dynamodb",
+            lambda model, params, **_: recorder.record(f"{model.name}({dynamodb_call(params)})"),
         )
         settings = gateway_settings(fake_openai, store="dynamodb", table=table)
         app = create_app(settings, store=store, include_admin=True)
@@ -191,9 +201,7 @@ def sqlite_gateway(
 ) -> tuple[Gateway, Recorder]:
     recorder = Recorder(store_kind)
     store = CountingStore(SQLiteStore(str(tmp_path / "round-trips.db")), recorder)
-    server = start_gateway(
-        gateway_settings(fake_openai), store=store, include_admin=True, allow_open=False
-    )
+    server = start_gateway(gateway_settings(fake_openai), store=store, include_admin=True, allow_open=False)
     return Gateway(server, fake_openai), recorder
 
 

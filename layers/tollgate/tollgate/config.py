@@ -88,6 +88,18 @@ class Settings(BaseSettings):
     )
     pricing_file: str | None = Field(None, validation_alias=_env("TOLLGATE_PRICING_FILE"))
 
+    # AWS deployment (issue: deployment)
+    secret_arn: str | None = Field(None, validation_alias=_env("TOLLGATE_SECRET_ARN"))
+    emf_metrics: bool = Field(False, validation_alias=_env("TOLLGATE_EMF_METRICS"))
+    metrics_namespace: str = Field("tollgate", validation_alias=_env("TOLLGATE_METRICS_NAMESPACE"))
+    llama_cpp_ecs_cluster: str | None = Field(None, validation_alias=_env("LLAMA_CPP_ECS_CLUSTER"))
+    llama_cpp_ecs_service: str | None = Field(None, validation_alias=_env("LLAMA_CPP_ECS_SERVICE"))
+    llama_cpp_fallback_provider: str | None = Field(None, validation_alias=_env("LLAMA_CPP_FALLBACK_PROVIDER"))
+    llama_cpp_idle_minutes: int = Field(30, ge=1, validation_alias=_env("LLAMA_CPP_IDLE_MINUTES"))
+    llama_cpp_wake_retry_after_seconds: int = Field(
+        240, ge=1, validation_alias=_env("LLAMA_CPP_WAKE_RETRY_AFTER_SECONDS")
+    )
+
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str = Field("https://api.openai.com/v1", validation_alias=_env("OPENAI_BASE_URL"))
     openai_model: str = Field("gpt-4o-mini", validation_alias=_env("OPENAI_MODEL"))
