@@ -4,7 +4,7 @@ Target: at most 2 reads and 4 writes without a session (cached key lookup, reser
 entry, the entry doubling as the cost record), one read and one write more with a session.
 
 - DynamoDB (dynalite) through the real gateway on a socket: every DynamoDB API call the store's client
-  makes is recorded with botocore's ``before-call`` event (one event per API call; retries of one call
+  makes is recorded with botocore's ``before-parameter-build`` event (once per API call; retries of one call
   are not counted twice).
 - SQLite: the store is wrapped in a proxy that records each ``Store`` method call (each is one
   transaction, i.e. one round trip to the file).
@@ -185,7 +185,7 @@ def dynamodb_gateway(fake_openai: FakeOpenAI, tmp_path: Path) -> Iterator[tuple[
         asyncio.run(store.init_schema())
         client = store.client()
         client.meta.events.register(
-            "before-call.dynamodb",
+            "before-parameter-build.dynamodb",
             lambda model, params, **_: recorder.record(f"{model.name}({dynamodb_call(params)})"),
         )
         settings = gateway_settings(fake_openai, store="dynamodb", table=table)

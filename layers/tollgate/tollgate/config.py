@@ -94,7 +94,9 @@ class Settings(BaseSettings):
     metrics_namespace: str = Field("tollgate", validation_alias=_env("TOLLGATE_METRICS_NAMESPACE"))
     llama_cpp_ecs_cluster: str | None = Field(None, validation_alias=_env("LLAMA_CPP_ECS_CLUSTER"))
     llama_cpp_ecs_service: str | None = Field(None, validation_alias=_env("LLAMA_CPP_ECS_SERVICE"))
-    llama_cpp_fallback_provider: str | None = Field(None, validation_alias=_env("LLAMA_CPP_FALLBACK_PROVIDER"))
+    llama_cpp_fallback_provider: str | None = Field(
+        None, validation_alias=_env("LLAMA_CPP_FALLBACK_PROVIDER")
+    )
     llama_cpp_idle_minutes: int = Field(30, ge=1, validation_alias=_env("LLAMA_CPP_IDLE_MINUTES"))
     llama_cpp_wake_retry_after_seconds: int = Field(
         240, ge=1, validation_alias=_env("LLAMA_CPP_WAKE_RETRY_AFTER_SECONDS")
