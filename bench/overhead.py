@@ -19,7 +19,9 @@ import json
 import os
 import platform
 import pstats
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
@@ -64,6 +66,24 @@ QUICK = Plan(100, 600, 3, 16, 0.5, 3.0, 300, 3)
 
 
 DEFAULT_FACTORY = "tollgate.app:create_app"
+BENCH_TENANT = "bench"
+BENCH_BUDGET_TOKENS = 10**15  # a real capacity, so that every reserve is a conditional write
+
+
+def tollgate_cli(env: dict[str, str], *args: str) -> str:
+    """Run ``tollgate ARGS`` against the store that ``env`` configures; its stdout."""
+    argv = [sys.executable, "-m", "tollgate.cli", *args]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"tollgate {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def provision_key(env: dict[str, str]) -> str:
+    """A key of tenant ``bench`` in the gateway's store, with a budget set (reserve/settle really run)."""
+    created = json.loads(tollgate_cli(env, "keys", "create", "--tenant", BENCH_TENANT, "--json"))
+    tollgate_cli(env, "budgets", "set", "--tenant", BENCH_TENANT, "--tokens", str(BENCH_BUDGET_TOKENS))
+    return str(created["key"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,13 +277,15 @@ def coldstart_phase(reps: int) -> Phase:
     }
 
 
-def load_phases(plan: Plan, options: GatewayOptions, api_key: str | None) -> Phase:
+def load_phases(plan: Plan, options: GatewayOptions, api_key: str | None, state: Path) -> Phase:
+    """``state``: the folder of the gateway's SQLite file (a key is created there unless ``api_key``)."""
     stub_port, gw_port = servers.free_port(), servers.free_port()
     stub = servers.Server(
         "stub", servers.stub_argv(stub_port), dict(os.environ), RESULTS / "stub.log", stub_port
     )
     with servers.running(stub, "/health"):
-        env = servers.gateway_env(stub_port, RESULTS, options.log_level)
+        env = servers.gateway_env(stub_port, state, options.log_level)
+        api_key = api_key or provision_key(env)
         argv = servers.gateway_argv(gw_port, options.factory, options.profile_to)
         gw = servers.Server("gateway", argv, env, RESULTS / "gateway.log", gw_port)
         with servers.running(gw, "/health"):
@@ -318,7 +340,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="smaller counts (~30-40 s)")
     parser.add_argument("--profile", action="store_true", help="run the gateway under cProfile")
-    parser.add_argument("--api-key", default=None, help="sent as 'Authorization: Bearer' to both targets")
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="sent as 'Authorization: Bearer' to both targets (default: a new key in a temp SQLite file)",
+    )
     parser.add_argument(
         "--app-log-level", default="INFO", help="TOLLGATE_LOG_LEVEL of the gateway (default INFO)"
     )
@@ -341,10 +367,15 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "quick" if args.quick else "full",
         "plan": asdict(plan),
         "environment": environment(),
-        "gateway": {"factory": options.factory, "tollgate_log_level": options.log_level},
+        "gateway": {
+            "factory": options.factory,
+            "tollgate_log_level": options.log_level,
+            "auth": "--api-key" if args.api_key else "a new key and budget in a temp SQLite file",
+        },
     }
     try:
-        results.update(load_phases(plan, options, args.api_key))
+        with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as state:
+            results.update(load_phases(plan, options, args.api_key, Path(state)))
     except RuntimeError as exc:
         print(f"benchmark could not run: {exc}", file=sys.stderr)
         return 1

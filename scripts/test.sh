@@ -13,6 +13,7 @@ venv="${TOLLGATE_VENV:-.venv}"
 python -m pip install --quiet --disable-pip-version-check --upgrade pip
 python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 bash scripts/dynalite.sh install  # dynalite (npm) under .tools/: the contract tests' DynamoDB server
+bash scripts/validate-template.sh  # sam validate, SAM transform + cfn-lint (own venv: .tools/sam-venv)
 ruff check layers tests bench functions
 mypy
 if [ "$#" -eq 0 ]; then

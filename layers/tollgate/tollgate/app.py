@@ -17,14 +17,15 @@ from litestar.types import ControllerRouterHandler
 
 from .api.account import audit_log, costs, delete_session
 from .api.admin import admin_router
-from .api.chat import chat_completions
+from .api.chat import TRUST_GATEWAY_CONTEXT, chat_completions
 from .api.errors import EXCEPTION_HANDLERS
 from .api.info import diagnostics_providers, diagnostics_requests, health, metrics, models
 from .api.tokens import tokens_check, tokens_pools, tokens_report, tokens_reserve
 from .config import Settings
 from .context import AppContext
-from .logs import configure_logging
+from .logs import configure_logging, running_on_lambda
 from .providers.registry import build_providers
+from .secrets import load_settings, refresh_after_restore
 from .store.base import Store
 from .store.factory import open_store
 
@@ -58,8 +59,19 @@ def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, cookies=no_cookies)
 
 
+def _settings(settings: Settings | None) -> tuple[Settings, bool]:
+    """The given settings, or the environment's overlaid with the secret; whether they were loaded here."""
+    if settings is not None:
+        return settings, False
+    return load_settings(), True
+
+
 def _litestar(
-    ctx: AppContext, handlers: list[ControllerRouterHandler], lifespan: Callable[[Litestar], Any]
+    ctx: AppContext,
+    handlers: list[ControllerRouterHandler],
+    lifespan: Callable[[Litestar], Any],
+    *,
+    trust_gateway_context: bool = False,
 ) -> Litestar:
     return Litestar(
         route_handlers=handlers,
@@ -69,7 +81,8 @@ def _litestar(
         request_max_body_size=ctx.settings.max_body_bytes,
         openapi_config=None,
         logging_config=None,  # tollgate configures its own logging (logs.py)
-        state={"ctx": ctx},  # type: ignore[arg-type]  # read by guards
+        # ctx is read by guards; the flag by the chat handler (x-amzn-request-context, api/chat.py)
+        state={"ctx": ctx, TRUST_GATEWAY_CONTEXT: trust_gateway_context},  # type: ignore[arg-type]
     )
 
 
@@ -81,12 +94,20 @@ def create_app(
     store: Store | None = None,
     allow_open: bool = False,
     include_admin: bool = False,
+    trust_gateway_context: bool | None = None,
 ) -> Litestar:
     """The data-plane app. ``allow_open`` (``tollgate serve`` only) serves loopback callers without a key
-    while the store holds no keys; on Lambda it is never set. Tests inject transports, clients and stores."""
-    settings = settings or Settings()
+    while the store holds no keys; on Lambda it is never set. Tests inject transports, clients and stores.
+
+    Without ``settings`` they are loaded with the secret (``tollgate.secrets``) and refreshed after a
+    SnapStart restore. ``trust_gateway_context`` (default: on Lambda, behind the Lambda Web Adapter) takes
+    the request id from API Gateway's forwarded request context."""
+    settings, loaded = _settings(settings)
     configure_logging(settings.log_level)
     ctx = AppContext.build(settings, store or open_store(settings), allow_open=allow_open)
+    if loaded:
+        refresh_after_restore(ctx)
+    trust = running_on_lambda() if trust_gateway_context is None else trust_gateway_context
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -103,14 +124,18 @@ def create_app(
                 await ctx.store.aclose()
 
     handlers = DATA_PLANE + ([admin_router] if include_admin else [])
-    return _litestar(ctx, handlers, lifespan)
+    return _litestar(ctx, handlers, lifespan, trust_gateway_context=trust)
 
 
 def create_admin_app(settings: Settings | None = None, *, store: Store | None = None) -> Litestar:
-    """The admin API alone (paths under /admin), for the Mangum-wrapped admin function."""
-    settings = settings or Settings()
+    """The admin API alone (paths under /admin), for the Mangum-wrapped admin function.
+
+    Works without its lifespan (Mangum ``lifespan="off"``) on DynamoDB: the store connects on first use."""
+    settings, loaded = _settings(settings)
     configure_logging(settings.log_level)
     ctx = AppContext.build(settings, store or open_store(settings), allow_open=False)
+    if loaded:
+        refresh_after_restore(ctx)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

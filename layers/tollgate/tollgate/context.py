@@ -13,7 +13,7 @@ from .keys import Authenticator
 from .ledger import Ledger
 from .observability.diagnostics import Diagnostics
 from .observability.metrics import Metrics
-from .providers.base import Provider
+from .providers.base import ChatCall, Provider
 from .providers.registry import Router
 from .store.base import Store
 
@@ -58,3 +58,11 @@ class AppContext:
 
     def provider(self, name: str) -> Provider:
         return self.providers[name]
+
+    async def route(self, call: ChatCall) -> ChatCall:
+        """Let the provider say who will really serve the call (llama.cpp asleep -> its fallback)."""
+        route = getattr(self.providers.get(call.provider), "route", None)
+        if route is None:
+            return call
+        routed: ChatCall = await route(call)
+        return routed

@@ -23,6 +23,7 @@ from .errors import (
 from .ledger import Booking
 from .logs import log_event
 from .observability.diagnostics import RequestSummary
+from .observability.emf import RequestMetrics, emit
 from .providers.base import ChatCall, Usage
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class RequestTracker:
         self.started = time.perf_counter()
         self.call: ChatCall | None = None
         self.booking: Booking | None = None
+        self.cost_micro_usd: int | None = None  # from the ledger's settlement, for the EMF record
         self._finished = False
         ctx.in_flight += 1
 
@@ -84,6 +86,7 @@ class RequestTracker:
             settlement = await self.ctx.ledger.finish(
                 self.booking, self.call, outcome.status, usage, outcome.answer
             )
+            self.cost_micro_usd = settlement.cost_micro_usd
             extension.update(settlement.extension())
         return extension
 
@@ -114,3 +117,19 @@ class RequestTracker:
         level = logging.INFO if outcome.error is None else logging.WARNING
         tenant = self.booking.principal.tenant if self.booking else None
         log_event(logger, level, "request", tenant=tenant, **asdict(summary))
+        if self.ctx.settings.emf_metrics:
+            self._emit_emf(summary, tenant)
+
+    def _emit_emf(self, summary: RequestSummary, tenant: str | None) -> None:
+        metrics = RequestMetrics(
+            request_id=summary.request_id,
+            tenant=tenant,
+            provider=summary.provider,
+            model=summary.model,
+            status=summary.status,
+            latency_ms=summary.latency_ms,
+            prompt_tokens=summary.prompt_tokens,
+            completion_tokens=summary.completion_tokens,
+            cost_micro_usd=self.cost_micro_usd,
+        )
+        emit(self.ctx.settings.metrics_namespace, metrics)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -14,8 +17,10 @@ from litestar.response import Stream
 from ..audit import sha256_hex
 from ..context import AppContext
 from ..errors import TollgateError
+from ..keys import Principal
 from ..ledger import Booking
 from ..lifecycle import Outcome, RequestTracker
+from ..logs import log_event
 from ..providers.base import ChatCall, Chunk
 from ..schemas.openai import ChatCompletionRequest
 from ..streaming import ResponseBuilder, sse_stream
@@ -24,21 +29,73 @@ from .body import decode_json_object, validate
 from .errors import error_payload
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# The Lambda Web Adapter forwards the API Gateway event's requestContext as JSON in this header.
+REQUEST_CONTEXT_HEADER = "x-amzn-request-context"
+TRUST_GATEWAY_CONTEXT = "trust_gateway_context"  # app state flag, set by create_app (on Lambda)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+
+logger = logging.getLogger("tollgate.request")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayContext:
+    """What the app uses of API Gateway's request context: its request id and the authorizer's tenant."""
+
+    request_id: str | None = None
+    tenant: str | None = None
 
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def parse_gateway_context(raw: str | None) -> GatewayContext:
+    """The forwarded request context; empty when absent or malformed (never an error)."""
+    try:
+        data = msgspec.json.decode(raw) if raw else None
+    except msgspec.DecodeError:
+        data = None
+    if not isinstance(data, dict):
+        return GatewayContext()
+    request_id = data.get("requestId")
+    authorizer = data.get("authorizer")
+    tenant = authorizer.get("tenant") if isinstance(authorizer, dict) else None
+    return GatewayContext(
+        request_id=request_id if isinstance(request_id, str) and _REQUEST_ID.fullmatch(request_id) else None,
+        tenant=tenant if isinstance(tenant, str) else None,
+    )
+
+
+def gateway_context(request: Request[Any, Any, Any]) -> GatewayContext:
+    """Read only where the adapter sets the header (a direct client could forge it anywhere else)."""
+    if not request.app.state.get(TRUST_GATEWAY_CONTEXT, False):
+        return GatewayContext()
+    return parse_gateway_context(request.headers.get(REQUEST_CONTEXT_HEADER))
+
+
+def check_edge_tenant(edge: GatewayContext, principal: Principal, request_id: str) -> None:
+    """The app's own key check decides; a disagreeing edge authorizer is worth a warning."""
+    if edge.tenant is not None and edge.tenant != principal.tenant:
+        log_event(
+            logger,
+            logging.WARNING,
+            "edge_tenant_mismatch",
+            request_id=request_id,
+            tenant=principal.tenant,
+            edge_tenant=edge.tenant,
+        )
+
+
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(
     request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]
 ) -> Response[Any]:
-    request_id = new_request_id()
+    edge = gateway_context(request)
+    request_id = edge.request_id or new_request_id()
     request.scope.setdefault("state", {})["request_id"] = request_id
     tracker = RequestTracker(ctx, request_id)
     try:
-        call = await _admit(request, ctx, tracker)
+        call = await _admit(request, ctx, tracker, edge)
         chunks = ctx.provider(call.provider).chat(call)
         headers = {"x-tollgate-request-id": request_id, "x-tollgate-provider": call.provider}
         if call.stream:
@@ -57,12 +114,15 @@ async def chat_completions(
         raise
 
 
-async def _admit(request: Request[Any, Any, Any], ctx: AppContext, tracker: RequestTracker) -> ChatCall:
+async def _admit(
+    request: Request[Any, Any, Any], ctx: AppContext, tracker: RequestTracker, edge: GatewayContext
+) -> ChatCall:
     """Authenticate, validate, route, check the model, load the session and reserve the budget."""
     principal = await authenticate(request, ctx)
+    check_edge_tenant(edge, principal, tracker.request_id)
     raw = await request.body()
     chat = validate(ChatCompletionRequest, decode_json_object(raw))
-    call = ctx.router.plan(chat, tracker.request_id)
+    call = await ctx.route(ctx.router.plan(chat, tracker.request_id))
     principal.check_model(call.provider, call.model)
     booking = tracker.booking = Booking(
         principal, pool=chat.pool or principal.pool, request_sha256=sha256_hex(raw)

@@ -6,14 +6,18 @@ Selection: the ``provider`` field > a known alias as model prefix (split on the 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
 
 from ..config import PROVIDER_ALIASES, PROVIDERS, ProviderConfig, Settings
 from ..errors import BadRequest, UpstreamUnavailable
+from ..logs import log_event
 from ..schemas.openai import ChatCompletionRequest
 from .base import ChatCall, Provider
+
+logger = logging.getLogger("tollgate.providers")
 
 _KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "openrouter": "OPENROUTER_API_KEY", "claude": "CLAUDE_API_KEY"}
 
@@ -73,9 +77,17 @@ class Router:
 
 
 def build_providers(
-    settings: Settings, client: httpx.AsyncClient, *, bedrock_client: Any | None = None
+    settings: Settings,
+    client: httpx.AsyncClient,
+    *,
+    bedrock_client: Any | None = None,
+    ecs_client: Any | None = None,
 ) -> dict[str, Provider]:
-    """One adapter per canonical provider; cheap (no network, Bedrock's boto3 client is built lazily)."""
+    """One adapter per canonical provider; cheap (no network; boto3 clients are built lazily).
+
+    With ``LLAMA_CPP_ECS_CLUSTER`` and ``LLAMA_CPP_ECS_SERVICE`` set, llama_cpp wakes its ECS service on
+    demand (``llama_wake``); tests inject ``ecs_client``.
+    """
     from .anthropic import AnthropicProvider
     from .bedrock import BedrockProvider
     from .openai_compat import OpenAICompatProvider
@@ -92,4 +104,42 @@ def build_providers(
         read_timeout=settings.provider_timeout_seconds,
         client=bedrock_client,
     )
+    cluster, service = settings.llama_cpp_ecs_cluster, settings.llama_cpp_ecs_service
+    if cluster and service:
+        providers["llama_cpp"] = _wake_on_demand(settings, providers, cluster, service, ecs_client)
     return providers
+
+
+def _wake_on_demand(
+    settings: Settings, providers: dict[str, Provider], cluster: str, service: str, ecs_client: Any | None
+) -> Provider:
+    from .llama_wake import LlamaCppWaker, WakeOnDemandProvider
+
+    waker = LlamaCppWaker(
+        cluster,
+        service,
+        region=settings.aws_region,
+        retry_after=settings.llama_cpp_wake_retry_after_seconds,
+        client=ecs_client,
+    )
+    fallback = fallback_provider(settings)
+    if fallback and not settings.provider(fallback).configured:
+        log_event(logger, logging.WARNING, "llama_cpp_fallback_unconfigured", provider=fallback)
+        fallback = None
+    return WakeOnDemandProvider(
+        providers["llama_cpp"],
+        waker,
+        providers[fallback] if fallback else None,
+        fallback_model=settings.provider(fallback).model if fallback else None,
+    )
+
+
+def fallback_provider(settings: Settings) -> str | None:
+    """The canonical ``LLAMA_CPP_FALLBACK_PROVIDER``; an unknown name or llama_cpp itself is an error."""
+    name = settings.llama_cpp_fallback_provider
+    if not name:
+        return None
+    canonical = PROVIDER_ALIASES.get(name.strip().lower())
+    if canonical is None or canonical == "llama_cpp":
+        raise ValueError(f"LLAMA_CPP_FALLBACK_PROVIDER={name!r} must name another known provider")
+    return canonical

@@ -1,0 +1,124 @@
+"""A store that does nothing, instantly: the gateway without the cost of its accounting path.
+
+    python -m uvicorn --factory null_store:create_app     # with bench/ on PYTHONPATH
+
+Every key is valid (``key_by_hash`` returns a fixed key of tenant ``bench`` with the presented hash), every
+reservation fits, settles and audit appends succeed at once, and nothing is kept. ``bench/accounting.py``
+compares the gateway on it with the gateway on the real SQLite store: the difference is what reserve,
+settle and the audit append cost per request.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from litestar import Litestar
+
+from tollgate.app import create_app as tollgate_app
+from tollgate.store.base import ApiKey, AuditEntry, AuditHead, Pool
+
+if TYPE_CHECKING:
+    from tollgate.store.base import Store
+
+TENANT = "bench"
+CREATED_AT = "2026-01-01T00:00:00.000000Z"
+
+
+def _pool(tenant: str, pool: str) -> Pool:
+    return Pool(tenant, pool, capacity=None, used=0, reserved=0)
+
+
+class NullStore:
+    """Implements ``tollgate.store.base.Store``; every call returns at once and keeps nothing."""
+
+    async def init_schema(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    # keys
+    async def create_key(self, key: ApiKey) -> None:
+        return None
+
+    async def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        return ApiKey(key_id="key_null", key_hash=key_hash, tenant=TENANT, created_at=CREATED_AT)
+
+    async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        return []
+
+    async def revoke_key(self, key_id: str, at: str) -> ApiKey | None:
+        return None
+
+    async def any_keys(self) -> bool:
+        return True
+
+    # budgets
+    async def set_capacity(self, tenant: str, pool: str, tokens: int | None) -> Pool:
+        return _pool(tenant, pool)
+
+    async def reserve(self, tenant: str, pool: str, reservation_id: str | None, tokens: int, at: str) -> Pool:
+        return _pool(tenant, pool)
+
+    async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
+        return _pool(tenant, pool)
+
+    async def settle_anonymous(self, tenant: str, pool: str, reserved: int, actual: int) -> Pool | None:
+        return _pool(tenant, pool)
+
+    async def get_pool(self, tenant: str, pool: str) -> Pool | None:
+        return None
+
+    async def list_pools(self, tenant: str | None = None) -> list[Pool]:
+        return []
+
+    async def sweep_reservations(self, older_than: str) -> int:
+        return 0
+
+    # sessions
+    async def load_session(self, tenant: str, session_id: str) -> tuple[list[dict[str, Any]], int]:
+        return [], 0
+
+    async def save_session(
+        self, tenant: str, session_id: str, messages: list[dict[str, Any]], version: int, expires_at: str
+    ) -> bool:
+        return True
+
+    async def delete_session(self, tenant: str, session_id: str) -> bool:
+        return False
+
+    async def sweep_sessions(self, now: str) -> int:
+        return 0
+
+    # audit and costs
+    async def audit_head(self, tenant: str) -> AuditHead | None:
+        return None
+
+    async def put_audit_entry(self, entry: AuditEntry) -> bool:
+        return True
+
+    async def advance_audit_head(self, tenant: str, head: AuditHead, previous_seq: int) -> bool:
+        return True
+
+    async def get_audit_entry(self, tenant: str, seq: int) -> AuditEntry | None:
+        return None
+
+    async def list_audit(self, tenant: str, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        return []
+
+    async def audit_tenants(self) -> list[str]:
+        return []
+
+    async def list_costs(
+        self, tenant: str | None, since: str | None = None, until: str | None = None
+    ) -> list[AuditEntry]:
+        return []
+
+
+if TYPE_CHECKING:
+    _is_a_store: Store = NullStore()  # mypy checks that NullStore implements the whole protocol
+
+
+def create_app() -> Litestar:
+    """The chat entry's app (settings from the environment) on a ``NullStore``."""
+    return tollgate_app(store=NullStore())

@@ -1,0 +1,110 @@
+"""The admin function through Mangum, on API Gateway REST proxy (v1) events, against a moto table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.contract.backend_dynamodb import aws_environment
+
+from . import LambdaContext, create_table, load_handler, request_context
+
+ADMIN_KEY = "admin-secret-key"
+Invoke = Callable[..., dict[str, Any]]
+
+
+def rest_event(
+    method: str,
+    path: str,
+    *,
+    body: dict[str, Any] | None = None,
+    key: str | None = ADMIN_KEY,
+    query: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    headers = {"Host": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com", "User-Agent": "pytest"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    return {
+        "resource": "/admin/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": {"proxy": path.removeprefix("/admin/")},
+        "stageVariables": None,
+        "requestContext": request_context(path, method, str(uuid.uuid4())),
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
+    }
+
+
+@pytest.fixture
+def invoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
+    import moto
+
+    table = f"tollgate-{uuid.uuid4().hex[:8]}"
+    with aws_environment(tmp_path, None), moto.mock_aws():
+        monkeypatch.setenv("TOLLGATE_STORE", "dynamodb")
+        monkeypatch.setenv("TOLLGATE_TABLE", table)
+        monkeypatch.setenv("TOLLGATE_ADMIN_KEY", ADMIN_KEY)
+        create_table(table)
+        module = load_handler("admin")
+
+        def call(method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+            response: dict[str, Any] = module.handler(rest_event(method, path, **kwargs), LambdaContext())
+            return response
+
+        try:
+            yield call
+        finally:
+            asyncio.run(module.app.state["ctx"].store.aclose())
+
+
+def body_of(response: dict[str, Any]) -> Any:
+    assert response["isBase64Encoded"] is False
+    return json.loads(response["body"])
+
+
+def test_create_list_and_revoke_a_key(invoke: Invoke) -> None:
+    created = invoke("POST", "/admin/keys", body={"tenant": "acme", "pool": "team"})
+    assert created["statusCode"] == 201, created
+    key = body_of(created)
+    assert key["key"].startswith("tg-") and key["tenant"] == "acme" and key["pool"] == "team"
+    assert "key_hash" not in key
+
+    listed = invoke("GET", "/admin/keys", query={"tenant": "acme"})
+    assert listed["statusCode"] == 200
+    keys = body_of(listed)["keys"]
+    assert [k["key_id"] for k in keys] == [key["key_id"]]
+    assert all("key" not in k and "key_hash" not in k for k in keys)  # the key is shown once
+
+    revoked = invoke("POST", f"/admin/keys/{key['key_id']}/revoke")
+    assert revoked["statusCode"] == 200 and body_of(revoked)["revoked_at"]
+
+
+def test_wrong_or_missing_admin_key_is_401_in_openai_shape(invoke: Invoke) -> None:
+    for key in ("not-the-admin-key", None):
+        response = invoke("GET", "/admin/keys", key=key)
+        assert response["statusCode"] == 401
+        assert body_of(response)["error"]["type"]
+
+
+def test_unknown_key_id_is_404(invoke: Invoke) -> None:
+    response = invoke("POST", "/admin/keys/key_nope/revoke")
+    assert response["statusCode"] == 404
+    assert body_of(response)["error"]["param"] == "key_id"
+
+
+def test_bad_body_is_400(invoke: Invoke) -> None:
+    response = invoke("POST", "/admin/keys", body={"pool": "no tenant"})
+    assert response["statusCode"] == 400
