@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -250,6 +251,7 @@ def dynalite(log_path: Path) -> Iterator[str]:
 async def dynamodb_store(workdir: Path) -> AsyncIterator[Store]:
     from tollgate.store.dynamodb import DynamoDBStore
 
+    logging.getLogger("tollgate.store.dynamodb").setLevel(logging.ERROR)  # dynalite has no TTL: expected
     with dynalite(workdir / "dynalite.log") as url:
         os.environ.update(
             AWS_ENDPOINT_URL_DYNAMODB=url,
