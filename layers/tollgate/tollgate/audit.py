@@ -18,13 +18,17 @@ import hashlib
 import hmac
 import json
 import random
+import time
+from collections import defaultdict
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .store.base import AuditEntry, AuditHead, AuditStore
 
 GENESIS = "0" * 64
-MAX_ATTEMPTS = 50
+APPEND_DEADLINE_SECONDS = 30.0  # then AuditConflict; with backoff this is far past any real contention
+BACKOFF_BASE_SECONDS = 0.002
+BACKOFF_CAP_SECONDS = 0.25
 
 
 def canonical_json(data: dict[str, Any]) -> bytes:
@@ -52,10 +56,19 @@ class AuditConflict(Exception):
     """Could not append after many attempts (extreme contention on one tenant's chain)."""
 
 
-async def append(store: AuditStore, entry: AuditEntry, key: bytes | None) -> AuditEntry:
-    """Chain ``entry`` (its seq, prev_hash and hash are filled in here) onto its tenant's head."""
-    for attempt in range(MAX_ATTEMPTS):
-        head = await store.audit_head(entry.tenant)
+async def append(
+    store: AuditStore, entry: AuditEntry, key: bytes | None, *, known_head: AuditHead | None = None
+) -> AuditEntry:
+    """Chain ``entry`` (its seq, prev_hash and hash are filled in here) onto its tenant's head.
+
+    ``known_head`` (this process's own last append) saves the head read when nobody else appended since;
+    a lost race re-reads the head (consistent read) and retries with exponential backoff and full jitter.
+    """
+    deadline = time.monotonic() + APPEND_DEADLINE_SECONDS
+    head, attempt = known_head, 0
+    while True:
+        if head is None:
+            head = await store.audit_head(entry.tenant)
         seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
         link = replace(entry, seq=seq + 1, prev_hash=prev, hash="")
         link = replace(link, hash=entry_hash(link, key))
@@ -63,8 +76,30 @@ async def append(store: AuditStore, entry: AuditEntry, key: bytes | None) -> Aud
             await store.advance_audit_head(entry.tenant, AuditHead(link.seq, link.hash), seq)
             return link
         await _repair_head(store, entry.tenant, seq, prev)
-        await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))  # noqa: S311 (jitter)
-    raise AuditConflict(f"could not append to the audit chain of tenant {entry.tenant}")
+        if time.monotonic() > deadline:
+            raise AuditConflict(f"could not append to the audit chain of tenant {entry.tenant}")
+        delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** min(attempt, 16))
+        await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 (jitter, not crypto)
+        head, attempt = None, attempt + 1
+
+
+class AuditWriter:
+    """A process's appends: one in flight per tenant here (no races among ourselves), and the head we
+    wrote last remembered, so a tenant's next append usually needs no head read. Other processes (other
+    Lambda instances, other ``tollgate serve`` workers) still race through the conditional writes."""
+
+    def __init__(self, store: AuditStore, key: bytes | None) -> None:
+        self.store = store
+        self.key = key
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._heads: dict[str, AuditHead] = {}
+
+    async def append(self, entry: AuditEntry) -> AuditEntry:
+        async with self._locks[entry.tenant]:
+            known = self._heads.pop(entry.tenant, None)
+            link = await append(self.store, entry, self.key, known_head=known)
+            self._heads[entry.tenant] = AuditHead(link.seq, link.hash)
+            return link
 
 
 async def _repair_head(store: AuditStore, tenant: str, seq: int, prev: str) -> None:

@@ -17,10 +17,6 @@ from .keys import new_key_record
 from .timeutil import after, normalize_time, now_str
 
 
-def _audit_key(settings: Settings) -> bytes | None:
-    return settings.audit_key.get_secret_value().encode() if settings.audit_key else None
-
-
 def keys_create(args: argparse.Namespace) -> int:
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None
     key, record = new_key_record(
@@ -108,7 +104,7 @@ def sweep(args: argparse.Namespace) -> int:
 def audit_verify(args: argparse.Namespace) -> int:
     async def check(store: Any, settings: Settings) -> dict[str, audit.Verification]:
         tenants = [args.tenant] if args.tenant else await store.audit_tenants()
-        return {t: await audit.verify(store, t, _audit_key(settings)) for t in tenants}
+        return {t: await audit.verify(store, t, settings.audit_hmac_key()) for t in tenants}
 
     results = _with_store(check)
     for tenant, result in results.items():

@@ -148,6 +148,10 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown provider {value!r}; one of {', '.join(sorted(PROVIDER_ALIASES))}")
         return canonical
 
+    def audit_hmac_key(self) -> bytes | None:
+        """TOLLGATE_AUDIT_KEY as bytes for HMAC-SHA256; None (plain SHA-256) when unset or empty."""
+        return self.audit_key.get_secret_value().encode() or None if self.audit_key else None
+
     def provider(self, name: str) -> ProviderConfig:
         """The configuration of one canonical provider."""
         cap = getattr(self, f"{name}_max_tokens") or self.default_max_tokens

@@ -36,11 +36,10 @@ class AppContext:
     def build(cls, settings: Settings, store: Store, *, allow_open: bool) -> AppContext:
         """No I/O: the store connects on first use, provider clients are made in the lifespan."""
         router = Router(settings)
-        audit_key = settings.audit_key.get_secret_value().encode() if settings.audit_key else None
         ledger = Ledger(
             store,
             Pricing.load(settings.pricing_file),
-            audit_key=audit_key or None,
+            audit_key=settings.audit_hmac_key(),
             session_keep=settings.session_retention_messages,
             session_ttl=settings.session_ttl_seconds,
         )

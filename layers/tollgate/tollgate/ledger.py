@@ -56,9 +56,18 @@ class Ledger:
     ) -> None:
         self.store = store
         self.pricing = pricing
-        self.audit_key = audit_key
+        self.audit = audit.AuditWriter(store, audit_key)
         self.session_keep = session_keep
         self.session_ttl = session_ttl
+
+    @property
+    def audit_key(self) -> bytes | None:
+        """The HMAC key of the audit chain (None: plain SHA-256); swapped on a secret refresh."""
+        return self.audit.key
+
+    @audit_key.setter
+    def audit_key(self, key: bytes | None) -> None:
+        self.audit.key = key
 
     async def reserve(self, booking: Booking, call: ChatCall) -> None:
         """One conditional write; 429 budget_exceeded before any upstream call when it does not fit."""
@@ -134,7 +143,7 @@ class Ledger:
             prev_hash="",
             hash="",
         )
-        return await audit.append(self.store, entry, self.audit_key)
+        return await self.audit.append(entry)
 
     async def _save_session(self, booking: Booking, answer: dict[str, Any]) -> None:
         """Append this turn; on a concurrent change, reload and append again (bounded)."""

@@ -99,8 +99,7 @@ def refresh_context(ctx: AppContext, settings: Settings) -> None:
     ctx.settings = settings
     ctx.router.default_provider = settings.default_provider
     ctx.router.configs.update({name: settings.provider(name) for name in PROVIDERS})  # shared: diagnostics
-    audit_key = settings.audit_key.get_secret_value().encode() if settings.audit_key else None
-    ctx.ledger.audit_key = audit_key or None
+    ctx.ledger.audit_key = settings.audit_hmac_key()
     if ctx.http is not None and ctx.providers:
         fresh = build_providers(settings, ctx.http, bedrock_client=None)
         fresh["bedrock"] = ctx.providers.get("bedrock", fresh["bedrock"])
