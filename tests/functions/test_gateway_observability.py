@@ -13,7 +13,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import ServerThread
-from tollgate.api.chat import REQUEST_CONTEXT_HEADER, parse_gateway_context
+from tollgate.api.gateway_context import REQUEST_CONTEXT_HEADER, parse_gateway_context
 from tollgate.config import Settings
 from tollgate.logs import configure_logging, log_event, reset_logging
 from tollgate.observability.emf import RequestMetrics, emf_record, emit

@@ -17,8 +17,9 @@ from litestar.types import ControllerRouterHandler
 
 from .api.account import audit_log, costs, delete_session
 from .api.admin import admin_router
-from .api.chat import TRUST_GATEWAY_CONTEXT, chat_completions
+from .api.chat import chat_completions
 from .api.errors import EXCEPTION_HANDLERS
+from .api.gateway_context import TRUST_GATEWAY_CONTEXT
 from .api.info import diagnostics_providers, diagnostics_requests, health, metrics, models
 from .api.tokens import tokens_check, tokens_pools, tokens_report, tokens_reserve
 from .config import Settings

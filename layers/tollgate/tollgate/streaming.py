@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import msgspec
@@ -57,6 +57,10 @@ class ResponseBuilder:
         elif isinstance(chunk, ResponseMeta):
             self.model = chunk.model or self.model
             self.upstream_id = chunk.upstream_id or self.upstream_id
+
+    @property
+    def finish_seen(self) -> bool:
+        return self.finish is not None
 
     def final_usage(self) -> Usage:
         """The upstream's usage, or an estimate marked as such when the upstream gave none."""
@@ -150,43 +154,76 @@ class ChunkFormatter:
         return body
 
 
+class StreamEncoder(Protocol):
+    """One wire format's SSE frames (OpenAI chunks, Anthropic events, legacy completions)."""
+
+    def start(self) -> list[bytes]: ...
+
+    def chunk(self, chunk: Chunk) -> list[bytes]: ...
+
+    def end(self, builder: ResponseBuilder, outcome: Outcome, extension: dict[str, Any]) -> list[bytes]: ...
+
+    def error(self, error: TollgateError) -> list[bytes]: ...
+
+
+class OpenAIChatEncoder:
+    """``chat.completion.chunk`` frames, the optional usage chunk, then ``data: [DONE]``."""
+
+    def __init__(self, call: ChatCall, render_error: Callable[[TollgateError], dict[str, Any]]) -> None:
+        self.call = call
+        self.formatter = ChunkFormatter(call)
+        self.render_error = render_error
+
+    def start(self) -> list[bytes]:
+        return [sse(self.formatter.role())]
+
+    def chunk(self, chunk: Chunk) -> list[bytes]:
+        frame = self.formatter.format(chunk)
+        return [] if frame is None else [sse(frame)]
+
+    def end(self, builder: ResponseBuilder, outcome: Outcome, extension: dict[str, Any]) -> list[bytes]:
+        frames = [] if builder.finish_seen else self.chunk(Finish("stop"))
+        if self.call.request.include_usage:
+            frames.append(sse(self.formatter.usage(outcome.usage or builder.final_usage(), extension)))
+        return [*frames, DONE]
+
+    def error(self, error: TollgateError) -> list[bytes]:
+        return [sse(self.render_error(error))]
+
+
 async def sse_stream(
     call: ChatCall,
     first: Chunk | None,
     chunks: AsyncIterator[Chunk],
     tracker: RequestTracker,
-    render_error: Callable[[TollgateError], dict[str, Any]],
+    encoder: StreamEncoder,
 ) -> AsyncIterator[bytes]:
-    """Frame chunks as SSE as they arrive; finish the request before ``[DONE]`` on every exit path."""
-    builder, formatter = ResponseBuilder(call), ChunkFormatter(call)
+    """Frame chunks as SSE as they arrive; finish the request before the last frame on every exit path."""
+    builder = ResponseBuilder(call)
     outcome: Outcome | None = None
     try:
-        yield sse(formatter.role())
-        pending = [] if first is None else [first]
-        async for chunk in _chain(pending, chunks):
+        for frame in encoder.start():
+            yield frame
+        async for chunk in _chain([] if first is None else [first], chunks):
             builder.add(chunk)
-            frame = formatter.format(chunk)
-            if frame is not None:
-                yield sse(frame)
-        if builder.finish is None:
-            builder.finish = "stop"
-            yield sse(formatter.format(Finish("stop")) or {})
+            for frame in encoder.chunk(chunk):
+                yield frame
         outcome = builder.outcome()
         extension = await _finish_shielded(tracker, outcome)
-        if call.request.include_usage:
-            yield sse(formatter.usage(outcome.usage or builder.final_usage(), extension))
-        yield DONE
+        for frame in encoder.end(builder, outcome, extension):
+            yield frame
     except TollgateError as exc:
         outcome = builder.outcome(exc.code or "error", exc)
         await _finish_shielded(tracker, outcome)
-        yield sse(render_error(exc))
-    except Exception as exc:  # a bug must still end the stream with an error event and be recorded
+        for frame in encoder.error(exc):
+            yield frame
+    except Exception:  # a bug must still end the stream with an error event and be recorded
         logger.exception("stream failed", extra={"request_id": call.request_id})
         failure = UpstreamError("internal error while streaming", code="internal_error")
         outcome = builder.outcome("internal_error", failure)
         await _finish_shielded(tracker, outcome)
-        yield sse(render_error(failure))
-        del exc
+        for frame in encoder.error(failure):
+            yield frame
     finally:
         # client disconnect (cancellation / aclose): still settle, and close the upstream promptly
         with anyio.CancelScope(shield=True):
