@@ -12,6 +12,7 @@ find_python() {  # a working python$1: on PATH, else a pyenv-installed one (its 
     fi
   done
 }
+bash scripts/dynalite.sh install  # the DynamoDB-wire server some integration tests start
 for version in 3.12 3.13; do
   python="$(find_python "$version")"
   if [ -z "$python" ]; then
