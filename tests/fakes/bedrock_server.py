@@ -10,8 +10,9 @@
     fake.disconnects     # how many streams the client hung up on before the end
     fake.stop()          # or: with FakeBedrock() as fake: ...
 
-Routes: ``POST /model/{modelId}/converse`` (JSON) and ``POST /model/{modelId}/converse-stream``
-(``application/vnd.amazon.eventstream`` frames, chunked, each frame flushed as it is written).
+Routes: ``POST /model/{modelId}/converse`` (JSON), ``POST /model/{modelId}/converse-stream``
+(``application/vnd.amazon.eventstream`` frames, chunked, each frame flushed as it is written) and
+``POST /model/{modelId}/invoke`` for Titan and Cohere embeddings (``bedrock_embeddings``).
 
 Script options: ``texts`` (text pieces), ``tool_use`` (``ToolUse(name, input, tool_use_id)``, streamed as
 two input pieces), ``stop_reason``, ``usage`` ((input, output) tokens), ``delay`` (seconds between stream
@@ -33,6 +34,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
+
+from . import bedrock_embeddings
+
+TOKEN_HEADER = "X-Amzn-Bedrock-Input-Token-Count"
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
 
@@ -183,7 +188,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         fake = self.server.fake
         parts = self.path.split("?", 1)[0].strip("/").split("/")
-        if len(parts) != 3 or parts[0] != "model" or parts[2] not in ("converse", "converse-stream"):
+        if (
+            len(parts) != 3
+            or parts[0] != "model"
+            or parts[2] not in ("converse", "converse-stream", "invoke")
+        ):
             self._json(404, {"message": f"no route {self.path}"}, "UnknownOperationException")
             return
         length = int(self.headers.get("Content-Length") or 0)
@@ -193,17 +202,33 @@ class _Handler(BaseHTTPRequestHandler):
         if script.error:
             status = HTTP_ERRORS.get(script.error, 400)
             self._json(status, {"message": script.error_message}, script.error)
+        elif parts[2] == "invoke":
+            self._invoke(unquote(parts[1]), body)
         elif parts[2] == "converse":
             self._json(200, converse_body(script))
         else:
             self._stream(script)
 
-    def _json(self, status: int, payload: dict[str, Any], error_type: str | None = None) -> None:
+    def _invoke(self, model_id: str, body: dict[str, Any]) -> None:
+        status, answer, tokens = bedrock_embeddings.invoke(model_id, body)
+        error = None if status == 200 else "ValidationException"
+        header = tokens if self.server.fake.token_header else None
+        self._json(status, answer, error, None if header is None else {TOKEN_HEADER: str(header)})
+
+    def _json(
+        self,
+        status: int,
+        payload: dict[str, Any],
+        error_type: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
         raw = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        for name, value in (extra_headers or {}).items():
+            self.send_header(name, value)
         if error_type:
             # as Bedrock sends it; botocore keeps the part before the colon
             self.send_header(
@@ -246,6 +271,7 @@ class FakeBedrock:
 
     requests: list[Recorded] = field(default_factory=list)
     disconnects: int = 0
+    token_header: bool = True  # InvokeModel answers carry X-Amzn-Bedrock-Input-Token-Count
     _script: Script = field(default_factory=Script)
     _server: _Server | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)

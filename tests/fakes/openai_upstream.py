@@ -3,6 +3,8 @@
 fake = FakeOpenAI(); fake.script = Script(texts=["Hel", "lo"], delay=0.2)
 with ServerThread(fake) as server: ...   # base URL: server.url (+ "/v1" for openai-style)
 fake.requests -> [(path, headers, json_body), ...]
+Legacy /v1/completions and /v1/embeddings are answered from the same script (``openai_extra``).
+fake.enqueue(Script(...), Script(...))   # optional: one script per request, in order, then fake.script
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class FakeOpenAI:
         self.script = Script()
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         self.client_ports: list[int] = []  # the peer port of each request: equal ports = a reused connection
+        self.queue: list[Script] = []  # per-request scripts, consumed in order before falling back to script
+
+    def enqueue(self, *scripts: Script) -> None:
+        self.queue.extend(scripts)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -62,12 +68,14 @@ class FakeOpenAI:
         body = json.loads(raw) if raw else {}
         self.requests.append((scope["path"], headers, body))
         self.client_ports.append(scope["client"][1])
-        script = self.script
+        script = self.queue.pop(0) if self.queue else self.script
         if script.initial_delay:
             await asyncio.sleep(script.initial_delay)
         if script.status != 200:
             payload = {"error": {"message": script.error_message, "type": "invalid_request_error"}}
             await _send_json(send, script.status, payload, script.headers)
+        elif openai_extra.handles(scope["path"]):
+            await openai_extra.answer(send, scope["path"], body, script)
         elif body.get("stream"):
             await self._stream(send, body, script)
         else:
@@ -172,3 +180,6 @@ async def _send_json(send: Send, status: int, payload: dict[str, Any], headers: 
     ]
     await send({"type": "http.response.start", "status": status, "headers": header_list})
     await send({"type": "http.response.body", "body": raw})
+
+
+from . import openai_extra  # noqa: E402  (it imports this module's helpers)

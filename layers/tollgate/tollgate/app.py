@@ -18,9 +18,12 @@ from litestar.types import ControllerRouterHandler
 from .api.account import audit_log, costs, delete_session
 from .api.admin import admin_router
 from .api.chat import chat_completions
+from .api.completions import completions
+from .api.embeddings import create_embeddings
 from .api.errors import EXCEPTION_HANDLERS
 from .api.gateway_context import TRUST_GATEWAY_CONTEXT
 from .api.info import diagnostics_providers, diagnostics_requests, health, metrics, models
+from .api.messages import messages
 from .api.tokens import tokens_check, tokens_pools, tokens_report, tokens_reserve
 from .config import Settings
 from .context import AppContext
@@ -32,6 +35,9 @@ from .store.factory import open_store
 
 DATA_PLANE: list[ControllerRouterHandler] = [
     chat_completions,
+    completions,
+    create_embeddings,
+    messages,
     models,
     health,
     metrics,

@@ -1,4 +1,4 @@
-"""The ``tollgate`` command: serve, store init, keys, budgets, audit, costs."""
+"""The ``tollgate`` command: serve, store init, keys, budgets, audit, costs, loop."""
 
 from __future__ import annotations
 
@@ -94,6 +94,7 @@ def _store_init(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .cli_admin import add_admin_commands
+    from .cli_loop import add_loop_command
 
     parser = argparse.ArgumentParser(prog="tollgate", description="OpenAI-compatible LLM gateway")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_store_init
     )
     add_admin_commands(commands)
+    add_loop_command(commands)
     return parser
 
 

@@ -102,6 +102,18 @@ class Settings(BaseSettings):
         240, ge=1, validation_alias=_env("LLAMA_CPP_WAKE_RETRY_AFTER_SECONDS")
     )
 
+    # agent loop and built-in tools (issue: wider API)
+    tool_calling: bool = Field(True, validation_alias=_env("TOLLGATE_TOOL_CALLING"))
+    loop_max_turns_cap: int = Field(32, ge=1, validation_alias=_env("TOLLGATE_LOOP_MAX_TURNS_CAP"))
+    loop_stream_progress: bool = Field(True, validation_alias=_env("TOLLGATE_LOOP_STREAM_PROGRESS"))
+    tool_exec_enabled: bool = Field(False, validation_alias=_env("TOLLGATE_TOOL_EXEC_ENABLED"))
+    tool_exec_timeout_ms: int = Field(15000, ge=1, validation_alias=_env("TOLLGATE_TOOL_EXEC_TIMEOUT_MS"))
+    tool_exec_max_output_bytes: int = Field(
+        65536, ge=1, validation_alias=_env("TOLLGATE_TOOL_EXEC_MAX_OUTPUT_BYTES")
+    )
+    # set by the Lambda runtime itself: command execution is refused there whatever the settings say
+    lambda_function_name: str | None = Field(None, validation_alias=_env("AWS_LAMBDA_FUNCTION_NAME"))
+
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str = Field("https://api.openai.com/v1", validation_alias=_env("OPENAI_BASE_URL"))
     openai_model: str = Field("gpt-4o-mini", validation_alias=_env("OPENAI_MODEL"))

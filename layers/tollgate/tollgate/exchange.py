@@ -15,6 +15,7 @@ from .context import AppContext
 from .keys import Principal
 from .ledger import Booking
 from .lifecycle import Outcome, RequestTracker
+from .loop import LoopSpec
 from .providers.base import ChatCall, Chunk
 from .schemas.openai import ChatCompletionRequest
 from .streaming import ResponseBuilder
@@ -23,7 +24,12 @@ from .streaming import ResponseBuilder
 async def prepare(
     ctx: AppContext, tracker: RequestTracker, principal: Principal, chat: ChatCompletionRequest, raw: bytes
 ) -> ChatCall:
-    """Route, check the model, load the session and reserve the budget (429 before any upstream call)."""
+    """Route, check the model, load the session and reserve the budget (429 before any upstream call).
+
+    ``TOLLGATE_TOOL_CALLING=0`` strips ``tools`` and ``tool_choice`` here. An agent loop (``loop_mode``)
+    reserves nothing here: each of its turns reserves for itself (``loop_stream.LedgerTurns``)."""
+    chat = without_tools(chat) if not ctx.settings.tool_calling else chat
+    LoopSpec.from_request(chat, ctx.settings.loop_max_turns_cap)  # a 400 before anything is booked
     call = await ctx.route(ctx.router.plan(chat, tracker.request_id))
     principal.check_model(call.provider, call.model)
     booking = tracker.booking = Booking(
@@ -32,8 +38,21 @@ async def prepare(
     if chat.session_id:
         call = await with_history(ctx, booking, call, chat.session_id)
     tracker.call = call
+    if chat.loop_mode is not None:
+        tracker.per_turn = True
+        return call
     await ctx.ledger.reserve(booking, call)
     return call
+
+
+def without_tools(chat: ChatCompletionRequest) -> ChatCompletionRequest:
+    """The kill switch for clients that misbehave on ``tool_calls``."""
+    if chat.tools is None and chat.tool_choice is None:
+        return chat
+    stripped = chat.model_copy(update={"tools": None, "tool_choice": None})
+    if stripped.model_extra is not None:
+        stripped.model_extra.pop("parallel_tool_calls", None)  # upstreams refuse it without tools
+    return stripped
 
 
 async def with_history(ctx: AppContext, booking: Booking, call: ChatCall, session_id: str) -> ChatCall:

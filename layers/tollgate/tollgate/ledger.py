@@ -89,18 +89,29 @@ class Ledger:
         return [Message.model_validate(m) for m in history]
 
     async def finish(
-        self, booking: Booking, call: ChatCall, status: str, usage: Usage, answer: dict[str, Any] | None
+        self,
+        booking: Booking,
+        call: ChatCall,
+        status: str,
+        usage: Usage,
+        answer: dict[str, Any] | None,
+        *,
+        save_session: bool = True,
     ) -> Settlement:
-        """Settle, audit and save the session concurrently; failures are logged, never raised."""
+        """Settle, audit and save the session concurrently; failures are logged, never raised.
+
+        The reservation is released from the booking, so a loop's next turn can reserve anew and nothing
+        is ever settled twice; a loop saves its session once, at the end (``save_session``)."""
         cost = self.pricing.cost_micro_usd(
             call.provider, call.model, usage.prompt_tokens, usage.completion_tokens
         )
         jobs: list[Coroutine[Any, Any, Any]] = [self._audit(booking, call, status, usage, cost, answer)]
         if booking.reservation_id is not None:
             jobs.append(self._settle(booking, usage.total_tokens))
-        if booking.session_id is not None and status == "ok" and answer is not None:
+        if save_session and booking.session_id is not None and status == "ok" and answer is not None:
             jobs.append(self._save_session(booking, answer))
         results = await asyncio.gather(*jobs, return_exceptions=True)
+        booking.reservation_id, booking.reserved = None, 0
         for result in results:
             if isinstance(result, BaseException):
                 log_event(
@@ -112,6 +123,21 @@ class Ledger:
                 )
         seq = results[0].seq if isinstance(results[0], AuditEntry) else None
         return Settlement(cost_micro_usd=cost, audit_seq=seq)
+
+    async def save_session(self, booking: Booking, request_id: str, answer: dict[str, Any]) -> None:
+        """Save the session alone (a loop's final answer); failures are logged, never raised."""
+        if booking.session_id is None:
+            return
+        try:
+            await self._save_session(booking, answer)
+        except Exception as exc:
+            log_event(
+                logger,
+                logging.ERROR,
+                "accounting_failed",
+                request_id=request_id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
     async def _settle(self, booking: Booking, actual: int) -> None:
         assert booking.reservation_id is not None

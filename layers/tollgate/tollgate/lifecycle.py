@@ -64,6 +64,9 @@ class RequestTracker:
         self.call: ChatCall | None = None
         self.booking: Booking | None = None
         self.cost_micro_usd: int | None = None  # from the ledger's settlement, for the EMF record
+        # an agent loop accounts each turn itself ({request_id}:{n}, loop.py); finish then only saves the
+        # session with the final answer and observes the request as a whole
+        self.per_turn = False
         self._finished = False
         ctx.in_flight += 1
 
@@ -82,6 +85,10 @@ class RequestTracker:
     async def _account(self, outcome: Outcome) -> dict[str, Any]:
         usage = outcome.usage or Usage(0, 0)
         extension: dict[str, Any] = {"usage_estimated": True} if usage.estimated else {}
+        if self.per_turn:
+            if self.booking is not None and outcome.status == "ok" and outcome.answer is not None:
+                await self.ctx.ledger.save_session(self.booking, self.request_id, outcome.answer)
+            return extension
         if self.call is not None and self.booking is not None:
             settlement = await self.ctx.ledger.finish(
                 self.booking, self.call, outcome.status, usage, outcome.answer

@@ -39,6 +39,7 @@ class ResponseBuilder:
         self.usage: Usage | None = None
         self.model = call.model
         self.upstream_id: str | None = None
+        self.response_id = call.request_id  # a loop answers with its request's id, not its turn's
 
     def add(self, chunk: Chunk) -> None:
         if isinstance(chunk, TextDelta):
@@ -86,7 +87,7 @@ class ResponseBuilder:
     def completion(self, usage: Usage, extension: dict[str, Any]) -> dict[str, Any]:
         message = self.message()
         body: dict[str, Any] = {
-            "id": f"chatcmpl-{self.call.request_id}",
+            "id": f"chatcmpl-{self.response_id}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.model,
@@ -146,6 +147,12 @@ class ChunkFormatter:
             self.model = chunk.model
         return None
 
+    def marker(self, info: dict[str, Any]) -> dict[str, Any]:
+        """A chunk without choices carrying a ``tollgate`` object (an agent loop's turn boundary)."""
+        body = self._chunk(None)
+        body["tollgate"] = info
+        return body
+
     def usage(self, usage: Usage, extension: dict[str, Any]) -> dict[str, Any]:
         body = self._chunk(None)
         body["usage"] = usage_body(usage)
@@ -189,6 +196,15 @@ class OpenAIChatEncoder:
 
     def error(self, error: TollgateError) -> list[bytes]:
         return [sse(self.render_error(error))]
+
+    def marker(self, info: dict[str, Any]) -> list[bytes]:
+        return [sse(self.formatter.marker(info))]
+
+
+class LoopStreamEncoder(StreamEncoder, Protocol):
+    """A wire format that can also mark an agent loop's turn boundaries."""
+
+    def marker(self, info: dict[str, Any]) -> list[bytes]: ...
 
 
 async def sse_stream(

@@ -22,6 +22,7 @@ from ..schemas.openai import ChatCompletionRequest
 from ..streaming import ResponseBuilder, StreamEncoder, sse_stream
 from .auth import authenticate
 from .gateway_context import check_edge_tenant, gateway_context
+from .loop import serve_loop
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -49,8 +50,10 @@ async def serve(request: Request[Any, Any, Any], ctx: AppContext, wire: WireForm
         check_edge_tenant(edge, principal, request_id)
         raw = await request.body()
         call = await exchange.prepare(ctx, tracker, principal, wire.parse(raw), raw)
-        chunks = ctx.provider(call.provider).chat(call)
         headers = {"x-tollgate-request-id": request_id, "x-tollgate-provider": call.provider}
+        if tracker.per_turn:
+            return await serve_loop(ctx, tracker, call, wire, headers)
+        chunks = ctx.provider(call.provider).chat(call)
         if call.stream:
             first = await exchange.first_chunk(chunks)
             body = sse_stream(call, first, chunks, tracker, wire.encoder(call))

@@ -8,9 +8,10 @@ path does the accounting for both.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
 
+from ..schemas.completions import LegacyCompletionRequest
 from ..schemas.openai import ChatCompletionRequest
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
@@ -32,6 +33,14 @@ class ChatCall:
 
     def passthrough(self) -> dict[str, Any]:
         return self.request.passthrough()
+
+    @property
+    def legacy_prompt(self) -> str | None:
+        """The prompt of a legacy ``/v1/completions`` request: adapters whose upstream has that endpoint
+        send it there; the others answer the equivalent chat request (the prompt as one user message).
+        Read from the request, so every ChatCall made from it (history, fallback) keeps the mode."""
+        request = self.request
+        return request.legacy_prompt if isinstance(request, LegacyCompletionRequest) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +93,34 @@ class Provider(Protocol):
     def chat(self, call: ChatCall) -> AsyncIterator[Chunk]: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingCall:
+    """One embeddings request as routing decided it: the texts (at least one), in order."""
+
+    request_id: str
+    provider: str
+    model: str
+    inputs: tuple[str, ...]
+    dimensions: int | None = None
+    user: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown fields, for OpenAI-compatible upstreams
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResult:
+    """One vector per input, in input order, and the prompt tokens the upstream counted (or estimated)."""
+
+    vectors: list[list[float]]
+    usage: Usage
+    model: str | None = None
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """A provider adapter that also serves embeddings. ``embed`` raises only ``tollgate.errors``."""
+
+    name: str
+
+    async def embed(self, call: EmbeddingCall) -> EmbeddingResult: ...

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import ProviderConfig
 from ..errors import UpstreamUnavailable
-from .base import ChatCall, Chunk, ResponseMeta
+from .base import ChatCall, Chunk, EmbeddingCall, EmbeddingResult, ResponseMeta
+from .bedrock_embeddings import Invocation, combine, invoke_requests, token_count
 from .bedrock_mapping import (
     StreamState,
     error_for_exception,
@@ -185,6 +187,26 @@ class BedrockProvider:
             raise error_for_exception(exc) from exc
         for chunk in parse_response(response, call.model):
             yield chunk
+
+    async def embed(self, call: EmbeddingCall) -> EmbeddingResult:
+        """Titan or Cohere embeddings through ``InvokeModel``, each invocation on the adapter's pool."""
+        futures = [self._submit(self._invoke, kwargs) for kwargs in invoke_requests(call)]
+        try:
+            invocations = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        except asyncio.CancelledError:
+            if any(f.cancelled() for f in futures) and not _cancelling():
+                raise _shut_down() from None
+            raise
+        except Exception as exc:
+            raise error_for_exception(exc) from exc
+        return combine(call, list(invocations))
+
+    def _invoke(self, kwargs: dict[str, Any]) -> Invocation:
+        """Worker thread: one ``invoke_model``, its body read and decoded here (reading blocks)."""
+        response = self._ensure_client().invoke_model(**kwargs)
+        body = json.loads(response["body"].read())
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        return Invocation(body=body if isinstance(body, dict) else {}, token_count=token_count(headers))
 
     def _converse(self, kwargs: dict[str, Any]) -> Mapping[str, Any]:
         return self._ensure_client().converse(**kwargs)

@@ -60,6 +60,18 @@ class HTTPProvider:
         for chunk in self._parse_response(decode_upstream_json(response.content)):
             yield chunk
 
+    async def post_json(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One buffered JSON POST to this provider (``url`` under its base), upstream errors mapped."""
+        try:
+            response = await self._client.post(url, content=msgspec.json.encode(body), headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise error_for_exception(self.name, exc) from exc
+        if response.status_code >= 400:
+            raise error_for_status(
+                self.name, response.status_code, response.content, response.headers.get("retry-after")
+            )
+        return decode_upstream_json(response.content)
+
     async def _stream(self, content: bytes) -> AsyncIterator[Chunk]:
         request = self._client.build_request("POST", self._url, content=content, headers=self._headers)
         response = await self._client.send(request, stream=True)

@@ -1,7 +1,8 @@
 """OpenAI chat-completions wire protocol: openai, openrouter, ollama and llama.cpp.
 
 Pure functions (``to_upstream``, ``parse_chunk``, ``parse_response``, ``parse_stream``); the thin I/O is
-the shared ``HTTPProvider``.
+the shared ``HTTPProvider``. All four upstreams also have the legacy ``/completions`` endpoint: a call
+with ``legacy_prompt`` goes there (``legacy_*`` functions), and ``/embeddings`` (``openai_embeddings``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,21 @@ import httpx
 
 from ..config import ProviderConfig
 from ..errors import UpstreamError
-from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from .base import (
+    ChatCall,
+    Chunk,
+    EmbeddingCall,
+    EmbeddingResult,
+    Finish,
+    FinishReason,
+    ResponseMeta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from .http_errors import decode_upstream_json
 from .http_provider import HTTPProvider
+from .openai_embeddings import parse_embeddings, to_embeddings_upstream
 from .sse import SSEvent
 
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -30,9 +43,9 @@ FINISH_REASONS: dict[str, FinishReason] = {
 _V1_PREFIXED = frozenset({"ollama", "llama_cpp"})
 
 
-def endpoint(config: ProviderConfig) -> str:
+def endpoint(config: ProviderConfig, path: str = "/chat/completions") -> str:
     prefix = "/v1" if config.name in _V1_PREFIXED else ""
-    return f"{config.base_url}{prefix}/chat/completions"
+    return f"{config.base_url}{prefix}{path}"
 
 
 def headers(config: ProviderConfig) -> dict[str, str]:
@@ -161,8 +174,74 @@ async def parse_stream(events: AsyncIterator[SSEvent]) -> AsyncIterator[Chunk]:
             yield chunk
 
 
+# ------------------------------------------------------------------------------ legacy /completions
+
+
+def legacy_to_upstream(call: ChatCall) -> dict[str, Any]:
+    """The legacy ``/completions`` body: the prompt, the cap as ``max_tokens``, pass-through fields."""
+    if call.legacy_prompt is None:
+        raise ValueError("not a legacy completion call")
+    request = call.request
+    body: dict[str, Any] = dict(request.passthrough())
+    body.update(model=call.model, prompt=call.legacy_prompt, max_tokens=call.max_tokens)
+    optional = {"temperature": request.temperature, "top_p": request.top_p, "stop": request.stop}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if request.user:
+        body["user"] = request.user
+    body["stream"] = call.stream
+    if call.stream:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _legacy_choices(payload: dict[str, Any]) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    for choice in payload.get("choices") or []:
+        if choice.get("text"):
+            chunks.append(TextDelta(str(choice["text"])))
+        finish = _finish(choice.get("finish_reason"))
+        if finish:
+            chunks.append(finish)
+    return chunks
+
+
+def legacy_parse_chunk(payload: dict[str, Any]) -> list[Chunk]:
+    """One streamed ``text_completion`` event -> typed chunks."""
+    if "error" in payload:
+        raise UpstreamError(f"upstream error mid-stream: {_error_text(payload['error'])}")
+    chunks: list[Chunk] = []
+    if payload.get("model") or payload.get("id"):
+        chunks.append(ResponseMeta(model=payload.get("model"), upstream_id=payload.get("id")))
+    chunks += _legacy_choices(payload)
+    usage = _usage(payload)
+    return [*chunks, usage] if usage else chunks
+
+
+def legacy_parse_response(payload: dict[str, Any]) -> list[Chunk]:
+    """A whole ``text_completion`` -> the same typed chunks a stream would give."""
+    if not payload.get("choices"):
+        raise UpstreamError("upstream answered without choices")
+    chunks: list[Chunk] = [ResponseMeta(model=payload.get("model"), upstream_id=payload.get("id"))]
+    choice = payload["choices"][0]
+    if choice.get("text"):
+        chunks.append(TextDelta(str(choice["text"])))
+    chunks.append(_finish(choice.get("finish_reason")) or Finish("stop"))
+    usage = _usage(payload)
+    return [*chunks, usage] if usage else chunks
+
+
+async def legacy_parse_stream(events: AsyncIterator[SSEvent]) -> AsyncIterator[Chunk]:
+    done = False
+    async for event in events:
+        if done or event.data == "[DONE]":
+            done = True
+            continue
+        for chunk in legacy_parse_chunk(decode_upstream_json(event.data)):
+            yield chunk
+
+
 class OpenAICompatProvider(HTTPProvider):
-    """openai, openrouter, ollama and llama.cpp: the OpenAI chat-completions protocol."""
+    """openai, openrouter, ollama and llama.cpp: chat completions, legacy completions and embeddings."""
 
     def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
         super().__init__(
@@ -174,3 +253,23 @@ class OpenAICompatProvider(HTTPProvider):
             parse_response=parse_response,
             parse_stream=parse_stream,
         )
+        self._legacy = HTTPProvider(
+            config,
+            client,
+            url=endpoint(config, "/completions"),
+            headers=headers(config),
+            to_upstream=legacy_to_upstream,
+            parse_response=legacy_parse_response,
+            parse_stream=legacy_parse_stream,
+        )
+        self._embeddings_url = endpoint(config, "/embeddings")
+
+    def chat(self, call: ChatCall) -> AsyncIterator[Chunk]:
+        if call.legacy_prompt is not None:
+            return self._legacy.chat(call)
+        return super().chat(call)
+
+    async def embed(self, call: EmbeddingCall) -> EmbeddingResult:
+        """``/embeddings``, always asking for floats (the gateway encodes base64 itself)."""
+        payload = await self.post_json(self._embeddings_url, to_embeddings_upstream(call))
+        return parse_embeddings(payload, call)

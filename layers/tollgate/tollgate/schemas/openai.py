@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 # Fields tollgate itself understands; never forwarded upstream (DESIGN.md §4).
 EXTENSION_FIELDS = frozenset({"provider", "session_id", "pool", "loop_mode", "loop_until", "loop_max_turns"})
@@ -102,9 +103,25 @@ class ChatCompletionRequest(BaseModel):
     provider: str | None = None
     session_id: str | None = Field(None, min_length=1, max_length=128, pattern=NAME_PATTERN)
     pool: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
-    loop_mode: str | None = None
-    loop_until: str | None = None
-    loop_max_turns: int | None = None
+    loop_mode: Literal["basic", "agent"] | None = None
+    loop_until: str | None = Field(None, min_length=1, max_length=200)
+    loop_max_turns: int | None = Field(None, ge=1)  # capped in loop.py (TOLLGATE_LOOP_MAX_TURNS_CAP)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prompt_or_messages(cls, data: Any) -> Any:
+        """The seed router's ``prompt`` (one user message) as an alternative to ``messages``."""
+        if not isinstance(data, dict) or "prompt" not in data:
+            return data  # neither: pydantic's own "messages: Field required" (param ``messages``)
+        if "messages" in data:
+            raise PydanticCustomError(
+                "exclusive", "`messages` and `prompt` are mutually exclusive: send one of them"
+            )
+        prompt = data["prompt"]
+        if not isinstance(prompt, str) or not prompt:
+            raise PydanticCustomError("prompt_type", "`prompt` must be a non-empty string")
+        rest = {k: v for k, v in data.items() if k != "prompt"}
+        return rest | {"messages": [{"role": "user", "content": prompt}]}
 
     @property
     def include_usage(self) -> bool:

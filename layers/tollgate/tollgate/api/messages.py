@@ -1,0 +1,78 @@
+"""POST /v1/messages: the Anthropic Messages wire format over the shared pipeline.
+
+Errors on this route keep tollgate's HTTP statuses but take Anthropic's shape
+(``{"type": "error", "error": {"type", "message"}}``), through route-level exception handlers that
+reshape what the app-wide handlers answer (so logging and headers stay in one place).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException
+
+from ..anthropic_wire import AnthropicEncoder, error_body, render_message, to_chat
+from ..context import AppContext
+from ..errors import TollgateError
+from ..lifecycle import Outcome
+from ..providers.base import ChatCall
+from ..schemas.anthropic import MessagesRequest
+from ..schemas.openai import ChatCompletionRequest
+from ..streaming import ResponseBuilder
+from .body import decode_json_object, validate
+from .errors import http_exception_handler, status_and_type, tollgate_error_handler, unexpected_error_handler
+from .pipeline import WireFormat, serve
+
+
+def _parse(raw: bytes) -> ChatCompletionRequest:
+    return to_chat(validate(MessagesRequest, decode_json_object(raw)))
+
+
+def _render(builder: ResponseBuilder, outcome: Outcome, extension: dict[str, Any]) -> dict[str, Any]:
+    return render_message(builder, outcome, extension)
+
+
+def anthropic_error(error: TollgateError) -> dict[str, Any]:
+    status, _ = status_and_type(error)
+    return error_body(status, error.message)
+
+
+def _encoder(call: ChatCall) -> AnthropicEncoder:
+    return AnthropicEncoder(call, anthropic_error)
+
+
+ANTHROPIC_MESSAGES = WireFormat(parse=_parse, render=_render, encoder=_encoder)
+
+
+def _reshaped(response: Response[Any]) -> Response[Any]:
+    """An OpenAI-shaped error response with its status and headers, its body in Anthropic's shape."""
+    content = response.content if isinstance(response.content, dict) else {}
+    message = str((content.get("error") or {}).get("message") or "error")
+    response.content = error_body(response.status_code or 500, message)
+    return response
+
+
+def _tollgate_error(request: Request[Any, Any, Any], error: TollgateError) -> Response[Any]:
+    return _reshaped(tollgate_error_handler(request, error))
+
+
+def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    return _reshaped(http_exception_handler(request, error))
+
+
+def _unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    return _reshaped(unexpected_error_handler(request, error))
+
+
+ERROR_HANDLERS: dict[Any, Any] = {
+    TollgateError: _tollgate_error,
+    HTTPException: _http_error,
+    Exception: _unexpected_error,
+}
+
+
+@post("/v1/messages", status_code=200, exception_handlers=ERROR_HANDLERS)
+async def messages(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> Response[Any]:
+    return await serve(request, ctx, ANTHROPIC_MESSAGES)

@@ -1,0 +1,132 @@
+"""The agent loop behind the gateway: per-turn ledger accounting, the collected answer and the SSE stream.
+
+Accounting: each turn reserves, settles and audits itself as ``{request_id}:{turn}`` (``LedgerTurns``);
+the request's ``RequestTracker`` runs in ``per_turn`` mode, so its single ``finish`` only saves the session
+with the final answer and records metrics/logs: nothing is settled twice, nothing is left reserved.
+All of it happens before ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+
+from .accounting import usd
+from .errors import TollgateError, UpstreamError
+from .ledger import Booking, Ledger
+from .lifecycle import Outcome, RequestTracker
+from .loop import LoopEngine, TurnEnd
+from .providers.base import ChatCall, Chunk, Usage
+from .streaming import LoopStreamEncoder
+
+logger = logging.getLogger("tollgate.loop")
+Event = Chunk | TurnEnd
+
+
+class LedgerTurns:
+    """Reserve before each turn, settle + audit after it (never the session: that is saved once)."""
+
+    def __init__(self, ledger: Ledger, booking: Booking, tracker: RequestTracker) -> None:
+        self.ledger, self.booking, self.tracker = ledger, booking, tracker
+        self.cost_micro_usd: int | None = None
+
+    async def begin(self, call: ChatCall) -> None:
+        await self.ledger.reserve(self.booking, call)
+
+    async def end(self, call: ChatCall, outcome: Outcome) -> None:
+        usage = outcome.usage or Usage(0, 0)
+        settlement = await self.ledger.finish(
+            self.booking, call, outcome.status, usage, outcome.answer, save_session=False
+        )
+        if settlement.cost_micro_usd is not None:
+            self.cost_micro_usd = (self.cost_micro_usd or 0) + settlement.cost_micro_usd
+            self.tracker.cost_micro_usd = self.cost_micro_usd
+
+    def extension(self) -> dict[str, Any]:
+        return {} if self.cost_micro_usd is None else {"cost_usd": usd(self.cost_micro_usd)}
+
+
+async def finish_loop(engine: LoopEngine, turns: LedgerTurns, tracker: RequestTracker) -> dict[str, Any]:
+    """Finish the request once (shielded) and return its ``tollgate`` extension object."""
+    with anyio.CancelScope(shield=True):
+        tracked = await tracker.finish(engine.result.outcome())
+    return engine.result.extension() | turns.extension() | tracked
+
+
+async def collect_loop(engine: LoopEngine, turns: LedgerTurns, tracker: RequestTracker) -> dict[str, Any]:
+    """Run the whole loop (non-streamed); a turn-1 failure is raised to the caller."""
+    async for _ in engine.events():
+        pass
+    return await finish_loop(engine, turns, tracker)
+
+
+async def loop_sse_stream(
+    engine: LoopEngine,
+    first: Event,
+    events: AsyncIterator[Event],
+    turns: LedgerTurns,
+    tracker: RequestTracker,
+    encoder: LoopStreamEncoder,
+    *,
+    progress: bool,
+) -> AsyncIterator[bytes]:
+    """Each turn's chunks as they arrive (``progress``; otherwise only the final answer, replayed at the
+    end), a ``tollgate`` marker chunk per turn boundary, the summed usage chunk, then ``[DONE]``."""
+    finished = False
+    try:
+        for frame in encoder.start():
+            yield frame
+        async for event in _chain(first, events):
+            for frame in _frames(event, encoder, progress):
+                yield frame
+        if not progress:
+            for chunk in engine.result.last_chunks:
+                for frame in encoder.chunk(chunk):
+                    yield frame
+        extension = await finish_loop(engine, turns, tracker)
+        finished = True
+        assert engine.result.last is not None  # a loop that did not raise completed a turn
+        for frame in encoder.end(engine.result.last, engine.result.outcome(), extension):
+            yield frame
+    except TollgateError as exc:
+        finished = await _fail(tracker, exc)
+        for frame in encoder.error(exc):
+            yield frame
+    except Exception:  # a bug must still end the stream with an error event and be recorded
+        logger.exception("loop stream failed", extra={"request_id": tracker.request_id})
+        failure = UpstreamError("internal error while streaming", code="internal_error")
+        finished = await _fail(tracker, failure)
+        for frame in encoder.error(failure):
+            yield frame
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _aclose(events)  # ends (and accounts) the turn in flight on a client disconnect
+            if not finished:
+                await tracker.finish(Outcome("client_closed", engine.result.usage))
+
+
+def _frames(event: Event, encoder: LoopStreamEncoder, progress: bool) -> list[bytes]:
+    if isinstance(event, TurnEnd):
+        return encoder.marker(event.marker())
+    return encoder.chunk(event) if progress else []
+
+
+async def _fail(tracker: RequestTracker, error: TollgateError) -> bool:
+    with anyio.CancelScope(shield=True):
+        await tracker.finish(Outcome.failed(error))
+    return True
+
+
+async def _chain(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    yield first
+    async for event in rest:
+        yield event
+
+
+async def _aclose(events: AsyncIterator[Event]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
