@@ -171,9 +171,15 @@ def _settings(**overrides: Any) -> Any:
 
 
 def _gateway(**overrides: Any) -> ServerThread:
-    from tollgate.app import create_app
+    """Open loopback mode (as `tollgate serve` with no keys) on a SQLite store of its own."""
+    import tempfile
 
-    return ServerThread(create_app(_settings(**overrides)), lifespan="on").start()
+    from tollgate.app import create_app
+    from tollgate.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(str(Path(tempfile.mkdtemp(prefix="tollgate-e2e-")) / "e2e.db"))
+    app = create_app(_settings(**overrides), store=store, allow_open=True)
+    return ServerThread(app, lifespan="on").start()
 
 
 @pytest.fixture(scope="session")
