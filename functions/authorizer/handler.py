@@ -58,8 +58,8 @@ def allow(event: APIGatewayAuthorizerRequestEvent, principal: Principal) -> dict
 
 
 async def authorize(authenticator: Authenticator, event: APIGatewayAuthorizerRequestEvent) -> dict[str, Any]:
-    authorization = event.get_header_value("authorization", case_sensitive=False)
-    x_api_key = event.get_header_value("x-api-key", case_sensitive=False)
+    authorization = event.headers.get("authorization")  # powertools v3: case-insensitive
+    x_api_key = event.headers.get("x-api-key")
     try:
         key = key_from_headers(authorization, x_api_key)
         principal = await authenticator.authenticate(key, loopback=False)

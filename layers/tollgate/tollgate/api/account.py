@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request, delete, get
 from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 
 from .. import audit
 from ..accounting import summarize_costs
@@ -47,9 +48,9 @@ async def cost_summary(
 async def costs(
     request: Request[Any, Any, Any],
     ctx: NamedDependency[AppContext],
-    since: str | None = None,
-    until: str | None = None,
-    group_by: str | None = None,
+    since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None,
+    group_by: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     principal = await authenticate(request, ctx)
     return await cost_summary(ctx, principal.tenant, since, until, group_by)
@@ -59,8 +60,8 @@ async def costs(
 async def audit_log(
     request: Request[Any, Any, Any],
     ctx: NamedDependency[AppContext],
-    after_seq: int = 0,
-    limit: int = 100,
+    after_seq: FromQuery[int] = 0,
+    limit: FromQuery[int] = 100,
 ) -> dict[str, Any]:
     """A page of the tenant's chain, and ``chain_valid`` from really verifying the whole chain."""
     principal = await authenticate(request, ctx)
@@ -78,7 +79,7 @@ async def audit_log(
 
 @delete("/v1/sessions/{session_id:str}", status_code=204)
 async def delete_session(
-    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], session_id: str
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], session_id: FromPath[str]
 ) -> None:
     principal = await authenticate(request, ctx)
     if not await ctx.store.delete_session(principal.tenant, session_id):

@@ -10,6 +10,7 @@ from typing import Any
 
 from litestar import Request, Router, get, post, put
 from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 
 from .. import audit
 from ..context import AppContext
@@ -43,12 +44,12 @@ async def create_key(request: Request[Any, Any, Any], ctx: NamedDependency[AppCo
 
 
 @get("/keys")
-async def list_keys(ctx: NamedDependency[AppContext], tenant: str | None = None) -> dict[str, Any]:
+async def list_keys(ctx: NamedDependency[AppContext], tenant: FromQuery[str | None] = None) -> dict[str, Any]:
     return {"keys": [key_view(k) for k in await ctx.store.list_keys(tenant)]}
 
 
 @post("/keys/{key_id:str}/revoke", status_code=200)
-async def revoke_key(ctx: NamedDependency[AppContext], key_id: str) -> dict[str, Any]:
+async def revoke_key(ctx: NamedDependency[AppContext], key_id: FromPath[str]) -> dict[str, Any]:
     record = await ctx.store.revoke_key(key_id, now_str())
     if record is None:
         raise NotFound(f"no key {key_id!r}", param="key_id")
@@ -57,30 +58,37 @@ async def revoke_key(ctx: NamedDependency[AppContext], key_id: str) -> dict[str,
 
 @put("/budgets/{tenant:str}/{pool:str}", status_code=200)
 async def set_budget(
-    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], tenant: str, pool: str
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[AppContext],
+    tenant: FromPath[str],
+    pool: FromPath[str],
 ) -> dict[str, Any]:
     body = validate(BudgetSet, decode_json_object(await request.body()))
     return {"tenant": tenant, **pool_view(await ctx.store.set_capacity(tenant, pool, body.tokens))}
 
 
 @get("/budgets")
-async def list_budgets(ctx: NamedDependency[AppContext], tenant: str | None = None) -> dict[str, Any]:
+async def list_budgets(
+    ctx: NamedDependency[AppContext], tenant: FromQuery[str | None] = None
+) -> dict[str, Any]:
     return {"pools": [{"tenant": p.tenant, **pool_view(p)} for p in await ctx.store.list_pools(tenant)]}
 
 
 @get("/costs")
 async def admin_costs(
     ctx: NamedDependency[AppContext],
-    tenant: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    group_by: str | None = None,
+    tenant: FromQuery[str | None] = None,
+    since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None,
+    group_by: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     return await cost_summary(ctx, tenant, since, until, group_by)
 
 
 @get("/audit/verify")
-async def verify_audit(ctx: NamedDependency[AppContext], tenant: str | None = None) -> dict[str, Any]:
+async def verify_audit(
+    ctx: NamedDependency[AppContext], tenant: FromQuery[str | None] = None
+) -> dict[str, Any]:
     tenants = [tenant] if tenant else await ctx.store.audit_tenants()
     results = {t: (await audit.verify(ctx.store, t, ctx.ledger.audit_key)).as_dict() for t in tenants}
     return {"valid": all(r["valid"] for r in results.values()), "tenants": results}
