@@ -18,17 +18,16 @@ from litestar.di import NamedDependency
 from .. import embeddings
 from ..audit import sha256_hex
 from ..context import AppContext
-from ..errors import BadRequest, TollgateError, UpstreamUnavailable
+from ..errors import BadRequest, UpstreamUnavailable
 from ..keys import Principal
 from ..ledger import Booking
 from ..lifecycle import Outcome, RequestTracker
 from ..providers.base import Embedder, EmbeddingCall
 from ..providers.registry import split_model
 from ..schemas.embeddings import EmbeddingsRequest
-from .auth import authenticate
 from .body import decode_json_object, validate
-from .gateway_context import check_edge_tenant, gateway_context
-from .pipeline import new_request_id
+from .headers import response_headers
+from .pipeline import begin, caller, finish_failed
 
 
 def parse(raw: bytes) -> EmbeddingsRequest:
@@ -78,29 +77,18 @@ async def _finish(tracker: RequestTracker, outcome: Outcome) -> dict[str, Any]:
 async def create_embeddings(
     request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]
 ) -> Response[Any]:
-    edge = gateway_context(request)
-    request_id = edge.request_id or new_request_id()
-    request.scope.setdefault("state", {})["request_id"] = request_id
-    tracker = RequestTracker(ctx, request_id)
+    edge, tracker = begin(request, ctx)
     try:
-        principal = await authenticate(request, ctx)
-        check_edge_tenant(edge, principal, request_id)
-        raw = await request.body()
+        principal, raw = await caller(request, ctx, edge, tracker)
         body = parse(raw)
-        adapter, call = plan(ctx, body, request_id)
+        adapter, call = plan(ctx, body, tracker.request_id)
         await book(ctx, tracker, principal, call, body, raw)
         result = await adapter.embed(call)
         outcome = Outcome("ok", result.usage, result.model, answer=embeddings.answer_record(result))
         extension = await _finish(tracker, outcome)
-    except TollgateError as exc:
-        await _finish(tracker, Outcome.failed(exc))
-        raise
     except BaseException as exc:
-        status = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "internal_error"
-        await _finish(tracker, Outcome(status=status))
+        await finish_failed(tracker, exc)
         raise
-    headers = {"x-tollgate-request-id": request_id, "x-tollgate-provider": call.provider}
-    if "cost_usd" in extension:
-        headers["x-tollgate-cost-usd"] = extension["cost_usd"]
+    headers = response_headers(tracker.request_id, call.provider, extension)
     content = embeddings.render(result, body.encoding_format, call.model, extension)
     return Response(msgspec.json.encode(content), media_type="application/json", headers=headers)

@@ -15,11 +15,10 @@ from ..loop import LoopEngine, LoopSpec
 from ..loop_stream import LedgerTurns, collect_loop, loop_sse_stream
 from ..providers.base import ChatCall
 from ..tools import ToolPolicy
+from .headers import SSE_HEADERS, response_headers
 
 if TYPE_CHECKING:
     from .pipeline import WireFormat
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 async def serve_loop(
@@ -57,7 +56,6 @@ async def serve_loop(
     result = engine.result
     assert result.last is not None
     result.last.response_id = call.request_id
-    if "cost_usd" in extension:
-        headers["x-tollgate-cost-usd"] = extension["cost_usd"]
+    headers = response_headers(tracker.request_id, call.provider, extension)
     content = msgspec.json.encode(wire.render(result.last, result.outcome(), extension))
     return Response(content, media_type="application/json", headers=headers)

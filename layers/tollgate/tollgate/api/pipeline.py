@@ -16,15 +16,15 @@ from litestar.response import Stream
 from .. import exchange
 from ..context import AppContext
 from ..errors import TollgateError
+from ..keys import Principal
 from ..lifecycle import Outcome, RequestTracker
 from ..providers.base import ChatCall
 from ..schemas.openai import ChatCompletionRequest
 from ..streaming import ResponseBuilder, StreamEncoder, sse_stream
 from .auth import authenticate
-from .gateway_context import check_edge_tenant, gateway_context
+from .gateway_context import GatewayContext, check_edge_tenant, gateway_context
+from .headers import SSE_HEADERS, response_headers
 from .loop import serve_loop
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def new_request_id() -> str:
@@ -40,17 +40,40 @@ class WireFormat:
     encoder: Callable[[ChatCall], StreamEncoder]
 
 
-async def serve(request: Request[Any, Any, Any], ctx: AppContext, wire: WireFormat) -> Response[Any]:
+def begin(request: Request[Any, Any, Any], ctx: AppContext) -> tuple[GatewayContext, RequestTracker]:
+    """The request's id (API Gateway's when forwarded) and its tracker, before anything can fail."""
     edge = gateway_context(request)
     request_id = edge.request_id or new_request_id()
     request.scope.setdefault("state", {})["request_id"] = request_id
-    tracker = RequestTracker(ctx, request_id)
+    return edge, RequestTracker(ctx, request_id)
+
+
+async def caller(
+    request: Request[Any, Any, Any], ctx: AppContext, edge: GatewayContext, tracker: RequestTracker
+) -> tuple[Principal, bytes]:
+    """Who calls (401 before any body is read) and the raw body."""
+    principal = await authenticate(request, ctx)
+    check_edge_tenant(edge, principal, tracker.request_id)
+    return principal, await request.body()
+
+
+async def finish_failed(tracker: RequestTracker, exc: BaseException) -> None:
+    """Finish a request that failed before its answer was rendered (shielded: also on cancellation)."""
+    if isinstance(exc, TollgateError):
+        outcome = Outcome.failed(exc)
+    else:
+        status = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "internal_error"
+        outcome = Outcome(status=status)
+    with anyio.CancelScope(shield=True):
+        await tracker.finish(outcome)
+
+
+async def serve(request: Request[Any, Any, Any], ctx: AppContext, wire: WireFormat) -> Response[Any]:
+    edge, tracker = begin(request, ctx)
     try:
-        principal = await authenticate(request, ctx)
-        check_edge_tenant(edge, principal, request_id)
-        raw = await request.body()
+        principal, raw = await caller(request, ctx, edge, tracker)
         call = await exchange.prepare(ctx, tracker, principal, wire.parse(raw), raw)
-        headers = {"x-tollgate-request-id": request_id, "x-tollgate-provider": call.provider}
+        headers = response_headers(tracker.request_id, call.provider)
         if tracker.per_turn:
             return await serve_loop(ctx, tracker, call, wire, headers)
         chunks = ctx.provider(call.provider).chat(call)
@@ -59,16 +82,9 @@ async def serve(request: Request[Any, Any, Any], ctx: AppContext, wire: WireForm
             body = sse_stream(call, first, chunks, tracker, wire.encoder(call))
             return Stream(body, media_type="text/event-stream", headers=headers | SSE_HEADERS)
         builder, outcome, extension = await exchange.collect(call, chunks, tracker)
-        if "cost_usd" in extension:
-            headers["x-tollgate-cost-usd"] = extension["cost_usd"]
+        headers = response_headers(tracker.request_id, call.provider, extension)
         content = msgspec.json.encode(wire.render(builder, outcome, extension))
         return Response(content, media_type="application/json", headers=headers)
-    except TollgateError as exc:
-        with anyio.CancelScope(shield=True):
-            await tracker.finish(Outcome.failed(exc))
-        raise
     except BaseException as exc:
-        status = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "internal_error"
-        with anyio.CancelScope(shield=True):
-            await tracker.finish(Outcome(status=status))
+        await finish_failed(tracker, exc)
         raise
