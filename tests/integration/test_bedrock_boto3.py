@@ -221,10 +221,10 @@ async def test_closing_the_consumer_early_frees_the_worker(fake: FakeBedrock) ->
 
 async def test_client_is_built_once_and_reused(fake: FakeBedrock, provider: BedrockProvider) -> None:
     await collect(provider, make_call(True))
-    client = provider._client
+    client = provider._boto.current
     await collect(provider, make_call(False))
     assert client is not None
-    assert provider._client is client
+    assert provider._boto.current is client
 
 
 async def test_unreachable_endpoint_is_unavailable(

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..aws import LazyClient
 from ..config import ProviderConfig
 from ..errors import UpstreamUnavailable
 from .base import ChatCall, Chunk, EmbeddingCall, EmbeddingResult, ResponseMeta
@@ -139,34 +140,24 @@ class BedrockProvider:
         self._max_concurrency = max_concurrency
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._client: BedrockRuntimeClient | None = client
-        self._owns_client = client is None
-        self._client_lock = threading.Lock()
+        self._boto = LazyClient(
+            "bedrock-runtime",
+            region=config.region,
+            client=client,
+            max_pool_connections=max_concurrency,
+            retries={"total_max_attempts": 1, "mode": "standard"},  # tollgate, not botocore, decides
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="bedrock")
         self._closed = False
 
     # ------------------------------------------------------------------------------------------ client
 
-    def _build_client(self) -> BedrockRuntimeClient:
-        import boto3  # lazily: import time is Lambda cold-start time
-        from botocore.config import Config
-
-        config = Config(
-            max_pool_connections=self._max_concurrency,
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=self._connect_timeout,
-            read_timeout=self._read_timeout,
-        )
-        # A session of its own: boto3's default session is not safe to share between threads.
-        session = boto3.session.Session()
-        return session.client("bedrock-runtime", region_name=self.config.region, config=config)
-
     def _ensure_client(self) -> BedrockRuntimeClient:
         """The client, built once on first use (runs on a pool thread, so never blocks the loop)."""
-        with self._client_lock:
-            if self._client is None:
-                self._client = self._build_client()
-            return self._client
+        client: BedrockRuntimeClient = self._boto.get()
+        return client
 
     # ------------------------------------------------------------------------------------------- calls
 
@@ -255,7 +246,4 @@ class BedrockProvider:
         """Shut the pool down (queued calls are cancelled) and close a client this adapter built."""
         self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
-        client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            with contextlib.suppress(Exception):
-                client.close()
+        self._boto.close()

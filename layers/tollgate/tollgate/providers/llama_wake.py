@@ -17,14 +17,13 @@ time is Lambda cold-start time; boto3 blocks, so it never runs on the event loop
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..aws import LazyClient
 from ..errors import UpstreamUnavailable
 from ..logs import log_event
 from .base import ChatCall, Chunk, Provider
@@ -61,9 +60,7 @@ class LlamaCppWaker:
         self.service = service
         self.retry_after = retry_after
         self._region = region
-        self._client: ECSClient | None = client
-        self._owns_client = client is None
-        self._client_lock = threading.Lock()
+        self._boto = LazyClient("ecs", region=region, client=client)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="llama-wake")
         self._clock = clock
         self._wall_clock = wall_clock
@@ -76,12 +73,8 @@ class LlamaCppWaker:
     # ------------------------------------------------------------------------------------------ client
 
     def _ensure_client(self) -> ECSClient:
-        with self._client_lock:
-            if self._client is None:
-                import boto3  # lazily: import time is Lambda cold-start time
-
-                self._client = boto3.session.Session().client("ecs", region_name=self._region)
-            return self._client
+        client: ECSClient = self._boto.get()
+        return client
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.wrap_future(self._pool.submit(fn, *args))
@@ -160,10 +153,7 @@ class LlamaCppWaker:
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            with contextlib.suppress(Exception):
-                client.close()
+        self._boto.close()
 
 
 class WakeOnDemandProvider:

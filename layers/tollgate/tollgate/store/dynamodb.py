@@ -33,13 +33,12 @@ pool, never the loop's default executor. The endpoint comes only from boto3's ow
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from ..aws import LazyClient
 from ..timeutil import epoch_seconds, now_str
 from . import dynamodb_items as items
 from .base import ApiKey, AuditEntry, AuditHead, KeyExists, Overdrawn, Pool
@@ -82,31 +81,21 @@ class DynamoDBStore:
         self.table = table
         self._region = region
         self._threads = threads
-        self._client: Any | None = client
-        self._owns_client = client is None
-        self._client_lock = threading.Lock()
+        self._boto = LazyClient(
+            "dynamodb",
+            region=region,
+            client=client,
+            max_pool_connections=threads,
+            retries={"mode": "standard", "total_max_attempts": 3},
+        )
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dynamodb")
         self._closed = False
 
     # ---------------------------------------------------------------------------------------- plumbing
 
-    def _build_client(self) -> Any:
-        import boto3  # lazily: import time is Lambda cold-start time
-        from botocore.config import Config
-
-        config = Config(
-            max_pool_connections=self._threads,
-            retries={"mode": "standard", "total_max_attempts": 3},
-        )
-        # A session of its own: boto3's default session is not safe to share between threads.
-        return boto3.session.Session().client("dynamodb", region_name=self._region, config=config)
-
     def client(self) -> Any:
         """The low-level client, built once on first use (call it on a pool thread: it may block)."""
-        with self._client_lock:
-            if self._client is None:
-                self._client = self._build_client()
-            return self._client
+        return self._boto.get()
 
     async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn`` on the store's own pool (never the loop's default executor)."""
@@ -208,10 +197,7 @@ class DynamoDBStore:
         """Shut the pool down (queued calls are cancelled) and close a client this store built."""
         self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
-        client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            with contextlib.suppress(Exception):
-                client.close()
+        self._boto.close()
 
     # -------------------------------------------------------------------------------------------- keys
 
