@@ -27,6 +27,7 @@ EXEC_ENV = {"PATH": "/usr/bin:/bin"}
 EXEC_TOOLS = frozenset({"cmd", "bash"})
 BUILTIN_TOOLS = frozenset({"echo", "utc"}) | EXEC_TOOLS
 _READ_SIZE = 4096
+REAP_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,7 @@ async def run_process(argv: list[str], policy: ToolPolicy) -> str:
             return f"error: timed out after {policy.timeout_ms} ms; the process was killed"
         if truncated:
             await _kill(process)
-        code = await process.wait()
+        code = await _reaped(process)
     return _result(code, output, truncated, policy.max_output_bytes)
 
 
@@ -166,7 +167,18 @@ async def _read_bounded(process: asyncio.subprocess.Process, limit: int) -> tupl
 async def _kill(process: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    await process.wait()
+    await _reaped(process)
+
+
+async def _reaped(process: asyncio.subprocess.Process) -> int:
+    """The exit code, waited for a bounded time: a lost child-exit notification must never hang a request
+    (seen once in CI as a test stuck in the event loop); -1 when it did not arrive."""
+    try:
+        return await asyncio.wait_for(process.wait(), REAP_TIMEOUT_SECONDS)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return process.returncode if process.returncode is not None else -1
 
 
 def _result(code: int, output: bytes, truncated: bool, limit: int) -> str:
