@@ -165,8 +165,13 @@ async def _read_bounded(process: asyncio.subprocess.Process, limit: int) -> tupl
 
 
 async def _kill(process: asyncio.subprocess.Process) -> None:
+    """Kill the process group, then read its pipe to EOF so the transport closes now (not at GC time,
+    possibly after its event loop is gone), and reap it."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+    if process.stdout is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(process.stdout.read(), REAP_TIMEOUT_SECONDS)
     await _reaped(process)
 
 
