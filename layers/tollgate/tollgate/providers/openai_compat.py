@@ -7,7 +7,7 @@ with ``legacy_prompt`` goes there (``legacy_*`` functions), and ``/embeddings`` 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -163,15 +163,22 @@ def _error_text(error: Any) -> str:
     return str(error)
 
 
-async def parse_stream(events: AsyncIterator[SSEvent]) -> AsyncIterator[Chunk]:
+async def _data_events(
+    events: AsyncIterator[SSEvent], parse: Callable[[dict[str, Any]], list[Chunk]]
+) -> AsyncIterator[Chunk]:
     """SSE events -> chunks; after ``[DONE]`` the body is read to its end so the connection is reused."""
     done = False
     async for event in events:
         if done or event.data == "[DONE]":
             done = True
             continue
-        for chunk in parse_chunk(decode_upstream_json(event.data)):
+        for chunk in parse(decode_upstream_json(event.data)):
             yield chunk
+
+
+def parse_stream(events: AsyncIterator[SSEvent]) -> AsyncIterator[Chunk]:
+    """A streamed chat completion."""
+    return _data_events(events, parse_chunk)
 
 
 # ------------------------------------------------------------------------------ legacy /completions
@@ -230,14 +237,9 @@ def legacy_parse_response(payload: dict[str, Any]) -> list[Chunk]:
     return [*chunks, usage] if usage else chunks
 
 
-async def legacy_parse_stream(events: AsyncIterator[SSEvent]) -> AsyncIterator[Chunk]:
-    done = False
-    async for event in events:
-        if done or event.data == "[DONE]":
-            done = True
-            continue
-        for chunk in legacy_parse_chunk(decode_upstream_json(event.data)):
-            yield chunk
+def legacy_parse_stream(events: AsyncIterator[SSEvent]) -> AsyncIterator[Chunk]:
+    """A streamed legacy completion."""
+    return _data_events(events, legacy_parse_chunk)
 
 
 class OpenAICompatProvider(HTTPProvider):
