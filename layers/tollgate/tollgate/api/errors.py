@@ -81,16 +81,18 @@ def _headers(request: Request[Any, Any, Any], error: TollgateError) -> dict[str,
 
 def tollgate_error_handler(request: Request[Any, Any, Any], error: TollgateError) -> Response[Any]:
     status, _ = status_and_type(error)
+    headers = _headers(request, error)
     log_event(
         logger,
         logging.INFO,
         "request_error",
+        request_id=headers["x-tollgate-request-id"],
         path=request.url.path,
         status=status,
         code=error.code,
         message=error.message,
     )
-    return Response(error_payload(error), status_code=status, headers=_headers(request, error))
+    return Response(error_payload(error), status_code=status, headers=headers)
 
 
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
