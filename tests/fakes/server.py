@@ -11,7 +11,7 @@ import uvicorn
 
 
 class ServerThread:
-    def __init__(self, app: Any, *, lifespan: str = "auto") -> None:
+    def __init__(self, app: Any, *, lifespan: str = "auto", **options: Any) -> None:
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -20,6 +20,7 @@ class ServerThread:
             lifespan=lifespan,
             access_log=False,
             timeout_graceful_shutdown=1,
+            **options,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -112,11 +112,12 @@ def test_costs_header_and_endpoint(gw: Gateway) -> None:
     first = gw.chat(key)
     assert first.headers["x-tollgate-cost-usd"] == "0.000003"  # 11 x 0.15 + 3 x 0.60 = 3.45 micro-USD
     assert first.json()["tollgate"]["cost_usd"] == "0.000003"
-    gw.chat(key, {"model": "llama_cpp/smollm2"})
+    assert gw.chat(key, {"model": "llama_cpp/smollm2"}).status_code == 503  # nothing listens there
     summary = gw.get(key, "/v1/costs", params={"group_by": "model"}).json()
-    assert summary["requests"] == 2 and summary["total_cost_micro_usd"] == 3
+    assert summary["requests"] == 1 and summary["refused"] == 1 and summary["total_cost_micro_usd"] == 3
     groups = {g["group"]: g for g in summary["groups"]}
     assert groups["llama_cpp/smollm2"]["cost_micro_usd"] == 0
+    assert groups["llama_cpp/smollm2"]["requests"] == 0 and groups["llama_cpp/smollm2"]["refused"] == 1
     since_tomorrow = gw.get(key, "/v1/costs", params={"since": "2999-01-01"}).json()
     assert since_tomorrow["requests"] == 0
     assert gw.get(key, "/v1/costs", params={"group_by": "planet"}).status_code == 400

@@ -479,7 +479,7 @@ def test_stream_error_codes_are_lower_camel_case() -> None:
         (EndpointConnectionError(endpoint_url="http://x"), UpstreamUnavailable),
         (ConnectTimeoutError(endpoint_url="http://x"), UpstreamUnavailable),
         (ReadTimeoutError(endpoint_url="http://x"), UpstreamTimeout),
-        (NoCredentialsError(), UpstreamAuthError),
+        (NoCredentialsError(), UpstreamUnavailable),  # 503: the operator's to configure
         (RuntimeError("odd"), UpstreamError),
     ],
 )

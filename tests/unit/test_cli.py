@@ -61,7 +61,11 @@ def test_serve_runs_and_answers_health(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline and process.poll() is None, "serve did not come up"
                 time.sleep(0.1)
         assert response.json()["status"] == "ok"
+        crowded = {f"x-h{n}": "v" for n in range(120)}  # serve bounds the header count (serve_http.py)
+        refused = httpx.get(f"http://127.0.0.1:{port}/health", headers=crowded, timeout=5)
+        assert refused.status_code == 431 and refused.json()["error"]["code"] == "headers_too_large"
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=10)
-    assert "OPEN MODE" in stderr
+    assert "OPEN MODE" in stderr and f"serving http://127.0.0.1:{port}" in stderr
+    assert f"store: sqlite {env['TOLLGATE_SQLITE_PATH']}" in stderr

@@ -101,11 +101,24 @@ def _group_key(entry: AuditEntry, group_by: str | None) -> str:
     return "all"
 
 
+_COUNTS = ("requests", "refused", "prompt_tokens", "completion_tokens", "cost_micro_usd", "unpriced_requests")
+
+
+def refused(entry: AuditEntry) -> bool:
+    """An audited request that was not served: an error status and no tokens used (budget refusals, upstream
+    failures before the first token, clients gone before it). It costs nothing and is not a request served."""
+    return entry.status != "ok" and entry.prompt_tokens == 0 and entry.completion_tokens == 0
+
+
 def summarize_costs(entries: Iterable[AuditEntry], group_by: str | None) -> dict[str, Any]:
-    """Totals and groups for GET /v1/costs and ``tollgate costs``."""
+    """Totals and groups for GET /v1/costs and ``tollgate costs``: ``requests`` counts the requests served
+    (at least in part), ``refused`` the others."""
     groups: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for entry in entries:
         group = groups[_group_key(entry, group_by)]
+        if refused(entry):
+            group["refused"] += 1
+            continue
         group["requests"] += 1
         group["prompt_tokens"] += entry.prompt_tokens
         group["completion_tokens"] += entry.completion_tokens
@@ -113,7 +126,7 @@ def summarize_costs(entries: Iterable[AuditEntry], group_by: str | None) -> dict
         group["unpriced_requests"] += entry.cost_micro_usd is None
     total = sum(g["cost_micro_usd"] for g in groups.values())
     rows = [
-        {"group": name, **values, "cost_usd": float(usd(values["cost_micro_usd"]))}
+        {"group": name, **{f: values[f] for f in _COUNTS}, "cost_usd": float(usd(values["cost_micro_usd"]))}
         for name, values in sorted(groups.items())
     ]
     return {
@@ -122,5 +135,6 @@ def summarize_costs(entries: Iterable[AuditEntry], group_by: str | None) -> dict
         "total_cost_usd": float(usd(total)),  # display; the exact figure is the micro-USD integer
         "requests": sum(g["requests"] for g in groups.values()),
         "unpriced_requests": sum(g["unpriced_requests"] for g in groups.values()),
+        "refused": sum(g["refused"] for g in groups.values()),
         "groups": rows,
     }

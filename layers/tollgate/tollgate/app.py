@@ -14,6 +14,7 @@ import httpx
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
+from pydantic import ValidationError
 
 from .api.account import audit_log, costs, delete_session
 from .api.admin import admin_router
@@ -26,6 +27,7 @@ from .api.info import diagnostics_providers, diagnostics_requests, health, metri
 from .api.messages import messages
 from .api.tokens import tokens_check, tokens_pools, tokens_report, tokens_reserve
 from .config import Settings
+from .config_errors import SettingsError, describe_settings_error, is_settings_error
 from .context import AppContext
 from .logs import configure_logging, running_on_lambda
 from .providers.registry import build_providers
@@ -70,7 +72,12 @@ def _settings(settings: Settings | None) -> tuple[Settings, bool]:
     """The given settings, or the environment's overlaid with the secret; whether they were loaded here."""
     if settings is not None:
         return settings, False
-    return load_settings(), True
+    try:
+        return load_settings(), True
+    except ValidationError as exc:
+        if not is_settings_error(exc):
+            raise
+        raise SettingsError(describe_settings_error(exc)) from None
 
 
 def _litestar(

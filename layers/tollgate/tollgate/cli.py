@@ -6,11 +6,16 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
+from .cli_args import Parser, count_type
 from .config import Settings
+from .config_errors import SettingsError, describe_settings_error, is_settings_error
 
 T = TypeVar("T")
 
@@ -61,25 +66,38 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .serve_http import bounded_protocol
 
     settings = Settings()
-    if not has_keys:
-        print(
-            f"tollgate: OPEN MODE on http://{args.host}:{args.port} - no API keys exist, every local caller "
-            "is served as tenant 'local' until the first key is created (tollgate keys create --tenant T). "
-            f"Default provider: {settings.default_provider}.",
-            file=sys.stderr,
-        )
+    print(_serve_banner(args, settings, has_keys), file=sys.stderr, flush=True)
     app = create_app(settings, allow_open=True, include_admin=True)
     uvicorn.run(
         app,
         host=args.host,
         port=args.port,
+        http=bounded_protocol(settings),
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
     )
     return 0
+
+
+def _serve_banner(args: argparse.Namespace, settings: Settings, has_keys: bool) -> str:
+    """What ``serve`` always says: the address, the store and the mode."""
+    store = (
+        f"dynamodb table {settings.table}"
+        if settings.store == "dynamodb"
+        else f"sqlite {settings.sqlite_path}"
+    )
+    line = f"tollgate: serving http://{args.host}:{args.port} (admin API at /admin) - store: {store} - "
+    if has_keys:
+        return line + f"mode: keys required - default provider: {settings.default_provider}"
+    return line + (
+        "mode: OPEN MODE - no API keys exist, every local caller is served as tenant 'local' until the first "
+        "key is created (tollgate keys create --tenant T). "
+        f"Default provider: {settings.default_provider}."
+    )
 
 
 def _store_init(args: argparse.Namespace) -> int:
@@ -96,11 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_admin import add_admin_commands
     from .cli_loop import add_loop_command
 
-    parser = argparse.ArgumentParser(prog="tollgate", description="OpenAI-compatible LLM gateway")
+    parser = Parser(prog="tollgate", description="OpenAI-compatible LLM gateway")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gateway (and /admin) under uvicorn")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8081)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need an API key)"
+    )
+    serve.add_argument("--port", type=count_type(0), default=8081, help="port to bind (default 8081)")
     serve.set_defaults(handler=_serve)
     store = commands.add_parser("store", help="the state store").add_subparsers(dest="action", required=True)
     store.add_parser("init", help="create the SQLite schema or the DynamoDB table").set_defaults(
@@ -115,9 +135,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
     except KeyboardInterrupt:
         return 130
+    except SettingsError as exc:
+        print(f"tollgate: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        if not is_settings_error(exc):
+            raise
+        print(f"tollgate: {describe_settings_error(exc)}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return _stdout_closed()
     return code
+
+
+def _stdout_closed() -> int:
+    """The reader of our stdout went away (``tollgate costs | head``): no traceback, and none at exit
+    either (Python flushes stdout once more); 141 = 128 + SIGPIPE, as a shell reports it."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 if __name__ == "__main__":

@@ -12,9 +12,11 @@ from .accounting import summarize_costs
 from .api.admin import key_view
 from .api.tokens import pool_view
 from .cli import _print, _with_store
+from .cli_args import SINCE_FORMS, count_type, name_type, since_time
 from .config import Settings
 from .keys import new_key_record
-from .timeutil import after, normalize_time, now_str
+from .names import printable
+from .timeutil import after, now_str
 
 
 def keys_create(args: argparse.Namespace) -> int:
@@ -50,7 +52,8 @@ def keys_list(args: argparse.Namespace) -> int:
             if row["revoked_at"]
             else ("expires " + row["expires_at"] if row["expires_at"] else "active")
         )
-        print(f"{row['key_id']}  {row['tenant']:<16} {row['pool']:<12} {state:<20} {row['name'] or ''}")
+        tenant, pool, name = (printable(row[field] or "") for field in ("tenant", "pool", "name"))
+        print(f"{printable(row['key_id'])}  {tenant:<16} {pool:<12} {printable(state):<20} {name}")
     return 0
 
 
@@ -85,7 +88,8 @@ def budgets_show(args: argparse.Namespace) -> int:
     for row in rows:
         capacity = "unlimited" if row["capacity"] is None else row["capacity"]
         remaining = "-" if row["remaining"] is None else row["remaining"]
-        print(f"{row['pool']:<16} {capacity:>12} {row['used']:>12} {row['reserved']:>10} {remaining:>12}")
+        pool = printable(row["pool"])
+        print(f"{pool:<16} {capacity:>12} {row['used']:>12} {row['reserved']:>10} {remaining:>12}")
     return 0
 
 
@@ -107,12 +111,15 @@ def audit_verify(args: argparse.Namespace) -> int:
         return {t: await audit.verify(store, t, settings.audit_hmac_key()) for t in tenants}
 
     results = _with_store(check)
+    if args.tenant and results[args.tenant].entries == 0 and results[args.tenant].head_seq == 0:
+        print(f"tollgate: no audit entries for tenant '{args.tenant}'", file=sys.stderr)
+        return 1
     for tenant, result in results.items():
         if result.valid:
-            note = f" ({result.problem})" if result.problem else ""
-            print(f"{tenant}: ok, {result.entries} entries, head {result.head_seq}{note}")
+            note = f" ({printable(result.problem)})" if result.problem else ""
+            print(f"{printable(tenant)}: ok, {result.entries} entries, head {result.head_seq}{note}")
         else:
-            print(f"{tenant}: BROKEN at seq {result.first_bad_seq}: {result.problem}")
+            print(f"{printable(tenant)}: BROKEN at seq {result.first_bad_seq}: {printable(result.problem)}")
     return 0 if all(r.valid for r in results.values()) else 1
 
 
@@ -133,7 +140,7 @@ def audit_export(args: argparse.Namespace) -> int:
 
 
 def costs(args: argparse.Namespace) -> int:
-    since = normalize_time(args.since) if args.since else None
+    since = args.since
 
     async def summary(store: Any, _: Settings) -> dict[str, Any]:
         return summarize_costs(await store.list_costs(args.tenant, since=since), args.by)
@@ -144,43 +151,54 @@ def costs(args: argparse.Namespace) -> int:
         return 0
     print(
         f"total ${result['total_cost_usd']:.6f} over {result['requests']} requests "
-        f"({result['unpriced_requests']} unpriced)"
+        f"({result['unpriced_requests']} unpriced, {result['refused']} refused)"
     )
     for row in result["groups"]:
         print(
-            f"  {row['group']:<48} {row['requests']:>7} req  {row['prompt_tokens']:>10} in "
+            f"  {printable(row['group']):<48} {row['requests']:>7} req  {row['prompt_tokens']:>10} in "
             f"{row['completion_tokens']:>10} out  ${row['cost_usd']:.6f}"
         )
     return 0
 
 
+_TENANT = name_type("tenant")
+_POOL = name_type("pool")
+_JSON = "print JSON instead of a table"
+
+
 def add_admin_commands(commands: Any) -> None:
     keys = commands.add_parser("keys", help="virtual API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key (printed once)")
-    create.add_argument("--tenant", required=True)
-    create.add_argument("--name")
+    create.add_argument("--tenant", required=True, type=_TENANT, help="the tenant the key belongs to")
+    create.add_argument("--name", help="a label for the key (shown by keys list)")
     create.add_argument("--models", help="comma-separated allow-list (globs: openai/*)")
-    create.add_argument("--pool", default="default")
-    create.add_argument("--expires-in", type=int, metavar="SECONDS")
-    create.add_argument("--json", action="store_true")
+    create.add_argument(
+        "--pool", default="default", type=_POOL, help="the key's default pool (default: default)"
+    )
+    create.add_argument(
+        "--expires-in", type=count_type(1), metavar="SECONDS", help="expire the key after SECONDS (>= 1)"
+    )
+    create.add_argument("--json", action="store_true", help=_JSON)
     create.set_defaults(handler=keys_create)
     listing = keys.add_parser("list", help="list keys (never the keys themselves)")
-    listing.add_argument("--tenant")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--tenant", type=_TENANT, help="only this tenant's keys")
+    listing.add_argument("--json", action="store_true", help=_JSON)
     listing.set_defaults(handler=keys_list)
     revoke = keys.add_parser("revoke", help="revoke a key by id")
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", type=name_type("key_id"), help="the key's id (key_..., from keys list)")
     revoke.set_defaults(handler=keys_revoke)
 
     budgets = commands.add_parser("budgets", help="token pools").add_subparsers(dest="action", required=True)
     set_ = budgets.add_parser("set", help="set a pool's capacity")
-    set_.add_argument("--tenant", required=True)
-    set_.add_argument("--pool", default="default")
-    set_.add_argument("--tokens", type=int, required=True)
+    set_.add_argument("--tenant", required=True, type=_TENANT, help="the pool's tenant")
+    set_.add_argument("--pool", default="default", type=_POOL, help="the pool (default: default)")
+    set_.add_argument(
+        "--tokens", type=count_type(0), required=True, help="the pool's capacity in tokens (>= 0)"
+    )
     set_.set_defaults(handler=budgets_set)
     show = budgets.add_parser("show", help="capacity, used, reserved, remaining")
-    show.add_argument("--tenant", required=True)
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--tenant", required=True, type=_TENANT, help="the tenant whose pools to show")
+    show.add_argument("--json", action="store_true", help=_JSON)
     show.set_defaults(handler=budgets_show)
     sweeper = budgets.add_parser("sweep", help="refund stale reservations, delete expired sessions")
     sweeper.add_argument(
@@ -193,15 +211,17 @@ def add_admin_commands(commands: Any) -> None:
 
     audits = commands.add_parser("audit", help="the audit chain").add_subparsers(dest="action", required=True)
     verify = audits.add_parser("verify", help="verify the chain (exit 1 on the first bad entry)")
-    verify.add_argument("--tenant")
+    verify.add_argument("--tenant", type=_TENANT, help="only this tenant's chain (default: every tenant)")
     verify.set_defaults(handler=audit_verify)
     export = audits.add_parser("export", help="entries as JSON Lines")
-    export.add_argument("--tenant")
+    export.add_argument("--tenant", type=_TENANT, help="only this tenant's entries (default: every tenant)")
     export.set_defaults(handler=audit_export)
 
     cost = commands.add_parser("costs", help="cost records, totals and groups")
-    cost.add_argument("--tenant")
-    cost.add_argument("--since")
-    cost.add_argument("--by", choices=["model", "day", "key"])
-    cost.add_argument("--json", action="store_true")
+    cost.add_argument("--tenant", type=_TENANT, help="only this tenant's costs (default: every tenant)")
+    cost.add_argument("--since", type=since_time, help=f"only requests since: {SINCE_FORMS}; UTC")
+    cost.add_argument(
+        "--by", choices=["model", "day", "key"], help="group the totals by model, UTC day or key"
+    )
+    cost.add_argument("--json", action="store_true", help=_JSON)
     cost.set_defaults(handler=costs)

@@ -22,12 +22,14 @@ from .providers.base import TextDelta, ToolCallDelta
 
 def add_loop_command(commands: Any) -> None:
     loop = commands.add_parser("loop", help="run the agent loop against a provider, printing each turn")
-    loop.add_argument("--prompt", required=True)
-    loop.add_argument("--provider", default=None)
-    loop.add_argument("--model", default=None)
+    loop.add_argument("--prompt", required=True, help="the task, sent as the first user message")
+    loop.add_argument("--provider", default=None, help="provider (default TOLLGATE_DEFAULT_PROVIDER)")
+    loop.add_argument("--model", default=None, help="model (default: the provider's configured model)")
     loop.add_argument("--until", default=DEFAULT_MARKER, help="the completion marker (default DONE)")
     loop.add_argument("--max-turns", type=int, default=None, help="default 8, capped by the settings")
-    loop.add_argument("--loop-mode", choices=("basic", "agent"), default="basic")
+    loop.add_argument(
+        "--loop-mode", choices=("basic", "agent"), default="basic", help="basic or agent (default basic)"
+    )
     loop.add_argument("--env-file", default=None, help="KEY=VALUE lines loaded before the settings")
     loop.set_defaults(handler=run_loop_command)
 

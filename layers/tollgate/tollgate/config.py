@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     default_provider: str = Field("llama_cpp", validation_alias=_env("TOLLGATE_DEFAULT_PROVIDER"))
     default_max_tokens: int = Field(1024, ge=1, validation_alias=_env("TOLLGATE_DEFAULT_MAX_TOKENS"))
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, validation_alias=_env("TOLLGATE_MAX_BODY_BYTES"))
+    # ``tollgate serve``'s request heads (serve_http.py): request line + headers, header count, seconds
+    max_header_bytes: int = Field(
+        32768, ge=1024, le=1 << 20, validation_alias=_env("TOLLGATE_MAX_HEADER_BYTES")
+    )
+    max_headers: int = Field(100, ge=8, le=10000, validation_alias=_env("TOLLGATE_MAX_HEADERS"))
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, le=3600, validation_alias=_env("TOLLGATE_HEADER_TIMEOUT_SECONDS")
+    )
     provider_timeout_seconds: float = Field(
         120.0, gt=0, validation_alias=_env("TOLLGATE_PROVIDER_TIMEOUT_SECONDS")
     )

@@ -13,6 +13,7 @@ from .. import audit
 from ..accounting import summarize_costs
 from ..context import AppContext
 from ..errors import BadRequest, NotFound
+from ..names import check_name
 from ..timeutil import normalize_time
 from .auth import authenticate
 
@@ -82,5 +83,6 @@ async def delete_session(
     request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], session_id: FromPath[str]
 ) -> None:
     principal = await authenticate(request, ctx)
+    check_name(session_id, "session_id")
     if not await ctx.store.delete_session(principal.tenant, session_id):
         raise NotFound(f"no session {session_id!r}", param="session_id")

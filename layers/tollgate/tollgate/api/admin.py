@@ -16,6 +16,7 @@ from .. import audit
 from ..context import AppContext
 from ..errors import NotFound
 from ..keys import new_key_record
+from ..names import check_name, check_optional
 from ..schemas.tollgate import BudgetSet, KeyCreate
 from ..store.base import ApiKey
 from ..timeutil import after, now_str
@@ -45,12 +46,12 @@ async def create_key(request: Request[Any, Any, Any], ctx: NamedDependency[AppCo
 
 @get("/keys")
 async def list_keys(ctx: NamedDependency[AppContext], tenant: FromQuery[str | None] = None) -> dict[str, Any]:
-    return {"keys": [key_view(k) for k in await ctx.store.list_keys(tenant)]}
+    return {"keys": [key_view(k) for k in await ctx.store.list_keys(check_optional(tenant, "tenant"))]}
 
 
 @post("/keys/{key_id:str}/revoke", status_code=200)
 async def revoke_key(ctx: NamedDependency[AppContext], key_id: FromPath[str]) -> dict[str, Any]:
-    record = await ctx.store.revoke_key(key_id, now_str())
+    record = await ctx.store.revoke_key(check_name(key_id, "key_id"), now_str())
     if record is None:
         raise NotFound(f"no key {key_id!r}", param="key_id")
     return key_view(record)
@@ -63,6 +64,8 @@ async def set_budget(
     tenant: FromPath[str],
     pool: FromPath[str],
 ) -> dict[str, Any]:
+    check_name(tenant, "tenant")
+    check_name(pool, "pool")
     body = validate(BudgetSet, decode_json_object(await request.body()))
     return {"tenant": tenant, **pool_view(await ctx.store.set_capacity(tenant, pool, body.tokens))}
 
@@ -71,7 +74,8 @@ async def set_budget(
 async def list_budgets(
     ctx: NamedDependency[AppContext], tenant: FromQuery[str | None] = None
 ) -> dict[str, Any]:
-    return {"pools": [{"tenant": p.tenant, **pool_view(p)} for p in await ctx.store.list_pools(tenant)]}
+    pools = await ctx.store.list_pools(check_optional(tenant, "tenant"))
+    return {"pools": [{"tenant": p.tenant, **pool_view(p)} for p in pools]}
 
 
 @get("/costs")
@@ -82,14 +86,14 @@ async def admin_costs(
     until: FromQuery[str | None] = None,
     group_by: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
-    return await cost_summary(ctx, tenant, since, until, group_by)
+    return await cost_summary(ctx, check_optional(tenant, "tenant"), since, until, group_by)
 
 
 @get("/audit/verify")
 async def verify_audit(
     ctx: NamedDependency[AppContext], tenant: FromQuery[str | None] = None
 ) -> dict[str, Any]:
-    tenants = [tenant] if tenant else await ctx.store.audit_tenants()
+    tenants = [check_name(tenant, "tenant")] if tenant is not None else await ctx.store.audit_tenants()
     results = {t: (await audit.verify(ctx.store, t, ctx.ledger.audit_key)).as_dict() for t in tenants}
     return {"valid": all(r["valid"] for r in results.values()), "tenants": results}
 

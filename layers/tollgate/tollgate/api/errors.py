@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from litestar import Request, Response
@@ -59,11 +60,20 @@ def error_payload(error: TollgateError) -> dict[str, Any]:
     return {"error": {"message": error.message, "type": error_type, "param": error.param, "code": error.code}}
 
 
+def failure_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """``x-tollgate-request-id`` on every error (a fresh id where the request failed before it had one);
+    ``x-tollgate-provider`` once the provider was chosen (the tracker's call, set by ``pipeline.begin``)."""
+    state = request.scope.setdefault("state", {})
+    request_id = state.get("request_id") or state.setdefault("request_id", uuid.uuid4().hex)
+    headers = {"x-tollgate-request-id": request_id}
+    provider = getattr(getattr(state.get("tracker"), "call", None), "provider", None)
+    if provider:
+        headers["x-tollgate-provider"] = provider
+    return headers
+
+
 def _headers(request: Request[Any, Any, Any], error: TollgateError) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    request_id = request.scope.get("state", {}).get("request_id")
-    if request_id:
-        headers["x-tollgate-request-id"] = request_id
+    headers = failure_headers(request)
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(error.retry_after)))
     return headers
@@ -71,16 +81,18 @@ def _headers(request: Request[Any, Any, Any], error: TollgateError) -> dict[str,
 
 def tollgate_error_handler(request: Request[Any, Any, Any], error: TollgateError) -> Response[Any]:
     status, _ = status_and_type(error)
+    headers = _headers(request, error)
     log_event(
         logger,
         logging.INFO,
         "request_error",
+        request_id=headers["x-tollgate-request-id"],
         path=request.url.path,
         status=status,
         code=error.code,
         message=error.message,
     )
-    return Response(error_payload(error), status_code=status, headers=_headers(request, error))
+    return Response(error_payload(error), status_code=status, headers=headers)
 
 
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -104,7 +116,7 @@ def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) ->
             "code": "internal_error",
         }
     }
-    return Response(body, status_code=500)
+    return Response(body, status_code=500, headers=failure_headers(request))
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -44,8 +44,10 @@ def begin(request: Request[Any, Any, Any], ctx: AppContext) -> tuple[GatewayCont
     """The request's id (API Gateway's when forwarded) and its tracker, before anything can fail."""
     edge = gateway_context(request)
     request_id = edge.request_id or new_request_id()
-    request.scope.setdefault("state", {})["request_id"] = request_id
-    return edge, RequestTracker(ctx, request_id)
+    tracker = RequestTracker(ctx, request_id)
+    # read by the error handler: the request id, and the provider once the tracker has a call
+    request.scope.setdefault("state", {}).update(request_id=request_id, tracker=tracker)
+    return edge, tracker
 
 
 async def caller(

@@ -340,11 +340,23 @@ ERRORS: dict[str, tuple[type[TollgateError], str]] = {
     "modelerrorexception": (UpstreamError, "bedrock failed: {}"),
 }
 
+# Missing credentials are the operator's to fix, not the upstream's failure: 503, saying what to configure.
+_CONFIGURE = (
+    ": configure the standard AWS chain (AWS_PROFILE, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an "
+    "IAM role) or pick another provider with TOLLGATE_DEFAULT_PROVIDER"
+)
+
 # Failures without an answer, by botocore/urllib3 class name (no botocore import needed to map them).
 TRANSPORT_ERRORS: dict[str, tuple[type[TollgateError], str]] = {
-    "NoCredentialsError": (UpstreamAuthError, "tollgate has no AWS credentials for bedrock"),
-    "PartialCredentialsError": (UpstreamAuthError, "tollgate's AWS credentials for bedrock are incomplete"),
-    "CredentialRetrievalError": (UpstreamAuthError, "tollgate cannot load its AWS credentials for bedrock"),
+    "NoCredentialsError": (UpstreamUnavailable, "tollgate has no AWS credentials for bedrock" + _CONFIGURE),
+    "PartialCredentialsError": (
+        UpstreamUnavailable,
+        "tollgate's AWS credentials for bedrock are incomplete" + _CONFIGURE,
+    ),
+    "CredentialRetrievalError": (
+        UpstreamUnavailable,
+        "tollgate cannot load its AWS credentials for bedrock" + _CONFIGURE,
+    ),
     "ConnectTimeoutError": (UpstreamUnavailable, "cannot connect to bedrock (connect timeout)"),
     "EndpointConnectionError": (UpstreamUnavailable, "cannot connect to bedrock"),
     "ReadTimeoutError": (UpstreamTimeout, "bedrock did not answer in time"),

@@ -77,12 +77,29 @@ def error_for_status(
     return UpstreamError(f"{provider} answered {status}: {message}")
 
 
-def error_for_exception(provider: str, exc: httpx.HTTPError) -> TollgateError:
+# what to start when a local provider does not answer
+_START = {"llama_cpp": "start llama-server or ", "ollama": "start ollama (ollama serve) or "}
+
+
+def connect_hint(provider: str, base_url: str | None) -> str:
+    """`` at URL: start ... or set X_BASE_URL, or pick another provider ...`` (the URL without credentials
+    or query: never a key)."""
+    if not base_url:
+        return ""
+    url = httpx.URL(base_url)
+    shown = str(url.copy_with(userinfo=b"", query=None, fragment=None))
+    return (
+        f" at {shown}: {_START.get(provider, '')}set {provider.upper()}_BASE_URL, "
+        "or pick another provider with TOLLGATE_DEFAULT_PROVIDER (or the request's provider field)"
+    )
+
+
+def error_for_exception(provider: str, exc: httpx.HTTPError, base_url: str | None = None) -> TollgateError:
     """The tollgate error for a transport failure (no answer at all, or a broken one)."""
     if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
         return UpstreamTimeout(f"{provider} did not answer in time")
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        return UpstreamUnavailable(f"cannot connect to {provider}")
+        return UpstreamUnavailable(f"cannot connect to {provider}{connect_hint(provider, base_url)}")
     return UpstreamError(f"{provider} connection failed: {type(exc).__name__}")
 
 

@@ -52,7 +52,7 @@ class HTTPProvider:
                 return
             response = await self._client.post(self._url, content=content, headers=self._headers)
         except httpx.HTTPError as exc:
-            raise error_for_exception(self.name, exc) from exc
+            raise error_for_exception(self.name, exc, self.config.base_url) from exc
         if response.status_code >= 400:
             raise error_for_status(
                 self.name, response.status_code, response.content, response.headers.get("retry-after")
@@ -65,7 +65,7 @@ class HTTPProvider:
         try:
             response = await self._client.post(url, content=msgspec.json.encode(body), headers=self._headers)
         except httpx.HTTPError as exc:
-            raise error_for_exception(self.name, exc) from exc
+            raise error_for_exception(self.name, exc, self.config.base_url) from exc
         if response.status_code >= 400:
             raise error_for_status(
                 self.name, response.status_code, response.content, response.headers.get("retry-after")

@@ -7,12 +7,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from ..names import NAME_PATTERN as NAME_PATTERN  # session ids, pools, tenants: one pattern (names.py)
+
 # Fields tollgate itself understands; never forwarded upstream (DESIGN.md §4).
 EXTENSION_FIELDS = frozenset({"provider", "session_id", "pool", "loop_mode", "loop_until", "loop_max_turns"})
-
-
-# session ids, pool and tenant names: printable, no separators the stores use
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
 
 
 class _Strict(BaseModel):

@@ -1,0 +1,73 @@
+"""Argument types and the parser class of the ``tollgate`` command: names, counts and times are checked
+where they are parsed, and a bad argument is one line on stderr and exit 2 (never a traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import NoReturn
+
+from .names import name_problem, printable
+from .timeutil import format_time, parse_time, utc_now
+
+SINCE_FORMS = "an ISO date/time (2026-11-01, 2026-11-01T12:00:00Z), today, yesterday, 7d, 24h or 30m"
+_RELATIVE = re.compile(r"^(\d{1,6})([dhm])$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line naming the command and pointing at its --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
+
+
+def name_type(kind: str) -> Callable[[str], str]:
+    """An argparse type for a tenant, pool or key id (``names.py``)."""
+
+    def parse(value: str) -> str:
+        problem = name_problem(value, kind)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = kind  # argparse names the type in its messages
+    return parse
+
+
+def count_type(minimum: int) -> Callable[[str], int]:
+    """An argparse type for an integer >= ``minimum`` (token counts, seconds)."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got '{printable(value)}'") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {number}")
+        return number
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def since_time(value: str) -> str:
+    """``--since``: an ISO date/time, ``today`` / ``yesterday`` (UTC midnight) or ``7d`` / ``24h`` /
+    ``30m`` ago, as the stored timestamp format."""
+    text = value.strip().lower()
+    now = utc_now()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if text in ("today", "yesterday"):
+        return format_time(midnight - timedelta(days=1 if text == "yesterday" else 0))
+    relative = _RELATIVE.fullmatch(text)
+    try:
+        if relative:
+            return format_time(now - timedelta(**{_UNITS[relative[2]]: int(relative[1])}))
+        return format_time(parse_time(value.strip()))
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"expected {SINCE_FORMS}; got '{printable(value)}'") from None
+
+
+since_time.__name__ = "time"
