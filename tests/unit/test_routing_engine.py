@@ -92,31 +92,37 @@ class Clock:
 def test_cooldown_after_allowed_failures_then_one_half_open_probe() -> None:
     clock = Clock()
     book = HealthBook(allowed_failures=2, cooldown_seconds=30, clock=clock)
-    book.started("a")
-    assert book.failed("a", "503") is False and not book.cooling("a")
-    book.started("a")
-    assert book.failed("a", "503") is True and book.cooling("a")
+    fail(book, "a")
+    assert not book.cooling("a")
+    assert fail(book, "a") is True and book.cooling("a")
     clock.now += 31
     assert not book.cooling("a")
     book.started("a")  # the probe
     assert book.cooling("a")  # while the probe is in flight, others still skip it
     book.succeeded("a", 0.05)
+    assert book.views(["a"])[0]["in_flight"] == 1  # answered, still streaming
+    book.ended("a")
     view = book.views(["a"])[0]
     assert view["state"] == "healthy" and view["consecutive_failures"] == 0 and view["latency_p50_ms"] == 50
-    book.started("a")
-    book.failed("a", "x")
+    assert view["in_flight"] == 0
+    fail(book, "a")
     clock.now += 1
     assert not book.cooling("a")  # one failure after recovery does not cool it down
+
+
+def fail(book: HealthBook, name: str) -> bool:
+    book.started(name)
+    cooled = book.failed(name, "503")
+    book.ended(name)
+    return cooled
 
 
 def test_a_failed_probe_cools_down_again() -> None:
     clock = Clock()
     book = HealthBook(allowed_failures=1, cooldown_seconds=10, clock=clock)
-    book.started("a")
-    book.failed("a", "timeout")
+    fail(book, "a")
     clock.now += 11
-    book.started("a")
-    assert book.failed("a", "timeout") is True and book.cooling("a")
+    assert fail(book, "a") is True and book.cooling("a")
 
 
 def cand(name: str, weight: float = 1.0) -> Candidate:
@@ -135,8 +141,7 @@ def test_plan_walks_deployments_then_fallbacks_then_starts_over() -> None:
 def test_plan_skips_a_cooling_deployment_while_another_is_healthy() -> None:
     clock = Clock()
     book = HealthBook(allowed_failures=1, cooldown_seconds=30, clock=clock)
-    book.started("a")
-    book.failed("a", "503")
+    fail(book, "a")
     plan = AttemptPlan([[cand("a"), cand("b")], [cand("f")]], book)
     assert [plan.next().deployment for _ in range(3)] == ["b", "f", "b"]
 
@@ -145,8 +150,7 @@ def test_plan_tries_cooling_deployments_least_recently_failed_first() -> None:
     clock = Clock()
     book = HealthBook(allowed_failures=1, cooldown_seconds=30, clock=clock)
     for name in ("b", "a"):
-        book.started(name)
-        book.failed(name, "503")
+        fail(book, name)
         clock.now += 1
     plan = AttemptPlan([[cand("a"), cand("b")]], book)
     assert [plan.next().deployment for _ in range(3)] == ["b", "a", "b"]

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .providers.base import ChatCall
+from .providers.catalog import LOCAL_PROVIDERS
 from .store.base import AuditEntry
 
-LOCAL_PROVIDERS = frozenset({"ollama", "llama_cpp"})
 _REGION_PREFIX = re.compile(r"^(us|eu|apac|au|ca|jp|us-gov|global)\.")
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8})$")
 _PER_MESSAGE_TOKENS = 8

@@ -64,16 +64,20 @@ class Principal:
     pool: str = "default"
     models: tuple[str, ...] | None = None
 
-    def allows(self, provider: str, model: str) -> bool:
+    def allows(self, provider: str, model: str, *, public_name: str | None = None) -> bool:
         """Whether the provider that will be called and its upstream model match the key's allow-list.
 
         ``provider`` is canonical. A pattern that starts with a provider alias (``openai/*``,
         ``anthropic/claude-*``) matches only that provider's models; one whose first segment is a glob
         (``*/gpt-4o``) matches ``provider/model``; any other pattern (``gpt-4o*``, ``meta-llama/*``) matches
-        the upstream model name on any provider."""
+        the upstream model name on any provider, and a routing config's public name (``smart``)."""
         if self.models is None:
             return True
-        return any(pattern_allows(allowed, provider, model) for allowed in self.models)
+        return any(
+            pattern_allows(allowed, provider, model)
+            or (public_name is not None and public_allows(allowed, public_name))
+            for allowed in self.models
+        )
 
     def check_model(self, provider: str, model: str) -> None:
         if not self.allows(provider, model):
@@ -90,6 +94,15 @@ def pattern_allows(pattern: str, provider: str, model: str) -> bool:
         if _GLOB.search(prefix):
             return fnmatch.fnmatchcase(f"{provider}/{model}", pattern)
     return fnmatch.fnmatchcase(model, pattern)
+
+
+def public_allows(pattern: str, public_name: str) -> bool:
+    """A pattern against a routing config's public model name; provider-prefixed patterns never match
+    one (``openai/*`` must not admit a public name ``openai/x`` that Bedrock serves)."""
+    prefix, slash, _ = pattern.partition("/")
+    if slash and PROVIDER_ALIASES.get(prefix.lower()) is not None:
+        return False
+    return fnmatch.fnmatchcase(public_name, pattern)
 
 
 OPEN_PRINCIPAL = Principal(tenant="local", key_id="open")

@@ -74,7 +74,7 @@ class HealthBook:
         return self.get(deployment).cooling(self.clock())
 
     def started(self, deployment: str) -> None:
-        """An attempt begins; past its cooldown, the first attempt is the half-open probe."""
+        """An attempt begins (pair it with ``ended``); past a cooldown, the first attempt is the probe."""
         health = self.get(deployment)
         health.in_flight += 1
         health.attempts += 1
@@ -82,8 +82,8 @@ class HealthBook:
             health.probing = True
 
     def succeeded(self, deployment: str, latency: float) -> None:
+        """The upstream answered (its first byte): failures are forgotten, a cooldown ends."""
         health = self.get(deployment)
-        health.in_flight -= 1
         health.consecutive_failures = 0
         health.cooldown_until = 0.0
         health.probing = False
@@ -93,7 +93,6 @@ class HealthBook:
         """Record a failure; True when it put the deployment into cooldown."""
         health = self.get(deployment)
         now = self.clock()
-        health.in_flight -= 1
         health.failures += 1
         health.consecutive_failures += 1
         health.last_error = error
@@ -104,10 +103,10 @@ class HealthBook:
             return True
         return False
 
-    def released(self, deployment: str) -> None:
-        """An attempt that ended neither way (the client left, or a bad request of the client's own)."""
+    def ended(self, deployment: str) -> None:
+        """The attempt is over (answered, failed, or given up by the client)."""
         health = self.get(deployment)
-        health.in_flight -= 1
+        health.in_flight = max(0, health.in_flight - 1)
         health.probing = False
 
     def views(self, deployments: list[str]) -> list[dict[str, Any]]:
