@@ -58,7 +58,7 @@ def test_diagnostics_never_show_secrets_or_prompts(gateway: ServerThread, fake_o
     openai_health = next(p for p in providers.json()["providers"] if p["provider"] == "openai")
     assert openai_health["configured"] is True and openai_health["consecutive_failures"] == 1
     assert "500" in openai_health["last_error"]
-    assert openai_health["last_latency_ms"] is not None
+    assert openai_health["latency_p50_ms"] is not None and openai_health["state"] == "healthy"
     recent = requests.json()
     assert len(recent["successes"]) == 1 and recent["failures"][0]["status"] == "upstream_error"
 

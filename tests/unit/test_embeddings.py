@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from tollgate.accounting import reservation_estimate
 from tollgate.api.embeddings import parse
 from tollgate.embeddings import (
     answer_record,
-    booking_call,
+    booking_request,
     check_input,
     decode_base64,
     default_model,
     encode_base64,
     render,
+    reservation,
 )
 from tollgate.errors import BadRequest, UpstreamError
 from tollgate.providers.base import EmbeddingCall, EmbeddingResult, Usage
@@ -102,10 +102,11 @@ def test_default_models() -> None:
 
 
 def test_booking_reserves_an_upper_bound_from_the_input_bytes() -> None:
-    call = EmbeddingCall("r1", "openai", "m", ("héllo", "x"))
-    booked = booking_call(call)
-    assert (booked.provider, booked.model, booked.max_tokens) == ("openai", "m", 0)
-    assert reservation_estimate(booked) >= len("héllo".encode()) + 1
+    body = parse(b'{"model": "m", "input": ["h\xc3\xa9llo", "x"]}')
+    request = booking_request(body)
+    assert [m.content for m in request.messages] == ["héllo", "x"]
+    assert reservation(request) >= len("héllo".encode()) + 1
+    assert reservation(request) < 100  # no max_tokens: embeddings generate nothing
 
 
 # ------------------------------------------------------------------------------------ OpenAI-compatible

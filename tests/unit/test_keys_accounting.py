@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tollgate.accounting import Pricing, reservation_estimate, summarize_costs, usd
+from tollgate.accounting import (
+    Pricing,
+    image_token_bound,
+    reservation_estimate,
+    summarize_costs,
+    usd,
+)
 from tollgate.errors import Forbidden, Unauthorized
 from tollgate.keys import OPEN_PRINCIPAL, Authenticator, Principal, hash_key, key_from_headers, new_key_record
 from tollgate.providers.base import ChatCall
@@ -97,6 +103,18 @@ def test_model_allow_list() -> None:
         principal.check_model("openai", "gpt-4o")
 
 
+def test_allow_list_patterns_name_their_provider() -> None:
+    only_openai = Principal("acme", "k", models=("openai/*",))
+    assert only_openai.allows("openai", "gpt-4o")
+    assert not only_openai.allows("openrouter", "openai/gpt-4o")  # the bare model looks qualified
+    assert not only_openai.allows("bedrock", "openai/gpt-4o")
+    aliased = Principal("acme", "k", models=("anthropic/claude-*", "*/nova-*", "meta-llama/*"))
+    assert aliased.allows("claude", "claude-x") and not aliased.allows("bedrock", "claude-x")
+    assert aliased.allows("bedrock", "nova-lite") and aliased.allows("openrouter", "nova-pro")
+    assert aliased.allows("openrouter", "meta-llama/llama-3") and aliased.allows("ollama", "meta-llama/x")
+    assert not aliased.allows("openai", "gpt-4o")
+
+
 def make_call(max_tokens: int = 100, **body: object) -> ChatCall:
     body.setdefault("messages", [{"role": "user", "content": "héllo"}])
     return ChatCall("r", "openai", "m", max_tokens, ChatCompletionRequest.model_validate(body))
@@ -106,6 +124,16 @@ def test_reservation_is_an_upper_bound() -> None:
     assert reservation_estimate(make_call()) == 6 + 8 + 16 + 100  # "héllo" is 6 UTF-8 bytes
     tools = [{"type": "function", "function": {"name": "f"}}]
     assert reservation_estimate(make_call(tools=tools)) > reservation_estimate(make_call())
+
+
+def test_every_image_part_counts_at_its_providers_bound() -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    text = {"type": "text", "text": "héllo"}
+    two = make_call(messages=[{"role": "user", "content": [text, image, image]}])
+    images = 2 * image_token_bound("openai", "m")
+    assert reservation_estimate(two) == reservation_estimate(make_call()) + images
+    assert image_token_bound("openai", "gpt-4o-mini") > 48_000  # billed as 2,833 + 5,667 per tile
+    assert all(image_token_bound(p, "m") >= 1_600 for p in ("claude", "bedrock", "ollama", "llama_cpp"))
 
 
 def test_pricing_lookup_rules() -> None:

@@ -20,7 +20,7 @@ moto = pytest.importorskip("moto")
 
 from tollgate.config import Settings  # noqa: E402
 from tollgate.errors import UpstreamUnavailable  # noqa: E402
-from tollgate.providers.base import ChatCall, Chunk, ResponseMeta, TextDelta  # noqa: E402
+from tollgate.providers.base import ChatCall, Chunk, TextDelta  # noqa: E402
 from tollgate.providers.llama_wake import (  # noqa: E402
     LAST_USED_TAG,
     LlamaCppWaker,
@@ -194,21 +194,16 @@ async def test_asleep_without_fallback_is_503_with_retry_after(ecs: Any) -> None
     await provider.aclose()
 
 
-async def test_asleep_with_fallback_answers_with_the_fallback_default_model(ecs: Any) -> None:
+async def test_asleep_is_provider_starting_for_the_router(ecs: Any) -> None:
+    """The wake wrapper never answers for another provider itself: the router's fallback attempt does,
+    so the fallback's price, audit entry and allow-list apply (tests/integration/test_llama_wake_gateway)."""
     inner = ScriptedProvider("llama_cpp")
-    fallback = ScriptedProvider("bedrock", [ResponseMeta(model="nova"), TextDelta("from bedrock")])
-    provider = WakeOnDemandProvider(
-        inner, make_waker(ecs), fallback, fallback_model="us.amazon.nova-lite-v1:0"
-    )
-    chunks = await collect(provider)
-    assert chunks == [ResponseMeta(model="nova"), TextDelta("from bedrock")]
-    (rerouted,) = fallback.calls
-    assert (rerouted.provider, rerouted.model, rerouted.max_tokens) == (
-        "bedrock",
-        "us.amazon.nova-lite-v1:0",
-        64,
-    )
+    provider = WakeOnDemandProvider(inner, make_waker(ecs))
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await collect(provider)
+    assert caught.value.code == "provider_starting" and caught.value.retry_after == 240
     assert inner.calls == []
+    assert service(ecs)["desiredCount"] == 1  # woken
     await provider.aclose()
 
 
@@ -222,14 +217,14 @@ async def test_awake_delegates_to_llama_cpp_and_records_use(ecs: Any) -> None:
     await provider.aclose()
 
 
-async def test_refused_connection_while_starting_falls_back_and_marks_asleep(ecs: Any) -> None:
+async def test_refused_connection_while_starting_is_provider_starting_and_marks_asleep(ecs: Any) -> None:
     ecs.update_service(cluster="gpu", service="llama", desiredCount=1)
     inner = ScriptedProvider("llama_cpp", error=UpstreamUnavailable("cannot connect to llama_cpp"))
-    fallback = ScriptedProvider("openai")
-    waker = make_waker(ecs)
-    provider = WakeOnDemandProvider(inner, waker, fallback, fallback_model="gpt-4o-mini")
-    assert await collect(provider) == [TextDelta("hello from openai")]
-    assert await collect(provider) == [TextDelta("hello from openai")]
+    provider = WakeOnDemandProvider(inner, make_waker(ecs))
+    for _ in range(2):
+        with pytest.raises(UpstreamUnavailable) as caught:
+            await collect(provider)
+        assert caught.value.code == "provider_starting"
     assert len(inner.calls) == 1  # the second request believed the cached "asleep"
     await provider.aclose()
 
@@ -256,9 +251,7 @@ async def test_failure_after_streaming_began_is_passed_on(ecs: Any) -> None:
             yield TextDelta("partial")
             raise UpstreamUnavailable("connection lost")
 
-    provider = WakeOnDemandProvider(
-        Breaks("llama_cpp"), make_waker(ecs), ScriptedProvider("openai"), fallback_model="m"
-    )
+    provider = WakeOnDemandProvider(Breaks("llama_cpp"), make_waker(ecs))
     with pytest.raises(UpstreamUnavailable, match="connection lost"):
         await collect(provider)
     await provider.aclose()

@@ -10,7 +10,7 @@ import pytest
 
 from tollgate.errors import BadRequest, BudgetExceeded, UpstreamError
 from tollgate.lifecycle import Outcome
-from tollgate.loop import LoopEngine, LoopSpec, TurnEnd
+from tollgate.loop import LoopEngine, LoopSpec, OpenTurn, TurnEnd
 from tollgate.providers.base import ChatCall, Chunk, Finish, TextDelta, ToolCallDelta, Usage
 from tollgate.schemas.openai import ChatCompletionRequest
 from tollgate.tools import ToolPolicy
@@ -54,6 +54,25 @@ class Recorder:
         self.log.append(("end", call.request_id, outcome.status))
 
 
+class RecordedTurns:
+    """``Turns`` over the scripted provider, telling the recorder when each turn begins and ends."""
+
+    def __init__(self, provider: Scripted, recorder: Recorder) -> None:
+        self.provider, self.recorder = provider, recorder
+
+    async def open(self, turn: int, call: ChatCall) -> OpenTurn:
+        try:
+            await self.recorder.begin(call)
+        except BudgetExceeded as exc:
+            await self.recorder.end(call, Outcome.failed(exc))  # a refused turn ends itself
+            raise
+
+        async def end(outcome: Outcome) -> None:
+            await self.recorder.end(call, outcome)
+
+        return OpenTurn(call, self.provider.chat(call), end)
+
+
 def text(*parts: str) -> list[Chunk]:
     return [*(TextDelta(p) for p in parts), Finish("stop"), Usage(10, len(parts))]
 
@@ -63,7 +82,8 @@ def engine(provider: Scripted, recorder: Recorder | None = None, **body: Any) ->
     spec = LoopSpec.from_request(request, 32)
     assert spec is not None
     call = ChatCall("r", "openai", "m", 50, request)
-    return LoopEngine(spec, call, provider, recorder or Recorder(), ToolPolicy(), tool_calling=True)
+    turns = RecordedTurns(provider, recorder or Recorder())
+    return LoopEngine(spec, call, turns, ToolPolicy(), tool_calling=True)
 
 
 async def drain(loop: LoopEngine) -> list[Chunk | TurnEnd]:
@@ -176,5 +196,5 @@ async def test_kill_switch_offers_no_tools() -> None:
     spec = LoopSpec.from_request(request, 32)
     assert spec is not None
     call = ChatCall("r", "openai", "m", 50, request)
-    await drain(LoopEngine(spec, call, provider, Recorder(), ToolPolicy(), tool_calling=False))
+    await drain(LoopEngine(spec, call, RecordedTurns(provider, Recorder()), ToolPolicy(), tool_calling=False))
     assert provider.calls[0].request.tools is None and provider.calls[0].request.tool_choice is None

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .providers.base import ChatCall
+from .providers.catalog import LOCAL_PROVIDERS
 from .store.base import AuditEntry
 
-LOCAL_PROVIDERS = frozenset({"ollama", "llama_cpp"})
 _REGION_PREFIX = re.compile(r"^(us|eu|apac|au|ca|jp|us-gov|global)\.")
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8})$")
 _PER_MESSAGE_TOKENS = 8
@@ -26,17 +26,45 @@ _BASE_TOKENS = 16
 Price = tuple[Decimal, Decimal]  # USD per million tokens: input, output
 
 
+# Most tokens one image part can cost, by provider (providers resize images, so the bound is per image,
+# whatever its size in bytes). OpenAI tile models: 85 + 170 x 8 tiles = 1,445 (gpt-4o), patch models at most
+# 1,536 patches x 2.46 = 3,779; gpt-4o-mini bills 2,833 + 5,667 x 8 tiles = 48,169. Claude: about
+# width x height / 750 after resizing to ~1.15 MP, ~1,600. Local vision models: Qwen2-VL's default cap is
+# 16,384. Unknown models get their provider's bound, which is always at or above the documented maximum.
+_IMAGE_TOKENS: dict[str, int] = {
+    "openai": 6_000,
+    "openrouter": 6_000,
+    "claude": 5_000,
+    "bedrock": 6_000,
+    "ollama": 16_384,
+    "llama_cpp": 16_384,
+}
+_IMAGE_TOKENS_4O_MINI = 48_169
+
+
+def image_token_bound(provider: str, model: str) -> int:
+    """A safe upper bound on the prompt tokens of one image part sent to ``provider``/``model``."""
+    if "4o-mini" in model:
+        return _IMAGE_TOKENS_4O_MINI
+    return _IMAGE_TOKENS.get(provider, max(_IMAGE_TOKENS.values()))
+
+
 def reservation_estimate(call: ChatCall) -> int:
     """An upper bound on the tokens a call can use: every prompt byte as a token (no tokenizer has
-    tokens shorter than a byte), chat-template framing per message, plus the max_tokens sent upstream."""
+    tokens shorter than a byte), every image part at its provider's per-image bound, chat-template
+    framing per message, plus the max_tokens sent upstream."""
     request = call.request
-    prompt_bytes = sum(len(m.text().encode()) for m in request.messages)
+    prompt_bytes = sum(len(m.text().encode()) + len((m.name or "").encode()) for m in request.messages)
     prompt_bytes += sum(
-        len(c.function.arguments.encode()) for m in request.messages for c in m.tool_calls or ()
+        len(c.function.name.encode()) + len(c.function.arguments.encode())
+        for m in request.messages
+        for c in m.tool_calls or ()
     )
     if request.tools:
         prompt_bytes += len(json.dumps([t.model_dump(exclude_none=True) for t in request.tools]).encode())
-    return prompt_bytes + _PER_MESSAGE_TOKENS * len(request.messages) + _BASE_TOKENS + call.max_tokens
+    images = sum(m.image_count() for m in request.messages) * image_token_bound(call.provider, call.model)
+    framing = _PER_MESSAGE_TOKENS * len(request.messages) + _BASE_TOKENS
+    return prompt_bytes + images + framing + call.max_tokens
 
 
 class Pricing:

@@ -129,7 +129,9 @@ def create_app(
             await ctx.store.init_schema()
         async with http_client(settings, http_transport) as client:
             ctx.http = client
-            ctx.providers = build_providers(settings, client, bedrock_client=bedrock_client)
+            ctx.providers = build_providers(
+                settings, client, bedrock_client=bedrock_client, deployments=ctx.router.deployments
+            )
             try:
                 yield
             finally:

@@ -46,6 +46,10 @@ def sha256_hex(data: bytes | str) -> str:
 def entry_hash(entry: AuditEntry, key: bytes | None) -> str:
     fields = asdict(entry)
     del fields["hash"]
+    if not fields["details"]:
+        del fields["details"]
+    elif any(isinstance(v, float) for v in fields["details"].values()):
+        raise TypeError("details holds a float; hashed data must be ints and strings")
     body = canonical_json(fields)
     if key:
         return hmac.new(key, body, hashlib.sha256).hexdigest()

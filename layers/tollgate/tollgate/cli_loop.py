@@ -16,7 +16,7 @@ from typing import Any
 
 from .config import Settings
 from .errors import TollgateError
-from .loop import DEFAULT_MARKER, LoopEngine, LoopSpec, NoAccounting, TurnEnd
+from .loop import DEFAULT_MARKER, DirectTurns, LoopEngine, LoopSpec, TurnEnd
 from .providers.base import TextDelta, ToolCallDelta
 
 
@@ -78,23 +78,24 @@ def _request(args: argparse.Namespace) -> Any:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .app import http_client
-    from .exchange import without_tools
-    from .providers.registry import Router, build_providers
+    from .engine.prepare import without_tools
+    from .engine.route import Router
+    from .providers.registry import build_providers
     from .tools import ToolPolicy
 
     chat = _request(args)
     chat = chat if settings.tool_calling else without_tools(chat)
     spec = LoopSpec.from_request(chat, settings.loop_max_turns_cap)
     assert spec is not None
-    call = Router(settings).plan(chat, uuid.uuid4().hex)
+    router = Router(settings)
+    call = router.call(router.route(chat).candidates()[0], chat, uuid.uuid4().hex)
     async with http_client(settings) as client:
         providers = build_providers(settings, client)
         try:
             engine = LoopEngine(
                 spec,
                 call,
-                providers[call.provider],
-                NoAccounting(),
+                DirectTurns(providers[call.provider]),
                 ToolPolicy.from_settings(settings),
                 tool_calling=settings.tool_calling,
             )

@@ -1,32 +1,24 @@
 """Settings: one pydantic-settings object, read once per process.
 
 Every environment variable tollgate reads is declared here (README "Configuration" lists them).
-Nothing else in the package calls ``os.getenv``.
+Nothing else in the package reads the environment (``Settings.variable`` reads the one a routing
+deployment names).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROVIDERS = ("openai", "openrouter", "ollama", "llama_cpp", "claude", "bedrock")
+from .providers import catalog
 
-# Every name a client (or TOLLGATE_DEFAULT_PROVIDER) may use for a provider -> its canonical name.
-PROVIDER_ALIASES: dict[str, str] = {
-    "openai": "openai",
-    "openrouter": "openrouter",
-    "ollama": "ollama",
-    "ollama_qwen": "ollama",
-    "qwen": "ollama",
-    "llama_cpp": "llama_cpp",
-    "llama.cpp": "llama_cpp",
-    "claude": "claude",
-    "anthropic": "claude",
-    "bedrock": "bedrock",
-}
+# Re-exported from the provider catalog (providers/catalog.py), the one table of provider facts.
+PROVIDERS = catalog.PROVIDERS
+PROVIDER_ALIASES: dict[str, str] = catalog.ALIASES
 
 
 def _env(*names: str) -> AliasChoices:
@@ -48,7 +40,7 @@ class ProviderConfig:
     @property
     def configured(self) -> bool:
         """Cloud providers need a key; local ones (ollama, llama.cpp) and Bedrock (IAM) do not."""
-        if self.name in ("openai", "openrouter", "claude"):
+        if catalog.spec(self.name).needs_key:
             return self.api_key is not None and bool(self.api_key.get_secret_value())
         return True
 
@@ -95,6 +87,16 @@ class Settings(BaseSettings):
         900, ge=60, validation_alias=_env("TOLLGATE_RESERVATION_MAX_AGE_SECONDS")
     )
     pricing_file: str | None = Field(None, validation_alias=_env("TOLLGATE_PRICING_FILE"))
+
+    # routing (issue: routing engine): a YAML file or ssm:/name; see engine/routes.py
+    config_source: str | None = Field(None, validation_alias=_env("TOLLGATE_CONFIG"))
+    config_max_age_seconds: float = Field(
+        60.0, ge=1, le=86_400, validation_alias=_env("TOLLGATE_CONFIG_MAX_AGE_SECONDS")
+    )
+    # the secret's entries that are not settings (a deployment's api_key_env may name one); never from env
+    secret_values: dict[str, SecretStr] = Field(
+        default_factory=dict, validation_alias=_env("TOLLGATE_INTERNAL_SECRET_VALUES")
+    )
 
     # AWS deployment (issue: deployment)
     secret_arn: str | None = Field(None, validation_alias=_env("TOLLGATE_SECRET_ARN"))
@@ -163,10 +165,17 @@ class Settings(BaseSettings):
     @field_validator("default_provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:
-        canonical = PROVIDER_ALIASES.get(value.strip().lower())
+        canonical = catalog.canonical(value)
         if canonical is None:
             raise ValueError(f"unknown provider {value!r}; one of {', '.join(sorted(PROVIDER_ALIASES))}")
         return canonical
+
+    def variable(self, name: str) -> SecretStr | None:
+        """A routing deployment's ``api_key_env``: the secret's entry of that name, else the environment's."""
+        if name in self.secret_values:
+            return self.secret_values[name]
+        value = os.environ.get(name)
+        return SecretStr(value) if value else None
 
     def audit_hmac_key(self) -> bytes | None:
         """TOLLGATE_AUDIT_KEY as bytes for HMAC-SHA256; None (plain SHA-256) when unset or empty."""

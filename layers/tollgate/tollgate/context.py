@@ -9,12 +9,14 @@ import httpx
 
 from .accounting import Pricing
 from .config import Settings
+from .engine.route import Router
+from .engine.routes import RoutingConfig, load_config
 from .keys import Authenticator
 from .ledger import Ledger
 from .observability.diagnostics import Diagnostics
 from .observability.metrics import Metrics
 from .providers.base import ChatCall, Provider
-from .providers.registry import Router
+from .providers.registry import wake_fallback
 from .store.base import Store
 
 
@@ -33,9 +35,14 @@ class AppContext:
     providers: dict[str, Provider] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, *, allow_open: bool) -> AppContext:
-        """No I/O: the store connects on first use, provider clients are made in the lifespan."""
-        router = Router(settings)
+    def build(
+        cls, settings: Settings, store: Store, *, allow_open: bool, routing: RoutingConfig | None = None
+    ) -> AppContext:
+        """No I/O but reading the routing config (``TOLLGATE_CONFIG``; a bad one raises ``ConfigError``):
+        the store connects on first use, provider clients are made in the lifespan."""
+        if routing is None:
+            routing = load_config(settings.config_source, max_age=settings.config_max_age_seconds)
+        router = Router(settings, routing, wake_fallback=wake_fallback(settings))
         ledger = Ledger(
             store,
             Pricing.load(settings.pricing_file),
@@ -47,7 +54,7 @@ class AppContext:
             settings=settings,
             router=router,
             metrics=Metrics(),
-            diagnostics=Diagnostics(router.configs, settings.recent_requests),
+            diagnostics=Diagnostics(router, settings.recent_requests),
             store=store,
             authenticator=Authenticator(
                 store, cache_seconds=settings.key_cache_seconds, allow_open=allow_open
@@ -58,10 +65,6 @@ class AppContext:
     def provider(self, name: str) -> Provider:
         return self.providers[name]
 
-    async def route(self, call: ChatCall) -> ChatCall:
-        """Let the provider say who will really serve the call (llama.cpp asleep -> its fallback)."""
-        route = getattr(self.providers.get(call.provider), "route", None)
-        if route is None:
-            return call
-        routed: ChatCall = await route(call)
-        return routed
+    def adapter(self, call: ChatCall) -> Provider:
+        """The adapter of the deployment a call goes to (a provider's own when it names none)."""
+        return self.providers[call.deployment or call.provider]

@@ -1,10 +1,9 @@
 """Embeddings, independent of HTTP: body checks, model defaults, base64 encoding, the response body,
-and the ``ChatCall`` that the ledger books an embeddings request with.
+and the chat-shaped request an embeddings exchange is booked with.
 
-The ledger (``Ledger.reserve`` / ``Ledger.finish``) and the request tracker take a ``ChatCall``; an
-embeddings request is booked as one with ``max_tokens=0`` whose messages are the input texts (one user
-message each), so the reservation is an upper bound from the inputs' UTF-8 bytes (plus the usual
-per-message framing) and the settlement, price and audit entry use the upstream's prompt tokens.
+An embeddings request goes through the same exchange as chat; its request is the input texts as user
+messages, so the reservation is an upper bound from the inputs' UTF-8 bytes (plus the usual per-message
+framing, no generated tokens) and the settlement, price and audit entry use the upstream's prompt tokens.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import base64
 import struct
 from typing import Any
 
+from .accounting import reservation_estimate
 from .errors import BadRequest
 from .providers.base import ChatCall, EmbeddingCall, EmbeddingResult, Usage
 from .schemas.embeddings import MAX_INPUTS, EmbeddingsRequest
@@ -57,11 +57,15 @@ def embedding_call(request_id: str, provider: str, model: str, body: EmbeddingsR
     )
 
 
-def booking_call(call: EmbeddingCall) -> ChatCall:
-    """The ``ChatCall`` the ledger books this request with (see the module docstring)."""
-    messages = [Message(role="user", content=text) for text in call.inputs]
-    request = ChatCompletionRequest(model=call.model, messages=messages)
-    return ChatCall(call.request_id, call.provider, call.model, 0, request)
+def booking_request(body: EmbeddingsRequest) -> ChatCompletionRequest:
+    """The inputs as a chat request (one user message each): what the exchange and its audit entry see."""
+    messages = [Message(role="user", content=text) for text in body.inputs]
+    return ChatCompletionRequest(model=body.model, messages=messages)
+
+
+def reservation(request: ChatCompletionRequest) -> int:
+    """An upper bound from the inputs' UTF-8 bytes and framing; embeddings generate no tokens."""
+    return reservation_estimate(ChatCall("", "", "", 0, request))
 
 
 def encode_base64(vector: list[float]) -> str:

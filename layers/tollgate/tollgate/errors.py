@@ -7,6 +7,7 @@ class TollgateError(Exception):
     """Base class: a message a client may read, the offending field, and a machine-readable code."""
 
     default_code: str | None = None
+    upstream_status: int | None = None  # the upstream's HTTP status, when one answered
 
     def __init__(
         self,

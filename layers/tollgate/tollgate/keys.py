@@ -10,15 +10,18 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
 
+from .config import PROVIDER_ALIASES
 from .errors import Forbidden, Unauthorized
 from .store.base import ApiKey, KeyStore
 from .timeutil import after, now_str
 
 PREFIX = "tg-"
+_GLOB = re.compile(r"[*?\[]")
 
 
 def generate_key() -> str:
@@ -61,16 +64,45 @@ class Principal:
     pool: str = "default"
     models: tuple[str, ...] | None = None
 
-    def allows(self, provider: str, model: str) -> bool:
-        """Whether ``provider/model`` or ``model`` matches the key's allow-list (globs allowed)."""
+    def allows(self, provider: str, model: str, *, public_name: str | None = None) -> bool:
+        """Whether the provider that will be called and its upstream model match the key's allow-list.
+
+        ``provider`` is canonical. A pattern that starts with a provider alias (``openai/*``,
+        ``anthropic/claude-*``) matches only that provider's models; one whose first segment is a glob
+        (``*/gpt-4o``) matches ``provider/model``; any other pattern (``gpt-4o*``, ``meta-llama/*``) matches
+        the upstream model name on any provider, and a routing config's public name (``smart``)."""
         if self.models is None:
             return True
-        names = (f"{provider}/{model}", model)
-        return any(fnmatch.fnmatchcase(name, allowed) for name in names for allowed in self.models)
+        return any(
+            pattern_allows(allowed, provider, model)
+            or (public_name is not None and public_allows(allowed, public_name))
+            for allowed in self.models
+        )
 
     def check_model(self, provider: str, model: str) -> None:
         if not self.allows(provider, model):
             raise Forbidden(f"this key may not use model {provider}/{model}", param="model")
+
+
+def pattern_allows(pattern: str, provider: str, model: str) -> bool:
+    """One allow-list pattern against the canonical provider and upstream model (see ``Principal.allows``)."""
+    prefix, slash, rest = pattern.partition("/")
+    if slash:
+        canonical = PROVIDER_ALIASES.get(prefix.lower())
+        if canonical is not None:
+            return canonical == provider and fnmatch.fnmatchcase(model, rest)
+        if _GLOB.search(prefix):
+            return fnmatch.fnmatchcase(f"{provider}/{model}", pattern)
+    return fnmatch.fnmatchcase(model, pattern)
+
+
+def public_allows(pattern: str, public_name: str) -> bool:
+    """A pattern against a routing config's public model name; provider-prefixed patterns never match
+    one (``openai/*`` must not admit a public name ``openai/x`` that Bedrock serves)."""
+    prefix, slash, _ = pattern.partition("/")
+    if slash and PROVIDER_ALIASES.get(prefix.lower()) is not None:
+        return False
+    return fnmatch.fnmatchcase(public_name, pattern)
 
 
 OPEN_PRINCIPAL = Principal(tenant="local", key_id="open")
@@ -118,6 +150,14 @@ class Authenticator:
         if record.expires_at is not None and record.expires_at <= now:
             raise Unauthorized("this API key has expired", code="key_expired")
         return Principal(tenant=record.tenant, key_id=record.key_id, pool=record.pool, models=record.models)
+
+    def forget(self, key_id: str) -> None:
+        """Drop a key from this process's cache at once (revoked here). Other processes and Lambda
+        instances notice within ``TOLLGATE_KEY_CACHE_SECONDS``."""
+        cached = self._cache.items()
+        stale = [h for h, (_, record) in cached if record is not None and record.key_id == key_id]
+        for key_hash in stale:
+            del self._cache[key_hash]
 
     async def _lookup(self, key_hash: str) -> ApiKey | None:
         if self._ttl > 0:

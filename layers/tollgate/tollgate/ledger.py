@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import audit
-from .accounting import Pricing, reservation_estimate, usd
+from .accounting import Pricing, usd
 from .canonical import answer_digest
 from .errors import BudgetExceeded
 from .keys import Principal
 from .logs import log_event
-from .providers.base import ChatCall, Usage
+from .providers.base import Usage
 from .schemas.openai import Message
 from .store.base import AuditEntry, Overdrawn, Store
 from .timeutil import after, now_str
@@ -37,6 +37,30 @@ class Booking:
     session_version: int = 0
     session_history: list[dict[str, Any]] = field(default_factory=list)
     new_messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What the ledger settles, prices and audits: who, which request, what served it, and the usage."""
+
+    tenant: str
+    key_id: str
+    pool: str
+    request_id: str
+    provider: str
+    model: str
+    usage: Usage
+    deployment: str | None = None  # a routing deployment's id; None: the provider's own (from env)
+    attempts: int = 1
+
+    def details(self) -> dict[str, str | int] | None:
+        """The audit entry's ``details``: set only when routing did something worth recording."""
+        details: dict[str, str | int] = {}
+        if self.deployment is not None and self.deployment != self.provider:
+            details["deployment"] = self.deployment
+        if self.attempts != 1:
+            details["attempts"] = self.attempts
+        return details or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,19 +93,17 @@ class Ledger:
     def audit_key(self, key: bytes | None) -> None:
         self.audit.key = key
 
-    async def reserve(self, booking: Booking, call: ChatCall) -> None:
-        """One conditional write; 429 budget_exceeded before any upstream call when it does not fit."""
-        tokens = reservation_estimate(call)
+    async def reserve(self, booking: Booking, request_id: str, tokens: int) -> None:
+        """One conditional write for ``tokens`` (an upper bound over every deployment that may serve);
+        429 budget_exceeded before any upstream call when it does not fit."""
         try:
-            await self.store.reserve(
-                booking.principal.tenant, booking.pool, call.request_id, tokens, now_str()
-            )
+            await self.store.reserve(booking.principal.tenant, booking.pool, request_id, tokens, now_str())
         except Overdrawn as exc:
             raise BudgetExceeded(
                 f"budget exhausted for pool {booking.pool!r}: this request may need {tokens} tokens, "
                 f"{max(exc.available, 0)} are available"
             ) from exc
-        booking.reservation_id, booking.reserved = call.request_id, tokens
+        booking.reservation_id, booking.reserved = request_id, tokens
 
     async def load_history(self, booking: Booking, session_id: str) -> list[Message]:
         history, version = await self.store.load_session(booking.principal.tenant, session_id)
@@ -91,9 +113,8 @@ class Ledger:
     async def finish(
         self,
         booking: Booking,
-        call: ChatCall,
+        charge: Charge,
         status: str,
-        usage: Usage,
         answer: dict[str, Any] | None,
         *,
         save_session: bool = True,
@@ -102,10 +123,11 @@ class Ledger:
 
         The reservation is released from the booking, so a loop's next turn can reserve anew and nothing
         is ever settled twice; a loop saves its session once, at the end (``save_session``)."""
+        usage = charge.usage
         cost = self.pricing.cost_micro_usd(
-            call.provider, call.model, usage.prompt_tokens, usage.completion_tokens
+            charge.provider, charge.model, usage.prompt_tokens, usage.completion_tokens
         )
-        jobs: list[Coroutine[Any, Any, Any]] = [self._audit(booking, call, status, usage, cost, answer)]
+        jobs: list[Coroutine[Any, Any, Any]] = [self._audit(booking, charge, status, cost, answer)]
         if booking.reservation_id is not None:
             jobs.append(self._settle(booking, usage.total_tokens))
         if save_session and booking.session_id is not None and status == "ok" and answer is not None:
@@ -118,7 +140,7 @@ class Ledger:
                     logger,
                     logging.ERROR,
                     "accounting_failed",
-                    request_id=call.request_id,
+                    request_id=charge.request_id,
                     error=f"{type(result).__name__}: {result}",
                 )
         seq = results[0].seq if isinstance(results[0], AuditEntry) else None
@@ -146,28 +168,28 @@ class Ledger:
     async def _audit(
         self,
         booking: Booking,
-        call: ChatCall,
+        charge: Charge,
         status: str,
-        usage: Usage,
         cost: int | None,
         answer: dict[str, Any] | None,
     ) -> AuditEntry:
         entry = AuditEntry(
-            tenant=booking.principal.tenant,
+            tenant=charge.tenant,
             seq=0,
             at=now_str(),
-            request_id=call.request_id,
-            key_id=booking.principal.key_id,
-            provider=call.provider,
-            model=call.model,
+            request_id=charge.request_id,
+            key_id=charge.key_id,
+            provider=charge.provider,
+            model=charge.model,
             status=status,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
+            prompt_tokens=charge.usage.prompt_tokens,
+            completion_tokens=charge.usage.completion_tokens,
             cost_micro_usd=cost,
             request_sha256=booking.request_sha256,
             response_sha256=answer_digest(answer),
             prev_hash="",
             hash="",
+            details=charge.details(),
         )
         return await self.audit.append(entry)
 

@@ -12,14 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
-    TollgateError,
-    UpstreamAuthError,
-    UpstreamError,
-    UpstreamRateLimited,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
+from .errors import TollgateError
 from .ledger import Booking
 from .logs import log_event
 from .observability.diagnostics import RequestSummary
@@ -28,17 +21,9 @@ from .providers.base import ChatCall, Usage
 
 if TYPE_CHECKING:
     from .context import AppContext
+    from .engine.exchange import Exchange
 
 logger = logging.getLogger("tollgate.request")
-
-# Failures that say something about the provider's health (not about the client's request).
-_PROVIDER_FAILURES = (
-    UpstreamError,
-    UpstreamAuthError,
-    UpstreamRateLimited,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +46,12 @@ class RequestTracker:
         self.ctx = ctx
         self.request_id = request_id
         self.started = time.perf_counter()
-        self.call: ChatCall | None = None
         self.booking: Booking | None = None
+        # the request's charged exchange, settled by ``finish``; an agent loop has none (each turn is its
+        # own exchange, {request_id}:{n}, settled by the loop), so finish then only saves the session
+        self.exchange: Exchange | None = None
+        self.call: ChatCall | None = None  # what served (a loop: its last turn), for metrics and logs
         self.cost_micro_usd: int | None = None  # from the ledger's settlement, for the EMF record
-        # an agent loop accounts each turn itself ({request_id}:{n}, loop.py); finish then only saves the
-        # session with the final answer and observes the request as a whole
-        self.per_turn = False
         self._finished = False
         ctx.in_flight += 1
 
@@ -83,19 +68,17 @@ class RequestTracker:
         return extension
 
     async def _account(self, outcome: Outcome) -> dict[str, Any]:
-        usage = outcome.usage or Usage(0, 0)
-        extension: dict[str, Any] = {"usage_estimated": True} if usage.estimated else {}
-        if self.per_turn:
-            if self.booking is not None and outcome.status == "ok" and outcome.answer is not None:
-                await self.ctx.ledger.save_session(self.booking, self.request_id, outcome.answer)
+        exchange = self.exchange
+        if exchange is not None:
+            extension = await exchange.settle(outcome)
+            self.call = exchange.served
+            if exchange.settlement is not None:
+                self.cost_micro_usd = exchange.settlement.cost_micro_usd
             return extension
-        if self.call is not None and self.booking is not None:
-            settlement = await self.ctx.ledger.finish(
-                self.booking, self.call, outcome.status, usage, outcome.answer
-            )
-            self.cost_micro_usd = settlement.cost_micro_usd
-            extension.update(settlement.extension())
-        return extension
+        if self.booking is not None and outcome.status == "ok" and outcome.answer is not None:
+            await self.ctx.ledger.save_session(self.booking, self.request_id, outcome.answer)
+        usage = outcome.usage or Usage(0, 0)
+        return {"usage_estimated": True} if usage.estimated else {}
 
     def _observe(self, outcome: Outcome) -> None:
         latency = time.perf_counter() - self.started
@@ -120,7 +103,7 @@ class RequestTracker:
             stream=bool(call and call.stream),
             error=outcome.error.message if outcome.error else None,
         )
-        self.ctx.diagnostics.record(summary, provider_failed=isinstance(outcome.error, _PROVIDER_FAILURES))
+        self.ctx.diagnostics.record(summary)
         level = logging.INFO if outcome.error is None else logging.WARNING
         tenant = self.booking.principal.tenant if self.booking else None
         log_event(logger, level, "request", tenant=tenant, **asdict(summary))

@@ -6,18 +6,18 @@ the built-in tools (``tools.py``) are offered next to the client's own tools; ca
 here and fed back as ``tool`` messages, while a call to any other tool ends the loop and goes back to the
 client as a normal answer.
 
-Every turn is its own upstream call ``{request_id}:{turn}``: the engine hands each one to a
-``TurnAccountant`` (reserve before, settle + audit after), and the turn's ``finally`` ends it exactly once,
-shielded, on normal end, upstream error and cancellation alike. A failure on turn 1 is raised (the client
-gets a real error status); a later failure ends the loop with ``stop_reason: "error"`` and the last
-good answer.
+Every turn is its own upstream call ``{request_id}:{turn}``, opened through ``Turns`` (behind the gateway:
+one exchange per turn — reserve, attempts with retries and fallbacks, settle + audit), and the turn's
+``finally`` ends it exactly once, shielded, on normal end, upstream error and cancellation alike. A failure
+on turn 1 is raised (the client gets a real error status); a later failure ends the loop with
+``stop_reason: "error"`` and the last good answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import anyio
@@ -56,22 +56,35 @@ class LoopSpec:
         return cls(request.loop_mode, until, turns or min(DEFAULT_MAX_TURNS, cap))
 
 
-class TurnAccountant(Protocol):
-    """Per-turn accounting: ``begin`` may refuse (budget); ``end`` runs exactly once per begun turn."""
+@dataclass(frozen=True, slots=True)
+class OpenTurn:
+    """A turn whose upstream answered: what served it, its chunks (the first one included), and ``end``,
+    which the loop calls exactly once (shielded) with the turn's outcome."""
 
-    async def begin(self, call: ChatCall) -> None: ...
+    call: ChatCall
+    chunks: AsyncIterator[Chunk]
+    end: Callable[[Outcome], Awaitable[None]]
 
-    async def end(self, call: ChatCall, outcome: Outcome) -> None: ...
+
+class Turns(Protocol):
+    """How a loop's turns reach a model. ``open`` raises a ``TollgateError`` when the turn is refused or
+    no attempt answered (and has then ended that turn itself)."""
+
+    async def open(self, turn: int, call: ChatCall) -> OpenTurn: ...
 
 
-class NoAccounting:
-    """For ``tollgate loop``: no store, no budgets."""
+class DirectTurns:
+    """For ``tollgate loop``: the provider itself, no store, no budgets."""
 
-    async def begin(self, call: ChatCall) -> None:
-        return None
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
 
-    async def end(self, call: ChatCall, outcome: Outcome) -> None:
-        return None
+    async def open(self, turn: int, call: ChatCall) -> OpenTurn:
+        return OpenTurn(call, self.provider.chat(call), _nothing)
+
+
+async def _nothing(outcome: Outcome) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,15 +149,15 @@ class LoopEngine:
         self,
         spec: LoopSpec,
         call: ChatCall,
-        provider: Provider,
-        accountant: TurnAccountant,
+        turns: Turns,
         policy: ToolPolicy,
         *,
         tool_calling: bool = True,
     ) -> None:
-        self.spec, self.call, self.provider = spec, call, provider
-        self.accountant, self.policy, self.tool_calling = accountant, policy, tool_calling
+        self.spec, self.call, self.turns = spec, call, turns
+        self.policy, self.tool_calling = policy, tool_calling
         self.result = LoopResult()
+        self.last_call: ChatCall | None = None  # what served the latest turn
         self.tools = self._tools()
         client_names = {t.function.name for t in call.request.tools or []} if tool_calling else set()
         self.owned = set() if spec.mode == "basic" or not tool_calling else BUILTIN_TOOLS - client_names
@@ -164,17 +177,16 @@ class LoopEngine:
             update["tool_choice"] = None
         request = self.call.request.model_copy(update=update)
         rid = f"{self.call.request_id}:{turn}"
-        return ChatCall(rid, self.call.provider, self.call.model, self.call.max_tokens, request)
+        return replace(self.call, request_id=rid, request=request)
 
     async def events(self) -> AsyncIterator[Chunk | TurnEnd]:
         """Each turn's chunks as they arrive, then its ``TurnEnd``; the last one carries the stop reason."""
         messages = list(self.call.request.messages)
         for turn in range(1, self.spec.max_turns + 1):
-            call = self.turn_call(turn, messages)
-            builder, record = ResponseBuilder(call), list[Chunk]()
+            builder, record = ResponseBuilder(self.turn_call(turn, messages)), list[Chunk]()
             self.result.turns = turn
             try:
-                async with aclosing(self._turn(call, builder, record)) as chunks:
+                async with aclosing(self._turn(turn, messages, builder, record)) as chunks:
                     async for chunk in chunks:
                         yield chunk
             except TollgateError as exc:
@@ -191,18 +203,15 @@ class LoopEngine:
                 return
 
     async def _turn(
-        self, call: ChatCall, builder: ResponseBuilder, record: list[Chunk]
+        self, turn: int, messages: list[Message], builder: ResponseBuilder, record: list[Chunk]
     ) -> AsyncGenerator[Chunk, None]:
-        """One upstream call, accounted exactly once whatever happens."""
-        try:
-            await self.accountant.begin(call)
-        except TollgateError as exc:
-            await self._end(call, Outcome.failed(exc))  # audited as refused; nothing is reserved
-            raise
+        """One upstream exchange, ended exactly once whatever happens."""
+        opened = await self.turns.open(turn, self.turn_call(turn, messages))
+        builder.call, builder.model = opened.call, opened.call.model
+        self.last_call = opened.call
         outcome: Outcome | None = None
-        chunks = self.provider.chat(call)
         try:
-            async for chunk in chunks:
+            async for chunk in opened.chunks:
                 builder.add(chunk)
                 record.append(chunk)
                 yield chunk
@@ -215,16 +224,11 @@ class LoopEngine:
             outcome = builder.outcome("internal_error", failure)
             raise failure from exc
         finally:
-            await self._end(call, outcome or builder.outcome("client_closed"), chunks)
-
-    async def _end(
-        self, call: ChatCall, outcome: Outcome, chunks: AsyncIterator[Chunk] | None = None
-    ) -> None:
-        with anyio.CancelScope(shield=True):
-            await self.accountant.end(call, outcome)
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            with anyio.CancelScope(shield=True):
+                await opened.end(outcome or builder.outcome("client_closed"))
+                aclose = getattr(opened.chunks, "aclose", None)
+                if aclose is not None:
+                    await aclose()
 
     async def _after(self, turn: int, builder: ResponseBuilder, messages: list[Message]) -> TurnEnd:
         """Decide whether the loop goes on; if so, append what the next turn needs."""

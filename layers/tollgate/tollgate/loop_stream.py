@@ -1,8 +1,9 @@
 """The agent loop behind the gateway: per-turn ledger accounting, the collected answer and the SSE stream.
 
-Accounting: each turn reserves, settles and audits itself as ``{request_id}:{turn}`` (``LedgerTurns``);
-the request's ``RequestTracker`` runs in ``per_turn`` mode, so its single ``finish`` only saves the session
-with the final answer and records metrics/logs: nothing is settled twice, nothing is left reserved.
+Accounting: each turn is its own exchange ``{request_id}:{turn}`` (``ExchangeTurns``: reserve, attempts,
+settle + audit); the request's ``RequestTracker`` has no exchange of its own, so its single ``finish`` only
+saves the session with the final answer and records metrics/logs: nothing is settled twice, nothing is left
+reserved.
 All of it happens before ``data: [DONE]``.
 """
 
@@ -10,53 +11,73 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .accounting import usd
+from .engine.exchange import Exchange
+from .engine.prepare import Prepared
 from .errors import TollgateError, UpstreamError
-from .ledger import Booking, Ledger
 from .lifecycle import Outcome, RequestTracker
-from .loop import LoopEngine, TurnEnd
-from .providers.base import ChatCall, Chunk, Usage
-from .streaming import LoopStreamEncoder
+from .loop import LoopEngine, OpenTurn, TurnEnd
+from .providers.base import ChatCall, Chunk
+from .streaming import LoopStreamEncoder, with_first
+
+if TYPE_CHECKING:
+    from .context import AppContext
 
 logger = logging.getLogger("tollgate.loop")
 Event = Chunk | TurnEnd
 
 
-class LedgerTurns:
-    """Reserve before each turn, settle + audit after it (never the session: that is saved once)."""
+class ExchangeTurns:
+    """One exchange per turn over the request's route (never the session: that is saved once)."""
 
-    def __init__(self, ledger: Ledger, booking: Booking, tracker: RequestTracker) -> None:
-        self.ledger, self.booking, self.tracker = ledger, booking, tracker
+    def __init__(self, ctx: AppContext, prepared: Prepared, tracker: RequestTracker) -> None:
+        self.ctx, self.prepared, self.tracker = ctx, prepared, tracker
         self.cost_micro_usd: int | None = None
 
-    async def begin(self, call: ChatCall) -> None:
-        await self.ledger.reserve(self.booking, call)
-
-    async def end(self, call: ChatCall, outcome: Outcome) -> None:
-        usage = outcome.usage or Usage(0, 0)
-        settlement = await self.ledger.finish(
-            self.booking, call, outcome.status, usage, outcome.answer, save_session=False
+    async def open(self, turn: int, call: ChatCall) -> OpenTurn:
+        prepared = self.prepared
+        exchange = Exchange(
+            self.ctx, prepared.booking, prepared.route, call.request, call.request_id, save_session=False
         )
-        if settlement.cost_micro_usd is not None:
-            self.cost_micro_usd = (self.cost_micro_usd or 0) + settlement.cost_micro_usd
-            self.tracker.cost_micro_usd = self.cost_micro_usd
+        try:
+            await exchange.reserve()
+            first, chunks = await exchange.open()
+        except BaseException as exc:
+            await exchange.settle_shielded(_failure(exc))  # audited as refused or failed
+            raise
+        self.tracker.call = exchange.served
+
+        async def end(outcome: Outcome) -> None:
+            await exchange.settle_shielded(outcome)
+            cost = exchange.settlement.cost_micro_usd if exchange.settlement else None
+            if cost is not None:
+                self.cost_micro_usd = (self.cost_micro_usd or 0) + cost
+                self.tracker.cost_micro_usd = self.cost_micro_usd
+
+        return OpenTurn(exchange.served, with_first(first, chunks), end)
 
     def extension(self) -> dict[str, Any]:
         return {} if self.cost_micro_usd is None else {"cost_usd": usd(self.cost_micro_usd)}
 
 
-async def finish_loop(engine: LoopEngine, turns: LedgerTurns, tracker: RequestTracker) -> dict[str, Any]:
+def _failure(exc: BaseException) -> Outcome:
+    if isinstance(exc, TollgateError):
+        return Outcome.failed(exc)
+    return Outcome("cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "internal_error")
+
+
+async def finish_loop(engine: LoopEngine, turns: ExchangeTurns, tracker: RequestTracker) -> dict[str, Any]:
     """Finish the request once (shielded) and return its ``tollgate`` extension object."""
     with anyio.CancelScope(shield=True):
         tracked = await tracker.finish(engine.result.outcome())
     return engine.result.extension() | turns.extension() | tracked
 
 
-async def collect_loop(engine: LoopEngine, turns: LedgerTurns, tracker: RequestTracker) -> dict[str, Any]:
+async def collect_loop(engine: LoopEngine, turns: ExchangeTurns, tracker: RequestTracker) -> dict[str, Any]:
     """Run the whole loop (non-streamed); a turn-1 failure is raised to the caller."""
     async for _ in engine.events():
         pass
@@ -67,7 +88,7 @@ async def loop_sse_stream(
     engine: LoopEngine,
     first: Event,
     events: AsyncIterator[Event],
-    turns: LedgerTurns,
+    turns: ExchangeTurns,
     tracker: RequestTracker,
     encoder: LoopStreamEncoder,
     *,

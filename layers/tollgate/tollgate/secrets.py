@@ -70,12 +70,14 @@ def settings_from_secret(values: Mapping[str, Any]) -> Settings:
     """The environment's settings with the secret's values on top; unknown keys are warned about, by name."""
     known = known_names()
     overrides: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
     for name, value in values.items():
         if name in known:
             overrides[name] = value
-        else:
-            log_event(logger, logging.WARNING, "secret_key_ignored", key=name)  # never the value
-    return Settings(**overrides)
+        else:  # not a setting: only a routing deployment's api_key_env may use it
+            extras[name] = value
+            log_event(logger, logging.WARNING, "secret_key_not_a_setting", key=name)  # never the value
+    return Settings(**overrides, secret_values=extras)
 
 
 def load_settings(*, force_fetch: bool = False) -> Settings:
@@ -89,19 +91,17 @@ def load_settings(*, force_fetch: bool = False) -> Settings:
 def refresh_context(ctx: AppContext, settings: Settings) -> None:
     """Swap ``settings`` into a live context: what derives from secrets is rebuilt, nothing else.
 
-    Rebuilt: the router's provider configs (and the diagnostics' view of them), the HTTP adapters (their
-    auth headers), the ledger's audit key; the admin key is read from ``ctx.settings`` per request. The
-    store, the HTTP client and the Bedrock adapter stay (a changed table or region needs a redeploy).
+    Rebuilt: the router's deployments (their keys; health stays), the HTTP adapters (their auth headers),
+    the ledger's audit key; the admin key is read from ``ctx.settings`` per request. The store, the HTTP
+    client and the Bedrock adapter stay (a changed table or region needs a redeploy).
     """
-    from .config import PROVIDERS
     from .providers.registry import build_providers
 
     ctx.settings = settings
-    ctx.router.default_provider = settings.default_provider
-    ctx.router.configs.update({name: settings.provider(name) for name in PROVIDERS})  # shared: diagnostics
+    ctx.router.refresh(settings)
     ctx.ledger.audit_key = settings.audit_hmac_key()
     if ctx.http is not None and ctx.providers:
-        fresh = build_providers(settings, ctx.http, bedrock_client=None)
+        fresh = build_providers(settings, ctx.http, bedrock_client=None, deployments=ctx.router.deployments)
         fresh["bedrock"] = ctx.providers.get("bedrock", fresh["bedrock"])
         ctx.providers = fresh
 

@@ -248,6 +248,34 @@ async def sse_stream(
             await _aclose(chunks)
 
 
+async def collect(
+    call: ChatCall, first: Chunk | None, chunks: AsyncIterator[Chunk], tracker: RequestTracker
+) -> tuple[ResponseBuilder, Outcome, dict[str, Any]]:
+    """A whole (non-streamed) answer, finished (settled, audited) before the caller renders it; a failure
+    while reading finishes the request too (then raises)."""
+    builder = ResponseBuilder(call)
+    try:
+        async for chunk in _chain([] if first is None else [first], chunks):
+            builder.add(chunk)
+    finally:
+        await _aclose(chunks)
+    outcome = builder.outcome()
+    extension = await tracker.finish(outcome)
+    return builder, outcome, extension
+
+
+async def with_first(first: Chunk | None, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+    """``first`` (already read from ``rest``), then the rest; closing this closes ``rest`` too."""
+    try:
+        if first is not None:
+            yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _aclose(rest)
+
+
 async def _chain(pending: list[Chunk], rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
     for chunk in pending:
         yield chunk

@@ -52,6 +52,7 @@ async def list_keys(ctx: NamedDependency[AppContext], tenant: FromQuery[str | No
 @post("/keys/{key_id:str}/revoke", status_code=200)
 async def revoke_key(ctx: NamedDependency[AppContext], key_id: FromPath[str]) -> dict[str, Any]:
     record = await ctx.store.revoke_key(check_name(key_id, "key_id"), now_str())
+    ctx.authenticator.forget(key_id)
     if record is None:
         raise NotFound(f"no key {key_id!r}", param="key_id")
     return key_view(record)

@@ -12,9 +12,10 @@ from ..lifecycle import Outcome
 from ..providers.base import ChatCall
 from ..schemas.openai import ChatCompletionRequest
 from ..streaming import OpenAIChatEncoder, ResponseBuilder
+from ..wire import WireFormat
 from .body import decode_json_object, validate
 from .errors import error_payload
-from .pipeline import WireFormat, serve
+from .pipeline import serve
 
 
 def _parse(raw: bytes) -> ChatCompletionRequest:

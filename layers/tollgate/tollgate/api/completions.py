@@ -25,9 +25,10 @@ from ..providers.base import ChatCall, Chunk, Finish, ResponseMeta, TextDelta
 from ..schemas.completions import LegacyCompletionRequest
 from ..schemas.openai import ChatCompletionRequest
 from ..streaming import DONE, ResponseBuilder, sse, usage_body
+from ..wire import WireFormat
 from .body import decode_json_object, validate
 from .errors import error_payload
-from .pipeline import WireFormat, serve
+from .pipeline import serve
 
 # Chat-only fields a legacy body cannot carry (they would change what the upstream is asked).
 _CHAT_ONLY = ("messages", "tools", "tool_choice", "session_id", "loop_mode", "loop_until", "loop_max_turns")

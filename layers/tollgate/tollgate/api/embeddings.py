@@ -1,13 +1,14 @@
 """POST /v1/embeddings: route, check the model, reserve, embed, then settle, price and audit.
 
-Not a chat exchange (no chunks, no stream), so it does not go through ``pipeline.serve``; it uses the same
-pieces: ``authenticate``, the router, ``Principal.check_model``, the ledger (through ``RequestTracker``,
-with the ``ChatCall`` of ``tollgate.embeddings.booking_call``) and the same headers. Every exit path
-finishes the tracker (settle + audit) before the response is sent.
+No chunks and no stream, so it does not go through ``pipeline.serve``; it uses the same pieces:
+``authenticate``, the router (public names, allow-list), the attempt step (``Exchange.attempt`` with an
+embeddings operation: retries and fallbacks as for chat) and the same headers. Every exit path finishes the
+tracker (settle + audit) before the response is sent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -18,12 +19,14 @@ from litestar.di import NamedDependency
 from .. import embeddings
 from ..audit import sha256_hex
 from ..context import AppContext
-from ..errors import BadRequest, UpstreamUnavailable
+from ..engine.exchange import Exchange
+from ..engine.prepare import allowed_route
+from ..engine.route import Route, split_model
+from ..errors import BadRequest
 from ..keys import Principal
 from ..ledger import Booking
 from ..lifecycle import Outcome, RequestTracker
-from ..providers.base import Embedder, EmbeddingCall
-from ..providers.registry import split_model
+from ..providers.base import ChatCall, Embedder, EmbeddingResult
 from ..schemas.embeddings import EmbeddingsRequest
 from .body import decode_json_object, validate
 from .headers import response_headers
@@ -38,32 +41,43 @@ def parse(raw: bytes) -> EmbeddingsRequest:
     return validate(EmbeddingsRequest, payload)
 
 
-def plan(ctx: AppContext, body: EmbeddingsRequest, request_id: str) -> tuple[Embedder, EmbeddingCall]:
-    """Provider selection as for chat; the adapter must serve embeddings (Claude does not)."""
-    provider, model = ctx.router.resolve(body.provider, body.model)
-    model = embeddings.default_model(provider, split_model(body.model)[1]) or model
-    if not ctx.router.configs[provider].configured:
-        raise UpstreamUnavailable(f"provider {provider} is not configured")
-    adapter = ctx.provider(provider)
-    if not isinstance(adapter, Embedder):
-        raise BadRequest(f"provider {provider} has no embeddings endpoint", param="model")
-    return adapter, embeddings.embedding_call(request_id, provider, model, body)
+def route(ctx: AppContext, body: EmbeddingsRequest, principal: Principal) -> Route:
+    """As for chat (public names first); a provider's own model defaults to its embeddings model."""
+    found = ctx.router.public_route(body.provider, body.model)
+    if found is None:
+        provider, model = ctx.router.resolve(body.provider, body.model)
+        model = embeddings.default_model(provider, split_model(body.model)[1]) or model
+        found = ctx.router.provider_route(provider, model)
+    return allowed_route(found, principal)
 
 
-async def book(
-    ctx: AppContext,
-    tracker: RequestTracker,
-    principal: Principal,
-    call: EmbeddingCall,
-    body: EmbeddingsRequest,
-    raw: bytes,
-) -> None:
-    principal.check_model(call.provider, call.model)
+def embed_with(ctx: AppContext, body: EmbeddingsRequest) -> Callable[[ChatCall], Awaitable[EmbeddingResult]]:
+    """The upstream operation of one attempt: the candidate's adapter must serve embeddings."""
+
+    async def embed(call: ChatCall) -> EmbeddingResult:
+        adapter = ctx.adapter(call)
+        if not isinstance(adapter, Embedder):
+            raise BadRequest(f"provider {call.provider} has no embeddings endpoint", param="model")
+        return await adapter.embed(
+            embeddings.embedding_call(call.request_id, call.provider, call.model, body)
+        )
+
+    return embed
+
+
+async def start(
+    ctx: AppContext, tracker: RequestTracker, principal: Principal, body: EmbeddingsRequest, raw: bytes
+) -> Exchange:
+    """Route, book and reserve (an upper bound from the inputs' bytes; embeddings generate nothing)."""
+    found = route(ctx, body, principal)
     booking = tracker.booking = Booking(
         principal, pool=body.pool or principal.pool, request_sha256=sha256_hex(raw)
     )
-    tracker.call = embeddings.booking_call(call)
-    await ctx.ledger.reserve(booking, tracker.call)
+    request = embeddings.booking_request(body)
+    exchange = tracker.exchange = Exchange(ctx, booking, found, request, tracker.request_id)
+    tracker.call = exchange.served
+    await exchange.reserve(embeddings.reservation(request))
+    return exchange
 
 
 async def _finish(tracker: RequestTracker, outcome: Outcome) -> dict[str, Any]:
@@ -81,14 +95,14 @@ async def create_embeddings(
     try:
         principal, raw = await caller(request, ctx, edge, tracker)
         body = parse(raw)
-        adapter, call = plan(ctx, body, tracker.request_id)
-        await book(ctx, tracker, principal, call, body, raw)
-        result = await adapter.embed(call)
+        exchange = await start(ctx, tracker, principal, body, raw)
+        result = await exchange.attempt(embed_with(ctx, body))
+        tracker.call = exchange.served
         outcome = Outcome("ok", result.usage, result.model, answer=embeddings.answer_record(result))
         extension = await _finish(tracker, outcome)
     except BaseException as exc:
         await finish_failed(tracker, exc)
         raise
-    headers = response_headers(tracker.request_id, call.provider, extension)
-    content = embeddings.render(result, body.encoding_format, call.model, extension)
+    headers = response_headers(tracker.request_id, extension)
+    content = embeddings.render(result, body.encoding_format, exchange.served.model, extension)
     return Response(msgspec.json.encode(content), media_type="application/json", headers=headers)

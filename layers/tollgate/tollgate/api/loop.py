@@ -2,39 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
 import msgspec
 from litestar import Response
 from litestar.response import Stream
 
 from ..context import AppContext
+from ..engine.prepare import Prepared
 from ..errors import BadRequest
 from ..lifecycle import RequestTracker
 from ..loop import LoopEngine, LoopSpec
-from ..loop_stream import LedgerTurns, collect_loop, loop_sse_stream
-from ..providers.base import ChatCall
+from ..loop_stream import ExchangeTurns, collect_loop, loop_sse_stream
 from ..tools import ToolPolicy
+from ..wire import WireFormat
 from .headers import SSE_HEADERS, response_headers
-
-if TYPE_CHECKING:
-    from .pipeline import WireFormat
 
 
 async def serve_loop(
-    ctx: AppContext, tracker: RequestTracker, call: ChatCall, wire: WireFormat, headers: dict[str, str]
+    ctx: AppContext, tracker: RequestTracker, prepared: Prepared, wire: WireFormat
 ) -> Response[Any]:
-    spec = LoopSpec.from_request(call.request, ctx.settings.loop_max_turns_cap)
-    assert spec is not None  # exchange.prepare saw loop_mode
-    assert tracker.booking is not None
-    turns = LedgerTurns(ctx.ledger, tracker.booking, tracker)
+    request = prepared.request
+    spec = LoopSpec.from_request(request, ctx.settings.loop_max_turns_cap)
+    assert spec is not None  # prepare saw loop_mode
+    call = tracker.call
+    assert call is not None  # prepare named the first candidate
+    call = replace(call, request=request)
+    turns = ExchangeTurns(ctx, prepared, tracker)
     engine = LoopEngine(
-        spec,
-        call,
-        ctx.provider(call.provider),
-        turns,
-        ToolPolicy.from_settings(ctx.settings),
-        tool_calling=ctx.settings.tool_calling,
+        spec, call, turns, ToolPolicy.from_settings(ctx.settings), tool_calling=ctx.settings.tool_calling
     )
     if call.stream:
         encoder = wire.encoder(call)
@@ -51,11 +48,18 @@ async def serve_loop(
             encoder,  # type: ignore[arg-type]
             progress=ctx.settings.loop_stream_progress,
         )
+        headers = response_headers(tracker.request_id, _served(engine))
         return Stream(body, media_type="text/event-stream", headers=headers | SSE_HEADERS)
     extension = await collect_loop(engine, turns, tracker)
     result = engine.result
     assert result.last is not None
     result.last.response_id = call.request_id
-    headers = response_headers(tracker.request_id, call.provider, extension)
+    headers = response_headers(tracker.request_id, _served(engine) | extension)
     content = msgspec.json.encode(wire.render(result.last, result.outcome(), extension))
     return Response(content, media_type="application/json", headers=headers)
+
+
+def _served(engine: LoopEngine) -> dict[str, Any]:
+    """What served the loop's latest turn (the headers name it)."""
+    call = engine.last_call or engine.call
+    return {"provider": call.provider, "model": call.model}

@@ -21,9 +21,10 @@ from ..providers.base import ChatCall
 from ..schemas.anthropic import MessagesRequest
 from ..schemas.openai import ChatCompletionRequest
 from ..streaming import ResponseBuilder
+from ..wire import WireFormat
 from .body import decode_json_object, validate
 from .errors import http_exception_handler, status_and_type, tollgate_error_handler, unexpected_error_handler
-from .pipeline import WireFormat, serve
+from .pipeline import serve
 
 
 def _parse(raw: bytes) -> ChatCompletionRequest:

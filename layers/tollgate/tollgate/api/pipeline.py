@@ -4,8 +4,6 @@ prepare, then a JSON response or an SSE stream; every failure finishes the track
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -13,14 +11,14 @@ import msgspec
 from litestar import Request, Response
 from litestar.response import Stream
 
-from .. import exchange
 from ..context import AppContext
+from ..engine.exchange import Exchange
+from ..engine.prepare import prepare
 from ..errors import TollgateError
 from ..keys import Principal
 from ..lifecycle import Outcome, RequestTracker
-from ..providers.base import ChatCall
-from ..schemas.openai import ChatCompletionRequest
-from ..streaming import ResponseBuilder, StreamEncoder, sse_stream
+from ..streaming import collect, sse_stream
+from ..wire import WireFormat
 from .auth import authenticate
 from .gateway_context import GatewayContext, check_edge_tenant, gateway_context
 from .headers import SSE_HEADERS, response_headers
@@ -29,15 +27,6 @@ from .loop import serve_loop
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
-
-
-@dataclass(frozen=True, slots=True)
-class WireFormat:
-    """What one endpoint contributes: parsing into a chat request, and rendering the answer."""
-
-    parse: Callable[[bytes], ChatCompletionRequest]
-    render: Callable[[ResponseBuilder, Outcome, dict[str, Any]], dict[str, Any]]
-    encoder: Callable[[ChatCall], StreamEncoder]
 
 
 def begin(request: Request[Any, Any, Any], ctx: AppContext) -> tuple[GatewayContext, RequestTracker]:
@@ -74,17 +63,22 @@ async def serve(request: Request[Any, Any, Any], ctx: AppContext, wire: WireForm
     edge, tracker = begin(request, ctx)
     try:
         principal, raw = await caller(request, ctx, edge, tracker)
-        call = await exchange.prepare(ctx, tracker, principal, wire.parse(raw), raw)
-        headers = response_headers(tracker.request_id, call.provider)
-        if tracker.per_turn:
-            return await serve_loop(ctx, tracker, call, wire, headers)
-        chunks = ctx.provider(call.provider).chat(call)
+        chat = wire.parse(raw)
+        prepared = await prepare(ctx, tracker, principal, chat, raw)
+        if chat.loop_mode is not None:
+            return await serve_loop(ctx, tracker, prepared, wire)
+        exchange = tracker.exchange = Exchange(
+            ctx, prepared.booking, prepared.route, prepared.request, tracker.request_id
+        )
+        await exchange.reserve()
+        first, chunks = await exchange.open()
+        call = tracker.call = exchange.served
         if call.stream:
-            first = await exchange.first_chunk(chunks)
             body = sse_stream(call, first, chunks, tracker, wire.encoder(call))
+            headers = response_headers(tracker.request_id, exchange.served_by())
             return Stream(body, media_type="text/event-stream", headers=headers | SSE_HEADERS)
-        builder, outcome, extension = await exchange.collect(call, chunks, tracker)
-        headers = response_headers(tracker.request_id, call.provider, extension)
+        builder, outcome, extension = await collect(call, first, chunks, tracker)
+        headers = response_headers(tracker.request_id, extension)
         content = msgspec.json.encode(wire.render(builder, outcome, extension))
         return Response(content, media_type="application/json", headers=headers)
     except BaseException as exc:

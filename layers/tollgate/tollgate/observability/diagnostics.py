@@ -1,21 +1,14 @@
-"""Provider health and a ring of recent requests, for GET /diagnostics/* (never prompts or secrets)."""
+"""Deployment health and a ring of recent requests, for GET /diagnostics/* (never prompts or secrets)."""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
-from ..config import ProviderConfig
-
-
-@dataclass(slots=True)
-class ProviderHealth:
-    consecutive_failures: int = 0
-    last_error: str | None = None
-    last_error_at: float | None = None
-    last_success_at: float | None = None
-    last_latency_ms: float | None = None
+if TYPE_CHECKING:
+    from ..engine.route import Router
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,37 +26,39 @@ class RequestSummary:
     error: str | None = None
 
 
+def public_url(url: str) -> str | None:
+    """A base URL without user info, query or fragment (where a key could hide)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 class Diagnostics:
-    def __init__(self, configs: dict[str, ProviderConfig], recent: int) -> None:
-        self._configs = configs
-        self.health: dict[str, ProviderHealth] = {name: ProviderHealth() for name in configs}
+    def __init__(self, router: Router, recent: int) -> None:
+        self._router = router
         self.recent: deque[RequestSummary] = deque(maxlen=recent)
 
-    def record(self, summary: RequestSummary, *, provider_failed: bool) -> None:
+    def record(self, summary: RequestSummary) -> None:
         self.recent.append(summary)
-        health = self.health.get(summary.provider or "")
-        if health is None:
-            return
-        if provider_failed:
-            health.consecutive_failures += 1
-            health.last_error = summary.error
-            health.last_error_at = summary.at
-        elif summary.status == "ok":
-            health.consecutive_failures = 0
-            health.last_success_at = summary.at
-            health.last_latency_ms = summary.latency_ms
 
     def providers(self) -> list[dict[str, Any]]:
+        """Every deployment (each provider's own first), its configuration and its health in this process."""
+        router = self._router
+        deployments = list(router.deployments.values())
+        health = router.health.views([d.id for d in deployments])
         return [
             {
-                "provider": name,
-                "configured": config.configured,
-                "base_url": config.base_url or None,
-                "region": config.region,
-                "default_model": config.model,
-                **asdict(self.health[name]),
+                "provider": d.provider,
+                "configured": d.config.configured,
+                "base_url": public_url(d.config.base_url),
+                "region": d.config.region,
+                "default_model": d.config.model,
+                **view,
             }
-            for name, config in self._configs.items()
+            for d, view in zip(deployments, health, strict=True)
         ]
 
     def requests(self) -> dict[str, list[dict[str, Any]]]:

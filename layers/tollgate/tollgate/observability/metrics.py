@@ -27,6 +27,24 @@ class Metrics:
         self._buckets: dict[str, list[int]] = {}
         self._latency_sum: dict[str, float] = defaultdict(float)
         self._latency_count: dict[str, int] = defaultdict(int)
+        # routing, by provider and upstream model: attempts (ok / failed), retries, fallbacks, cooldowns
+        self.attempts: dict[tuple[str, str, str], int] = defaultdict(int)
+        self.retries: dict[tuple[str, str], int] = defaultdict(int)
+        self.fallbacks: dict[tuple[str, str], int] = defaultdict(int)
+        self.cooldowns: dict[tuple[str, str], int] = defaultdict(int)
+
+    def attempt_served(self, provider: str, model: str, *, fallback: bool) -> None:
+        self.attempts[(provider, model, "ok")] += 1
+        if fallback:
+            self.fallbacks[(provider, model)] += 1
+
+    def attempt_failed(self, provider: str, model: str, *, retried: bool, cooled: bool) -> None:
+        """A failed attempt; ``retried``: another attempt follows; ``cooled``: it began a cooldown."""
+        self.attempts[(provider, model, "failed")] += 1
+        if retried:
+            self.retries[(provider, model)] += 1
+        if cooled:
+            self.cooldowns[(provider, model)] += 1
 
     def observe(
         self, provider: str, model: str, status: str, latency_s: float, tokens_in: int, tokens_out: int
@@ -54,6 +72,7 @@ class Metrics:
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
             for (provider, model), count in sorted(table.items()):
                 lines.append(f"{name}{_labels(provider=provider, model=model)} {count}")
+        lines += self._render_routing()
         lines += self._render_latency()
         lines += [
             "# HELP tollgate_requests_in_flight Requests being served now.",
@@ -61,6 +80,21 @@ class Metrics:
             f"tollgate_requests_in_flight {in_flight}",
         ]
         return "\n".join(lines) + "\n"
+
+    def _render_routing(self) -> list[str]:
+        name = "tollgate_attempts_total"
+        lines = [f"# HELP {name} Upstream attempts by provider, model and result.", f"# TYPE {name} counter"]
+        for (provider, model, result), count in sorted(self.attempts.items()):
+            lines.append(f"{name}{_labels(provider=provider, model=model, result=result)} {count}")
+        for name, table, help_text in (
+            ("tollgate_retries_total", self.retries, "Failed attempts followed by another attempt."),
+            ("tollgate_fallbacks_total", self.fallbacks, "Requests served by a fallback model."),
+            ("tollgate_cooldowns_total", self.cooldowns, "Deployments put into cooldown."),
+        ):
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+            for (provider, model), count in sorted(table.items()):
+                lines.append(f"{name}{_labels(provider=provider, model=model)} {count}")
+        return lines
 
     def _render_latency(self) -> list[str]:
         name = "tollgate_request_duration_seconds"

@@ -26,6 +26,7 @@ class ChatCall:
     model: str
     max_tokens: int
     request: ChatCompletionRequest
+    deployment: str | None = None  # the routing deployment's id (None: the provider's own, from env)
 
     @property
     def stream(self) -> bool:

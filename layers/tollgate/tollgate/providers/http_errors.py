@@ -56,8 +56,13 @@ def upstream_message(body: bytes | str) -> str:
 def error_for_status(
     provider: str, status: int, body: bytes | str, retry_after: str | None = None
 ) -> TollgateError:
-    """The tollgate error for a non-2xx upstream answer."""
-    message = upstream_message(body)
+    """The tollgate error for a non-2xx upstream answer (its ``upstream_status`` set)."""
+    error = _error_for_status(provider, status, upstream_message(body), retry_after)
+    error.upstream_status = status
+    return error
+
+
+def _error_for_status(provider: str, status: int, message: str, retry_after: str | None) -> TollgateError:
     if status in (401, 403):
         return UpstreamAuthError(f"upstream rejected tollgate's credentials for {provider}: {message}")
     if status == 429:
@@ -66,8 +71,10 @@ def error_for_status(
         )
     if status == 404:
         return UpstreamNotFound(f"{provider}: {message}", param="model")
-    if status in (400, 409, 413, 422):
+    if status in (400, 413, 422):
         return UpstreamBadRequest(f"{provider}: {message}")
+    if status == 408:
+        return UpstreamTimeout(f"{provider} timed out (408): {message}")
     if status in (503, 529):  # 529: Anthropic's "overloaded"
         return UpstreamUnavailable(
             f"{provider} is unavailable: {message}", retry_after=retry_after_seconds(retry_after)

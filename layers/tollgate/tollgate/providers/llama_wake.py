@@ -3,8 +3,9 @@
 The service idles at ``desiredCount`` 0 (no GPU instance, no cost). ``LlamaCppWaker.ensure_awake`` asks ECS
 whether a task runs; when none does it raises the desired count to 1 (a cold start begins: the capacity
 provider launches a GPU instance, the agent pulls the image, llama-server loads the model) and answers
-False. ``WakeOnDemandProvider`` wraps the llama_cpp adapter: while the service sleeps it answers with the
-configured fallback provider, or with ``UpstreamUnavailable`` carrying ``retry_after`` (503 + Retry-After).
+False. ``WakeOnDemandProvider`` wraps the llama_cpp adapter: while the service sleeps it answers
+``UpstreamUnavailable`` (``provider_starting``, with ``retry_after``: 503 + Retry-After), which the router
+turns into an attempt on ``LLAMA_CPP_FALLBACK_PROVIDER`` when one is configured.
 
 "Last used" lives on the ECS service itself, as the tag ``tollgate:last-used`` (epoch seconds): written
 when the service is woken and then at most once a minute per process while requests are served. The
@@ -157,40 +158,18 @@ class LlamaCppWaker:
 
 
 class WakeOnDemandProvider:
-    """The llama_cpp adapter behind a waker: sleeping -> fallback provider, or 503 with Retry-After.
+    """The llama_cpp adapter behind a waker: asleep (or refusing while it starts) -> 503 provider_starting
+    with Retry-After, which the router answers with ``LLAMA_CPP_FALLBACK_PROVIDER`` when one is set (a
+    fallback attempt of its own: priced, audited and allow-listed as the provider that served)."""
 
-    A fallback answers with its own adapter and its configured default model (a new ChatCall: the
-    llama.cpp model name means nothing to it); the answer's ``model`` is the fallback's.
-    """
-
-    def __init__(
-        self,
-        inner: Provider,
-        waker: LlamaCppWaker,
-        fallback: Provider | None = None,
-        *,
-        fallback_model: str | None = None,
-    ) -> None:
-        if fallback is not None and fallback_model is None:
-            raise ValueError("a fallback provider needs its default model")
+    def __init__(self, inner: Provider, waker: LlamaCppWaker) -> None:
         self.name = inner.name
         self.inner = inner
         self.waker = waker
-        self.fallback = fallback
-        self.fallback_model = fallback_model
-
-    async def route(self, call: ChatCall) -> ChatCall:
-        """Before budgets and audit: the call as it will really be served (the fallback's, when asleep),
-        so the reservation, price, audit entry and model check name the provider that answers."""
-        if await self._awake():
-            return call
-        return self._fallback_call(call)
 
     async def chat(self, call: ChatCall) -> AsyncIterator[Chunk]:
         if not await self._awake():
-            async for chunk in self._asleep(call):
-                yield chunk
-            return
+            raise self._starting()
         await self.waker.record_use()
         started = False
         try:
@@ -203,10 +182,7 @@ class WakeOnDemandProvider:
                 raise
             # connection refused / name not yet in Cloud Map / "Loading model": starting, or stopped
             await self.waker.refused()
-        else:
-            return
-        async for chunk in self._asleep(call):
-            yield chunk
+            raise self._starting() from None
 
     async def _awake(self) -> bool:
         """ECS says so; when ECS cannot be asked, try the server anyway (it may well be up)."""
@@ -218,33 +194,15 @@ class WakeOnDemandProvider:
             log_event(logger, logging.WARNING, "llama_cpp_wake_check_failed", error=type(exc).__name__)
             return True
 
-    def _fallback_call(self, call: ChatCall) -> ChatCall:
-        if self.fallback is None or self.fallback_model is None:
-            seconds = round(self.waker.retry_after)
-            raise UpstreamUnavailable(
-                f"llama.cpp is starting (GPU instance boot, image pull, model load); retry in ~{seconds} s",
-                retry_after=self.waker.retry_after,
-                code="provider_starting",
-            )
-        return ChatCall(
-            request_id=call.request_id,
-            provider=self.fallback.name,
-            model=self.fallback_model,
-            max_tokens=call.max_tokens,
-            request=call.request,
+    def _starting(self) -> UpstreamUnavailable:
+        seconds = round(self.waker.retry_after)
+        return UpstreamUnavailable(
+            f"llama.cpp is starting (GPU instance boot, image pull, model load); retry in ~{seconds} s",
+            retry_after=self.waker.retry_after,
+            code="provider_starting",
         )
-
-    async def _asleep(self, call: ChatCall) -> AsyncIterator[Chunk]:
-        """The server refused mid-admission (it is starting): the fallback, or 503 with Retry-After."""
-        rerouted = self._fallback_call(call)
-        assert self.fallback is not None
-        log_event(
-            logger, logging.INFO, "llama_cpp_fallback", request_id=call.request_id, provider=rerouted.provider
-        )
-        async for chunk in self.fallback.chat(rerouted):
-            yield chunk
 
     async def aclose(self) -> None:
-        """Closes the inner adapter and the waker; the fallback is the registry's own entry."""
+        """Closes the inner adapter and the waker."""
         await self.inner.aclose()
         await self.waker.aclose()

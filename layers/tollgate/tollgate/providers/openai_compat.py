@@ -14,6 +14,7 @@ import httpx
 
 from ..config import ProviderConfig
 from ..errors import UpstreamError
+from . import catalog
 from .base import (
     ChatCall,
     Chunk,
@@ -39,13 +40,10 @@ FINISH_REASONS: dict[str, FinishReason] = {
     "content_filter": "content_filter",
 }
 
-# ollama and llama.cpp serve the OpenAI API under /v1 of their base URL; the clouds' base URLs include it.
-_V1_PREFIXED = frozenset({"ollama", "llama_cpp"})
-
 
 def endpoint(config: ProviderConfig, path: str = "/chat/completions") -> str:
-    prefix = "/v1" if config.name in _V1_PREFIXED else ""
-    return f"{config.base_url}{prefix}{path}"
+    """ollama and llama.cpp serve the OpenAI API under /v1 of their base URL; the clouds' URLs include it."""
+    return f"{config.base_url}{catalog.spec(config.name).api_prefix}{path}"
 
 
 def headers(config: ProviderConfig) -> dict[str, str]:

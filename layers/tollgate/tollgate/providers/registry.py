@@ -1,79 +1,53 @@
-"""Provider selection (DESIGN.md §4) and the adapters a process holds.
-
-Selection: the ``provider`` field > a known alias as model prefix (split on the first slash only) >
-``TOLLGATE_DEFAULT_PROVIDER``. Model ``auto`` or missing means the provider's configured default.
+"""The adapters a process holds: one per provider (from its environment variables) and one per routing
+deployment (its own base URL, key or region), each built from the catalog's wire protocol. Cheap: no
+network; boto3 clients are built lazily. Selection lives in ``engine.route``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..config import PROVIDER_ALIASES, PROVIDERS, ProviderConfig, Settings
-from ..errors import BadRequest, UpstreamUnavailable
+from ..config import PROVIDERS, ProviderConfig, Settings
 from ..logs import log_event
-from ..schemas.openai import ChatCompletionRequest
-from .base import ChatCall, Provider
+from . import catalog
+from .base import Provider
+
+if TYPE_CHECKING:
+    from ..engine.deployments import Deployment
 
 logger = logging.getLogger("tollgate.providers")
 
-_KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "openrouter": "OPENROUTER_API_KEY", "claude": "CLAUDE_API_KEY"}
 
+def build_adapter(
+    config: ProviderConfig,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    *,
+    bedrock_client: Any | None = None,
+) -> Provider:
+    """The adapter for one provider configuration, by its wire protocol."""
+    wire = catalog.spec(config.name).wire
+    if wire == "openai":
+        from .openai_compat import OpenAICompatProvider
 
-def canonical_provider(name: str, *, param: str = "provider") -> str:
-    canonical = PROVIDER_ALIASES.get(name.strip().lower())
-    if canonical is None:
-        known = ", ".join(sorted(PROVIDER_ALIASES))
-        raise BadRequest(f"unknown provider {name!r}; known providers and aliases: {known}", param=param)
-    return canonical
+        return OpenAICompatProvider(config, client)
+    if wire == "anthropic":
+        from .anthropic import AnthropicProvider
 
+        return AnthropicProvider(config, client)
+    from .bedrock import BedrockProvider
 
-def split_model(model: str | None) -> tuple[str | None, str | None]:
-    """``anthropic/claude-x`` -> (``claude``, ``claude-x``); no known alias prefix -> (None, model)."""
-    if model and "/" in model:
-        prefix, rest = model.split("/", 1)
-        canonical = PROVIDER_ALIASES.get(prefix.lower())
-        if canonical is not None:
-            return canonical, rest
-    return None, model
-
-
-class Router:
-    """Turns a validated request into a ChatCall: which provider, which upstream model, which cap."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.default_provider = settings.default_provider
-        self.configs: dict[str, ProviderConfig] = {name: settings.provider(name) for name in PROVIDERS}
-
-    def resolve(self, provider: str | None, model: str | None) -> tuple[str, str]:
-        prefixed, bare_model = split_model(model)
-        if provider:
-            canonical = canonical_provider(provider)
-            # "provider": "anthropic" with "model": "anthropic/claude-x" names the same thing twice
-            if prefixed == canonical:
-                model = bare_model
-        else:
-            canonical = prefixed or self.default_provider
-            model = bare_model
-        if not model or model == "auto":
-            model = self.configs[canonical].model
-        return canonical, model
-
-    def plan(self, request: ChatCompletionRequest, request_id: str) -> ChatCall:
-        if request.n is not None and request.n != 1:
-            raise BadRequest("only n=1 is supported", param="n")
-        provider, model = self.resolve(request.provider, request.model)
-        config = self.configs[provider]
-        if not config.configured:
-            raise UpstreamUnavailable(
-                f"provider {provider} is not configured: set {_KEY_VARIABLES.get(provider, 'its settings')}"
-            )
-        max_tokens = request.max_completion_tokens or request.max_tokens or config.max_tokens
-        return ChatCall(
-            request_id=request_id, provider=provider, model=model, max_tokens=max_tokens, request=request
-        )
+    return BedrockProvider(
+        config,
+        max_concurrency=settings.bedrock_max_concurrency,
+        connect_timeout=settings.provider_connect_timeout_seconds,
+        read_timeout=settings.provider_timeout_seconds,
+        client=bedrock_client,
+    )
 
 
 def build_providers(
@@ -82,31 +56,28 @@ def build_providers(
     *,
     bedrock_client: Any | None = None,
     ecs_client: Any | None = None,
+    deployments: Mapping[str, Deployment] | None = None,
 ) -> dict[str, Provider]:
-    """One adapter per canonical provider; cheap (no network; boto3 clients are built lazily).
+    """One adapter per canonical provider (keyed by its name), plus one per routing deployment (by id).
 
     With ``LLAMA_CPP_ECS_CLUSTER`` and ``LLAMA_CPP_ECS_SERVICE`` set, llama_cpp wakes its ECS service on
-    demand (``llama_wake``); tests inject ``ecs_client``.
+    demand (``llama_wake``); tests inject ``ecs_client`` (and ``bedrock_client`` for the provider's own).
     """
-    from .anthropic import AnthropicProvider
-    from .bedrock import BedrockProvider
-    from .openai_compat import OpenAICompatProvider
-
     providers: dict[str, Provider] = {
-        name: OpenAICompatProvider(settings.provider(name), client)
-        for name in ("openai", "openrouter", "ollama", "llama_cpp")
+        name: build_adapter(
+            settings.provider(name),
+            settings,
+            client,
+            bedrock_client=bedrock_client if name == "bedrock" else None,
+        )
+        for name in PROVIDERS
     }
-    providers["claude"] = AnthropicProvider(settings.provider("claude"), client)
-    providers["bedrock"] = BedrockProvider(
-        settings.provider("bedrock"),
-        max_concurrency=settings.bedrock_max_concurrency,
-        connect_timeout=settings.provider_connect_timeout_seconds,
-        read_timeout=settings.provider_timeout_seconds,
-        client=bedrock_client,
-    )
     cluster, service = settings.llama_cpp_ecs_cluster, settings.llama_cpp_ecs_service
     if cluster and service:
         providers["llama_cpp"] = _wake_on_demand(settings, providers, cluster, service, ecs_client)
+    for deployment_id, deployment in (deployments or {}).items():
+        if deployment_id not in providers:
+            providers[deployment_id] = build_adapter(deployment.config, settings, client)
     return providers
 
 
@@ -122,16 +93,19 @@ def _wake_on_demand(
         retry_after=settings.llama_cpp_wake_retry_after_seconds,
         client=ecs_client,
     )
+    return WakeOnDemandProvider(providers["llama_cpp"], waker)
+
+
+def wake_fallback(settings: Settings) -> str | None:
+    """The provider that answers while llama.cpp wakes: a configured ``LLAMA_CPP_FALLBACK_PROVIDER`` when
+    wake-on-demand is on, else None (an unconfigured one is logged and ignored)."""
+    if not (settings.llama_cpp_ecs_cluster and settings.llama_cpp_ecs_service):
+        return None
     fallback = fallback_provider(settings)
     if fallback and not settings.provider(fallback).configured:
         log_event(logger, logging.WARNING, "llama_cpp_fallback_unconfigured", provider=fallback)
-        fallback = None
-    return WakeOnDemandProvider(
-        providers["llama_cpp"],
-        waker,
-        providers[fallback] if fallback else None,
-        fallback_model=settings.provider(fallback).model if fallback else None,
-    )
+        return None
+    return fallback
 
 
 def fallback_provider(settings: Settings) -> str | None:
@@ -139,7 +113,7 @@ def fallback_provider(settings: Settings) -> str | None:
     name = settings.llama_cpp_fallback_provider
     if not name:
         return None
-    canonical = PROVIDER_ALIASES.get(name.strip().lower())
+    canonical = catalog.canonical(name)
     if canonical is None or canonical == "llama_cpp":
         raise ValueError(f"LLAMA_CPP_FALLBACK_PROVIDER={name!r} must name another known provider")
     return canonical

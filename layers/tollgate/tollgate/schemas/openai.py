@@ -61,6 +61,11 @@ class Message(_Strict):
             return self.content
         return "".join(part.text for part in self.content if isinstance(part, TextPart))
 
+    def image_count(self) -> int:
+        if self.content is None or isinstance(self.content, str):
+            return 0
+        return sum(isinstance(part, ImagePart) for part in self.content)
+
 
 class FunctionDefinition(_Strict):
     name: str = Field(min_length=1)

@@ -160,6 +160,9 @@ class AuditEntry:
     response_sha256: str
     prev_hash: str
     hash: str
+    # what served beyond provider and model (deployment, attempts, ...): ints and strings only; hashed
+    # only when present, so entries written before it existed still verify
+    details: dict[str, str | int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -356,13 +356,19 @@ def entry_item(entry: AuditEntry) -> Item:
     item.update({name: s(getattr(entry, name)) for name in _ENTRY_STRINGS})
     item.update({name: n(getattr(entry, name)) for name in _ENTRY_NUMBERS})
     cost = entry.cost_micro_usd
+    _put_optional(item, "details", s(json.dumps(entry.details, sort_keys=True)) if entry.details else None)
     return _put_optional(item, "cost_micro_usd", None if cost is None else n(cost))
 
 
 def entry_from_item(item: Item) -> AuditEntry:
     fields: dict[str, Any] = {name: get_s(item, name) for name in _ENTRY_STRINGS}
     fields.update({name: get_n(item, name) for name in _ENTRY_NUMBERS})
-    return AuditEntry(**fields, cost_micro_usd=opt_n(item, "cost_micro_usd"))
+    details = opt_s(item, "details")
+    return AuditEntry(
+        **fields,
+        cost_micro_usd=opt_n(item, "cost_micro_usd"),
+        details=None if details is None else json.loads(details),
+    )
 
 
 def advance_head_request(tenant: str, head: AuditHead, previous_seq: int) -> Request:

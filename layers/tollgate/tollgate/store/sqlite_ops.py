@@ -211,7 +211,7 @@ def audit_head(conn: sqlite3.Connection, tenant: str) -> AuditHead | None:
 
 
 def put_audit_entry(conn: sqlite3.Connection, entry: AuditEntry) -> bool:
-    placeholders = ", ".join("?" * 15)
+    placeholders = ", ".join("?" * 16)
     cursor = conn.execute(
         f"INSERT OR IGNORE INTO audit_entries ({AUDIT_COLUMNS}) VALUES ({placeholders})",  # noqa: S608
         entry_params(entry),

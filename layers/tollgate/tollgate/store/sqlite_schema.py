@@ -13,7 +13,11 @@ from typing import Any
 
 from .base import ApiKey, AuditEntry
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Statements that bring a file of an older version up to date (version -> what it lacks), run once.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE audit_entries ADD COLUMN details TEXT",),
+}
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS keys (
@@ -71,6 +75,7 @@ TABLES = (
         response_sha256 TEXT NOT NULL,
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL,
+        details TEXT,
         PRIMARY KEY (tenant, seq)
     )""",
     "CREATE INDEX IF NOT EXISTS audit_by_time ON audit_entries (at)",
@@ -84,7 +89,7 @@ TABLES = (
 KEY_COLUMNS = "key_id, key_hash, tenant, name, models, pool, created_at, expires_at, revoked_at"
 AUDIT_COLUMNS = (
     "tenant, seq, at, request_id, key_id, provider, model, status, prompt_tokens, completion_tokens, "
-    "cost_micro_usd, request_sha256, response_sha256, prev_hash, hash"
+    "cost_micro_usd, request_sha256, response_sha256, prev_hash, hash, details"
 )
 
 
@@ -97,8 +102,12 @@ def create_schema(conn: sqlite3.Connection) -> None:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise SchemaTooNew(f"database schema version {version} is newer than {SCHEMA_VERSION}")
+    existing = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keys'").fetchone() is not None
     for statement in TABLES:
         conn.execute(statement)
+    for old in range(version if existing else SCHEMA_VERSION, SCHEMA_VERSION):
+        for statement in MIGRATIONS.get(old, ()):
+            conn.execute(statement)
     if version < SCHEMA_VERSION:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -154,6 +163,7 @@ def entry_params(entry: AuditEntry) -> tuple[Any, ...]:
         entry.response_sha256,
         entry.prev_hash,
         entry.hash,
+        None if not entry.details else json.dumps(entry.details, sort_keys=True),
     )
 
 
@@ -174,4 +184,5 @@ def entry_from_row(row: Sequence[Any]) -> AuditEntry:
         response_sha256=row[12],
         prev_hash=row[13],
         hash=row[14],
+        details=None if row[15] is None else json.loads(row[15]),
     )

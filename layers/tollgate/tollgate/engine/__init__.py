@@ -1,0 +1,1 @@
+"""One request's life, independent of HTTP: routes (deployments, fallbacks), health, attempts."""

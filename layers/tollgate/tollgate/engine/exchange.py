@@ -1,0 +1,199 @@
+"""The attempt step: one charged upstream exchange — a request, or one turn of an agent loop.
+
+Reserve once (an upper bound over every candidate that may serve), attempt the route's candidates until one
+answers (retries and fallbacks only before the first byte reaches the client), then settle exactly once with
+what really served: that call is what is priced, audited and named in the response headers. Every endpoint
+(chat, messages, completions, embeddings) and every loop turn goes through this one class; streaming and
+buffered answers differ only in how they consume the chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from ..accounting import reservation_estimate
+from ..errors import (
+    TollgateError,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from ..ledger import Booking, Charge, Settlement
+from ..logs import log_event
+from ..providers.base import ChatCall, Chunk, Usage
+from ..schemas.openai import ChatCompletionRequest
+from .plan import AttemptPlan
+from .retry import delay_before, describe, exhausted, retryable
+from .route import Route
+
+if TYPE_CHECKING:
+    from ..context import AppContext
+    from ..lifecycle import Outcome
+
+logger = logging.getLogger("tollgate.route")
+T = TypeVar("T")
+Opened = tuple[Chunk | None, AsyncIterator[Chunk]]
+_rng = random.Random()  # noqa: S311 - backoff jitter and load spreading, not security
+
+
+def charge_of(booking: Booking, call: ChatCall, usage: Usage, attempts: int) -> Charge:
+    principal = booking.principal
+    return Charge(
+        tenant=principal.tenant,
+        key_id=principal.key_id,
+        pool=booking.pool,
+        request_id=call.request_id,
+        provider=call.provider,
+        model=call.model,
+        usage=usage,
+        deployment=call.deployment,
+        attempts=attempts,
+    )
+
+
+class Exchange:
+    """Per request (or loop turn), never shared. ``settle`` runs exactly once, also when nothing was
+    reserved (a refused request is audited too) and when the client left (the caller shields it)."""
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        booking: Booking,
+        route: Route,
+        request: ChatCompletionRequest,
+        request_id: str,
+        *,
+        save_session: bool = True,
+    ) -> None:
+        self.ctx, self.booking, self.route = ctx, booking, route
+        self.request, self.request_id = request, request_id
+        self.save_session = save_session
+        first = route.candidates()[0]
+        self.served: ChatCall = ctx.router.call(first, request, request_id)  # until an attempt answers
+        self.attempts = 0
+        self.settlement: Settlement | None = None
+        self._settled = False
+        self._lease: str | None = None  # the deployment whose in-flight count this exchange holds
+
+    def estimate(self) -> int:
+        """The most any candidate can use: one reservation covers every attempt."""
+        router = self.ctx.router
+        return max(
+            reservation_estimate(router.call(c, self.request, self.request_id))
+            for c in self.route.candidates()
+        )
+
+    async def reserve(self, tokens: int | None = None) -> None:
+        """One reservation for every attempt: ``tokens``, or the estimate over the candidates."""
+        await self.ctx.ledger.reserve(
+            self.booking, self.request_id, self.estimate() if tokens is None else tokens
+        )
+
+    async def open(self) -> Opened:
+        """The first chunk of the first candidate that answers, and the rest of its stream."""
+        return await self.attempt(self._open_chat)
+
+    async def _open_chat(self, call: ChatCall) -> Opened:
+        chunks = self.ctx.adapter(call).chat(call)
+        try:
+            return await anext(chunks), chunks
+        except StopAsyncIteration:
+            return None, chunks
+
+    async def attempt(self, operation: Callable[[ChatCall], Awaitable[T]]) -> T:
+        """Run ``operation`` on candidates until one succeeds; the last error (listing every attempt)
+        when none does or the error is not worth another attempt."""
+        router, policy = self.ctx.router, self.ctx.router.routing.router
+        plan = AttemptPlan(self.route.groups, router.health, strategy=policy.strategy, rng=_rng)
+        budget = max(1 + policy.retries, self.route.min_attempts)
+        tried: list[str] = []
+        while True:
+            candidate = plan.next()
+            call = self.served = router.call(candidate, self.request, self.request_id)
+            self.attempts += 1
+            router.health.started(candidate.deployment)
+            started = time.monotonic()
+            try:
+                result = await operation(call)
+            except TollgateError as exc:
+                router.health.ended(candidate.deployment)
+                tried.append(describe(candidate.deployment, exc))
+                again = retryable(exc) and self.attempts < budget
+                self._record_failure(call, exc, again=again)
+                if not again:
+                    raise exhausted(exc, tried) from exc
+                await anyio.sleep(delay_before(self.attempts, exc, policy, _rng))
+                continue
+            except BaseException:
+                router.health.ended(candidate.deployment)
+                raise
+            router.health.succeeded(candidate.deployment, time.monotonic() - started)
+            self._lease = candidate.deployment
+            fallback = candidate not in self.route.groups[0]
+            self.ctx.metrics.attempt_served(call.provider, call.model, fallback=fallback)
+            return result
+
+    def _record_failure(self, call: ChatCall, error: TollgateError, *, again: bool) -> None:
+        """Health and metrics learn of an upstream's failure (not of the client's own bad request)."""
+        if not _upstream_fault(error):
+            return
+        deployment = call.deployment or call.provider
+        cooled = self.ctx.router.health.failed(deployment, error.message)
+        self.ctx.metrics.attempt_failed(call.provider, call.model, retried=again, cooled=cooled)
+        level = logging.INFO if again else logging.WARNING
+        log_event(
+            logger,
+            level,
+            "attempt_failed",
+            request_id=self.request_id,
+            deployment=deployment,
+            code=error.code,
+            retried=again,
+            cooldown=cooled,
+        )
+
+    async def settle(self, outcome: Outcome) -> dict[str, Any]:
+        """Exactly once: settle the reservation, audit, save the session; the ``tollgate`` extension."""
+        if self._settled:
+            return {}
+        self._settled = True
+        if self._lease is not None:  # the answer broke off mid-stream: the deployment failed after all
+            if outcome.error is not None and _upstream_fault(outcome.error):
+                self.ctx.router.health.failed(self._lease, outcome.error.message)
+            self.ctx.router.health.ended(self._lease)
+            self._lease = None
+        usage = outcome.usage or Usage(0, 0)
+        charge = charge_of(self.booking, self.served, usage, max(self.attempts, 1))
+        self.settlement = await self.ctx.ledger.finish(
+            self.booking, charge, outcome.status, outcome.answer, save_session=self.save_session
+        )
+        extension = self.served_by()
+        if usage.estimated:
+            extension["usage_estimated"] = True
+        return extension | self.settlement.extension()
+
+    def served_by(self) -> dict[str, Any]:
+        """What served (or would have): the usage chunk's ``tollgate`` object and the response headers."""
+        served = self.served
+        body: dict[str, Any] = {"provider": served.provider, "model": served.model, "attempts": self.attempts}
+        if served.deployment is not None and served.deployment != served.provider:
+            body["deployment"] = served.deployment
+        return body
+
+    async def settle_shielded(self, outcome: Outcome) -> dict[str, Any]:
+        extension: dict[str, Any] = {}
+        with anyio.CancelScope(shield=True):
+            extension = await self.settle(outcome)
+        return extension
+
+
+def _upstream_fault(error: TollgateError) -> bool:
+    """A failure that says something about the deployment (not about the client's request)."""
+    return isinstance(error, UpstreamError | UpstreamRateLimited | UpstreamTimeout | UpstreamUnavailable)
