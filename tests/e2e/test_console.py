@@ -288,3 +288,34 @@ def test_admin_creates_a_key_that_works_then_revokes_it(ui: Console) -> None:
     ui.wait(lambda: any("newco" in r.text and "revoked" in r.text for r in ui.all("key-row")), what="revoked")
     assert ui.gateway.chat(secret).status_code == 401
     ui.shot("admin")
+
+
+def test_keyboard_alone_logs_in_chats_and_navigates(ui: Console) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    ui.gateway.upstream.enqueue(Script(texts=["typed", " answer"]))
+    ui.open()
+    ui.find("login-key").send_keys(ui.keys["acme"] + Keys.ENTER)
+    ui.wait(lambda: ui.visible("prompt-input"), what="the chat page")
+    ui.wait(lambda: ui.find("model-select").get_attribute("value"), what="a model")
+    ui.find("prompt-input").send_keys("no mouse" + Keys.ENTER)
+    ui.meta_done(1)
+    assert ui.all("message-assistant")[-1].text == "typed answer"
+    ui.find("nav-usage").send_keys(Keys.ENTER)
+    ui.wait(lambda: ui.visible("audit-status"), what="the usage page")
+
+
+def test_dark_theme(ui: Console) -> None:
+    ui.login(ui.keys["acme"])
+    ui.wait(lambda: ui.visible("nav-usage"), what="the usage link")
+    ui.find("nav-usage").click()
+    ui.wait(lambda: ui.all("audit-status"), what="the usage page")
+    theme = ui.driver.find_element("id", "theme")
+    while theme.text != "Theme: dark":
+        theme.click()
+    background = ui.driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+    red, green, blue = (int(v) for v in re.findall(r"\d+", background)[:3])
+    assert red + green + blue < 150, background
+    ui.shot("usage-dark")
+    while theme.text != "Theme: auto":
+        theme.click()

@@ -30,6 +30,14 @@ function tenantsView(keys, costs, pools) {
       h("td", {class: "num"}, usd(r.micro, true)))), "No tenants yet.");
 }
 
+function budgetsTable(pools) {
+  return table(null, ["Tenant", "Budget", "Used", "Reserved", "Remaining", "Capacity"],
+    pools.map((p) => [p.tenant, p.pool, num(count(p.used)), num(count(p.reserved)),
+      num(p.remaining == null ? "unlimited" : count(p.remaining)),
+      num(p.capacity == null ? "unlimited" : count(p.capacity))]),
+    "No budgets set.");
+}
+
 function health(p) {
   if (p.configured === false) return "not configured";
   if (p.consecutive_failures) return `failing (${p.consecutive_failures} in a row)`;
@@ -72,24 +80,38 @@ export class AdminPage {
     await this.reload();
   }
 
+  /** Each card loads on its own: one failing endpoint (say /diagnostics behind an edge authorizer that
+   * knows only tenant keys) leaves the others working and says what failed. */
   async reload() {
+    await Promise.all([
+      this.load([this.body.tenants, this.body.keys, this.body.budgets], async () => {
+        const [keys, costs, pools] = await Promise.all([
+          getJson("admin/keys"), getJson("admin/costs?group_by=key"), getJson("admin/budgets")]);
+        const allKeys = keys.keys || [];
+        const allPools = pools.pools || [];
+        replace(this.body.tenants, tenantsView(allKeys, costs, allPools));
+        replace(this.body.keys, this.keysTable(allKeys));
+        replace(this.body.budgets, budgetsTable(allPools));
+      }),
+      this.load([this.body.providers], async () => {
+        const providers = await getJson("diagnostics/providers");
+        replace(this.body.providers, table(null,
+          ["Provider", "Health", "Model", "Last success", "Latency", "Last error"],
+          providerRows(providers.providers || []), "No providers."));
+      }),
+      this.load([this.body.audit], async () => {
+        const audit = await getJson("admin/audit/verify");
+        replace(this.body.audit, h("p", {testid: "admin-audit-status", class: audit.valid ? "ok" : "bad"},
+          audit.valid ? "Every tenant's audit chain verifies." : "An audit chain is BROKEN: run tollgate audit verify."));
+      }),
+    ]);
+  }
+
+  async load(targets, work) {
     try {
-      const [keys, costs, pools, providers, audit] = await Promise.all([
-        getJson("admin/keys"), getJson("admin/costs?group_by=key"), getJson("admin/budgets"),
-        getJson("diagnostics/providers"), getJson("admin/audit/verify")]);
-      const allKeys = keys.keys || [];
-      replace(this.body.tenants, tenantsView(allKeys, costs, pools.pools || []));
-      replace(this.body.keys, this.keysTable(allKeys));
-      replace(this.body.budgets, table(null, ["Tenant", "Budget", "Used", "Reserved", "Remaining", "Capacity"],
-        (pools.pools || []).map((p) => [p.tenant, p.pool, num(count(p.used)), num(count(p.reserved)),
-          num(p.remaining == null ? "unlimited" : count(p.remaining)),
-          num(p.capacity == null ? "unlimited" : count(p.capacity))]),
-        "No budgets set."));
-      replace(this.body.providers, table(null, ["Provider", "Health", "Model", "Last success", "Latency", "Last error"],
-        providerRows(providers.providers || []), "No providers."));
-      replace(this.body.audit, h("p", {testid: "admin-audit-status", class: audit.valid ? "ok" : "bad"},
-        audit.valid ? "Every tenant's audit chain verifies." : "An audit chain is BROKEN: run tollgate audit verify."));
+      await work();
     } catch (err) {
+      for (const target of targets) replace(target, h("p", {class: "bad"}, err.message));
       this.banner.show(err.message);
     }
   }
