@@ -122,7 +122,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         gateway = start_gateway(tmp_path_factory.mktemp("console-gateway"), upstream, upstream_server.url)
         driver = None
         try:
-            keys = {"acme": gateway.new_key("acme", name="browser"), "broke": gateway.new_key("broke")}
+            keys = {
+                "acme": gateway.new_key("acme", name="browser"),
+                "broke": gateway.new_key("broke"),
+                "narrow": gateway.new_key("narrow", models=["openrouter/*"]),
+            }
             assert (
                 gateway.admin("PUT", "/budgets/acme/default", json={"tokens": 1_000_000}).status_code == 200
             )
@@ -210,7 +214,11 @@ def test_stop_aborts_a_slow_stream(ui: Console) -> None:
 
 
 def test_model_output_renders_as_text_never_as_html(ui: Console) -> None:
-    payload = ['**bold** <img src=x onerror="window.pwned=1">', " and <script>window.pwned=2</script> `x<b>`"]
+    payload = [
+        '**bold** <img src=x onerror="window.pwned=1">',
+        " and <script>window.pwned=2</script> `x<b>`",
+        "\n\n[click](javascript:window.pwned=3) [docs](https://example.com/a)",
+    ]
     ui.gateway.upstream.enqueue(Script(texts=payload))
     ui.login(ui.keys["acme"])
     ui.send("inject something")
@@ -221,6 +229,10 @@ def test_model_output_renders_as_text_never_as_html(ui: Console) -> None:
     assert answer.find_elements("css selector", "img, script, b") == []
     assert answer.find_element("css selector", "strong").text == "bold"
     assert answer.find_element("css selector", "code").text == "x<b>"
+    links = answer.find_elements("css selector", "a")
+    assert [a.get_attribute("href") for a in links] == ["https://example.com/a"]  # javascript: stays text
+    assert links[0].get_attribute("rel") == "noopener noreferrer"
+    assert "[click](javascript:window.pwned=3)" in answer.text
     assert ui.driver.execute_script("return window.pwned === undefined")
     ui.shot("chat-xss-as-text")
 
@@ -230,6 +242,48 @@ def test_an_exhausted_budget_is_explained(ui: Console) -> None:
     ui.send("anything at all")
     assert "Budget exhausted" in ui.banner()
     ui.shot("chat-budget-exhausted")
+
+
+def test_a_key_sees_only_its_models_and_a_forbidden_one_is_explained(ui: Console) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    ui.login(ui.keys["narrow"])
+    ui.wait(lambda: Select(ui.find("model-select")).options, what="models")
+    assert [o.text for o in Select(ui.find("model-select")).options] == ["openrouter/openai/gpt-4o-mini"]
+    ui.driver.execute_script(  # as if the list were stale: the gateway still refuses the model
+        "const o = document.createElement('option'); o.value = o.textContent = arguments[0];"
+        "document.querySelector('[data-testid=model-select]').append(o)",
+        MODEL,
+    )
+    ui.send("not my model")
+    assert "may not" in ui.banner()
+    assert "failed" in ui.meta_done(1)
+
+
+def test_upstream_rate_limits_and_broken_streams_are_explained(ui: Console) -> None:
+    ui.gateway.upstream.enqueue(
+        Script(status=429, error_message="slow down", headers={"retry-after": "7"}),
+        Script(texts=["partial", " answer", " never", " finished"], fail_after=2, error_message="boom"),
+    )
+    ui.login(ui.keys["acme"])
+    ui.send("first")
+    assert "Rate limit reached" in ui.banner()
+    ui.shot("chat-rate-limited")
+    ui.send("second")
+    ui.wait(lambda: "cut off" in ui.find("error-banner").text, what="the cut-off stream explained")
+    assert ui.all("message-assistant")[-1].text == "partial answer"
+
+
+def test_a_session_id_lets_the_gateway_keep_the_conversation(ui: Console) -> None:
+    ui.gateway.upstream.enqueue(Script(texts=["first answer"]), Script(texts=["second answer"]))
+    ui.login(ui.keys["acme"])
+    ui.driver.find_element("id", "chat-session").send_keys("console-session-1")
+    ui.send("one")
+    ui.meta_done(1)
+    ui.send("two")
+    ui.meta_done(2)
+    sent = ui.gateway.upstream.requests[-1][2]["messages"]
+    assert [m["content"] for m in sent] == ["one", "first answer", "two"]  # history from the gateway's store
 
 
 def test_usage_shows_day_totals_budgets_requests_and_the_audit_chain(ui: Console) -> None:

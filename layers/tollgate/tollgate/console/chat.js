@@ -56,7 +56,8 @@ export class ChatPage {
 
   build() {
     const c = this.c;
-    const settings = h("details", {class: "settings", open: true},
+    // open on wide screens; on a phone the answers get the room until the user opens the settings
+    const settings = h("details", {class: "settings", open: matchMedia("(min-width: 640px)").matches},
       h("summary", {}, "Settings"),
       h("div", {class: "grid"},
         field("Model", c.model),
@@ -123,18 +124,31 @@ export class ChatPage {
     this.abort = new AbortController();
     this.busy(true);
     let text = "";
+    let frame = null;
+    const draw = () => {
+      frame = null;
+      replace(answer, render(text));
+      answer.scrollIntoView({block: "nearest"});
+    };
+    answer.setAttribute("aria-busy", "true"); // screen readers announce the answer once, not every token
     try {
       const result = await streamChat(body, {
         signal: this.abort.signal,
-        onText: (piece) => { text += piece; replace(answer, render(text)); answer.scrollIntoView({block: "end"}); },
+        onText: (piece) => {
+          text += piece;
+          frame = frame || requestAnimationFrame(draw); // at most one Markdown render per frame
+        },
       });
       replace(meta, metaText(result, false));
       this.history.push({role: "user", content: prompt}, {role: "assistant", content: text});
     } catch (err) {
       const stopped = err && err.name === "AbortError";
-      replace(meta, stopped ? metaText(null, true) : "failed");
+      replace(meta, stopped ? metaText(null, true) : `failed${err.status ? ` (${err.status})` : ""}`);
       if (!stopped) this.banner.show(err.message || String(err));
     } finally {
+      if (frame) cancelAnimationFrame(frame);
+      draw();
+      answer.setAttribute("aria-busy", "false");
       this.abort = null;
       this.busy(false);
       this.c.prompt.focus();
