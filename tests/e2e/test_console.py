@@ -146,6 +146,7 @@ def ui(console: Console) -> Iterator[Console]:
     """Each test: the page's requests all went to the gateway's own origin and no CSP violation was logged."""
     yield console
     console.log.drain(console.driver)
+    assert f"{console.gateway.url}/ui/app.js" in console.log.urls  # the log does record the page's requests
     assert console.log.foreign(console.gateway.url) == []
     assert [m for m in console.log.console if "Content Security Policy" in m or "Refused to" in m] == []
 
