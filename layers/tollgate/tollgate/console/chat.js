@@ -140,6 +140,7 @@ export class ChatPage {
         },
       });
       replace(meta, metaText(result, false));
+      if (result.requestId) meta.title = `request ${result.requestId}`;
       this.history.push({role: "user", content: prompt}, {role: "assistant", content: text});
     } catch (err) {
       const stopped = err && err.name === "AbortError";

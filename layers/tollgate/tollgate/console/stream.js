@@ -20,6 +20,14 @@ function streamedError(chunk) {
   return new ApiError(502, `The answer was cut off by an error after it began. Gateway: ${message}`, error.code);
 }
 
+function parse(data) {
+  try {
+    return JSON.parse(data);
+  } catch {
+    throw new ApiError(502, "The gateway sent an event that is not JSON; the answer is incomplete.");
+  }
+}
+
 /**
  * Streams one chat completion. onText(piece) is called for every content delta as it arrives.
  * Resolves with {provider, model, usage, tollgate, finish, rateLimits}; rejects with ApiError (in words)
@@ -38,12 +46,15 @@ export async function streamChat(body, {signal, onText}) {
   let buffer = "";
   for (;;) {
     const {value, done} = await reader.read();
-    if (done) return result;
+    if (done) throw new ApiError(502, "The answer ended before the gateway finished it (connection lost).");
     const [events, rest] = splitEvents(buffer + value);
     buffer = rest;
     for (const data of events) {
-      if (data === "[DONE]") return result;
-      const chunk = JSON.parse(data);
+      if (data === "[DONE]") {
+        reader.cancel().catch(() => null);
+        return result;
+      }
+      const chunk = parse(data);
       if (chunk.error) throw streamedError(chunk);
       result.model = chunk.model || result.model;
       if (chunk.usage) result.usage = chunk.usage;

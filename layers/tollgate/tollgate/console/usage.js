@@ -78,15 +78,18 @@ export class UsagePage {
     const refresh = h("button", {type: "button", class: "secondary", onclick: () => this.show()}, "Refresh");
     replace(this.root, h("div", {class: "page-head"}, h("h1", {}, "Usage"), refresh),
       spend.el, h("div", {class: "two"}, budgets.el, limits.el), models.el, recent.el);
+    // /v1/budgets (USD budgets with periods, rate limits) is optional: null where the gateway has none
+    const extra = getOptional("v1/budgets");
+    extra.catch(() => null); // its failure is shown by the sections that use it
     await Promise.all([
       this.load(spend.body, () => getJson("v1/costs?group_by=day"), (d) => spendChart(d.groups || [])),
       this.load(models.body, () => getJson("v1/costs?group_by=model"), (d) => table(null,
         ["Model", "Requests", "Prompt tokens", "Completion tokens", "Cost"],
         (d.groups || []).map((g) => [g.group, num(count(g.requests)), num(count(g.prompt_tokens)),
           num(count(g.completion_tokens)), num(usd(g.cost_micro_usd, true))]), "No requests yet.")),
-      this.load(budgets.body, () => this.budgets(), (rows) => table(null,
+      this.load(budgets.body, () => this.budgets(extra), (rows) => table(null,
         ["Budget", "Spent", "Remaining", "Period", "Used"], rows.map(budgetRow), "No budgets set.")),
-      this.load(limits.body, () => getOptional("v1/budgets"), (d) => limitsView(
+      this.load(limits.body, () => extra, (d) => limitsView(
         (d && (d.rate_limits || d.limits)) || seen.rateLimits)),
       this.load(recent.body, () => this.recent(), ({entries, verification}) => h("div", {},
         auditStatus(verification),
@@ -104,8 +107,8 @@ export class UsagePage {
     }
   }
 
-  async budgets() {
-    const [pools, budgets] = await Promise.all([getJson("v1/tokens/pools"), getOptional("v1/budgets")]);
+  async budgets(extra) {
+    const [pools, budgets] = await Promise.all([getJson("v1/tokens/pools"), extra]);
     const list = (pools && pools.pools) || [];
     return list.concat((budgets && Array.isArray(budgets.budgets) && budgets.budgets) || []);
   }
