@@ -333,7 +333,22 @@ def test_admin_creates_a_key_that_works_then_revokes_it(ui: Console) -> None:
     )
     assert secret.startswith("tg-")
     ui.wait(lambda: len(ui.all("key-row")) == before + 1, what="the new key's row")
+    copy = ui.driver.find_element("xpath", '//button[text()="Copy"]')
+    copy.click()
+    ui.wait(lambda: copy.text != "Copy", what="the copy button's answer")
     ui.shot("admin-new-key")
+    ui.driver.find_element("id", "admin-budget-tenant").send_keys("newco")
+    ui.driver.find_element("id", "admin-budget-tokens").send_keys("4321")
+    ui.driver.find_element("xpath", '//button[text()="Set budget"]').click()
+
+    def pools() -> list[dict[str, Any]]:
+        return list(ui.gateway.admin("GET", "/budgets", params={"tenant": "newco"}).json()["pools"])
+
+    ui.wait(lambda: pools() and pools()[0]["capacity"] == 4321, what="the budget set")
+    ui.wait(
+        lambda: "4,321" in ui.driver.find_element("id", "admin-budgets").find_element("xpath", "..").text,
+        what="the budget shown",
+    )
     assert ui.gateway.chat(secret).status_code == 200
     ui.driver.refresh()
     ui.wait(lambda: ui.all("key-row"), what="the keys after a reload")
