@@ -60,12 +60,13 @@ def media_type(name: str) -> str | None:
     return MEDIA_TYPES.get(name.rsplit(".", 1)[-1])
 
 
-def _file(name: str) -> Response[bytes]:
+def _file(name: str) -> Response[Any]:
+    """The file, or a 404 in the OpenAI error shape that still carries the console's headers."""
     body = console_files().get(name)
     kind = media_type(name)
     if body is None or kind is None:
         error = error_payload(NotFound(f"no console file {name!r}", param="path"))
-        return Response(error, status_code=404, headers=SECURITY_HEADERS)  # type: ignore[arg-type]
+        return Response(error, status_code=404, headers=SECURITY_HEADERS)
     return Response(body, media_type=kind, headers=SECURITY_HEADERS)
 
 
