@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs every check: ruff, mypy (strict on the library) and the whole pytest
 # suite, including the slow e2e suite (a real llama.cpp server: built from source on first use, ~10 minutes,
-# then cached under ${TOLLGATE_CACHE:-~/.cache/tollgate}). Arguments replace the test selection, e.g.
+# then cached under ${TOLLGATE_CACHE:-~/.cache/tollgate}; the web console in headless Chromium, installed
+# with apt-get when missing). Arguments replace the test selection, e.g.
 #   bash scripts/test.sh -m "not slow"      the quick suite only
 #   bash scripts/test.sh -m slow            the slow suite only
 set -euo pipefail
@@ -13,6 +14,21 @@ venv="${TOLLGATE_VENV:-.venv}"
 python -m pip install --quiet --disable-pip-version-check --upgrade pip
 python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 bash scripts/dynalite.sh install  # dynalite (npm) under .tools/: the contract tests' DynamoDB server
+# headless Chromium + chromedriver for the console's browser tests (tests/e2e/test_console.py), from the
+# machine's package manager (never a browser download at run time); only when missing and slow tests run
+case " $* " in
+  *"not slow"*) ;;
+  *)
+    if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+      sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+      if command -v apt-get >/dev/null; then
+        $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium chromium-driver
+      else
+        echo "scripts/test.sh: install chromium and chromedriver for the console's browser tests" >&2
+      fi
+    fi
+    ;;
+esac
 bash scripts/validate-template.sh  # sam validate, SAM transform + cfn-lint (own venv: .tools/sam-venv)
 ruff check layers tests bench functions
 mypy

@@ -42,6 +42,8 @@ STREAMING_ROUTES = [
     ("/health", "GET"),
     ("/metrics", "GET"),
     ("/diagnostics/{proxy+}", "GET"),
+    ("/ui", "GET"),
+    ("/ui/{proxy+}", "GET"),
 ]
 STREAMING_URI = (
     "arn:aws:apigateway:${AWS::Region}:lambda:path/2021-11-15/functions/${ChatFunction.Arn}"
@@ -180,6 +182,8 @@ def test_the_request_authorizer_is_cached_on_the_authorization_header_and_invoke
     ("path", "method", "security"),
     [
         ("/health", "GET", "NONE"),
+        ("/ui", "GET", "NONE"),
+        ("/ui/{proxy+}", "GET", "NONE"),
         ("/admin/{proxy+}", "ANY", "NONE"),
         ("/v1/{proxy+}", "ANY", "TollgateAuthorizer"),
         ("/metrics", "GET", "TollgateAuthorizer"),

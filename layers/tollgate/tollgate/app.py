@@ -20,6 +20,7 @@ from .api.account import audit_log, costs, delete_session
 from .api.admin import admin_router
 from .api.chat import chat_completions
 from .api.completions import completions
+from .api.console import console_asset, console_index
 from .api.embeddings import create_embeddings
 from .api.errors import EXCEPTION_HANDLERS
 from .api.gateway_context import TRUST_GATEWAY_CONTEXT
@@ -52,6 +53,8 @@ DATA_PLANE: list[ControllerRouterHandler] = [
     costs,
     audit_log,
     delete_session,
+    console_index,
+    console_asset,
 ]
 
 
