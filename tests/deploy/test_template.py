@@ -521,3 +521,21 @@ def test_the_layer_is_well_under_lambdas_unzipped_limit() -> None:
         )
     print(f"\nlayer unzipped: {size / 2**20:.1f} MiB of Lambda's 250 MiB (function + layers)")
     assert size < 0.75 * LAMBDA_UNZIPPED_LIMIT
+
+
+def test_the_routing_config_parameter_feeds_tollgate_config_and_one_scoped_ssm_read() -> None:
+    raw = transformed("false")
+    without = effective(raw, EnableLlamaCpp="false")["Resources"]
+    assert "TOLLGATE_CONFIG" not in without["ChatFunction"]["Properties"]["Environment"]["Variables"]
+    assert not [
+        s for s in statements(without["ChatFunctionRole"]) if "ssm:GetParameter" in as_list(s["Action"])
+    ]
+    doc = effective(raw, EnableLlamaCpp="false", RoutingConfigParameter="/tollgate/config")["Resources"]
+    variables = doc["ChatFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["TOLLGATE_CONFIG"] == {"Fn::Sub": "ssm:${RoutingConfigParameter}"}
+    (read,) = [s for s in statements(doc["ChatFunctionRole"]) if "ssm:GetParameter" in as_list(s["Action"])]
+    assert as_list(read["Action"]) == ["ssm:GetParameter"]
+    resource = read["Resource"]["Fn::Sub"]
+    assert resource.endswith(":parameter${RoutingConfigParameter}") and "*" not in resource
+    for name in ("AdminFunctionRole", "AuthorizerFunctionRole"):
+        assert not [s for s in statements(doc[name]) if "ssm:GetParameter" in as_list(s["Action"])]

@@ -13,6 +13,10 @@ class FakeAnthropic:
     def __init__(self) -> None:
         self.script = Script()
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        self.queue: list[Script] = []  # per-request scripts, consumed in order before falling back to script
+
+    def enqueue(self, *scripts: Script) -> None:
+        self.queue.extend(scripts)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -22,7 +26,7 @@ class FakeAnthropic:
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         body = json.loads(raw) if raw else {}
         self.requests.append((scope["path"], headers, body))
-        script = self.script
+        script = self.queue.pop(0) if self.queue else self.script
         if script.initial_delay:
             await asyncio.sleep(script.initial_delay)
         if script.status != 200:

@@ -107,3 +107,26 @@ def test_running_llama_cpp_is_called_and_marked_used(
     assert [path for path, _, _ in fake_openai.requests] == ["/v1/chat/completions"]
     tags = {t["key"]: t["value"] for t in described(ecs).get("tags") or []}
     assert LAST_USED_TAG in tags
+
+
+def test_a_fallback_answer_is_priced_and_audited_as_the_fallback(
+    ecs: Any, fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread]
+) -> None:
+    """ECS says llama.cpp runs, but the server still refuses (loading): the fallback attempt answers, and it
+    is what the cost, the audit entry and the headers name (it used to be booked as free llama_cpp)."""
+    ecs.update_service(cluster="gpu", service="llama", desiredCount=1)
+    gateway = start_gateway(
+        settings(
+            llama_cpp_fallback_provider="openai",
+            openai_api_key="sk-upstream",
+            openai_base_url=f"{fake_openai.url}/v1",
+        )
+    )
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=BODY, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-tollgate-provider"] == "openai"
+    assert response.headers["x-tollgate-attempts"] == "2"
+    assert float(response.headers["x-tollgate-cost-usd"]) > 0  # gpt-4o-mini is priced; llama_cpp is free
+    (entry,) = httpx.get(f"{gateway.url}/v1/audit", timeout=10).json()["entries"]
+    assert (entry["provider"], entry["model"], entry["status"]) == ("openai", "gpt-4o-mini", "ok")
+    assert entry["cost_micro_usd"] > 0 and entry["details"]["attempts"] == 2

@@ -69,3 +69,26 @@ def test_serve_runs_and_answers_health(tmp_path: Path) -> None:
         _, stderr = process.communicate(timeout=10)
     assert "OPEN MODE" in stderr and f"serving http://127.0.0.1:{port}" in stderr
     assert f"store: sqlite {env['TOLLGATE_SQLITE_PATH']}" in stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (
+            "models: [{name: a, deployments: [{provider: nope, model: m}]}]",
+            "models[0].deployments[0].provider",
+        ),
+        ("models: [{name: a, deployments: [{provider: openai, model: m}], fallbacks: [zzz]}]", "zzz"),
+    ],
+)
+def test_serve_refuses_a_bad_routing_config_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str, named: str
+) -> None:
+    config = tmp_path / "routes.yaml"
+    config.write_text(text)
+    monkeypatch.setenv("TOLLGATE_SQLITE_PATH", str(tmp_path / "t.db"))
+    monkeypatch.setenv("TOLLGATE_CONFIG", str(config))
+    assert main(["serve", "--port", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tollgate: TOLLGATE_CONFIG {config}:") and named in err
+    assert "\n" not in err and "Traceback" not in err

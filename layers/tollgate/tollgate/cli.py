@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from .cli_args import Parser, count_type
 from .config import Settings
 from .config_errors import SettingsError, describe_settings_error, is_settings_error
+from .engine.routes import ConfigError
 
 T = TypeVar("T")
 
@@ -69,8 +70,8 @@ def _serve(args: argparse.Namespace) -> int:
     from .serve_http import bounded_protocol
 
     settings = Settings()
+    app = create_app(settings, allow_open=True, include_admin=True)  # a bad routing config stops here
     print(_serve_banner(args, settings, has_keys), file=sys.stderr, flush=True)
-    app = create_app(settings, allow_open=True, include_admin=True)
     uvicorn.run(
         app,
         host=args.host,
@@ -138,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
     except KeyboardInterrupt:
         return 130
-    except SettingsError as exc:
+    except (SettingsError, ConfigError) as exc:
         print(f"tollgate: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
 from dataclasses import dataclass, field
 
+import anyio
 import httpx
 
 from .accounting import Pricing
 from .config import Settings
 from .engine.route import Router
-from .engine.routes import RoutingConfig, load_config
+from .engine.routes import SSM_PREFIX, RoutingConfig, load_config
 from .keys import Authenticator
 from .ledger import Ledger
+from .logs import log_event
 from .observability.diagnostics import Diagnostics
 from .observability.metrics import Metrics
 from .providers.base import ChatCall, Provider
-from .providers.registry import wake_fallback
+from .providers.registry import build_providers, wake_fallback
 from .store.base import Store
+
+logger = logging.getLogger("tollgate.routing")
 
 
 @dataclass(slots=True)
@@ -33,6 +39,7 @@ class AppContext:
     in_flight: int = 0
     http: httpx.AsyncClient | None = None
     providers: dict[str, Provider] = field(default_factory=dict)
+    routing_checked: float = field(default_factory=time.monotonic)  # when the routing config was read
 
     @classmethod
     def build(
@@ -61,6 +68,34 @@ class AppContext:
             ),
             ledger=ledger,
         )
+
+    async def refresh_routing(self) -> None:
+        """With ``TOLLGATE_CONFIG=ssm:/name``: at most every ``TOLLGATE_CONFIG_MAX_AGE_SECONDS``, read the
+        parameter again and swap in a changed config (deployment health carries over). A parameter that no
+        longer parses is logged and ignored: the running config stays."""
+        source, max_age = self.settings.config_source, self.settings.config_max_age_seconds
+        now = time.monotonic()
+        if not source or not source.startswith(SSM_PREFIX) or now - self.routing_checked < max_age:
+            return
+        self.routing_checked = now
+        try:
+            routing = await anyio.to_thread.run_sync(functools.partial(load_config, source, max_age=max_age))
+        except Exception as exc:
+            log_event(logger, logging.ERROR, "routing_config_refresh_failed", error=str(exc)[:500])
+            return
+        if routing != self.router.routing:
+            self._swap_router(routing)
+
+    def _swap_router(self, routing: RoutingConfig) -> None:
+        router = Router(self.settings, routing, wake_fallback=self.router.wake_fallback)
+        router.health = self.router.health
+        router.health.allowed_failures = routing.router.allowed_failures
+        router.health.cooldown_seconds = routing.router.cooldown_seconds
+        if self.http is not None:
+            fresh = build_providers(self.settings, self.http, deployments=router.deployments)
+            self.providers |= {k: v for k, v in fresh.items() if k not in self.providers}
+        self.router = self.diagnostics.router = router
+        log_event(logger, logging.INFO, "routing_config_refreshed", models=len(routing.models))
 
     def provider(self, name: str) -> Provider:
         return self.providers[name]

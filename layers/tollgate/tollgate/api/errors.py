@@ -22,6 +22,7 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from ..logs import log_event
+from .headers import response_headers
 
 logger = logging.getLogger("tollgate.errors")
 
@@ -66,8 +67,11 @@ def failure_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
     state = request.scope.setdefault("state", {})
     request_id = state.get("request_id") or state.setdefault("request_id", uuid.uuid4().hex)
     headers = {"x-tollgate-request-id": request_id}
-    provider = getattr(getattr(state.get("tracker"), "call", None), "provider", None)
-    if provider:
+    tracker = state.get("tracker")
+    exchange = getattr(tracker, "exchange", None)
+    if exchange is not None and exchange.attempts:  # what was tried last, and how many attempts
+        headers |= response_headers(request_id, exchange.served_by())
+    elif (provider := getattr(getattr(tracker, "call", None), "provider", None)) is not None:
         headers["x-tollgate-provider"] = provider
     return headers
 

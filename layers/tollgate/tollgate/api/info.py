@@ -26,14 +26,19 @@ def health(ctx: NamedDependency[AppContext]) -> dict[str, Any]:
 
 @get("/v1/models")
 async def models(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> dict[str, Any]:
-    """Configured providers' default models, as far as the caller's key may use them."""
+    """The routing config's public names (``owned_by: tollgate``), then the configured providers' default
+    models, as far as the caller's key may use them."""
     principal = await authenticate(request, ctx)
+    public = [
+        {"id": name, "object": "model", "created": 0, "owned_by": "tollgate"}
+        for name in ctx.router.public_names(principal.allows)
+    ]
     data = [
         {"id": f"{name}/{config.model}", "object": "model", "created": 0, "owned_by": name}
         for name, config in ctx.router.configs.items()
         if config.configured and principal.allows(name, config.model)
     ]
-    return {"object": "list", "data": data}
+    return {"object": "list", "data": public + data}
 
 
 @get("/metrics")

@@ -42,9 +42,11 @@ def begin(request: Request[Any, Any, Any], ctx: AppContext) -> tuple[GatewayCont
 async def caller(
     request: Request[Any, Any, Any], ctx: AppContext, edge: GatewayContext, tracker: RequestTracker
 ) -> tuple[Principal, bytes]:
-    """Who calls (401 before any body is read) and the raw body."""
+    """Who calls (401 before any body is read) and the raw body; a routing config kept in SSM is
+    refreshed here when it is due."""
     principal = await authenticate(request, ctx)
     check_edge_tenant(edge, principal, tracker.request_id)
+    await ctx.refresh_routing()
     return principal, await request.body()
 
 

@@ -145,7 +145,7 @@ class Exchange:
         if not _upstream_fault(error):
             return
         deployment = call.deployment or call.provider
-        cooled = self.ctx.router.health.failed(deployment, error.message)
+        cooled = self.ctx.router.health.failed(deployment, _health_note(error))
         self.ctx.metrics.attempt_failed(call.provider, call.model, retried=again, cooled=cooled)
         level = logging.INFO if again else logging.WARNING
         log_event(
@@ -166,7 +166,7 @@ class Exchange:
         self._settled = True
         if self._lease is not None:  # the answer broke off mid-stream: the deployment failed after all
             if outcome.error is not None and _upstream_fault(outcome.error):
-                self.ctx.router.health.failed(self._lease, outcome.error.message)
+                self.ctx.router.health.failed(self._lease, _health_note(outcome.error))
             self.ctx.router.health.ended(self._lease)
             self._lease = None
         usage = outcome.usage or Usage(0, 0)
@@ -197,3 +197,8 @@ class Exchange:
 def _upstream_fault(error: TollgateError) -> bool:
     """A failure that says something about the deployment (not about the client's request)."""
     return isinstance(error, UpstreamError | UpstreamRateLimited | UpstreamTimeout | UpstreamUnavailable)
+
+
+def _health_note(error: TollgateError) -> str:
+    """The last error as diagnostics show it: the upstream's status (or tollgate's code), then the message."""
+    return f"{error.upstream_status or error.code}: {error.message}"

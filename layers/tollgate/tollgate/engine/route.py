@@ -150,6 +150,18 @@ class Router:
             )
         return Route(tuple(groups), public_name=spec.name)
 
+    def public_names(self, allows: Callable[..., bool]) -> list[str]:
+        """The config's public names some configured deployment of which ``allows`` admits."""
+        names = []
+        for spec in self.routing.models:
+            try:
+                route = self._public(spec)
+            except UpstreamUnavailable:
+                continue
+            if any(allows(c.provider, c.model, public_name=c.public_name) for c in route.candidates()):
+                names.append(spec.name)
+        return names
+
     def _with_fallbacks(self, name: str) -> list[str]:
         """``name``, then its fallbacks depth-first in order, each once."""
         order: list[str] = []

@@ -38,7 +38,7 @@ def public_url(url: str) -> str | None:
 
 class Diagnostics:
     def __init__(self, router: Router, recent: int) -> None:
-        self._router = router
+        self.router = router
         self.recent: deque[RequestSummary] = deque(maxlen=recent)
 
     def record(self, summary: RequestSummary) -> None:
@@ -46,7 +46,7 @@ class Diagnostics:
 
     def providers(self) -> list[dict[str, Any]]:
         """Every deployment (each provider's own first), its configuration and its health in this process."""
-        router = self._router
+        router = self.router
         deployments = list(router.deployments.values())
         health = router.health.views([d.id for d in deployments])
         return [
