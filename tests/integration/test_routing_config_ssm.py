@@ -24,7 +24,8 @@ NAME = "/tollgate/config"
 
 
 def routes(url: str, model: str) -> str:
-    return f"models: [{{name: smart, deployments: [{{provider: openai, model: {model}, base_url: '{url}/v1'}}]}}]"
+    deployment = f"{{provider: openai, model: {model}, base_url: '{url}/v1'}}"
+    return f"models: [{{name: smart, deployments: [{deployment}]}}]"
 
 
 @pytest.fixture
