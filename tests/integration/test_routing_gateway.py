@@ -271,3 +271,19 @@ def test_models_lists_the_public_names(fleet: Fleet) -> None:
     models = {m["id"]: m["owned_by"] for m in httpx.get(f"{fleet.url}/v1/models").json()["data"]}
     assert models["smart"] == "tollgate" and models["backup"] == "tollgate"
     assert models["openai/gpt-4o-mini"] == "openai"  # today's entries stay
+
+
+def test_each_agent_loop_turn_is_its_own_exchange_with_failover(fleet: Fleet) -> None:
+    fleet.a.script = Script(texts=["working"])
+    fleet.a.enqueue(Script(texts=["working"]), Script(status=503))  # turn 2's first attempt fails
+    response = fleet.chat(loop_mode="basic", loop_max_turns=2)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["tollgate"]["turns"] == 2
+    entries = fleet.audit()
+    assert [(e["request_id"].rsplit(":", 1)[1], e["model"]) for e in entries] == [
+        ("1", "gpt-a"),
+        ("2", "gpt-b"),
+    ]
+    assert entries[1]["details"]["attempts"] == 2
+    assert fleet.pool()["reserved"] == 0

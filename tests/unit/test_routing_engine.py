@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import random
+import statistics
 from pathlib import Path
 
 import pytest
 
 from tollgate.engine.health import HealthBook
 from tollgate.engine.plan import AttemptPlan, Candidate
+from tollgate.engine.retry import delay_before, exhausted, retryable
 from tollgate.engine.routes import ConfigError, load_config, parse_config
+from tollgate.errors import BudgetExceeded, TollgateError
+from tollgate.providers.bedrock_mapping import error_for_code
+from tollgate.providers.http_errors import error_for_status
 
 GOOD = """
 models:
@@ -166,3 +171,48 @@ def test_weights_and_least_busy() -> None:
     book.started("a")
     busy = AttemptPlan([[cand("a"), cand("b")]], book, strategy="least-busy")
     assert busy.next().deployment == "b"
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (error_for_status("openai", 408, "slow"), True),
+        (error_for_status("openai", 409, "conflict"), True),
+        (error_for_status("openai", 429, "busy"), True),
+        (error_for_status("openai", 500, "oops"), True),
+        (error_for_status("openai", 502, "bad gateway"), True),
+        (error_for_status("openai", 503, "down"), True),
+        (error_for_status("claude", 529, "overloaded"), True),
+        (error_for_code("ThrottlingException", "slow down"), True),
+        (error_for_code("ServiceUnavailableException", "down"), True),
+        (error_for_code("ModelNotReadyException", "warming"), True),
+        (error_for_status("openai", 400, "bad"), False),
+        (error_for_status("openai", 401, "key"), False),
+        (error_for_status("openai", 403, "no"), False),
+        (error_for_status("openai", 404, "model"), False),
+        (error_for_status("openai", 413, "big"), False),
+        (error_for_status("openai", 422, "shape"), False),
+        (error_for_code("ValidationException", "bad"), False),
+        (error_for_code("AccessDeniedException", "no"), False),
+        (BudgetExceeded("no budget"), False),
+    ],
+)
+def test_what_is_worth_another_attempt(error: TollgateError, expected: bool) -> None:
+    assert retryable(error) is expected
+
+
+def test_backoff_honours_retry_after_up_to_its_cap() -> None:
+    policy = parse_config("router: {backoff_seconds: 0.5, retry_after_max_seconds: 5}", "t").router
+    rng = random.Random(3)
+    assert delay_before(1, TollgateError("x", retry_after=2.0), policy, rng) == 2.0
+    assert delay_before(1, TollgateError("x", retry_after=60.0), policy, rng) == 0.0  # move on at once
+    waits = [delay_before(3, TollgateError("x"), policy, rng) for _ in range(200)]
+    assert min(waits) >= 0 and max(waits) <= 2.0 and statistics.mean(waits) > 0.5  # full jitter up to 0.5*2^2
+
+
+def test_the_exhausted_error_keeps_the_last_class_and_lists_attempts() -> None:
+    last = error_for_status("claude", 529, "overloaded")
+    error = exhausted(last, ["openai:a 503", "claude:c 529"])
+    assert type(error) is type(last) and error.upstream_status == 529
+    assert error.message.startswith("2 attempts failed (openai:a 503, claude:c 529)")
+    assert exhausted(last, ["claude:c 529"]) is last
