@@ -1,8 +1,8 @@
 """tollgate side by side with peer gateways, in one run: Portkey's OSS gateway (Node) and LiteLLM's proxy.
 
-    python bench/peers.py --quick              # ~2-3 minutes (the first run also installs the peers, ~1 min)
-    python bench/peers.py                      # ~5-6 minutes
-    python bench/peers.py --rss-curve          # plus tollgate's RSS every 2,000 requests up to 20,000
+    python bench/peers.py --quick              # ~1.5 minutes (the first run also installs the peers: ~2 min)
+    python bench/peers.py                      # ~4.5 minutes
+    python bench/peers.py --rss-curve          # + tollgate's RSS every 2,000 requests up to 20,000 (~1.5 min)
     python bench/peers.py --peers tollgate,portkey --rounds 4 --requests 800
     python bench/peers.py --install-only       # install the peers into the cache and stop
 
@@ -182,7 +182,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add = parser.add_argument
-    add("--quick", action="store_true", help="smaller counts (~2-3 minutes)")
+    add("--quick", action="store_true", help="smaller counts (~1.5 minutes)")
     add("--peers", type=_peer_list, default=list(PEERS), help="comma-separated, of: " + ", ".join(PEERS))
     add("--rounds", type=_positive(int), help="interleaved rounds (default 6; --quick 3)")
     add(
@@ -208,6 +208,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add("--install-only", action="store_true", help="install the chosen peers into the cache, then exit")
     add("--markdown", action="store_true", help="also print the table in Markdown (for bench/README.md)")
+    add("--report", type=Path, metavar="JSON", help="print the table of an earlier run's JSON; run nothing")
     add("--out", type=Path, default=RESULTS / "peers.json", help="where the JSON goes")
     return parser.parse_args(argv)
 
@@ -243,12 +244,21 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def show(results: Stats, markdown: bool) -> None:
+    print(peers_report.render(results))
+    if markdown:
+        print("\n" + peers_report.markdown(results))
+
+
 def _terminate(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds through the ExitStack, which stops every server
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        show(json.loads(args.report.read_text()), args.markdown)
+        return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.install_only:
         return install_only(args.peers)
@@ -268,9 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     results["elapsed_s"] = round(time.perf_counter() - began, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False, default=str) + "\n")
-    print(peers_report.render(results))
-    if args.markdown:
-        print("\n" + peers_report.markdown(results))
+    show(results, args.markdown)
     print(f"\n{results['elapsed_s']} s; JSON: {args.out}")
     return 0
 

@@ -238,3 +238,12 @@ def test_portkey_shim_keeps_a_port_only_listen_on_loopback(
         ["node", "--require", str(shim), "-e", script], capture_output=True, text=True, timeout=30, check=True
     )
     assert json.loads(done.stdout)["address"] == "127.0.0.1"
+
+
+def test_an_earlier_runs_json_renders_again(bench: dict[str, ModuleType]) -> None:
+    """--report: a metric that was NaN in the run is null in the JSON, and shows as '-' again."""
+    results = _results()
+    results["metrics"]["portkey"]["c16"]["rps"] = math.nan
+    reloaded = json.loads(json.dumps(bench["peers"].jsonable(results), allow_nan=False))
+    row = next(line for line in bench["peers_report"].render(reloaded).splitlines() if "req/s)" in line)
+    assert row.split()[-3:] == ["300.0", "-", "-"]
