@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,10 @@ class Reply:
     total_s: float
 
 
-def encode_post(target: Target, payload: dict[str, Any], api_key: str | None) -> bytes:
+def encode_post(
+    target: Target, payload: dict[str, Any], api_key: str | None, headers: Mapping[str, str] | None = None
+) -> bytes:
+    """One pre-encoded POST; ``headers``: extra request headers (a peer gateway's routing headers)."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     lines = [
         f"POST {target.path} HTTP/1.1",
@@ -41,6 +45,7 @@ def encode_post(target: Target, payload: dict[str, Any], api_key: str | None) ->
     ]
     if api_key:
         lines.append(f"Authorization: Bearer {api_key}")
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
