@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import OWN_ENV_PREFIXES
+from tests.e2e.console_env import stop
 from tests.fakes.server import ServerThread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,16 +96,6 @@ def _tail(log: Path, chars: int = 4000) -> str:
         return "(no log)"
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def llama_server_bin() -> Path:
     return _locate("TOLLGATE_LLAMA_SERVER", "build-llama-server.sh")
@@ -150,7 +141,7 @@ def llama_server(
         _wait_healthy(url, process, log)
         yield LlamaServer(url=url, api_key=api_key, log=log)
     finally:
-        _stop(process)
+        stop(process)
 
 
 def _settings(**overrides: Any) -> Any:

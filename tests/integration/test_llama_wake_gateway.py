@@ -77,16 +77,18 @@ def test_asleep_llama_cpp_is_503_with_retry_after_and_wakes_the_service(
     assert described(ecs)["desiredCount"] == 1
 
 
+def with_openai_fallback(fake_openai: FakeOpenAI) -> Settings:
+    return settings(
+        llama_cpp_fallback_provider="openai",
+        openai_api_key="sk-upstream",
+        openai_base_url=f"{fake_openai.url}/v1",
+    )
+
+
 def test_asleep_llama_cpp_uses_the_configured_fallback(
     ecs: Any, fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread]
 ) -> None:
-    gateway = start_gateway(
-        settings(
-            llama_cpp_fallback_provider="openai",
-            openai_api_key="sk-upstream",
-            openai_base_url=f"{fake_openai.url}/v1",
-        )
-    )
+    gateway = start_gateway(with_openai_fallback(fake_openai))
     response = httpx.post(f"{gateway.url}/v1/chat/completions", json=BODY, timeout=10)
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["message"]["content"] == "Hello from fake"
@@ -115,13 +117,7 @@ def test_a_fallback_answer_is_priced_and_audited_as_the_fallback(
     """ECS says llama.cpp runs, but the server still refuses (loading): the fallback attempt answers, and it
     is what the cost, the audit entry and the headers name (it used to be booked as free llama_cpp)."""
     ecs.update_service(cluster="gpu", service="llama", desiredCount=1)
-    gateway = start_gateway(
-        settings(
-            llama_cpp_fallback_provider="openai",
-            openai_api_key="sk-upstream",
-            openai_base_url=f"{fake_openai.url}/v1",
-        )
-    )
+    gateway = start_gateway(with_openai_fallback(fake_openai))
     response = httpx.post(f"{gateway.url}/v1/chat/completions", json=BODY, timeout=10)
     assert response.status_code == 200, response.text
     assert response.headers["x-tollgate-provider"] == "openai"

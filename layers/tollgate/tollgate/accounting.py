@@ -10,6 +10,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from .providers.base import ChatCall
 from .providers.catalog import LOCAL_PROVIDERS
+from .schemas.openai import ChatCompletionRequest
 from .store.base import AuditEntry
 
 _REGION_PREFIX = re.compile(r"^(us|eu|apac|au|ca|jp|us-gov|global)\.")
@@ -49,22 +51,36 @@ def image_token_bound(provider: str, model: str) -> int:
     return _IMAGE_TOKENS.get(provider, max(_IMAGE_TOKENS.values()))
 
 
+@dataclass(frozen=True, slots=True)
+class PromptBound:
+    """What a request's prompt can cost whoever serves it: every prompt byte as a token (no tokenizer has
+    tokens shorter than a byte) plus chat-template framing, and how many image parts it holds."""
+
+    tokens: int
+    images: int
+
+    @classmethod
+    def of(cls, request: ChatCompletionRequest) -> PromptBound:
+        messages = request.messages
+        size = sum(len(m.text().encode()) + len((m.name or "").encode()) for m in messages)
+        size += sum(
+            len(c.function.name.encode()) + len(c.function.arguments.encode())
+            for m in messages
+            for c in m.tool_calls or ()
+        )
+        if request.tools:
+            size += len(json.dumps([t.model_dump(exclude_none=True) for t in request.tools]).encode())
+        framing = _PER_MESSAGE_TOKENS * len(messages) + _BASE_TOKENS
+        return cls(size + framing, sum(m.image_count() for m in messages))
+
+    def with_call(self, call: ChatCall) -> int:
+        """The upper bound for one upstream call: images at its provider's bound, plus its max_tokens."""
+        return self.tokens + self.images * image_token_bound(call.provider, call.model) + call.max_tokens
+
+
 def reservation_estimate(call: ChatCall) -> int:
-    """An upper bound on the tokens a call can use: every prompt byte as a token (no tokenizer has
-    tokens shorter than a byte), every image part at its provider's per-image bound, chat-template
-    framing per message, plus the max_tokens sent upstream."""
-    request = call.request
-    prompt_bytes = sum(len(m.text().encode()) + len((m.name or "").encode()) for m in request.messages)
-    prompt_bytes += sum(
-        len(c.function.name.encode()) + len(c.function.arguments.encode())
-        for m in request.messages
-        for c in m.tool_calls or ()
-    )
-    if request.tools:
-        prompt_bytes += len(json.dumps([t.model_dump(exclude_none=True) for t in request.tools]).encode())
-    images = sum(m.image_count() for m in request.messages) * image_token_bound(call.provider, call.model)
-    framing = _PER_MESSAGE_TOKENS * len(request.messages) + _BASE_TOKENS
-    return prompt_bytes + images + framing + call.max_tokens
+    """An upper bound on the tokens a call can use (``PromptBound`` plus the call's own part)."""
+    return PromptBound.of(call.request).with_call(call)
 
 
 class Pricing:

@@ -51,7 +51,7 @@ class Charge:
     model: str
     usage: Usage
     deployment: str | None = None  # a routing deployment's id; None: the provider's own (from env)
-    attempts: int = 1
+    attempts: int = 1  # upstream calls made (0: refused before any, e.g. by its budget)
 
     def details(self) -> dict[str, str | int] | None:
         """The audit entry's ``details``: set only when routing did something worth recording."""

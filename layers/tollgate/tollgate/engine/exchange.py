@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from ..accounting import reservation_estimate
+from ..accounting import PromptBound
 from ..errors import (
     TollgateError,
     UpstreamError,
@@ -84,10 +84,9 @@ class Exchange:
 
     def estimate(self) -> int:
         """The most any candidate can use: one reservation covers every attempt."""
-        router = self.ctx.router
+        router, prompt = self.ctx.router, PromptBound.of(self.request)
         return max(
-            reservation_estimate(router.call(c, self.request, self.request_id))
-            for c in self.route.candidates()
+            prompt.with_call(router.call(c, self.request, self.request_id)) for c in self.route.candidates()
         )
 
     async def reserve(self, tokens: int | None = None) -> None:
@@ -170,7 +169,7 @@ class Exchange:
             self.ctx.router.health.ended(self._lease)
             self._lease = None
         usage = outcome.usage or Usage(0, 0)
-        charge = charge_of(self.booking, self.served, usage, max(self.attempts, 1))
+        charge = charge_of(self.booking, self.served, usage, self.attempts)
         self.settlement = await self.ctx.ledger.finish(
             self.booking, charge, outcome.status, outcome.answer, save_session=self.save_session
         )
