@@ -70,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"Default provider: {settings.default_provider}.",
             file=sys.stderr,
         )
-    app = create_app(settings, allow_open=True, include_admin=True)
+    app = create_app(settings, allow_open=True, include_admin=True, run_sweeper=True)
     uvicorn.run(
         app,
         host=args.host,

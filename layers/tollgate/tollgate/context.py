@@ -16,6 +16,8 @@ from .observability.metrics import Metrics
 from .providers.base import ChatCall, Provider
 from .providers.registry import Router
 from .store.base import Store
+from .sweeper import Sweeper
+from .timeutil import Clock, utc_now
 
 
 @dataclass(slots=True)
@@ -27,13 +29,16 @@ class AppContext:
     store: Store
     authenticator: Authenticator
     ledger: Ledger
+    sweeper: Sweeper
     started_at: float = field(default_factory=time.time)
     in_flight: int = 0
     http: httpx.AsyncClient | None = None
     providers: dict[str, Provider] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, *, allow_open: bool) -> AppContext:
+    def build(
+        cls, settings: Settings, store: Store, *, allow_open: bool, clock: Clock = utc_now
+    ) -> AppContext:
         """No I/O: the store connects on first use, provider clients are made in the lifespan."""
         router = Router(settings)
         ledger = Ledger(
@@ -53,6 +58,7 @@ class AppContext:
                 store, cache_seconds=settings.key_cache_seconds, allow_open=allow_open
             ),
             ledger=ledger,
+            sweeper=Sweeper(store, ledger, settings.reservation_max_age_seconds, clock),
         )
 
     def provider(self, name: str) -> Provider:

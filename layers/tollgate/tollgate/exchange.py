@@ -32,13 +32,12 @@ async def prepare(
     LoopSpec.from_request(chat, ctx.settings.loop_max_turns_cap)  # a 400 before anything is booked
     call = await ctx.route(ctx.router.plan(chat, tracker.request_id))
     principal.check_model(call.provider, call.model)
-    booking = tracker.booking = Booking(
-        principal, pool=chat.pool or principal.pool, request_sha256=sha256_hex(raw)
-    )
+    booking = tracker.booking = ctx.ledger.book(principal, chat.pool, sha256_hex(raw))
     if chat.session_id:
         call = await with_history(ctx, booking, call, chat.session_id)
     tracker.call = call
     if chat.loop_mode is not None:
+        await ctx.ledger.check_pool(booking)  # a 403 before the loop starts; its turns reserve
         tracker.per_turn = True
         return call
     await ctx.ledger.reserve(booking, call)

@@ -20,7 +20,6 @@ from ..audit import sha256_hex
 from ..context import AppContext
 from ..errors import BadRequest, UpstreamUnavailable
 from ..keys import Principal
-from ..ledger import Booking
 from ..lifecycle import Outcome, RequestTracker
 from ..providers.base import Embedder, EmbeddingCall
 from ..providers.registry import split_model
@@ -59,9 +58,7 @@ async def book(
     raw: bytes,
 ) -> None:
     principal.check_model(call.provider, call.model)
-    booking = tracker.booking = Booking(
-        principal, pool=body.pool or principal.pool, request_sha256=sha256_hex(raw)
-    )
+    booking = tracker.booking = ctx.ledger.book(principal, body.pool, sha256_hex(raw))
     tracker.call = embeddings.booking_call(call)
     await ctx.ledger.reserve(booking, tracker.call)
 
