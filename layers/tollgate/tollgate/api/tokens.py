@@ -35,7 +35,7 @@ async def _body(request: Request[Any, Any, Any], model: type[Any]) -> Any:
 async def tokens_check(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> dict[str, Any]:
     principal = await authenticate(request, ctx)
     body: TokensRequest = await _body(request, TokensRequest)
-    available = (await token_pools.existing_pool(ctx.store, principal, body.pool)).remaining
+    available = (await token_pools.existing_pool(ctx.store, principal, body.pool or principal.pool)).remaining
     return {"allowed": available is None or available >= body.tokens, "available": available}
 
 
@@ -43,7 +43,9 @@ async def tokens_check(request: Request[Any, Any, Any], ctx: NamedDependency[App
 async def tokens_reserve(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> dict[str, Any]:
     principal = await authenticate(request, ctx)
     body: TokensRequest = await _body(request, TokensRequest)
-    reservation_id, pool = await token_pools.reserve(ctx.store, principal, body.pool, body.tokens)
+    reservation_id, pool = await token_pools.reserve(
+        ctx.store, principal, body.pool or principal.pool, body.tokens
+    )
     return {"reservation_id": reservation_id, "reserved": body.tokens, "available": pool.remaining}
 
 
@@ -54,7 +56,7 @@ async def tokens_report(request: Request[Any, Any, Any], ctx: NamedDependency[Ap
     pool = await token_pools.report(
         ctx.store,
         principal,
-        body.pool,
+        body.pool or principal.pool,
         body.actual,
         reservation_id=body.reservation_id,
         reserved=body.reserved,

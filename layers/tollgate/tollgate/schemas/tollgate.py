@@ -16,14 +16,14 @@ class _Body(BaseModel):
 
 
 class TokensRequest(_Body):
-    pool: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN)
+    pool: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)  # None: the key's
     tokens: int = Field(ge=0, le=10**12)
 
 
 class TokensReport(_Body):
     """``reservation_id`` (what reserve returned), or the older form: ``reserved`` (its size)."""
 
-    pool: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN)
+    pool: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)  # None: the key's
     reservation_id: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
     reserved: int | None = Field(None, ge=0, le=10**12)
     actual: int = Field(ge=0, le=10**12)
