@@ -111,7 +111,8 @@ def reserve(
 ) -> Pool:
     """Hold ``tokens`` if capacity - used - reserved covers them; a known reservation id changes nothing."""
     reservation_id, tokens, at = reservation
-    if get_pool(conn, tenant, pool) is None:
+    exists = conn.execute("SELECT 1 FROM pools WHERE tenant = ? AND pool = ?", (tenant, pool)).fetchone()
+    if exists is None:
         raise UnknownPool(tenant, pool)
     if _held(conn, tenant, pool, reservation_id) is not None:
         return _pool(conn, tenant, pool)
