@@ -4,19 +4,20 @@ upper bound charged, one ``abandoned`` audit entry each, a late settle corrected
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from tollgate import audit, timeutil, token_pools
-from tollgate.accounting import Pricing
+from tollgate.accounting import Pricing, summarize_costs
 from tollgate.errors import BadRequest, BudgetExceeded, Forbidden
 from tollgate.keys import Principal
-from tollgate.ledger import ABANDONED, Ledger
-from tollgate.store.base import Holder, Pool, Store, UnknownPool
+from tollgate.ledger import Ledger
+from tollgate.store.base import ABANDONED, Holder, Pool, Store, UnknownPool
 from tollgate.sweeper import Sweeper, SweepTooYoung
 
-from .test_store_contract import T0, at
+from .test_store_contract import T0, at, draft
 
 KEY = b"sweep-key"
 MAX_AGE = 1800
@@ -164,3 +165,19 @@ async def test_the_sweep_charges_the_bound_and_audits_each_abandoned_request(sto
         "acme", "team", 1000, 320, 10, {"young": (10, at(600))}, swept={"req-2": (200, at(MAX_AGE + 60))}
     )
     assert await store.settle("acme", "team", "req-1", 120) is None
+
+
+async def test_costs_count_a_swept_request_that_settled_late_once(store: Store) -> None:
+    await store.set_capacity("acme", "team", 1000)
+    await store.reserve("acme", "team", "req-late", 300, at(0), Holder("key-1", "openai", "gpt-4o-mini"))
+    await store.reserve("acme", "team", "req-dead", 100, at(0), Holder("key-1", "openai", "gpt-4o-mini"))
+    await sweeper(store, MAX_AGE + 60).sweep()
+    late = replace(draft("acme", 1), request_id="req-late", at=at(MAX_AGE + 61))
+    await audit.append(store, late, KEY)  # what the late request's own finish writes
+    summary = summarize_costs(await store.list_costs("acme"), None)
+    assert summary["requests"] == 2  # req-late once (its real entry), req-dead once (abandoned)
+    (group,) = summary["groups"]
+    assert (group["prompt_tokens"], group["completion_tokens"]) == (
+        late.prompt_tokens,
+        late.completion_tokens + 100,
+    )

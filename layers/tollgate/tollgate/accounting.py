@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .providers.base import ChatCall
-from .store.base import AuditEntry
+from .store.base import ABANDONED, AuditEntry
 
 LOCAL_PROVIDERS = frozenset({"ollama", "llama_cpp"})
 _REGION_PREFIX = re.compile(r"^(us|eu|apac|au|ca|jp|us-gov|global)\.")
@@ -101,10 +101,18 @@ def _group_key(entry: AuditEntry, group_by: str | None) -> str:
     return "all"
 
 
+def without_superseded(entries: Iterable[AuditEntry]) -> list[AuditEntry]:
+    """Drop the sweep's ``abandoned`` estimate of a request that settled after all (its own entry, with
+    the real usage, is there too), so that no request is counted twice."""
+    chosen = list(entries)
+    settled = {(e.tenant, e.request_id) for e in chosen if e.status != ABANDONED}
+    return [e for e in chosen if e.status != ABANDONED or (e.tenant, e.request_id) not in settled]
+
+
 def summarize_costs(entries: Iterable[AuditEntry], group_by: str | None) -> dict[str, Any]:
     """Totals and groups for GET /v1/costs and ``tollgate costs``."""
     groups: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for entry in entries:
+    for entry in without_superseded(entries):
         group = groups[_group_key(entry, group_by)]
         group["requests"] += 1
         group["prompt_tokens"] += entry.prompt_tokens

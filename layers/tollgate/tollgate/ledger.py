@@ -17,12 +17,11 @@ from .keys import Principal
 from .logs import log_event
 from .providers.base import ChatCall, Usage
 from .schemas.openai import Message
-from .store.base import AuditEntry, Holder, Overdrawn, Reservation, Store, UnknownPool
+from .store.base import ABANDONED, AuditEntry, Holder, Overdrawn, Reservation, Store, UnknownPool
 from .timeutil import after, now_str
 
 logger = logging.getLogger("tollgate.ledger")
 SESSION_SAVE_ATTEMPTS = 5
-ABANDONED = "abandoned"  # the audit status of a reservation the sweep charged (usage = its upper bound)
 
 
 @dataclass(slots=True)

@@ -220,6 +220,11 @@ class AuditEntry:
     hash: str
 
 
+# The status of the entry the sweep writes for a reservation nobody settled: its usage is the reserved
+# upper bound (an estimate; the status is the mark). A later entry of the same request supersedes it.
+ABANDONED = "abandoned"
+
+
 @dataclass(frozen=True, slots=True)
 class AuditHead:
     seq: int
