@@ -181,3 +181,27 @@ async def test_costs_count_a_swept_request_that_settled_late_once(store: Store) 
         late.prompt_tokens,
         late.completion_tokens + 100,
     )
+
+
+async def test_the_sweep_audits_before_it_charges(store: Store) -> None:
+    """A sweep stopped between the audit entry and the charge leaves the reservation for the next one
+    (which audits it again: costs count it once); never a charge without an entry."""
+    await store.set_capacity("acme", "team", 1000)
+    await store.reserve("acme", "team", "req-1", 300, at(0), Holder("key-1", "openai", "gpt-4o-mini"))
+    broken = sweeper(store, MAX_AGE + 60)
+
+    async def crash(entry: object, at: str) -> object:
+        await real(entry, at)  # type: ignore[arg-type]
+        raise RuntimeError("killed between the audit entry and the charge")
+
+    real, broken.ledger.audit_abandoned = broken.ledger.audit_abandoned, crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await broken.sweep()
+    pool = await store.get_pool("acme", "team")
+    assert pool is not None and pool.reserved == 300 and pool.used == 0
+    assert [e.status for e in await store.list_audit("acme")] == [ABANDONED]
+    assert (await sweeper(store, MAX_AGE + 120).sweep())["reservations_swept"] == 1
+    assert [e.status for e in await store.list_audit("acme")] == [ABANDONED, ABANDONED]
+    summary = summarize_costs(await store.list_costs("acme"), None)
+    assert summary["requests"] == 1 and summary["groups"][0]["completion_tokens"] == 300
+    assert (await store.get_pool("acme", "team")).used == 300  # type: ignore[union-attr]

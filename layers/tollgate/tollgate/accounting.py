@@ -103,10 +103,18 @@ def _group_key(entry: AuditEntry, group_by: str | None) -> str:
 
 def without_superseded(entries: Iterable[AuditEntry]) -> list[AuditEntry]:
     """Drop the sweep's ``abandoned`` estimate of a request that settled after all (its own entry, with
-    the real usage, is there too), so that no request is counted twice."""
+    the real usage, is there too), and repeated estimates (a sweep that stopped between its audit entry
+    and its charge audits again next time), so that no request is counted twice."""
     chosen = list(entries)
-    settled = {(e.tenant, e.request_id) for e in chosen if e.status != ABANDONED}
-    return [e for e in chosen if e.status != ABANDONED or (e.tenant, e.request_id) not in settled]
+    seen = {(e.tenant, e.request_id) for e in chosen if e.status != ABANDONED}
+    kept: list[AuditEntry] = []
+    for entry in chosen:
+        if entry.status == ABANDONED:
+            if (entry.tenant, entry.request_id) in seen:
+                continue
+            seen.add((entry.tenant, entry.request_id))
+        kept.append(entry)
+    return kept
 
 
 def summarize_costs(entries: Iterable[AuditEntry], group_by: str | None) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from datetime import timedelta
 from .errors import BadRequest
 from .ledger import Ledger
 from .logs import log_event
-from .store.base import Store
+from .store.base import Reservation, Store
 from .timeutil import Clock, format_time, utc_now
 
 logger = logging.getLogger("tollgate.sweep")
@@ -50,24 +50,24 @@ class Sweeper:
             )
         now = self.clock()
         at = format_time(now)
-        swept = await self.store.sweep_reservations(format_time(now - timedelta(seconds=age)), at)
-        audited = 0
-        for reservation in swept:
-            try:
-                await self.ledger.audit_abandoned(reservation, at)
-                audited += 1
-            except Exception as exc:
-                log_event(
-                    logger,
-                    logging.ERROR,
-                    "sweep_audit_failed",
-                    request_id=reservation.reservation_id,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+        audited: list[str] = []
+
+        async def audit(reservation: Reservation) -> None:  # before its charge: never a charge unaudited
+            await self.ledger.audit_abandoned(reservation, at)
+            audited.append(reservation.reservation_id)
+
+        cutoff = format_time(now - timedelta(seconds=age))
+        swept = await self.store.sweep_reservations(cutoff, at, audit)
         sessions = await self.store.sweep_sessions(at)
         if swept:
-            log_event(logger, logging.WARNING, "reservations_abandoned", count=len(swept), audited=audited)
-        return {"reservations_swept": len(swept), "abandoned_audited": audited, "sessions_deleted": sessions}
+            log_event(
+                logger, logging.WARNING, "reservations_abandoned", count=len(swept), audited=len(audited)
+            )
+        return {
+            "reservations_swept": len(swept),
+            "abandoned_audited": len(audited),
+            "sessions_deleted": sessions,
+        }
 
     async def run_every(self, interval_seconds: float) -> None:
         """Sweep every ``interval_seconds`` until cancelled; a failed sweep is logged and retried later."""

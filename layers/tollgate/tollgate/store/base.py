@@ -10,6 +10,7 @@ token counts are ints. No floats anywhere that is hashed.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -108,6 +109,9 @@ class Reservation:
     holder: Holder = NOBODY
 
 
+BeforeCharge = Callable[[Reservation], Awaitable[object]]
+
+
 @dataclass(frozen=True, slots=True)
 class Pool:
     tenant: str
@@ -158,13 +162,17 @@ class BudgetStore(Protocol):
 
     async def list_pools(self, tenant: str | None = None) -> list[Pool]: ...
 
-    async def sweep_reservations(self, older_than: str, at: str) -> list[Reservation]:
+    async def sweep_reservations(
+        self, older_than: str, at: str, before_charge: BeforeCharge | None = None
+    ) -> list[Reservation]:
         """Charge the reservations made before ``older_than`` (a crashed function never settled them).
 
-        Each is one conditional write on its pool: the reservation goes, its upper bound is charged,
-        and a ``swept`` marker (tokens, ``at``) stays so that a late ``settle`` corrects the charge.
-        Markers swept before ``older_than`` are dropped first (their requests are long dead).
-        Returns the reservations it charged.
+        For each, ``before_charge`` runs first (the sweep's audit entry: written before the charge, so a
+        crash in between leaves the reservation for the next sweep rather than a charge without an
+        entry; its error stops the sweep). Then one conditional write on its pool: the reservation goes,
+        its upper bound is charged, and a ``swept`` marker (tokens, ``at``) stays so that a late
+        ``settle`` corrects the charge. Markers swept before ``older_than`` are dropped first (their
+        requests are long dead). Returns the reservations it charged (not those settled meanwhile).
         """
 
 

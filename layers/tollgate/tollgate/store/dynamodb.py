@@ -48,6 +48,7 @@ from .base import (
     ApiKey,
     AuditEntry,
     AuditHead,
+    BeforeCharge,
     Holder,
     KeyExists,
     Overdrawn,
@@ -317,21 +318,30 @@ class DynamoDBStore:
             found = await self._query({**request, "ConsistentRead": True})
         return sorted((items.pool_from_item(i) for i in found), key=lambda p: (p.tenant, p.pool))
 
-    async def sweep_reservations(self, older_than: str, at: str) -> list[Reservation]:
+    async def sweep_reservations(
+        self, older_than: str, at: str, before_charge: BeforeCharge | None = None
+    ) -> list[Reservation]:
         swept: list[Reservation] = []
         for pool in await self.list_pools():
             for rid, (_, marked) in sorted(pool.swept.items()):  # first: this sweep's own markers stay
                 if marked < older_than:
                     request = sweeping.drop_marker_request(pool.tenant, pool.pool, rid, marked)
                     await self._conditional("update_item", **request)
-            old = [(rid, held) for rid, held in sorted(pool.reservations.items()) if held[1] < older_than]
+            old = [
+                Reservation(pool.tenant, pool.pool, rid, tokens, held_at, pool.holders.get(rid, NOBODY))
+                for rid, (tokens, held_at) in sorted(pool.reservations.items(), key=lambda r: r[1][1])
+                if held_at < older_than
+            ]
             if old:
                 await self._conditional("update_item", **sweeping.swept_map_request(pool.tenant, pool.pool))
-            for rid, (tokens, reserved_at) in old:
-                request = sweeping.sweep_request(pool.tenant, pool.pool, rid, tokens, at)
+            for reservation in old:
+                if before_charge is not None:
+                    await before_charge(reservation)
+                request = sweeping.sweep_request(
+                    pool.tenant, pool.pool, reservation.reservation_id, reservation.tokens, at
+                )
                 if await self._conditional("update_item", **request) is not None:
-                    holder = pool.holders.get(rid, NOBODY)
-                    swept.append(Reservation(pool.tenant, pool.pool, rid, tokens, reserved_at, holder))
+                    swept.append(reservation)
         return swept
 
     # ---------------------------------------------------------------------------------------- sessions

@@ -27,7 +27,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .. import timeutil
 from . import sqlite_ops as ops
-from .base import NOBODY, ApiKey, AuditEntry, AuditHead, Holder, Pool, Reservation
+from .base import NOBODY, ApiKey, AuditEntry, AuditHead, BeforeCharge, Holder, Pool, Reservation
 from .sqlite_schema import create_schema
 
 P = ParamSpec("P")
@@ -215,13 +215,16 @@ class SQLiteStore:
     async def list_pools(self, tenant: str | None = None) -> list[Pool]:
         return await self._run.read(ops.list_pools, tenant)
 
-    async def sweep_reservations(self, older_than: str, at: str) -> list[Reservation]:
+    async def sweep_reservations(
+        self, older_than: str, at: str, before_charge: BeforeCharge | None = None
+    ) -> list[Reservation]:
         await self._run.write(ops.drop_markers, older_than)  # first: this sweep's own markers stay
         swept: list[Reservation] = []
-        for key in await self._run.read(ops.old_reservations, older_than):
-            charged = await self._run.write(ops.sweep_one, key, at)
-            if charged is not None:
-                swept.append(charged)
+        for reservation in await self._run.read(ops.old_reservations, older_than):
+            if before_charge is not None:
+                await before_charge(reservation)
+            if await self._run.write(ops.sweep_one, reservation, at):
+                swept.append(reservation)
         return swept
 
     # ---------------------------------------------------------------------------------------- sessions

@@ -181,34 +181,30 @@ def settle_anonymous(
     return None if cursor.rowcount == 0 else _pool(conn, tenant, pool)
 
 
-def old_reservations(conn: sqlite3.Connection, older_than: str) -> list[tuple[str, str, str]]:
+def old_reservations(conn: sqlite3.Connection, older_than: str) -> list[Reservation]:
     rows = conn.execute(
-        "SELECT tenant, pool, reservation_id FROM reservations WHERE at < ? ORDER BY at", (older_than,)
+        "SELECT tenant, pool, reservation_id, tokens, at, key_id, provider, model FROM reservations "
+        "WHERE at < ? ORDER BY at",
+        (older_than,),
     )
-    return [(str(t), str(p), str(r)) for t, p, r in rows]
+    return [Reservation(t, p, r, int(tokens), at, Holder(*holder)) for t, p, r, tokens, at, *holder in rows]
 
 
-def sweep_one(conn: sqlite3.Connection, key: tuple[str, str, str], at: str) -> Reservation | None:
-    """Charge one reservation's upper bound and leave a marker for a late settle; None if it is gone."""
-    row = conn.execute(
-        "SELECT tokens, at, key_id, provider, model FROM reservations "
-        "WHERE tenant = ? AND pool = ? AND reservation_id = ?",
-        key,
-    ).fetchone()
-    if row is None:
-        return None
-    tenant, pool, reservation_id = key
-    tokens = int(row[0])
+def sweep_one(conn: sqlite3.Connection, reservation: Reservation, at: str) -> bool:
+    """Charge one reservation's upper bound and leave a marker for a late settle; False if it is gone."""
+    key = (reservation.tenant, reservation.pool, reservation.reservation_id)
+    if _held(conn, *key) != reservation.tokens:
+        return False
     conn.execute("DELETE FROM reservations WHERE tenant = ? AND pool = ? AND reservation_id = ?", key)
     conn.execute(
         "UPDATE pools SET reserved = reserved - ?, used = used + ? WHERE tenant = ? AND pool = ?",
-        (tokens, tokens, tenant, pool),
+        (reservation.tokens, reservation.tokens, reservation.tenant, reservation.pool),
     )
     conn.execute(
         "INSERT OR REPLACE INTO swept (tenant, pool, reservation_id, tokens, at) VALUES (?, ?, ?, ?, ?)",
-        (*key, tokens, at),
+        (*key, reservation.tokens, at),
     )
-    return Reservation(tenant, pool, reservation_id, tokens, str(row[1]), Holder(*row[2:]))
+    return True
 
 
 def drop_markers(conn: sqlite3.Connection, older_than: str) -> int:
