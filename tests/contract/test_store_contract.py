@@ -89,8 +89,11 @@ def api_key(key_id: str, tenant: str = "acme", created: float = 0, **extra: Any)
 
 
 async def test_key_round_trip_by_hash(store: Store) -> None:
-    full = api_key("k1", name="ci", models=("gpt-4o-mini", "claude"), pool="team", expires_at=at(99))
+    full = api_key(
+        "k1", name="ci", models=("gpt-4o-mini", "claude"), pool="team", expires_at=at(99), pools=("a", "b")
+    )
     plain = api_key("k2")
+    assert plain.pools == () and full.all_pools == ("team", "a", "b")
     for key in (full, plain):
         await store.create_key(key)
         assert await store.key_by_hash(key.key_hash) == key
