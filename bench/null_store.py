@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from litestar import Litestar
 
 from tollgate.app import create_app as tollgate_app
-from tollgate.store.base import ApiKey, AuditEntry, AuditHead, Pool
+from tollgate.store.base import NOBODY, ApiKey, AuditEntry, AuditHead, BeforeCharge, Holder, Pool, Reservation
 
 if TYPE_CHECKING:
     from tollgate.store.base import Store
@@ -57,7 +57,12 @@ class NullStore:
     async def set_capacity(self, tenant: str, pool: str, tokens: int | None) -> Pool:
         return _pool(tenant, pool)
 
-    async def reserve(self, tenant: str, pool: str, reservation_id: str | None, tokens: int, at: str) -> Pool:
+    async def create_pool(self, tenant: str, pool: str) -> bool:
+        return False
+
+    async def reserve(
+        self, tenant: str, pool: str, reservation_id: str, tokens: int, at: str, holder: Holder = NOBODY
+    ) -> Pool:
         return _pool(tenant, pool)
 
     async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
@@ -67,13 +72,15 @@ class NullStore:
         return _pool(tenant, pool)
 
     async def get_pool(self, tenant: str, pool: str) -> Pool | None:
-        return None
+        return _pool(tenant, pool)  # every pool exists
 
     async def list_pools(self, tenant: str | None = None) -> list[Pool]:
         return []
 
-    async def sweep_reservations(self, older_than: str) -> int:
-        return 0
+    async def sweep_reservations(
+        self, older_than: str, at: str, before_charge: BeforeCharge | None = None
+    ) -> list[Reservation]:
+        return []
 
     # sessions
     async def load_session(self, tenant: str, session_id: str) -> tuple[list[dict[str, Any]], int]:

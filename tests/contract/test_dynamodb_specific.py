@@ -19,7 +19,7 @@ from tests.contract.backend_dynamodb import REPO, backend, dynamodb_store
 from tollgate import audit, timeutil
 from tollgate.store import dynamodb_items as items
 from tollgate.store import table
-from tollgate.store.base import AuditEntry, AuditHead, Overdrawn
+from tollgate.store.base import AuditEntry, AuditHead, Overdrawn, Pool, UnknownPool
 from tollgate.store.dynamodb import DynamoDBStore
 
 from .test_store_contract import at, draft
@@ -234,26 +234,42 @@ async def test_budget_invariants_are_one_conditional_write(dynamo: DynamoDBStore
     log = await _watch(dynamo)
     await dynamo.reserve("acme", "p", "r1", 60, at(1))
     assert log.take() == [CONDITIONAL_UPDATE]
-    await dynamo.reserve("acme", "p", None, 10, at(2))
+    await dynamo.reserve("acme", "p", "r3", 10, at(2))
     assert log.take() == [CONDITIONAL_UPDATE]
     assert await dynamo.settle("acme", "p", "r1", 5) is not None
     assert log.take() == [READ, CONDITIONAL_UPDATE]
-    assert await dynamo.settle_anonymous("acme", "p", 10, 10) is not None
-    assert log.take() == [CONDITIONAL_UPDATE]
+    assert len(await dynamo.sweep_reservations(at(5), at(6))) == 1  # r3: a listing, then one write
+    assert log.take()[-1:] == [CONDITIONAL_UPDATE]
+    assert await dynamo.settle("acme", "p", "r3", 2) is not None  # corrects the sweep's charge
+    assert log.take() == [READ, CONDITIONAL_UPDATE]
     with pytest.raises(Overdrawn) as refused:
         await dynamo.reserve("acme", "p", "r2", 96, at(3))
-    assert refused.value.available == 85
+    assert refused.value.available == 93
     calls = log.take()  # moto returns the old item with the failure; dynalite needs one read for it
     assert calls in ([CONDITIONAL_UPDATE], [CONDITIONAL_UPDATE, READ])
 
 
-async def test_first_reserve_creates_the_pool_with_a_conditional_put(dynamo: DynamoDBStore) -> None:
+async def test_reserve_never_creates_a_pool_and_create_pool_is_a_conditional_put(
+    dynamo: DynamoDBStore,
+) -> None:
     log = await _watch(dynamo)
-    await dynamo.reserve("acme", "new", "r1", 5, at(1))
-    calls = log.take()
-    assert calls[0] == CONDITIONAL_UPDATE and calls[-2:] == [CONDITIONAL_PUT, CONDITIONAL_UPDATE]
+    with pytest.raises(UnknownPool):
+        await dynamo.reserve("acme", "new", "r1", 5, at(1))
+    calls = log.take()  # moto returns no old item for a missing one; both need the read
+    assert calls == [CONDITIONAL_UPDATE, READ]
+    assert await dynamo.create_pool("acme", "new") is True
+    assert log.take() == [CONDITIONAL_PUT]
     await dynamo.reserve("acme", "new", "r2", 5, at(2))
     assert log.take() == [CONDITIONAL_UPDATE]
+
+
+async def test_a_pool_item_from_before_the_swept_map_is_swept_and_corrected(dynamo: DynamoDBStore) -> None:
+    await dynamo.set_capacity("acme", "p", 100)
+    key = items.pool_key("acme", "p")
+    await dynamo.call("update_item", Key=key, UpdateExpression="REMOVE swept")
+    await dynamo.reserve("acme", "p", "r1", 40, at(1))
+    assert len(await dynamo.sweep_reservations(at(5), at(6))) == 1
+    assert await dynamo.settle("acme", "p", "r1", 10) == Pool("acme", "p", 100, 10, 0, {})
 
 
 async def test_audit_append_is_one_conditional_put_and_one_conditional_head_write(

@@ -13,7 +13,18 @@ from typing import Any, Protocol
 import pytest
 
 from tollgate import audit, timeutil
-from tollgate.store.base import ApiKey, AuditEntry, AuditHead, KeyExists, Overdrawn, Pool, Store
+from tollgate.store.base import (
+    ApiKey,
+    AuditEntry,
+    AuditHead,
+    Holder,
+    KeyExists,
+    Overdrawn,
+    Pool,
+    Reservation,
+    Store,
+    UnknownPool,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HMAC_KEY = b"audit-secret"
@@ -78,8 +89,11 @@ def api_key(key_id: str, tenant: str = "acme", created: float = 0, **extra: Any)
 
 
 async def test_key_round_trip_by_hash(store: Store) -> None:
-    full = api_key("k1", name="ci", models=("gpt-4o-mini", "claude"), pool="team", expires_at=at(99))
+    full = api_key(
+        "k1", name="ci", models=("gpt-4o-mini", "claude"), pool="team", expires_at=at(99), pools=("a", "b")
+    )
     plain = api_key("k2")
+    assert plain.pools == () and full.all_pools == ("team", "a", "b")
     for key in (full, plain):
         await store.create_key(key)
         assert await store.key_by_hash(key.key_hash) == key
@@ -148,11 +162,34 @@ async def test_reserve_until_full_then_overdrawn_with_available(store: Store) ->
     assert refused.value.available == 0
 
 
-async def test_reserve_on_a_new_pool_is_unlimited_but_counted(store: Store) -> None:
+async def test_reserve_never_creates_a_pool(store: Store) -> None:
+    with pytest.raises(UnknownPool) as refused:
+        await store.reserve("acme", "fresh", "r1", 5, at(1))
+    assert refused.value.pool == "fresh" and refused.value.code == "unknown_pool"
+    assert await store.get_pool("acme", "fresh") is None
+    assert await store.list_pools("acme") == []
+
+
+async def test_create_pool_is_unlimited_but_counted_and_never_changes_a_pool(store: Store) -> None:
+    assert await store.create_pool("acme", "fresh") is True
     pool = await store.reserve("acme", "fresh", "r1", 10**12, at(1))
     assert pool == Pool("acme", "fresh", None, 0, 10**12, {"r1": (10**12, at(1))})
     settled = await store.settle("acme", "fresh", "r1", 7)
     assert settled == Pool("acme", "fresh", None, 7, 0, {})
+    await store.set_capacity("acme", "capped", 50)
+    assert await store.create_pool("acme", "capped") is False
+    assert await store.create_pool("acme", "fresh") is False
+    assert await store.get_pool("acme", "capped") == Pool("acme", "capped", 50, 0, 0, {})
+    assert await store.get_pool("acme", "fresh") == Pool("acme", "fresh", None, 7, 0, {})
+
+
+async def test_reservations_keep_their_holder(store: Store) -> None:
+    await store.set_capacity("acme", "p", 100)
+    await store.reserve("acme", "p", "r1", 10, at(1), Holder("key-1", "openai", "gpt-4o-mini"))
+    await store.reserve("acme", "p", "r2", 10, at(2))
+    pool = await store.get_pool("acme", "p")
+    assert pool is not None
+    assert pool.holders == {"r1": Holder("key-1", "openai", "gpt-4o-mini"), "r2": Holder()}
 
 
 async def test_settle_exactly_once(store: Store) -> None:
@@ -176,33 +213,75 @@ async def test_settle_charges_actual_above_or_below_the_reservation(store: Store
     assert under.remaining == 70
 
 
-async def test_anonymous_reserve_and_report(store: Store) -> None:
+async def test_settle_anonymous_releases_only_anonymous_tokens_held(store: Store) -> None:
+    """Only an older tollgate held tokens anonymously; named reservations are not released by amount."""
     await store.set_capacity("acme", "p", 100)
     await store.reserve("acme", "p", "named", 30, at(1))
-    anonymous = await store.reserve("acme", "p", None, 40, at(2))
-    assert anonymous == Pool("acme", "p", 100, 0, 70, {"named": (30, at(1))})
-    assert await store.settle_anonymous("acme", "p", 50, 10) is None  # only 40 anonymous tokens are held
+    assert await store.settle_anonymous("acme", "p", 30, 10) is None
     assert await store.settle_anonymous("acme", "nopool", 1, 1) is None
-    settled = await store.settle_anonymous("acme", "p", 40, 25)
-    assert settled == Pool("acme", "p", 100, 25, 30, {"named": (30, at(1))})
-    assert await store.settle_anonymous("acme", "p", 1, 0) is None
+    assert await store.get_pool("acme", "p") == Pool("acme", "p", 100, 0, 30, {"named": (30, at(1))})
 
 
-async def test_sweep_refunds_only_old_reservations(store: Store) -> None:
+async def test_sweep_charges_only_old_reservations_their_upper_bound(store: Store) -> None:
     await store.set_capacity("acme", "p", 100)
-    await store.reserve("acme", "p", "old", 40, at(1))
+    await store.create_pool("beta", "q")
+    holder = Holder("key-1", "openai", "gpt-4o-mini")
+    await store.reserve("acme", "p", "old", 40, at(1), holder)
     await store.reserve("beta", "q", "old-too", 5, at(2))
     await store.reserve("acme", "p", "new", 20, at(100))
-    assert await store.sweep_reservations(at(50)) == 2
-    assert await store.get_pool("acme", "p") == Pool("acme", "p", 100, 0, 20, {"new": (20, at(100))})
-    assert await store.get_pool("beta", "q") == Pool("beta", "q", None, 0, 0, {})
-    assert await store.settle("acme", "p", "old", 40) is None  # refunded: a late settle charges nothing
-    assert await store.sweep_reservations(at(50)) == 0
+    swept = await store.sweep_reservations(at(50), at(60))
+    assert sorted(swept, key=lambda r: r.reservation_id) == [
+        Reservation("acme", "p", "old", 40, at(1), holder),
+        Reservation("beta", "q", "old-too", 5, at(2), Holder()),
+    ]
+    acme = Pool("acme", "p", 100, 40, 20, {"new": (20, at(100))}, swept={"old": (40, at(60))})
+    assert await store.get_pool("acme", "p") == acme
+    assert await store.get_pool("beta", "q") == Pool(
+        "beta", "q", None, 5, 0, {}, swept={"old-too": (5, at(60))}
+    )
+    assert await store.sweep_reservations(at(50), at(70)) == []
+
+
+async def test_a_late_settle_corrects_a_swept_charge_exactly_once(store: Store) -> None:
+    await store.set_capacity("acme", "p", 100)
+    await store.reserve("acme", "p", "slow", 60, at(1))
+    await store.reserve("acme", "p", "cheap", 30, at(2))
+    assert len(await store.sweep_reservations(at(10), at(20))) == 2
+    assert (await store.get_pool("acme", "p")) == Pool(
+        "acme", "p", 100, 90, 0, {}, swept={"slow": (60, at(20)), "cheap": (30, at(20))}
+    )
+    corrected = await store.settle("acme", "p", "slow", 75)  # more than the bound: the real usage counts
+    assert corrected == Pool("acme", "p", 100, 105, 0, {}, swept={"cheap": (30, at(20))})
+    assert await store.settle("acme", "p", "slow", 75) is None  # exactly once
+    cheaper = await store.settle("acme", "p", "cheap", 4)
+    assert cheaper == Pool("acme", "p", 100, 79, 0, {})
+    assert cheaper.remaining == 21
+    assert await store.settle("acme", "p", "cheap", 4) is None
+
+
+async def test_the_sweep_drops_markers_only_after_another_max_age(store: Store) -> None:
+    await store.set_capacity("acme", "p", 100)
+    await store.reserve("acme", "p", "crashed", 10, at(1))
+    await store.sweep_reservations(at(10), at(20))  # marker swept at 20
+    assert await store.sweep_reservations(at(20), at(40)) == []  # a marker at 20 is not older than 20
+    assert (await store.get_pool("acme", "p")).swept == {"crashed": (10, at(20))}  # type: ignore[union-attr]
+    await store.sweep_reservations(at(21), at(41))
+    assert await store.get_pool("acme", "p") == Pool("acme", "p", 100, 10, 0, {})
+    assert await store.settle("acme", "p", "crashed", 1) is None  # too late: the bound stays charged
+
+
+async def test_a_sweep_with_a_future_cutoff_keeps_its_own_markers(store: Store) -> None:
+    """Forced at the store level (cutoff after now): live reservations are charged, then settled right."""
+    await store.set_capacity("acme", "p", 100)
+    await store.reserve("acme", "p", "live", 50, at(1))
+    assert len(await store.sweep_reservations(at(1000), at(2))) == 1
+    assert await store.settle("acme", "p", "live", 12) == Pool("acme", "p", 100, 12, 0, {})
 
 
 async def test_list_pools_per_tenant(store: Store) -> None:
     await store.set_capacity("acme", "a", 10)
     await store.set_capacity("acme", "b", None)
+    await store.create_pool("beta", "a")
     await store.reserve("beta", "a", "r", 1, at(1))
     acme = sorted((p.tenant, p.pool) for p in await store.list_pools("acme"))
     assert acme == [("acme", "a"), ("acme", "b")]

@@ -398,7 +398,7 @@ def test_without_llama_cpp_there_is_no_nested_stack_vpc_or_ecs_access() -> None:
     doc = effective(transformed("false"), EnableLlamaCpp="false")
     resources = doc["Resources"]
     assert "LlamaCppStack" not in resources and "LlamaCppIdleFunction" not in resources
-    assert not resources_of_type(doc, "AWS::Events::Rule")
+    assert set(resources_of_type(doc, "AWS::Events::Rule")) == {"AdminFunctionSweep"}  # the sweep's only
     chat = resources["ChatFunction"]["Properties"]
     assert "VpcConfig" not in chat
     assert not [v for v in chat["Environment"]["Variables"] if v.startswith("LLAMA_CPP_")]
@@ -463,9 +463,21 @@ def test_with_llama_cpp_ecs_actions_are_scoped_to_the_service_and_idle_runs_ever
         }
     idle = resources["LlamaCppIdleFunction"]["Properties"]
     assert idle["Handler"] == "handler.handler"
-    (rule,) = resources_of_type(doc, "AWS::Events::Rule").values()
+    rules = resources_of_type(doc, "AWS::Events::Rule")
+    (rule,) = [r for name, r in rules.items() if name != "AdminFunctionSweep"]
     assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["LlamaCppIdleFunction", "Arn"]}
+
+
+@pytest.mark.parametrize("llama", ["false", "true"])
+def test_the_admin_function_runs_the_sweep_every_5_minutes(llama: str) -> None:
+    doc = effective(transformed(llama), EnableLlamaCpp=llama)
+    rule = doc["Resources"]["AdminFunctionSweep"]["Properties"]
+    assert rule["ScheduleExpression"] == "rate(5 minutes)" and rule["State"] == "ENABLED"
+    assert rule["Targets"][0]["Arn"] == {"Ref": "AdminFunctionAliaslive"}  # the SnapStart alias
+    permission = doc["Resources"]["AdminFunctionSweepPermission"]["Properties"]
+    assert permission["Principal"] == "events.amazonaws.com"
+    assert permission["FunctionName"] == {"Ref": "AdminFunctionAliaslive"}
 
 
 def test_outputs() -> None:

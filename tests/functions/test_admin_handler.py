@@ -12,10 +12,23 @@ from typing import Any
 import pytest
 
 from tests.contract.backend_dynamodb import aws_environment
+from tollgate.store.base import Holder
+from tollgate.timeutil import now_str
 
 from . import LambdaContext, create_table, load_handler, request_context
 
 ADMIN_KEY = "admin-secret-key"
+SCHEDULED = {  # what an EventBridge schedule sends (template.yaml: AdminFunction's Sweep event)
+    "version": "0",
+    "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-11-26T12:00:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/tollgate-AdminFunctionSweep"],
+    "detail": {},
+}
 Invoke = Callable[..., dict[str, Any]]
 
 
@@ -61,8 +74,11 @@ def invoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
         module = load_handler("admin")
 
         def call(method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-            response: dict[str, Any] = module.handler(rest_event(method, path, **kwargs), LambdaContext())
+            event = SCHEDULED if method == "SCHEDULE" else rest_event(method, path, **kwargs)
+            response: dict[str, Any] = module.handler(event, LambdaContext())
             return response
+
+        call.store = module.app.state["ctx"].store  # type: ignore[attr-defined]
 
         try:
             yield call
@@ -108,3 +124,23 @@ def test_unknown_key_id_is_404(invoke: Invoke) -> None:
 def test_bad_body_is_400(invoke: Invoke) -> None:
     response = invoke("POST", "/admin/keys", body={"pool": "no tenant"})
     assert response["statusCode"] == 400
+
+
+def test_the_scheduled_event_runs_the_sweep(invoke: Invoke) -> None:
+    created = body_of(invoke("POST", "/admin/keys", body={"tenant": "acme", "pool": "team"}))
+    assert created["pools_created"] == ["team"]
+    store = invoke.store  # type: ignore[attr-defined]
+    holder = Holder(created["key_id"], "openai", "gpt-4o-mini")
+    asyncio.run(store.reserve("acme", "team", "crashed", 70, "2026-01-01T00:00:00.000000Z", holder))
+    asyncio.run(store.reserve("acme", "team", "live", 30, now_str(), holder))
+    assert invoke("SCHEDULE", "") == {"reservations_swept": 1, "abandoned_audited": 1, "sessions_deleted": 0}
+    pool = asyncio.run(store.get_pool("acme", "team"))
+    assert (pool.used, pool.reserved, set(pool.reservations)) == (70, 30, {"live"})
+    (entry,) = asyncio.run(store.list_audit("acme"))
+    assert (entry.request_id, entry.status, entry.completion_tokens) == ("crashed", "abandoned", 70)
+
+
+def test_the_admin_sweep_refuses_an_age_below_the_setting(invoke: Invoke) -> None:
+    refused = invoke("POST", "/admin/sweep", query={"older_than": "60"})
+    assert refused["statusCode"] == 400 and body_of(refused)["error"]["code"] == "sweep_too_young"
+    assert body_of(invoke("POST", "/admin/sweep", query={"older_than": "3600"}))["reservations_swept"] == 0

@@ -171,7 +171,7 @@ def test_unknown_fields_pass_through_and_extensions_are_stripped(
     client(gateway).chat.completions.create(
         model="llama_cpp/smollm2",
         messages=[{"role": "user", "content": "hi"}],
-        extra_body={"repeat_penalty": 1.1, "cache_prompt": True, "session_id": "s1", "pool": "p"},
+        extra_body={"repeat_penalty": 1.1, "cache_prompt": True, "session_id": "s1", "pool": "default"},
     )
     path, _, body = fake_openai.requests[-1]
     assert path == "/v1/chat/completions"

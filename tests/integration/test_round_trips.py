@@ -63,6 +63,7 @@ STORE_WRITES = frozenset(
         "create_key",
         "revoke_key",
         "set_capacity",
+        "create_pool",
         "reserve",
         "settle",
         "settle_anonymous",

@@ -207,21 +207,26 @@ def test_tenants_never_see_each_other(gw: Gateway) -> None:
     gw.chat(alice)
     assert gw.get(bob, "/v1/costs").json()["requests"] == 0
     assert gw.get(bob, "/v1/audit").json()["entries"] == []
-    assert gw.get(bob, "/v1/tokens/pools").json()["pools"] == []
+    assert [(p["pool"], p["used"]) for p in gw.get(bob, "/v1/tokens/pools").json()["pools"]] == [
+        ("default", 0)
+    ]
     assert len(gw.get(alice, "/v1/audit").json()["entries"]) == 2
-    assert gw.chat(bob, {"pool": "alice-pool"}).status_code == 200  # a pool name is always the caller's own
+    refused = gw.chat(bob, {"pool": "alice-pool"})  # a pool name is always the caller's own: not bob's
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "pool_not_allowed"
     assert {p["pool"] for p in gw.get(alice, "/v1/tokens/pools").json()["pools"]} == {"default"}
 
 
 def test_hoosh_token_endpoints(gw: Gateway) -> None:
-    key = gw.new_key("acme")
+    key = gw.new_key("acme", pools=["tools"])
     gw.set_budget("acme", "tools", 1000)
 
     def post(path: str, body: dict[str, object]) -> httpx.Response:
         return httpx.post(f"{gw.url}/v1/tokens/{path}", json=body, headers={"authorization": f"Bearer {key}"})
 
     assert post("check", {"pool": "tools", "tokens": 900}).json() == {"allowed": True, "available": 1000}
-    assert post("reserve", {"pool": "tools", "tokens": 600}).json() == {"reserved": 600, "available": 400}
+    reserved = post("reserve", {"pool": "tools", "tokens": 600}).json()
+    assert reserved.pop("reservation_id").startswith("tok_")
+    assert reserved == {"reserved": 600, "available": 400}
     assert post("check", {"pool": "tools", "tokens": 500}).json() == {"allowed": False, "available": 400}
     refused = post("reserve", {"pool": "tools", "tokens": 500})
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "budget_exceeded"

@@ -35,6 +35,7 @@ def test_keys_lifecycle(tollgate) -> None:  # type: ignore[no-untyped-def]
     assert created["key"].startswith("tg-") and len(created["key"]) >= 3 + 43
     assert created["tenant"] == "acme" and created["pool"] == "team"
     assert created["models"] == ["openai/*", "claude/*"] and created["expires_at"]
+    assert created["pools"] == [] and created["pools_created"] == ["team"]
     human = tollgate("keys", "create", "--tenant", "other").stdout
     assert human.startswith("tg-") and "only time the key is shown" in human
     listed = json.loads(tollgate("keys", "list", "--tenant", "acme", "--json").stdout)
@@ -64,25 +65,45 @@ def test_budgets(tollgate) -> None:  # type: ignore[no-untyped-def]
         }
     ]
     assert "team" in tollgate("budgets", "show", "--tenant", "acme").stdout
-    swept = json.loads(tollgate("budgets", "sweep", "--older-than", "0").stdout)
-    assert swept == {"reservations_refunded": 0, "sessions_deleted": 0}
+    swept = json.loads(tollgate("budgets", "sweep", "--older-than", "1800").stdout)
+    assert swept == {"reservations_swept": 0, "abandoned_audited": 0, "sessions_deleted": 0}
 
 
-def test_sweep_refunds_a_reservation_nobody_settled(tollgate) -> None:  # type: ignore[no-untyped-def]
+def test_a_sweep_younger_than_the_max_age_is_refused(tollgate) -> None:  # type: ignore[no-untyped-def]
+    _reserve(tollgate.db, "2999-01-01T00:00:00.000000Z")  # would be swept by any cutoff in the future
+    refused = tollgate("budgets", "sweep", "--older-than", "1799", check=False)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.count("\n") == 1 and "TOLLGATE_RESERVATION_MAX_AGE_SECONDS (1800)" in refused.stderr
+    rows = json.loads(tollgate("budgets", "show", "--tenant", "acme", "--json").stdout)
+    assert rows[0]["reserved"] == 400 and rows[0]["used"] == 0
+
+
+def _reserve(db: Path, at: str) -> None:
     code = (
         "import asyncio, sys\n"
+        "from tollgate.store.base import Holder\n"
         "from tollgate.store.sqlite import SQLiteStore\n"
         "async def main():\n"
         "    store = SQLiteStore(sys.argv[1]); await store.init_schema()\n"
         "    await store.set_capacity('acme', 'default', 1000)\n"
-        "    await store.reserve('acme', 'default', 'crashed-request', 400, '2026-01-01T00:00:00.000000Z')\n"
+        "    holder = Holder('key_1', 'openai', 'gpt-4o-mini')\n"
+        "    await store.reserve('acme', 'default', 'crashed-request', 400, sys.argv[2], holder)\n"
         "    await store.aclose()\n"
         "asyncio.run(main())\n"
     )
-    subprocess.run([sys.executable, "-c", code, str(tollgate.db)], check=True, timeout=60)
-    assert json.loads(tollgate("budgets", "sweep").stdout)["reservations_refunded"] == 1
+    subprocess.run([sys.executable, "-c", code, str(db), at], check=True, timeout=60)
+
+
+def test_sweep_charges_and_audits_a_reservation_nobody_settled(tollgate) -> None:  # type: ignore[no-untyped-def]
+    _reserve(tollgate.db, "2026-01-01T00:00:00.000000Z")
+    assert json.loads(tollgate("budgets", "sweep").stdout)["reservations_swept"] == 1
     rows = json.loads(tollgate("budgets", "show", "--tenant", "acme", "--json").stdout)
-    assert rows[0]["reserved"] == 0 and rows[0]["remaining"] == 1000
+    assert rows[0]["reserved"] == 0 and rows[0]["used"] == 400 and rows[0]["remaining"] == 600
+    entries = [json.loads(line) for line in tollgate("audit", "export").stdout.splitlines()]
+    assert [(e["request_id"], e["status"], e["completion_tokens"], e["key_id"]) for e in entries] == [
+        ("crashed-request", "abandoned", 400, "key_1")
+    ]
+    assert tollgate("audit", "verify").returncode == 0
 
 
 def _append_entries(db: Path, count: int) -> None:
@@ -126,3 +147,14 @@ def test_costs(tollgate) -> None:  # type: ignore[no-untyped-def]
     since = json.loads(tollgate("costs", "--since", "2026-11-02", "--json").stdout)
     assert since["requests"] == 4
     assert "total $0.000024 over 6 requests" in tollgate("costs").stdout
+
+
+def test_keys_create_makes_missing_pools_unlimited_and_keeps_existing_ones(tollgate) -> None:  # type: ignore[no-untyped-def]
+    tollgate("budgets", "set", "--tenant", "acme", "--pool", "team", "--tokens", "500")
+    args = ["--tenant", "acme", "--pool", "team", "--pools", "shared, extra", "--json"]
+    created = json.loads(tollgate("keys", "create", *args).stdout)
+    assert created["pools"] == ["shared", "extra"] and created["pools_created"] == ["shared", "extra"]
+    rows = json.loads(tollgate("budgets", "show", "--tenant", "acme", "--json").stdout)
+    assert {r["pool"]: r["capacity"] for r in rows} == {"team": 500, "shared": None, "extra": None}
+    listed = json.loads(tollgate("keys", "list", "--tenant", "acme", "--json").stdout)
+    assert listed[0]["pools"] == ["shared", "extra"]

@@ -67,6 +67,24 @@ async def test_authenticator_checks_and_caches() -> None:
         await auth.authenticate("tg-unknown", loopback=True)
 
 
+async def test_a_principal_spends_only_from_its_keys_pools() -> None:
+    key, record = new_key_record("acme", pool="team", pools=("shared", "team", "shared"))
+    assert record.pools == ("shared",)  # its own pool and repeats are not listed twice
+    auth = Authenticator(FakeKeys(record), cache_seconds=0, allow_open=False)  # type: ignore[arg-type]
+    principal = await auth.authenticate(key, loopback=False)
+    assert principal.pools == ("shared",)
+    principal.check_pool("team")
+    principal.check_pool("shared")
+    for other in ("default", "brandnewpool", "Team"):
+        with pytest.raises(Forbidden) as refused:
+            principal.check_pool(other)
+        assert refused.value.code == "pool_not_allowed" and refused.value.param == "pool"
+        assert repr(other) in refused.value.message
+    with pytest.raises(Forbidden):
+        OPEN_PRINCIPAL.check_pool("elsewhere")
+    OPEN_PRINCIPAL.check_pool("default")
+
+
 async def test_revocation_bites_after_the_cache_period() -> None:
     key, record = new_key_record("acme")
     store = FakeKeys(record)

@@ -19,7 +19,7 @@ from typing import Any
 from .providers.base import ChatCall
 from .providers.catalog import LOCAL_PROVIDERS
 from .schemas.openai import ChatCompletionRequest
-from .store.base import AuditEntry
+from .store.base import ABANDONED, AuditEntry
 
 _REGION_PREFIX = re.compile(r"^(us|eu|apac|au|ca|jp|us-gov|global)\.")
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8})$")
@@ -154,11 +154,27 @@ def refused(entry: AuditEntry) -> bool:
     return entry.status != "ok" and entry.prompt_tokens == 0 and entry.completion_tokens == 0
 
 
+def without_superseded(entries: Iterable[AuditEntry]) -> list[AuditEntry]:
+    """Drop the sweep's ``abandoned`` estimate of a request that settled after all (its own entry, with
+    the real usage, is there too), and repeated estimates (a sweep that stopped between its audit entry
+    and its charge audits again next time), so that no request is counted twice."""
+    chosen = list(entries)
+    seen = {(e.tenant, e.request_id) for e in chosen if e.status != ABANDONED}
+    kept: list[AuditEntry] = []
+    for entry in chosen:
+        if entry.status == ABANDONED:
+            if (entry.tenant, entry.request_id) in seen:
+                continue
+            seen.add((entry.tenant, entry.request_id))
+        kept.append(entry)
+    return kept
+
+
 def summarize_costs(entries: Iterable[AuditEntry], group_by: str | None) -> dict[str, Any]:
     """Totals and groups for GET /v1/costs and ``tollgate costs``: ``requests`` counts the requests served
     (at least in part), ``refused`` the others."""
     groups: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for entry in entries:
+    for entry in without_superseded(entries):
         group = groups[_group_key(entry, group_by)]
         if refused(entry):
             group["refused"] += 1

@@ -5,6 +5,8 @@ Nothing here runs at import time: clients are created in the lifespan, once per 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -30,11 +32,13 @@ from .api.tokens import tokens_check, tokens_pools, tokens_report, tokens_reserv
 from .config import Settings
 from .config_errors import SettingsError, describe_settings_error, is_settings_error
 from .context import AppContext
+from .keys import OPEN_PRINCIPAL
 from .logs import configure_logging, running_on_lambda
 from .providers.registry import build_providers
 from .secrets import load_settings, refresh_after_restore
 from .store.base import Store
 from .store.factory import open_store
+from .timeutil import Clock, utc_now
 
 DATA_PLANE: list[ControllerRouterHandler] = [
     chat_completions,
@@ -112,16 +116,21 @@ def create_app(
     allow_open: bool = False,
     include_admin: bool = False,
     trust_gateway_context: bool | None = None,
+    run_sweeper: bool = False,
+    clock: Clock | None = None,
 ) -> Litestar:
     """The data-plane app. ``allow_open`` (``tollgate serve`` only) serves loopback callers without a key
     while the store holds no keys; on Lambda it is never set. Tests inject transports, clients and stores.
 
     Without ``settings`` they are loaded with the secret (``tollgate.secrets``) and refreshed after a
     SnapStart restore. ``trust_gateway_context`` (default: on Lambda, behind the Lambda Web Adapter) takes
-    the request id from API Gateway's forwarded request context."""
+    the request id from API Gateway's forwarded request context. ``run_sweeper`` (``tollgate serve``)
+    sweeps every ``TOLLGATE_SWEEP_INTERVAL_SECONDS``; ``clock`` is the sweep's time (tests shift it)."""
     settings, loaded = _settings(settings)
     configure_logging(settings.log_level)
-    ctx = AppContext.build(settings, store or open_store(settings), allow_open=allow_open)
+    ctx = AppContext.build(
+        settings, store or open_store(settings), allow_open=allow_open, clock=clock or utc_now
+    )
     if loaded:
         refresh_after_restore(ctx)
     trust = running_on_lambda() if trust_gateway_context is None else trust_gateway_context
@@ -130,7 +139,9 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if settings.store == "sqlite":
             await ctx.store.init_schema()
-        async with http_client(settings, http_transport) as client:
+        if allow_open:
+            await ctx.store.create_pool(OPEN_PRINCIPAL.tenant, OPEN_PRINCIPAL.pool)  # open mode's pool
+        async with http_client(settings, http_transport) as client, _sweeping(ctx, run_sweeper):
             ctx.http = client
             ctx.providers = build_providers(
                 settings, client, bedrock_client=bedrock_client, deployments=ctx.router.deployments
@@ -146,13 +157,31 @@ def create_app(
     return _litestar(ctx, handlers, lifespan, trust_gateway_context=trust)
 
 
-def create_admin_app(settings: Settings | None = None, *, store: Store | None = None) -> Litestar:
+@asynccontextmanager
+async def _sweeping(ctx: AppContext, run: bool) -> AsyncIterator[None]:
+    """The timed sweep as a background task of the lifespan (stopped, not awaited to its end, after)."""
+    interval = ctx.settings.sweep_interval_seconds
+    if not run or interval <= 0:
+        yield
+        return
+    task = asyncio.create_task(ctx.sweeper.run_every(interval), name="tollgate-sweep")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_admin_app(
+    settings: Settings | None = None, *, store: Store | None = None, clock: Clock | None = None
+) -> Litestar:
     """The admin API alone (paths under /admin), for the Mangum-wrapped admin function.
 
     Works without its lifespan (Mangum ``lifespan="off"``) on DynamoDB: the store connects on first use."""
     settings, loaded = _settings(settings)
     configure_logging(settings.log_level)
-    ctx = AppContext.build(settings, store or open_store(settings), allow_open=False)
+    ctx = AppContext.build(settings, store or open_store(settings), allow_open=False, clock=clock or utc_now)
     if loaded:
         refresh_after_restore(ctx)
 

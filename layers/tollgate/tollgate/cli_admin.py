@@ -12,28 +12,40 @@ from .accounting import summarize_costs
 from .api.admin import key_view
 from .api.tokens import pool_view
 from .cli import _print, _with_store
-from .cli_args import SINCE_FORMS, count_type, name_type, since_time
+from .cli_args import SINCE_FORMS, count_type, name_type, names_type, since_time
 from .config import Settings
-from .keys import new_key_record
+from .context import AppContext
+from .keys import new_key_record, store_key
 from .names import printable
-from .timeutil import after, now_str
+from .timeutil import now_str
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(name.strip() for name in (text or "").split(",") if name.strip())
 
 
 def keys_create(args: argparse.Namespace) -> int:
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None
+    models = _names(args.models) if args.models else None
     key, record = new_key_record(
-        args.tenant, name=args.name, models=models, pool=args.pool, expires_in=args.expires_in
+        args.tenant,
+        name=args.name,
+        models=models,
+        pool=args.pool,
+        pools=args.pools,
+        expires_in=args.expires_in,
     )
 
-    async def create(store: Any, _: Settings) -> None:
-        await store.create_key(record)
+    async def create(store: Any, _: Settings) -> list[str]:
+        return await store_key(store, record)
 
-    _with_store(create)
+    created = _with_store(create)
     if args.json:
-        _print({"key": key, **key_view(record)})
+        _print({"key": key, **key_view(record), "pools_created": created})
     else:
+        pools = ", ".join(record.all_pools)
         print(
-            f"{key}\n\nkey_id {record.key_id}, tenant {record.tenant}, pool {record.pool}. "
+            f"{key}\n\nkey_id {record.key_id}, tenant {record.tenant}, pools {pools}"
+            f"{' (created unlimited: ' + ', '.join(created) + ')' if created else ''}. "
             "This is the only time the key is shown; tollgate stores only its SHA-256."
         )
     return 0
@@ -94,12 +106,21 @@ def budgets_show(args: argparse.Namespace) -> int:
 
 
 def sweep(args: argparse.Namespace) -> int:
-    """Refund reservations a crashed function never settled; delete expired sessions."""
+    """Charge and audit reservations a crashed function never settled; delete expired sessions.
+
+    ``--older-than`` below TOLLGATE_RESERVATION_MAX_AGE_SECONDS is refused (exit 2, nothing swept)."""
+    settings = Settings()
+    if args.older_than is not None and args.older_than < settings.reservation_max_age_seconds:
+        print(
+            f"tollgate: --older-than {args.older_than} is below TOLLGATE_RESERVATION_MAX_AGE_SECONDS "
+            f"({settings.reservation_max_age_seconds}); younger reservations may be live requests",
+            file=sys.stderr,
+        )
+        return 2
 
     async def run(store: Any, settings: Settings) -> dict[str, int]:
-        age = args.older_than if args.older_than is not None else settings.reservation_max_age_seconds
-        refunded = await store.sweep_reservations(after(-age))
-        return {"reservations_refunded": refunded, "sessions_deleted": await store.sweep_sessions(now_str())}
+        sweeper = AppContext.build(settings, store, allow_open=False).sweeper
+        return await sweeper.sweep(args.older_than)
 
     _print(_with_store(run))
     return 0
@@ -173,7 +194,10 @@ def add_admin_commands(commands: Any) -> None:
     create.add_argument("--name", help="a label for the key (shown by keys list)")
     create.add_argument("--models", help="comma-separated allow-list (globs: openai/*)")
     create.add_argument(
-        "--pool", default="default", type=_POOL, help="the key's default pool (default: default)"
+        "--pool", default="default", type=_POOL, help="the key's own pool (created unlimited if missing)"
+    )
+    create.add_argument(
+        "--pools", type=names_type("pool"), default=(), help="comma-separated extra pools the key may also spend from"
     )
     create.add_argument(
         "--expires-in", type=count_type(1), metavar="SECONDS", help="expire the key after SECONDS (>= 1)"
@@ -200,12 +224,12 @@ def add_admin_commands(commands: Any) -> None:
     show.add_argument("--tenant", required=True, type=_TENANT, help="the tenant whose pools to show")
     show.add_argument("--json", action="store_true", help=_JSON)
     show.set_defaults(handler=budgets_show)
-    sweeper = budgets.add_parser("sweep", help="refund stale reservations, delete expired sessions")
+    sweeper = budgets.add_parser("sweep", help="charge and audit stale reservations, delete expired sessions")
     sweeper.add_argument(
         "--older-than",
         type=int,
         metavar="SECONDS",
-        help="reservation age (default TOLLGATE_RESERVATION_MAX_AGE_SECONDS)",
+        help="reservation age (default and minimum: TOLLGATE_RESERVATION_MAX_AGE_SECONDS)",
     )
     sweeper.set_defaults(handler=sweep)
 

@@ -37,6 +37,17 @@ def name_type(kind: str) -> Callable[[str], str]:
     return parse
 
 
+def names_type(kind: str) -> Callable[[str], tuple[str, ...]]:
+    """An argparse type for a comma-separated list of names (e.g. ``--pools a,b``), each checked."""
+    one = name_type(kind)
+
+    def parse(value: str) -> tuple[str, ...]:
+        return tuple(one(name.strip()) for name in value.split(",") if name.strip())
+
+    parse.__name__ = f"{kind} list"
+    return parse
+
+
 def count_type(minimum: int) -> Callable[[str], int]:
     """An argparse type for an integer >= ``minimum`` (token counts, seconds)."""
 

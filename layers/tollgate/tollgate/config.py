@@ -83,8 +83,12 @@ class Settings(BaseSettings):
         24, ge=1, validation_alias=_env("TOLLGATE_SESSION_RETENTION_MESSAGES")
     )
     session_ttl_seconds: int = Field(86400, ge=60, validation_alias=_env("TOLLGATE_SESSION_TTL_SECONDS"))
+    # the sweep never touches a younger reservation: it must outlast the longest request (Lambda: 15 min)
     reservation_max_age_seconds: int = Field(
-        900, ge=60, validation_alias=_env("TOLLGATE_RESERVATION_MAX_AGE_SECONDS")
+        1800, ge=960, validation_alias=_env("TOLLGATE_RESERVATION_MAX_AGE_SECONDS")
+    )
+    sweep_interval_seconds: float = Field(
+        300.0, ge=0, validation_alias=_env("TOLLGATE_SWEEP_INTERVAL_SECONDS")
     )
     pricing_file: str | None = Field(None, validation_alias=_env("TOLLGATE_PRICING_FILE"))
 

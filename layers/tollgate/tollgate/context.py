@@ -22,6 +22,8 @@ from .observability.metrics import Metrics
 from .providers.base import ChatCall, Provider
 from .providers.registry import build_providers, wake_fallback
 from .store.base import Store
+from .sweeper import Sweeper
+from .timeutil import Clock, utc_now
 
 logger = logging.getLogger("tollgate.routing")
 
@@ -35,6 +37,7 @@ class AppContext:
     store: Store
     authenticator: Authenticator
     ledger: Ledger
+    sweeper: Sweeper
     started_at: float = field(default_factory=time.time)
     in_flight: int = 0
     http: httpx.AsyncClient | None = None
@@ -43,7 +46,13 @@ class AppContext:
 
     @classmethod
     def build(
-        cls, settings: Settings, store: Store, *, allow_open: bool, routing: RoutingConfig | None = None
+        cls,
+        settings: Settings,
+        store: Store,
+        *,
+        allow_open: bool,
+        routing: RoutingConfig | None = None,
+        clock: Clock = utc_now,
     ) -> AppContext:
         """No I/O but reading the routing config (``TOLLGATE_CONFIG``; a bad one raises ``ConfigError``):
         the store connects on first use, provider clients are made in the lifespan."""
@@ -67,6 +76,7 @@ class AppContext:
                 store, cache_seconds=settings.key_cache_seconds, allow_open=allow_open
             ),
             ledger=ledger,
+            sweeper=Sweeper(store, ledger, settings.reservation_max_age_seconds, clock),
         )
 
     async def refresh_routing(self) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .config import PROVIDER_ALIASES
 from .errors import Forbidden, Unauthorized
-from .store.base import ApiKey, KeyStore
+from .store.base import ApiKey, KeyStore, Store
 from .timeutil import after, now_str
 
 PREFIX = "tg-"
@@ -38,6 +38,7 @@ def new_key_record(
     name: str | None = None,
     models: tuple[str, ...] | None = None,
     pool: str = "default",
+    pools: tuple[str, ...] = (),
     expires_in: int | None = None,
 ) -> tuple[str, ApiKey]:
     """A fresh key and the record to store (the key itself is shown once and never stored)."""
@@ -50,9 +51,17 @@ def new_key_record(
         name=name,
         models=models,
         pool=pool,
+        pools=tuple(dict.fromkeys(p for p in pools if p != pool)),
         expires_at=after(expires_in) if expires_in else None,
     )
     return key, record
+
+
+async def store_key(store: Store, record: ApiKey) -> list[str]:
+    """Store a new key, then create its pools that do not exist yet (unlimited; an existing pool's
+    capacity is never changed), so that a fresh key works at once. Returns the pools it created."""
+    await store.create_key(record)
+    return [pool for pool in record.all_pools if await store.create_pool(record.tenant, pool)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,17 @@ class Principal:
     key_id: str
     pool: str = "default"
     models: tuple[str, ...] | None = None
+    pools: tuple[str, ...] = ()  # extra pools the operator allows besides ``pool``
+
+    def check_pool(self, pool: str) -> None:
+        """A key spends only from the pools its operator gave it (403 ``pool_not_allowed``)."""
+        if pool != self.pool and pool not in self.pools:
+            allowed = ", ".join((self.pool, *self.pools))
+            raise Forbidden(
+                f"this key may not spend from pool {pool!r} (its pools: {allowed})",
+                param="pool",
+                code="pool_not_allowed",
+            )
 
     def allows(self, provider: str, model: str, *, public_name: str | None = None) -> bool:
         """Whether the provider that will be called and its upstream model match the key's allow-list.
@@ -149,7 +169,13 @@ class Authenticator:
             raise Unauthorized("this API key was revoked", code="key_revoked")
         if record.expires_at is not None and record.expires_at <= now:
             raise Unauthorized("this API key has expired", code="key_expired")
-        return Principal(tenant=record.tenant, key_id=record.key_id, pool=record.pool, models=record.models)
+        return Principal(
+            tenant=record.tenant,
+            key_id=record.key_id,
+            pool=record.pool,
+            models=record.models,
+            pools=record.pools,
+        )
 
     def forget(self, key_id: str) -> None:
         """Drop a key from this process's cache at once (revoked here). Other processes and Lambda

@@ -17,7 +17,7 @@ from .keys import Principal
 from .logs import log_event
 from .providers.base import Usage
 from .schemas.openai import Message
-from .store.base import AuditEntry, Overdrawn, Store
+from .store.base import ABANDONED, AuditEntry, Holder, Overdrawn, Reservation, Store, UnknownPool
 from .timeutil import after, now_str
 
 logger = logging.getLogger("tollgate.ledger")
@@ -93,11 +93,30 @@ class Ledger:
     def audit_key(self, key: bytes | None) -> None:
         self.audit.key = key
 
-    async def reserve(self, booking: Booking, request_id: str, tokens: int) -> None:
+    def book(self, principal: Principal, pool: str | None, request_sha256: str) -> Booking:
+        """A request's booking on ``pool`` (the key's own when None): 403 unless the key may spend there."""
+        booking = Booking(principal, pool=pool or principal.pool, request_sha256=request_sha256)
+        principal.check_pool(booking.pool)
+        return booking
+
+    async def check_pool(self, booking: Booking) -> None:
+        """403 before anything starts when the pool is not the key's or does not exist (agent loops,
+        which reserve per turn, check here first)."""
+        booking.principal.check_pool(booking.pool)
+        if await self.store.get_pool(booking.principal.tenant, booking.pool) is None:
+            raise UnknownPool(booking.principal.tenant, booking.pool)
+
+    async def reserve(self, booking: Booking, request_id: str, tokens: int, holder: Holder) -> None:
         """One conditional write for ``tokens`` (an upper bound over every deployment that may serve);
-        429 budget_exceeded before any upstream call when it does not fit."""
+        429 budget_exceeded before any upstream call when it does not fit, 403 when the key may not spend
+        from the pool or the pool does not exist (every spending path comes here: chat, messages,
+        completions, embeddings, each loop turn). ``holder`` (key, provider, model) is what the sweep's
+        ``abandoned`` entry names if the request never settles."""
+        booking.principal.check_pool(booking.pool)
         try:
-            await self.store.reserve(booking.principal.tenant, booking.pool, request_id, tokens, now_str())
+            await self.store.reserve(
+                booking.principal.tenant, booking.pool, request_id, tokens, now_str(), holder
+            )
         except Overdrawn as exc:
             raise BudgetExceeded(
                 f"budget exhausted for pool {booking.pool!r}: this request may need {tokens} tokens, "
@@ -164,6 +183,31 @@ class Ledger:
     async def _settle(self, booking: Booking, actual: int) -> None:
         assert booking.reservation_id is not None
         await self.store.settle(booking.principal.tenant, booking.pool, booking.reservation_id, actual)
+
+    async def audit_abandoned(self, reservation: Reservation, at: str) -> AuditEntry:
+        """The sweep's entry for a reservation nobody settled: status ``abandoned`` (itself the mark that
+        the usage is an estimate), charged its reserved upper bound, counted as completion tokens and
+        priced as such (an upper bound of the cost)."""
+        holder = reservation.holder
+        provider, model = holder.provider or "unknown", holder.model or "unknown"
+        entry = AuditEntry(
+            tenant=reservation.tenant,
+            seq=0,
+            at=at,
+            request_id=reservation.reservation_id,
+            key_id=holder.key_id or "unknown",
+            provider=provider,
+            model=model,
+            status=ABANDONED,
+            prompt_tokens=0,
+            completion_tokens=reservation.tokens,
+            cost_micro_usd=self.pricing.cost_micro_usd(provider, model, 0, reservation.tokens),
+            request_sha256=answer_digest(None),
+            response_sha256=answer_digest(None),
+            prev_hash="",
+            hash="",
+        )
+        return await self.audit.append(entry)
 
     async def _audit(
         self,

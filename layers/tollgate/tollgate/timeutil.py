@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+Clock = Callable[[], datetime]  # injected where time decides (the sweep); ``utc_now`` in production
 
 
 def utc_now() -> datetime:

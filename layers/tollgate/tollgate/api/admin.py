@@ -15,11 +15,11 @@ from litestar.params import FromPath, FromQuery
 from .. import audit
 from ..context import AppContext
 from ..errors import NotFound
-from ..keys import new_key_record
+from ..keys import new_key_record, store_key
 from ..names import check_name, check_optional
 from ..schemas.tollgate import BudgetSet, KeyCreate
 from ..store.base import ApiKey
-from ..timeutil import after, now_str
+from ..timeutil import now_str
 from .account import cost_summary
 from .auth import admin_guard
 from .body import decode_json_object, validate
@@ -30,6 +30,7 @@ def key_view(key: ApiKey) -> dict[str, Any]:
     view = asdict(key)
     del view["key_hash"]
     view["models"] = list(key.models) if key.models is not None else None
+    view["pools"] = list(key.pools)
     return view
 
 
@@ -38,10 +39,15 @@ async def create_key(request: Request[Any, Any, Any], ctx: NamedDependency[AppCo
     body = validate(KeyCreate, decode_json_object(await request.body()))
     models = tuple(body.models) if body.models is not None else None
     key, record = new_key_record(
-        body.tenant, name=body.name, models=models, pool=body.pool, expires_in=body.expires_in
+        body.tenant,
+        name=body.name,
+        models=models,
+        pool=body.pool,
+        pools=tuple(body.pools),
+        expires_in=body.expires_in,
     )
-    await ctx.store.create_key(record)
-    return {"key": key, **key_view(record)}
+    created = await store_key(ctx.store, record)
+    return {"key": key, **key_view(record), "pools_created": created}
 
 
 @get("/keys")
@@ -100,11 +106,10 @@ async def verify_audit(
 
 
 @post("/sweep", status_code=200)
-async def sweep(ctx: NamedDependency[AppContext]) -> dict[str, int]:
-    """Refund reservations older than TOLLGATE_RESERVATION_MAX_AGE_SECONDS; delete expired sessions."""
-    cutoff = after(-ctx.settings.reservation_max_age_seconds)
-    refunded = await ctx.store.sweep_reservations(cutoff)
-    return {"reservations_refunded": refunded, "sessions_deleted": await ctx.store.sweep_sessions(now_str())}
+async def sweep(ctx: NamedDependency[AppContext], older_than: FromQuery[int | None] = None) -> dict[str, int]:
+    """Charge and audit reservations older than TOLLGATE_RESERVATION_MAX_AGE_SECONDS (``older_than``, in
+    seconds, may only be longer: 400 ``sweep_too_young`` otherwise); delete expired sessions."""
+    return await ctx.sweeper.sweep(older_than)
 
 
 admin_router = Router(

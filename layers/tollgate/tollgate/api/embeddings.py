@@ -24,7 +24,6 @@ from ..engine.prepare import allowed_route
 from ..engine.route import Route, split_model
 from ..errors import BadRequest
 from ..keys import Principal
-from ..ledger import Booking
 from ..lifecycle import Outcome, RequestTracker
 from ..providers.base import ChatCall, Embedder, EmbeddingResult
 from ..schemas.embeddings import EmbeddingsRequest
@@ -70,9 +69,7 @@ async def start(
 ) -> Exchange:
     """Route, book and reserve (an upper bound from the inputs' bytes; embeddings generate nothing)."""
     found = route(ctx, body, principal)
-    booking = tracker.booking = Booking(
-        principal, pool=body.pool or principal.pool, request_sha256=sha256_hex(raw)
-    )
+    booking = tracker.booking = ctx.ledger.book(principal, body.pool, sha256_hex(raw))
     request = embeddings.booking_request(body)
     exchange = tracker.exchange = Exchange(ctx, booking, found, request, tracker.request_id)
     tracker.call = exchange.served

@@ -1,4 +1,5 @@
-"""hoosh-compatible token pools, scoped to the caller's tenant: check, reserve, report, list."""
+"""hoosh-compatible token pools, scoped to the caller's key (its pools) and tenant: check, reserve, report,
+list. The rules live in ``tollgate.token_pools``."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 
+from .. import token_pools
 from ..context import AppContext
-from ..errors import BadRequest, BudgetExceeded
 from ..schemas.tollgate import TokensReport, TokensRequest
-from ..store.base import Overdrawn, Pool
-from ..timeutil import now_str
+from ..store.base import Pool
 from .auth import authenticate
 from .body import decode_json_object, validate
 
@@ -35,8 +35,7 @@ async def _body(request: Request[Any, Any, Any], model: type[Any]) -> Any:
 async def tokens_check(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> dict[str, Any]:
     principal = await authenticate(request, ctx)
     body: TokensRequest = await _body(request, TokensRequest)
-    pool = await ctx.store.get_pool(principal.tenant, body.pool)
-    available = None if pool is None else pool.remaining
+    available = (await token_pools.existing_pool(ctx.store, principal, body.pool or principal.pool)).remaining
     return {"allowed": available is None or available >= body.tokens, "available": available}
 
 
@@ -44,24 +43,24 @@ async def tokens_check(request: Request[Any, Any, Any], ctx: NamedDependency[App
 async def tokens_reserve(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> dict[str, Any]:
     principal = await authenticate(request, ctx)
     body: TokensRequest = await _body(request, TokensRequest)
-    try:
-        pool = await ctx.store.reserve(principal.tenant, body.pool, None, body.tokens, now_str())
-    except Overdrawn as exc:
-        raise BudgetExceeded(
-            f"budget exhausted for pool {body.pool!r}: {max(exc.available, 0)} available"
-        ) from exc
-    return {"reserved": body.tokens, "available": pool.remaining}
+    reservation_id, pool = await token_pools.reserve(
+        ctx.store, principal, body.pool or principal.pool, body.tokens
+    )
+    return {"reservation_id": reservation_id, "reserved": body.tokens, "available": pool.remaining}
 
 
 @post("/v1/tokens/report", status_code=200)
 async def tokens_report(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> dict[str, Any]:
     principal = await authenticate(request, ctx)
     body: TokensReport = await _body(request, TokensReport)
-    pool = await ctx.store.settle_anonymous(principal.tenant, body.pool, body.reserved, body.actual)
-    if pool is None:
-        raise BadRequest(
-            f"pool {body.pool!r} holds fewer than {body.reserved} reserved tokens", param="reserved"
-        )
+    pool = await token_pools.report(
+        ctx.store,
+        principal,
+        body.pool or principal.pool,
+        body.actual,
+        reservation_id=body.reservation_id,
+        reserved=body.reserved,
+    )
     return {"used": pool.used, "available": pool.remaining}
 
 

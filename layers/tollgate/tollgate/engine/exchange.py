@@ -29,6 +29,7 @@ from ..ledger import Booking, Charge, Settlement
 from ..logs import log_event
 from ..providers.base import ChatCall, Chunk, Usage
 from ..schemas.openai import ChatCompletionRequest
+from ..store.base import Holder
 from .plan import AttemptPlan
 from .retry import delay_before, describe, exhausted, retryable
 from .route import Route
@@ -91,9 +92,9 @@ class Exchange:
 
     async def reserve(self, tokens: int | None = None) -> None:
         """One reservation for every attempt: ``tokens``, or the estimate over the candidates."""
-        await self.ctx.ledger.reserve(
-            self.booking, self.request_id, self.estimate() if tokens is None else tokens
-        )
+        tokens = self.estimate() if tokens is None else tokens
+        holder = Holder(self.booking.principal.key_id, self.served.provider, self.served.model)
+        await self.ctx.ledger.reserve(self.booking, self.request_id, tokens, holder)
 
     async def open(self) -> Opened:
         """The first chunk of the first candidate that answers, and the rest of its stream."""

@@ -40,11 +40,11 @@ async def prepare(
     LoopSpec.from_request(chat, ctx.settings.loop_max_turns_cap)  # a 400 before anything is booked
     route = allowed_route(ctx.router.route(chat), principal)
     tracker.call = ctx.router.call(route.candidates()[0], chat, tracker.request_id)
-    booking = tracker.booking = Booking(
-        principal, pool=chat.pool or principal.pool, request_sha256=sha256_hex(raw)
-    )
+    booking = tracker.booking = ctx.ledger.book(principal, chat.pool, sha256_hex(raw))
     if chat.session_id:
         chat = await with_history(ctx, booking, chat, chat.session_id)
+    if chat.loop_mode is not None:
+        await ctx.ledger.check_pool(booking)  # a 403 before the loop starts; its turns reserve
     return Prepared(route, booking, chat)
 
 

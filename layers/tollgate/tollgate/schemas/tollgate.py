@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .openai import NAME_PATTERN
 
@@ -14,14 +16,23 @@ class _Body(BaseModel):
 
 
 class TokensRequest(_Body):
-    pool: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN)
+    pool: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)  # None: the key's
     tokens: int = Field(ge=0, le=10**12)
 
 
 class TokensReport(_Body):
-    pool: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN)
-    reserved: int = Field(ge=0, le=10**12)
+    """``reservation_id`` (what reserve returned), or the older form: ``reserved`` (its size)."""
+
+    pool: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)  # None: the key's
+    reservation_id: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
+    reserved: int | None = Field(None, ge=0, le=10**12)
     actual: int = Field(ge=0, le=10**12)
+
+    @model_validator(mode="after")
+    def _one_reservation(self) -> TokensReport:
+        if (self.reservation_id is None) == (self.reserved is None):
+            raise ValueError("give reservation_id (from /v1/tokens/reserve) or reserved, not both")
+        return self
 
 
 class KeyCreate(_Body):
@@ -29,6 +40,7 @@ class KeyCreate(_Body):
     name: str | None = Field(None, max_length=200)
     models: list[str] | None = None
     pool: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN)
+    pools: list[Annotated[str, PoolName]] = Field(default_factory=list, max_length=32)
     expires_in: int | None = Field(None, ge=1)
 
 

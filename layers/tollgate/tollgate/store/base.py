@@ -10,10 +10,11 @@ token counts are ints. No floats anywhere that is hashed.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..errors import TollgateError
+from ..errors import Forbidden, TollgateError
 
 # ------------------------------------------------------------------------------------------------ keys
 
@@ -31,6 +32,12 @@ class ApiKey:
     pool: str = "default"
     expires_at: str | None = None
     revoked_at: str | None = None
+    pools: tuple[str, ...] = ()  # extra pools the operator lets this key spend from, besides ``pool``
+
+    @property
+    def all_pools(self) -> tuple[str, ...]:
+        """Every pool the key may spend from: its own first, then the extra ones."""
+        return (self.pool, *(p for p in self.pools if p != self.pool))
 
 
 class KeyExists(TollgateError):
@@ -64,6 +71,47 @@ class Overdrawn(TollgateError):
         self.available = available
 
 
+class UnknownPool(Forbidden):
+    """The pool does not exist: only an operator creates pools (``set_capacity``, ``create_pool``)."""
+
+    default_code = "unknown_pool"
+
+    def __init__(self, tenant: str, pool: str) -> None:
+        super().__init__(
+            f"pool {pool!r} does not exist; an operator creates it "
+            f"(tollgate budgets set --tenant {tenant} --pool {pool} --tokens N)",
+            param="pool",
+        )
+        self.tenant, self.pool = tenant, pool
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who holds a reservation: what the sweep's ``abandoned`` audit entry of it needs."""
+
+    key_id: str = ""
+    provider: str = ""
+    model: str = ""
+
+
+NOBODY = Holder()
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A reservation the sweep charged (its upper bound ``tokens``) because nobody settled it."""
+
+    tenant: str
+    pool: str
+    reservation_id: str
+    tokens: int
+    at: str  # when it was reserved
+    holder: Holder = NOBODY
+
+
+BeforeCharge = Callable[[Reservation], Awaitable[object]]
+
+
 @dataclass(frozen=True, slots=True)
 class Pool:
     tenant: str
@@ -72,6 +120,9 @@ class Pool:
     used: int
     reserved: int
     reservations: dict[str, tuple[int, str]] = field(default_factory=dict)  # id -> (tokens, reserved at)
+    # id -> who holds it (open reservations); bookkeeping for the sweep, left out of comparisons
+    holders: dict[str, Holder] = field(default_factory=dict, compare=False)
+    swept: dict[str, tuple[int, str]] = field(default_factory=dict)  # id -> (tokens charged, swept at)
 
     @property
     def remaining(self) -> int | None:
@@ -82,31 +133,46 @@ class BudgetStore(Protocol):
     async def set_capacity(self, tenant: str, pool: str, tokens: int | None) -> Pool:
         """Create the pool or change its capacity (None: unlimited); used and reservations stay."""
 
-    async def reserve(self, tenant: str, pool: str, reservation_id: str | None, tokens: int, at: str) -> Pool:
-        """One conditional write: hold ``tokens`` if they fit (creating an unlimited pool on first use).
+    async def create_pool(self, tenant: str, pool: str) -> bool:
+        """Create an unlimited pool unless it exists (an existing pool is never changed); whether created."""
 
-        With an id the reservation is kept by id (settled exactly once; reserving an id already held
-        changes nothing); without one it is anonymous (hoosh's reserve/report protocol, settled by
-        amount). Raises ``Overdrawn`` when it does not fit.
+    async def reserve(
+        self, tenant: str, pool: str, reservation_id: str, tokens: int, at: str, holder: Holder = NOBODY
+    ) -> Pool:
+        """One conditional write: hold ``tokens`` under ``reservation_id`` if they fit.
+
+        The pool must exist (``UnknownPool`` otherwise: the data plane never creates one). Settled
+        exactly once; reserving an id already held changes nothing. ``holder`` is kept with the
+        reservation for the sweep. Raises ``Overdrawn`` when it does not fit.
         """
 
     async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
         """One conditional write: release reservation ``reservation_id`` and charge ``actual``.
 
-        Exactly once: returns None (and changes nothing) when that reservation is unknown or settled.
+        When the sweep took the reservation meanwhile (its ``swept`` marker is there), the charge is
+        corrected instead: ``actual`` minus what the sweep charged, and the marker goes. Exactly once:
+        returns None (and changes nothing) when neither the reservation nor a marker is there.
         """
 
     async def settle_anonymous(self, tenant: str, pool: str, reserved: int, actual: int) -> Pool | None:
-        """hoosh's report: release ``reserved`` anonymous tokens and charge ``actual``; None if fewer held."""
+        """Legacy hoosh report: release ``reserved`` anonymous tokens (held by an older tollgate, which
+        reserved without ids) and charge ``actual``; None if fewer are held."""
 
     async def get_pool(self, tenant: str, pool: str) -> Pool | None: ...
 
     async def list_pools(self, tenant: str | None = None) -> list[Pool]: ...
 
-    async def sweep_reservations(self, older_than: str) -> int:
-        """Refund reservations made before ``older_than`` (a crashed function never settled them).
+    async def sweep_reservations(
+        self, older_than: str, at: str, before_charge: BeforeCharge | None = None
+    ) -> list[Reservation]:
+        """Charge the reservations made before ``older_than`` (a crashed function never settled them).
 
-        Each refund is the same conditional write as ``settle`` with actual 0; returns how many.
+        For each, ``before_charge`` runs first (the sweep's audit entry: written before the charge, so a
+        crash in between leaves the reservation for the next sweep rather than a charge without an
+        entry; its error stops the sweep). Then one conditional write on its pool: the reservation goes,
+        its upper bound is charged, and a ``swept`` marker (tokens, ``at``) stays so that a late
+        ``settle`` corrects the charge. Markers swept before ``older_than`` are dropped first (their
+        requests are long dead). Returns the reservations it charged (not those settled meanwhile).
         """
 
 
@@ -163,6 +229,11 @@ class AuditEntry:
     # what served beyond provider and model (deployment, attempts, ...): ints and strings only; hashed
     # only when present, so entries written before it existed still verify
     details: dict[str, str | int] | None = None
+
+
+# The status of the entry the sweep writes for a reservation nobody settled: its usage is the reserved
+# upper bound (an estimate; the status is the mark). A later entry of the same request supersedes it.
+ABANDONED = "abandoned"
 
 
 @dataclass(frozen=True, slots=True)

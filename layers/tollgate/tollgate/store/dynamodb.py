@@ -18,12 +18,13 @@ tenants come from GSI1), never a Scan. Index reads are eventually consistent: a 
 and counts for ``any_keys``, a moment after it is created. Only ``sweep_sessions`` Scans (TTL's job here).
 
 Pool item: ``capacity`` (absent: unlimited), ``used``, ``reserved`` (named and anonymous), ``anon_reserved``,
-``remaining`` = (capacity or 0) - used - reserved (kept by every write, negative for unlimited pools), and
-``reservations``, a map id -> {tokens, at}. Reserve = one UpdateItem conditioned on
-``attribute_not_exists(capacity) OR remaining >= :e``; a pool is created by a conditional put on first use
-(a nested map key can only be set inside an existing map). Settle = a consistent read of the reservation's
-tokens + one UpdateItem that REMOVEs it, conditioned on it still holding those tokens (exactly once). Open
-reservations share the pool item's 400 KB (about 60 bytes each: thousands at once per pool).
+``remaining`` = (capacity or 0) - used - reserved (kept by every write, negative for unlimited pools),
+``reservations``, a map id -> {tokens, at, key_id, provider, model}, and ``swept`` (``dynamodb_sweep``).
+Reserve = one UpdateItem conditioned on the pool existing and ``attribute_not_exists(capacity) OR
+remaining >= :e``; only an operator creates a pool (a conditional put: ``create_pool``, ``set_capacity``).
+Settle = a consistent read of the reservation's tokens + one UpdateItem that REMOVEs it, conditioned on it
+still holding those tokens (exactly once). Open reservations share the pool item's 400 KB (about 100 bytes
+each: thousands at once per pool).
 
 boto3 is imported, and the client built, on first use; every call runs on this store's own bounded thread
 pool, never the loop's default executor. The endpoint comes only from boto3's own configuration
@@ -41,7 +42,20 @@ from typing import Any, TypeVar
 from ..aws import LazyClient
 from ..timeutil import epoch_seconds, now_str
 from . import dynamodb_items as items
-from .base import ApiKey, AuditEntry, AuditHead, KeyExists, Overdrawn, Pool
+from . import dynamodb_sweep as sweeping
+from .base import (
+    NOBODY,
+    ApiKey,
+    AuditEntry,
+    AuditHead,
+    BeforeCharge,
+    Holder,
+    KeyExists,
+    Overdrawn,
+    Pool,
+    Reservation,
+    UnknownPool,
+)
 from .dynamodb_items import Item, Request, expression, get_n, get_s, opt_n
 from .table import create_table_request, ttl_attribute
 
@@ -248,8 +262,13 @@ class DynamoDBStore:
                 return items.pool_from_item(response["Attributes"])
         raise StoreConflict(f"could not set the capacity of pool {tenant}/{pool}")
 
-    async def reserve(self, tenant: str, pool: str, reservation_id: str | None, tokens: int, at: str) -> Pool:
-        request = items.reserve_request(tenant, pool, reservation_id, tokens, at)
+    async def create_pool(self, tenant: str, pool: str) -> bool:
+        return await self._create_pool(tenant, pool, None)
+
+    async def reserve(
+        self, tenant: str, pool: str, reservation_id: str, tokens: int, at: str, holder: Holder = NOBODY
+    ) -> Pool:
+        request = items.reserve_request(tenant, pool, reservation_id, tokens, at, holder)
         for _ in range(_ATTEMPTS):
             try:
                 response = await self.call("update_item", **request)
@@ -257,10 +276,8 @@ class DynamoDBStore:
             except _ConditionFailed as failed:
                 old = failed.item or await self._get(items.pool_key(tenant, pool))
             if old is None:
-                await self._create_pool(tenant, pool, None)  # first use; then try again
-                continue
-            held = old.get("reservations", {}).get("M", {})
-            if reservation_id is not None and reservation_id in held:
+                raise UnknownPool(tenant, pool)  # only an operator creates pools
+            if reservation_id in old.get("reservations", {}).get("M", {}):
                 return items.pool_from_item(old)  # a retried reserve: already held, once
             if "capacity" in old and get_n(old, "remaining") < tokens:
                 raise Overdrawn(max(get_n(old, "remaining"), 0))
@@ -269,12 +286,17 @@ class DynamoDBStore:
 
     async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
         key = items.pool_key(tenant, pool)
-        projection = expression(names={"#rid": reservation_id}, ProjectionExpression="#map.#rid")
-        item = await self._get(key, **projection)
-        held = (item or {}).get("reservations", {}).get("M", {}).get(reservation_id)
-        if held is None:
+        item = await self._get(key, **sweeping.settle_projection(reservation_id)) or {}
+        held = item.get("reservations", {}).get("M", {}).get(reservation_id)
+        marker = item.get("swept", {}).get("M", {}).get(reservation_id)
+        if held is not None:
+            tokens = get_n(held["M"], "tokens")
+            request = items.settle_request(tenant, pool, reservation_id, tokens, actual)
+        elif marker is not None:
+            charged = get_n(marker["M"], "tokens")
+            request = sweeping.correct_request(tenant, pool, reservation_id, charged, actual)
+        else:
             return None
-        request = items.settle_request(tenant, pool, reservation_id, get_n(held["M"], "tokens"), actual)
         response = await self._conditional("update_item", **request)
         return None if response is None else items.pool_from_item(response["Attributes"])
 
@@ -296,13 +318,31 @@ class DynamoDBStore:
             found = await self._query({**request, "ConsistentRead": True})
         return sorted((items.pool_from_item(i) for i in found), key=lambda p: (p.tenant, p.pool))
 
-    async def sweep_reservations(self, older_than: str) -> int:
-        refunded = 0
+    async def sweep_reservations(
+        self, older_than: str, at: str, before_charge: BeforeCharge | None = None
+    ) -> list[Reservation]:
+        swept: list[Reservation] = []
         for pool in await self.list_pools():
-            for rid, (_, at) in sorted(pool.reservations.items()):
-                if at < older_than and await self.settle(pool.tenant, pool.pool, rid, 0) is not None:
-                    refunded += 1
-        return refunded
+            for rid, (_, marked) in sorted(pool.swept.items()):  # first: this sweep's own markers stay
+                if marked < older_than:
+                    request = sweeping.drop_marker_request(pool.tenant, pool.pool, rid, marked)
+                    await self._conditional("update_item", **request)
+            old = [
+                Reservation(pool.tenant, pool.pool, rid, tokens, held_at, pool.holders.get(rid, NOBODY))
+                for rid, (tokens, held_at) in sorted(pool.reservations.items(), key=lambda r: r[1][1])
+                if held_at < older_than
+            ]
+            if old:
+                await self._conditional("update_item", **sweeping.swept_map_request(pool.tenant, pool.pool))
+            for reservation in old:
+                if before_charge is not None:
+                    await before_charge(reservation)
+                request = sweeping.sweep_request(
+                    pool.tenant, pool.pool, reservation.reservation_id, reservation.tokens, at
+                )
+                if await self._conditional("update_item", **request) is not None:
+                    swept.append(reservation)
+        return swept
 
     # ---------------------------------------------------------------------------------------- sessions
 

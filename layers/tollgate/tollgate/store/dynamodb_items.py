@@ -14,7 +14,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from .base import ApiKey, AuditEntry, AuditHead, Pool
+from .base import ApiKey, AuditEntry, AuditHead, Holder, Pool
 
 Attr = dict[str, Any]  # one AttributeValue
 Item = dict[str, Attr]
@@ -135,6 +135,7 @@ def key_item(key: ApiKey) -> Item:
     models = None if key.models is None else {"L": [s(m) for m in key.models]}
     _put_optional(item, "models", models)
     _put_optional(item, "expires_at", None if key.expires_at is None else s(key.expires_at))
+    _put_optional(item, "pools", {"L": [s(p) for p in key.pools]} if key.pools else None)
     return _put_optional(item, "revoked_at", None if key.revoked_at is None else s(key.revoked_at))
 
 
@@ -150,6 +151,7 @@ def key_from_item(item: Item) -> ApiKey:
         pool=get_s(item, "pool"),
         expires_at=opt_s(item, "expires_at"),
         revoked_at=opt_s(item, "revoked_at"),
+        pools=tuple(str(p["S"]) for p in item.get("pools", {}).get("L", [])),
     )
 
 
@@ -196,12 +198,18 @@ def new_pool_item(tenant: str, pool: str, capacity: int | None) -> Item:
         "reserved": n(0),
         "anon_reserved": n(0),
         "reservations": {"M": {}},
+        "swept": {"M": {}},
     }
     return _put_optional(item, "capacity", None if capacity is None else n(capacity))
 
 
+def _holder(held: Item) -> Holder:
+    return Holder(opt_s(held, "key_id") or "", opt_s(held, "provider") or "", opt_s(held, "model") or "")
+
+
 def pool_from_item(item: Item) -> Pool:
     held = item.get("reservations", {}).get("M", {})
+    swept = item.get("swept", {}).get("M", {})
     return Pool(
         tenant=get_s(item, "tenant"),
         pool=get_s(item, "pool"),
@@ -209,20 +217,28 @@ def pool_from_item(item: Item) -> Pool:
         used=get_n(item, "used"),
         reserved=get_n(item, "reserved"),
         reservations={rid: (get_n(r["M"], "tokens"), get_s(r["M"], "at")) for rid, r in held.items()},
+        holders={rid: _holder(r["M"]) for rid, r in held.items()},
+        swept={rid: (get_n(r["M"], "tokens"), get_s(r["M"], "at")) for rid, r in swept.items()},
     )
 
 
-def reserve_request(tenant: str, pool: str, rid: str | None, tokens: int, at: str) -> Request:
-    """Hold ``tokens`` if they fit: one conditional UpdateItem on the pool item."""
-    hold = "#anon = #anon + :e" if rid is None else "#map.#rid = :r"
+def reservation_value(tokens: int, at: str, holder: Holder) -> Attr:
+    """One entry of a pool's ``reservations`` map (empty holder fields are left out)."""
+    value: Item = {"tokens": n(tokens), "at": s(at)}
+    for name in ("key_id", "provider", "model"):
+        _put_optional(value, name, s(getattr(holder, name)) if getattr(holder, name) else None)
+    return {"M": value}
+
+
+def reserve_request(tenant: str, pool: str, rid: str, tokens: int, at: str, holder: Holder) -> Request:
+    """Hold ``tokens`` if they fit: one conditional UpdateItem on an existing pool item."""
     condition = "attribute_exists(#pk) AND (attribute_not_exists(#cap) OR #rem >= :e)"
-    if rid is not None:
-        condition += " AND attribute_not_exists(#map.#rid)"
+    condition += " AND attribute_not_exists(#map.#rid)"
     request = expression(
         key=pool_key(tenant, pool),
-        values={":e": n(tokens), ":r": {"M": {"tokens": n(tokens), "at": s(at)}}},
-        names={"#rid": rid or ""},
-        UpdateExpression=f"SET #rem = #rem - :e, #rsv = #rsv + :e, {hold}",
+        values={":e": n(tokens), ":r": reservation_value(tokens, at, holder)},
+        names={"#rid": rid},
+        UpdateExpression="SET #rem = #rem - :e, #rsv = #rsv + :e, #map.#rid = :r",
         ConditionExpression=condition,
     )
     return {**request, "ReturnValues": "ALL_NEW", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}

@@ -27,7 +27,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .. import timeutil
 from . import sqlite_ops as ops
-from .base import ApiKey, AuditEntry, AuditHead, Pool
+from .base import NOBODY, ApiKey, AuditEntry, AuditHead, BeforeCharge, Holder, Pool, Reservation
 from .sqlite_schema import create_schema
 
 P = ParamSpec("P")
@@ -195,8 +195,13 @@ class SQLiteStore:
     async def set_capacity(self, tenant: str, pool: str, tokens: int | None) -> Pool:
         return await self._run.write(ops.set_capacity, tenant, pool, tokens)
 
-    async def reserve(self, tenant: str, pool: str, reservation_id: str | None, tokens: int, at: str) -> Pool:
-        return await self._run.write(ops.reserve, tenant, pool, reservation_id, tokens, at)
+    async def create_pool(self, tenant: str, pool: str) -> bool:
+        return await self._run.write(ops.create_pool, tenant, pool)
+
+    async def reserve(
+        self, tenant: str, pool: str, reservation_id: str, tokens: int, at: str, holder: Holder = NOBODY
+    ) -> Pool:
+        return await self._run.write(ops.reserve, tenant, pool, (reservation_id, tokens, at), holder)
 
     async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
         return await self._run.write(ops.settle, tenant, pool, reservation_id, actual)
@@ -210,12 +215,17 @@ class SQLiteStore:
     async def list_pools(self, tenant: str | None = None) -> list[Pool]:
         return await self._run.read(ops.list_pools, tenant)
 
-    async def sweep_reservations(self, older_than: str) -> int:
-        refunded = 0
-        for tenant, pool, reservation_id in await self._run.read(ops.old_reservations, older_than):
-            if await self.settle(tenant, pool, reservation_id, 0) is not None:
-                refunded += 1
-        return refunded
+    async def sweep_reservations(
+        self, older_than: str, at: str, before_charge: BeforeCharge | None = None
+    ) -> list[Reservation]:
+        await self._run.write(ops.drop_markers, older_than)  # first: this sweep's own markers stay
+        swept: list[Reservation] = []
+        for reservation in await self._run.read(ops.old_reservations, older_than):
+            if before_charge is not None:
+                await before_charge(reservation)
+            if await self._run.write(ops.sweep_one, reservation, at):
+                swept.append(reservation)
+        return swept
 
     # ---------------------------------------------------------------------------------------- sessions
 

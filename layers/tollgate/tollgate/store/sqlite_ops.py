@@ -11,7 +11,7 @@ import json
 import sqlite3
 from typing import Any
 
-from .base import ApiKey, AuditEntry, AuditHead, KeyExists, Overdrawn, Pool
+from .base import ApiKey, AuditEntry, AuditHead, Holder, KeyExists, Overdrawn, Pool, Reservation, UnknownPool
 from .sqlite_schema import (
     AUDIT_COLUMNS,
     KEY_COLUMNS,
@@ -26,7 +26,7 @@ from .sqlite_schema import (
 
 
 def create_key(conn: sqlite3.Connection, key: ApiKey) -> None:
-    query = f"INSERT INTO keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+    query = f"INSERT INTO keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
     try:
         conn.execute(query, key_params(key))
     except sqlite3.IntegrityError as exc:
@@ -63,10 +63,17 @@ def get_pool(conn: sqlite3.Connection, tenant: str, pool: str) -> Pool | None:
     if row is None:
         return None
     held = conn.execute(
-        "SELECT reservation_id, tokens, at FROM reservations WHERE tenant = ? AND pool = ?", (tenant, pool)
+        "SELECT reservation_id, tokens, at, key_id, provider, model FROM reservations "
+        "WHERE tenant = ? AND pool = ?",
+        (tenant, pool),
+    ).fetchall()
+    reservations = {rid: (int(tokens), at) for rid, tokens, at, *_ in held}
+    holders = {rid: Holder(key_id, provider, model) for rid, _, _, key_id, provider, model in held}
+    markers = conn.execute(
+        "SELECT reservation_id, tokens, at FROM swept WHERE tenant = ? AND pool = ?", (tenant, pool)
     )
-    reservations = {rid: (int(tokens), at) for rid, tokens, at in held}
-    return Pool(tenant, pool, opt_int(row[0]), int(row[1]), int(row[2]), reservations)
+    swept = {rid: (int(tokens), at) for rid, tokens, at in markers}
+    return Pool(tenant, pool, opt_int(row[0]), int(row[1]), int(row[2]), reservations, holders, swept)
 
 
 def _pool(conn: sqlite3.Connection, tenant: str, pool: str) -> Pool:
@@ -90,27 +97,38 @@ def set_capacity(conn: sqlite3.Connection, tenant: str, pool: str, tokens: int |
     return _pool(conn, tenant, pool)
 
 
+def create_pool(conn: sqlite3.Connection, tenant: str, pool: str) -> bool:
+    cursor = conn.execute("INSERT OR IGNORE INTO pools (tenant, pool) VALUES (?, ?)", (tenant, pool))
+    return cursor.rowcount == 1
+
+
 def reserve(
-    conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str | None, tokens: int, at: str
+    conn: sqlite3.Connection,
+    tenant: str,
+    pool: str,
+    reservation: tuple[str, int, str],
+    holder: Holder,
 ) -> Pool:
     """Hold ``tokens`` if capacity - used - reserved covers them; a known reservation id changes nothing."""
-    conn.execute("INSERT OR IGNORE INTO pools (tenant, pool) VALUES (?, ?)", (tenant, pool))
-    if reservation_id is not None and _held(conn, tenant, pool, reservation_id) is not None:
+    reservation_id, tokens, at = reservation
+    exists = conn.execute("SELECT 1 FROM pools WHERE tenant = ? AND pool = ?", (tenant, pool)).fetchone()
+    if exists is None:
+        raise UnknownPool(tenant, pool)
+    if _held(conn, tenant, pool, reservation_id) is not None:
         return _pool(conn, tenant, pool)
-    anonymous = tokens if reservation_id is None else 0
     cursor = conn.execute(
-        "UPDATE pools SET reserved = reserved + ?, anon_reserved = anon_reserved + ? "
+        "UPDATE pools SET reserved = reserved + ? "
         "WHERE tenant = ? AND pool = ? AND (capacity IS NULL OR capacity - used - reserved >= ?)",
-        (int(tokens), anonymous, tenant, pool, int(tokens)),
+        (int(tokens), tenant, pool, int(tokens)),
     )
     if cursor.rowcount == 0:
         remaining = _pool(conn, tenant, pool).remaining
         raise Overdrawn(max(0, remaining or 0))
-    if reservation_id is not None:
-        conn.execute(
-            "INSERT INTO reservations (tenant, pool, reservation_id, tokens, at) VALUES (?, ?, ?, ?, ?)",
-            (tenant, pool, reservation_id, int(tokens), at),
-        )
+    conn.execute(
+        "INSERT INTO reservations (tenant, pool, reservation_id, tokens, at, key_id, provider, model) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (tenant, pool, reservation_id, int(tokens), at, holder.key_id, holder.provider, holder.model),
+    )
     return _pool(conn, tenant, pool)
 
 
@@ -122,18 +140,32 @@ def _held(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str)
     return None if row is None else int(row[0])
 
 
-def settle(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
-    """Release the reservation and charge ``actual`` — only while the reservation row exists."""
-    tokens = _held(conn, tenant, pool, reservation_id)
-    if tokens is None:
-        return None
-    conn.execute(
-        "DELETE FROM reservations WHERE tenant = ? AND pool = ? AND reservation_id = ?",
+def _marker(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str) -> int | None:
+    row = conn.execute(
+        "SELECT tokens FROM swept WHERE tenant = ? AND pool = ? AND reservation_id = ?",
         (tenant, pool, reservation_id),
-    )
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def settle(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
+    """Release the reservation and charge ``actual``; or correct a swept one's charge (exactly once)."""
+    key = (tenant, pool, reservation_id)
+    tokens = _held(conn, *key)
+    if tokens is not None:
+        conn.execute("DELETE FROM reservations WHERE tenant = ? AND pool = ? AND reservation_id = ?", key)
+        conn.execute(
+            "UPDATE pools SET reserved = reserved - ?, used = used + ? WHERE tenant = ? AND pool = ?",
+            (tokens, int(actual), tenant, pool),
+        )
+        return _pool(conn, tenant, pool)
+    charged = _marker(conn, *key)
+    if charged is None:
+        return None
+    conn.execute("DELETE FROM swept WHERE tenant = ? AND pool = ? AND reservation_id = ?", key)
     conn.execute(
-        "UPDATE pools SET reserved = reserved - ?, used = used + ? WHERE tenant = ? AND pool = ?",
-        (tokens, int(actual), tenant, pool),
+        "UPDATE pools SET used = used + ? WHERE tenant = ? AND pool = ?",
+        (int(actual) - charged, tenant, pool),
     )
     return _pool(conn, tenant, pool)
 
@@ -149,11 +181,35 @@ def settle_anonymous(
     return None if cursor.rowcount == 0 else _pool(conn, tenant, pool)
 
 
-def old_reservations(conn: sqlite3.Connection, older_than: str) -> list[tuple[str, str, str]]:
+def old_reservations(conn: sqlite3.Connection, older_than: str) -> list[Reservation]:
     rows = conn.execute(
-        "SELECT tenant, pool, reservation_id FROM reservations WHERE at < ? ORDER BY at", (older_than,)
+        "SELECT tenant, pool, reservation_id, tokens, at, key_id, provider, model FROM reservations "
+        "WHERE at < ? ORDER BY at",
+        (older_than,),
     )
-    return [(str(t), str(p), str(r)) for t, p, r in rows]
+    return [Reservation(t, p, r, int(tokens), at, Holder(*holder)) for t, p, r, tokens, at, *holder in rows]
+
+
+def sweep_one(conn: sqlite3.Connection, reservation: Reservation, at: str) -> bool:
+    """Charge one reservation's upper bound and leave a marker for a late settle; False if it is gone."""
+    key = (reservation.tenant, reservation.pool, reservation.reservation_id)
+    if _held(conn, *key) != reservation.tokens:
+        return False
+    conn.execute("DELETE FROM reservations WHERE tenant = ? AND pool = ? AND reservation_id = ?", key)
+    conn.execute(
+        "UPDATE pools SET reserved = reserved - ?, used = used + ? WHERE tenant = ? AND pool = ?",
+        (reservation.tokens, reservation.tokens, reservation.tenant, reservation.pool),
+    )
+    conn.execute(
+        "INSERT OR REPLACE INTO swept (tenant, pool, reservation_id, tokens, at) VALUES (?, ?, ?, ?, ?)",
+        (*key, reservation.tokens, at),
+    )
+    return True
+
+
+def drop_markers(conn: sqlite3.Connection, older_than: str) -> int:
+    """Markers of requests that never came back (crashed): nothing will settle them any more."""
+    return conn.execute("DELETE FROM swept WHERE at < ?", (older_than,)).rowcount
 
 
 # -------------------------------------------------------------------------------------------- sessions

@@ -14,10 +14,6 @@ from typing import Any
 from .base import ApiKey, AuditEntry
 
 SCHEMA_VERSION = 2
-# Statements that bring a file of an older version up to date (version -> what it lacks), run once.
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: ("ALTER TABLE audit_entries ADD COLUMN details TEXT",),
-}
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS keys (
@@ -29,7 +25,8 @@ TABLES = (
         pool TEXT NOT NULL,
         created_at TEXT NOT NULL,
         expires_at TEXT,
-        revoked_at TEXT
+        revoked_at TEXT,
+        pools TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS keys_by_tenant ON keys (tenant, created_at)",
     """CREATE TABLE IF NOT EXISTS pools (
@@ -47,9 +44,21 @@ TABLES = (
         reservation_id TEXT NOT NULL,
         tokens INTEGER NOT NULL,
         at TEXT NOT NULL,
+        key_id TEXT NOT NULL DEFAULT '',
+        provider TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (tenant, pool, reservation_id)
     )""",
     "CREATE INDEX IF NOT EXISTS reservations_by_time ON reservations (at)",
+    """CREATE TABLE IF NOT EXISTS swept (
+        tenant TEXT NOT NULL,
+        pool TEXT NOT NULL,
+        reservation_id TEXT NOT NULL,
+        tokens INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (tenant, pool, reservation_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS swept_by_time ON swept (at)",
     """CREATE TABLE IF NOT EXISTS sessions (
         tenant TEXT NOT NULL,
         session_id TEXT NOT NULL,
@@ -86,7 +95,16 @@ TABLES = (
     )""",
 )
 
-KEY_COLUMNS = "key_id, key_hash, tenant, name, models, pool, created_at, expires_at, revoked_at"
+KEY_COLUMNS = "key_id, key_hash, tenant, name, models, pool, created_at, expires_at, revoked_at, pools"
+
+# Columns added after version 1: (table, column, definition), added to older files by ``create_schema``.
+ADDED_COLUMNS = (
+    ("keys", "pools", "TEXT"),
+    ("reservations", "key_id", "TEXT NOT NULL DEFAULT ''"),
+    ("reservations", "provider", "TEXT NOT NULL DEFAULT ''"),
+    ("reservations", "model", "TEXT NOT NULL DEFAULT ''"),
+    ("audit_entries", "details", "TEXT"),
+)
 AUDIT_COLUMNS = (
     "tenant, seq, at, request_id, key_id, provider, model, status, prompt_tokens, completion_tokens, "
     "cost_micro_usd, request_sha256, response_sha256, prev_hash, hash, details"
@@ -102,12 +120,12 @@ def create_schema(conn: sqlite3.Connection) -> None:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise SchemaTooNew(f"database schema version {version} is newer than {SCHEMA_VERSION}")
-    existing = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keys'").fetchone() is not None
     for statement in TABLES:
         conn.execute(statement)
-    for old in range(version if existing else SCHEMA_VERSION, SCHEMA_VERSION):
-        for statement in MIGRATIONS.get(old, ()):
-            conn.execute(statement)
+    for table, column, definition in ADDED_COLUMNS:
+        present = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
     if version < SCHEMA_VERSION:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -128,11 +146,12 @@ def key_params(key: ApiKey) -> tuple[Any, ...]:
         key.created_at,
         key.expires_at,
         key.revoked_at,
+        json.dumps(list(key.pools)) if key.pools else None,
     )
 
 
 def key_from_row(row: Sequence[Any]) -> ApiKey:
-    key_id, key_hash, tenant, name, models, pool, created_at, expires_at, revoked_at = row
+    key_id, key_hash, tenant, name, models, pool, created_at, expires_at, revoked_at, pools = row
     return ApiKey(
         key_id=key_id,
         key_hash=key_hash,
@@ -143,6 +162,7 @@ def key_from_row(row: Sequence[Any]) -> ApiKey:
         pool=pool,
         expires_at=expires_at,
         revoked_at=revoked_at,
+        pools=() if not pools else tuple(str(p) for p in json.loads(pools)),
     )
 
 

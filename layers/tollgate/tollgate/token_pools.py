@@ -1,0 +1,95 @@
+"""hoosh's token-pool protocol (check, reserve, report) on the budget store, independent of HTTP.
+
+The same rules as every other way of spending: only the key's pools (``Principal.check_pool``), only pools
+that exist (the data plane never creates one), and each reservation is one held by id (``tok_…``) with its
+time and holder, so the sweep charges and audits it like a chat request's. A reservation is bounded by
+the pool's capacity, or by ``UNLIMITED_POOL_MAX_TOKENS`` in an unlimited pool.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from .errors import BadRequest, BudgetExceeded
+from .keys import Principal
+from .store.base import BudgetStore, Holder, Overdrawn, Pool, UnknownPool
+from .timeutil import now_str
+
+PREFIX = "tok_"
+PROVIDER = "hoosh"  # the holder's provider (and the audit entry's, should the sweep charge it)
+UNLIMITED_POOL_MAX_TOKENS = 1_000_000  # the most one reservation may hold in a pool without capacity
+
+
+async def existing_pool(store: BudgetStore, principal: Principal, pool: str) -> Pool:
+    """The key's pool ``pool`` (403 ``pool_not_allowed`` / ``unknown_pool`` otherwise)."""
+    principal.check_pool(pool)
+    found = await store.get_pool(principal.tenant, pool)
+    if found is None:
+        raise UnknownPool(principal.tenant, pool)
+    return found
+
+
+def _bound(pool: Pool) -> int:
+    return UNLIMITED_POOL_MAX_TOKENS if pool.capacity is None else pool.capacity
+
+
+async def reserve(store: BudgetStore, principal: Principal, pool: str, tokens: int) -> tuple[str, Pool]:
+    """Hold ``tokens`` in one of the key's pools; returns the reservation id and the pool after."""
+    found = await existing_pool(store, principal, pool)
+    if tokens > _bound(found):
+        raise BadRequest(
+            f"tokens: at most {_bound(found)} may be reserved at once in pool {pool!r}", param="tokens"
+        )
+    reservation_id = PREFIX + secrets.token_hex(12)
+    holder = Holder(principal.key_id, PROVIDER, pool)
+    try:
+        after = await store.reserve(principal.tenant, pool, reservation_id, tokens, now_str(), holder)
+    except Overdrawn as exc:
+        raise BudgetExceeded(
+            f"budget exhausted for pool {pool!r}: {max(exc.available, 0)} available"
+        ) from exc
+    return reservation_id, after
+
+
+async def report(
+    store: BudgetStore,
+    principal: Principal,
+    pool: str,
+    actual: int,
+    *,
+    reservation_id: str | None = None,
+    reserved: int | None = None,
+) -> Pool:
+    """Settle a reservation by id, or (the older form) one of this key's open token reservations of
+    exactly ``reserved`` tokens (then, for reservations an older tollgate held anonymously, by amount)."""
+    found = await existing_pool(store, principal, pool)
+    if reservation_id is not None:
+        candidates = [reservation_id] if _reportable(found, principal, reservation_id) else []
+    else:
+        candidates = [
+            rid
+            for rid, (tokens, _) in sorted(found.reservations.items(), key=lambda item: item[1][1])
+            if tokens == reserved and _reportable(found, principal, rid)
+        ]
+    for rid in candidates:
+        settled = await store.settle(principal.tenant, pool, rid, actual)
+        if settled is not None:
+            return settled
+    if reservation_id is None and reserved is not None:
+        legacy = await store.settle_anonymous(principal.tenant, pool, reserved, actual)
+        if legacy is not None:
+            return legacy
+    what = repr(reservation_id) if reservation_id is not None else f"of {reserved} tokens"
+    raise BadRequest(
+        f"no open token reservation {what} in pool {pool!r} for this key",
+        param="reservation_id" if reservation_id is not None else "reserved",
+    )
+
+
+def _reportable(pool: Pool, principal: Principal, reservation_id: str) -> bool:
+    """A token reservation of this key (open), or one the sweep charged (its late report corrects it)."""
+    if not reservation_id.startswith(PREFIX):
+        return False
+    if reservation_id in pool.reservations:
+        return pool.holders.get(reservation_id, Holder()).key_id == principal.key_id
+    return reservation_id in pool.swept
