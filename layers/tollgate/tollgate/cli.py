@@ -70,7 +70,9 @@ def _serve(args: argparse.Namespace) -> int:
     from .serve_http import bounded_protocol
 
     settings = Settings()
-    app = create_app(settings, allow_open=True, include_admin=True, run_sweeper=True)  # a bad routing config stops here
+    app = create_app(
+        settings, allow_open=True, include_admin=True, run_sweeper=True
+    )  # a bad routing config stops here
     print(_serve_banner(args, settings, has_keys), file=sys.stderr, flush=True)
     uvicorn.run(
         app,

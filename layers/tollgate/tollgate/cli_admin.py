@@ -197,7 +197,10 @@ def add_admin_commands(commands: Any) -> None:
         "--pool", default="default", type=_POOL, help="the key's own pool (created unlimited if missing)"
     )
     create.add_argument(
-        "--pools", type=names_type("pool"), default=(), help="comma-separated extra pools the key may also spend from"
+        "--pools",
+        type=names_type("pool"),
+        default=(),
+        help="comma-separated extra pools the key may also spend from",
     )
     create.add_argument(
         "--expires-in", type=count_type(1), metavar="SECONDS", help="expire the key after SECONDS (>= 1)"
