@@ -99,9 +99,6 @@ class Principal:
             for allowed in self.models
         )
 
-    def check_model(self, provider: str, model: str) -> None:
-        if not self.allows(provider, model):
-            raise Forbidden(f"this key may not use model {provider}/{model}", param="model")
 
 
 def pattern_allows(pattern: str, provider: str, model: str) -> bool:
