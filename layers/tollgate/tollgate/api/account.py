@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, delete, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from .. import audit
 from ..accounting import summarize_costs
 from ..context import AppContext
 from ..errors import BadRequest, NotFound
+from ..schemas.limits import MAX_AUDIT_SEQ
 from ..timeutil import normalize_time
 from .auth import authenticate
 
@@ -60,13 +61,13 @@ async def costs(
 async def audit_log(
     request: Request[Any, Any, Any],
     ctx: NamedDependency[AppContext],
-    after_seq: FromQuery[int] = 0,
-    limit: FromQuery[int] = 100,
+    after_seq: Annotated[int, QueryParameter(ge=0, le=MAX_AUDIT_SEQ)] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
-    """A page of the tenant's chain, and ``chain_valid`` from really verifying the whole chain."""
+    """A page of the tenant's chain, and ``chain_valid`` from really verifying the whole chain.
+
+    The ranges are checked with the query's types, before the key (a 400 naming the parameter)."""
     principal = await authenticate(request, ctx)
-    if not 1 <= limit <= MAX_PAGE or after_seq < 0:
-        raise BadRequest(f"limit must be 1..{MAX_PAGE} and after_seq >= 0", param="limit")
     entries = await ctx.store.list_audit(principal.tenant, after_seq=after_seq, limit=limit)
     verification = await audit.verify(ctx.store, principal.tenant, ctx.ledger.audit_key)
     return {

@@ -1,7 +1,14 @@
-"""Request bodies: JSON decoding and pydantic validation, with errors that name the field."""
+"""Request bodies: JSON decoding and pydantic validation, with errors that name the field.
+
+A body must be UTF-8 JSON holding an object that nests at most ``MAX_JSON_DEPTH`` levels; the depth is
+checked on the raw bytes before anything recursive (the decoder, pydantic, hashing) sees the body.
+"""
 
 from __future__ import annotations
 
+import array
+import itertools
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -11,25 +18,55 @@ from ..errors import BadRequest
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
+MAX_JSON_DEPTH = 64  # arrays and objects; tool JSON schemas nest ~10-20 levels inside a request
 
-def _location(loc: tuple[int | str, ...]) -> str:
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_SIGNS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # as signed bytes: +1, -1
+
+
+def _location(loc: tuple[int | str, ...], payload: Any) -> str:
+    """pydantic's error location as the client's field path, following the payload: union-branch and
+    discriminator markers that pydantic adds (``str``, ``list[...]``, a block's ``type``) are left out."""
     parts: list[str] = []
-    for item in loc:
+    node = payload
+    for i, item in enumerate(loc):
+        last = i == len(loc) - 1
         if isinstance(item, int):
             parts.append(f"[{item}]")
+            node = node[item] if isinstance(node, list) and 0 <= item < len(node) else None
         elif item in ("str", "list[...]", "function-after[...]") or "[" in str(item):
-            continue  # union-branch markers pydantic adds; not part of the client's field path
+            continue
+        elif isinstance(node, dict) and item not in node and not last:
+            continue  # a discriminator tag
         else:
             parts.append(("." if parts else "") + str(item))
+            node = node.get(item) if isinstance(node, dict) else None
     return "".join(parts)
+
+
+def too_deep(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays/objects outside strings nest deeper than ``limit``, found without recursion: strings
+    are cut out, brackets become +1/-1 and the depth is their highest running sum (on malformed JSON the
+    decoder stops at the first mismatch, so it never nests deeper than this)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # too few brackets to nest that deep
+    signs = array.array("b", _STRING.sub(b"", raw).translate(_SIGNS, _NOT_BRACKETS))
+    return max(itertools.accumulate(signs), default=0) > limit
 
 
 def decode_json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise BadRequest("request body is empty; expected a JSON object")
     try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"request body is not UTF-8 JSON (invalid byte at {exc.start})") from exc
+    if too_deep(raw):
+        raise BadRequest(f"request body nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects")
+    try:
         payload = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
+    except msgspec.DecodeError as exc:  # also ValidationError: a number out of range (1e400)
         raise BadRequest(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise BadRequest("request body must be a JSON object")
@@ -40,7 +77,8 @@ def validate(model: type[ModelT], payload: dict[str, Any]) -> ModelT:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = _location(tuple(first["loc"]))
+        errors = [(_location(tuple(e["loc"]), payload), e["msg"]) for e in exc.errors(include_url=False)]
+        # a union field reports every branch; the one that got deepest into the value says what is wrong
+        field, message = max((e for e in errors if e[0].startswith(errors[0][0])), key=lambda e: len(e[0]))
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise BadRequest(f"{field or 'body'}: {first['msg']}{more}", param=field or None) from exc
+        raise BadRequest(f"{field or 'body'}: {message}{more}", param=field or None) from exc

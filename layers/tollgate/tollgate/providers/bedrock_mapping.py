@@ -352,6 +352,12 @@ TRANSPORT_ERRORS: dict[str, tuple[type[TollgateError], str]] = {
     "ResponseStreamingError": (UpstreamError, "bedrock's stream broke off"),
     "ProtocolError": (UpstreamError, "bedrock's stream broke off"),
     "ParserError": (UpstreamError, "bedrock sent a malformed event stream"),
+    # botocore checks the request before sending it; what fails there came from the client's body
+    "ParamValidationError": (
+        UpstreamBadRequest,
+        "bedrock refuses this request's values before it is sent (an empty stop sequence, tool call id "
+        "or tool name?)",
+    ),
 }
 
 

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .limits import MAX_EMBEDDING_DIMENSIONS
 from .openai import EXTENSION_FIELDS, NAME_PATTERN
 
 MAX_INPUTS = 2048  # OpenAI's own limit per request
@@ -19,7 +20,7 @@ class EmbeddingsRequest(BaseModel):
     input: str | list[str] = Field(min_length=1)
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(None, ge=1)
+    dimensions: int | None = Field(None, strict=True, ge=1, le=MAX_EMBEDDING_DIMENSIONS)
     user: str | None = None
     # tollgate extensions (DESIGN.md §4); never forwarded upstream
     provider: str | None = None

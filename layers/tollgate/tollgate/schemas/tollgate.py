@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .limits import MAX_BUDGET_TOKENS, MAX_EXPIRES_IN_SECONDS, MAX_POOL_TOKENS
 from .openai import NAME_PATTERN
 
 PoolName = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
@@ -15,13 +16,13 @@ class _Body(BaseModel):
 
 class TokensRequest(_Body):
     pool: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN)
-    tokens: int = Field(ge=0, le=10**12)
+    tokens: int = Field(strict=True, ge=0, le=MAX_POOL_TOKENS)
 
 
 class TokensReport(_Body):
     pool: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN)
-    reserved: int = Field(ge=0, le=10**12)
-    actual: int = Field(ge=0, le=10**12)
+    reserved: int = Field(strict=True, ge=0, le=MAX_POOL_TOKENS)
+    actual: int = Field(strict=True, ge=0, le=MAX_POOL_TOKENS)
 
 
 class KeyCreate(_Body):
@@ -29,8 +30,8 @@ class KeyCreate(_Body):
     name: str | None = Field(None, max_length=200)
     models: list[str] | None = None
     pool: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN)
-    expires_in: int | None = Field(None, ge=1)
+    expires_in: int | None = Field(None, strict=True, ge=1, le=MAX_EXPIRES_IN_SECONDS)
 
 
 class BudgetSet(_Body):
-    tokens: int | None = Field(ge=0, le=10**15)
+    tokens: int | None = Field(strict=True, ge=0, le=MAX_BUDGET_TOKENS)
