@@ -5,6 +5,8 @@ Over real sockets: a gateway with a SQLite store, an admin key and a tenant key,
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,13 +14,16 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.contract.backend_dynamodb import REGION, backend
 from tests.fakes.bedrock_server import FakeBedrock
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import ADMIN_KEY, MESSAGES, Gateway
 from tollgate.api.body import MAX_JSON_DEPTH
+from tollgate.app import create_app
 from tollgate.config import Settings
 from tollgate.schemas import limits
+from tollgate.store.dynamodb import DynamoDBStore
 from tollgate.store.sqlite import SQLiteStore
 
 BIG = 2**64 + 1  # past every 64-bit integer type
@@ -253,3 +258,65 @@ def test_values_bedrock_refuses_locally_are_400(gw: Gateway, key: str) -> None:
         response = send(gw, key, "/v1/chat/completions", body | {"stream": stream})
         assert response.status_code == 400, response.text
         assert response.json()["error"]["code"] == "upstream_bad_request"
+
+
+LONG = "x" * 10_000
+# (method, path, query, body, param): strings that would land in a store key or item, past their bounds
+STORED_STRINGS = [
+    ("POST", "/v1/chat/completions", None, CHAT | {"model": "openai/" + LONG}, "model"),
+    ("POST", "/v1/messages", None, ANTHROPIC | {"model": LONG}, "model"),
+    ("POST", "/v1/embeddings", None, {"input": "hi", "model": LONG}, "model"),
+    ("POST", "/admin/keys", None, {"tenant": "acme", "models": [LONG]}, "models[0]"),
+    ("POST", "/admin/keys", None, {"tenant": "acme", "models": ["openai/*"] * 257}, "models"),
+    ("DELETE", f"/v1/sessions/{LONG}", None, None, "session_id"),
+    ("DELETE", "/v1/sessions/a%00b", None, None, "session_id"),
+    ("GET", "/admin/audit/verify", {"tenant": LONG}, None, "tenant"),
+    ("GET", "/admin/keys", {"tenant": "a/b"}, None, "tenant"),
+    ("GET", "/admin/budgets", {"tenant": ""}, None, "tenant"),
+    ("GET", "/admin/costs", {"tenant": LONG}, None, "tenant"),
+    ("GET", "/v1/audit", {"after_seq": str(BIG)}, None, "after_seq"),
+    ("POST", "/v1/chat/completions", None, CHAT | {"max_tokens": BIG}, "max_tokens"),
+]
+
+
+def request_as(gw: Gateway, key: str, method: str, path: str, query: Any, body: Any) -> httpx.Response:
+    token = ADMIN_KEY if path.startswith("/admin") else key
+    headers = {"authorization": f"Bearer {token}"}
+    return httpx.request(method, f"{gw.url}{path}", params=query, json=body, headers=headers, timeout=20)
+
+
+def check_stored_strings(gw: Gateway, key: str) -> None:
+    for method, path, query, body, param in STORED_STRINGS:
+        response = request_as(gw, key, method, path, query, body)
+        if path == "/v1/messages":
+            assert response.status_code == 400 and param in response.json()["error"]["message"], response.text
+        else:
+            assert_400(response, param)
+
+
+def test_strings_the_stores_keep_are_bounded(gw: Gateway, key: str) -> None:
+    check_stored_strings(gw, key)
+
+
+@pytest.fixture
+def dynamodb_gw(fake_openai: FakeOpenAI, tmp_path: Path) -> Iterator[Gateway]:
+    with backend(tmp_path, "dynalite"):
+        store = DynamoDBStore(f"tollgate-input-{uuid.uuid4().hex[:12]}", region=REGION)
+        asyncio.run(store.init_schema())
+        settings = Settings(
+            default_provider="openai",
+            openai_api_key="sk-upstream",
+            openai_base_url=f"{fake_openai.url}/v1",
+            admin_key=ADMIN_KEY,
+            store="dynamodb",
+            table=store.table,
+        )
+        app = create_app(settings, store=DynamoDBStore(store.table, region=REGION), include_admin=True)
+        with ServerThread(app, lifespan="on") as server:
+            yield Gateway(server, fake_openai)
+        store.client().delete_table(TableName=store.table)
+
+
+def test_on_dynamodb_too_they_are_400s_not_store_errors(dynamodb_gw: Gateway) -> None:
+    """DynamoDB refuses keys over 2 KB / 1 KB and items over 400 KB: the bounds keep those from a client."""
+    check_stored_strings(dynamodb_gw, dynamodb_gw.new_key("acme"))

@@ -7,13 +7,14 @@ from typing import Annotated, Any
 
 from litestar import Request, delete, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromQuery, PathParameter, QueryParameter
 
 from .. import audit
 from ..accounting import summarize_costs
 from ..context import AppContext
 from ..errors import BadRequest, NotFound
 from ..schemas.limits import MAX_AUDIT_SEQ
+from ..schemas.openai import NAME_PATTERN
 from ..timeutil import normalize_time
 from .auth import authenticate
 
@@ -80,8 +81,11 @@ async def audit_log(
 
 @delete("/v1/sessions/{session_id:str}", status_code=204)
 async def delete_session(
-    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], session_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[AppContext],
+    session_id: Annotated[str, PathParameter(min_length=1, max_length=128, pattern=NAME_PATTERN)],
 ) -> None:
+    """A session id shaped as in the chat body's ``session_id`` (others are a 400, never a store error)."""
     principal = await authenticate(request, ctx)
     if not await ctx.store.delete_session(principal.tenant, session_id):
         raise NotFound(f"no session {session_id!r}", param="session_id")

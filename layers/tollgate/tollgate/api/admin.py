@@ -6,16 +6,17 @@ Mounted at /admin by ``tollgate serve``; on AWS it is its own function (Mangum, 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Router, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from .. import audit
 from ..context import AppContext
 from ..errors import NotFound
 from ..keys import new_key_record
+from ..schemas.openai import NAME_PATTERN
 from ..schemas.tollgate import BudgetSet, KeyCreate
 from ..store.base import ApiKey
 from ..timeutil import after, now_str
@@ -23,6 +24,9 @@ from .account import cost_summary
 from .auth import admin_guard
 from .body import decode_json_object, validate
 from .tokens import pool_view
+
+# a ?tenant= filter shaped like the tenant names keys are created with (others: a 400, never a store error)
+TenantFilter = Annotated[str | None, QueryParameter(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 
 
 def key_view(key: ApiKey) -> dict[str, Any]:
@@ -44,7 +48,7 @@ async def create_key(request: Request[Any, Any, Any], ctx: NamedDependency[AppCo
 
 
 @get("/keys")
-async def list_keys(ctx: NamedDependency[AppContext], tenant: FromQuery[str | None] = None) -> dict[str, Any]:
+async def list_keys(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
     return {"keys": [key_view(k) for k in await ctx.store.list_keys(tenant)]}
 
 
@@ -68,16 +72,14 @@ async def set_budget(
 
 
 @get("/budgets")
-async def list_budgets(
-    ctx: NamedDependency[AppContext], tenant: FromQuery[str | None] = None
-) -> dict[str, Any]:
+async def list_budgets(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
     return {"pools": [{"tenant": p.tenant, **pool_view(p)} for p in await ctx.store.list_pools(tenant)]}
 
 
 @get("/costs")
 async def admin_costs(
     ctx: NamedDependency[AppContext],
-    tenant: FromQuery[str | None] = None,
+    tenant: TenantFilter = None,
     since: FromQuery[str | None] = None,
     until: FromQuery[str | None] = None,
     group_by: FromQuery[str | None] = None,
@@ -86,9 +88,7 @@ async def admin_costs(
 
 
 @get("/audit/verify")
-async def verify_audit(
-    ctx: NamedDependency[AppContext], tenant: FromQuery[str | None] = None
-) -> dict[str, Any]:
+async def verify_audit(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
     tenants = [tenant] if tenant else await ctx.store.audit_tenants()
     results = {t: (await audit.verify(ctx.store, t, ctx.ledger.audit_key)).as_dict() for t in tenants}
     return {"valid": all(r["valid"] for r in results.values()), "tenants": results}

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .limits import MAX_OUTPUT_TOKENS
+from .limits import MAX_MODEL_NAME, MAX_OUTPUT_TOKENS
 from .openai import NAME_PATTERN
 
 
@@ -88,7 +88,7 @@ class Metadata(_Model):
 class MessagesRequest(_Model):
     """The body of POST /v1/messages; ``max_tokens`` is required, as in Anthropic's API."""
 
-    model: str | None = None
+    model: str | None = Field(None, max_length=MAX_MODEL_NAME)
     max_tokens: int = Field(strict=True, ge=1, le=MAX_OUTPUT_TOKENS)
     system: str | list[TextBlock] | None = None
     messages: list[MessageParam] = Field(min_length=1)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from .limits import MAX_CHOICES, MAX_OUTPUT_TOKENS
+from .limits import MAX_CHOICES, MAX_MODEL_NAME, MAX_OUTPUT_TOKENS
 
 # Fields tollgate itself understands; never forwarded upstream (DESIGN.md §4).
 EXTENSION_FIELDS = frozenset({"provider", "session_id", "pool", "loop_mode", "loop_until", "loop_max_turns"})
@@ -87,7 +87,7 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str | None = None
+    model: str | None = Field(None, max_length=MAX_MODEL_NAME)
     messages: list[Message] = Field(min_length=1)
     stream: bool = Field(False, strict=True)
     stream_options: StreamOptions | None = None

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from .limits import MAX_BUDGET_TOKENS, MAX_EXPIRES_IN_SECONDS, MAX_POOL_TOKENS
+from .limits import (
+    MAX_BUDGET_TOKENS,
+    MAX_EXPIRES_IN_SECONDS,
+    MAX_KEY_MODELS,
+    MAX_MODEL_NAME,
+    MAX_POOL_TOKENS,
+)
 from .openai import NAME_PATTERN
 
 PoolName = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
@@ -28,7 +36,9 @@ class TokensReport(_Body):
 class KeyCreate(_Body):
     tenant: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
     name: str | None = Field(None, max_length=200)
-    models: list[str] | None = None
+    models: list[Annotated[str, Field(max_length=MAX_MODEL_NAME)]] | None = Field(
+        None, max_length=MAX_KEY_MODELS
+    )
     pool: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN)
     expires_in: int | None = Field(None, strict=True, ge=1, le=MAX_EXPIRES_IN_SECONDS)
 
