@@ -15,13 +15,14 @@ import httpx
 import pytest
 
 from tests.contract.backend_dynamodb import REGION, backend
+from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.bedrock_server import FakeBedrock
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import ADMIN_KEY, MESSAGES, Gateway
-from tollgate.api.body import MAX_JSON_DEPTH
 from tollgate.app import create_app
 from tollgate.config import Settings
+from tollgate.json_depth import MAX_JSON_DEPTH
 from tollgate.schemas import limits
 from tollgate.store.dynamodb import DynamoDBStore
 from tollgate.store.sqlite import SQLiteStore
@@ -40,9 +41,16 @@ def bedrock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBedrock]:
 
 
 @pytest.fixture
+def claude_url() -> Iterator[str]:
+    with ServerThread(FakeAnthropic()) as server:
+        yield f"{server.url}/v1"
+
+
+@pytest.fixture
 def gw(
     fake_openai: FakeOpenAI,
     bedrock: FakeBedrock,
+    claude_url: str,
     start_gateway: Callable[..., ServerThread],
     tmp_path: Path,
 ) -> Gateway:
@@ -50,6 +58,8 @@ def gw(
         default_provider="openai",
         openai_api_key="sk-upstream",
         openai_base_url=f"{fake_openai.url}/v1",
+        claude_api_key="sk-upstream",
+        claude_base_url=claude_url,
         bedrock_model="us.amazon.nova-lite-v1:0",
         admin_key=ADMIN_KEY,
         default_max_tokens=50,
@@ -77,10 +87,8 @@ def assert_400(response: httpx.Response, param: str | None = None, says: str = "
     assert response.status_code == 400, response.text
     body = response.json()
     error = body["error"]
-    if body.get("type") == "error":  # /v1/messages: Anthropic's shape
-        assert error["type"] == "invalid_request_error"
-    else:
-        assert error["type"] == "invalid_request_error"
+    assert error["type"] == "invalid_request_error"
+    if body.get("type") != "error":  # /v1/messages answers in Anthropic's shape, without param
         assert error["param"] == param
     message = str(error["message"])
     if param:
@@ -243,6 +251,31 @@ def test_nesting_past_the_limit_is_400(gw: Gateway, key: str, path: str, content
 )
 def test_numbers_and_escapes_json_cannot_carry_are_400(gw: Gateway, key: str, content: bytes) -> None:
     assert_400(send(gw, key, "/v1/chat/completions", content=content), None, "not valid JSON")
+
+
+def with_tool_call(arguments: str) -> list[dict[str, Any]]:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    return [
+        *MESSAGES,
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "r"},
+    ]
+
+
+@pytest.mark.parametrize("provider", ["claude", "bedrock"])
+def test_tool_call_arguments_json_is_depth_checked_too(gw: Gateway, key: str, provider: str) -> None:
+    """Adapters that send arguments as an object parse the JSON string a client sent in an assistant turn."""
+    param = "messages[1].tool_calls[0].function.arguments"
+    for depth in (MAX_JSON_DEPTH + 1, 100_000):
+        arguments = '{"a":' * depth + "1" + "}" * depth
+        body = CHAT | {"provider": provider, "messages": with_tool_call(arguments)}
+        response = send(gw, key, "/v1/chat/completions", body)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["param"] == param and f"nest deeper than {MAX_JSON_DEPTH}" in error["message"]
+    arguments = '{"a":' * MAX_JSON_DEPTH + "1" + "}" * MAX_JSON_DEPTH
+    body = CHAT | {"provider": provider, "messages": with_tool_call(arguments)}
+    assert send(gw, key, "/v1/chat/completions", body).status_code == 200
 
 
 def test_the_key_is_checked_before_the_body(gw: Gateway, key: str) -> None:

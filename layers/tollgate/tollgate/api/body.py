@@ -1,28 +1,20 @@
 """Request bodies: JSON decoding and pydantic validation, with errors that name the field.
 
 A body must be UTF-8 JSON holding an object that nests at most ``MAX_JSON_DEPTH`` levels; the depth is
-checked on the raw bytes before anything recursive (the decoder, pydantic, hashing) sees the body.
+checked on the raw bytes (``tollgate.json_depth``) before anything recursive sees the body.
 """
 
 from __future__ import annotations
 
-import array
-import itertools
-import re
 from typing import Any, TypeVar
 
 import msgspec
 from pydantic import BaseModel, ValidationError
 
 from ..errors import BadRequest
+from ..json_depth import MAX_JSON_DEPTH, too_deep
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-MAX_JSON_DEPTH = 64  # arrays and objects; tool JSON schemas nest ~10-20 levels inside a request
-
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
-_SIGNS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # as signed bytes: +1, -1
 
 
 def _location(loc: tuple[int | str, ...], payload: Any) -> str:
@@ -43,16 +35,6 @@ def _location(loc: tuple[int | str, ...], payload: Any) -> str:
             parts.append(("." if parts else "") + str(item))
             node = node.get(item) if isinstance(node, dict) else None
     return "".join(parts)
-
-
-def too_deep(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether arrays/objects outside strings nest deeper than ``limit``, found without recursion: strings
-    are cut out, brackets become +1/-1 and the depth is their highest running sum (on malformed JSON the
-    decoder stops at the first mismatch, so it never nests deeper than this)."""
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False  # too few brackets to nest that deep
-    signs = array.array("b", _STRING.sub(b"", raw).translate(_SIGNS, _NOT_BRACKETS))
-    return max(itertools.accumulate(signs), default=0) > limit
 
 
 def decode_json_object(raw: bytes) -> dict[str, Any]:

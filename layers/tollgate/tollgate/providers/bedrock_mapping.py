@@ -33,6 +33,7 @@ from ..errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..schemas.openai import ImagePart, Message, Tool
 from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
 from .http_errors import error_for_status
@@ -156,6 +157,8 @@ def _image_block(url: str, param: str) -> Block:
 
 
 def _tool_input(arguments: str, param: str) -> dict[str, Any]:
+    if too_deep(arguments):
+        raise BadRequest(f"tool call arguments nest deeper than {MAX_JSON_DEPTH} levels", param=param)
     try:
         value = json.loads(arguments) if arguments.strip() else {}
     except ValueError as exc:
