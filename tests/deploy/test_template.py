@@ -40,6 +40,7 @@ pytestmark = pytest.mark.usefixtures("_tools")
 STREAMING_ROUTES = [
     ("/v1/{proxy+}", "ANY"),
     ("/health", "GET"),
+    ("/openapi.json", "GET"),
     ("/metrics", "GET"),
     ("/diagnostics/{proxy+}", "GET"),
     ("/ui", "GET"),
@@ -184,6 +185,7 @@ def test_the_request_authorizer_is_cached_on_the_authorization_header_and_invoke
         ("/health", "GET", "NONE"),
         ("/ui", "GET", "NONE"),
         ("/ui/{proxy+}", "GET", "NONE"),
+        ("/openapi.json", "GET", "NONE"),
         ("/admin/{proxy+}", "ANY", "NONE"),
         ("/v1/{proxy+}", "ANY", "TollgateAuthorizer"),
         ("/metrics", "GET", "TollgateAuthorizer"),

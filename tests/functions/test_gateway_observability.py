@@ -140,7 +140,10 @@ def test_the_header_is_ignored_off_lambda(gateway: Callable[..., ServerThread]) 
     assert response.status_code == 200 and response.headers["x-tollgate-request-id"] != "forged-request-1"
 
 
-@pytest.mark.parametrize("raw", [None, "", "not json", "[]", '{"requestId": 5}', '{"requestId": "a b"}'])
+@pytest.mark.parametrize(
+    "raw",
+    [None, "", "not json", "[]", '{"requestId": 5}', '{"requestId": "a b"}', "[" * 5000, '{"a": 1e400}'],
+)
 def test_malformed_context_is_ignored(raw: str | None) -> None:
     assert parse_gateway_context(raw).request_id is None
 

@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from .errors import BadRequest, TollgateError
+from .json_depth import too_deep
 from .lifecycle import Outcome
 from .providers.anthropic import TOOL_CHOICES
 from .providers.base import ChatCall, Chunk, Finish, TextDelta, ToolCallDelta, Usage
@@ -211,7 +212,7 @@ def tool_id(call_id: str | None, request_id: str, index: int) -> str:
 def tool_input(arguments: str, name: str) -> dict[str, Any]:
     """The collected arguments JSON as an object; anything else becomes ``{}`` (and a warning)."""
     try:
-        value = json.loads(arguments) if arguments.strip() else {}
+        value = None if too_deep(arguments) else (json.loads(arguments) if arguments.strip() else {})
     except ValueError:
         value = None
     if not isinstance(value, dict):

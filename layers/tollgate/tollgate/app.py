@@ -28,6 +28,7 @@ from .api.errors import EXCEPTION_HANDLERS
 from .api.gateway_context import TRUST_GATEWAY_CONTEXT
 from .api.info import diagnostics_providers, diagnostics_requests, health, metrics, models
 from .api.messages import messages
+from .api.openapi import openapi_config
 from .api.tokens import tokens_check, tokens_pools, tokens_report, tokens_reserve
 from .config import Settings
 from .config_errors import SettingsError, describe_settings_error, is_settings_error
@@ -92,6 +93,7 @@ def _litestar(
     handlers: list[ControllerRouterHandler],
     lifespan: Callable[[Litestar], Any],
     *,
+    openapi_path: str = "/openapi.json",
     trust_gateway_context: bool = False,
 ) -> Litestar:
     return Litestar(
@@ -100,7 +102,7 @@ def _litestar(
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=ctx.settings.max_body_bytes,
-        openapi_config=None,
+        openapi_config=openapi_config(openapi_path),
         logging_config=None,  # tollgate configures its own logging (logs.py)
         # ctx is read by guards; the flag by the chat handler (x-amzn-request-context, api/chat.py)
         state={"ctx": ctx, TRUST_GATEWAY_CONTEXT: trust_gateway_context},  # type: ignore[arg-type]
@@ -191,4 +193,4 @@ def create_admin_app(
             await ctx.store.init_schema()
         yield
 
-    return _litestar(ctx, [admin_router], lifespan)
+    return _litestar(ctx, [admin_router], lifespan, openapi_path="/admin/openapi.json")

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, delete, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery, PathParameter, QueryParameter
 
 from .. import audit
 from ..accounting import summarize_costs
 from ..context import AppContext
 from ..errors import BadRequest, NotFound
 from ..names import check_name
+from ..schemas.limits import MAX_AUDIT_SEQ
+from ..schemas.openai import NAME_PATTERN
 from ..timeutil import normalize_time
 from .auth import authenticate
 
@@ -61,13 +63,13 @@ async def costs(
 async def audit_log(
     request: Request[Any, Any, Any],
     ctx: NamedDependency[AppContext],
-    after_seq: FromQuery[int] = 0,
-    limit: FromQuery[int] = 100,
+    after_seq: Annotated[int, QueryParameter(ge=0, le=MAX_AUDIT_SEQ)] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
-    """A page of the tenant's chain, and ``chain_valid`` from really verifying the whole chain."""
+    """A page of the tenant's chain, and ``chain_valid`` from really verifying the whole chain.
+
+    The ranges are checked with the query's types, before the key (a 400 naming the parameter)."""
     principal = await authenticate(request, ctx)
-    if not 1 <= limit <= MAX_PAGE or after_seq < 0:
-        raise BadRequest(f"limit must be 1..{MAX_PAGE} and after_seq >= 0", param="limit")
     entries = await ctx.store.list_audit(principal.tenant, after_seq=after_seq, limit=limit)
     verification = await audit.verify(ctx.store, principal.tenant, ctx.ledger.audit_key)
     return {
@@ -80,8 +82,11 @@ async def audit_log(
 
 @delete("/v1/sessions/{session_id:str}", status_code=204)
 async def delete_session(
-    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], session_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[AppContext],
+    session_id: Annotated[str, PathParameter(min_length=1, max_length=128, pattern=NAME_PATTERN)],
 ) -> None:
+    """A session id shaped as in the chat body's ``session_id`` (others are a 400, never a store error)."""
     principal = await authenticate(request, ctx)
     check_name(session_id, "session_id")
     if not await ctx.store.delete_session(principal.tenant, session_id):

@@ -31,7 +31,7 @@ from .errors import error_payload
 from .pipeline import serve
 
 # Chat-only fields a legacy body cannot carry (they would change what the upstream is asked).
-_CHAT_ONLY = ("messages", "tools", "tool_choice", "session_id", "loop_mode", "loop_until", "loop_max_turns")
+CHAT_ONLY = ("messages", "tools", "tool_choice", "session_id", "loop_mode", "loop_until", "loop_max_turns")
 
 
 def prompt_text(prompt: Any) -> str:
@@ -51,7 +51,7 @@ def parse(raw: bytes) -> ChatCompletionRequest:
     payload = decode_json_object(raw)
     if "prompt" not in payload:
         raise BadRequest("prompt is required", param="prompt")
-    for name in _CHAT_ONLY:
+    for name in CHAT_ONLY:
         if name in payload:
             raise BadRequest(f"{name} is not a field of /v1/completions", param=name)
     prompt = prompt_text(payload.pop("prompt"))

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 
 from ..errors import (
     BadRequest,
@@ -99,13 +99,25 @@ def tollgate_error_handler(request: Request[Any, Any, Any], error: TollgateError
     return Response(error_payload(error), status_code=status, headers=headers)
 
 
+def _invalid_parameter(exc: HTTPException) -> tuple[str, str] | None:
+    """A query or path parameter Litestar refused (type or range): a message naming it, and its name."""
+    extra = exc.extra if isinstance(exc, ValidationException) else None
+    first = extra[0] if isinstance(extra, list) and extra else None
+    if not isinstance(first, dict) or not first.get("key"):
+        return None
+    name, source = str(first["key"]), first.get("source", "query")
+    source = getattr(source, "value", source)  # Litestar's ParamType enum
+    return f"{source} parameter {name}: {first.get('message', 'invalid')}", name
+
+
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     """Litestar's own 404/405/413/400 in the same shape."""
     status = exc.status_code
     message = exc.detail if status != 404 else f"no route for {request.method} {request.url.path}"
+    message, param = _invalid_parameter(exc) or (message, None)
     error = TollgateError(str(message), code=_HTTP_CODES.get(status, "error"))
     error_type = {413: "invalid_request_error", 404: "not_found_error"}.get(status, "invalid_request_error")
-    body = {"error": {"message": error.message, "type": error_type, "param": None, "code": error.code}}
+    body = {"error": {"message": error.message, "type": error_type, "param": param, "code": error.code}}
     return Response(body, status_code=status, headers=_headers(request, error))
 
 

@@ -32,7 +32,7 @@ def parse_gateway_context(raw: str | None) -> GatewayContext:
     """The forwarded request context; empty when absent or malformed (never an error)."""
     try:
         data = msgspec.json.decode(raw) if raw else None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested thousands of levels deep
         data = None
     if not isinstance(data, dict):
         return GatewayContext()

@@ -24,6 +24,7 @@ from ..errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..schemas.openai import ChatCompletionRequest, ContentPart, ImagePart, Message, Tool, ToolCall
 from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
 from .http_errors import MAX_MESSAGE, decode_upstream_json
@@ -96,6 +97,8 @@ def _content_blocks(content: str | list[ContentPart] | None, param: str) -> list
 
 
 def _arguments(raw: str, param: str) -> dict[str, Any]:
+    if too_deep(raw):
+        raise BadRequest(f"tool call arguments nest deeper than {MAX_JSON_DEPTH} levels", param=param)
     try:
         value = json.loads(raw) if raw.strip() else {}
     except ValueError:

@@ -33,6 +33,7 @@ from ..errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..schemas.openai import ImagePart, Message, Tool
 from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
 from .http_errors import error_for_status
@@ -156,6 +157,8 @@ def _image_block(url: str, param: str) -> Block:
 
 
 def _tool_input(arguments: str, param: str) -> dict[str, Any]:
+    if too_deep(arguments):
+        raise BadRequest(f"tool call arguments nest deeper than {MAX_JSON_DEPTH} levels", param=param)
     try:
         value = json.loads(arguments) if arguments.strip() else {}
     except ValueError as exc:
@@ -364,6 +367,12 @@ TRANSPORT_ERRORS: dict[str, tuple[type[TollgateError], str]] = {
     "ResponseStreamingError": (UpstreamError, "bedrock's stream broke off"),
     "ProtocolError": (UpstreamError, "bedrock's stream broke off"),
     "ParserError": (UpstreamError, "bedrock sent a malformed event stream"),
+    # botocore checks the request before sending it; what fails there came from the client's body
+    "ParamValidationError": (
+        UpstreamBadRequest,
+        "bedrock refuses this request's values before it is sent (an empty stop sequence, tool call id "
+        "or tool name?)",
+    ),
 }
 
 

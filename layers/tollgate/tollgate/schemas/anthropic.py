@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .limits import MAX_MODEL_NAME, MAX_OUTPUT_TOKENS
 from .openai import NAME_PATTERN
 
 
@@ -52,7 +53,7 @@ class ToolResultBlock(_Model):
     type: Literal["tool_result"]
     tool_use_id: str = Field(min_length=1)
     content: str | list[TextBlock] | None = None
-    is_error: bool | None = None
+    is_error: bool | None = Field(None, strict=True)
 
     def text(self) -> str:
         if self.content is None or isinstance(self.content, str):
@@ -77,7 +78,7 @@ class ToolParam(_Model):
 class ToolChoice(_Model):
     type: Literal["auto", "any", "tool", "none"]
     name: str | None = Field(None, min_length=1)
-    disable_parallel_tool_use: bool | None = None
+    disable_parallel_tool_use: bool | None = Field(None, strict=True)
 
 
 class Metadata(_Model):
@@ -87,16 +88,16 @@ class Metadata(_Model):
 class MessagesRequest(_Model):
     """The body of POST /v1/messages; ``max_tokens`` is required, as in Anthropic's API."""
 
-    model: str | None = None
-    max_tokens: int = Field(ge=1)
+    model: str | None = Field(None, max_length=MAX_MODEL_NAME)
+    max_tokens: int = Field(strict=True, ge=1, le=MAX_OUTPUT_TOKENS)
     system: str | list[TextBlock] | None = None
     messages: list[MessageParam] = Field(min_length=1)
     tools: list[ToolParam] | None = None
     tool_choice: ToolChoice | None = None
     stop_sequences: list[str] | None = None
-    temperature: float | None = Field(None, ge=0, le=1)
-    top_p: float | None = Field(None, ge=0, le=1)
-    stream: bool = False
+    temperature: float | None = Field(None, strict=True, ge=0, le=1)
+    top_p: float | None = Field(None, strict=True, ge=0, le=1)
+    stream: bool = Field(False, strict=True)
     metadata: Metadata | None = None
     # tollgate extensions, as on /v1/chat/completions (DESIGN.md §4)
     provider: str | None = None

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..names import NAME_PATTERN as NAME_PATTERN  # session ids, pools, tenants: one pattern (names.py)
+from .limits import MAX_CHOICES, MAX_MODEL_NAME, MAX_OUTPUT_TOKENS
 
 # Fields tollgate itself understands; never forwarded upstream (DESIGN.md §4).
 EXTENSION_FIELDS = frozenset({"provider", "session_id", "pool", "loop_mode", "loop_until", "loop_max_turns"})
@@ -71,7 +72,7 @@ class FunctionDefinition(_Strict):
     name: str = Field(min_length=1)
     description: str | None = None
     parameters: dict[str, Any] | None = None
-    strict: bool | None = None
+    strict: bool | None = Field(None, strict=True)
 
 
 class Tool(_Strict):
@@ -80,7 +81,7 @@ class Tool(_Strict):
 
 
 class StreamOptions(_Strict):
-    include_usage: bool = False
+    include_usage: bool = Field(False, strict=True)
 
 
 class ChatCompletionRequest(BaseModel):
@@ -88,27 +89,27 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str | None = None
+    model: str | None = Field(None, max_length=MAX_MODEL_NAME)
     messages: list[Message] = Field(min_length=1)
-    stream: bool = False
+    stream: bool = Field(False, strict=True)
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, ge=0, le=1)
+    max_tokens: int | None = Field(None, strict=True, ge=1, le=MAX_OUTPUT_TOKENS)
+    max_completion_tokens: int | None = Field(None, strict=True, ge=1, le=MAX_OUTPUT_TOKENS)
+    temperature: float | None = Field(None, strict=True, ge=0, le=2)
+    top_p: float | None = Field(None, strict=True, ge=0, le=1)
     stop: str | list[str] | None = None
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     user: str | None = None
-    n: int | None = None
+    n: int | None = Field(None, strict=True, ge=1, le=MAX_CHOICES)
     # tollgate extensions (DESIGN.md §4); stripped before anything goes upstream
     provider: str | None = None
     session_id: str | None = Field(None, min_length=1, max_length=128, pattern=NAME_PATTERN)
     pool: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
     loop_mode: Literal["basic", "agent"] | None = None
     loop_until: str | None = Field(None, min_length=1, max_length=200)
-    loop_max_turns: int | None = Field(None, ge=1)  # capped in loop.py (TOLLGATE_LOOP_MAX_TURNS_CAP)
+    loop_max_turns: int | None = Field(None, strict=True, ge=1)  # capped: TOLLGATE_LOOP_MAX_TURNS_CAP
 
     @model_validator(mode="before")
     @classmethod

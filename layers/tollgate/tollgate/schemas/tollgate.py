@@ -6,6 +6,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .limits import (
+    MAX_BUDGET_TOKENS,
+    MAX_EXPIRES_IN_SECONDS,
+    MAX_KEY_MODELS,
+    MAX_MODEL_NAME,
+    MAX_POOL_TOKENS,
+)
 from .openai import NAME_PATTERN
 
 PoolName = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
@@ -17,7 +24,7 @@ class _Body(BaseModel):
 
 class TokensRequest(_Body):
     pool: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)  # None: the key's
-    tokens: int = Field(ge=0, le=10**12)
+    tokens: int = Field(strict=True, ge=0, le=MAX_POOL_TOKENS)
 
 
 class TokensReport(_Body):
@@ -25,8 +32,8 @@ class TokensReport(_Body):
 
     pool: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)  # None: the key's
     reservation_id: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
-    reserved: int | None = Field(None, ge=0, le=10**12)
-    actual: int = Field(ge=0, le=10**12)
+    reserved: int | None = Field(None, strict=True, ge=0, le=MAX_POOL_TOKENS)
+    actual: int = Field(strict=True, ge=0, le=MAX_POOL_TOKENS)
 
     @model_validator(mode="after")
     def _one_reservation(self) -> TokensReport:
@@ -38,11 +45,13 @@ class TokensReport(_Body):
 class KeyCreate(_Body):
     tenant: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
     name: str | None = Field(None, max_length=200)
-    models: list[str] | None = None
+    models: list[Annotated[str, Field(max_length=MAX_MODEL_NAME)]] | None = Field(
+        None, max_length=MAX_KEY_MODELS
+    )
     pool: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN)
     pools: list[Annotated[str, PoolName]] = Field(default_factory=list, max_length=32)
-    expires_in: int | None = Field(None, ge=1)
+    expires_in: int | None = Field(None, strict=True, ge=1, le=MAX_EXPIRES_IN_SECONDS)
 
 
 class BudgetSet(_Body):
-    tokens: int | None = Field(ge=0, le=10**15)
+    tokens: int | None = Field(strict=True, ge=0, le=MAX_BUDGET_TOKENS)

@@ -1,0 +1,21 @@
+"""The documented range of every number a client sends, and the length of strings the stores keep
+(README "Input limits").
+
+Numbers and booleans are strict: a JSON string, a float where an integer belongs, or a number where a
+boolean belongs is a 400 that names the field, never coerced. The bounds keep every value inside what
+the stores hold (64-bit integers on SQLite) and what the clock can add (key expiry).
+"""
+
+from __future__ import annotations
+
+MAX_OUTPUT_TOKENS = 10_000_000  # max_tokens / max_completion_tokens on every model endpoint
+MAX_CHOICES = 128  # n (OpenAI's own bound; tollgate answers one choice, so n other than 1 is a 400 later)
+MAX_EMBEDDING_DIMENSIONS = 65_536
+MAX_POOL_TOKENS = 10**12  # /v1/tokens/* amounts
+MAX_BUDGET_TOKENS = 10**15  # admin budget capacity
+MAX_EXPIRES_IN_SECONDS = 100 * 365 * 86_400  # admin key expiry: 100 years
+MAX_AUDIT_SEQ = 2**53 - 1  # GET /v1/audit?after_seq (exact as a JSON number everywhere)
+
+# strings that end up in stored items (a DynamoDB item holds at most 400 KB)
+MAX_MODEL_NAME = 512  # `model` on every model endpoint; each entry of a key's `models`
+MAX_KEY_MODELS = 256  # entries in a key's `models` allow-list
