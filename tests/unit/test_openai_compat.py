@@ -167,3 +167,11 @@ async def test_non_json_upstream_body_is_an_upstream_error() -> None:
     async with httpx.AsyncClient(transport=transport) as client:
         with pytest.raises(UpstreamError, match="not JSON"):
             [c async for c in OpenAICompatProvider(config, client).chat(make_call())]
+
+
+def test_upstream_json_nested_too_deep_is_an_upstream_error() -> None:
+    from tollgate.errors import UpstreamError
+    from tollgate.providers.http_errors import decode_upstream_json
+
+    with pytest.raises(UpstreamError, match="nested too deep"):
+        decode_upstream_json(b"[" * 5000 + b"]" * 5000)

@@ -17,6 +17,7 @@ from .config import Settings
 from .context import AppContext
 from .keys import new_key_record, store_key
 from .names import printable
+from .schemas.limits import MAX_BUDGET_TOKENS, MAX_EXPIRES_IN_SECONDS
 from .timeutil import now_str
 
 
@@ -203,7 +204,10 @@ def add_admin_commands(commands: Any) -> None:
         help="comma-separated extra pools the key may also spend from",
     )
     create.add_argument(
-        "--expires-in", type=count_type(1), metavar="SECONDS", help="expire the key after SECONDS (>= 1)"
+        "--expires-in",
+        type=count_type(1, MAX_EXPIRES_IN_SECONDS),
+        metavar="SECONDS",
+        help=f"expire the key after SECONDS (1..{MAX_EXPIRES_IN_SECONDS})",
     )
     create.add_argument("--json", action="store_true", help=_JSON)
     create.set_defaults(handler=keys_create)
@@ -220,7 +224,10 @@ def add_admin_commands(commands: Any) -> None:
     set_.add_argument("--tenant", required=True, type=_TENANT, help="the pool's tenant")
     set_.add_argument("--pool", default="default", type=_POOL, help="the pool (default: default)")
     set_.add_argument(
-        "--tokens", type=count_type(0), required=True, help="the pool's capacity in tokens (>= 0)"
+        "--tokens",
+        type=count_type(0, MAX_BUDGET_TOKENS),
+        required=True,
+        help=f"the pool's capacity in tokens (0..{MAX_BUDGET_TOKENS})",
     )
     set_.set_defaults(handler=budgets_set)
     show = budgets.add_parser("show", help="capacity, used, reserved, remaining")

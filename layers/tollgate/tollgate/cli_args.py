@@ -48,8 +48,8 @@ def names_type(kind: str) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
-def count_type(minimum: int) -> Callable[[str], int]:
-    """An argparse type for an integer >= ``minimum`` (token counts, seconds)."""
+def count_type(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type for an integer in ``minimum..maximum`` (token counts, seconds)."""
 
     def parse(value: str) -> int:
         try:
@@ -58,6 +58,8 @@ def count_type(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected an integer, got '{printable(value)}'") from None
         if number < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {number}")
+        if maximum is not None and number > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {number}")
         return number
 
     parse.__name__ = "integer"

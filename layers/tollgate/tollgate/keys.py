@@ -100,7 +100,6 @@ class Principal:
         )
 
 
-
 def pattern_allows(pattern: str, provider: str, model: str) -> bool:
     """One allow-list pattern against the canonical provider and upstream model (see ``Principal.allows``)."""
     prefix, slash, rest = pattern.partition("/")

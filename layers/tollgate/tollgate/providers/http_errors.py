@@ -124,6 +124,8 @@ def decode_upstream_json(raw: bytes | str) -> dict[str, Any]:
         payload = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise UpstreamError("upstream sent a body that is not JSON") from exc
+    except RecursionError as exc:  # msgspec's own depth limit
+        raise UpstreamError("upstream sent JSON nested too deep") from exc
     if not isinstance(payload, dict):
         raise UpstreamError("upstream sent JSON that is not an object")
     return payload
