@@ -22,18 +22,21 @@ import msgspec
 from .errors import BadRequest, TollgateError
 from .lifecycle import Outcome
 from .providers.anthropic import TOOL_CHOICES
-from .providers.base import ChatCall, Chunk, Finish, TextDelta, ToolCallDelta, Usage
+from .providers.base import ChatCall, Chunk, Finish, TextDelta, ThinkingDelta, ToolCallDelta, Usage
 from .schemas.anthropic import (
     Base64Source,
     ImageBlock,
     MessageParam,
     MessagesRequest,
+    RedactedThinkingBlock,
     TextBlock,
+    ThinkingBlock,
     ToolChoice,
     ToolParam,
     ToolResultBlock,
     ToolUseBlock,
 )
+from .schemas.native import AnthropicOptions
 from .schemas.openai import (
     ChatCompletionRequest,
     ContentPart,
@@ -46,6 +49,7 @@ from .schemas.openai import (
     Tool,
     ToolCall,
 )
+from .schemas.openai import ThinkingBlock as InternalThinking
 from .streaming import ResponseBuilder
 from .tokens import estimate_prompt_tokens
 
@@ -88,12 +92,18 @@ def _tool_message(block: ToolResultBlock) -> Message:
     text = block.text()
     if block.is_error:
         text = f"Error: {text}" if text else "Error"
-    return Message(role="tool", tool_call_id=block.tool_use_id, content=text)
+    return Message(
+        role="tool", tool_call_id=block.tool_use_id, content=text, cache_control=block.cache_control
+    )
+
+
+def _text_part(block: TextBlock) -> TextPart:
+    return TextPart(type="text", text=block.text, cache_control=block.cache_control)
 
 
 def _user_content(parts: list[ContentPart]) -> str | list[ContentPart]:
-    """One text part becomes a plain string (every upstream reads that); anything else stays a list."""
-    if len(parts) == 1 and isinstance(parts[0], TextPart):
+    """One plain text part becomes a string (every upstream reads that); anything else stays a list."""
+    if len(parts) == 1 and isinstance(parts[0], TextPart) and parts[0].cache_control is None:
         return parts[0].text
     return parts
 
@@ -109,11 +119,14 @@ def _user(message: MessageParam, param: str) -> list[Message]:
         if isinstance(block, ToolResultBlock):
             results.append(_tool_message(block))
         elif isinstance(block, TextBlock):
-            parts.append(TextPart(type="text", text=block.text))
+            parts.append(_text_part(block))
         elif isinstance(block, ImageBlock):
-            parts.append(ImagePart(type="image_url", image_url=ImageURL(url=_image_url(block))))
+            url = ImageURL(url=_image_url(block))
+            parts.append(ImagePart(type="image_url", image_url=url, cache_control=block.cache_control))
         else:
-            raise BadRequest("tool_use blocks belong in assistant messages", param=f"{param}.content[{j}]")
+            raise BadRequest(
+                f"{block.type} blocks belong in assistant messages", param=f"{param}.content[{j}]"
+            )
     return results + ([Message(role="user", content=_user_content(parts))] if parts else [])
 
 
@@ -122,32 +135,60 @@ def _tool_call(block: ToolUseBlock) -> ToolCall:
     return ToolCall(id=block.id, function=FunctionCall(name=block.name, arguments=arguments))
 
 
+def _texts(texts: list[TextBlock]) -> str | list[ContentPart] | None:
+    """Text blocks as one string, or as parts when one carries ``cache_control`` (kept for the upstream)."""
+    if any(block.cache_control for block in texts):
+        return [_text_part(block) for block in texts]
+    return "".join(block.text for block in texts) or None
+
+
 def _assistant(message: MessageParam, param: str) -> Message:
+    """Thinking blocks (signature and all, in order), text, and tool calls."""
     if isinstance(message.content, str):
         return Message(role="assistant", content=message.content)
-    texts: list[str] = []
+    texts: list[TextBlock] = []
     calls: list[ToolCall] = []
+    thinking: list[InternalThinking] = []
     for j, block in enumerate(message.content):
         if isinstance(block, TextBlock):
-            texts.append(block.text)
+            texts.append(block)
         elif isinstance(block, ToolUseBlock):
             calls.append(_tool_call(block))
+        elif isinstance(block, ThinkingBlock | RedactedThinkingBlock):
+            thinking.append(InternalThinking.model_validate(block.model_dump()))
         else:
             raise BadRequest(
                 f"{block.type} blocks are not allowed in assistant messages", param=f"{param}.content[{j}]"
             )
-    return Message(role="assistant", content="".join(texts) or None, tool_calls=calls or None)
+    return Message(
+        role="assistant", content=_texts(texts), tool_calls=calls or None, thinking=thinking or None
+    )
+
+
+def _system(content: str | list[Any], param: str) -> Message | None:
+    """A system prompt (top-level, or a system turn inside ``messages``): text blocks only."""
+    if isinstance(content, str):
+        return Message(role="system", content=content) if content else None
+    for j, block in enumerate(content):
+        if not isinstance(block, TextBlock):
+            raise BadRequest("system content must be text blocks", param=f"{param}[{j}]")
+    text = _texts(content)
+    if isinstance(text, str):  # blocks without cache_control: joined, as one system prompt
+        text = "\n\n".join(block.text for block in content)
+    return Message(role="system", content=text) if text else None
 
 
 def _messages(request: MessagesRequest) -> list[Message]:
+    """System turns inside ``messages`` stay in place; each upstream adapter decides where they go."""
     messages: list[Message] = []
-    if isinstance(request.system, str) and request.system:
-        messages.append(Message(role="system", content=request.system))
-    elif isinstance(request.system, list) and request.system:
-        messages.append(Message(role="system", content="\n\n".join(b.text for b in request.system)))
+    if request.system and (system := _system(request.system, "system")):
+        messages.append(system)
     for i, message in enumerate(request.messages):
         if message.role == "user":
             messages.extend(_user(message, f"messages[{i}]"))
+        elif message.role == "system":
+            if system := _system(message.content, f"messages[{i}].content"):
+                messages.append(system)
         else:
             messages.append(_assistant(message, f"messages[{i}]"))
     if not any(m.role != "system" for m in messages):
@@ -159,7 +200,8 @@ def _tool(tool: ToolParam) -> Tool:
     definition = FunctionDefinition(
         name=tool.name, description=tool.description, parameters=tool.input_schema
     )
-    return Tool(function=definition)
+    native = tool.model_dump(exclude_none=True)
+    return Tool(function=definition, cache_control=tool.cache_control, native=native)
 
 
 def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
@@ -170,8 +212,21 @@ def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
     return {"type": "function", "function": {"name": choice.name}}
 
 
-def to_chat(request: MessagesRequest) -> ChatCompletionRequest:
-    """A validated Messages request -> the internal chat request (extensions carried over)."""
+def options(request: MessagesRequest, betas: tuple[str, ...]) -> AnthropicOptions:
+    """What has no OpenAI counterpart, for the adapters that can use it."""
+    return AnthropicOptions(
+        thinking=request.thinking,
+        output_config=request.output_config,
+        context_management=request.context_management,
+        metadata=request.metadata.model_dump(exclude_none=True) if request.metadata else None,
+        betas=betas,
+        extra=dict(request.model_extra or {}),
+    )
+
+
+def to_chat(request: MessagesRequest, betas: tuple[str, ...] = ()) -> ChatCompletionRequest:
+    """A validated Messages request -> the internal chat request (extensions carried over); what has no
+    OpenAI counterpart rides along as ``AnthropicOptions`` (``request.anthropic``)."""
     fields: dict[str, Any] = {
         "model": request.model,
         "messages": _messages(request),
@@ -191,7 +246,7 @@ def to_chat(request: MessagesRequest) -> ChatCompletionRequest:
         fields["tool_choice"] = _tool_choice(request.tool_choice)
         if request.tool_choice.disable_parallel_tool_use:
             fields["parallel_tool_calls"] = False  # an OpenAI pass-through field
-    return ChatCompletionRequest.model_validate(fields)
+    return ChatCompletionRequest.model_validate(fields).with_anthropic(options(request, betas))
 
 
 # --- response: internal -> Anthropic ------------------------------------------------------------
@@ -224,8 +279,21 @@ def usage_body(usage: Usage) -> dict[str, int]:
     return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
 
 
+def thinking_blocks(deltas: list[ThinkingDelta]) -> list[Block]:
+    """Thinking deltas -> whole thinking / redacted_thinking blocks, by index (signature unchanged)."""
+    blocks: dict[int, Block] = {}
+    for delta in deltas:
+        if delta.redacted is not None:
+            blocks[delta.index] = {"type": "redacted_thinking", "data": delta.redacted}
+            continue
+        block = blocks.setdefault(delta.index, {"type": "thinking", "thinking": "", "signature": ""})
+        block["thinking"] += delta.text
+        block["signature"] += delta.signature
+    return [blocks[index] for index in sorted(blocks)]
+
+
 def content_blocks(builder: ResponseBuilder) -> list[Block]:
-    blocks: list[Block] = []
+    blocks: list[Block] = thinking_blocks(builder.thinking)
     if text := "".join(builder.text):
         blocks.append({"type": "text", "text": text})
     for index in sorted(builder.tool_calls):
@@ -289,6 +357,7 @@ class AnthropicEncoder:
         self.open: int | None = None  # the index of the open block
         self.text_block: int | None = None  # the open block, when it is a text block
         self.tool_blocks: dict[int, int] = {}  # tool call index -> block index
+        self.thinking_blocks: dict[int, int] = {}  # thinking index -> block index
         self.finish: str | None = None
 
     def start(self) -> list[bytes]:
@@ -311,6 +380,8 @@ class AnthropicEncoder:
             return self._text(chunk.text) if chunk.text else []
         if isinstance(chunk, ToolCallDelta):
             return self._tool(chunk)
+        if isinstance(chunk, ThinkingDelta):
+            return self._thinking(chunk)
         if isinstance(chunk, Finish):
             self.finish = chunk.reason
         return []
@@ -360,3 +431,20 @@ class AnthropicEncoder:
         delta = {"type": "input_json_delta", "partial_json": chunk.arguments}
         index = self.tool_blocks[chunk.index]
         return [*frames, event("content_block_delta", {"index": index, "delta": delta})]
+
+    def _thinking(self, chunk: ThinkingDelta) -> list[bytes]:
+        frames: list[bytes] = []
+        if chunk.index not in self.thinking_blocks:
+            block: Block = {"type": "thinking", "thinking": "", "signature": ""}
+            if chunk.redacted is not None:
+                block = {"type": "redacted_thinking", "data": chunk.redacted}
+            frames = self._open(block)
+            self.thinking_blocks[chunk.index] = self.blocks - 1
+        index = self.thinking_blocks[chunk.index]
+        if chunk.text:
+            delta = {"type": "thinking_delta", "thinking": chunk.text}
+            frames.append(event("content_block_delta", {"index": index, "delta": delta}))
+        if chunk.signature:
+            delta = {"type": "signature_delta", "signature": chunk.signature}
+            frames.append(event("content_block_delta", {"index": index, "delta": delta}))
+        return frames

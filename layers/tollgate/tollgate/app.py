@@ -19,11 +19,12 @@ from .api.account import audit_log, costs, delete_session
 from .api.admin import admin_router
 from .api.chat import chat_completions
 from .api.completions import completions
+from .api.count_tokens import count_tokens
 from .api.embeddings import create_embeddings
 from .api.errors import EXCEPTION_HANDLERS
 from .api.gateway_context import TRUST_GATEWAY_CONTEXT
 from .api.info import diagnostics_providers, diagnostics_requests, health, metrics, models
-from .api.messages import messages
+from .api.messages import messages, probe
 from .api.tokens import tokens_check, tokens_pools, tokens_report, tokens_reserve
 from .config import Settings
 from .context import AppContext
@@ -38,6 +39,8 @@ DATA_PLANE: list[ControllerRouterHandler] = [
     completions,
     create_embeddings,
     messages,
+    count_tokens,
+    probe,
     models,
     health,
     metrics,

@@ -25,7 +25,18 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from ..schemas.openai import ChatCompletionRequest, ContentPart, ImagePart, Message, Tool, ToolCall
-from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from .anthropic_native import beta_headers, native_fields, thinking_chunk, tool_block, with_cache_control
+from .base import (
+    ChatCall,
+    Chunk,
+    Finish,
+    FinishReason,
+    ResponseMeta,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    Usage,
+)
 from .http_errors import MAX_MESSAGE, decode_upstream_json
 from .http_provider import HTTPProvider
 from .images import is_remote, parse_data_url
@@ -58,6 +69,10 @@ ERROR_TYPES: dict[str, type[TollgateError]] = {  # Anthropic error ``type`` -> t
 TOOL_CHOICES: dict[str, str] = {"auto": "auto", "required": "any", "none": "none"}
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
+# what /messages/count_tokens takes (it refuses generation fields such as max_tokens and stream)
+COUNT_FIELDS = frozenset(
+    {"model", "system", "messages", "tools", "tool_choice", "thinking", "context_management", "output_config"}
+)
 _PROMPT_USAGE_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 Block = dict[str, Any]
@@ -83,15 +98,16 @@ def _image_block(url: str, param: str) -> Block:
 
 
 def _content_blocks(content: str | list[ContentPart] | None, param: str) -> list[Block]:
-    """Text and image blocks; empty text is left out (Anthropic refuses empty text blocks)."""
+    """Text and image blocks (``cache_control`` kept); empty text is left out (Anthropic refuses it)."""
     if not isinstance(content, list):
         return [{"type": "text", "text": content}] if content and content.strip() else []
     blocks: list[Block] = []
     for i, part in enumerate(content):
         if isinstance(part, ImagePart):
-            blocks.append(_image_block(part.image_url.url, f"{param}[{i}].image_url.url"))
+            image = _image_block(part.image_url.url, f"{param}[{i}].image_url.url")
+            blocks.append(with_cache_control(image, part.cache_control))
         elif part.text.strip():
-            blocks.append({"type": "text", "text": part.text})
+            blocks.append(with_cache_control({"type": "text", "text": part.text}, part.cache_control))
     return blocks
 
 
@@ -116,40 +132,59 @@ def _tool_result(message: Message, param: str) -> Block:
     block: Block = {"type": "tool_result", "tool_use_id": message.tool_call_id}
     if content := _content_blocks(message.content, f"{param}.content"):
         block["content"] = content
-    return block
+    return with_cache_control(block, message.cache_control)
 
 
 def _turn(message: Message, param: str) -> tuple[str, list[Block]]:
     if message.role == "tool":
         return "user", [_tool_result(message, param)]
+    if message.role in _SYSTEM_ROLES:
+        return "system", _content_blocks(message.content, f"{param}.content")
     blocks = _content_blocks(message.content, f"{param}.content")
+    if message.role == "assistant" and message.thinking:  # first, byte-exact: Anthropic checks signatures
+        blocks = [block.block() for block in message.thinking] + blocks
     if message.role == "assistant" and message.tool_calls:
         blocks += [_tool_use(c, f"{param}.tool_calls[{j}]") for j, c in enumerate(message.tool_calls)]
     return message.role, blocks
 
 
-def _messages(messages: list[Message]) -> list[Block]:
-    """User/assistant turns; consecutive same-role messages merge (Anthropic wants alternation)."""
+def _first_turn(messages: list[Message]) -> int:
+    return next((i for i, m in enumerate(messages) if m.role not in _SYSTEM_ROLES), len(messages))
+
+
+def _messages(messages: list[Message], in_place: bool) -> list[Block]:
+    """The turns; consecutive same-role messages merge (Anthropic wants alternation). With ``in_place``
+    (a Messages client sent system turns inside ``messages``) system messages after the first turn stay
+    where they are; otherwise every system message went to the system prompt."""
     turns: list[Block] = []
+    first = _first_turn(messages)
     for i, message in enumerate(messages):
-        if message.role in _SYSTEM_ROLES:
+        if message.role in _SYSTEM_ROLES and (i < first or not in_place):
             continue
         append_turn(turns, *_turn(message, f"messages[{i}]"))
-    if not turns:
+    if not any(turn["role"] != "system" for turn in turns):
         raise BadRequest("at least one non-empty user or assistant message is required", param="messages")
     return turns
 
 
-def _system(messages: list[Message]) -> str:
+def _system(messages: list[Message]) -> str | list[Block]:
+    """The system prompt: one string, or text blocks when a part carries ``cache_control``."""
+    parts = [
+        part for m in messages if m.role in _SYSTEM_ROLES for part in _content_blocks(m.content, "system")
+    ]
+    if any("cache_control" in part for part in parts):
+        return parts
     return "\n\n".join(m.text() for m in messages if m.role in _SYSTEM_ROLES and m.text())
 
 
 def _tool(tool: Tool) -> Block:
+    if tool.native is not None:
+        return tool_block(tool)
     function, no_parameters = tool.function, {"type": "object", "properties": {}}
     result: Block = {"name": function.name, "input_schema": function.parameters or no_parameters}
     if function.description:
         result["description"] = function.description
-    return result
+    return with_cache_control(result, tool.cache_control)
 
 
 def _tool_choice(choice: str | dict[str, Any]) -> Block:
@@ -177,9 +212,11 @@ def to_upstream(call: ChatCall) -> dict[str, Any]:
     """The upstream JSON body; fields Anthropic does not know are dropped (and named at DEBUG)."""
     request = call.request
     body: dict[str, Any] = {"model": call.model, "max_tokens": call.max_tokens}
-    if system := _system(request.messages):
+    in_place = request.anthropic is not None
+    prompt = request.messages[: _first_turn(request.messages)] if in_place else request.messages
+    if system := _system(prompt):
         body["system"] = system
-    body["messages"] = _messages(request.messages)
+    body["messages"] = _messages(request.messages, in_place)
     optional = {"temperature": request.temperature, "top_p": request.top_p}
     body.update({k: v for k, v in optional.items() if v is not None})
     if request.stop_list:
@@ -191,6 +228,7 @@ def to_upstream(call: ChatCall) -> dict[str, Any]:
     if request.user:
         body["metadata"] = {"user_id": request.user}
     body["stream"] = call.stream
+    body.update(native_fields(request.anthropic, body))
     if dropped := _dropped_fields(request):
         logger.debug("%s: fields not sent to the Messages API: %s", call.provider, ", ".join(dropped))
     return body
@@ -224,9 +262,12 @@ def parse_response(payload: dict[str, Any]) -> list[Chunk]:
     if payload.get("type") == "error":
         raise error_for_event(payload)
     chunks: list[Chunk] = [ResponseMeta(model=payload.get("model"), upstream_id=payload.get("id"))]
-    tool_calls = 0
+    tool_calls = thinking = 0
     for block in _dicts(payload.get("content")):
-        if block.get("type") == "text" and block.get("text"):
+        if (chunk := thinking_chunk(thinking, block)) is not None:
+            chunks.append(chunk)
+            thinking += 1
+        elif block.get("type") == "text" and block.get("text"):
             chunks.append(TextDelta(str(block["text"])))
         elif block.get("type") == "tool_use":
             arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
@@ -246,6 +287,7 @@ class StreamParser:
         self.provider = provider
         self.finished = False
         self._tool_calls: dict[int, int] = {}  # content block index -> tool call index (0, 1, ...)
+        self._thinking: dict[int, int] = {}  # content block index -> thinking index (0, 1, ...)
         self._no_arguments: set[int] = set()  # tool calls whose arguments have not started yet
         self._prompt_tokens = 0
         self._completion_tokens = 0
@@ -275,8 +317,11 @@ class StreamParser:
         block = payload.get("content_block") or {}
         if block.get("type") == "text":
             return [TextDelta(str(block["text"]))] if block.get("text") else []
+        if (chunk := thinking_chunk(len(self._thinking), block)) is not None:
+            self._thinking[int(payload.get("index") or 0)] = chunk.index
+            return [chunk]
         if block.get("type") != "tool_use":
-            return []  # thinking, server tools: nothing an OpenAI client reads
+            return []  # server tools: nothing a client of tollgate reads
         index = len(self._tool_calls)
         self._tool_calls[int(payload.get("index") or 0)] = index
         self._no_arguments.add(index)
@@ -286,6 +331,11 @@ class StreamParser:
         delta = payload.get("delta") or {}
         if delta.get("type") == "text_delta":
             return [TextDelta(str(delta["text"]))] if delta.get("text") else []
+        if (thinking := self._thinking.get(int(payload.get("index") or 0))) is not None:
+            text, signature = delta.get("thinking"), delta.get("signature")
+            return (
+                [ThinkingDelta(thinking, str(text or ""), str(signature or ""))] if text or signature else []
+            )
         index = self._tool_calls.get(int(payload.get("index") or 0))
         partial = delta.get("partial_json")
         if delta.get("type") != "input_json_delta" or index is None or not partial:
@@ -327,8 +377,14 @@ async def parse_stream(events: AsyncIterator[SSEvent], provider: str = "claude")
         raise UpstreamError(f"{provider} stream ended before message_stop")
 
 
+def count_body(call: ChatCall) -> dict[str, Any]:
+    """The body of ``/messages/count_tokens``: the request's prompt fields, nothing about generation."""
+    body = to_upstream(call)
+    return {name: value for name, value in body.items() if name in COUNT_FIELDS}
+
+
 class AnthropicProvider(HTTPProvider):
-    """The Anthropic Messages protocol."""
+    """The Anthropic Messages protocol; ``anthropic-beta`` is the client's own (Messages clients only)."""
 
     def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
         super().__init__(
@@ -339,4 +395,12 @@ class AnthropicProvider(HTTPProvider):
             to_upstream=to_upstream,
             parse_response=parse_response,
             parse_stream=lambda events: parse_stream(events, config.name),
+            call_headers=lambda call: beta_headers(call.request.anthropic),
         )
+
+    async def count_tokens(self, call: ChatCall) -> int | None:
+        """Anthropic's own count (``/messages/count_tokens``)."""
+        url = f"{self.config.base_url}/messages/count_tokens"
+        payload = await self.post_json(url, count_body(call), beta_headers(call.request.anthropic))
+        count = payload.get("input_tokens")
+        return count if isinstance(count, int) else None

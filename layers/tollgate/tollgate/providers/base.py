@@ -59,6 +59,18 @@ class ToolCallDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ThinkingDelta:
+    """A piece of thinking block ``index`` (0, 1, ... in the order the blocks began): thinking text, its
+    signature (sent once, at the end), or a redacted block's opaque ``redacted`` data. The signature and
+    the data go back to the upstream unchanged on a later turn, so they are never split or rewritten."""
+
+    index: int
+    text: str = ""
+    signature: str = ""
+    redacted: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Finish:
     reason: FinishReason
 
@@ -82,7 +94,7 @@ class ResponseMeta:
     upstream_id: str | None = None
 
 
-Chunk = TextDelta | ToolCallDelta | Finish | Usage | ResponseMeta
+Chunk = TextDelta | ToolCallDelta | ThinkingDelta | Finish | Usage | ResponseMeta
 
 
 class Provider(Protocol):
@@ -93,6 +105,16 @@ class Provider(Protocol):
     def chat(self, call: ChatCall) -> AsyncIterator[Chunk]: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A provider adapter whose upstream counts a request's input tokens; None when it cannot for this
+    call (tollgate then estimates). ``count_tokens`` raises only ``tollgate.errors``."""
+
+    name: str
+
+    async def count_tokens(self, call: ChatCall) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)

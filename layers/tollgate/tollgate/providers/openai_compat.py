@@ -7,6 +7,7 @@ with ``legacy_prompt`` goes there (``legacy_*`` functions), and ``/embeddings`` 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -38,6 +39,12 @@ FINISH_REASONS: dict[str, FinishReason] = {
     "function_call": "tool_calls",
     "content_filter": "content_filter",
 }
+
+logger = logging.getLogger(__name__)
+
+# OpenAI models that take ``reasoning_effort`` (the others refuse it); the other providers all accept it
+# (OpenRouter maps it per model; llama.cpp and Ollama pass it to reasoning templates or ignore it).
+OPENAI_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
 # ollama and llama.cpp serve the OpenAI API under /v1 of their base URL; the clouds' base URLs include it.
 _V1_PREFIXED = frozenset({"ollama", "llama_cpp"})
@@ -84,7 +91,22 @@ def to_upstream(call: ChatCall) -> dict[str, Any]:
     body["stream"] = call.stream
     if call.stream:
         body["stream_options"] = {"include_usage": True}
+    body.update(_reasoning(call, body))
     return body
+
+
+def _reasoning(call: ChatCall, body: dict[str, Any]) -> dict[str, Any]:
+    """A Messages client's thinking / effort as ``reasoning_effort``; its other Anthropic fields are
+    dropped (named at DEBUG), as are thinking blocks and cache marks (never dumped)."""
+    options = call.request.anthropic
+    if options is None or "reasoning_effort" in body:
+        return {}
+    names = [*options.extra, *(n for n in ("context_management", "metadata") if getattr(options, n))]
+    if names:
+        logger.debug("%s: dropping Messages fields: %s", call.provider, ", ".join(sorted(names)))
+    effort = options.reasoning_effort()
+    takes_effort = call.provider != "openai" or call.model.startswith(OPENAI_REASONING_PREFIXES)
+    return {"reasoning_effort": effort} if effort and takes_effort else {}
 
 
 def _finish(reason: Any) -> Finish | None:

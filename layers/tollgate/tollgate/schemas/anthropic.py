@@ -1,7 +1,9 @@
 """Anthropic Messages request model (POST /v1/messages), validated with pydantic.
 
-Only what tollgate translates is modelled; unknown fields (``top_k``, ``cache_control``, ...) are
-ignored. Block types that have no OpenAI counterpart (``thinking``, ``document``) are refused with 400.
+Only what tollgate translates is modelled. Unknown top-level fields (``top_k``, new betas' fields) are
+kept in ``model_extra`` for an Anthropic upstream; unknown fields inside blocks are ignored. ``thinking``
+blocks keep their ``signature``; ``cache_control`` is kept on text, image and tool_result blocks and on
+tools. Block types tollgate cannot carry (``document``, server tool blocks) are refused with 400.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class _Model(BaseModel):
 class TextBlock(_Model):
     type: Literal["text"]
     text: str
+    cache_control: dict[str, Any] | None = None
 
 
 class Base64Source(_Model):
@@ -39,6 +42,7 @@ ImageSource = Annotated[Base64Source | URLSource, Field(discriminator="type")]
 class ImageBlock(_Model):
     type: Literal["image"]
     source: ImageSource
+    cache_control: dict[str, Any] | None = None
 
 
 class ToolUseBlock(_Model):
@@ -53,6 +57,7 @@ class ToolResultBlock(_Model):
     tool_use_id: str = Field(min_length=1)
     content: str | list[TextBlock] | None = None
     is_error: bool | None = None
+    cache_control: dict[str, Any] | None = None
 
     def text(self) -> str:
         if self.content is None or isinstance(self.content, str):
@@ -60,18 +65,37 @@ class ToolResultBlock(_Model):
         return "".join(block.text for block in self.content)
 
 
-ContentBlock = Annotated[TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock, Field(discriminator="type")]
+class ThinkingBlock(_Model):
+    type: Literal["thinking"]
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingBlock(_Model):
+    type: Literal["redacted_thinking"]
+    data: str
+
+
+ContentBlock = Annotated[
+    TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock,
+    Field(discriminator="type"),
+]
 
 
 class MessageParam(_Model):
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "system"]  # system: Claude Code's mid-conversation system turns
     content: str | list[ContentBlock]
 
 
-class ToolParam(_Model):
+class ToolParam(BaseModel):
+    """A client tool; unknown fields (``defer_loading``, ...) are kept for an Anthropic upstream."""
+
+    model_config = ConfigDict(extra="allow")
+
     name: str = Field(min_length=1)
     description: str | None = None
     input_schema: dict[str, Any]
+    cache_control: dict[str, Any] | None = None
 
 
 class ToolChoice(_Model):
@@ -80,12 +104,17 @@ class ToolChoice(_Model):
     disable_parallel_tool_use: bool | None = None
 
 
-class Metadata(_Model):
+class Metadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
     user_id: str | None = None
 
 
-class MessagesRequest(_Model):
-    """The body of POST /v1/messages; ``max_tokens`` is required, as in Anthropic's API."""
+class MessagesRequest(BaseModel):
+    """The body of POST /v1/messages; ``max_tokens`` is required, as in Anthropic's API. Unknown
+    top-level fields are kept in ``model_extra`` (passed to an Anthropic upstream, dropped elsewhere)."""
+
+    model_config = ConfigDict(extra="allow")
 
     model: str | None = None
     max_tokens: int = Field(ge=1)
@@ -98,7 +127,16 @@ class MessagesRequest(_Model):
     top_p: float | None = Field(None, ge=0, le=1)
     stream: bool = False
     metadata: Metadata | None = None
+    thinking: dict[str, Any] | None = None  # {"type": "enabled", "budget_tokens": N} | adaptive | disabled
+    output_config: dict[str, Any] | None = None  # {"effort": "low" | "medium" | "high" | "max", ...}
+    context_management: dict[str, Any] | None = None
     # tollgate extensions, as on /v1/chat/completions (DESIGN.md §4)
     provider: str | None = None
     session_id: str | None = Field(None, min_length=1, max_length=128, pattern=NAME_PATTERN)
     pool: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
+
+
+class CountTokensRequest(MessagesRequest):
+    """The body of POST /v1/messages/count_tokens: a Messages request without ``max_tokens``."""
+
+    max_tokens: int = Field(1, ge=1)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
+
+from .native import AnthropicOptions
 
 # Fields tollgate itself understands; never forwarded upstream (DESIGN.md §4).
 EXTENSION_FIELDS = frozenset({"provider", "session_id", "pool", "loop_mode", "loop_until", "loop_max_turns"})
@@ -19,9 +21,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+# Anthropic-only fields on the internal request (``exclude=True``: never dumped, so adapters that
+# serialise messages with ``model_dump`` drop them). Only the Anthropic and Bedrock adapters read them.
+CacheControl = dict[str, Any]
+
+
 class TextPart(_Strict):
     type: Literal["text"]
     text: str
+    cache_control: CacheControl | None = Field(None, exclude=True)
 
 
 class ImageURL(_Strict):
@@ -32,6 +40,7 @@ class ImageURL(_Strict):
 class ImagePart(_Strict):
     type: Literal["image_url"]
     image_url: ImageURL
+    cache_control: CacheControl | None = Field(None, exclude=True)
 
 
 ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
@@ -48,12 +57,27 @@ class ToolCall(_Strict):
     function: FunctionCall
 
 
+class ThinkingBlock(_Strict):
+    """An Anthropic ``thinking`` (text + signature) or ``redacted_thinking`` (data) block, kept as the
+    client sent it: Anthropic checks the signature, so it goes back upstream unchanged."""
+
+    type: Literal["thinking", "redacted_thinking"]
+    thinking: str | None = None
+    signature: str | None = None
+    data: str | None = None
+
+    def block(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
 class Message(_Strict):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+    thinking: list[ThinkingBlock] | None = Field(None, exclude=True)  # an assistant turn's, in order
+    cache_control: CacheControl | None = Field(None, exclude=True)  # a tool result's
 
     def text(self) -> str:
         """The message's text parts joined (images left out)."""
@@ -74,6 +98,8 @@ class FunctionDefinition(_Strict):
 class Tool(_Strict):
     type: Literal["function"] = "function"
     function: FunctionDefinition
+    cache_control: CacheControl | None = Field(None, exclude=True)
+    native: dict[str, Any] | None = Field(None, exclude=True)  # the Anthropic tool object as sent
 
 
 class StreamOptions(_Strict):
@@ -106,6 +132,8 @@ class ChatCompletionRequest(BaseModel):
     loop_mode: Literal["basic", "agent"] | None = None
     loop_until: str | None = Field(None, min_length=1, max_length=200)
     loop_max_turns: int | None = Field(None, ge=1)  # capped in loop.py (TOLLGATE_LOOP_MAX_TURNS_CAP)
+    # set by the Messages wire (anthropic_wire.to_chat) only; never read from a request body
+    _anthropic: AnthropicOptions | None = PrivateAttr(None)
 
     @model_validator(mode="before")
     @classmethod
@@ -132,6 +160,15 @@ class ChatCompletionRequest(BaseModel):
         if self.stop is None:
             return None
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    @property
+    def anthropic(self) -> AnthropicOptions | None:
+        """The Messages request's fields that have no OpenAI counterpart (None for other wires)."""
+        return self._anthropic
+
+    def with_anthropic(self, options: AnthropicOptions) -> ChatCompletionRequest:
+        self._anthropic = options
+        return self
 
     def passthrough(self) -> dict[str, Any]:
         """Unknown top-level fields, for OpenAI-compatible upstreams (extensions never included)."""

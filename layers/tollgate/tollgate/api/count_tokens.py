@@ -1,0 +1,59 @@
+"""POST /v1/messages/count_tokens: how many input tokens a Messages request would use.
+
+Authenticated, routed and model-checked like ``/v1/messages``, but no model is called, so nothing is
+reserved, charged or audited. The count is the upstream's own where it has a counting endpoint
+(Anthropic, Bedrock's CountTokens), else tollgate's estimate; ``tollgate.estimated`` says which.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.di import NamedDependency
+
+from ..anthropic_wire import to_chat
+from ..context import AppContext
+from ..providers.base import ChatCall, TokenCounter
+from ..schemas.anthropic import CountTokensRequest
+from ..tokens import estimate_prompt_tokens, estimate_tokens
+from .auth import authenticate
+from .body import decode_json_object, validate
+from .gateway_context import check_edge_tenant, gateway_context
+from .headers import response_headers
+from .messages import ERROR_HANDLERS, betas
+from .pipeline import new_request_id
+
+
+def estimate(call: ChatCall) -> int:
+    """tollgate's estimate: the messages' text and the tools' definitions."""
+    request = call.request
+    tools = "".join(tool.model_dump_json(exclude_none=True) for tool in request.tools or [])
+    return estimate_prompt_tokens(m.text() for m in request.messages) + estimate_tokens(tools)
+
+
+async def counted(ctx: AppContext, call: ChatCall) -> tuple[int, bool]:
+    """(input tokens, estimated?)"""
+    adapter = ctx.provider(call.provider)
+    if isinstance(adapter, TokenCounter):
+        exact = await adapter.count_tokens(call)
+        if exact is not None:
+            return exact, False
+    return estimate(call), True
+
+
+@post("/v1/messages/count_tokens", status_code=200, exception_handlers=ERROR_HANDLERS)
+async def count_tokens(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> Response[Any]:
+    edge = gateway_context(request)
+    request_id = edge.request_id or new_request_id()
+    request.scope.setdefault("state", {})["request_id"] = request_id
+    principal = await authenticate(request, ctx)
+    check_edge_tenant(edge, principal, request_id)
+    body = validate(CountTokensRequest, decode_json_object(await request.body()))
+    call = await ctx.route(ctx.router.plan(to_chat(body, betas(request)), request_id))
+    principal.check_model(call.provider, call.model)
+    tokens, estimated = await counted(ctx, call)
+    content = {"input_tokens": tokens, "tollgate": {"estimated": estimated}}
+    return Response(
+        content, media_type="application/json", headers=response_headers(request_id, call.provider)
+    )

@@ -1,0 +1,65 @@
+"""What the Anthropic adapter sends beyond the OpenAI-shaped request: a Messages client's own fields
+(thinking, output_config, context_management, metadata, unknown new fields), its ``anthropic-beta``
+list, ``cache_control`` marks, tools as the client sent them, and thinking blocks coming back.
+
+Pure functions; ``providers.anthropic`` calls them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..schemas.native import AnthropicOptions
+from ..schemas.openai import CacheControl, Tool
+from .base import ThinkingDelta
+
+logger = logging.getLogger(__name__)
+
+Block = dict[str, Any]
+
+
+def with_cache_control(block: Block, cache_control: CacheControl | None) -> Block:
+    if cache_control is not None:
+        block["cache_control"] = cache_control
+    return block
+
+
+def tool_block(tool: Tool) -> Block:
+    """A Messages client's tool as it sent it (``defer_loading`` and other new fields included)."""
+    return dict(tool.native or {})
+
+
+def native_fields(options: AnthropicOptions | None, body: dict[str, Any]) -> dict[str, Any]:
+    """Top-level fields of a Messages client's request that the body does not hold yet: thinking,
+    output_config, context_management, the whole metadata object, and fields tollgate does not know."""
+    if options is None:
+        return {}
+    known = {
+        "thinking": options.thinking,
+        "output_config": options.output_config,
+        "context_management": options.context_management,
+        "metadata": options.metadata,
+    }
+    fields = {name: value for name, value in known.items() if value is not None}
+    fields |= {name: value for name, value in options.extra.items() if name not in body}
+    if options.extra:
+        logger.debug("passing unknown Messages fields to anthropic: %s", ", ".join(sorted(options.extra)))
+    return fields
+
+
+def beta_headers(options: AnthropicOptions | None) -> dict[str, str]:
+    """The client's ``anthropic-beta`` list, forwarded as it came."""
+    if options is None or not options.betas:
+        return {}
+    return {"anthropic-beta": ",".join(options.betas)}
+
+
+def thinking_chunk(index: int, block: dict[str, Any]) -> ThinkingDelta | None:
+    """A thinking / redacted_thinking content block (whole, or the start of a streamed one) as thinking
+    block ``index``; None for other block types."""
+    if block.get("type") == "thinking":
+        return ThinkingDelta(index, str(block.get("thinking") or ""), str(block.get("signature") or ""))
+    if block.get("type") == "redacted_thinking":
+        return ThinkingDelta(index, redacted=str(block.get("data") or ""))
+    return None
