@@ -13,6 +13,12 @@ class FakeAnthropic:
     def __init__(self) -> None:
         self.script = Script()
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        self.queue: list[Script] = []  # per-request scripts, consumed in order before falling back to script
+        self.thinking: tuple[str, str] | None = None  # (text, signature): a thinking block before the text
+        self.input_tokens = 42  # what /v1/messages/count_tokens answers
+
+    def enqueue(self, *scripts: Script) -> None:
+        self.queue.extend(scripts)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -22,7 +28,10 @@ class FakeAnthropic:
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         body = json.loads(raw) if raw else {}
         self.requests.append((scope["path"], headers, body))
-        script = self.script
+        if scope["path"].endswith("/count_tokens"):
+            await _send_json(send, 200, {"input_tokens": self.input_tokens}, {})
+            return
+        script = self.queue.pop(0) if self.queue else self.script
         if script.initial_delay:
             await asyncio.sleep(script.initial_delay)
         if script.status != 200:
@@ -46,6 +55,8 @@ class FakeAnthropic:
 
     def _message(self, body: dict[str, Any], script: Script) -> dict[str, Any]:
         content: list[dict[str, Any]] = []
+        if self.thinking:
+            content.append({"type": "thinking", "thinking": self.thinking[0], "signature": self.thinking[1]})
         if script.texts:
             content.append({"type": "text", "text": "".join(script.texts)})
         for call in script.tool_calls:
@@ -94,19 +105,30 @@ class FakeAnthropic:
         }
         await event("message_start", {"message": message})
         index = 0
+        if self.thinking:
+            block = {"type": "thinking", "thinking": "", "signature": ""}
+            await event("content_block_start", {"index": 0, "content_block": block})
+            for delta in (
+                {"type": "thinking_delta", "thinking": self.thinking[0]},
+                {"type": "signature_delta", "signature": self.thinking[1]},
+            ):
+                await event("content_block_delta", {"index": 0, "delta": delta})
+            await event("content_block_stop", {"index": 0})
+            index = 1
         if script.texts:
-            await event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            await event(
+                "content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}}
+            )
             await event("ping", {})
             for n, text in enumerate(script.texts):
                 if script.fail_after is not None and n >= script.fail_after:
                     error = {"type": "overloaded_error", "message": script.error_message}
                     await event("error", {"error": error}, more=False)
                     return
-                await event(
-                    "content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": text}}
-                )
-            await event("content_block_stop", {"index": 0})
-            index = 1
+                delta = {"type": "text_delta", "text": text}
+                await event("content_block_delta", {"index": index, "delta": delta})
+            await event("content_block_stop", {"index": index})
+            index += 1
         for offset, call in enumerate(script.tool_calls):
             block = {"type": "tool_use", "id": call["id"], "name": call["name"], "input": {}}
             await event("content_block_start", {"index": index + offset, "content_block": block})
