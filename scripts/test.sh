@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs every check: ruff, mypy (strict on the library) and the whole pytest
 # suite, including the slow e2e suite (a real llama.cpp server: built from source on first use, ~10 minutes,
-# then cached under ${TOLLGATE_CACHE:-~/.cache/tollgate}; Claude Code from npm, cached there too). Arguments replace the test selection, e.g.
+# then cached under ${TOLLGATE_CACHE:-~/.cache/tollgate}; Claude Code from npm, cached there too).
+# Arguments replace the test selection, e.g.
 #   bash scripts/test.sh -m "not slow"      the quick suite only
 #   bash scripts/test.sh -m slow            the slow suite only
 set -euo pipefail

@@ -16,6 +16,7 @@ class FakeAnthropic:
         self.queue: list[Script] = []  # per-request scripts, consumed in order before falling back to script
         self.thinking: tuple[str, str] | None = None  # (text, signature): a thinking block before the text
         self.input_tokens = 42  # what /v1/messages/count_tokens answers
+        self.count_status = 200  # anything else: /v1/messages/count_tokens answers that error
 
     def enqueue(self, *scripts: Script) -> None:
         self.queue.extend(scripts)
@@ -29,7 +30,9 @@ class FakeAnthropic:
         body = json.loads(raw) if raw else {}
         self.requests.append((scope["path"], headers, body))
         if scope["path"].endswith("/count_tokens"):
-            await _send_json(send, 200, {"input_tokens": self.input_tokens}, {})
+            error = {"type": "error", "error": {"type": "not_found_error", "message": "no such endpoint"}}
+            answer = {"input_tokens": self.input_tokens} if self.count_status == 200 else error
+            await _send_json(send, self.count_status, answer, {})
             return
         script = self.queue.pop(0) if self.queue else self.script
         if script.initial_delay:

@@ -204,3 +204,12 @@ def test_head_probes_answer_without_a_key(
         assert httpx.head(f"{keyed.url}{path}", timeout=10).status_code == 200
     refused = httpx.post(f"{keyed.url}/v1/messages?beta=true", json={"max_tokens": 8, "messages": HI})
     assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error"
+
+
+@pytest.mark.parametrize("upstream", ["claude"], indirect=True)
+def test_count_tokens_estimates_where_the_upstream_has_no_endpoint(
+    client: anthropic.Anthropic, upstream: Upstream
+) -> None:
+    upstream.fake.count_status = 404  # type: ignore[union-attr]
+    counted = client.messages.count_tokens(model="auto", messages=HI)
+    assert (counted.model_extra or {})["tollgate"] == {"estimated": True} and counted.input_tokens > 0

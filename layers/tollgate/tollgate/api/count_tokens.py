@@ -7,13 +7,15 @@ reserved, charged or audited. The count is the upstream's own where it has a cou
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
-from ..anthropic_wire import to_chat
+from ..anthropic_request import to_chat
 from ..context import AppContext
+from ..errors import UpstreamBadRequest, UpstreamNotFound
 from ..providers.base import ChatCall, TokenCounter
 from ..schemas.anthropic import CountTokensRequest
 from ..tokens import estimate_prompt_tokens, estimate_tokens
@@ -24,6 +26,8 @@ from .headers import response_headers
 from .messages import ERROR_HANDLERS, betas
 from .pipeline import new_request_id
 
+logger = logging.getLogger(__name__)
+
 
 def estimate(call: ChatCall) -> int:
     """tollgate's estimate: the messages' text and the tools' definitions."""
@@ -33,10 +37,15 @@ def estimate(call: ChatCall) -> int:
 
 
 async def counted(ctx: AppContext, call: ChatCall) -> tuple[int, bool]:
-    """(input tokens, estimated?)"""
+    """(input tokens, estimated?): the estimate also where the upstream cannot count this model or has no
+    counting endpoint (it answers 400 or 404); other upstream failures are the caller's error."""
     adapter = ctx.provider(call.provider)
     if isinstance(adapter, TokenCounter):
-        exact = await adapter.count_tokens(call)
+        try:
+            exact = await adapter.count_tokens(call)
+        except (UpstreamBadRequest, UpstreamNotFound) as exc:
+            logger.info("%s cannot count tokens (%s); estimating", call.provider, exc.code)
+            exact = None
         if exact is not None:
             return exact, False
     return estimate(call), True

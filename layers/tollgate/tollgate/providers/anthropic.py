@@ -25,7 +25,14 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from ..schemas.openai import ChatCompletionRequest, ContentPart, ImagePart, Message, Tool, ToolCall
-from .anthropic_native import beta_headers, native_fields, thinking_chunk, tool_block, with_cache_control
+from .anthropic_native import (
+    beta_headers,
+    count_body,
+    native_fields,
+    thinking_chunk,
+    tool_block,
+    with_cache_control,
+)
 from .base import (
     ChatCall,
     Chunk,
@@ -69,10 +76,6 @@ ERROR_TYPES: dict[str, type[TollgateError]] = {  # Anthropic error ``type`` -> t
 TOOL_CHOICES: dict[str, str] = {"auto": "auto", "required": "any", "none": "none"}
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
-# what /messages/count_tokens takes (it refuses generation fields such as max_tokens and stream)
-COUNT_FIELDS = frozenset(
-    {"model", "system", "messages", "tools", "tool_choice", "thinking", "context_management", "output_config"}
-)
 _PROMPT_USAGE_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 Block = dict[str, Any]
@@ -130,7 +133,9 @@ def _tool_result(message: Message, param: str) -> Block:
     if not message.tool_call_id:
         raise BadRequest("tool messages need a tool_call_id", param=f"{param}.tool_call_id")
     block: Block = {"type": "tool_result", "tool_use_id": message.tool_call_id}
-    if content := _content_blocks(message.content, f"{param}.content"):
+    if message.tool_content is not None:
+        block["content"] = message.tool_content  # as the Messages client sent it
+    elif content := _content_blocks(message.content, f"{param}.content"):
         block["content"] = content
     return with_cache_control(block, message.cache_control)
 
@@ -377,12 +382,6 @@ async def parse_stream(events: AsyncIterator[SSEvent], provider: str = "claude")
         raise UpstreamError(f"{provider} stream ended before message_stop")
 
 
-def count_body(call: ChatCall) -> dict[str, Any]:
-    """The body of ``/messages/count_tokens``: the request's prompt fields, nothing about generation."""
-    body = to_upstream(call)
-    return {name: value for name, value in body.items() if name in COUNT_FIELDS}
-
-
 class AnthropicProvider(HTTPProvider):
     """The Anthropic Messages protocol; ``anthropic-beta`` is the client's own (Messages clients only)."""
 
@@ -401,6 +400,7 @@ class AnthropicProvider(HTTPProvider):
     async def count_tokens(self, call: ChatCall) -> int | None:
         """Anthropic's own count (``/messages/count_tokens``)."""
         url = f"{self.config.base_url}/messages/count_tokens"
-        payload = await self.post_json(url, count_body(call), beta_headers(call.request.anthropic))
+        body = count_body(to_upstream(call))
+        payload = await self.post_json(url, body, beta_headers(call.request.anthropic))
         count = payload.get("input_tokens")
         return count if isinstance(count, int) else None

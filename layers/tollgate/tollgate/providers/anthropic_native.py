@@ -17,6 +17,15 @@ from .base import ThinkingDelta
 logger = logging.getLogger(__name__)
 
 Block = dict[str, Any]
+# what /messages/count_tokens takes (it refuses generation fields such as max_tokens and stream)
+COUNT_FIELDS = frozenset(
+    {"model", "system", "messages", "tools", "tool_choice", "thinking", "context_management", "output_config"}
+)
+
+
+def count_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A Messages body cut to what ``/messages/count_tokens`` takes: prompt fields, none about generation."""
+    return {name: value for name, value in body.items() if name in COUNT_FIELDS}
 
 
 def with_cache_control(block: Block, cache_control: CacheControl | None) -> Block:

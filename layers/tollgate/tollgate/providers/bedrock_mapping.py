@@ -35,7 +35,13 @@ from ..errors import (
 )
 from ..schemas.openai import ImagePart, Message, Tool
 from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
-from .bedrock_native import additional_fields, cache_point, reasoning_blocks, thinking_delta
+from .bedrock_native import (
+    additional_fields,
+    cache_point,
+    reasoning_blocks,
+    system_cache_control,
+    thinking_delta,
+)
 from .http_errors import error_for_status
 from .images import is_remote, parse_data_url
 from .turns import Turn, append_turn
@@ -111,7 +117,7 @@ def _conversation(messages: Iterable[Message]) -> tuple[list[Block], list[Turn]]
         if message.role in ("system", "developer"):  # mid-conversation ones too: Converse has no place
             text = message.text()
             if text:
-                system.extend(cache_point([{"text": text}], _cache_control(message)))
+                system.extend(cache_point([{"text": text}], system_cache_control(message)))
             continue
         role = "assistant" if message.role == "assistant" else "user"
         append_turn(turns, role, _blocks(message, index))
@@ -145,12 +151,6 @@ def _content_blocks(message: Message, index: int) -> list[Block]:
         elif part.text:
             blocks.extend(cache_point([{"text": part.text}], part.cache_control))
     return blocks
-
-
-def _cache_control(message: Message) -> dict[str, Any] | None:
-    """A system message's cache mark (its parts' last), as one cache point after its text."""
-    parts = message.content if isinstance(message.content, list) else []
-    return next((part.cache_control for part in reversed(parts) if part.cache_control), None)
 
 
 def _image_block(url: str, param: str) -> Block:

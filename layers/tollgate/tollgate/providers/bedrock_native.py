@@ -49,6 +49,12 @@ def cache_point(blocks: list[Block], cache_control: CacheControl | None) -> list
     return [*blocks, dict(CACHE_POINT)] if cache_control is not None and blocks else blocks
 
 
+def system_cache_control(message: Message) -> dict[str, Any] | None:
+    """A system message's cache mark (its parts' last), as one cache point after its text."""
+    parts = message.content if isinstance(message.content, list) else []
+    return next((part.cache_control for part in reversed(parts) if part.cache_control), None)
+
+
 def reasoning_block(block: ThinkingBlock) -> Block:
     if block.type == "redacted_thinking":
         try:

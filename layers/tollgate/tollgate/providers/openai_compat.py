@@ -15,6 +15,7 @@ import httpx
 
 from ..config import ProviderConfig
 from ..errors import UpstreamError
+from ..schemas.openai import ChatCompletionRequest, Message
 from .base import (
     ChatCall,
     Chunk,
@@ -48,6 +49,7 @@ OPENAI_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
 # ollama and llama.cpp serve the OpenAI API under /v1 of their base URL; the clouds' base URLs include it.
 _V1_PREFIXED = frozenset({"ollama", "llama_cpp"})
+_SYSTEM_ROLES = ("system", "developer")
 
 
 def endpoint(config: ProviderConfig, path: str = "/chat/completions") -> str:
@@ -74,7 +76,7 @@ def to_upstream(call: ChatCall) -> dict[str, Any]:
     request = call.request
     body: dict[str, Any] = dict(request.passthrough())
     body["model"] = call.model
-    body["messages"] = [_message(m, call.provider) for m in request.messages]
+    body["messages"] = [_message(m, call.provider) for m in _system_first(request, call.provider)]
     # OpenAI's current models take only max_completion_tokens; the others still read max_tokens.
     body["max_completion_tokens" if call.provider == "openai" else "max_tokens"] = call.max_tokens
     optional = {
@@ -93,6 +95,23 @@ def to_upstream(call: ChatCall) -> dict[str, Any]:
         body["stream_options"] = {"include_usage": True}
     body.update(_reasoning(call, body))
     return body
+
+
+def _system_first(request: ChatCompletionRequest, provider: str) -> list[Message]:
+    """The messages; for ollama and llama.cpp, whose chat templates often refuse a system message after
+    the first turn, a Messages client's system turns (Claude Code's) are folded into the system prompt.
+    OpenAI and OpenRouter take them in place."""
+    messages = request.messages
+    system = [m for m in messages if m.role in _SYSTEM_ROLES]
+    if request.anthropic is None or provider not in _V1_PREFIXED or _leading(messages) == len(system):
+        return messages
+    prompt = Message(role="system", content="\n\n".join(m.text() for m in system if m.text()))
+    return [prompt, *(m for m in messages if m.role not in _SYSTEM_ROLES)]
+
+
+def _leading(messages: list[Message]) -> int:
+    """How many system messages come before the first other one."""
+    return next((i for i, m in enumerate(messages) if m.role not in _SYSTEM_ROLES), len(messages))
 
 
 def _reasoning(call: ChatCall, body: dict[str, Any]) -> dict[str, Any]:

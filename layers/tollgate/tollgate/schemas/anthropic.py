@@ -55,14 +55,17 @@ class ToolUseBlock(_Model):
 class ToolResultBlock(_Model):
     type: Literal["tool_result"]
     tool_use_id: str = Field(min_length=1)
-    content: str | list[TextBlock] | None = None
+    content: str | list[dict[str, Any]] | None = None  # text, image, tool_reference, ... blocks
     is_error: bool | None = None
     cache_control: dict[str, Any] | None = None
 
     def text(self) -> str:
         if self.content is None or isinstance(self.content, str):
             return self.content or ""
-        return "".join(block.text for block in self.content)
+        return "".join(str(b.get("text") or "") for b in self.content if b.get("type") == "text")
+
+    def only_text(self) -> bool:
+        return not isinstance(self.content, list) or all(b.get("type") == "text" for b in self.content)
 
 
 class ThinkingBlock(_Model):

@@ -78,6 +78,9 @@ class Message(_Strict):
     tool_call_id: str | None = None
     thinking: list[ThinkingBlock] | None = Field(None, exclude=True)  # an assistant turn's, in order
     cache_control: CacheControl | None = Field(None, exclude=True)  # a tool result's
+    # a tool result's content blocks as a Messages client sent them, when they are not all text
+    # (images, tool references): an Anthropic upstream gets them; the others get the text
+    tool_content: list[dict[str, Any]] | None = Field(None, exclude=True)
 
     def text(self) -> str:
         """The message's text parts joined (images left out)."""
