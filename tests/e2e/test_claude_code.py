@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 
 ADMIN = "admin-secret-for-claude-code"
 PROFILE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+SIGNATURE = "EqQBCkYIBxgCKkC/tollgate+signature=="
 BUDGET = 10_000_000  # Claude Code asks for max_tokens 128000 (reserved, then settled)
 
 
@@ -153,12 +154,18 @@ def test_tool_round_trip(claude: ClaudeCode, gateway_for: Callable[[str], Gatewa
     command = json.dumps({"command": "echo tollgate-tool-$((40+2))", "description": "Print a marker"})
     call = {"id": "toolu_cc1", "name": "Bash", "arguments": [command[:20], command[20:]]}
     gateway.fake.enqueue(Script(texts=[], tool_calls=[call]), Script(texts=["The marker is printed."]))
+    if provider == "claude":  # a signed thinking block before the tool call, as Claude sends them
+        gateway.fake.thinking = ("I should run it.", SIGNATURE)
     result = claude.run(gateway.server.url, gateway.key, "Run the marker command.", "--allowedTools", "Bash")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "The marker is printed." in result.stdout
     bodies = gateway.bodies()
     assert len(bodies) == 2
     assert "tollgate-tool-42" in json.dumps(bodies[1]["messages"][-3:])  # the command really ran
+    if provider == "claude":  # the CLI sent the thinking block back; tollgate passed it on unchanged
+        assistant = [m for m in bodies[1]["messages"] if m["role"] == "assistant"][-1]
+        thinking = {"type": "thinking", "thinking": "I should run it.", "signature": SIGNATURE}
+        assert assistant["content"][0] == thinking
     gateway.assert_settled_and_audited()
 
 

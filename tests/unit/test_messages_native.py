@@ -207,3 +207,11 @@ def test_tool_results_with_non_text_blocks_go_to_anthropic_as_sent() -> None:
     ]
     other = openai_compat.to_upstream(call(request, "openai"))
     assert other["messages"][2] == {"role": "tool", "tool_call_id": "t1", "content": "found"}
+
+
+def test_openai_clients_thinking_fields_are_still_ignored() -> None:
+    """The carried fields have names no OpenAI-style client sends (Ollama's ``thinking`` is a string)."""
+    request = ChatCompletionRequest.model_validate(
+        {"messages": [{"role": "assistant", "content": "a", "thinking": "hm", "reasoning_content": "x"}]}
+    )
+    assert request.messages[0].thinking_blocks is None and request.anthropic is None

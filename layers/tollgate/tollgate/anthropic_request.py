@@ -133,7 +133,7 @@ def _assistant(message: MessageParam, param: str) -> Message:
                 f"{block.type} blocks are not allowed in assistant messages", param=f"{param}.content[{j}]"
             )
     return Message(
-        role="assistant", content=_texts(texts), tool_calls=calls or None, thinking=thinking or None
+        role="assistant", content=_texts(texts), tool_calls=calls or None, thinking_blocks=thinking or None
     )
 
 
@@ -173,7 +173,7 @@ def _tool(tool: ToolParam) -> Tool:
         name=tool.name, description=tool.description, parameters=tool.input_schema
     )
     native = tool.model_dump(exclude_none=True)
-    return Tool(function=definition, cache_control=tool.cache_control, native=native)
+    return Tool(function=definition, cache_control=tool.cache_control, anthropic_tool=native)
 
 
 def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:

@@ -146,8 +146,8 @@ def _turn(message: Message, param: str) -> tuple[str, list[Block]]:
     if message.role in _SYSTEM_ROLES:
         return "system", _content_blocks(message.content, f"{param}.content")
     blocks = _content_blocks(message.content, f"{param}.content")
-    if message.role == "assistant" and message.thinking:  # first, byte-exact: Anthropic checks signatures
-        blocks = [block.block() for block in message.thinking] + blocks
+    if message.role == "assistant" and message.thinking_blocks:  # first and byte-exact (signatures)
+        blocks = [block.block() for block in message.thinking_blocks] + blocks
     if message.role == "assistant" and message.tool_calls:
         blocks += [_tool_use(c, f"{param}.tool_calls[{j}]") for j, c in enumerate(message.tool_calls)]
     return message.role, blocks
@@ -183,7 +183,7 @@ def _system(messages: list[Message]) -> str | list[Block]:
 
 
 def _tool(tool: Tool) -> Block:
-    if tool.native is not None:
+    if tool.anthropic_tool is not None:
         return tool_block(tool)
     function, no_parameters = tool.function, {"type": "object", "properties": {}}
     result: Block = {"name": function.name, "input_schema": function.parameters or no_parameters}

@@ -36,7 +36,7 @@ def with_cache_control(block: Block, cache_control: CacheControl | None) -> Bloc
 
 def tool_block(tool: Tool) -> Block:
     """A Messages client's tool as it sent it (``defer_loading`` and other new fields included)."""
-    return dict(tool.native or {})
+    return dict(tool.anthropic_tool or {})
 
 
 def native_fields(options: AnthropicOptions | None, body: dict[str, Any]) -> dict[str, Any]:

@@ -69,7 +69,11 @@ def reasoning_block(block: ThinkingBlock) -> Block:
 
 
 def reasoning_blocks(message: Message) -> list[Block]:
-    return [reasoning_block(block) for block in message.thinking or []] if message.role == "assistant" else []
+    return (
+        [reasoning_block(block) for block in message.thinking_blocks or []]
+        if message.role == "assistant"
+        else []
+    )
 
 
 def is_claude(model: str) -> bool:

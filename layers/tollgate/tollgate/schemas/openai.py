@@ -76,7 +76,7 @@ class Message(_Strict):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
-    thinking: list[ThinkingBlock] | None = Field(None, exclude=True)  # an assistant turn's, in order
+    thinking_blocks: list[ThinkingBlock] | None = Field(None, exclude=True)  # an assistant turn's, in order
     cache_control: CacheControl | None = Field(None, exclude=True)  # a tool result's
     # a tool result's content blocks as a Messages client sent them, when they are not all text
     # (images, tool references): an Anthropic upstream gets them; the others get the text
@@ -102,7 +102,7 @@ class Tool(_Strict):
     type: Literal["function"] = "function"
     function: FunctionDefinition
     cache_control: CacheControl | None = Field(None, exclude=True)
-    native: dict[str, Any] | None = Field(None, exclude=True)  # the Anthropic tool object as sent
+    anthropic_tool: dict[str, Any] | None = Field(None, exclude=True)  # the Messages client's tool as sent
 
 
 class StreamOptions(_Strict):
