@@ -103,8 +103,12 @@ def test_bedrock_gets_reasoning_content_cache_points_and_claude_fields() -> None
         "thinking": CONVERSATION["thinking"],
         "anthropic_beta": ["interleaved-thinking-2025-05-14"],
     }
-    other = bedrock_mapping.to_converse(call(request, "bedrock", "amazon.nova-pro-v1:0"))
-    assert "additionalModelRequestFields" not in other
+    nova = bedrock_mapping.to_converse(call(request, "bedrock", "us.amazon.nova-pro-v1:0"))
+    assert "additionalModelRequestFields" not in nova  # Claude's own fields are for Claude only
+    assert {"cachePoint": {"type": "default"}} in nova["system"]  # Nova caches prompts too
+    llama = bedrock_mapping.to_converse(call(request, "bedrock", "meta.llama3-1-8b-instruct-v1:0"))
+    assert "cachePoint" not in json.dumps(llama, default=str)  # it would refuse them
+    assert llama["system"] == [{"text": "sys"}, {"text": "reminder"}]
 
 
 def test_bedrock_reasoning_round_trips_redacted_bytes() -> None:

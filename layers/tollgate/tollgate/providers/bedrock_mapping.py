@@ -41,6 +41,7 @@ from .bedrock_native import (
     reasoning_blocks,
     system_cache_control,
     thinking_delta,
+    without_cache_points,
 )
 from .http_errors import error_for_status
 from .images import is_remote, parse_data_url
@@ -86,7 +87,7 @@ def to_converse(call: ChatCall) -> dict[str, Any]:
         kwargs["toolConfig"] = tool_config
     if fields := additional_fields(call):  # a Messages client's thinking, effort and betas
         kwargs["additionalModelRequestFields"] = fields
-    return kwargs
+    return without_cache_points(kwargs, call.model)
 
 
 def _log_dropped(call: ChatCall) -> None:

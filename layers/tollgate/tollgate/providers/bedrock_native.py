@@ -1,6 +1,7 @@
 """What Converse takes of a Messages client's request beyond the OpenAI-shaped one, and thinking coming back.
 
-- ``cache_control`` on a block, a system part or a tool becomes a ``cachePoint`` right after it.
+- ``cache_control`` on a block, a system part or a tool becomes a ``cachePoint`` right after it, for the
+  models that cache prompts (Claude, Nova); the others would refuse it, so they get none.
 - Thinking blocks of earlier assistant turns go back as ``reasoningContent`` (text + signature, or the
   redacted bytes), first in their turn, unchanged.
 - For Claude models (``anthropic.`` in the model id), ``thinking`` and ``output_config`` go in
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 Block = dict[str, Any]
 CACHE_POINT: Block = {"cachePoint": {"type": "default"}}
+CACHING_MODELS = ("anthropic.", "amazon.nova")  # model id parts of the families with prompt caching
 # anthropic-beta values Bedrock's Claude models accept (others make Bedrock refuse the request)
 BEDROCK_BETAS = frozenset(
     {
@@ -74,6 +76,24 @@ def reasoning_blocks(message: Message) -> list[Block]:
         if message.role == "assistant"
         else []
     )
+
+
+def without_cache_points(kwargs: dict[str, Any], model: str) -> dict[str, Any]:
+    """The Converse arguments without cache points where ``model`` has no prompt caching (a cache point
+    only ever follows another block, so nothing is left empty)."""
+    if any(family in model for family in CACHING_MODELS):
+        return kwargs
+    result = dict(kwargs)
+    result["messages"] = [{**turn, "content": _uncached(turn["content"])} for turn in kwargs["messages"]]
+    if "system" in kwargs:
+        result["system"] = _uncached(kwargs["system"])
+    if "toolConfig" in kwargs:
+        result["toolConfig"] = {**kwargs["toolConfig"], "tools": _uncached(kwargs["toolConfig"]["tools"])}
+    return result
+
+
+def _uncached(blocks: list[Block]) -> list[Block]:
+    return [block for block in blocks if "cachePoint" not in block]
 
 
 def is_claude(model: str) -> bool:
