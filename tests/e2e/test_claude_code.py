@@ -125,7 +125,8 @@ def test_prompt_completes_through_each_wire(
 ) -> None:
     gateway = gateway_for(provider)
     _script(gateway, ["PONG", " from", " tollgate"])
-    result = claude.run(gateway.server.url, gateway.key, "Reply with the word PONG.")
+    model = ("--model", PROFILE) if provider == "bedrock" else ()  # a Bedrock id: Claude's fields apply
+    result = claude.run(gateway.server.url, gateway.key, "Reply with the word PONG.", *model)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "PONG from tollgate" in result.stdout
     body = gateway.bodies()[0]
@@ -143,6 +144,10 @@ def test_prompt_completes_through_each_wire(
     else:  # Converse: the system turn folded into the system prompt, cache marks as cache points
         assert all(m["role"] in ("user", "assistant") for m in body["messages"])
         assert any("cachePoint" in block for block in body["system"])
+        extra = body["additionalModelRequestFields"]
+        assert extra["thinking"]["type"] in ("enabled", "adaptive")  # Claude Code picks by model
+        assert "interleaved-thinking-2025-05-14" in extra["anthropic_beta"]
+        assert "claude-code-20250219" not in extra["anthropic_beta"]  # Bedrock would refuse it
     gateway.assert_settled_and_audited()
 
 
@@ -169,21 +174,32 @@ def test_tool_round_trip(claude: ClaudeCode, gateway_for: Callable[[str], Gatewa
     gateway.assert_settled_and_audited()
 
 
+def _audit(url: str) -> list[dict[str, Any]]:
+    """The open gateway's whole audit chain (tenant ``local``), oldest first; the chain must verify."""
+    entries: list[dict[str, Any]] = []
+    after: int | None = 0
+    while after is not None:
+        page = httpx.get(f"{url}/v1/audit", params={"after_seq": after, "limit": 100}, timeout=10).json()
+        assert page["chain_valid"] is True
+        entries += page["entries"]
+        after = page["next_after_seq"]
+    return entries
+
+
 def test_prompt_completes_against_llama_server(claude: ClaudeCode, gateway: ServerThread) -> None:
     """SmolLM2 (2048-token context here) cannot hold Claude Code's own system prompt and tools, so this run
     replaces the prompt, turns the tools off and caps the answer (``CLAUDE_CODE_MAX_OUTPUT_TOKENS``); the
-    request is otherwise Claude Code's own. The gateway runs open (tenant ``local``)."""
-    before = len(httpx.get(f"{gateway.url}/v1/audit", timeout=10).json()["entries"])
+    request is otherwise Claude Code's own (its system turn folded into the system prompt by tollgate, its
+    effort sent as ``reasoning_effort``). The gateway runs open (tenant ``local``)."""
+    before = _audit(gateway.url)
     result = claude.run(
         gateway.url,
         "open-mode",
-        "Say hello.",
+        "What is 2+2?",  # SmolLM2 samples (Claude Code sends no temperature) but stops short on this one
         *("--system-prompt", "Be brief.", "--tools", "", "--model", "auto"),
-        env={"CLAUDE_CODE_MAX_OUTPUT_TOKENS": "256"},
+        env={"CLAUDE_CODE_MAX_OUTPUT_TOKENS": "512"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip()
-    entries = httpx.get(f"{gateway.url}/v1/audit", timeout=10).json()["entries"]
-    assert len(entries) == before + 1
-    newest = max(entries, key=lambda entry: entry["seq"])
-    assert newest["status"] == "ok" and newest["provider"] == "llama_cpp"
+    new = _audit(gateway.url)[len(before) :]  # one, or more if it had to continue after max_tokens
+    assert new and {(entry["status"], entry["provider"]) for entry in new} == {("ok", "llama_cpp")}
