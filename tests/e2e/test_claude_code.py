@@ -203,3 +203,24 @@ def test_prompt_completes_against_llama_server(claude: ClaudeCode, gateway: Serv
     assert result.stdout.strip()
     new = _audit(gateway.url)[len(before) :]  # one, or more if it had to continue after max_tokens
     assert new and {(entry["status"], entry["provider"]) for entry in new} == {("ok", "llama_cpp")}
+
+
+def test_web_search_server_tool_reaches_anthropic(
+    claude: ClaudeCode, gateway_for: Callable[[str], Gateway]
+) -> None:
+    """Claude Code's WebSearch tool makes its own Messages request with Anthropic's server tool
+    (``web_search_20250305``, no ``input_schema``): tollgate passes it to Anthropic as sent."""
+    gateway = gateway_for("claude")
+    search = {"id": "toolu_ws", "name": "WebSearch", "arguments": [json.dumps({"query": "tollgate"})]}
+    gateway.fake.enqueue(
+        Script(texts=[], tool_calls=[search]), Script(texts=["found it"]), Script(texts=["Searched."])
+    )
+    result = claude.run(gateway.server.url, gateway.key, "Search the web.", "--allowedTools", "WebSearch")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Searched." in result.stdout
+    bodies = gateway.bodies()
+    assert len(bodies) == 3
+    assert [tool["type"] for tool in bodies[1]["tools"]] == ["web_search_20250305"]
+    assert bodies[1]["tools"][0]["name"] == "web_search"
+    assert "found it" in json.dumps(bodies[2]["messages"][-1])  # the search's answer went back as the result
+    gateway.assert_settled_and_audited()

@@ -12,6 +12,7 @@ import pytest
 from tollgate.anthropic_wire import AnthropicEncoder, render_message, to_chat
 from tollgate.api.body import validate
 from tollgate.api.messages import anthropic_error
+from tollgate.errors import BadRequest
 from tollgate.lifecycle import Outcome
 from tollgate.providers import anthropic as anthropic_adapter
 from tollgate.providers import bedrock_mapping, openai_compat
@@ -219,3 +220,23 @@ def test_openai_clients_thinking_fields_are_still_ignored() -> None:
         {"messages": [{"role": "assistant", "content": "a", "thinking": "hm", "reasoning_content": "x"}]}
     )
     assert request.messages[0].thinking_blocks is None and request.anthropic is None
+
+
+def test_server_tools_go_to_anthropic_only() -> None:
+    web_search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}
+    body = {
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [web_search],
+        "tool_choice": {"type": "tool", "name": "web_search"},
+    }
+    request = chat(body)
+    assert anthropic_adapter.to_upstream(call(request))["tools"] == [web_search]
+    openai = openai_compat.to_upstream(call(request, "openai"))
+    assert "tools" not in openai and "tool_choice" not in openai
+    assert "toolConfig" not in bedrock_mapping.to_converse(call(request, "bedrock", "anthropic.claude-x"))
+
+
+def test_client_tools_still_need_an_input_schema() -> None:
+    with pytest.raises(BadRequest) as info:
+        chat({"messages": [{"role": "user", "content": "x"}], "tools": [{"name": "f"}]})
+    assert "input_schema" in info.value.message and info.value.param == "tools[0]"

@@ -173,7 +173,9 @@ def _tool(tool: ToolParam) -> Tool:
         name=tool.name, description=tool.description, parameters=tool.input_schema
     )
     native = tool.model_dump(exclude_none=True)
-    return Tool(function=definition, cache_control=tool.cache_control, anthropic_tool=native)
+    return Tool(
+        function=definition, cache_control=tool.cache_control, anthropic_tool=native, server=tool.server
+    )
 
 
 def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:

@@ -82,7 +82,7 @@ def to_converse(call: ChatCall) -> dict[str, Any]:
     }
     if system:
         kwargs["system"] = system
-    tool_config = _tool_config(request.tools, request.tool_choice, _has_tool_blocks(turns))
+    tool_config = _tool_config(request.function_tools(), request.tool_choice, _has_tool_blocks(turns))
     if tool_config:
         kwargs["toolConfig"] = tool_config
     if fields := additional_fields(call):  # a Messages client's thinking, effort and betas

@@ -79,17 +79,19 @@ def to_upstream(call: ChatCall) -> dict[str, Any]:
     body["messages"] = [_message(m, call.provider) for m in _system_first(request, call.provider)]
     # OpenAI's current models take only max_completion_tokens; the others still read max_tokens.
     body["max_completion_tokens" if call.provider == "openai" else "max_tokens"] = call.max_tokens
+    tools = request.function_tools()
     optional = {
         "temperature": request.temperature,
         "top_p": request.top_p,
         "stop": request.stop,
-        "tool_choice": request.tool_choice,
+        # a choice among tools that were all Anthropic server tools (left out above) means nothing here
+        "tool_choice": request.tool_choice if tools or not request.tools else None,
         "response_format": request.response_format,
         "user": request.user,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
-    if request.tools:
-        body["tools"] = [tool.model_dump(exclude_none=True) for tool in request.tools]
+    if tools:
+        body["tools"] = [tool.model_dump(exclude_none=True) for tool in tools]
     body["stream"] = call.stream
     if call.stream:
         body["stream_options"] = {"include_usage": True}

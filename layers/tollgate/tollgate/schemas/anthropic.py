@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from .openai import NAME_PATTERN
 
@@ -91,14 +92,27 @@ class MessageParam(_Model):
 
 
 class ToolParam(BaseModel):
-    """A client tool; unknown fields (``defer_loading``, ...) are kept for an Anthropic upstream."""
+    """A client tool, or (``type`` other than ``custom``) an Anthropic server tool such as
+    ``web_search_20250305``, which only an Anthropic upstream gets. Unknown fields (``defer_loading``,
+    ``max_uses``, ...) are kept for an Anthropic upstream."""
 
     model_config = ConfigDict(extra="allow")
 
+    type: str | None = None
     name: str = Field(min_length=1)
     description: str | None = None
-    input_schema: dict[str, Any]
+    input_schema: dict[str, Any] | None = None  # required for client tools
     cache_control: dict[str, Any] | None = None
+
+    @property
+    def server(self) -> bool:
+        return self.type not in (None, "custom")
+
+    @model_validator(mode="after")
+    def _schema_for_client_tools(self) -> ToolParam:
+        if self.input_schema is None and not self.server:
+            raise PydanticCustomError("missing", "input_schema: Field required")
+        return self
 
 
 class ToolChoice(_Model):

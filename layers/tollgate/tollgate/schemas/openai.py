@@ -103,6 +103,7 @@ class Tool(_Strict):
     function: FunctionDefinition
     cache_control: CacheControl | None = Field(None, exclude=True)
     anthropic_tool: dict[str, Any] | None = Field(None, exclude=True)  # the Messages client's tool as sent
+    server: bool = Field(False, exclude=True)  # an Anthropic server tool (web search, ...): Anthropic only
 
 
 class StreamOptions(_Strict):
@@ -172,6 +173,10 @@ class ChatCompletionRequest(BaseModel):
     def with_anthropic(self, options: AnthropicOptions) -> ChatCompletionRequest:
         self._anthropic = options
         return self
+
+    def function_tools(self) -> list[Tool]:
+        """The tools an upstream other than Anthropic can be given (Anthropic server tools left out)."""
+        return [tool for tool in self.tools or [] if not tool.server]
 
     def passthrough(self) -> dict[str, Any]:
         """Unknown top-level fields, for OpenAI-compatible upstreams (extensions never included)."""
