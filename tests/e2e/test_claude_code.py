@@ -28,7 +28,26 @@ pytestmark = pytest.mark.slow
 ADMIN = "admin-secret-for-claude-code"
 PROFILE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 SIGNATURE = "EqQBCkYIBxgCKkC/tollgate+signature=="
-BUDGET = 10_000_000  # Claude Code asks for max_tokens 128000 (reserved, then settled)
+BUDGET = 10_000_000
+SERVER_USE = {
+    "type": "server_tool_use",
+    "id": "srvtoolu_1",
+    "name": "web_search",
+    "input": {"query": "tollgate"},
+}
+SEARCH_RESULT = {
+    "type": "web_search_tool_result",
+    "tool_use_id": "srvtoolu_1",
+    "content": [
+        {
+            "type": "web_search_result",
+            "url": "https://example.com/tollgate",
+            "title": "Tollgate",
+            "encrypted_content": "EqgfCioIARgB",
+            "page_age": None,
+        }
+    ],
+}  # Claude Code asks for max_tokens 128000 (reserved, then settled)
 
 
 @pytest.fixture(scope="session")
@@ -209,12 +228,14 @@ def test_web_search_server_tool_reaches_anthropic(
     claude: ClaudeCode, gateway_for: Callable[[str], Gateway]
 ) -> None:
     """Claude Code's WebSearch tool makes its own Messages request with Anthropic's server tool
-    (``web_search_20250305``, no ``input_schema``): tollgate passes it to Anthropic as sent."""
+    (``web_search_20250305``, no ``input_schema``): tollgate passes it to Anthropic as sent, and the
+    ``server_tool_use`` / ``web_search_tool_result`` blocks of the answer back to the CLI whole."""
     gateway = gateway_for("claude")
     search = {"id": "toolu_ws", "name": "WebSearch", "arguments": [json.dumps({"query": "tollgate"})]}
     gateway.fake.enqueue(
         Script(texts=[], tool_calls=[search]), Script(texts=["found it"]), Script(texts=["Searched."])
     )
+    gateway.fake.native_queue = [[], [SERVER_USE, SEARCH_RESULT]]  # the search request's answer has them
     result = claude.run(gateway.server.url, gateway.key, "Search the web.", "--allowedTools", "WebSearch")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Searched." in result.stdout
@@ -222,5 +243,7 @@ def test_web_search_server_tool_reaches_anthropic(
     assert len(bodies) == 3
     assert [tool["type"] for tool in bodies[1]["tools"]] == ["web_search_20250305"]
     assert bodies[1]["tools"][0]["name"] == "web_search"
-    assert "found it" in json.dumps(bodies[2]["messages"][-1])  # the search's answer went back as the result
+    result_text = json.dumps(bodies[2]["messages"][-1])
+    assert "found it" in result_text  # the search's answer went back as the tool result,
+    assert "https://example.com/tollgate" in result_text  # with the hit from Anthropic's server tool block
     gateway.assert_settled_and_audited()

@@ -213,3 +213,76 @@ def test_count_tokens_estimates_where_the_upstream_has_no_endpoint(
     upstream.fake.count_status = 404  # type: ignore[union-attr]
     counted = client.messages.count_tokens(model="auto", messages=HI)
     assert (counted.model_extra or {})["tollgate"] == {"estimated": True} and counted.input_tokens > 0
+
+
+SERVER_USE = {
+    "type": "server_tool_use",
+    "id": "srvtoolu_1",
+    "name": "web_search",
+    "input": {"query": "tollgate"},
+}
+SEARCH_RESULT = {
+    "type": "web_search_tool_result",
+    "tool_use_id": "srvtoolu_1",
+    "content": [
+        {
+            "type": "web_search_result",
+            "url": "https://example.com/t",
+            "title": "T",
+            "encrypted_content": "Ej==",
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize("upstream", ["claude"], indirect=True)
+@pytest.mark.parametrize("stream", [False, True])
+def test_server_tool_blocks_pass_through_whole(
+    client: anthropic.Anthropic, upstream: Upstream, stream: bool
+) -> None:
+    """Anthropic's server tool blocks reach the client as they came and go back upstream unchanged."""
+    upstream.text(["Found it."])
+    upstream.fake.native = [SERVER_USE, SEARCH_RESULT]  # type: ignore[union-attr]
+    request: dict[str, Any] = {
+        "model": "auto",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "search"}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}],
+    }
+    if stream:
+        with client.messages.stream(**request) as events:
+            first = events.get_final_message()
+    else:
+        first = client.messages.create(**request)
+    content = [block.model_dump(exclude_none=True) for block in first.content]
+    assert [block["type"] for block in content] == ["server_tool_use", "web_search_tool_result", "text"]
+    assert content[0] == SERVER_USE
+    assert content[1]["content"][0]["url"] == "https://example.com/t"
+    upstream.fake.native = []  # type: ignore[union-attr]
+    follow_up = [
+        *request["messages"],
+        {"role": "assistant", "content": content},
+        {"role": "user", "content": "more"},
+    ]
+    client.messages.create(**{**request, "messages": follow_up})
+    assert upstream.last_body()["messages"][1]["content"][:2] == content[:2]
+    assert upstream.last_body()["tools"] == request["tools"]
+
+
+@pytest.mark.parametrize("upstream", ["openai"], indirect=True)
+def test_server_tool_blocks_and_documents_are_left_out_for_openai(
+    client: anthropic.Anthropic, upstream: Upstream
+) -> None:
+    upstream.text(["ok"])
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "doc"}}
+    messages: list[Any] = [
+        {"role": "user", "content": "search"},
+        {"role": "assistant", "content": [SERVER_USE, SEARCH_RESULT, {"type": "text", "text": "Found it."}]},
+        {"role": "user", "content": [document, {"type": "text", "text": "and this?"}]},
+    ]
+    client.messages.create(model="auto", max_tokens=8, messages=messages)
+    sent = upstream.last_body()["messages"]
+    assert sent[1:] == [
+        {"role": "assistant", "content": "Found it."},
+        {"role": "user", "content": "and this?"},
+    ]

@@ -17,7 +17,7 @@ from tollgate.lifecycle import Outcome
 from tollgate.providers import anthropic as anthropic_adapter
 from tollgate.providers import bedrock_mapping, openai_compat
 from tollgate.providers.anthropic_native import beta_headers
-from tollgate.providers.base import ChatCall, TextDelta, ThinkingDelta, Usage
+from tollgate.providers.base import ChatCall, NativeBlock, TextDelta, ThinkingDelta, Usage
 from tollgate.providers.bedrock_native import additional_fields, reasoning_block, thinking_delta
 from tollgate.schemas.anthropic import MessagesRequest
 from tollgate.schemas.native import AnthropicOptions, parse_betas
@@ -240,3 +240,38 @@ def test_client_tools_still_need_an_input_schema() -> None:
     with pytest.raises(BadRequest) as info:
         chat({"messages": [{"role": "user", "content": "x"}], "tools": [{"name": "f"}]})
     assert "input_schema" in info.value.message and info.value.param == "tools[0]"
+
+
+def test_server_tool_blocks_are_kept_whole_from_the_stream() -> None:
+    parser = anthropic_adapter.StreamParser()
+    use = {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}
+    assert parser.parse_event("content_block_start", {"index": 0, "content_block": use}) == []
+    for piece in ('{"query": ', '"tollgate"}'):
+        delta = {"index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}}
+        assert parser.parse_event("content_block_delta", delta) == []
+    whole = {**use, "input": {"query": "tollgate"}}
+    assert parser.parse_event("content_block_stop", {"index": 0}) == [NativeBlock(whole)]
+    result = {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []}
+    assert parser.parse_event("content_block_start", {"index": 1, "content_block": result}) == []
+    assert parser.parse_event("content_block_stop", {"index": 1}) == [NativeBlock(result)]
+    assert anthropic_adapter.parse_response({"content": [result]})[1] == NativeBlock(result)
+
+
+def test_native_blocks_keep_their_place_when_rendered_and_streamed() -> None:
+    request = ChatCompletionRequest.model_validate({"messages": [{"role": "user", "content": "hi"}]})
+    use = {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {"query": "q"}}
+    chunks = [ThinkingDelta(0, "hm", SIG), NativeBlock(use), TextDelta("ok")]
+    builder = ResponseBuilder(call(request))
+    for chunk in chunks:
+        builder.add(chunk)
+    message = render_message(builder, Outcome(status="ok", usage=Usage(1, 1)), {})
+    assert [block["type"] for block in message["content"]] == ["thinking", "server_tool_use", "text"]
+    encoder = AnthropicEncoder(call(request), anthropic_error)
+    frames = b"".join(frame for chunk in chunks for frame in encoder.chunk(chunk)).decode()
+    events = [json.loads(line[6:]) for line in frames.splitlines() if line.startswith("data: ")]
+    starts = [(e["index"], e["content_block"]["type"]) for e in events if e["type"] == "content_block_start"]
+    assert starts == [(0, "thinking"), (1, "server_tool_use"), (2, "text")]
+    assert (
+        next(e for e in events if e["type"] == "content_block_start" and e["index"] == 1)["content_block"]
+        == use
+    )

@@ -12,15 +12,18 @@ Pure functions only.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import BadRequest
 from .providers.anthropic import TOOL_CHOICES
 from .schemas.anthropic import (
     Base64Source,
+    ContentBlock,
     ImageBlock,
     MessageParam,
     MessagesRequest,
+    OtherBlock,
     RedactedThinkingBlock,
     TextBlock,
     ThinkingBlock,
@@ -80,6 +83,13 @@ def _user_content(parts: list[ContentPart]) -> str | list[ContentPart]:
     return parts
 
 
+def _native(blocks: Sequence[ContentBlock]) -> list[dict[str, Any]] | None:
+    """A turn's blocks as sent, when one of them has no OpenAI counterpart (for an Anthropic upstream)."""
+    if not any(isinstance(block, OtherBlock) for block in blocks):
+        return None
+    return [block.model_dump(exclude_none=not isinstance(block, OtherBlock)) for block in blocks]
+
+
 def _user(message: MessageParam, param: str) -> list[Message]:
     """Tool results become ``tool`` messages (first, as Anthropic requires them first); the rest one
     user message after them."""
@@ -87,9 +97,12 @@ def _user(message: MessageParam, param: str) -> list[Message]:
         return [Message(role="user", content=message.content)]
     results: list[Message] = []
     parts: list[ContentPart] = []
+    rest = [block for block in message.content if not isinstance(block, ToolResultBlock)]
     for j, block in enumerate(message.content):
         if isinstance(block, ToolResultBlock):
             results.append(_tool_message(block))
+        elif isinstance(block, OtherBlock):
+            continue  # in ``anthropic_content`` only
         elif isinstance(block, TextBlock):
             parts.append(_text_part(block))
         elif isinstance(block, ImageBlock):
@@ -99,6 +112,9 @@ def _user(message: MessageParam, param: str) -> list[Message]:
             raise BadRequest(
                 f"{block.type} blocks belong in assistant messages", param=f"{param}.content[{j}]"
             )
+    if native := _native(rest):
+        content = _user_content(parts) if parts else ""  # e.g. a document alone: nothing for the others
+        return [*results, Message(role="user", content=content, anthropic_content=native)]
     return results + ([Message(role="user", content=_user_content(parts))] if parts else [])
 
 
@@ -128,12 +144,18 @@ def _assistant(message: MessageParam, param: str) -> Message:
             calls.append(_tool_call(block))
         elif isinstance(block, ThinkingBlock | RedactedThinkingBlock):
             thinking.append(InternalThinking.model_validate(block.model_dump()))
+        elif isinstance(block, OtherBlock):
+            continue  # in ``anthropic_content`` only
         else:
             raise BadRequest(
                 f"{block.type} blocks are not allowed in assistant messages", param=f"{param}.content[{j}]"
             )
     return Message(
-        role="assistant", content=_texts(texts), tool_calls=calls or None, thinking_blocks=thinking or None
+        role="assistant",
+        content=_texts(texts),
+        tool_calls=calls or None,
+        thinking_blocks=thinking or None,
+        anthropic_content=_native(message.content),
     )
 
 

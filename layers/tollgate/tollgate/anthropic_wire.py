@@ -23,7 +23,16 @@ import msgspec
 from .anthropic_request import to_chat as to_chat  # the request side, re-exported
 from .errors import TollgateError
 from .lifecycle import Outcome
-from .providers.base import ChatCall, Chunk, Finish, TextDelta, ThinkingDelta, ToolCallDelta, Usage
+from .providers.base import (
+    ChatCall,
+    Chunk,
+    Finish,
+    NativeBlock,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    Usage,
+)
 from .streaming import ResponseBuilder
 from .tokens import estimate_prompt_tokens
 
@@ -80,21 +89,26 @@ def usage_body(usage: Usage) -> dict[str, int]:
     return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
 
 
-def thinking_blocks(deltas: list[ThinkingDelta]) -> list[Block]:
-    """Thinking deltas -> whole thinking / redacted_thinking blocks, by index (signature unchanged)."""
-    blocks: dict[int, Block] = {}
-    for delta in deltas:
-        if delta.redacted is not None:
-            blocks[delta.index] = {"type": "redacted_thinking", "data": delta.redacted}
-            continue
-        block = blocks.setdefault(delta.index, {"type": "thinking", "thinking": "", "signature": ""})
-        block["thinking"] += delta.text
-        block["signature"] += delta.signature
-    return [blocks[index] for index in sorted(blocks)]
+def anthropic_blocks(pieces: list[ThinkingDelta | NativeBlock]) -> list[Block]:
+    """Thinking deltas and native blocks -> whole blocks, in the order they began (signatures unchanged)."""
+    blocks: list[Block] = []
+    thinking: dict[int, Block] = {}
+    for piece in pieces:
+        if isinstance(piece, NativeBlock):
+            blocks.append(piece.block)
+        elif piece.redacted is not None:
+            blocks.append({"type": "redacted_thinking", "data": piece.redacted})
+        else:
+            if piece.index not in thinking:
+                thinking[piece.index] = {"type": "thinking", "thinking": "", "signature": ""}
+                blocks.append(thinking[piece.index])
+            thinking[piece.index]["thinking"] += piece.text
+            thinking[piece.index]["signature"] += piece.signature
+    return blocks
 
 
 def content_blocks(builder: ResponseBuilder) -> list[Block]:
-    blocks: list[Block] = thinking_blocks(builder.thinking)
+    blocks: list[Block] = anthropic_blocks(builder.anthropic_blocks)
     if text := "".join(builder.text):
         blocks.append({"type": "text", "text": text})
     for index in sorted(builder.tool_calls):
@@ -183,6 +197,8 @@ class AnthropicEncoder:
             return self._tool(chunk)
         if isinstance(chunk, ThinkingDelta):
             return self._thinking(chunk)
+        if isinstance(chunk, NativeBlock):
+            return self._open(chunk.block)  # whole: closed when the next block opens, or at the end
         if isinstance(chunk, Finish):
             self.finish = chunk.reason
         return []

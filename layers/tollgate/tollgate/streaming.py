@@ -20,6 +20,7 @@ from .providers.base import (
     ChatCall,
     Chunk,
     Finish,
+    NativeBlock,
     ResponseMeta,
     TextDelta,
     ThinkingDelta,
@@ -44,7 +45,8 @@ class ResponseBuilder:
         self.call = call
         self.text: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
-        self.thinking: list[ThinkingDelta] = []  # rendered by wires that show thinking (Anthropic)
+        # pieces of Anthropic-only blocks (thinking, server tool use), in order; the Messages wire shows them
+        self.anthropic_blocks: list[ThinkingDelta | NativeBlock] = []
         self.finish: str | None = None
         self.usage: Usage | None = None
         self.model = call.model
@@ -61,8 +63,8 @@ class ResponseBuilder:
             entry["id"] = chunk.id or entry["id"]
             entry["function"]["name"] = chunk.name or entry["function"]["name"]
             entry["function"]["arguments"] += chunk.arguments
-        elif isinstance(chunk, ThinkingDelta):
-            self.thinking.append(chunk)
+        elif isinstance(chunk, ThinkingDelta | NativeBlock):
+            self.anthropic_blocks.append(chunk)
         elif isinstance(chunk, Finish):
             self.finish = chunk.reason
         elif isinstance(chunk, Usage):

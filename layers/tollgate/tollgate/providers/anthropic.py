@@ -26,6 +26,7 @@ from ..errors import (
 )
 from ..schemas.openai import ChatCompletionRequest, ContentPart, ImagePart, Message, Tool, ToolCall
 from .anthropic_native import (
+    NativeBlocks,
     beta_headers,
     count_body,
     native_fields,
@@ -38,6 +39,7 @@ from .base import (
     Chunk,
     Finish,
     FinishReason,
+    NativeBlock,
     ResponseMeta,
     TextDelta,
     ThinkingDelta,
@@ -145,6 +147,8 @@ def _turn(message: Message, param: str) -> tuple[str, list[Block]]:
         return "user", [_tool_result(message, param)]
     if message.role in _SYSTEM_ROLES:
         return "system", _content_blocks(message.content, f"{param}.content")
+    if message.anthropic_content is not None:  # a Messages client's turn with blocks tollgate keeps whole
+        return message.role, list(message.anthropic_content)
     blocks = _content_blocks(message.content, f"{param}.content")
     if message.role == "assistant" and message.thinking_blocks:  # first and byte-exact (signatures)
         blocks = [block.block() for block in message.thinking_blocks] + blocks
@@ -278,6 +282,8 @@ def parse_response(payload: dict[str, Any]) -> list[Chunk]:
             arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
             chunks.append(ToolCallDelta(tool_calls, block.get("id"), block.get("name"), arguments))
             tool_calls += 1
+        elif block.get("type") != "text":
+            chunks.append(NativeBlock(block))  # server tool use and results, new types: kept whole
     chunks.append(_finish(payload.get("stop_reason")) or Finish("stop"))
     usage = payload.get("usage")
     if isinstance(usage, dict):
@@ -293,6 +299,7 @@ class StreamParser:
         self.finished = False
         self._tool_calls: dict[int, int] = {}  # content block index -> tool call index (0, 1, ...)
         self._thinking: dict[int, int] = {}  # content block index -> thinking index (0, 1, ...)
+        self._native = NativeBlocks()
         self._no_arguments: set[int] = set()  # tool calls whose arguments have not started yet
         self._prompt_tokens = 0
         self._completion_tokens = 0
@@ -325,8 +332,9 @@ class StreamParser:
         if (chunk := thinking_chunk(len(self._thinking), block)) is not None:
             self._thinking[int(payload.get("index") or 0)] = chunk.index
             return [chunk]
-        if block.get("type") != "tool_use":
-            return []  # server tools: nothing a client of tollgate reads
+        if block.get("type") != "tool_use":  # server tool use and results, new types: kept whole
+            self._native.start(int(payload.get("index") or 0), block)
+            return []
         index = len(self._tool_calls)
         self._tool_calls[int(payload.get("index") or 0)] = index
         self._no_arguments.add(index)
@@ -336,6 +344,8 @@ class StreamParser:
         delta = payload.get("delta") or {}
         if delta.get("type") == "text_delta":
             return [TextDelta(str(delta["text"]))] if delta.get("text") else []
+        if self._native.delta(int(payload.get("index") or 0), delta):
+            return []
         if (thinking := self._thinking.get(int(payload.get("index") or 0))) is not None:
             text, signature = delta.get("thinking"), delta.get("signature")
             return (
@@ -349,7 +359,10 @@ class StreamParser:
         return [ToolCallDelta(index=index, arguments=str(partial))]
 
     def content_block_stop(self, payload: dict[str, Any]) -> list[Chunk]:
-        """A tool call that streamed no arguments gets ``{}``, as an OpenAI upstream would send."""
+        """A kept block is passed on whole; a tool call that streamed no arguments gets ``{}``, as an
+        OpenAI upstream would send."""
+        if native := self._native.stop(int(payload.get("index") or 0)):
+            return list(native)
         index = self._tool_calls.get(int(payload.get("index") or 0))
         if index is None or index not in self._no_arguments:
             return []

@@ -7,12 +7,13 @@ Pure functions; ``providers.anthropic`` calls them.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from ..schemas.native import AnthropicOptions
 from ..schemas.openai import CacheControl, Tool
-from .base import ThinkingDelta
+from .base import NativeBlock, ThinkingDelta
 
 logger = logging.getLogger(__name__)
 
@@ -72,3 +73,34 @@ def thinking_chunk(index: int, block: dict[str, Any]) -> ThinkingDelta | None:
     if block.get("type") == "redacted_thinking":
         return ThinkingDelta(index, redacted=str(block.get("data") or ""))
     return None
+
+
+class NativeBlocks:
+    """Streamed content blocks kept whole (server tool calls and their results, new block types): collected
+    from start to stop (a server tool call's input comes as ``input_json_delta`` pieces), then passed on as
+    one ``NativeBlock``."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, tuple[Block, list[str]]] = {}  # content block index -> (block, input pieces)
+
+    def start(self, index: int, block: Block) -> None:
+        self._open[index] = (dict(block), [])
+
+    def delta(self, index: int, delta: dict[str, Any]) -> bool:
+        """Whether the delta belongs to a kept block (then it is consumed here)."""
+        if index not in self._open:
+            return False
+        if delta.get("type") == "input_json_delta":
+            self._open[index][1].append(str(delta.get("partial_json") or ""))
+        return True
+
+    def stop(self, index: int) -> list[NativeBlock]:
+        if index not in self._open:
+            return []
+        block, pieces = self._open.pop(index)
+        if "".join(pieces).strip():
+            try:
+                block["input"] = json.loads("".join(pieces))
+            except ValueError:
+                logger.warning("%s block: input is not JSON; kept as it started", block.get("type"))
+        return [NativeBlock(block)]

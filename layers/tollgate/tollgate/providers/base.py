@@ -71,6 +71,14 @@ class ThinkingDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class NativeBlock:
+    """A whole Anthropic content block with no OpenAI counterpart (a server tool call or its result, ...),
+    passed to a Messages client as it came; other wires leave it out."""
+
+    block: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Finish:
     reason: FinishReason
 
@@ -94,7 +102,7 @@ class ResponseMeta:
     upstream_id: str | None = None
 
 
-Chunk = TextDelta | ToolCallDelta | ThinkingDelta | Finish | Usage | ResponseMeta
+Chunk = TextDelta | ToolCallDelta | ThinkingDelta | NativeBlock | Finish | Usage | ResponseMeta
 
 
 class Provider(Protocol):

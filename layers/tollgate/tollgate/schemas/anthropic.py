@@ -3,14 +3,15 @@
 Only what tollgate translates is modelled. Unknown top-level fields (``top_k``, new betas' fields) are
 kept in ``model_extra`` for an Anthropic upstream; unknown fields inside blocks are ignored. ``thinking``
 blocks keep their ``signature``; ``cache_control`` is kept on text, image and tool_result blocks and on
-tools. Block types tollgate cannot carry (``document``, server tool blocks) are refused with 400.
+tools. Block types tollgate does not translate (``document``, server tool blocks) are kept whole for an
+Anthropic upstream (``OtherBlock``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
 from .openai import NAME_PATTERN
@@ -80,9 +81,35 @@ class RedactedThinkingBlock(_Model):
     data: str
 
 
+class OtherBlock(BaseModel):
+    """A block type tollgate does not translate (server tool calls and results, documents, search
+    results, ...): kept whole for an Anthropic upstream, left out for the others."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(min_length=1)
+
+    def block(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+_KNOWN_BLOCKS = frozenset({"text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking"})
+
+
+def _block_kind(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return kind if kind in _KNOWN_BLOCKS else "other"
+
+
 ContentBlock = Annotated[
-    TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock,
-    Field(discriminator="type"),
+    Annotated[TextBlock, Tag("text")]
+    | Annotated[ImageBlock, Tag("image")]
+    | Annotated[ToolUseBlock, Tag("tool_use")]
+    | Annotated[ToolResultBlock, Tag("tool_result")]
+    | Annotated[ThinkingBlock, Tag("thinking")]
+    | Annotated[RedactedThinkingBlock, Tag("redacted_thinking")]
+    | Annotated[OtherBlock, Tag("other")],
+    Discriminator(_block_kind),
 ]
 
 
