@@ -1,9 +1,10 @@
 """Anthropic Messages request -> the internal ``ChatCompletionRequest`` (``to_chat``), for POST /v1/messages
 and /v1/messages/count_tokens.
 
-What the OpenAI shape has no place for rides along for the adapters that can use it: thinking blocks with
-their signatures and ``cache_control`` marks on the messages, parts and tools (fields that are never
-dumped), and the top-level Anthropic fields and the client's betas as ``AnthropicOptions``
+What the OpenAI shape has no place for rides along for the adapters that can use it, in fields that are
+never dumped: thinking blocks with their signatures, ``cache_control`` marks on parts, tool results and
+tools, tools and turns with blocks tollgate does not translate (server tools, documents) as the client
+sent them; and the top-level Anthropic fields and the client's betas as ``AnthropicOptions``
 (``request.anthropic``). System turns inside ``messages`` stay in place; each adapter decides where they go.
 
 Pure functions only.
@@ -196,7 +197,10 @@ def _tool(tool: ToolParam) -> Tool:
     )
     native = tool.model_dump(exclude_none=True)
     return Tool(
-        function=definition, cache_control=tool.cache_control, anthropic_tool=native, server=tool.server
+        function=definition,
+        cache_control=tool.cache_control,
+        anthropic_tool=native,
+        anthropic_server_tool=tool.server,
     )
 
 

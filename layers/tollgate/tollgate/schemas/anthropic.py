@@ -89,9 +89,6 @@ class OtherBlock(BaseModel):
 
     type: str = Field(min_length=1)
 
-    def block(self) -> dict[str, Any]:
-        return self.model_dump()
-
 
 _KNOWN_BLOCKS = frozenset({"text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking"})
 

@@ -106,7 +106,7 @@ class Tool(_Strict):
     function: FunctionDefinition
     cache_control: CacheControl | None = Field(None, exclude=True)
     anthropic_tool: dict[str, Any] | None = Field(None, exclude=True)  # the Messages client's tool as sent
-    server: bool = Field(False, exclude=True)  # an Anthropic server tool (web search, ...): Anthropic only
+    anthropic_server_tool: bool = Field(False, exclude=True)  # web search, ...: for Anthropic only
 
 
 class StreamOptions(_Strict):
@@ -139,7 +139,7 @@ class ChatCompletionRequest(BaseModel):
     loop_mode: Literal["basic", "agent"] | None = None
     loop_until: str | None = Field(None, min_length=1, max_length=200)
     loop_max_turns: int | None = Field(None, ge=1)  # capped in loop.py (TOLLGATE_LOOP_MAX_TURNS_CAP)
-    # set by the Messages wire (anthropic_wire.to_chat) only; never read from a request body
+    # set by the Messages wire (anthropic_request.to_chat) only; never read from a request body
     _anthropic: AnthropicOptions | None = PrivateAttr(None)
 
     @model_validator(mode="before")
@@ -179,7 +179,7 @@ class ChatCompletionRequest(BaseModel):
 
     def function_tools(self) -> list[Tool]:
         """The tools an upstream other than Anthropic can be given (Anthropic server tools left out)."""
-        return [tool for tool in self.tools or [] if not tool.server]
+        return [tool for tool in self.tools or [] if not tool.anthropic_server_tool]
 
     def passthrough(self) -> dict[str, Any]:
         """Unknown top-level fields, for OpenAI-compatible upstreams (extensions never included)."""
