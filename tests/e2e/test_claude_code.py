@@ -1,5 +1,7 @@
 """The real Claude Code CLI (``claude -p``) through tollgate: against a fake upstream of each wire format
-(Anthropic, OpenAI-compatible, Bedrock), in a tool round trip, and against the real llama-server.
+(Anthropic, OpenAI-compatible, Bedrock), in a tool round trip (Bash, with a signed thinking block), with
+its WebSearch tool (an Anthropic server tool), and against the real llama-server. Every turn is settled
+against the key's budget and audited.
 
 Claude Code's first request is a streamed ``POST /v1/messages?beta=true`` with its ``anthropic-beta`` list,
 a system prompt of text blocks marked ``cache_control``, a ``system`` turn inside ``messages``, adaptive
@@ -28,7 +30,7 @@ pytestmark = pytest.mark.slow
 ADMIN = "admin-secret-for-claude-code"
 PROFILE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 SIGNATURE = "EqQBCkYIBxgCKkC/tollgate+signature=="
-BUDGET = 10_000_000
+BUDGET = 10_000_000  # Claude Code asks for max_tokens 128000 (reserved, then settled)
 SERVER_USE = {
     "type": "server_tool_use",
     "id": "srvtoolu_1",
@@ -47,7 +49,7 @@ SEARCH_RESULT = {
             "page_age": None,
         }
     ],
-}  # Claude Code asks for max_tokens 128000 (reserved, then settled)
+}
 
 
 @pytest.fixture(scope="session")
