@@ -2,7 +2,7 @@
 # Installs what the tests need and runs every check: ruff, mypy (strict on the library) and the whole pytest
 # suite, including the slow e2e suite (a real llama.cpp server: built from source on first use, ~10 minutes,
 # then cached under ${TOLLGATE_CACHE:-~/.cache/tollgate}; the web console in headless Chromium, installed
-# with apt-get when missing). Arguments replace the test selection, e.g.
+# with apt-get when missing; Claude Code from npm, cached there too). Arguments replace the test selection, e.g.
 #   bash scripts/test.sh -m "not slow"      the quick suite only
 #   bash scripts/test.sh -m slow            the slow suite only
 set -euo pipefail
@@ -29,6 +29,8 @@ case " $* " in
     fi
     ;;
 esac
+# Claude Code (npm, cached) for the slow suite's real-client tests; they skip only when it cannot be installed
+bash scripts/install-claude-code.sh >/dev/null || echo "test.sh: Claude Code could not be installed" >&2
 bash scripts/validate-template.sh  # sam validate, SAM transform + cfn-lint (own venv: .tools/sam-venv)
 ruff check layers tests bench functions
 mypy

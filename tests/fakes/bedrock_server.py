@@ -10,7 +10,8 @@
     fake.disconnects     # how many streams the client hung up on before the end
     fake.stop()          # or: with FakeBedrock() as fake: ...
 
-Routes: ``POST /model/{modelId}/converse`` (JSON), ``POST /model/{modelId}/converse-stream``
+Routes: ``POST /model/{modelId}/converse`` (JSON) and ``.../count-tokens``,
+``POST /model/{modelId}/converse-stream``
 (``application/vnd.amazon.eventstream`` frames, chunked, each frame flushed as it is written) and
 ``POST /model/{modelId}/invoke`` for Titan and Cohere embeddings (``bedrock_embeddings``).
 
@@ -73,6 +74,8 @@ class Script:
     error: str | None = None
     stream_error: str | None = None
     error_message: str = "scripted failure"
+    reasoning: tuple[str, str] | None = None  # (thinking text, signature), sent before the text
+    input_tokens: int = 42  # what CountTokens answers
 
     @property
     def final_stop_reason(self) -> str:
@@ -132,6 +135,9 @@ def _usage(script: Script) -> dict[str, int]:
 
 def converse_body(script: Script) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
+    if script.reasoning:
+        text, signature = script.reasoning
+        content.append({"reasoningContent": {"reasoningText": {"text": text, "signature": signature}}})
     if script.texts:
         content.append({"text": "".join(script.texts)})
     if script.tool_use:
@@ -148,6 +154,12 @@ def converse_body(script: Script) -> dict[str, Any]:
 def stream_events(script: Script) -> list[bytes]:
     frames = [event_frame("messageStart", {"role": "assistant"})]
     block = 0
+    if script.reasoning:
+        for piece in ({"text": script.reasoning[0]}, {"signature": script.reasoning[1]}):
+            delta = {"contentBlockIndex": block, "delta": {"reasoningContent": piece}}
+            frames.append(event_frame("contentBlockDelta", delta))
+        frames.append(event_frame("contentBlockStop", {"contentBlockIndex": block}))
+        block += 1
     if script.texts:
         for text in script.texts:
             delta = {"contentBlockIndex": block, "delta": {"text": text}}
@@ -191,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
         if (
             len(parts) != 3
             or parts[0] != "model"
-            or parts[2] not in ("converse", "converse-stream", "invoke")
+            or parts[2] not in ("converse", "converse-stream", "invoke", "count-tokens")
         ):
             self._json(404, {"message": f"no route {self.path}"}, "UnknownOperationException")
             return
@@ -204,6 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(status, {"message": script.error_message}, script.error)
         elif parts[2] == "invoke":
             self._invoke(unquote(parts[1]), body)
+        elif parts[2] == "count-tokens":
+            self._json(200, {"inputTokens": script.input_tokens})
         elif parts[2] == "converse":
             self._json(200, converse_body(script))
         else:

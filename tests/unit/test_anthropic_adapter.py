@@ -407,10 +407,8 @@ def test_stream_event_name_falls_back_to_payload_type_and_unknown_events_are_ign
     ]
     assert parser.parse_event("ping", {"type": "ping"}) == []
     assert parser.parse_event("brand_new_event", {"type": "brand_new_event"}) == []
-    thinking = {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking"}}
-    assert parser.parse_event("content_block_start", thinking) == []
-    delta = {"index": 0, "delta": {"type": "thinking_delta", "thinking": "hmm"}}
-    assert parser.parse_event("content_block_delta", delta) == []
+    server_tool = {"index": 0, "content_block": {"type": "server_tool_use", "id": "s1", "name": "web_search"}}
+    assert parser.parse_event("content_block_start", server_tool) == []
 
 
 def test_message_delta_input_tokens_update_the_prompt_count() -> None:

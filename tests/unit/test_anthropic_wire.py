@@ -77,9 +77,11 @@ def test_simple_fields() -> None:
         0.5,
         0.9,
         True,
-        "u1",
+        None,  # metadata goes to Anthropic only (Claude Code's user_id is a JSON blob with a device id)
     )
-    assert chat.passthrough() == {}  # top_k is not carried
+    assert chat.passthrough() == {}  # top_k is not passed through to OpenAI-compatible upstreams
+    assert chat.anthropic is not None
+    assert (chat.anthropic.metadata, chat.anthropic.extra) == ({"user_id": "u1"}, {"top_k": 5})
 
 
 def test_images_become_image_url_parts() -> None:

@@ -1,6 +1,7 @@
 """The Anthropic Messages wire format as tollgate *serves* it (POST /v1/messages).
 
-A Messages request is translated to the internal ``ChatCompletionRequest`` (``to_chat``), goes through
+A Messages request is translated to the internal ``ChatCompletionRequest`` (``to_chat``, in
+``anthropic_request``), goes through
 the one pipeline every model endpoint uses (routing, budget, session, audit), and the provider's typed
 chunks come back as an Anthropic ``message`` object (``render_message``) or as Anthropic's SSE event
 sequence (``AnthropicEncoder``). An Anthropic upstream behind the gateway is served through the same
@@ -19,33 +20,19 @@ from typing import Any
 
 import msgspec
 
-from .errors import BadRequest, TollgateError
+from .anthropic_request import to_chat as to_chat  # the request side, re-exported
+from .errors import TollgateError
 from .json_depth import too_deep
 from .lifecycle import Outcome
-from .providers.anthropic import TOOL_CHOICES
-from .providers.base import ChatCall, Chunk, Finish, TextDelta, ToolCallDelta, Usage
-from .schemas.anthropic import (
-    Base64Source,
-    ImageBlock,
-    MessageParam,
-    MessagesRequest,
-    TextBlock,
-    ToolChoice,
-    ToolParam,
-    ToolResultBlock,
-    ToolUseBlock,
-)
-from .schemas.openai import (
-    ChatCompletionRequest,
-    ContentPart,
-    FunctionCall,
-    FunctionDefinition,
-    ImagePart,
-    ImageURL,
-    Message,
-    TextPart,
-    Tool,
-    ToolCall,
+from .providers.base import (
+    ChatCall,
+    Chunk,
+    Finish,
+    NativeBlock,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    Usage,
 )
 from .streaming import ResponseBuilder
 from .tokens import estimate_prompt_tokens
@@ -59,8 +46,6 @@ FINISH_TO_STOP: dict[str, str] = {
     "tool_calls": "tool_use",
     "content_filter": "refusal",
 }
-# Anthropic tool_choice type -> OpenAI tool_choice (the inverse of providers.anthropic.TOOL_CHOICES)
-CHOICE_TYPES: dict[str, str] = {anthropic: openai for openai, anthropic in TOOL_CHOICES.items()}
 # tollgate's HTTP status -> Anthropic error type
 ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",
@@ -73,126 +58,6 @@ ERROR_TYPES: dict[int, str] = {
 }
 
 Block = dict[str, Any]
-
-
-# --- request: Anthropic -> internal -------------------------------------------------------------
-
-
-def _image_url(block: ImageBlock) -> str:
-    source = block.source
-    if isinstance(source, Base64Source):
-        return f"data:{source.media_type};base64,{source.data}"
-    return source.url
-
-
-def _tool_message(block: ToolResultBlock) -> Message:
-    text = block.text()
-    if block.is_error:
-        text = f"Error: {text}" if text else "Error"
-    return Message(role="tool", tool_call_id=block.tool_use_id, content=text)
-
-
-def _user_content(parts: list[ContentPart]) -> str | list[ContentPart]:
-    """One text part becomes a plain string (every upstream reads that); anything else stays a list."""
-    if len(parts) == 1 and isinstance(parts[0], TextPart):
-        return parts[0].text
-    return parts
-
-
-def _user(message: MessageParam, param: str) -> list[Message]:
-    """Tool results become ``tool`` messages (first, as Anthropic requires them first); the rest one
-    user message after them."""
-    if isinstance(message.content, str):
-        return [Message(role="user", content=message.content)]
-    results: list[Message] = []
-    parts: list[ContentPart] = []
-    for j, block in enumerate(message.content):
-        if isinstance(block, ToolResultBlock):
-            results.append(_tool_message(block))
-        elif isinstance(block, TextBlock):
-            parts.append(TextPart(type="text", text=block.text))
-        elif isinstance(block, ImageBlock):
-            parts.append(ImagePart(type="image_url", image_url=ImageURL(url=_image_url(block))))
-        else:
-            raise BadRequest("tool_use blocks belong in assistant messages", param=f"{param}.content[{j}]")
-    return results + ([Message(role="user", content=_user_content(parts))] if parts else [])
-
-
-def _tool_call(block: ToolUseBlock) -> ToolCall:
-    arguments = json.dumps(block.input, ensure_ascii=False)
-    return ToolCall(id=block.id, function=FunctionCall(name=block.name, arguments=arguments))
-
-
-def _assistant(message: MessageParam, param: str) -> Message:
-    if isinstance(message.content, str):
-        return Message(role="assistant", content=message.content)
-    texts: list[str] = []
-    calls: list[ToolCall] = []
-    for j, block in enumerate(message.content):
-        if isinstance(block, TextBlock):
-            texts.append(block.text)
-        elif isinstance(block, ToolUseBlock):
-            calls.append(_tool_call(block))
-        else:
-            raise BadRequest(
-                f"{block.type} blocks are not allowed in assistant messages", param=f"{param}.content[{j}]"
-            )
-    return Message(role="assistant", content="".join(texts) or None, tool_calls=calls or None)
-
-
-def _messages(request: MessagesRequest) -> list[Message]:
-    messages: list[Message] = []
-    if isinstance(request.system, str) and request.system:
-        messages.append(Message(role="system", content=request.system))
-    elif isinstance(request.system, list) and request.system:
-        messages.append(Message(role="system", content="\n\n".join(b.text for b in request.system)))
-    for i, message in enumerate(request.messages):
-        if message.role == "user":
-            messages.extend(_user(message, f"messages[{i}]"))
-        else:
-            messages.append(_assistant(message, f"messages[{i}]"))
-    if not any(m.role != "system" for m in messages):
-        raise BadRequest("at least one non-empty message is required", param="messages")
-    return messages
-
-
-def _tool(tool: ToolParam) -> Tool:
-    definition = FunctionDefinition(
-        name=tool.name, description=tool.description, parameters=tool.input_schema
-    )
-    return Tool(function=definition)
-
-
-def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
-    if choice.type != "tool":
-        return CHOICE_TYPES[choice.type]
-    if not choice.name:
-        raise BadRequest("tool_choice of type tool needs a name", param="tool_choice.name")
-    return {"type": "function", "function": {"name": choice.name}}
-
-
-def to_chat(request: MessagesRequest) -> ChatCompletionRequest:
-    """A validated Messages request -> the internal chat request (extensions carried over)."""
-    fields: dict[str, Any] = {
-        "model": request.model,
-        "messages": _messages(request),
-        "max_tokens": request.max_tokens,
-        "stream": request.stream,
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "stop": request.stop_sequences or None,
-        "user": request.metadata.user_id if request.metadata else None,
-        "provider": request.provider,
-        "session_id": request.session_id,
-        "pool": request.pool,
-    }
-    if request.tools:
-        fields["tools"] = [_tool(tool) for tool in request.tools]
-    if request.tool_choice is not None:
-        fields["tool_choice"] = _tool_choice(request.tool_choice)
-        if request.tool_choice.disable_parallel_tool_use:
-            fields["parallel_tool_calls"] = False  # an OpenAI pass-through field
-    return ChatCompletionRequest.model_validate(fields)
 
 
 # --- response: internal -> Anthropic ------------------------------------------------------------
@@ -225,8 +90,26 @@ def usage_body(usage: Usage) -> dict[str, int]:
     return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
 
 
-def content_blocks(builder: ResponseBuilder) -> list[Block]:
+def anthropic_blocks(pieces: list[ThinkingDelta | NativeBlock]) -> list[Block]:
+    """Thinking deltas and native blocks -> whole blocks, in the order they began (signatures unchanged)."""
     blocks: list[Block] = []
+    thinking: dict[int, Block] = {}
+    for piece in pieces:
+        if isinstance(piece, NativeBlock):
+            blocks.append(piece.block)
+        elif piece.redacted is not None:
+            blocks.append({"type": "redacted_thinking", "data": piece.redacted})
+        else:
+            if piece.index not in thinking:
+                thinking[piece.index] = {"type": "thinking", "thinking": "", "signature": ""}
+                blocks.append(thinking[piece.index])
+            thinking[piece.index]["thinking"] += piece.text
+            thinking[piece.index]["signature"] += piece.signature
+    return blocks
+
+
+def content_blocks(builder: ResponseBuilder) -> list[Block]:
+    blocks: list[Block] = anthropic_blocks(builder.anthropic_blocks)
     if text := "".join(builder.text):
         blocks.append({"type": "text", "text": text})
     for index in sorted(builder.tool_calls):
@@ -290,6 +173,7 @@ class AnthropicEncoder:
         self.open: int | None = None  # the index of the open block
         self.text_block: int | None = None  # the open block, when it is a text block
         self.tool_blocks: dict[int, int] = {}  # tool call index -> block index
+        self.thinking_blocks: dict[int, int] = {}  # thinking index -> block index
         self.finish: str | None = None
 
     def start(self) -> list[bytes]:
@@ -312,6 +196,10 @@ class AnthropicEncoder:
             return self._text(chunk.text) if chunk.text else []
         if isinstance(chunk, ToolCallDelta):
             return self._tool(chunk)
+        if isinstance(chunk, ThinkingDelta):
+            return self._thinking(chunk)
+        if isinstance(chunk, NativeBlock):
+            return self._open(chunk.block)  # whole: closed when the next block opens, or at the end
         if isinstance(chunk, Finish):
             self.finish = chunk.reason
         return []
@@ -361,3 +249,20 @@ class AnthropicEncoder:
         delta = {"type": "input_json_delta", "partial_json": chunk.arguments}
         index = self.tool_blocks[chunk.index]
         return [*frames, event("content_block_delta", {"index": index, "delta": delta})]
+
+    def _thinking(self, chunk: ThinkingDelta) -> list[bytes]:
+        frames: list[bytes] = []
+        if chunk.index not in self.thinking_blocks:
+            block: Block = {"type": "thinking", "thinking": "", "signature": ""}
+            if chunk.redacted is not None:
+                block = {"type": "redacted_thinking", "data": chunk.redacted}
+            frames = self._open(block)
+            self.thinking_blocks[chunk.index] = self.blocks - 1
+        index = self.thinking_blocks[chunk.index]
+        if chunk.text:
+            delta = {"type": "thinking_delta", "thinking": chunk.text}
+            frames.append(event("content_block_delta", {"index": index, "delta": delta}))
+        if chunk.signature:
+            delta = {"type": "signature_delta", "signature": chunk.signature}
+            frames.append(event("content_block_delta", {"index": index, "delta": delta}))
+        return frames

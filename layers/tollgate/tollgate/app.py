@@ -23,11 +23,12 @@ from .api.admin import admin_router
 from .api.chat import chat_completions
 from .api.completions import completions
 from .api.console import console_asset, console_index
+from .api.count_tokens import count_tokens
 from .api.embeddings import create_embeddings
 from .api.errors import EXCEPTION_HANDLERS
 from .api.gateway_context import TRUST_GATEWAY_CONTEXT
 from .api.info import diagnostics_providers, diagnostics_requests, health, metrics, models
-from .api.messages import messages
+from .api.messages import messages, probe
 from .api.openapi import openapi_config
 from .api.tokens import tokens_check, tokens_pools, tokens_report, tokens_reserve
 from .config import Settings
@@ -46,6 +47,8 @@ DATA_PLANE: list[ControllerRouterHandler] = [
     completions,
     create_embeddings,
     messages,
+    count_tokens,
+    probe,
     models,
     health,
     metrics,

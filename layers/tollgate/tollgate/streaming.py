@@ -16,7 +16,17 @@ import msgspec
 
 from .errors import TollgateError, UpstreamError
 from .lifecycle import Outcome, RequestTracker
-from .providers.base import ChatCall, Chunk, Finish, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from .providers.base import (
+    ChatCall,
+    Chunk,
+    Finish,
+    NativeBlock,
+    ResponseMeta,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    Usage,
+)
 from .tokens import estimate_prompt_tokens, estimate_tokens
 
 logger = logging.getLogger("tollgate.stream")
@@ -35,6 +45,8 @@ class ResponseBuilder:
         self.call = call
         self.text: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
+        # pieces of Anthropic-only blocks (thinking, server tool use), in order; the Messages wire shows them
+        self.anthropic_blocks: list[ThinkingDelta | NativeBlock] = []
         self.finish: str | None = None
         self.usage: Usage | None = None
         self.model = call.model
@@ -51,6 +63,8 @@ class ResponseBuilder:
             entry["id"] = chunk.id or entry["id"]
             entry["function"]["name"] = chunk.name or entry["function"]["name"]
             entry["function"]["arguments"] += chunk.arguments
+        elif isinstance(chunk, ThinkingDelta | NativeBlock):
+            self.anthropic_blocks.append(chunk)
         elif isinstance(chunk, Finish):
             self.finish = chunk.reason
         elif isinstance(chunk, Usage):

@@ -1,5 +1,9 @@
 """POST /v1/messages: the Anthropic Messages wire format over the shared pipeline.
 
+The client's ``anthropic-beta`` header rides along with the request (an Anthropic upstream gets it, Bedrock
+the betas it accepts); ``?beta=true`` (Claude Code's) is accepted and changes nothing. ``HEAD /`` and
+``HEAD /v1/messages`` answer 200 without a key (clients probe the base URL with them).
+
 Errors on this route keep tollgate's HTTP statuses but take Anthropic's shape
 (``{"type": "error", "error": {"type", "message"}}``), through route-level exception handlers that
 reshape what the app-wide handlers answer (so logging and headers stay in one place).
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, post
+from litestar import Request, Response, head, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 
@@ -19,6 +23,7 @@ from ..errors import TollgateError
 from ..lifecycle import Outcome
 from ..providers.base import ChatCall
 from ..schemas.anthropic import MessagesRequest
+from ..schemas.native import parse_betas
 from ..schemas.openai import ChatCompletionRequest
 from ..streaming import ResponseBuilder
 from ..wire import WireFormat
@@ -27,8 +32,13 @@ from .errors import http_exception_handler, status_and_type, tollgate_error_hand
 from .pipeline import serve
 
 
-def _parse(raw: bytes) -> ChatCompletionRequest:
-    return to_chat(validate(MessagesRequest, decode_json_object(raw)))
+def betas(request: Request[Any, Any, Any]) -> tuple[str, ...]:
+    """Every ``anthropic-beta`` header's names (one header, comma separated, or several)."""
+    return parse_betas(",".join(request.headers.getall("anthropic-beta", [])))
+
+
+def _parse(raw: bytes, beta_names: tuple[str, ...] = ()) -> ChatCompletionRequest:
+    return to_chat(validate(MessagesRequest, decode_json_object(raw)), beta_names)
 
 
 def _render(builder: ResponseBuilder, outcome: Outcome, extension: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +84,18 @@ ERROR_HANDLERS: dict[Any, Any] = {
 }
 
 
+def _wire(beta_names: tuple[str, ...]) -> WireFormat:
+    """This request's wire format: the Messages one, its parser holding the client's betas."""
+    if not beta_names:
+        return ANTHROPIC_MESSAGES
+    return WireFormat(parse=lambda raw: _parse(raw, beta_names), render=_render, encoder=_encoder)
+
+
 @post("/v1/messages", status_code=200, exception_handlers=ERROR_HANDLERS)
 async def messages(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> Response[Any]:
-    return await serve(request, ctx, ANTHROPIC_MESSAGES)
+    return await serve(request, ctx, _wire(betas(request)))
+
+
+@head(["/", "/v1/messages"], status_code=200, sync_to_thread=False)
+def probe() -> None:
+    """Claude Code and other clients check the base URL with HEAD before their first request."""

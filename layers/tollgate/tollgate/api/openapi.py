@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
-from ..schemas.anthropic import MessagesRequest
+from ..schemas.anthropic import CountTokensRequest, MessagesRequest
 from ..schemas.embeddings import EmbeddingsRequest
 from ..schemas.openai import ChatCompletionRequest
 from ..schemas.tollgate import BudgetSet, KeyCreate, TokensReport, TokensRequest
@@ -29,6 +29,7 @@ from .completions import CHAT_ONLY
 REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/chat/completions", "post"): ChatCompletionRequest,
     ("/v1/messages", "post"): MessagesRequest,
+    ("/v1/messages/count_tokens", "post"): CountTokensRequest,
     ("/v1/embeddings", "post"): EmbeddingsRequest,
     ("/v1/tokens/check", "post"): TokensRequest,
     ("/v1/tokens/reserve", "post"): TokensRequest,

@@ -26,7 +26,27 @@ from ..errors import (
 )
 from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..schemas.openai import ChatCompletionRequest, ContentPart, ImagePart, Message, Tool, ToolCall
-from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from .anthropic_native import (
+    NativeBlocks,
+    beta_headers,
+    count_body,
+    native_fields,
+    thinking_chunk,
+    tool_block,
+    with_cache_control,
+)
+from .base import (
+    ChatCall,
+    Chunk,
+    Finish,
+    FinishReason,
+    NativeBlock,
+    ResponseMeta,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    Usage,
+)
 from .http_errors import MAX_MESSAGE, decode_upstream_json
 from .http_provider import HTTPProvider
 from .images import is_remote, parse_data_url
@@ -84,15 +104,16 @@ def _image_block(url: str, param: str) -> Block:
 
 
 def _content_blocks(content: str | list[ContentPart] | None, param: str) -> list[Block]:
-    """Text and image blocks; empty text is left out (Anthropic refuses empty text blocks)."""
+    """Text and image blocks (``cache_control`` kept); empty text is left out (Anthropic refuses it)."""
     if not isinstance(content, list):
         return [{"type": "text", "text": content}] if content and content.strip() else []
     blocks: list[Block] = []
     for i, part in enumerate(content):
         if isinstance(part, ImagePart):
-            blocks.append(_image_block(part.image_url.url, f"{param}[{i}].image_url.url"))
+            image = _image_block(part.image_url.url, f"{param}[{i}].image_url.url")
+            blocks.append(with_cache_control(image, part.cache_control))
         elif part.text.strip():
-            blocks.append({"type": "text", "text": part.text})
+            blocks.append(with_cache_control({"type": "text", "text": part.text}, part.cache_control))
     return blocks
 
 
@@ -117,42 +138,65 @@ def _tool_result(message: Message, param: str) -> Block:
     if not message.tool_call_id:
         raise BadRequest("tool messages need a tool_call_id", param=f"{param}.tool_call_id")
     block: Block = {"type": "tool_result", "tool_use_id": message.tool_call_id}
-    if content := _content_blocks(message.content, f"{param}.content"):
+    if message.tool_content is not None:
+        block["content"] = message.tool_content  # as the Messages client sent it
+    elif content := _content_blocks(message.content, f"{param}.content"):
         block["content"] = content
-    return block
+    return with_cache_control(block, message.cache_control)
 
 
 def _turn(message: Message, param: str) -> tuple[str, list[Block]]:
     if message.role == "tool":
         return "user", [_tool_result(message, param)]
+    if message.role in _SYSTEM_ROLES:
+        return "system", _content_blocks(message.content, f"{param}.content")
+    if message.anthropic_content is not None:  # a Messages client's turn with blocks tollgate keeps whole
+        return message.role, list(message.anthropic_content)
     blocks = _content_blocks(message.content, f"{param}.content")
+    if message.role == "assistant" and message.thinking_blocks:  # first and byte-exact (signatures)
+        blocks = [block.block() for block in message.thinking_blocks] + blocks
     if message.role == "assistant" and message.tool_calls:
         blocks += [_tool_use(c, f"{param}.tool_calls[{j}]") for j, c in enumerate(message.tool_calls)]
     return message.role, blocks
 
 
-def _messages(messages: list[Message]) -> list[Block]:
-    """User/assistant turns; consecutive same-role messages merge (Anthropic wants alternation)."""
+def _first_turn(messages: list[Message]) -> int:
+    return next((i for i, m in enumerate(messages) if m.role not in _SYSTEM_ROLES), len(messages))
+
+
+def _messages(messages: list[Message], in_place: bool) -> list[Block]:
+    """The turns; consecutive same-role messages merge (Anthropic wants alternation). With ``in_place``
+    (a Messages client sent system turns inside ``messages``) system messages after the first turn stay
+    where they are; otherwise every system message went to the system prompt."""
     turns: list[Block] = []
+    first = _first_turn(messages)
     for i, message in enumerate(messages):
-        if message.role in _SYSTEM_ROLES:
+        if message.role in _SYSTEM_ROLES and (i < first or not in_place):
             continue
         append_turn(turns, *_turn(message, f"messages[{i}]"))
-    if not turns:
+    if not any(turn["role"] != "system" for turn in turns):
         raise BadRequest("at least one non-empty user or assistant message is required", param="messages")
     return turns
 
 
-def _system(messages: list[Message]) -> str:
+def _system(messages: list[Message]) -> str | list[Block]:
+    """The system prompt: one string, or text blocks when a part carries ``cache_control``."""
+    parts = [
+        part for m in messages if m.role in _SYSTEM_ROLES for part in _content_blocks(m.content, "system")
+    ]
+    if any("cache_control" in part for part in parts):
+        return parts
     return "\n\n".join(m.text() for m in messages if m.role in _SYSTEM_ROLES and m.text())
 
 
 def _tool(tool: Tool) -> Block:
+    if tool.anthropic_tool is not None:
+        return tool_block(tool)
     function, no_parameters = tool.function, {"type": "object", "properties": {}}
     result: Block = {"name": function.name, "input_schema": function.parameters or no_parameters}
     if function.description:
         result["description"] = function.description
-    return result
+    return with_cache_control(result, tool.cache_control)
 
 
 def _tool_choice(choice: str | dict[str, Any]) -> Block:
@@ -180,9 +224,11 @@ def to_upstream(call: ChatCall) -> dict[str, Any]:
     """The upstream JSON body; fields Anthropic does not know are dropped (and named at DEBUG)."""
     request = call.request
     body: dict[str, Any] = {"model": call.model, "max_tokens": call.max_tokens}
-    if system := _system(request.messages):
+    in_place = request.anthropic is not None
+    prompt = request.messages[: _first_turn(request.messages)] if in_place else request.messages
+    if system := _system(prompt):
         body["system"] = system
-    body["messages"] = _messages(request.messages)
+    body["messages"] = _messages(request.messages, in_place)
     optional = {"temperature": request.temperature, "top_p": request.top_p}
     body.update({k: v for k, v in optional.items() if v is not None})
     if request.stop_list:
@@ -194,6 +240,7 @@ def to_upstream(call: ChatCall) -> dict[str, Any]:
     if request.user:
         body["metadata"] = {"user_id": request.user}
     body["stream"] = call.stream
+    body.update(native_fields(request.anthropic, body))
     if dropped := _dropped_fields(request):
         logger.debug("%s: fields not sent to the Messages API: %s", call.provider, ", ".join(dropped))
     return body
@@ -227,14 +274,19 @@ def parse_response(payload: dict[str, Any]) -> list[Chunk]:
     if payload.get("type") == "error":
         raise error_for_event(payload)
     chunks: list[Chunk] = [ResponseMeta(model=payload.get("model"), upstream_id=payload.get("id"))]
-    tool_calls = 0
+    tool_calls = thinking = 0
     for block in _dicts(payload.get("content")):
-        if block.get("type") == "text" and block.get("text"):
+        if (chunk := thinking_chunk(thinking, block)) is not None:
+            chunks.append(chunk)
+            thinking += 1
+        elif block.get("type") == "text" and block.get("text"):
             chunks.append(TextDelta(str(block["text"])))
         elif block.get("type") == "tool_use":
             arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
             chunks.append(ToolCallDelta(tool_calls, block.get("id"), block.get("name"), arguments))
             tool_calls += 1
+        elif block.get("type") != "text":
+            chunks.append(NativeBlock(block))  # server tool use and results, new types: kept whole
     chunks.append(_finish(payload.get("stop_reason")) or Finish("stop"))
     usage = payload.get("usage")
     if isinstance(usage, dict):
@@ -249,6 +301,8 @@ class StreamParser:
         self.provider = provider
         self.finished = False
         self._tool_calls: dict[int, int] = {}  # content block index -> tool call index (0, 1, ...)
+        self._thinking: dict[int, int] = {}  # content block index -> thinking index (0, 1, ...)
+        self._native = NativeBlocks()
         self._no_arguments: set[int] = set()  # tool calls whose arguments have not started yet
         self._prompt_tokens = 0
         self._completion_tokens = 0
@@ -278,8 +332,12 @@ class StreamParser:
         block = payload.get("content_block") or {}
         if block.get("type") == "text":
             return [TextDelta(str(block["text"]))] if block.get("text") else []
-        if block.get("type") != "tool_use":
-            return []  # thinking, server tools: nothing an OpenAI client reads
+        if (chunk := thinking_chunk(len(self._thinking), block)) is not None:
+            self._thinking[int(payload.get("index") or 0)] = chunk.index
+            return [chunk]
+        if block.get("type") != "tool_use":  # server tool use and results, new types: kept whole
+            self._native.start(int(payload.get("index") or 0), block)
+            return []
         index = len(self._tool_calls)
         self._tool_calls[int(payload.get("index") or 0)] = index
         self._no_arguments.add(index)
@@ -289,6 +347,13 @@ class StreamParser:
         delta = payload.get("delta") or {}
         if delta.get("type") == "text_delta":
             return [TextDelta(str(delta["text"]))] if delta.get("text") else []
+        if self._native.delta(int(payload.get("index") or 0), delta):
+            return []
+        if (thinking := self._thinking.get(int(payload.get("index") or 0))) is not None:
+            text, signature = delta.get("thinking"), delta.get("signature")
+            return (
+                [ThinkingDelta(thinking, str(text or ""), str(signature or ""))] if text or signature else []
+            )
         index = self._tool_calls.get(int(payload.get("index") or 0))
         partial = delta.get("partial_json")
         if delta.get("type") != "input_json_delta" or index is None or not partial:
@@ -297,7 +362,10 @@ class StreamParser:
         return [ToolCallDelta(index=index, arguments=str(partial))]
 
     def content_block_stop(self, payload: dict[str, Any]) -> list[Chunk]:
-        """A tool call that streamed no arguments gets ``{}``, as an OpenAI upstream would send."""
+        """A kept block is passed on whole; a tool call that streamed no arguments gets ``{}``, as an
+        OpenAI upstream would send."""
+        if native := self._native.stop(int(payload.get("index") or 0)):
+            return list(native)
         index = self._tool_calls.get(int(payload.get("index") or 0))
         if index is None or index not in self._no_arguments:
             return []
@@ -331,7 +399,7 @@ async def parse_stream(events: AsyncIterator[SSEvent], provider: str = "claude")
 
 
 class AnthropicProvider(HTTPProvider):
-    """The Anthropic Messages protocol."""
+    """The Anthropic Messages protocol; ``anthropic-beta`` is the client's own (Messages clients only)."""
 
     def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
         super().__init__(
@@ -342,4 +410,13 @@ class AnthropicProvider(HTTPProvider):
             to_upstream=to_upstream,
             parse_response=parse_response,
             parse_stream=lambda events: parse_stream(events, config.name),
+            call_headers=lambda call: beta_headers(call.request.anthropic),
         )
+
+    async def count_tokens(self, call: ChatCall) -> int | None:
+        """Anthropic's own count (``/messages/count_tokens``)."""
+        url = f"{self.config.base_url}/messages/count_tokens"
+        body = count_body(to_upstream(call))
+        payload = await self.post_json(url, body, beta_headers(call.request.anthropic))
+        count = payload.get("input_tokens")
+        return count if isinstance(count, int) else None

@@ -60,6 +60,26 @@ class ToolCallDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ThinkingDelta:
+    """A piece of thinking block ``index`` (0, 1, ... in the order the blocks began): thinking text, its
+    signature (sent once, at the end), or a redacted block's opaque ``redacted`` data. The signature and
+    the data go back to the upstream unchanged on a later turn, so they are never split or rewritten."""
+
+    index: int
+    text: str = ""
+    signature: str = ""
+    redacted: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NativeBlock:
+    """A whole Anthropic content block with no OpenAI counterpart (a server tool call or its result, ...),
+    passed to a Messages client as it came; other wires leave it out."""
+
+    block: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Finish:
     reason: FinishReason
 
@@ -83,7 +103,7 @@ class ResponseMeta:
     upstream_id: str | None = None
 
 
-Chunk = TextDelta | ToolCallDelta | Finish | Usage | ResponseMeta
+Chunk = TextDelta | ToolCallDelta | ThinkingDelta | NativeBlock | Finish | Usage | ResponseMeta
 
 
 class Provider(Protocol):
@@ -94,6 +114,16 @@ class Provider(Protocol):
     def chat(self, call: ChatCall) -> AsyncIterator[Chunk]: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A provider adapter whose upstream counts a request's input tokens; None when it cannot for this
+    call (tollgate then estimates). ``count_tokens`` raises only ``tollgate.errors``."""
+
+    name: str
+
+    async def count_tokens(self, call: ChatCall) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)

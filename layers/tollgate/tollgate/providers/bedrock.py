@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BedrockProvider"]
 
+# what CountTokens takes of a Converse request
+COUNT_FIELDS = ("messages", "system", "toolConfig", "additionalModelRequestFields")
 # What the worker thread hands to the loop: an event, the response metadata, a failure, or None (the end).
 _Item = Mapping[str, Any] | ResponseMeta | BaseException | None
 _T = TypeVar("_T")
@@ -191,6 +193,21 @@ class BedrockProvider:
         except Exception as exc:
             raise error_for_exception(exc) from exc
         return combine(call, list(invocations))
+
+    async def count_tokens(self, call: ChatCall) -> int | None:
+        """Bedrock's CountTokens over the Converse form of the request."""
+        kwargs = to_converse(call)
+        converse = {k: kwargs[k] for k in COUNT_FIELDS if k in kwargs}
+        future = self._submit(self._count, {"modelId": call.model, "input": {"converse": converse}})
+        try:
+            response = await asyncio.wrap_future(future)
+        except Exception as exc:
+            raise error_for_exception(exc) from exc
+        count = response.get("inputTokens")
+        return count if isinstance(count, int) else None
+
+    def _count(self, kwargs: dict[str, Any]) -> Mapping[str, Any]:
+        return self._ensure_client().count_tokens(**kwargs)
 
     def _invoke(self, kwargs: dict[str, Any]) -> Invocation:
         """Worker thread: one ``invoke_model``, its body read and decoded here (reading blocks)."""

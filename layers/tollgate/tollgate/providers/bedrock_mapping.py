@@ -36,6 +36,14 @@ from ..errors import (
 from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..schemas.openai import ImagePart, Message, Tool
 from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from .bedrock_native import (
+    additional_fields,
+    cache_point,
+    reasoning_blocks,
+    system_cache_control,
+    thinking_delta,
+    without_cache_points,
+)
 from .http_errors import error_for_status
 from .images import is_remote, parse_data_url
 from .turns import Turn, append_turn
@@ -75,10 +83,12 @@ def to_converse(call: ChatCall) -> dict[str, Any]:
     }
     if system:
         kwargs["system"] = system
-    tool_config = _tool_config(request.tools, request.tool_choice, _has_tool_blocks(turns))
+    tool_config = _tool_config(request.function_tools(), request.tool_choice, _has_tool_blocks(turns))
     if tool_config:
         kwargs["toolConfig"] = tool_config
-    return kwargs
+    if fields := additional_fields(call):  # a Messages client's thinking, effort and betas
+        kwargs["additionalModelRequestFields"] = fields
+    return without_cache_points(kwargs, call.model)
 
 
 def _log_dropped(call: ChatCall) -> None:
@@ -106,10 +116,10 @@ def _conversation(messages: Iterable[Message]) -> tuple[list[Block], list[Turn]]
     system: list[Block] = []
     turns: list[Turn] = []
     for index, message in enumerate(messages):
-        if message.role in ("system", "developer"):
+        if message.role in ("system", "developer"):  # mid-conversation ones too: Converse has no place
             text = message.text()
             if text:
-                system.append({"text": text})
+                system.extend(cache_point([{"text": text}], system_cache_control(message)))
             continue
         role = "assistant" if message.role == "assistant" else "user"
         append_turn(turns, role, _blocks(message, index))
@@ -118,8 +128,8 @@ def _conversation(messages: Iterable[Message]) -> tuple[list[Block], list[Turn]]
 
 def _blocks(message: Message, index: int) -> list[Block]:
     if message.role == "tool":
-        return [_tool_result(message, index)]
-    blocks = _content_blocks(message, index)
+        return cache_point([_tool_result(message, index)], message.cache_control)
+    blocks = reasoning_blocks(message) + _content_blocks(message, index)
     for position, tool_call in enumerate(message.tool_calls or []):
         param = f"messages[{index}].tool_calls[{position}].function.arguments"
         tool_input = _tool_input(tool_call.function.arguments, param)
@@ -139,9 +149,9 @@ def _content_blocks(message: Message, index: int) -> list[Block]:
     for position, part in enumerate(content):
         if isinstance(part, ImagePart):
             param = f"messages[{index}].content[{position}].image_url"
-            blocks.append(_image_block(part.image_url.url, param))
+            blocks.extend(cache_point([_image_block(part.image_url.url, param)], part.cache_control))
         elif part.text:
-            blocks.append({"text": part.text})
+            blocks.extend(cache_point([{"text": part.text}], part.cache_control))
     return blocks
 
 
@@ -183,7 +193,9 @@ def _tool_config(tools: list[Tool] | None, choice: Any, history_has_tools: bool)
         return None
     if choice == "none" and not history_has_tools:
         return None
-    config: dict[str, Any] = {"tools": [_tool_spec(tool) for tool in tools]}
+    config: dict[str, Any] = {
+        "tools": [b for tool in tools for b in cache_point([_tool_spec(tool)], tool.cache_control)]
+    }
     tool_choice = _tool_choice(choice)
     if tool_choice is not None:
         config["toolChoice"] = tool_choice
@@ -242,9 +254,12 @@ def parse_response(response: Mapping[str, Any], model: str | None = None) -> lis
     if not isinstance(message, Mapping):
         raise UpstreamError("bedrock answered without an output message")
     chunks: list[Chunk] = [response_meta(response, model)]
-    tool_index = 0
+    tool_index = thinking = 0
     for block in message.get("content") or []:
-        if block.get("text"):
+        if "reasoningContent" in block and (piece := thinking_delta(thinking, block["reasoningContent"])):
+            chunks.append(piece)
+            thinking += 1
+        elif block.get("text"):
             chunks.append(TextDelta(block["text"]))
         elif "toolUse" in block:
             tool = block["toolUse"]
@@ -263,6 +278,7 @@ class StreamState:
     """Per-stream state: which content block is which tool call (indexes count toolUse blocks only)."""
 
     tool_indexes: dict[int, int] = field(default_factory=dict)
+    thinking_indexes: dict[int, int] = field(default_factory=dict)  # block -> thinking index
 
     def tool_index(self, block: int) -> int:
         if block not in self.tool_indexes:
@@ -282,6 +298,11 @@ def _on_block_delta(body: Mapping[str, Any], state: StreamState) -> list[Chunk]:
     delta = body.get("delta") or {}
     if delta.get("text"):
         return [TextDelta(delta["text"])]
+    if "reasoningContent" in delta:
+        block = int(body.get("contentBlockIndex", 0))
+        index = state.thinking_indexes.setdefault(block, len(state.thinking_indexes))
+        piece = thinking_delta(index, delta["reasoningContent"])
+        return [piece] if piece else []
     tool = delta.get("toolUse")
     if tool and tool.get("input"):
         index = state.tool_index(int(body.get("contentBlockIndex", 0)))

@@ -33,6 +33,7 @@ class HTTPProvider:
         to_upstream: Callable[[ChatCall], dict[str, Any]],
         parse_response: Callable[[dict[str, Any]], list[Chunk]],
         parse_stream: StreamParse,
+        call_headers: Callable[[ChatCall], dict[str, str]] | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
@@ -42,15 +43,21 @@ class HTTPProvider:
         self._to_upstream = to_upstream
         self._parse_response = parse_response
         self._parse_stream = parse_stream
+        self._call_headers = call_headers
+
+    def headers_for(self, call: ChatCall) -> dict[str, str]:
+        """The provider's headers and the call's own (e.g. a Messages client's ``anthropic-beta``)."""
+        return self._headers | self._call_headers(call) if self._call_headers else self._headers
 
     async def chat(self, call: ChatCall) -> AsyncIterator[Chunk]:
         content = msgspec.json.encode(self._to_upstream(call))
+        headers = self.headers_for(call)
         try:
             if call.stream:
-                async for chunk in self._stream(content):
+                async for chunk in self._stream(content, headers):
                     yield chunk
                 return
-            response = await self._client.post(self._url, content=content, headers=self._headers)
+            response = await self._client.post(self._url, content=content, headers=headers)
         except httpx.HTTPError as exc:
             raise error_for_exception(self.name, exc, self.config.base_url) from exc
         if response.status_code >= 400:
@@ -60,10 +67,13 @@ class HTTPProvider:
         for chunk in self._parse_response(decode_upstream_json(response.content)):
             yield chunk
 
-    async def post_json(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def post_json(
+        self, url: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         """One buffered JSON POST to this provider (``url`` under its base), upstream errors mapped."""
+        sent = self._headers | (headers or {})
         try:
-            response = await self._client.post(url, content=msgspec.json.encode(body), headers=self._headers)
+            response = await self._client.post(url, content=msgspec.json.encode(body), headers=sent)
         except httpx.HTTPError as exc:
             raise error_for_exception(self.name, exc, self.config.base_url) from exc
         if response.status_code >= 400:
@@ -72,8 +82,8 @@ class HTTPProvider:
             )
         return decode_upstream_json(response.content)
 
-    async def _stream(self, content: bytes) -> AsyncIterator[Chunk]:
-        request = self._client.build_request("POST", self._url, content=content, headers=self._headers)
+    async def _stream(self, content: bytes, headers: dict[str, str]) -> AsyncIterator[Chunk]:
+        request = self._client.build_request("POST", self._url, content=content, headers=headers)
         response = await self._client.send(request, stream=True)
         try:
             await raise_for_upstream(self.name, response)

@@ -7,6 +7,7 @@ with ``legacy_prompt`` goes there (``legacy_*`` functions), and ``/embeddings`` 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ import httpx
 
 from ..config import ProviderConfig
 from ..errors import UpstreamError
+from ..schemas.openai import ChatCompletionRequest, Message
 from . import catalog
 from .base import (
     ChatCall,
@@ -40,6 +42,14 @@ FINISH_REASONS: dict[str, FinishReason] = {
     "content_filter": "content_filter",
 }
 
+logger = logging.getLogger(__name__)
+
+# OpenAI models that take ``reasoning_effort`` (the others refuse it); the other providers all accept it
+# (OpenRouter maps it per model; llama.cpp and Ollama pass it to reasoning templates or ignore it).
+OPENAI_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+_SYSTEM_ROLES = ("system", "developer")
+
 
 def endpoint(config: ProviderConfig, path: str = "/chat/completions") -> str:
     """ollama and llama.cpp serve the OpenAI API under /v1 of their base URL; the clouds' URLs include it."""
@@ -65,24 +75,58 @@ def to_upstream(call: ChatCall) -> dict[str, Any]:
     request = call.request
     body: dict[str, Any] = dict(request.passthrough())
     body["model"] = call.model
-    body["messages"] = [_message(m, call.provider) for m in request.messages]
+    body["messages"] = [_message(m, call.provider) for m in _system_first(request, call.provider)]
     # OpenAI's current models take only max_completion_tokens; the others still read max_tokens.
     body["max_completion_tokens" if call.provider == "openai" else "max_tokens"] = call.max_tokens
+    tools = request.function_tools()
     optional = {
         "temperature": request.temperature,
         "top_p": request.top_p,
         "stop": request.stop,
-        "tool_choice": request.tool_choice,
+        # a choice among tools that were all Anthropic server tools (left out above) means nothing here
+        "tool_choice": request.tool_choice if tools or not request.tools else None,
         "response_format": request.response_format,
         "user": request.user,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
-    if request.tools:
-        body["tools"] = [tool.model_dump(exclude_none=True) for tool in request.tools]
+    if tools:
+        body["tools"] = [tool.model_dump(exclude_none=True) for tool in tools]
     body["stream"] = call.stream
     if call.stream:
         body["stream_options"] = {"include_usage": True}
+    body.update(_reasoning(call, body))
     return body
+
+
+def _system_first(request: ChatCompletionRequest, provider: str) -> list[Message]:
+    """The messages; for ollama and llama.cpp, whose chat templates often refuse a system message after
+    the first turn, a Messages client's system turns (Claude Code's) are folded into the system prompt.
+    OpenAI and OpenRouter take them in place."""
+    messages = request.messages
+    system = [m for m in messages if m.role in _SYSTEM_ROLES]
+    if request.anthropic is None or not catalog.spec(provider).local or _leading(messages) == len(system):
+        return messages
+    prompt = Message(role="system", content="\n\n".join(m.text() for m in system if m.text()))
+    return [prompt, *(m for m in messages if m.role not in _SYSTEM_ROLES)]
+
+
+def _leading(messages: list[Message]) -> int:
+    """How many system messages come before the first other one."""
+    return next((i for i, m in enumerate(messages) if m.role not in _SYSTEM_ROLES), len(messages))
+
+
+def _reasoning(call: ChatCall, body: dict[str, Any]) -> dict[str, Any]:
+    """A Messages client's thinking / effort as ``reasoning_effort``; its other Anthropic fields are
+    dropped (named at DEBUG), as are thinking blocks and cache marks (never dumped)."""
+    options = call.request.anthropic
+    if options is None or "reasoning_effort" in body:
+        return {}
+    names = [*options.extra, *(n for n in ("context_management", "metadata") if getattr(options, n))]
+    if names:
+        logger.debug("%s: dropping Messages fields: %s", call.provider, ", ".join(sorted(names)))
+    effort = options.reasoning_effort()
+    takes_effort = call.provider != "openai" or call.model.startswith(OPENAI_REASONING_PREFIXES)
+    return {"reasoning_effort": effort} if effort and takes_effort else {}
 
 
 def _finish(reason: Any) -> Finish | None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..names import NAME_PATTERN as NAME_PATTERN  # session ids, pools, tenants: one pattern (names.py)
 from .limits import MAX_CHOICES, MAX_MODEL_NAME, MAX_OUTPUT_TOKENS
+from .native import AnthropicOptions
 
 # Fields tollgate itself understands; never forwarded upstream (DESIGN.md §4).
 EXTENSION_FIELDS = frozenset({"provider", "session_id", "pool", "loop_mode", "loop_until", "loop_max_turns"})
@@ -18,9 +19,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+# Anthropic-only fields on the internal request (``exclude=True``: never dumped, so adapters that
+# serialise messages with ``model_dump`` drop them). Only the Anthropic and Bedrock adapters read them.
+CacheControl = dict[str, Any]
+
+
 class TextPart(_Strict):
     type: Literal["text"]
     text: str
+    cache_control: CacheControl | None = Field(None, exclude=True)
 
 
 class ImageURL(_Strict):
@@ -31,6 +38,7 @@ class ImageURL(_Strict):
 class ImagePart(_Strict):
     type: Literal["image_url"]
     image_url: ImageURL
+    cache_control: CacheControl | None = Field(None, exclude=True)
 
 
 ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
@@ -47,12 +55,33 @@ class ToolCall(_Strict):
     function: FunctionCall
 
 
+class ThinkingBlock(_Strict):
+    """An Anthropic ``thinking`` (text + signature) or ``redacted_thinking`` (data) block, kept as the
+    client sent it: Anthropic checks the signature, so it goes back upstream unchanged."""
+
+    type: Literal["thinking", "redacted_thinking"]
+    thinking: str | None = None
+    signature: str | None = None
+    data: str | None = None
+
+    def block(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
 class Message(_Strict):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+    thinking_blocks: list[ThinkingBlock] | None = Field(None, exclude=True)  # an assistant turn's, in order
+    cache_control: CacheControl | None = Field(None, exclude=True)  # a tool result's
+    # a tool result's content blocks as a Messages client sent them, when they are not all text
+    # (images, tool references): an Anthropic upstream gets them; the others get the text
+    tool_content: list[dict[str, Any]] | None = Field(None, exclude=True)
+    # a user or assistant turn's blocks as a Messages client sent them, when some have no OpenAI
+    # counterpart (server tool calls and results, documents): an Anthropic upstream gets them verbatim
+    anthropic_content: list[dict[str, Any]] | None = Field(None, exclude=True)
 
     def text(self) -> str:
         """The message's text parts joined (images left out)."""
@@ -78,6 +107,9 @@ class FunctionDefinition(_Strict):
 class Tool(_Strict):
     type: Literal["function"] = "function"
     function: FunctionDefinition
+    cache_control: CacheControl | None = Field(None, exclude=True)
+    anthropic_tool: dict[str, Any] | None = Field(None, exclude=True)  # the Messages client's tool as sent
+    anthropic_server_tool: bool = Field(False, exclude=True)  # web search, ...: for Anthropic only
 
 
 class StreamOptions(_Strict):
@@ -110,6 +142,8 @@ class ChatCompletionRequest(BaseModel):
     loop_mode: Literal["basic", "agent"] | None = None
     loop_until: str | None = Field(None, min_length=1, max_length=200)
     loop_max_turns: int | None = Field(None, strict=True, ge=1)  # capped: TOLLGATE_LOOP_MAX_TURNS_CAP
+    # set by the Messages wire (anthropic_request.to_chat) only; never read from a request body
+    _anthropic: AnthropicOptions | None = PrivateAttr(None)
 
     @model_validator(mode="before")
     @classmethod
@@ -136,6 +170,19 @@ class ChatCompletionRequest(BaseModel):
         if self.stop is None:
             return None
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    @property
+    def anthropic(self) -> AnthropicOptions | None:
+        """The Messages request's fields that have no OpenAI counterpart (None for other wires)."""
+        return self._anthropic
+
+    def with_anthropic(self, options: AnthropicOptions) -> ChatCompletionRequest:
+        self._anthropic = options
+        return self
+
+    def function_tools(self) -> list[Tool]:
+        """The tools an upstream other than Anthropic can be given (Anthropic server tools left out)."""
+        return [tool for tool in self.tools or [] if not tool.anthropic_server_tool]
 
     def passthrough(self) -> dict[str, Any]:
         """Unknown top-level fields, for OpenAI-compatible upstreams (extensions never included)."""

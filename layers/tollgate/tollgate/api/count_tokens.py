@@ -1,0 +1,70 @@
+"""POST /v1/messages/count_tokens: how many input tokens a Messages request would use.
+
+Authenticated, routed and allow-listed like ``/v1/messages`` (the route's first deployment counts), but no
+model is called, so nothing is
+reserved, charged or audited. The count is the upstream's own where it has a counting endpoint
+(Anthropic, Bedrock's CountTokens), else tollgate's estimate; ``tollgate.estimated`` says which.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.di import NamedDependency
+
+from ..anthropic_request import to_chat
+from ..context import AppContext
+from ..engine.prepare import allowed_route
+from ..errors import UpstreamBadRequest, UpstreamNotFound
+from ..providers.base import ChatCall, TokenCounter
+from ..schemas.anthropic import CountTokensRequest
+from ..tokens import estimate_prompt_tokens, estimate_tokens
+from .auth import authenticate
+from .body import decode_json_object, validate
+from .gateway_context import check_edge_tenant, gateway_context
+from .headers import response_headers
+from .messages import ERROR_HANDLERS, betas
+from .pipeline import new_request_id
+
+logger = logging.getLogger(__name__)
+
+
+def estimate(call: ChatCall) -> int:
+    """tollgate's estimate: the messages' text and the tools' definitions."""
+    request = call.request
+    tools = "".join(tool.model_dump_json(exclude_none=True) for tool in request.tools or [])
+    return estimate_prompt_tokens(m.text() for m in request.messages) + estimate_tokens(tools)
+
+
+async def counted(ctx: AppContext, call: ChatCall) -> tuple[int, bool]:
+    """(input tokens, estimated?): the estimate also where the upstream cannot count this model or has no
+    counting endpoint (it answers 400 or 404); other upstream failures are the caller's error."""
+    adapter = ctx.adapter(call)
+    if isinstance(adapter, TokenCounter):
+        try:
+            exact = await adapter.count_tokens(call)
+        except (UpstreamBadRequest, UpstreamNotFound) as exc:
+            logger.info("%s cannot count tokens (%s); estimating", call.provider, exc.code)
+            exact = None
+        if exact is not None:
+            return exact, False
+    return estimate(call), True
+
+
+@post("/v1/messages/count_tokens", status_code=200, exception_handlers=ERROR_HANDLERS)
+async def count_tokens(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> Response[Any]:
+    edge = gateway_context(request)
+    request_id = edge.request_id or new_request_id()
+    request.scope.setdefault("state", {})["request_id"] = request_id
+    principal = await authenticate(request, ctx)
+    check_edge_tenant(edge, principal, request_id)
+    body = validate(CountTokensRequest, decode_json_object(await request.body()))
+    chat = to_chat(body, betas(request))
+    route = allowed_route(ctx.router.route(chat), principal)
+    call = ctx.router.call(route.candidates()[0], chat, request_id)  # the first deployment that would serve
+    tokens, estimated = await counted(ctx, call)
+    content = {"input_tokens": tokens, "tollgate": {"estimated": estimated}}
+    served = {"provider": call.provider, "model": call.model}
+    return Response(content, media_type="application/json", headers=response_headers(request_id, served))
