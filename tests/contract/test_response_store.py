@@ -10,7 +10,9 @@ from tollgate.store.base import Store, StoredResponse
 BODY = {"response": {"id": "resp_1", "output": [{"type": "message"}], "usage": {"input_tokens": 3}}, "n": 1.5}
 
 
-def record(tenant: str, response_id: str, ttl: int = 3600, body: dict[str, Any] | None = None) -> StoredResponse:
+def record(
+    tenant: str, response_id: str, ttl: int = 3600, body: dict[str, Any] | None = None
+) -> StoredResponse:
     return StoredResponse(tenant, response_id, body or BODY, timeutil.now_str(), timeutil.after(ttl))
 
 

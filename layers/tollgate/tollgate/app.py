@@ -26,6 +26,7 @@ from .api.errors import EXCEPTION_HANDLERS
 from .api.gateway_context import TRUST_GATEWAY_CONTEXT
 from .api.info import diagnostics_providers, diagnostics_requests, health, metrics, models
 from .api.messages import messages
+from .api.responses import ROUTES as RESPONSES_ROUTES
 from .api.tokens import tokens_check, tokens_pools, tokens_report, tokens_reserve
 from .config import Settings
 from .config_errors import SettingsError, describe_settings_error, is_settings_error
@@ -55,6 +56,7 @@ DATA_PLANE: list[ControllerRouterHandler] = [
     delete_session,
     console_index,
     console_asset,
+    *RESPONSES_ROUTES,
 ]
 
 

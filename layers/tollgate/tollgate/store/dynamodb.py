@@ -6,7 +6,7 @@ Item layout (single table, key schema and indexes in ``template.yaml`` / ``table
     key           KEY#<key_hash>     KEY                 KEYS / <key_id>       -
     pool          POOL#<tenant>      POOL#<pool>         POOLS / <tenant>#<pool>
     session       SESSION#<tenant>   SESSION#<id>        -                     -       (TTL: expires_at_epoch)
-    response      RESPONSE#<tenant>  RESPONSE#<id>       -                     -       (TTL; dynamodb_responses)
+    response      RESPONSE#<tenant>  RESPONSE#<id>       -                     -       (TTL)
     audit head    AUDIT#<tenant>     HEAD                AUDIT / <tenant>      -
     audit entry   AUDIT#<tenant>     SEQ#<seq:012d>      AUDIT / <tenant> (seq 1 only)
                                                                                COST#<tenant> / <at>#<seq:012d>
