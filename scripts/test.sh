@@ -2,7 +2,7 @@
 # Installs what the tests need and runs every check: ruff, mypy (strict on the library) and the whole pytest
 # suite, including the slow e2e suite (a real llama.cpp server: built from source on first use, ~10 minutes,
 # then cached under ${TOLLGATE_CACHE:-~/.cache/tollgate}; the web console in headless Chromium, installed
-# with apt-get when missing). Arguments replace the test selection, e.g.
+# with apt-get when missing; the Codex CLI from npm). Arguments replace the test selection, e.g.
 #   bash scripts/test.sh -m "not slow"      the quick suite only
 #   bash scripts/test.sh -m slow            the slow suite only
 set -euo pipefail
@@ -27,6 +27,9 @@ case " $* " in
         echo "scripts/test.sh: install chromium and chromedriver for the console's browser tests" >&2
       fi
     fi
+    # the Codex CLI (npm, pinned, cached under ~/.cache/tollgate/npm) for tests/e2e/test_codex.py; the
+    # tests skip when it cannot be installed
+    bash scripts/install-codex.sh >/dev/null || echo "scripts/test.sh: could not install the Codex CLI" >&2
     ;;
 esac
 bash scripts/validate-template.sh  # sam validate, SAM transform + cfn-lint (own venv: .tools/sam-venv)
