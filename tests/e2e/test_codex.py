@@ -18,6 +18,7 @@ from tests.e2e.codex_env import require_codex, run_codex
 from tests.e2e.conftest import LlamaServer
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.bedrock_server import FakeBedrock
+from tests.fakes.openai_responses_upstream import FakeOpenAIResponses
 from tests.fakes.openai_upstream import FakeOpenAI, Script
 from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import ADMIN_KEY, AUDIT_KEY, Gateway
@@ -69,11 +70,14 @@ def test_codex_through_an_openai_compatible_upstream(
     gateway_for: Callable[..., Gateway], fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
     gw = gateway_for(
-        fake_openai, default_provider="openai", openai_api_key="sk-x", openai_base_url=f"{fake_openai.url}/v1"
+        fake_openai,
+        default_provider="openrouter",
+        openrouter_api_key="sk-x",
+        openrouter_base_url=f"{fake_openai.url}/v1",
     )
     answer, _, entries = run(gw, tmp_path, "say hello")
     assert answer == "Hello from fake"
-    assert len(entries) == 1 and entries[0]["provider"] == "openai"
+    assert len(entries) == 1 and entries[0]["provider"] == "openrouter"
     body = fake_openai.requests[0][2]
     names = [t["function"]["name"] for t in body["tools"]]
     assert "exec_command" in names and any("__" in n for n in names)  # namespace tools flattened
@@ -112,7 +116,10 @@ def test_codex_tool_round_trip(
     call = {"id": "call_echo", "name": "exec_command", "arguments": [command]}
     fake_openai.enqueue(Script(texts=[], tool_calls=[call]), Script(texts=["The", " answer", " is 42"]))
     gw = gateway_for(
-        fake_openai, default_provider="openai", openai_api_key="sk-x", openai_base_url=f"{fake_openai.url}/v1"
+        fake_openai,
+        default_provider="openrouter",
+        openrouter_api_key="sk-x",
+        openrouter_base_url=f"{fake_openai.url}/v1",
     )
     answer, _, entries = run(gw, tmp_path, "run the command", yolo=True)
     assert answer == "The answer is 42"
@@ -147,3 +154,19 @@ def test_codex_through_llama_server_with_smollm2(llama_gateway: Gateway, tmp_pat
     assert answer  # SmolLM2 says something
     assert entries[0]["provider"] == "llama_cpp" and entries[0]["completion_tokens"] > 0
     assert pool["used"] > 0
+
+
+def test_codex_through_openai_natively(gateway_for: Callable[..., Gateway], tmp_path: Path) -> None:
+    """The ``openai`` provider gets Codex's own Responses body on its /v1/responses (reasoning items and
+    encrypted content come back as they are)."""
+    fake = FakeOpenAIResponses()
+    with ServerThread(fake) as server:
+        gw = gateway_for(
+            fake.chat, default_provider="openai", openai_api_key="sk-x", openai_base_url=f"{server.url}/v1"
+        )
+        answer, _, entries = run(gw, tmp_path, "say hello")
+    assert answer == "native hello"
+    assert [(e["prompt_tokens"], e["completion_tokens"]) for e in entries] == [(21, 9)]
+    path, _, body = fake.requests[0]
+    assert path == "/v1/responses" and body["include"] == ["reasoning.encrypted_content"]
+    assert any(t["type"] == "namespace" for t in body["tools"])

@@ -16,7 +16,16 @@ import msgspec
 
 from .errors import TollgateError, UpstreamError
 from .lifecycle import Outcome, RequestTracker
-from .providers.base import ChatCall, Chunk, Finish, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from .providers.base import (
+    ChatCall,
+    Chunk,
+    Finish,
+    NativeEvent,
+    ResponseMeta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from .tokens import estimate_prompt_tokens, estimate_tokens
 
 logger = logging.getLogger("tollgate.stream")
@@ -40,6 +49,7 @@ class ResponseBuilder:
         self.model = call.model
         self.upstream_id: str | None = None
         self.response_id = call.request_id  # a loop answers with its request's id, not its turn's
+        self.native_response: dict[str, Any] | None = None  # an upstream's own answer in the client's format
 
     def add(self, chunk: Chunk) -> None:
         if isinstance(chunk, TextDelta):
@@ -58,6 +68,8 @@ class ResponseBuilder:
         elif isinstance(chunk, ResponseMeta):
             self.model = chunk.model or self.model
             self.upstream_id = chunk.upstream_id or self.upstream_id
+        elif isinstance(chunk, NativeEvent) and isinstance(chunk.payload.get("response"), dict):
+            self.native_response = chunk.payload["response"]  # the last one is the final one
 
     @property
     def finish_seen(self) -> bool:

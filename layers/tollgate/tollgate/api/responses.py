@@ -28,7 +28,8 @@ from .pipeline import serve
 
 
 def _parse(raw: bytes) -> ChatCompletionRequest:
-    return to_chat(validate(ResponsesRequest, decode_json_object(raw)))
+    payload = decode_json_object(raw)
+    return to_chat(validate(ResponsesRequest, payload), payload)
 
 
 def _encoder(call: ChatCall) -> ResponsesEncoder:

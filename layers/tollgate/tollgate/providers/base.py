@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..schemas.completions import LegacyCompletionRequest
 from ..schemas.openai import ChatCompletionRequest
+from ..schemas.responses import ResponsesChatRequest
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
@@ -42,6 +43,13 @@ class ChatCall:
         Read from the request, so every ChatCall made from it (history, fallback) keeps the mode."""
         request = self.request
         return request.legacy_prompt if isinstance(request, LegacyCompletionRequest) else None
+
+    @property
+    def native_responses(self) -> dict[str, Any] | None:
+        """The client's body of a Responses API request that an upstream with its own /v1/responses
+        (OpenAI) may get as it is; None for every other request."""
+        request = self.request
+        return request.responses.native if isinstance(request, ResponsesChatRequest) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +91,16 @@ class ResponseMeta:
     upstream_id: str | None = None
 
 
-Chunk = TextDelta | ToolCallDelta | Finish | Usage | ResponseMeta
+@dataclass(frozen=True, slots=True)
+class NativeEvent:
+    """An event of an upstream that speaks the client's own wire format (OpenAI's Responses API), passed
+    on as it is by that format's encoder; the typed chunks beside it do the accounting, and every other
+    encoder ignores it. ``payload["type"]`` is the event type; a whole buffered answer is ``"response"``."""
+
+    payload: dict[str, Any]
+
+
+Chunk = TextDelta | ToolCallDelta | Finish | Usage | ResponseMeta | NativeEvent
 
 
 class Provider(Protocol):

@@ -20,12 +20,11 @@ from .. import timeutil
 from ..errors import BadRequest, NotFound
 from ..lifecycle import Outcome
 from ..schemas.openai import ChatCompletionRequest, Message
+from ..schemas.responses import ResponsesChatRequest, ResponsesExtras
 from ..store.base import StoredResponse
 from ..streaming import ResponseBuilder
 from .responses_output import output_items, response_id, response_object, status_of, with_call_ids
 from .responses_request import (
-    ResponsesChatRequest,
-    ResponsesExtras,
     ResponsesRequest,
     check_tool_results,
     convert_tool_choice,
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tollgate.wire.responses")
 
+EXTENSIONS = frozenset({"provider", "pool"})
 # request fields the response object repeats, with OpenAI's defaults
 _ECHO_DEFAULTS: dict[str, Any] = {
     "tools": [],
@@ -77,9 +77,17 @@ def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
-def to_chat(request: ResponsesRequest) -> ResponsesChatRequest:
-    """A validated Responses request -> the internal chat request (the conversation so far is added by
-    ``bind``, once the caller is known)."""
+def native_body(payload: dict[str, Any] | None, request: ResponsesRequest) -> dict[str, Any] | None:
+    """The body as OpenAI's own /v1/responses gets it (tollgate's extensions removed); None where the
+    request needs tollgate's translation (the conversation of ``previous_response_id`` is tollgate's)."""
+    if payload is None or request.previous_response_id:
+        return None
+    return {k: v for k, v in payload.items() if k not in EXTENSIONS}
+
+
+def to_chat(request: ResponsesRequest, payload: dict[str, Any] | None = None) -> ResponsesChatRequest:
+    """A validated Responses request (and its raw ``payload``, for a native upstream) -> the internal chat
+    request (the conversation so far is added by ``bind``, once the caller is known)."""
     if request.background:
         raise BadRequest("background responses are not supported", param="background")
     tools, origins = convert_tools(request.tools or [])
@@ -93,6 +101,7 @@ def to_chat(request: ResponsesRequest) -> ResponsesChatRequest:
         instructions=request.instructions,
         input_items=input_items(request),
         echo=_echo(request),
+        native=native_body(payload, request),
     )
     fields: dict[str, Any] = {
         "model": request.model,
@@ -180,6 +189,9 @@ def _keeper(
 def render(builder: ResponseBuilder, outcome: Outcome, extension: dict[str, Any]) -> dict[str, Any]:
     extras = extras_of(builder.call)
     request_id = builder.call.request_id
+    if builder.native_response is not None:  # OpenAI's own answer, under tollgate's id
+        native = {**builder.native_response, "id": response_id(request_id)}
+        return native | ({"tollgate": extension} if extension else {})
     status, incomplete = status_of(builder.finish)
     output = output_items(builder.message(), request_id, extras)
     body = response_object(

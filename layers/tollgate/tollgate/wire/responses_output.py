@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import TollgateError
 from ..providers.base import Usage
-from .responses_request import ResponsesExtras, ToolOrigin
+from ..schemas.responses import ResponsesExtras, ToolOrigin
 
 Item = dict[str, Any]
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import BadRequest
 from ..schemas.openai import (
     NAME_PATTERN,
-    ChatCompletionRequest,
     ContentPart,
     FunctionCall,
     FunctionDefinition,
@@ -35,6 +34,7 @@ from ..schemas.openai import (
     Tool,
     ToolCall,
 )
+from ..schemas.responses import ToolOrigin
 
 logger = logging.getLogger("tollgate.wire.responses")
 
@@ -61,31 +61,6 @@ HOSTED_ITEMS = frozenset(
 )
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text", "summary_text"})
 _ROLES = frozenset({"user", "assistant", "system", "developer"})
-
-
-class ToolOrigin(BaseModel):
-    """What a flattened function is to the client: a function (maybe in a namespace) or a custom tool."""
-
-    kind: Literal["function", "custom"] = "function"
-    name: str
-    namespace: str | None = None
-
-
-class ResponsesExtras(BaseModel):
-    """What the Responses format needs beyond the chat request: to render, store and continue."""
-
-    tools: dict[str, ToolOrigin] = Field(default_factory=dict)  # flattened name -> origin
-    store: bool = True
-    previous_response_id: str | None = None
-    instructions: str | None = None
-    input_items: list[dict[str, Any]] = Field(default_factory=list)
-    echo: dict[str, Any] = Field(default_factory=dict)  # request fields the response object repeats
-
-
-class ResponsesChatRequest(ChatCompletionRequest):
-    """The internal request, carrying the Responses extras (a declared field: never sent upstream)."""
-
-    responses: ResponsesExtras = Field(default_factory=ResponsesExtras)
 
 
 class ResponsesRequest(BaseModel):

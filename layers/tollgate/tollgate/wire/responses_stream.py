@@ -7,6 +7,11 @@ for a custom tool), its ``.done`` events and ``response.output_item.done``; then
 (usage included) or ``response.incomplete``; ``response.failed`` on an error. Every event carries its
 ``sequence_number``. An item is closed before the next one opens (OpenAI-style upstreams stream one tool
 call after another); a late piece for a closed item is ignored rather than reopening it.
+
+An upstream that speaks the Responses API itself (OpenAI, ``providers.openai_responses``) sends
+``NativeEvent`` chunks: those are passed on as they are (renumbered; reasoning items and encrypted content
+included) and the typed chunks beside them only count; its final ``response`` object ends the stream,
+under tollgate's response id and with the ``tollgate`` extension.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import msgspec
 
 from ..errors import TollgateError
 from ..lifecycle import Outcome
-from ..providers.base import ChatCall, Chunk, Finish, ResponseMeta, TextDelta, ToolCallDelta
+from ..providers.base import ChatCall, Chunk, Finish, NativeEvent, ResponseMeta, TextDelta, ToolCallDelta
+from ..schemas.responses import ResponsesChatRequest, ResponsesExtras
 from ..streaming import ResponseBuilder
 from .responses_output import (
     Item,
@@ -27,10 +33,10 @@ from .responses_output import (
     failed,
     message_item,
     output_text,
+    response_id,
     response_object,
     status_of,
 )
-from .responses_request import ResponsesChatRequest, ResponsesExtras
 
 
 def extras_of(call: ChatCall) -> ResponsesExtras:
@@ -56,6 +62,8 @@ class ResponsesEncoder:
         self.open: _Open | None = None
         self.tools_seen: set[int] = set()
         self.finish: str | None = None
+        self.native = False  # the upstream streams Responses events itself
+        self.native_final: dict[str, Any] | None = None  # its completed/incomplete event, held for ``end``
 
     def _event(self, kind: str, **payload: Any) -> bytes:
         body = {"type": kind, "sequence_number": self.sequence, **payload}
@@ -75,6 +83,10 @@ class ResponsesEncoder:
         ]
 
     def chunk(self, chunk: Chunk) -> list[bytes]:
+        if isinstance(chunk, NativeEvent):
+            return self._native(chunk.payload)
+        if self.native:
+            return []  # the native events carry it
         if isinstance(chunk, TextDelta):
             return self._text(chunk.text) if chunk.text else []
         if isinstance(chunk, ToolCallDelta):
@@ -85,7 +97,26 @@ class ResponsesEncoder:
             self.model = chunk.model
         return []
 
+    def _native(self, payload: dict[str, Any]) -> list[bytes]:
+        self.native = True
+        kind = str(payload.get("type"))
+        if kind in ("response.created", "response.in_progress"):
+            return []  # ``start`` said so already
+        if kind in ("response.completed", "response.incomplete"):
+            self.native_final = payload
+            return []
+        body = {k: v for k, v in payload.items() if k not in ("type", "sequence_number")}
+        return [self._event(kind, **body)]
+
+    def _native_end(self, final: dict[str, Any], extension: dict[str, Any]) -> list[bytes]:
+        body = {**final["response"], "id": response_id(self.call.request_id)}
+        if extension:
+            body["tollgate"] = extension
+        return [self._event(str(final["type"]), response=body)]
+
     def end(self, builder: ResponseBuilder, outcome: Outcome, extension: dict[str, Any]) -> list[bytes]:
+        if self.native_final is not None:
+            return self._native_end(self.native_final, extension)
         frames = self._close()
         status, incomplete = status_of(self.finish)
         body = self._response(status, usage=outcome.usage or builder.final_usage())
