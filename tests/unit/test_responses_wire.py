@@ -165,3 +165,26 @@ def test_native_events_parse_into_typed_chunks_and_failures_raise() -> None:
         openai_responses.parse_event({"type": "response.failed", "response": {"error": {"message": "boom"}}})
     with pytest.raises(UpstreamError):
         openai_responses.parse_event({"type": "error", "message": "bad"})
+
+
+def test_cached_and_reasoning_tokens_reach_the_responses_usage() -> None:
+    from tollgate.providers.openai_compat import parse_response
+    from tollgate.wire.responses import render
+
+    usage = {
+        "prompt_tokens": 10,
+        "completion_tokens": 6,
+        "prompt_tokens_details": {"cached_tokens": 8},
+        "completion_tokens_details": {"reasoning_tokens": 2},
+    }
+    message = {"role": "assistant", "content": "hi"}
+    chunks = parse_response({"choices": [{"message": message, "finish_reason": "stop"}], "usage": usage})
+    assert Usage(10, 6, cached_tokens=8, reasoning_tokens=2) in chunks
+    call = ChatCall("rid", "openrouter", "m", 10, chat(input="x"))
+    builder = ResponseBuilder(call)
+    for chunk in chunks:
+        builder.add(chunk)
+    body = render(builder, builder.outcome(), {})
+    assert body["usage"]["input_tokens_details"] == {"cached_tokens": 8}
+    assert body["usage"]["output_tokens_details"] == {"reasoning_tokens": 2}
+    assert body["output"][0]["content"][0]["text"] == "hi" and body["id"] == "resp_rid"

@@ -77,6 +77,10 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     estimated: bool = False
+    # parts of the above, when the upstream reports them (prompt tokens read from its cache, completion
+    # tokens spent reasoning): shown to clients whose format has them (the Responses API's usage)
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

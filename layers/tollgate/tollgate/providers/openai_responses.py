@@ -51,7 +51,14 @@ def _usage(response: dict[str, Any]) -> Usage | None:
     usage = response.get("usage")
     if not isinstance(usage, dict):
         return None
-    return Usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0))
+    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens")
+    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens")
+    return Usage(
+        int(usage.get("input_tokens") or 0),
+        int(usage.get("output_tokens") or 0),
+        cached_tokens=int(cached or 0),
+        reasoning_tokens=int(reasoning or 0),
+    )
 
 
 def _finish(response: dict[str, Any], called: bool) -> Finish:

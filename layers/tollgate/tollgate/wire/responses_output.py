@@ -38,9 +38,9 @@ def usage_body(usage: Usage) -> dict[str, Any]:
     """Responses usage; cached and reasoning token counts when the upstream's usage carries them."""
     return {
         "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": int(getattr(usage, "cached_tokens", 0) or 0)},
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
         "output_tokens": usage.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": int(getattr(usage, "reasoning_tokens", 0) or 0)},
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,
     }
 
