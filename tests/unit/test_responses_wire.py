@@ -188,3 +188,19 @@ def test_cached_and_reasoning_tokens_reach_the_responses_usage() -> None:
     assert body["usage"]["input_tokens_details"] == {"cached_tokens": 8}
     assert body["usage"]["output_tokens_details"] == {"reasoning_tokens": 2}
     assert body["output"][0]["content"][0]["text"] == "hi" and body["id"] == "resp_rid"
+
+
+def test_long_namespaced_names_fit_the_upstreams_limit_and_map_back() -> None:
+    namespace, name = "n" * 40, "f" * 40
+    request = chat(
+        input=[
+            {"type": "function_call", "call_id": "c", "name": name, "namespace": namespace, "arguments": "{}"}
+        ],
+        tools=[{"type": "namespace", "name": namespace, "tools": [{"type": "function", "name": name}]}],
+    )
+    assert request.tools is not None
+    flat = request.tools[0].function.name
+    assert len(flat) == 64 and request.responses.tools[flat].name == name
+    assert (
+        request.messages[0].tool_calls is not None and request.messages[0].tool_calls[0].function.name == flat
+    )

@@ -15,6 +15,7 @@ working.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from typing import Any
@@ -39,6 +40,7 @@ from ..schemas.responses import ToolOrigin
 logger = logging.getLogger("tollgate.wire.responses")
 
 NAMESPACE_SEPARATOR = "__"
+MAX_TOOL_NAME = 64  # OpenAI, Anthropic and Bedrock all refuse longer function names
 # items a client may send back that only OpenAI's hosted tools produce: nothing to translate
 HOSTED_ITEMS = frozenset(
     {
@@ -128,6 +130,16 @@ def _tool_name(tool: dict[str, Any], param: str) -> str:
     return name
 
 
+def namespaced(namespace: str, name: str) -> str:
+    """``<namespace>__<name>``; past the upstreams' 64-character limit, shortened with a hash suffix (the
+    same for the same pair, so a call the client sends back maps to the same function)."""
+    flat = f"{namespace}{NAMESPACE_SEPARATOR}{name}"
+    if len(flat) <= MAX_TOOL_NAME:
+        return flat
+    digest = hashlib.sha256(flat.encode()).hexdigest()[:8]
+    return f"{flat[: MAX_TOOL_NAME - 9]}_{digest}"
+
+
 def convert_tools(tools: list[dict[str, Any]]) -> tuple[list[Tool], dict[str, ToolOrigin]]:
     converted: list[Tool] = []
     origins: dict[str, ToolOrigin] = {}
@@ -143,7 +155,7 @@ def convert_tools(tools: list[dict[str, Any]]) -> tuple[list[Tool], dict[str, To
             for j, inner in enumerate(tool.get("tools") or []):
                 inner_param = f"{param}.tools[{j}]"
                 name = _tool_name(inner, inner_param)
-                flat = f"{namespace}{NAMESPACE_SEPARATOR}{name}"
+                flat = namespaced(namespace, name)
                 inner_kind = "custom" if inner.get("type") == "custom" else "function"
                 make = _custom if inner_kind == "custom" else _function
                 converted.append(make(inner, flat, inner_param))
@@ -165,7 +177,7 @@ def convert_tool_choice(choice: str | dict[str, Any] | None, origins: dict[str, 
     if kind in ("function", "custom"):
         name = str(choice.get("name") or "")
         if choice.get("namespace"):
-            name = f"{choice['namespace']}{NAMESPACE_SEPARATOR}{name}"
+            name = namespaced(str(choice["namespace"]), name)
         if name not in origins:
             raise BadRequest(f"tool_choice names an unknown tool {name!r}", param="tool_choice.name")
         return {"type": "function", "function": {"name": name}}
@@ -177,7 +189,7 @@ def convert_tool_choice(choice: str | dict[str, Any] | None, origins: dict[str, 
 def flat_name(name: str, namespace: Any, origins: dict[str, ToolOrigin]) -> str:
     """The name the upstream knows for a call the client sends back (namespaced or bare)."""
     if namespace:
-        return f"{namespace}{NAMESPACE_SEPARATOR}{name}"
+        return namespaced(str(namespace), name)
     if name in origins:
         return name
     matches = [flat for flat, origin in origins.items() if origin.name == name]
