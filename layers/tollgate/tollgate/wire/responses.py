@@ -14,6 +14,7 @@ are dropped (no upstream behind the chat translation can read them).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import timeutil
@@ -85,6 +86,24 @@ def native_body(payload: dict[str, Any] | None, request: ResponsesRequest) -> di
     return {k: v for k, v in payload.items() if k not in EXTENSIONS}
 
 
+def _sampling(request: ResponsesRequest, has_tools: bool) -> dict[str, Any]:
+    """The chat fields for how to answer (not what): cap, sampling, format, and OpenAI pass-through."""
+    fields: dict[str, Any] = {
+        "stream": request.stream,
+        "max_tokens": request.max_output_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "response_format": _response_format(request.text),
+        "user": request.user,
+    }
+    if has_tools and request.parallel_tool_calls is not None:
+        fields["parallel_tool_calls"] = request.parallel_tool_calls  # an OpenAI pass-through field
+    effort = (request.reasoning or {}).get("effort")
+    if isinstance(effort, str):
+        fields["reasoning_effort"] = effort
+    return fields
+
+
 def to_chat(request: ResponsesRequest, payload: dict[str, Any] | None = None) -> ResponsesChatRequest:
     """A validated Responses request (and its raw ``payload``, for a native upstream) -> the internal chat
     request (the conversation so far is added by ``bind``, once the caller is known)."""
@@ -92,6 +111,8 @@ def to_chat(request: ResponsesRequest, payload: dict[str, Any] | None = None) ->
         raise BadRequest("background responses are not supported", param="background")
     tools, origins = convert_tools(request.tools or [])
     messages = input_messages(request, origins)
+    if not messages and not request.previous_response_id:
+        raise BadRequest("input must hold at least one message", param="input")
     if request.instructions:
         messages.insert(0, Message(role="system", content=request.instructions))
     extras = ResponsesExtras(
@@ -105,27 +126,15 @@ def to_chat(request: ResponsesRequest, payload: dict[str, Any] | None = None) ->
     )
     fields: dict[str, Any] = {
         "model": request.model,
+        # a continuation may send nothing new but tool results and reasoning: ``bind`` drops the filler
         "messages": messages or [Message(role="user", content="")],
-        "stream": request.stream,
-        "max_tokens": request.max_output_tokens,
-        "temperature": request.temperature,
-        "top_p": request.top_p,
         "tools": tools or None,
         "tool_choice": convert_tool_choice(request.tool_choice, origins),
-        "response_format": _response_format(request.text),
-        "user": request.user,
         "provider": request.provider,
         "pool": request.pool,
         "responses": extras,
     }
-    if tools and request.parallel_tool_calls is not None:
-        fields["parallel_tool_calls"] = request.parallel_tool_calls  # an OpenAI pass-through field
-    effort = (request.reasoning or {}).get("effort")
-    if isinstance(effort, str):
-        fields["reasoning_effort"] = effort
-    if not messages and not request.previous_response_id:
-        raise BadRequest("input must hold at least one message", param="input")
-    return ResponsesChatRequest.model_validate(fields)
+    return ResponsesChatRequest.model_validate(fields | _sampling(request, bool(tools)))
 
 
 def _own_messages(chat: ResponsesChatRequest) -> list[Message]:
@@ -166,7 +175,10 @@ async def bind(
 
 def _keeper(
     ctx: AppContext, tenant: str, request_id: str, chat: ResponsesChatRequest, conversation: list[Any]
-) -> Any:
+) -> Callable[[Outcome], Awaitable[None]]:
+    """Keeps a finished answer (what ``GET /v1/responses/{id}`` shows, its input items, and the
+    conversation a later ``previous_response_id`` continues); only an answer that completed."""
+
     async def keep(outcome: Outcome) -> None:
         if outcome.status != "ok":
             return
