@@ -8,6 +8,7 @@ command (Codex runs it, without sandbox or approval prompts, and sends the outpu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,27 @@ def test_codex_through_openai_natively(gateway_for: Callable[..., Gateway], tmp_
     path, _, body = fake.requests[0]
     assert path == "/v1/responses" and body["include"] == ["reasoning.encrypted_content"]
     assert any(t["type"] == "namespace" for t in body["tools"])
+
+
+def test_codex_tool_round_trip_through_anthropic(gateway_for: Callable[..., Gateway], tmp_path: Path) -> None:
+    """The same round trip with Claude behind tollgate: tool_use -> function_call -> the CLI runs it ->
+    function_call_output -> tool_result."""
+    fake = FakeAnthropic()
+    call = {"id": "toolu_1", "name": "exec_command", "arguments": ['{"cmd": "echo claude-$((6*7))"}']}
+    fake.enqueue(Script(texts=[], tool_calls=[call]), Script(texts=["Done: 42"]))
+    with ServerThread(fake) as server:
+        gw = gateway_for(
+            fake, default_provider="anthropic", claude_api_key="sk-ant", claude_base_url=f"{server.url}/v1"
+        )
+        answer, _, entries = run(gw, tmp_path, "run the command", yolo=True)
+    assert answer == "Done: 42" and len(entries) == 2
+    messages = fake.requests[1][2]["messages"]
+    results = [
+        b
+        for m in messages
+        if isinstance(m["content"], list)
+        for b in m["content"]
+        if b["type"] == "tool_result"
+    ]
+    assert results and results[-1]["tool_use_id"] == "toolu_1"
+    assert "claude-42" in json.dumps(results[-1]["content"])
