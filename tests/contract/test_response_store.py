@@ -52,3 +52,11 @@ async def test_expired_responses_are_gone_and_swept(store: Store) -> None:
     assert await store.sweep_responses(timeutil.now_str()) == 1
     assert await store.sweep_responses(timeutil.now_str()) == 0
     assert await store.get_response("acme", "live") is not None
+
+
+async def test_a_long_conversation_fits(store: Store) -> None:
+    """About 1 MB of JSON (beyond one DynamoDB item uncompressed) is kept and read back whole."""
+    turns = [{"role": "user", "content": f"turn {i}: " + "the same words again " * 20} for i in range(2500)]
+    await store.put_response(record("acme", "resp_long", body={"conversation": turns}))
+    got = await store.get_response("acme", "resp_long")
+    assert got is not None and got.body["conversation"] == turns

@@ -4,13 +4,15 @@
     response      RESPONSE#<tenant>   RESPONSE#<id>
 
 The tenant is part of the partition key, so a lookup with another tenant's name cannot reach the item. The
-body is one JSON string (as a session's messages): numbers stay exactly what was stored. DynamoDB's item
-limit (400 KB) bounds what can be kept; a larger response is refused by DynamoDB and the caller logs it.
+body is one JSON document (numbers stay exactly what was stored), zlib-compressed into a binary attribute:
+a conversation compresses several times over, and DynamoDB's item limit (400 KB) applies to what is
+stored. A response still too large is refused by DynamoDB, and the caller logs it.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from typing import TYPE_CHECKING, Any
 
 from ..timeutil import epoch_seconds, now_str
@@ -28,7 +30,7 @@ def response_key(tenant: str, response_id: str) -> Item:
 def response_item(record: StoredResponse) -> Item:
     return {
         **response_key(record.tenant, record.response_id),
-        "body": s(json.dumps(record.body, separators=(",", ":"), ensure_ascii=False)),
+        "body": {"B": zlib.compress(json.dumps(record.body, separators=(",", ":")).encode())},
         "created_at": s(record.created_at),
         "expires_at": s(record.expires_at),
         TTL_ATTRIBUTE: {"N": str(epoch_seconds(record.expires_at))},
@@ -36,7 +38,7 @@ def response_item(record: StoredResponse) -> Item:
 
 
 def response_from_item(tenant: str, response_id: str, item: Item) -> StoredResponse:
-    body: dict[str, Any] = json.loads(get_s(item, "body"))
+    body: dict[str, Any] = json.loads(zlib.decompress(item["body"]["B"]))
     return StoredResponse(tenant, response_id, body, get_s(item, "created_at"), get_s(item, "expires_at"))
 
 

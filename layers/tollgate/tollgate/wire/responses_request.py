@@ -175,9 +175,7 @@ def convert_tool_choice(choice: str | dict[str, Any] | None, origins: dict[str, 
         return choice
     kind = choice.get("type")
     if kind in ("function", "custom"):
-        name = str(choice.get("name") or "")
-        if choice.get("namespace"):
-            name = namespaced(str(choice["namespace"]), name)
+        name = flat_name(str(choice.get("name") or ""), choice.get("namespace"), origins)
         if name not in origins:
             raise BadRequest(f"tool_choice names an unknown tool {name!r}", param="tool_choice.name")
         return {"type": "function", "function": {"name": name}}
