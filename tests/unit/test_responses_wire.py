@@ -204,3 +204,19 @@ def test_long_namespaced_names_fit_the_upstreams_limit_and_map_back() -> None:
     assert (
         request.messages[0].tool_calls is not None and request.messages[0].tool_calls[0].function.name == flat
     )
+
+
+def test_native_body_gets_tollgates_model_cap_and_stream_and_loses_stripped_tools() -> None:
+    body = {
+        "model": "gpt-5",
+        "input": "x",
+        "tools": [{"type": "function", "name": "f"}],
+        "tool_choice": "auto",
+    }
+    request = chat(**body, stream=True, max_output_tokens=5000, provider="openai")
+    upstream = openai_responses.to_upstream(ChatCall("rid", "openai", "gpt-5-mini", 256, request))
+    assert upstream["model"] == "gpt-5-mini" and upstream["max_output_tokens"] == 256 and upstream["stream"]
+    assert upstream["tools"] == body["tools"] and "provider" not in upstream
+    stripped = request.model_copy(update={"tools": None, "tool_choice": None})  # TOLLGATE_TOOL_CALLING=0
+    upstream = openai_responses.to_upstream(ChatCall("rid", "openai", "gpt-5", 256, stripped))
+    assert "tools" not in upstream and "tool_choice" not in upstream
