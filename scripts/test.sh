@@ -2,7 +2,8 @@
 # Installs what the tests need and runs every check: ruff, mypy (strict on the library) and the whole pytest
 # suite, including the slow e2e suite (a real llama.cpp server: built from source on first use, ~10 minutes,
 # then cached under ${TOLLGATE_CACHE:-~/.cache/tollgate}; the web console in headless Chromium, installed
-# with apt-get when missing; Claude Code from npm, cached there too). Arguments replace the test selection, e.g.
+# with apt-get when missing; Claude Code and the Codex CLI from npm, cached there too). Arguments replace the
+# test selection, e.g.
 #   bash scripts/test.sh -m "not slow"      the quick suite only
 #   bash scripts/test.sh -m slow            the slow suite only
 set -euo pipefail
@@ -27,6 +28,9 @@ case " $* " in
         echo "scripts/test.sh: install chromium and chromedriver for the console's browser tests" >&2
       fi
     fi
+    # the Codex CLI (npm, pinned, cached under ~/.cache/tollgate/npm) for tests/e2e/test_codex.py; the
+    # tests skip when it cannot be installed
+    bash scripts/install-codex.sh >/dev/null || echo "scripts/test.sh: could not install the Codex CLI" >&2
     ;;
 esac
 # Claude Code (npm, cached) for the slow suite's real-client tests; they skip only when it cannot be installed

@@ -143,7 +143,12 @@ async def test_the_sweep_charges_the_bound_and_audits_each_abandoned_request(sto
     await store.reserve("beta", "default", "req-3", 50, at(2), Holder("key-3", "openai", "gpt-4o-mini"))
     await store.reserve("acme", "team", "young", 10, at(600))
     report = await sweeper(store, MAX_AGE + 60).sweep()
-    assert report == {"reservations_swept": 3, "abandoned_audited": 3, "sessions_deleted": 0}
+    assert report == {
+        "reservations_swept": 3,
+        "abandoned_audited": 3,
+        "sessions_deleted": 0,
+        "responses_deleted": 0,
+    }
     acme = await store.get_pool("acme", "team")
     assert acme is not None and (acme.used, acme.reserved) == (500, 10)
     entries = {e.request_id: e for t in ("acme", "beta") for e in await store.list_audit(t)}

@@ -133,7 +133,12 @@ def test_the_scheduled_event_runs_the_sweep(invoke: Invoke) -> None:
     holder = Holder(created["key_id"], "openai", "gpt-4o-mini")
     asyncio.run(store.reserve("acme", "team", "crashed", 70, "2026-01-01T00:00:00.000000Z", holder))
     asyncio.run(store.reserve("acme", "team", "live", 30, now_str(), holder))
-    assert invoke("SCHEDULE", "") == {"reservations_swept": 1, "abandoned_audited": 1, "sessions_deleted": 0}
+    assert invoke("SCHEDULE", "") == {
+        "reservations_swept": 1,
+        "abandoned_audited": 1,
+        "sessions_deleted": 0,
+        "responses_deleted": 0,
+    }
     pool = asyncio.run(store.get_pool("acme", "team"))
     assert (pool.used, pool.reserved, set(pool.reservations)) == (70, 30, {"live"})
     (entry,) = asyncio.run(store.list_audit("acme"))

@@ -66,7 +66,12 @@ def test_budgets(tollgate) -> None:  # type: ignore[no-untyped-def]
     ]
     assert "team" in tollgate("budgets", "show", "--tenant", "acme").stdout
     swept = json.loads(tollgate("budgets", "sweep", "--older-than", "1800").stdout)
-    assert swept == {"reservations_swept": 0, "abandoned_audited": 0, "sessions_deleted": 0}
+    assert swept == {
+        "reservations_swept": 0,
+        "abandoned_audited": 0,
+        "sessions_deleted": 0,
+        "responses_deleted": 0,
+    }
 
 
 def test_a_sweep_younger_than_the_max_age_is_refused(tollgate) -> None:  # type: ignore[no-untyped-def]

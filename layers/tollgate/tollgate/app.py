@@ -30,6 +30,7 @@ from .api.gateway_context import TRUST_GATEWAY_CONTEXT
 from .api.info import diagnostics_providers, diagnostics_requests, health, metrics, models
 from .api.messages import messages, probe
 from .api.openapi import openapi_config
+from .api.responses import ROUTES as RESPONSES_ROUTES
 from .api.tokens import tokens_check, tokens_pools, tokens_report, tokens_reserve
 from .config import Settings
 from .config_errors import SettingsError, describe_settings_error, is_settings_error
@@ -63,6 +64,7 @@ DATA_PLANE: list[ControllerRouterHandler] = [
     delete_session,
     console_index,
     console_asset,
+    *RESPONSES_ROUTES,
 ]
 
 

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
         24, ge=1, validation_alias=_env("TOLLGATE_SESSION_RETENTION_MESSAGES")
     )
     session_ttl_seconds: int = Field(86400, ge=60, validation_alias=_env("TOLLGATE_SESSION_TTL_SECONDS"))
+    # how long a Responses API answer stored with ``store: true`` stays retrievable (OpenAI keeps 30 days)
+    response_ttl_seconds: int = Field(
+        30 * 86400, ge=60, validation_alias=_env("TOLLGATE_RESPONSE_TTL_SECONDS")
+    )
     # the sweep never touches a younger reservation: it must outlast the longest request (Lambda: 15 min)
     reservation_max_age_seconds: int = Field(
         1800, ge=960, validation_alias=_env("TOLLGATE_RESERVATION_MAX_AGE_SECONDS")

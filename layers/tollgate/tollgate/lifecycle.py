@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,9 @@ class RequestTracker:
         self.exchange: Exchange | None = None
         self.call: ChatCall | None = None  # what served (a loop: its last turn), for metrics and logs
         self.cost_micro_usd: int | None = None  # from the ledger's settlement, for the EMF record
+        # a wire format's own last step once accounted for (the Responses API keeps a stored answer);
+        # before the last byte like the rest, and its failure is logged, never the request's
+        self.after_finish: Callable[[Outcome], Awaitable[None]] | None = None
         self._finished = False
         ctx.in_flight += 1
 
@@ -62,6 +66,7 @@ class RequestTracker:
         self._finished = True
         try:
             extension = await self._account(outcome)
+            await self._after(outcome)
         finally:
             self.ctx.in_flight -= 1
             self._observe(outcome)
@@ -79,6 +84,15 @@ class RequestTracker:
             await self.ctx.ledger.save_session(self.booking, self.request_id, outcome.answer)
         usage = outcome.usage or Usage(0, 0)
         return {"usage_estimated": True} if usage.estimated else {}
+
+    async def _after(self, outcome: Outcome) -> None:
+        if self.after_finish is None:
+            return
+        try:
+            await self.after_finish(outcome)
+        except Exception as exc:
+            error = str(exc)[:300]
+            log_event(logger, logging.WARNING, "after_finish_failed", request_id=self.request_id, error=error)
 
     def _observe(self, outcome: Outcome) -> None:
         latency = time.perf_counter() - self.started

@@ -21,6 +21,7 @@ from .providers.base import (
     Chunk,
     Finish,
     NativeBlock,
+    NativeEvent,
     ResponseMeta,
     TextDelta,
     ThinkingDelta,
@@ -52,6 +53,7 @@ class ResponseBuilder:
         self.model = call.model
         self.upstream_id: str | None = None
         self.response_id = call.request_id  # a loop answers with its request's id, not its turn's
+        self.native_response: dict[str, Any] | None = None  # an upstream's own answer in the client's format
 
     def add(self, chunk: Chunk) -> None:
         if isinstance(chunk, TextDelta):
@@ -72,6 +74,8 @@ class ResponseBuilder:
         elif isinstance(chunk, ResponseMeta):
             self.model = chunk.model or self.model
             self.upstream_id = chunk.upstream_id or self.upstream_id
+        elif isinstance(chunk, NativeEvent) and isinstance(chunk.payload.get("response"), dict):
+            self.native_response = chunk.payload["response"]  # the last one is the final one
 
     @property
     def finish_seen(self) -> bool:

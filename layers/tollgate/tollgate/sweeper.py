@@ -59,6 +59,7 @@ class Sweeper:
         cutoff = format_time(now - timedelta(seconds=age))
         swept = await self.store.sweep_reservations(cutoff, at, audit)
         sessions = await self.store.sweep_sessions(at)
+        responses = await self.store.sweep_responses(at)
         if swept:
             log_event(
                 logger, logging.WARNING, "reservations_abandoned", count=len(swept), audited=len(audited)
@@ -67,6 +68,7 @@ class Sweeper:
             "reservations_swept": len(swept),
             "abandoned_audited": len(audited),
             "sessions_deleted": sessions,
+            "responses_deleted": responses,
         }
 
     async def run_every(self, interval_seconds: float) -> None:

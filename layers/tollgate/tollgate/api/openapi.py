@@ -23,6 +23,7 @@ from ..schemas.anthropic import CountTokensRequest, MessagesRequest
 from ..schemas.embeddings import EmbeddingsRequest
 from ..schemas.openai import ChatCompletionRequest
 from ..schemas.tollgate import BudgetSet, KeyCreate, TokensReport, TokensRequest
+from ..wire.responses_request import ResponsesRequest
 from .completions import CHAT_ONLY
 
 # (path, method) -> the model that validates its JSON body
@@ -30,6 +31,7 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/chat/completions", "post"): ChatCompletionRequest,
     ("/v1/messages", "post"): MessagesRequest,
     ("/v1/messages/count_tokens", "post"): CountTokensRequest,
+    ("/v1/responses", "post"): ResponsesRequest,
     ("/v1/embeddings", "post"): EmbeddingsRequest,
     ("/v1/tokens/check", "post"): TokensRequest,
     ("/v1/tokens/reserve", "post"): TokensRequest,

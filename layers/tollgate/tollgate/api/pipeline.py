@@ -66,6 +66,8 @@ async def serve(request: Request[Any, Any, Any], ctx: AppContext, wire: WireForm
     try:
         principal, raw = await caller(request, ctx, edge, tracker)
         chat = wire.parse(raw)
+        if wire.bind is not None:
+            chat = await wire.bind(ctx, tracker, principal, chat)
         prepared = await prepare(ctx, tracker, principal, chat, raw)
         if chat.loop_mode is not None:
             return await serve_loop(ctx, tracker, prepared, wire)

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..schemas.completions import LegacyCompletionRequest
 from ..schemas.openai import ChatCompletionRequest
+from ..schemas.responses import ResponsesChatRequest
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
@@ -42,6 +43,13 @@ class ChatCall:
         Read from the request, so every ChatCall made from it (history, fallback) keeps the mode."""
         request = self.request
         return request.legacy_prompt if isinstance(request, LegacyCompletionRequest) else None
+
+    @property
+    def native_responses(self) -> dict[str, Any] | None:
+        """The client's body of a Responses API request that an upstream with its own /v1/responses
+        (OpenAI) may get as it is; None for every other request."""
+        request = self.request
+        return request.responses.native if isinstance(request, ResponsesChatRequest) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,10 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     estimated: bool = False
+    # parts of the above, when the upstream reports them (prompt tokens read from its cache, completion
+    # tokens spent reasoning): shown to clients whose format has them (the Responses API's usage)
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -103,7 +115,16 @@ class ResponseMeta:
     upstream_id: str | None = None
 
 
-Chunk = TextDelta | ToolCallDelta | ThinkingDelta | NativeBlock | Finish | Usage | ResponseMeta
+@dataclass(frozen=True, slots=True)
+class NativeEvent:
+    """An event of an upstream that speaks the client's own wire format (OpenAI's Responses API), passed
+    on as it is by that format's encoder; the typed chunks beside it do the accounting, and every other
+    encoder ignores it. ``payload["type"]`` is the event type; a whole buffered answer is ``"response"``."""
+
+    payload: dict[str, Any]
+
+
+Chunk = TextDelta | ToolCallDelta | ThinkingDelta | NativeBlock | Finish | Usage | ResponseMeta | NativeEvent
 
 
 class Provider(Protocol):

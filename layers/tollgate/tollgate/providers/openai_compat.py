@@ -1,5 +1,7 @@
 """OpenAI chat-completions wire protocol: openai, openrouter, ollama and llama.cpp.
 
+A Responses API request to the ``openai`` provider goes to its own ``/responses`` (``openai_responses``).
+
 Pure functions (``to_upstream``, ``parse_chunk``, ``parse_response``, ``parse_stream``); the thin I/O is
 the shared ``HTTPProvider``. All four upstreams also have the legacy ``/completions`` endpoint: a call
 with ``legacy_prompt`` goes there (``legacy_*`` functions), and ``/embeddings`` (``openai_embeddings``).
@@ -16,7 +18,7 @@ import httpx
 from ..config import ProviderConfig
 from ..errors import UpstreamError
 from ..schemas.openai import ChatCompletionRequest, Message
-from . import catalog
+from . import catalog, openai_responses
 from .base import (
     ChatCall,
     Chunk,
@@ -139,7 +141,14 @@ def _usage(payload: dict[str, Any]) -> Usage | None:
     usage = payload.get("usage")
     if not isinstance(usage, dict):
         return None
-    return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    prompt = usage.get("prompt_tokens_details") or {}
+    completion = usage.get("completion_tokens_details") or {}
+    return Usage(
+        int(usage.get("prompt_tokens") or 0),
+        int(usage.get("completion_tokens") or 0),
+        cached_tokens=int(prompt.get("cached_tokens") or 0) if isinstance(prompt, dict) else 0,
+        reasoning_tokens=int(completion.get("reasoning_tokens") or 0) if isinstance(completion, dict) else 0,
+    )
 
 
 def parse_chunk(payload: dict[str, Any]) -> list[Chunk]:
@@ -307,10 +316,21 @@ class OpenAICompatProvider(HTTPProvider):
             parse_stream=legacy_parse_stream,
         )
         self._embeddings_url = endpoint(config, "/embeddings")
+        self._responses = HTTPProvider(
+            config,
+            client,
+            url=endpoint(config, "/responses"),
+            headers=headers(config),
+            to_upstream=openai_responses.to_upstream,
+            parse_response=openai_responses.parse_response,
+            parse_stream=openai_responses.parse_stream,
+        )
 
     def chat(self, call: ChatCall) -> AsyncIterator[Chunk]:
         if call.legacy_prompt is not None:
             return self._legacy.chat(call)
+        if call.native_responses is not None and call.provider == "openai":
+            return self._responses.chat(call)  # OpenAI's own /v1/responses (openai_responses)
         return super().chat(call)
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingResult:

@@ -201,6 +201,37 @@ class SessionStore(Protocol):
         """Delete expired sessions (SQLite; DynamoDB's TTL does it there); returns how many."""
 
 
+# ------------------------------------------------------------------------------------------- responses
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """A Responses API answer kept for ``previous_response_id`` and ``GET /v1/responses/{id}``.
+
+    ``body`` is JSON (the response object, its input items, the conversation to continue from); it is
+    the wire module's business, the store only keeps it by tenant and id until ``expires_at``."""
+
+    tenant: str
+    response_id: str
+    body: dict[str, Any]
+    created_at: str
+    expires_at: str
+
+
+class ResponseStore(Protocol):
+    async def put_response(self, record: StoredResponse) -> None:
+        """Store (or replace) the response under its tenant and id."""
+
+    async def get_response(self, tenant: str, response_id: str) -> StoredResponse | None:
+        """That tenant's response; None when there is none, it expired, or it is another tenant's."""
+
+    async def delete_response(self, tenant: str, response_id: str) -> bool:
+        """Delete that tenant's response; False when there was none (expired ones count as none)."""
+
+    async def sweep_responses(self, now: str) -> int:
+        """Delete expired responses (SQLite; DynamoDB's TTL does it there); returns how many."""
+
+
 # ----------------------------------------------------------------------------------------------- audit
 
 
@@ -269,7 +300,7 @@ class CostStore(Protocol):
         """Entries with since <= at < until, one tenant's or every tenant's."""
 
 
-class Store(KeyStore, BudgetStore, SessionStore, AuditStore, CostStore, Protocol):
+class Store(KeyStore, BudgetStore, SessionStore, ResponseStore, AuditStore, CostStore, Protocol):
     """What a backend implements; callers depend on the aggregate they use."""
 
     async def init_schema(self) -> None:

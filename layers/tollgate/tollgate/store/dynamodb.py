@@ -6,6 +6,7 @@ Item layout (single table, key schema and indexes in ``template.yaml`` / ``table
     key           KEY#<key_hash>     KEY                 KEYS / <key_id>       -
     pool          POOL#<tenant>      POOL#<pool>         POOLS / <tenant>#<pool>
     session       SESSION#<tenant>   SESSION#<id>        -                     -       (TTL: expires_at_epoch)
+    response      RESPONSE#<tenant>  RESPONSE#<id>       -                     -       (TTL)
     audit head    AUDIT#<tenant>     HEAD                AUDIT / <tenant>      -
     audit entry   AUDIT#<tenant>     SEQ#<seq:012d>      AUDIT / <tenant> (seq 1 only)
                                                                                COST#<tenant> / <at>#<seq:012d>
@@ -57,6 +58,7 @@ from .base import (
     UnknownPool,
 )
 from .dynamodb_items import Item, Request, expression, get_n, get_s, opt_n
+from .dynamodb_responses import DynamoDBResponses
 from .table import create_table_request, ttl_attribute
 
 __all__ = ["DynamoDBStore", "StoreConflict"]
@@ -88,7 +90,7 @@ def error_code(exc: BaseException) -> str | None:
     return str(code) if code else None
 
 
-class DynamoDBStore:
+class DynamoDBStore(DynamoDBResponses):
     """Every ``Store`` method over boto3's low-level DynamoDB client."""
 
     def __init__(self, table: str, *, region: str, threads: int = 16, client: Any | None = None) -> None:

@@ -27,7 +27,18 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .. import timeutil
 from . import sqlite_ops as ops
-from .base import NOBODY, ApiKey, AuditEntry, AuditHead, BeforeCharge, Holder, Pool, Reservation
+from . import sqlite_responses as responses
+from .base import (
+    NOBODY,
+    ApiKey,
+    AuditEntry,
+    AuditHead,
+    BeforeCharge,
+    Holder,
+    Pool,
+    Reservation,
+    StoredResponse,
+)
 from .sqlite_schema import create_schema
 
 P = ParamSpec("P")
@@ -248,6 +259,20 @@ class SQLiteStore:
 
     async def sweep_sessions(self, now: str) -> int:
         return await self._run.write(ops.sweep_sessions, now)
+
+    # --------------------------------------------------------------------------------------- responses
+
+    async def put_response(self, record: StoredResponse) -> None:
+        await self._run.write(responses.put_response, record)
+
+    async def get_response(self, tenant: str, response_id: str) -> StoredResponse | None:
+        return await self._run.read(responses.get_response, tenant, response_id, timeutil.now_str())
+
+    async def delete_response(self, tenant: str, response_id: str) -> bool:
+        return await self._run.write(responses.delete_response, tenant, response_id, timeutil.now_str())
+
+    async def sweep_responses(self, now: str) -> int:
+        return await self._run.write(responses.sweep_responses, now)
 
     # ------------------------------------------------------------------------------------------- audit
 

@@ -68,6 +68,15 @@ TABLES = (
         PRIMARY KEY (tenant, session_id)
     )""",
     "CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires_at)",
+    """CREATE TABLE IF NOT EXISTS responses (
+        tenant TEXT NOT NULL,
+        response_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (tenant, response_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS responses_by_expiry ON responses (expires_at)",
     """CREATE TABLE IF NOT EXISTS audit_entries (
         tenant TEXT NOT NULL,
         seq INTEGER NOT NULL,

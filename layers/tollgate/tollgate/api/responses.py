@@ -1,0 +1,99 @@
+"""POST /v1/responses (the OpenAI Responses API over the shared pipeline) and the stored responses:
+GET /v1/responses/{id}, DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items.
+
+A stored response is the caller's tenant's only: another tenant's id answers 404, as a missing one does.
+Errors have the OpenAI error shape, which the Responses API shares.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from litestar import Request, Response, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from ..context import AppContext
+from ..errors import NotFound
+from ..providers.base import ChatCall
+from ..schemas.openai import ChatCompletionRequest
+from ..store.base import StoredResponse
+from ..wire import WireFormat
+from ..wire.responses import bind, render, to_chat
+from ..wire.responses_request import ResponsesRequest
+from ..wire.responses_stream import ResponsesEncoder
+from .auth import authenticate
+from .body import decode_json_object, validate
+from .pipeline import serve
+
+
+def _parse(raw: bytes) -> ChatCompletionRequest:
+    payload = decode_json_object(raw)
+    return to_chat(validate(ResponsesRequest, payload), payload)
+
+
+def _encoder(call: ChatCall) -> ResponsesEncoder:
+    return ResponsesEncoder(call)
+
+
+RESPONSES = WireFormat(parse=_parse, render=render, encoder=_encoder, bind=bind)
+
+
+@post("/v1/responses", status_code=200)
+async def create_response(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> Response[Any]:
+    return await serve(request, ctx, RESPONSES)
+
+
+async def _stored(request: Request[Any, Any, Any], ctx: AppContext, response_id: str) -> StoredResponse:
+    principal = await authenticate(request, ctx)
+    stored = await ctx.store.get_response(principal.tenant, response_id)
+    if stored is None:
+        raise NotFound(f"no response with id {response_id!r}", param="response_id")
+    return stored
+
+
+@get("/v1/responses/{response_id:str}")
+async def retrieve_response(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], response_id: FromPath[str]
+) -> dict[str, Any]:
+    body: dict[str, Any] = (await _stored(request, ctx, response_id)).body["response"]
+    return body
+
+
+@delete("/v1/responses/{response_id:str}", status_code=200)
+async def delete_response(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], response_id: FromPath[str]
+) -> dict[str, Any]:
+    principal = await authenticate(request, ctx)
+    if not await ctx.store.delete_response(principal.tenant, response_id):
+        raise NotFound(f"no response with id {response_id!r}", param="response_id")
+    return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+
+@get("/v1/responses/{response_id:str}/input_items")
+async def list_input_items(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[AppContext],
+    response_id: FromPath[str],
+    order: FromQuery[Literal["asc", "desc"]] = "desc",
+    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    after: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    """The request's input items, newest first unless ``order=asc``; paged with ``after`` and ``limit``."""
+    items: list[dict[str, Any]] = list((await _stored(request, ctx, response_id)).body["input_items"])
+    if order == "desc":
+        items.reverse()
+    if after is not None:
+        ids = [item.get("id") for item in items]
+        items = items[ids.index(after) + 1 :] if after in ids else []
+    page = items[:limit]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": len(items) > limit,
+    }
+
+
+ROUTES = [create_response, retrieve_response, delete_response, list_input_items]

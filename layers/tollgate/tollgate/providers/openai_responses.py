@@ -1,0 +1,139 @@
+"""OpenAI's own ``/v1/responses``: a Responses API request served by the ``openai`` provider natively.
+
+The client's body goes upstream as it is (reasoning items, encrypted content, namespace and hosted tools
+included) with three things set by tollgate: the upstream model, ``max_output_tokens`` (the cap the budget
+reserved for) and ``stream``. Each upstream event comes back twice: as a ``NativeEvent`` that the Responses
+encoder passes on, and as the typed chunks (text, tool calls, usage, finish) that the collector uses for
+accounting, audit and the stored answer. Pure functions; the I/O is ``HTTPProvider``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..errors import UpstreamError
+from .base import (
+    ChatCall,
+    Chunk,
+    Finish,
+    FinishReason,
+    NativeEvent,
+    ResponseMeta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from .http_errors import decode_upstream_json
+from .sse import SSEvent
+
+_CALL_ITEMS = frozenset({"function_call", "custom_tool_call"})
+_FUNCTION_TOOLS = frozenset({"function", "custom", "namespace"})
+_TERMINAL = frozenset({"response.completed", "response.incomplete"})
+
+
+def to_upstream(call: ChatCall) -> dict[str, Any]:
+    native = call.native_responses
+    if native is None:
+        raise ValueError("not a native Responses API call")
+    body = dict(native)
+    body.update(model=call.model, max_output_tokens=call.max_tokens, stream=call.stream)
+    stripped = call.request.tools is None and any(
+        isinstance(t, dict) and t.get("type") in _FUNCTION_TOOLS for t in body.get("tools") or []
+    )
+    if stripped:  # the tool-calling kill switch (TOLLGATE_TOOL_CALLING=0) took the client's tools away
+        for name in ("tools", "tool_choice", "parallel_tool_calls"):
+            body.pop(name, None)
+    return body
+
+
+def _usage(response: dict[str, Any]) -> Usage | None:
+    usage = response.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens")
+    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens")
+    return Usage(
+        int(usage.get("input_tokens") or 0),
+        int(usage.get("output_tokens") or 0),
+        cached_tokens=int(cached or 0),
+        reasoning_tokens=int(reasoning or 0),
+    )
+
+
+def _finish(response: dict[str, Any], called: bool) -> Finish:
+    reason = (response.get("incomplete_details") or {}).get("reason")
+    finish: FinishReason = "tool_calls" if called else "stop"
+    if reason == "max_output_tokens":
+        finish = "length"
+    elif reason == "content_filter":
+        finish = "content_filter"
+    return Finish(finish)
+
+
+def _final(response: dict[str, Any]) -> list[Chunk]:
+    called = any(item.get("type") in _CALL_ITEMS for item in response.get("output") or [])
+    usage = _usage(response)
+    return [_finish(response, called), *([usage] if usage else [])]
+
+
+def _failure(payload: dict[str, Any]) -> UpstreamError:
+    error = payload.get("error") or (payload.get("response") or {}).get("error") or {}
+    message = error.get("message") if isinstance(error, dict) else None
+    return UpstreamError(f"upstream error mid-stream: {message or payload.get('message') or 'failed'}")
+
+
+def _item_chunks(item: dict[str, Any], index: int, arguments: str = "") -> list[Chunk]:
+    if item.get("type") not in _CALL_ITEMS:
+        return []
+    return [ToolCallDelta(index=index, id=item.get("call_id"), name=item.get("name"), arguments=arguments)]
+
+
+def parse_event(payload: dict[str, Any]) -> list[Chunk]:
+    """One streamed Responses event -> the native event and the typed chunks it implies."""
+    kind = payload.get("type")
+    if kind in ("response.failed", "error"):
+        raise _failure(payload)
+    chunks: list[Chunk] = [NativeEvent(payload)]
+    index = int(payload.get("output_index") or 0)
+    if kind == "response.created":
+        response = payload.get("response") or {}
+        chunks.append(ResponseMeta(model=response.get("model"), upstream_id=response.get("id")))
+    elif kind == "response.output_text.delta":
+        chunks.append(TextDelta(str(payload.get("delta") or "")))
+    elif kind == "response.output_item.added":
+        chunks += _item_chunks(payload.get("item") or {}, index)
+    elif kind in ("response.function_call_arguments.delta", "response.custom_tool_call_input.delta"):
+        chunks.append(ToolCallDelta(index=index, arguments=str(payload.get("delta") or "")))
+    elif kind in _TERMINAL:
+        chunks += _final(payload.get("response") or {})
+    return chunks
+
+
+def parse_response(response: dict[str, Any]) -> list[Chunk]:
+    """A whole buffered ``response`` object -> the native answer and the same typed chunks."""
+    if response.get("status") == "failed":
+        raise _failure({"response": response})
+    chunks: list[Chunk] = [
+        NativeEvent({"type": "response", "response": response}),
+        ResponseMeta(model=response.get("model"), upstream_id=response.get("id")),
+    ]
+    for index, item in enumerate(response.get("output") or []):
+        if item.get("type") == "message":
+            text = "".join(
+                str(p.get("text") or "") for p in item.get("content") or [] if p.get("type") == "output_text"
+            )
+            chunks.append(TextDelta(text))
+        elif item.get("type") == "function_call":
+            chunks += _item_chunks(item, index, str(item.get("arguments") or ""))
+        elif item.get("type") == "custom_tool_call":
+            chunks += _item_chunks(item, index, str(item.get("input") or ""))
+    return chunks + _final(response)
+
+
+async def parse_stream(events: AsyncIterator[SSEvent]) -> AsyncIterator[Chunk]:
+    async for event in events:
+        if event.data == "[DONE]":
+            continue
+        for chunk in parse_event(decode_upstream_json(event.data)):
+            yield chunk

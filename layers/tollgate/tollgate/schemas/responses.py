@@ -1,0 +1,38 @@
+"""The internal request of the Responses API (``POST /v1/responses``): the chat request plus what the
+Responses format needs to render, store and continue it, and the original body for an upstream that speaks
+the Responses API itself (``native``). Parsing lives in ``wire.responses_request``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .openai import ChatCompletionRequest
+
+
+class ToolOrigin(BaseModel):
+    """What a flattened function is to the client: a function (maybe in a namespace) or a custom tool."""
+
+    kind: Literal["function", "custom"] = "function"
+    name: str
+    namespace: str | None = None
+
+
+class ResponsesExtras(BaseModel):
+    """What the Responses format needs beyond the chat request: to render, store and continue."""
+
+    tools: dict[str, ToolOrigin] = Field(default_factory=dict)  # flattened name -> origin
+    store: bool = True
+    previous_response_id: str | None = None
+    instructions: str | None = None
+    input_items: list[dict[str, Any]] = Field(default_factory=list)
+    echo: dict[str, Any] = Field(default_factory=dict)  # request fields the response object repeats
+    # the client's body, for OpenAI's own /v1/responses (None: translate, e.g. with previous_response_id)
+    native: dict[str, Any] | None = None
+
+
+class ResponsesChatRequest(ChatCompletionRequest):
+    """The internal request, carrying the Responses extras (a declared field: never sent upstream)."""
+
+    responses: ResponsesExtras = Field(default_factory=ResponsesExtras)
