@@ -353,3 +353,10 @@ def dynamodb_gw(fake_openai: FakeOpenAI, tmp_path: Path) -> Iterator[Gateway]:
 def test_on_dynamodb_too_they_are_400s_not_store_errors(dynamodb_gw: Gateway) -> None:
     """DynamoDB refuses keys over 2 KB / 1 KB and items over 400 KB: the bounds keep those from a client."""
     check_stored_strings(dynamodb_gw, dynamodb_gw.new_key("acme"))
+
+
+def test_a_block_type_that_is_not_a_string_is_a_400(gw: Gateway, key: str) -> None:
+    """Found by schemathesis: ``{"type": {...}}`` as a content block crashed the block discriminator."""
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": {"x": 1}}]}]}
+    for path in ("/v1/messages", "/v1/messages/count_tokens"):
+        assert send(gw, key, path, body).status_code == 400

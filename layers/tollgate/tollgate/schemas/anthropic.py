@@ -96,7 +96,7 @@ _KNOWN_BLOCKS = frozenset({"text", "image", "tool_use", "tool_result", "thinking
 
 def _block_kind(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return kind if kind in _KNOWN_BLOCKS else "other"
+    return kind if isinstance(kind, str) and kind in _KNOWN_BLOCKS else "other"  # "other" checks its type
 
 
 ContentBlock = Annotated[
