@@ -13,10 +13,58 @@ from typing import Any
 
 from .base import ApiKey, AuditEntry
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+AUDIT_ENTRIES_TABLE = """CREATE TABLE IF NOT EXISTS audit_entries (
+        tenant TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        status TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost_micro_usd INTEGER,
+        request_sha256 TEXT NOT NULL,
+        response_sha256 TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        details TEXT,
+        segment TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (tenant, segment, seq)
+    )"""
+AUDIT_BY_TIME = "CREATE INDEX IF NOT EXISTS audit_by_time ON audit_entries (at)"
+AUDIT_HEADS_TABLE = """CREATE TABLE IF NOT EXISTS audit_heads (
+        tenant TEXT NOT NULL,
+        segment TEXT NOT NULL DEFAULT '',
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (tenant, segment)
+    )"""
+
+_V2_AUDIT_COLUMNS = (
+    "tenant, seq, at, request_id, key_id, provider, model, status, prompt_tokens, completion_tokens, "
+    "cost_micro_usd, request_sha256, response_sha256, prev_hash, hash, details"
+)
 # Statements that bring a file of an older version up to date (version -> what it lacks), run once.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE audit_entries ADD COLUMN details TEXT",),
+    # the audit tables keyed by segment: rebuilt, existing rows become the legacy segment ""
+    2: (
+        "ALTER TABLE audit_entries RENAME TO audit_entries_v2",
+        "ALTER TABLE audit_heads RENAME TO audit_heads_v2",
+        "DROP INDEX IF EXISTS audit_by_time",
+        AUDIT_ENTRIES_TABLE,
+        AUDIT_HEADS_TABLE,
+        f"INSERT INTO audit_entries ({_V2_AUDIT_COLUMNS}, segment) "  # noqa: S608
+        f"SELECT {_V2_AUDIT_COLUMNS}, '' FROM audit_entries_v2",
+        "INSERT INTO audit_heads (tenant, segment, seq, hash) "
+        "SELECT tenant, '', seq, hash FROM audit_heads_v2",
+        "DROP TABLE audit_entries_v2",
+        "DROP TABLE audit_heads_v2",
+        AUDIT_BY_TIME,
+    ),
 }
 
 TABLES = (
@@ -59,37 +107,15 @@ TABLES = (
         PRIMARY KEY (tenant, session_id)
     )""",
     "CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires_at)",
-    """CREATE TABLE IF NOT EXISTS audit_entries (
-        tenant TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        at TEXT NOT NULL,
-        request_id TEXT NOT NULL,
-        key_id TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        model TEXT NOT NULL,
-        status TEXT NOT NULL,
-        prompt_tokens INTEGER NOT NULL,
-        completion_tokens INTEGER NOT NULL,
-        cost_micro_usd INTEGER,
-        request_sha256 TEXT NOT NULL,
-        response_sha256 TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        details TEXT,
-        PRIMARY KEY (tenant, seq)
-    )""",
-    "CREATE INDEX IF NOT EXISTS audit_by_time ON audit_entries (at)",
-    """CREATE TABLE IF NOT EXISTS audit_heads (
-        tenant TEXT PRIMARY KEY,
-        seq INTEGER NOT NULL,
-        hash TEXT NOT NULL
-    )""",
+    AUDIT_ENTRIES_TABLE,
+    AUDIT_BY_TIME,
+    AUDIT_HEADS_TABLE,
 )
 
 KEY_COLUMNS = "key_id, key_hash, tenant, name, models, pool, created_at, expires_at, revoked_at"
 AUDIT_COLUMNS = (
     "tenant, seq, at, request_id, key_id, provider, model, status, prompt_tokens, completion_tokens, "
-    "cost_micro_usd, request_sha256, response_sha256, prev_hash, hash, details"
+    "cost_micro_usd, request_sha256, response_sha256, prev_hash, hash, details, segment"
 )
 
 
@@ -164,6 +190,7 @@ def entry_params(entry: AuditEntry) -> tuple[Any, ...]:
         entry.prev_hash,
         entry.hash,
         None if not entry.details else json.dumps(entry.details, sort_keys=True),
+        entry.segment,
     )
 
 
@@ -185,4 +212,5 @@ def entry_from_row(row: Sequence[Any]) -> AuditEntry:
         prev_hash=row[13],
         hash=row[14],
         details=None if row[15] is None else json.loads(row[15]),
+        segment=row[16],
     )
