@@ -33,7 +33,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .store.base import REGISTRY_SEGMENT, AuditEntry, AuditHead, AuditStore
+from .store.base import REGISTRY_SEGMENT, SEGMENT_OPENED, AuditEntry, AuditHead, AuditStore
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ GENESIS = "0" * 64
 APPEND_DEADLINE_SECONDS = 30.0  # then AuditConflict; with backoff this is far past any real contention
 BACKOFF_BASE_SECONDS = 0.002
 BACKOFF_CAP_SECONDS = 0.25
-SEGMENT_OPENED = "segment_opened"  # the status of a registry entry
 
 
 def canonical_json(data: dict[str, Any]) -> bytes:
@@ -207,8 +206,10 @@ __all__ = [
     "Verification",
     "append",
     "canonical_json",
+    "chained",
     "entry_hash",
     "export_by_time",
+    "open_segment",
     "sha256_hex",
     "verify",
 ]

@@ -15,10 +15,9 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .store.base import LEGACY_SEGMENT, REGISTRY_SEGMENT, AuditEntry, AuditHead, AuditStore
+from .store.base import LEGACY_SEGMENT, REGISTRY_SEGMENT, SEGMENT_OPENED, AuditEntry, AuditHead, AuditStore
 
 _GENESIS = "0" * 64  # audit.GENESIS (not imported: audit re-exports this module)
-_SEGMENT_OPENED = "segment_opened"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +95,7 @@ async def verify(store: AuditStore, tenant: str, key: bytes | None, page: int = 
             if problem:
                 return totals.result((entry.segment, min(entry.seq, walk.expected), problem))
             walk.take(entry, totals.heads.get(entry.segment))
-            if entry.segment == REGISTRY_SEGMENT and entry.status == _SEGMENT_OPENED:
+            if entry.segment == REGISTRY_SEGMENT and entry.status == SEGMENT_OPENED:
                 totals.registered.setdefault(entry.request_id, entry.seq)
         if len(batch) < page:
             break

@@ -170,6 +170,7 @@ class AuditEntry:
 
 LEGACY_SEGMENT = ""
 REGISTRY_SEGMENT = "registry"
+SEGMENT_OPENED = "segment_opened"  # the status of a registry entry (request_id: the segment registered)
 
 
 @dataclass(frozen=True, slots=True)
