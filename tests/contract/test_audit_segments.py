@@ -206,6 +206,16 @@ async def test_an_edit_of_any_hashed_field_is_detected(store: Store) -> None:
         assert (result.valid, result.segment, result.first_bad_seq) == (False, target.segment, 2), name
         await tamper_of(store).insert_entry(target)
         assert (await check(store)).valid
+    for forged in (replace(target, details={"deployment": "other"}), replace(target, segment="w" + "e" * 16)):
+        await tamper_of(store).insert_entry(forged)  # details and segment are hashed too (when set)
+        if forged.segment != target.segment:
+            await tamper_of(store).delete_entry("acme", 2, segment=target.segment)
+        result = await check(store)
+        assert not result.valid and result.segment in (target.segment, forged.segment)
+        await tamper_of(store).insert_entry(target)
+        if forged.segment != target.segment:
+            await tamper_of(store).delete_entry("acme", 2, segment=forged.segment)
+        assert (await check(store)).valid
 
 
 async def test_a_segment_that_is_not_registered_is_detected(store: Store) -> None:
