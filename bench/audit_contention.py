@@ -1,19 +1,24 @@
-"""The per-tenant contention limit of the audit chain: ``tollgate.audit.append`` under concurrency.
+"""Audit appends under concurrency: the single chain per tenant (before) vs per-writer segments (after).
 
-    python bench/audit_contention.py            # SQLite and DynamoDB (dynalite), ~1-2 minutes
-    python bench/audit_contention.py --stores sqlite --appends 100
+    python bench/audit_contention.py            # SQLite and DynamoDB (dynalite), a few minutes
+    python bench/audit_contention.py --stores dynamodb --levels 1,4,16 --appends 200 --seconds 20
 
-One chain per tenant: an append reads the head (consistent), puts entry n+1 if that seq is free, then
-advances the head. Concurrent writers on ONE tenant race for the same seq; each loser re-reads and retries
-with jitter. This runs ``append`` at concurrency 1, 4, 16, 64 on one tenant, and the same spread over 16
-tenants (writer i appends to tenant i mod 16: no contention up to 16 writers), and reports appends/s, mean
-and p95 latency per append, lost races (``put_audit_entry`` returning False), appends that gave up
-(``AuditConflict``) and whether every chain still verifies.
+Writers are OS processes (the way Lambda execution environments and ``tollgate serve`` workers run), each
+appending one entry at a time (a Lambda environment serves one request at a time), all started together:
+
+- **chain** (before): ``tollgate.audit.append`` on the tenant's one chain, remembering its own last head
+  (the old ``AuditWriter``): writers on one tenant race for the same seq; a loser re-reads and retries.
+- **segments** (after): ``tollgate.audit.AuditWriter``: each writer appends to a segment of its own,
+  opened once (head + registry entry), then one conditional put and one head update per append, no read.
+
+Each level runs N writers on one tenant, then N writers on N tenants, with a fixed number of appends in all
+and a time limit. Per level: appends/s, mean and p95 latency of one append (the segment's opening
+included), lost races (a conditional put that found its seq taken), appends that gave up (``AuditConflict``)
+and whether the tenants' logs verify with the expected entry count.
 
 Stores: SQLite (a file in a temp dir) and DynamoDB on dynalite (``bash scripts/dynalite.sh install``),
-started here on 127.0.0.1 only and stopped at the end. Both stores use 16 worker threads, as the gateway
-does by default (``TOLLGATE_STORE_THREADS``). Each level is bounded by a count and a time limit. Writes
-``bench/results/audit_contention.json``; the exit code is 0 whenever the benchmark ran.
+started here on 127.0.0.1 only and stopped at the end. Writes ``bench/results/audit_contention.json``; the
+exit code is 0 whenever the benchmark ran.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import socket
@@ -33,53 +39,38 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tollgate import audit
-from tollgate.store.base import AuditEntry, AuditHead, AuditStore, Store
+from tollgate.store.base import AuditEntry, AuditHead, Store
 from tollgate.timeutil import now_str
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
 DYNALITE_CLI = BENCH_DIR.parent / ".tools" / "node_modules" / "dynalite" / "cli.js"
-LEVELS = (1, 4, 16, 64)
-SPREAD_TENANTS = 16
 AUDIT_KEY = b"bench-audit-key"
 REGION = "us-east-1"
 
 
-# ------------------------------------------------------------------------------------ race counting
+# ------------------------------------------------------------------------------------------ a writer
 
 
 class RaceCounter:
-    """An ``AuditStore`` that forwards to ``inner`` and counts lost races (a seq already taken)."""
+    """Forwards to the store and counts lost races (``put_audit_entry`` finding its seq taken)."""
 
-    def __init__(self, inner: AuditStore) -> None:
+    def __init__(self, inner: Store) -> None:
         self.inner = inner
         self.lost = 0
 
-    async def audit_head(self, tenant: str) -> AuditHead | None:
-        return await self.inner.audit_head(tenant)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
     async def put_audit_entry(self, entry: AuditEntry) -> bool:
-        stored = await self.inner.put_audit_entry(entry)
-        if not stored:
-            self.lost += 1
+        stored: bool = await self.inner.put_audit_entry(entry)
+        self.lost += not stored
         return stored
-
-    async def advance_audit_head(self, tenant: str, head: AuditHead, previous_seq: int) -> bool:
-        return await self.inner.advance_audit_head(tenant, head, previous_seq)
-
-    async def get_audit_entry(self, tenant: str, seq: int) -> AuditEntry | None:
-        return await self.inner.get_audit_entry(tenant, seq)
-
-    async def list_audit(self, tenant: str, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
-        return await self.inner.list_audit(tenant, after_seq, limit)
-
-    async def audit_tenants(self) -> list[str]:
-        return await self.inner.audit_tenants()
 
 
 def new_entry(tenant: str) -> AuditEntry:
@@ -102,36 +93,78 @@ def new_entry(tenant: str) -> AuditEntry:
     )
 
 
+class ChainWriter:
+    """The writer before segments: the tenant's one chain, its own last head remembered."""
+
+    def __init__(self, store: Any) -> None:
+        self.store, self.head = store, None
+
+    async def append(self, entry: AuditEntry) -> AuditEntry:
+        link = await audit.append(self.store, entry, AUDIT_KEY, known_head=self.head)
+        self.head = AuditHead(link.seq, link.hash)
+        return link
+
+
+async def _write(
+    spec: str, mode: str, tenant: str, appends: int, seconds: float, barrier: Any
+) -> dict[str, Any]:
+    """One writer process: ``appends`` appends one after another (or until the time limit)."""
+    store = open_store(spec)
+    await store.audit_head(f"warm-up-{tenant}")  # the client and a connection: not part of the run
+    barrier.wait(timeout=120)
+    try:
+        return await _appends(store, mode, tenant, appends, seconds)
+    finally:
+        await store.aclose()
+
+
+async def _appends(store: Store, mode: str, tenant: str, appends: int, seconds: float) -> dict[str, Any]:
+    """One writer's appends, one after another (or until the time limit)."""
+    counter = RaceCounter(store)
+    writer = ChainWriter(counter) if mode == "chain" else audit.AuditWriter(counter, AUDIT_KEY)  # type: ignore[arg-type]
+    latencies, gave_up = [], 0
+    deadline = time.perf_counter() + seconds
+    while len(latencies) + gave_up < appends and time.perf_counter() < deadline:
+        started = time.perf_counter()
+        try:
+            await writer.append(new_entry(tenant))
+        except audit.AuditConflict:
+            gave_up += 1
+            continue
+        latencies.append(time.perf_counter() - started)
+    return {"latencies": latencies, "gave_up": gave_up, "lost": counter.lost}
+
+
+async def _run_tasks(
+    store: Store, level: Level, appends: int, seconds: float
+) -> tuple[list[dict[str, Any]], float]:
+    """Writers as tasks of this process, each with a writer of its own (as separate processes would have):
+    I/O-bound like Lambda environments, without a process per writer on a small machine."""
+    each = max(1, appends // level.writers)
+    tenants = [level.tenants[n % len(level.tenants)] for n in range(level.writers)]
+    started = time.perf_counter()
+    reports = await asyncio.gather(*(_appends(store, level.mode, t, each, seconds) for t in tenants))
+    return list(reports), time.perf_counter() - started
+
+
+def writer_process(
+    spec: str, mode: str, tenant: str, appends: int, seconds: float, barrier: Any, out: Any
+) -> None:
+    try:
+        out.put(asyncio.run(_write(spec, mode, tenant, appends, seconds, barrier)))
+    except BaseException as exc:  # reported, never hung on
+        out.put({"error": repr(exc)})
+
+
 # ------------------------------------------------------------------------------------------ one level
 
 
 @dataclass(frozen=True, slots=True)
 class Level:
-    mode: str  # "one tenant" or "16 tenants"
-    concurrency: int
+    mode: str  # "chain" or "segments"
+    spread: str  # "one tenant" or "N tenants"
+    writers: int
     tenants: list[str]
-
-    def tenant_of(self, worker: int) -> str:
-        return self.tenants[worker % len(self.tenants)]
-
-
-@dataclass(slots=True)
-class Tally:
-    latencies: list[float] = field(default_factory=list)
-    gave_up: int = 0
-    claimed: int = 0
-
-
-async def _worker(store: RaceCounter, tenant: str, tally: Tally, appends: int, deadline: float) -> None:
-    while tally.claimed < appends and time.perf_counter() < deadline:
-        tally.claimed += 1  # one event loop: claiming needs no lock
-        started = time.perf_counter()
-        try:
-            await audit.append(store, new_entry(tenant), AUDIT_KEY)
-        except audit.AuditConflict:
-            tally.gave_up += 1
-            continue
-        tally.latencies.append(time.perf_counter() - started)
 
 
 def _ms(seconds: float) -> float:
@@ -144,48 +177,85 @@ def _p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1]
 
 
-async def run_level(store: RaceCounter, level: Level, appends: int, seconds: float) -> dict[str, Any]:
-    tally, lost_before = Tally(), store.lost
-    started = time.perf_counter()
-    deadline = started + seconds
-    async with asyncio.TaskGroup() as group:
-        for worker in range(level.concurrency):
-            group.create_task(_worker(store, level.tenant_of(worker), tally, appends, deadline))
-    elapsed = time.perf_counter() - started
-    done = len(tally.latencies)
+def _run_processes(
+    spec: str, level: Level, appends: int, seconds: float
+) -> tuple[list[dict[str, Any]], float]:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(level.writers + 1), ctx.Queue()
+    each = max(1, appends // level.writers)
+    processes = [
+        ctx.Process(
+            target=writer_process,
+            args=(spec, level.mode, level.tenants[n % len(level.tenants)], each, seconds, barrier, out),
+            daemon=True,
+        )
+        for n in range(level.writers)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        barrier.wait(timeout=120)  # every writer imported and ready: the clock starts
+        started = time.perf_counter()
+        reports = [out.get(timeout=seconds + 120) for _ in processes]
+        elapsed = time.perf_counter() - started
+    finally:
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+    return reports, elapsed
+
+
+async def run_level(spec: str, store: Store, level: Level, args: argparse.Namespace) -> dict[str, Any]:
+    appends, seconds = args.appends, args.seconds
+    if args.writers_as == "processes":
+        reports, elapsed = await asyncio.to_thread(_run_processes, spec, level, appends, seconds)
+    else:
+        reports, elapsed = await _run_tasks(store, level, appends, seconds)
+    errors = [r["error"] for r in reports if "error" in r]
+    if errors:
+        raise RuntimeError(f"a writer failed: {errors[0]}")
+    latencies = [x for r in reports for x in r["latencies"]]
+    firsts = [r["latencies"][0] for r in reports if r["latencies"]]  # a segment's opening included
+    steady = [x for r in reports for x in r["latencies"][1:]]
+    done, lost = len(latencies), sum(r["lost"] for r in reports)
     verified = [await audit.verify(store, tenant, AUDIT_KEY) for tenant in sorted(set(level.tenants))]
     return {
         "mode": level.mode,
-        "concurrency": level.concurrency,
+        "spread": level.spread,
+        "writers": level.writers,
         "tenants": len(set(level.tenants)),
         "appends": done,
-        "gave_up": tally.gave_up,
+        "gave_up": sum(r["gave_up"] for r in reports),
         "seconds": round(elapsed, 3),
         "appends_per_s": round(done / elapsed, 1) if elapsed else 0.0,
-        "mean_ms": _ms(statistics.fmean(tally.latencies)) if done else None,
-        "p95_ms": _ms(_p95(tally.latencies)) if done else None,
-        "lost_races": store.lost - lost_before,
-        "lost_races_per_append": round((store.lost - lost_before) / done, 2) if done else None,
-        "chains_valid": all(v.valid for v in verified),
-        "entries": sum(v.entries for v in verified),
-        "time_limited": done + tally.gave_up < appends,
+        "mean_ms": _ms(statistics.fmean(latencies)) if done else None,
+        "p95_ms": _ms(_p95(latencies)) if done else None,
+        "first_append_p95_ms": _ms(_p95(firsts)) if firsts else None,
+        "later_appends_p95_ms": _ms(_p95(steady)) if steady else None,
+        "lost_races": lost,
+        "logs_valid": all(v.valid for v in verified),
+        "entries_verified": sum(v.entries for v in verified),
     }
 
 
-def levels(run_id: str) -> list[Level]:
-    spread = [f"spread-{run_id}-{n}" for n in range(SPREAD_TENANTS)]
-    one = [Level("one tenant", c, [f"one-{run_id}-c{c}"]) for c in LEVELS]
-    return one + [Level(f"{SPREAD_TENANTS} tenants", c, spread[: min(c, SPREAD_TENANTS)]) for c in LEVELS]
+def levels(run_id: str, writers: list[int], modes: list[str]) -> list[Level]:
+    found = []
+    for mode in modes:
+        for n in writers:
+            found.append(Level(mode, "one tenant", n, [f"one-{run_id}-{mode}-{n}"]))
+            if n > 1:
+                found.append(
+                    Level(mode, "N tenants", n, [f"spread-{run_id}-{mode}-{n}-{t}" for t in range(n)])
+                )
+    return found
 
 
-async def bench_store(name: str, store: Store, appends: int, seconds: float) -> list[dict[str, Any]]:
-    counter = RaceCounter(store)
+async def bench_store(name: str, spec: str, store: Store, args: argparse.Namespace) -> list[dict[str, Any]]:
     run_id = uuid.uuid4().hex[:8]
-    for _ in range(5):  # connections, threads, the client: not part of any level
-        await audit.append(counter, new_entry(f"warm-{run_id}"), AUDIT_KEY)
     rows = []
-    for level in levels(run_id):
-        row = {"store": name, **await run_level(counter, level, appends, seconds)}
+    for level in levels(run_id, args.writers, args.modes):
+        row = {"store": name, "writers_as": args.writers_as, **await run_level(spec, store, level, args)}
         print(render_row(row), flush=True)
         rows.append(row)
     return rows
@@ -194,14 +264,25 @@ async def bench_store(name: str, store: Store, appends: int, seconds: float) -> 
 # ------------------------------------------------------------------------------------------- stores
 
 
-@contextlib.asynccontextmanager
-async def sqlite_store(workdir: Path) -> AsyncIterator[Store]:
-    from tollgate.store.sqlite import SQLiteStore
+def open_store(spec: str) -> Store:
+    """``sqlite:<path>`` or ``dynamodb:<table>`` (the endpoint from the environment, as boto3 reads it)."""
+    kind, _, where = spec.partition(":")
+    if kind == "sqlite":
+        from tollgate.store.sqlite import SQLiteStore
 
-    store = SQLiteStore(str(workdir / "audit.db"), threads=16)
+        return SQLiteStore(where, threads=4)
+    from tollgate.store.dynamodb import DynamoDBStore
+
+    return DynamoDBStore(where, region=REGION, threads=4)
+
+
+@contextlib.asynccontextmanager
+async def sqlite_store(workdir: Path) -> AsyncIterator[tuple[str, Store]]:
+    spec = f"sqlite:{workdir / 'audit.db'}"
+    store = open_store(spec)
     await store.init_schema()
     try:
-        yield store
+        yield spec, store
     finally:
         await store.aclose()
 
@@ -248,9 +329,7 @@ def dynalite(log_path: Path) -> Iterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def dynamodb_store(workdir: Path) -> AsyncIterator[Store]:
-    from tollgate.store.dynamodb import DynamoDBStore
-
+async def dynamodb_store(workdir: Path) -> AsyncIterator[tuple[str, Store]]:
     logging.getLogger("tollgate.store.dynamodb").setLevel(logging.ERROR)  # dynalite has no TTL: expected
     with dynalite(workdir / "dynalite.log") as url:
         os.environ.update(
@@ -261,10 +340,11 @@ async def dynamodb_store(workdir: Path) -> AsyncIterator[Store]:
             AWS_CONFIG_FILE=str(workdir / "absent"),
             AWS_SHARED_CREDENTIALS_FILE=str(workdir / "absent"),
         )
-        store = DynamoDBStore(f"audit-bench-{uuid.uuid4().hex[:8]}", region=REGION, threads=16)
+        spec = f"dynamodb:audit-bench-{uuid.uuid4().hex[:8]}"
+        store = open_store(spec)
         await store.init_schema()
         try:
-            yield store
+            yield spec, store
         finally:
             await store.aclose()
 
@@ -275,18 +355,23 @@ STORES = {"sqlite": sqlite_store, "dynamodb": dynamodb_store}
 # ------------------------------------------------------------------------------------------- output
 
 HEADER = (
-    f"{'store':<9}{'mode':<12}{'tenants':>8}{'writers':>8}{'appends':>8}{'appends/s':>10}{'mean ms':>9}"
-    f"{'p95 ms':>9}{'lost races':>11}{'gave up':>8}  chain"
+    f"{'store':<9}{'mode':<10}{'spread':<12}{'writers':>8}{'appends':>8}{'appends/s':>10}{'mean ms':>9}"
+    f"{'p95 ms':>9}{'1st p95':>9}{'rest p95':>9}{'lost races':>11}{'gave up':>8}  log"
 )
 
 
 def render_row(row: dict[str, Any]) -> str:
-    limited = " (time limit)" if row["time_limited"] else ""
+    valid = "ok" if row["logs_valid"] and row["entries_verified"] >= row["appends"] else "BROKEN"
     return (
-        f"{row['store']:<9}{row['mode']:<12}{row['tenants']:>8}{row['concurrency']:>8}{row['appends']:>8}"
+        f"{row['store']:<9}{row['mode']:<10}{row['spread']:<12}{row['writers']:>8}{row['appends']:>8}"
         f"{row['appends_per_s']:>10}{row['mean_ms'] or '-':>9}{row['p95_ms'] or '-':>9}"
-        f"{row['lost_races']:>11}{row['gave_up']:>8}  {'ok' if row['chains_valid'] else 'BROKEN'}{limited}"
+        f"{row['first_append_p95_ms'] or '-':>9}{row['later_appends_p95_ms'] or '-':>9}"
+        f"{row['lost_races']:>11}{row['gave_up']:>8}  {valid}"
     )
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -294,8 +379,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--stores", default="sqlite,dynamodb", help="comma-separated: sqlite, dynamodb")
-    parser.add_argument("--appends", type=int, default=200, help="appends per level")
-    parser.add_argument("--seconds", type=float, default=30.0, help="time limit per level")
+    parser.add_argument(
+        "--modes", default="chain,segments", type=lambda t: t.split(","), help="chain, segments"
+    )
+    parser.add_argument(
+        "--levels", dest="writers", default=[1, 4, 16, 64], type=_ints, help="writer processes"
+    )
+    parser.add_argument(
+        "--writers-as", choices=("tasks", "processes"), default="tasks", help="writers as tasks or processes"
+    )
+    parser.add_argument("--appends", type=int, default=200, help="appends per level, in all")
+    parser.add_argument("--seconds", type=float, default=20.0, help="time limit per level")
     parser.add_argument("--out", type=Path, default=RESULTS / "audit_contention.json")
     return parser.parse_args(argv)
 
@@ -305,8 +399,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     print(HEADER)
     for name in args.stores.split(","):
-        async with STORES[name.strip()](workdir) as store:
-            rows += await bench_store(name.strip(), store, args.appends, args.seconds)
+        async with STORES[name.strip()](workdir) as (spec, store):
+            rows += await bench_store(name.strip(), spec, store, args)
     results["rows"] = rows
     results["environment"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     return results

@@ -98,19 +98,36 @@ class NullStore:
         return 0
 
     # audit and costs
-    async def audit_head(self, tenant: str) -> AuditHead | None:
+    async def audit_head(self, tenant: str, *, segment: str = "") -> AuditHead | None:
         return None
 
     async def put_audit_entry(self, entry: AuditEntry) -> bool:
         return True
 
-    async def advance_audit_head(self, tenant: str, head: AuditHead, previous_seq: int) -> bool:
+    async def advance_audit_head(
+        self, tenant: str, head: AuditHead, previous_seq: int, *, segment: str = ""
+    ) -> bool:
         return True
 
-    async def get_audit_entry(self, tenant: str, seq: int) -> AuditEntry | None:
+    async def get_audit_entry(self, tenant: str, seq: int, *, segment: str = "") -> AuditEntry | None:
         return None
 
-    async def list_audit(self, tenant: str, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+    async def list_audit(
+        self, tenant: str, after_seq: int = 0, limit: int = 1000, *, segment: str = ""
+    ) -> list[AuditEntry]:
+        return []
+
+    async def audit_heads(self, tenant: str) -> dict[str, AuditHead]:
+        return {}
+
+    async def scan_audit(
+        self, tenant: str, after: tuple[str, int] | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        return []
+
+    async def recent_audit(
+        self, tenant: str, before: tuple[str, str, int] | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
         return []
 
     async def audit_tenants(self) -> list[str]:

@@ -40,32 +40,39 @@ class Tamper:
     def __init__(self, store: DynamoDBStore) -> None:
         self._store = store
 
-    async def _entry(self, tenant: str, seq: int) -> AuditEntry:
-        entry = await self._store.get_audit_entry(tenant, seq)
-        assert entry is not None, f"no audit entry {tenant}/{seq} to tamper with"
+    async def _entry(self, tenant: str, seq: int, segment: str) -> AuditEntry:
+        entry = await self._store.get_audit_entry(tenant, seq, segment=segment)
+        assert entry is not None, f"no audit entry {tenant}/{segment}/{seq} to tamper with"
         return entry
 
     async def _put_at(self, tenant: str, seq: int, entry: AuditEntry) -> None:
-        item = {**items.entry_item(entry), **items.entry_key(tenant, seq)}
+        item = {**items.entry_item(entry), **items.entry_key(tenant, seq, entry.segment)}
         await self._store.call("put_item", Item=item)
 
-    async def edit_entry(self, tenant: str, seq: int, **fields: Any) -> None:
-        await self._put_at(tenant, seq, replace(await self._entry(tenant, seq), **fields))
+    async def edit_entry(self, tenant: str, seq: int, *, segment: str = "", **fields: Any) -> None:
+        await self._put_at(tenant, seq, replace(await self._entry(tenant, seq, segment), **fields))
 
-    async def delete_entry(self, tenant: str, seq: int) -> None:
-        await self._store.call("delete_item", Key=items.entry_key(tenant, seq))
+    async def delete_entry(self, tenant: str, seq: int, *, segment: str = "") -> None:
+        key = items.entry_key(tenant, seq, segment)
+        response = await self._store.call("delete_item", Key=key, ReturnValues="ALL_OLD")
+        assert "Attributes" in response
 
-    async def swap_entries(self, tenant: str, a: int, b: int) -> None:
+    async def swap_entries(self, tenant: str, a: int, b: int, *, segment: str = "") -> None:
         """Entry a gets b's content (with seq a) and vice versa."""
-        first, second = await self._entry(tenant, a), await self._entry(tenant, b)
+        first, second = await self._entry(tenant, a, segment), await self._entry(tenant, b, segment)
         await self._put_at(tenant, a, replace(second, seq=a))
         await self._put_at(tenant, b, replace(first, seq=b))
 
     async def insert_entry(self, entry: AuditEntry) -> None:
         await self._store.call("put_item", Item=items.entry_item(entry))
 
-    async def set_head(self, tenant: str, seq: int, hash: str) -> None:
-        await self._store.call("put_item", Item=items.head_item(tenant, AuditHead(seq, hash)))
+    async def set_head(self, tenant: str, seq: int, hash: str, *, segment: str = "") -> None:
+        await self._store.call("put_item", Item=items.head_item(tenant, AuditHead(seq, hash), segment))
+
+    async def delete_head(self, tenant: str, *, segment: str = "") -> None:
+        key = items.head_key(tenant, segment)
+        response = await self._store.call("delete_item", Key=key, ReturnValues="ALL_OLD")
+        assert "Attributes" in response
 
 
 # ------------------------------------------------------------------------------------------- dynalite

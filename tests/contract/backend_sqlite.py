@@ -18,7 +18,7 @@ from tollgate.store.sqlite import SQLiteStore
 from tollgate.store.sqlite_schema import AUDIT_COLUMNS, entry_params
 
 _ENTRY_FIELDS = {f.name for f in fields(AuditEntry)}
-_CONTENT = [name for name in AUDIT_COLUMNS.split(", ") if name not in ("tenant", "seq")]
+_CONTENT = [name for name in AUDIT_COLUMNS.split(", ") if name not in ("tenant", "seq", "segment")]
 
 
 class SQLiteTamper:
@@ -35,34 +35,36 @@ class SQLiteTamper:
         finally:
             conn.close()
 
-    async def edit_entry(self, tenant: str, seq: int, **changes: Any) -> None:
-        assert changes and set(changes) <= _ENTRY_FIELDS - {"tenant"}, changes
+    async def edit_entry(self, tenant: str, seq: int, *, segment: str = "", **changes: Any) -> None:
+        assert changes and set(changes) <= _ENTRY_FIELDS - {"tenant", "segment"}, changes
         assignments = ", ".join(f"{name} = ?" for name in changes)
         with self._conn() as conn:
             cursor = conn.execute(
-                f"UPDATE audit_entries SET {assignments} WHERE tenant = ? AND seq = ?",
-                (*changes.values(), tenant, seq),
+                f"UPDATE audit_entries SET {assignments} WHERE tenant = ? AND segment = ? AND seq = ?",
+                (*changes.values(), tenant, segment, seq),
             )
             assert cursor.rowcount == 1
 
-    async def delete_entry(self, tenant: str, seq: int) -> None:
+    async def delete_entry(self, tenant: str, seq: int, *, segment: str = "") -> None:
         with self._conn() as conn:
-            cursor = conn.execute("DELETE FROM audit_entries WHERE tenant = ? AND seq = ?", (tenant, seq))
+            cursor = conn.execute(
+                "DELETE FROM audit_entries WHERE tenant = ? AND segment = ? AND seq = ?",
+                (tenant, segment, seq),
+            )
             assert cursor.rowcount == 1
 
-    async def swap_entries(self, tenant: str, a: int, b: int) -> None:
+    async def swap_entries(self, tenant: str, a: int, b: int, *, segment: str = "") -> None:
         """Entry a's content (everything but its seq) goes to seq b and vice versa."""
         columns = ", ".join(_CONTENT)
-        select = f"SELECT {columns} FROM audit_entries WHERE tenant = ? AND seq = ?"
-        update = (
-            f"UPDATE audit_entries SET {', '.join(f'{c} = ?' for c in _CONTENT)} WHERE tenant = ? AND seq = ?"
-        )
+        where = "WHERE tenant = ? AND segment = ? AND seq = ?"
+        select = f"SELECT {columns} FROM audit_entries {where}"
+        update = f"UPDATE audit_entries SET {', '.join(f'{c} = ?' for c in _CONTENT)} {where}"
         with self._conn() as conn:
-            row_a = conn.execute(select, (tenant, a)).fetchone()
-            row_b = conn.execute(select, (tenant, b)).fetchone()
+            row_a = conn.execute(select, (tenant, segment, a)).fetchone()
+            row_b = conn.execute(select, (tenant, segment, b)).fetchone()
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(update, (*row_b, tenant, a))
-            conn.execute(update, (*row_a, tenant, b))
+            conn.execute(update, (*row_b, tenant, segment, a))
+            conn.execute(update, (*row_a, tenant, segment, b))
             conn.execute("COMMIT")
 
     async def insert_entry(self, entry: AuditEntry) -> None:
@@ -74,11 +76,19 @@ class SQLiteTamper:
                 entry_params(entry),
             )
 
-    async def set_head(self, tenant: str, seq: int, hash: str) -> None:
+    async def set_head(self, tenant: str, seq: int, hash: str, *, segment: str = "") -> None:
         with self._conn() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO audit_heads (tenant, seq, hash) VALUES (?, ?, ?)", (tenant, seq, hash)
+                "INSERT OR REPLACE INTO audit_heads (tenant, segment, seq, hash) VALUES (?, ?, ?, ?)",
+                (tenant, segment, seq, hash),
             )
+
+    async def delete_head(self, tenant: str, *, segment: str = "") -> None:
+        with self._conn() as conn:
+            cursor = conn.execute(
+                "DELETE FROM audit_heads WHERE tenant = ? AND segment = ?", (tenant, segment)
+            )
+            assert cursor.rowcount == 1
 
 
 @contextlib.asynccontextmanager

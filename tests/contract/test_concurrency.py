@@ -55,3 +55,14 @@ async def test_concurrent_appends_make_one_verified_chain(concurrent_store: Stor
     assert {e.request_id for e in stored} == {f"req-acme-{i}" for i in range(APPENDS)}
     result = await audit.verify(store, "acme", b"key")
     assert (result.valid, result.entries, result.head_seq) == (True, APPENDS, APPENDS)
+
+
+async def test_four_writers_on_one_tenant_never_contend(concurrent_store: Store) -> None:
+    """Four writers (as four processes would) with their appends in flight at once: 200 entries."""
+    store = concurrent_store
+    writers = [audit.AuditWriter(store, b"key") for _ in range(4)]
+    appends = (writers[i % 4].append(draft("acme", i)) for i in range(200))
+    written = await asyncio.wait_for(asyncio.gather(*appends), TIMEOUT)
+    assert len({(e.segment, e.seq) for e in written}) == 200 and len({e.segment for e in written}) == 4
+    result = await audit.verify(store, "acme", b"key")
+    assert (result.valid, result.entries, result.head_seq, result.segments) == (True, 200, 200, 4)

@@ -283,6 +283,32 @@ async def test_audit_append_is_one_conditional_put_and_one_conditional_head_writ
     assert log.take() == [CONDITIONAL_UPDATE]
 
 
+async def test_a_writer_opens_its_segment_once_then_never_reads(dynamo: DynamoDBStore) -> None:
+    writer = audit.AuditWriter(dynamo, None)
+    log = await _watch(dynamo)
+    first = await writer.append(draft())
+    # the segment's head (seq 0), then the registry's append: head read, entry put, head put
+    assert log.take() == [
+        CONDITIONAL_PUT,
+        READ,
+        CONDITIONAL_PUT,
+        CONDITIONAL_PUT,
+        CONDITIONAL_PUT,
+        CONDITIONAL_PUT,
+    ]
+    await writer.append(draft("acme", 1))
+    assert log.take() == [CONDITIONAL_PUT, CONDITIONAL_UPDATE]
+    raw = (await dynamo.call("get_item", Key=items.entry_key("acme", 1, first.segment)))["Item"]
+    assert items.get_s(raw, items.SK) == f"SEG#{first.segment}#000000000001"
+    assert items.get_s(raw, items.GSI2PK) == "COST#acme" and items.GSI1PK not in raw
+    [registry] = await dynamo.list_audit("acme", segment="registry")
+    raw = (await dynamo.call("get_item", Key=items.entry_key("acme", 1, "registry")))["Item"]
+    assert items.GSI2PK not in raw and items.get_s(raw, items.GSI1PK) == items.AUDIT_DIR
+    assert registry.request_id == first.segment
+    head = (await dynamo.call("get_item", Key=items.head_key("acme", first.segment)))["Item"]
+    assert items.get_s(head, items.SK) == f"HEAD#{first.segment}" and items.GSI1PK not in head
+
+
 # ------------------------------------------------------------------------------------------ plumbing
 
 

@@ -35,18 +35,22 @@ def at(seconds: float) -> str:
 
 
 class Tamper(Protocol):
-    async def edit_entry(self, tenant: str, seq: int, **changes: Any) -> None:
+    """Each takes the segment as a keyword (default "": the legacy chain)."""
+
+    async def edit_entry(self, tenant: str, seq: int, *, segment: str = "", **changes: Any) -> None:
         """Overwrite some fields of entry ``seq`` (its hash is left as it is unless given)."""
 
-    async def delete_entry(self, tenant: str, seq: int) -> None: ...
+    async def delete_entry(self, tenant: str, seq: int, *, segment: str = "") -> None: ...
 
-    async def swap_entries(self, tenant: str, a: int, b: int) -> None:
+    async def swap_entries(self, tenant: str, a: int, b: int, *, segment: str = "") -> None:
         """Entry a's content (everything but its seq) goes to seq b and vice versa."""
 
     async def insert_entry(self, entry: AuditEntry) -> None:
-        """Write ``entry`` at its seq unconditionally (replacing whatever is there)."""
+        """Write ``entry`` at its (segment, seq) unconditionally (replacing whatever is there)."""
 
-    async def set_head(self, tenant: str, seq: int, hash: str) -> None: ...
+    async def set_head(self, tenant: str, seq: int, hash: str, *, segment: str = "") -> None: ...
+
+    async def delete_head(self, tenant: str, *, segment: str = "") -> None: ...
 
 
 def tamper_of(store: Store) -> Tamper:

@@ -1,14 +1,22 @@
-"""The hash-chained audit log, independent of the store: canonical JSON, hashing, append, verify.
+"""The hash-chained audit log, independent of the store: canonical JSON, hashing, appending.
 
-One chain per tenant. Entry n's hash covers a canonical JSON of all its fields, ``prev_hash`` (entry n-1's
-hash, 64 zeros for n=1) included. With ``TOLLGATE_AUDIT_KEY`` the hash is an HMAC-SHA256, so whoever can
+A tenant's log is a set of chains ("segments"), so that its writers never contend: each writer (a Lambda
+execution environment, a ``tollgate serve`` worker) appends to a segment of its own, ``w<16 hex>``,
+serialized in-process, with the segment's head known locally (no read). A writer opening a segment
+creates the segment's head at seq 0, then registers the segment in the tenant's registry, itself a chain
+(segment ``registry``, one ``segment_opened`` entry per segment, written by the contended ``append``
+below: once per tenant per process). A deleted segment is then missing from storage but not from the
+registry. The legacy single chain (segment ``""``, written before segments existed) is read-only now and
+verified as one more segment. Verification and export by time are in ``tollgate.audit_read``.
+
+Entry n's hash covers a canonical JSON of all its fields, ``prev_hash`` (entry n-1's hash, 64 zeros for
+n=1) and the segment included. With ``TOLLGATE_AUDIT_KEY`` the hash is an HMAC-SHA256, so whoever can
 write the table still cannot forge a chain.
 
-Append = put entry n with ``attribute_not_exists`` on its seq, then advance the tenant's head from n-1 to
-n (each one conditional write). The head makes truncation of the newest entries detectable. A crash between
-the two writes leaves entry n beyond the head: the next append sees seq n taken, finds that entry chained
-to the head, advances the head ("repairs") and goes on; ``verify`` reports such an entry as an unconfirmed
-tail rather than as tampering (its hash still has to verify).
+Append = put entry n with ``attribute_not_exists`` on its seq, then advance the segment's head from n-1
+to n (each one conditional write). The head makes truncation of the newest entries detectable. A crash
+between the two writes leaves entry n beyond the head, reported by verification as an unconfirmed tail
+rather than as tampering (its hash still has to verify); on a contended chain the next append repairs it.
 """
 
 from __future__ import annotations
@@ -17,13 +25,17 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import random
+import secrets
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .store.base import AuditEntry, AuditHead, AuditStore
+from .store.base import REGISTRY_SEGMENT, SEGMENT_OPENED, AuditEntry, AuditHead, AuditStore
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 APPEND_DEADLINE_SECONDS = 30.0  # then AuditConflict; with backoff this is far past any real contention
@@ -46,6 +58,8 @@ def sha256_hex(data: bytes | str) -> str:
 def entry_hash(entry: AuditEntry, key: bytes | None) -> str:
     fields = asdict(entry)
     del fields["hash"]
+    if not fields["segment"]:
+        del fields["segment"]
     if not fields["details"]:
         del fields["details"]
     elif any(isinstance(v, float) for v in fields["details"].values()):
@@ -60,124 +74,142 @@ class AuditConflict(Exception):
     """Could not append after many attempts (extreme contention on one tenant's chain)."""
 
 
+def chained(entry: AuditEntry, head: AuditHead | None, key: bytes | None) -> AuditEntry:
+    """``entry`` as the link after ``head`` (None: the first link): seq, prev_hash and hash filled in."""
+    seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
+    link = replace(entry, seq=seq + 1, prev_hash=prev, hash="")
+    return replace(link, hash=entry_hash(link, key))
+
+
 async def append(
     store: AuditStore, entry: AuditEntry, key: bytes | None, *, known_head: AuditHead | None = None
 ) -> AuditEntry:
-    """Chain ``entry`` (its seq, prev_hash and hash are filled in here) onto its tenant's head.
-
-    ``known_head`` (this process's own last append) saves the head read when nobody else appended since;
-    a lost race re-reads the head (consistent read) and retries with exponential backoff and full jitter.
-    """
+    """Chain ``entry`` onto the head of its segment, which other processes may append to as well (the
+    registry; the legacy chain in tests): a lost race re-reads the head (consistent read) and retries
+    with exponential backoff and full jitter. ``known_head`` saves the first head read."""
     deadline = time.monotonic() + APPEND_DEADLINE_SECONDS
+    tenant, segment = entry.tenant, entry.segment
     head, attempt = known_head, 0
     while True:
         if head is None:
-            head = await store.audit_head(entry.tenant)
+            head = await store.audit_head(tenant, segment=segment)
         seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
-        link = replace(entry, seq=seq + 1, prev_hash=prev, hash="")
-        link = replace(link, hash=entry_hash(link, key))
+        link = chained(entry, head, key)
         if await store.put_audit_entry(link):
-            await store.advance_audit_head(entry.tenant, AuditHead(link.seq, link.hash), seq)
+            await store.advance_audit_head(tenant, AuditHead(link.seq, link.hash), seq, segment=segment)
             return link
-        await _repair_head(store, entry.tenant, seq, prev)
+        await _repair_head(store, link, seq, prev)
         if time.monotonic() > deadline:
-            raise AuditConflict(f"could not append to the audit chain of tenant {entry.tenant}")
+            raise AuditConflict(f"could not append to the audit chain of tenant {tenant}")
         delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** min(attempt, 16))
         await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 (jitter, not crypto)
         head, attempt = None, attempt + 1
 
 
+async def _repair_head(store: AuditStore, link: AuditEntry, seq: int, prev: str) -> None:
+    """Entry seq+1 exists: if it chains onto the head, a writer died before advancing it; advance it."""
+    tenant, segment = link.tenant, link.segment
+    taken = await store.get_audit_entry(tenant, seq + 1, segment=segment)
+    if taken is not None and taken.prev_hash == prev:
+        await store.advance_audit_head(tenant, AuditHead(taken.seq, taken.hash), seq, segment=segment)
+
+
+def new_segment_id() -> str:
+    return "w" + secrets.token_hex(8)
+
+
+def registration(tenant: str, segment: str, at: str) -> AuditEntry:
+    """The registry entry of a new segment (not a request: no usage, no cost, never a cost record)."""
+    return AuditEntry(
+        tenant=tenant,
+        seq=0,
+        at=at,
+        request_id=segment,
+        key_id="",
+        provider="",
+        model="",
+        status=SEGMENT_OPENED,
+        prompt_tokens=0,
+        completion_tokens=0,
+        cost_micro_usd=None,
+        request_sha256="",
+        response_sha256="",
+        prev_hash="",
+        hash="",
+        segment=REGISTRY_SEGMENT,
+    )
+
+
+async def open_segment(store: AuditStore, tenant: str, at: str, key: bytes | None) -> str:
+    """A new segment of ``tenant``: its head at seq 0 first, then its registration; so a registered
+    segment always has a head, and a crash between the two leaves a harmless unregistered empty head."""
+    segment = new_segment_id()
+    if not await store.advance_audit_head(tenant, AuditHead(0, GENESIS), 0, segment=segment):
+        raise AuditConflict(f"segment {segment} of tenant {tenant} exists already")
+    await append(store, registration(tenant, segment, at), key)
+    return segment
+
+
+@dataclass
+class _Segment:
+    segment: str
+    head: AuditHead
+
+
 class AuditWriter:
-    """A process's appends: one in flight per tenant here (no races among ourselves), and the head we
-    wrote last remembered, so a tenant's next append usually needs no head read. Other processes (other
-    Lambda instances, other ``tollgate serve`` workers) still race through the conditional writes."""
+    """A process's appends: per tenant, a segment of its own (opened on the first append), one append in
+    flight at a time, its head known here: one conditional put and one conditional head update per
+    entry, no read, and no other process ever writes to it."""
 
     def __init__(self, store: AuditStore, key: bytes | None) -> None:
         self.store = store
         self.key = key
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._heads: dict[str, AuditHead] = {}
+        self._segments: dict[str, _Segment] = {}
 
     async def append(self, entry: AuditEntry) -> AuditEntry:
         async with self._locks[entry.tenant]:
-            known = self._heads.pop(entry.tenant, None)
-            link = await append(self.store, entry, self.key, known_head=known)
-            self._heads[entry.tenant] = AuditHead(link.seq, link.hash)
-            return link
+            for _ in range(2):
+                link = await self._append(entry)
+                if link is not None:
+                    return link
+            raise AuditConflict(f"could not append to a segment of tenant {entry.tenant}")
+
+    async def _append(self, entry: AuditEntry) -> AuditEntry | None:
+        """Chain onto our segment; None when its seq was taken (only a foreign writer could): the segment
+        is given up and the caller tries once more on a new one. On an error too the segment is given up,
+        so a head we are unsure of is never built on: an entry may stay an unconfirmed tail."""
+        tenant = entry.tenant
+        current = self._segments.pop(tenant, None)
+        if current is None:
+            segment = await open_segment(self.store, tenant, entry.at, self.key)
+            current = _Segment(segment, AuditHead(0, GENESIS))
+        link = chained(replace(entry, segment=current.segment), current.head, self.key)
+        if not await self.store.put_audit_entry(link):
+            log.warning(
+                "audit segment %s of tenant %s was written by another writer", current.segment, tenant
+            )
+            return None
+        head = AuditHead(link.seq, link.hash)
+        if await self.store.advance_audit_head(tenant, head, current.head.seq, segment=current.segment):
+            self._segments[tenant] = _Segment(current.segment, head)
+        return link
 
 
-async def _repair_head(store: AuditStore, tenant: str, seq: int, prev: str) -> None:
-    """Entry seq+1 exists: if it chains onto the head, a writer died before advancing it; advance it."""
-    taken = await store.get_audit_entry(tenant, seq + 1)
-    if taken is not None and taken.prev_hash == prev:
-        await store.advance_audit_head(tenant, AuditHead(taken.seq, taken.hash), seq)
+# verification reads what the writers wrote; re-exported here, where callers look for it
+from .audit_read import Verification, export_by_time, verify  # noqa: E402
 
-
-@dataclass(frozen=True, slots=True)
-class Verification:
-    valid: bool
-    entries: int
-    head_seq: int
-    first_bad_seq: int | None = None
-    problem: str | None = None
-    unconfirmed_tail: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-async def verify(store: AuditStore, tenant: str, key: bytes | None, page: int = 1000) -> Verification:
-    """Walk the chain from seq 1: continuity, links, hashes, and the head (truncation)."""
-    head = await store.audit_head(tenant)
-    head_seq = head.seq if head else 0
-    expected_seq, prev, count, after = 1, GENESIS, 0, 0
-    hash_at_head = GENESIS
-    while True:
-        batch = await store.list_audit(tenant, after_seq=after, limit=page)
-        for entry in batch:
-            problem = _check(entry, expected_seq, prev, key)
-            if problem:
-                bad_seq = min(entry.seq, expected_seq)  # a gap: the missing seq is the first bad one
-                return Verification(False, count, head_seq, bad_seq, problem)
-            expected_seq, prev, count = entry.seq + 1, entry.hash, count + 1
-            if entry.seq == head_seq:
-                hash_at_head = entry.hash
-        if len(batch) < page:
-            break
-        after = batch[-1].seq
-    return _against_head(head, count, expected_seq - 1, hash_at_head)
-
-
-def _check(entry: AuditEntry, expected_seq: int, prev: str, key: bytes | None) -> str | None:
-    if entry.seq != expected_seq:
-        return f"expected seq {expected_seq}, found {entry.seq} (an entry was deleted or inserted)"
-    if entry.prev_hash != prev:
-        return "prev_hash does not match the previous entry (entries reordered, inserted or deleted)"
-    if entry_hash(entry, key) != entry.hash:
-        return "hash does not match the entry's content (the entry was edited)"
-    return None
-
-
-def _against_head(head: AuditHead | None, count: int, last_seq: int, hash_at_head: str) -> Verification:
-    head_seq = head.seq if head else 0
-    if last_seq < head_seq:
-        return Verification(
-            False,
-            count,
-            head_seq,
-            last_seq + 1,
-            f"chain ends at seq {last_seq}, head is at {head_seq} (newest entries removed)",
-        )
-    if head and head.hash != hash_at_head:
-        return Verification(False, count, head_seq, head_seq, "the head's hash differs from its entry")
-    if last_seq == head_seq + 1:
-        return Verification(
-            True,
-            count,
-            head_seq,
-            unconfirmed_tail=True,
-            problem=f"entry {last_seq} is beyond the head (an append was interrupted)",
-        )
-    if last_seq > head_seq + 1:
-        return Verification(False, count, head_seq, head_seq + 2, "entries beyond the head")
-    return Verification(True, count, head_seq)
+__all__ = [
+    "GENESIS",
+    "AuditConflict",
+    "AuditWriter",
+    "Verification",
+    "append",
+    "canonical_json",
+    "chained",
+    "entry_hash",
+    "export_by_time",
+    "open_segment",
+    "sha256_hex",
+    "verify",
+]

@@ -137,25 +137,29 @@ def audit_verify(args: argparse.Namespace) -> int:
         print(f"tollgate: no audit entries for tenant '{args.tenant}'", file=sys.stderr)
         return 1
     for tenant, result in results.items():
-        if result.valid:
-            note = f" ({printable(result.problem)})" if result.problem else ""
-            print(f"{printable(tenant)}: ok, {result.entries} entries, head {result.head_seq}{note}")
-        else:
-            print(f"{printable(tenant)}: BROKEN at seq {result.first_bad_seq}: {printable(result.problem)}")
+        print(_verification_line(tenant, result))
     return 0 if all(r.valid for r in results.values()) else 1
 
 
+def _verification_line(tenant: str, result: audit.Verification) -> str:
+    counts = f"{result.entries} entries in {result.segments} segment{'s' if result.segments != 1 else ''}"
+    if result.valid:
+        note = f" ({printable(result.problem)})" if result.problem else ""
+        return f"{printable(tenant)}: ok, {counts}, {result.head_seq} confirmed by heads{note}"
+    where = f"segment {result.segment}" if result.segment else "the legacy chain"
+    return f"{printable(tenant)}: BROKEN at seq {result.first_bad_seq} ({where}): {printable(result.problem)}"
+
+
 def audit_export(args: argparse.Namespace) -> int:
+    """Every tenant's entries (every segment and the registry) merged by time, as JSON Lines."""
+
     async def export(store: Any, _: Settings) -> None:
         import json
 
         tenants = [args.tenant] if args.tenant else await store.audit_tenants()
         for tenant in tenants:
-            after = 0
-            while batch := await store.list_audit(tenant, after_seq=after, limit=1000):
-                for entry in batch:
-                    sys.stdout.write(json.dumps(asdict(entry), sort_keys=True) + "\n")
-                after = batch[-1].seq
+            async for entry in audit.export_by_time(store, tenant):
+                sys.stdout.write(json.dumps(asdict(entry), sort_keys=True) + "\n")
 
     _with_store(export)
     return 0

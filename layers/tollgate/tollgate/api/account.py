@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from ..errors import BadRequest, NotFound
 from ..names import check_name
 from ..schemas.limits import MAX_AUDIT_SEQ
 from ..schemas.openai import NAME_PATTERN
+from ..store.base import AuditEntry
 from ..timeutil import normalize_time
 from .auth import authenticate
 
@@ -59,22 +61,63 @@ async def costs(
     return await cost_summary(ctx, principal.tenant, since, until, group_by)
 
 
+SEGMENT_RE = re.compile(r"^(|registry|w[0-9a-f]{16})$")
+CURSOR_RE = re.compile(r"^([0-9T:.Z-]{1,40})_(registry|w[0-9a-f]{16}|)_([0-9]{1,12})$")
+
+
+def cursor_of(entry: AuditEntry) -> str:
+    """Where the next (older) page starts: ``<at>_<segment>_<seq>`` of the oldest entry of this one."""
+    return f"{entry.at}_{entry.segment}_{entry.seq}"
+
+
+def parse_cursor(value: str | None) -> tuple[str, str, int] | None:
+    if value is None:
+        return None
+    found = CURSOR_RE.fullmatch(value)
+    if found is None:
+        raise BadRequest("before must be a next_before value from a previous page", param="before")
+    return found[1], found[2], int(found[3])
+
+
+async def audit_page(
+    ctx: AppContext, tenant: str, limit: int, before: str | None, segment: str | None, after_seq: int
+) -> dict[str, Any]:
+    """The newest ``limit`` entries before the cursor, across segments, oldest first; or, with a
+    ``segment``, that segment's entries after ``after_seq`` in seq order."""
+    if segment is None:
+        if after_seq:
+            raise BadRequest("after_seq pages one segment: give segment too", param="after_seq")
+        newest = await ctx.store.recent_audit(tenant, parse_cursor(before), limit)
+        entries = sorted(newest, key=lambda e: (e.at, e.segment, e.seq))
+        more = len(newest) == limit
+        return {"entries": entries, "next_before": cursor_of(entries[0]) if more else None}
+    if not SEGMENT_RE.fullmatch(segment):
+        raise BadRequest("segment must be '', 'registry' or a writer's segment id", param="segment")
+    entries = await ctx.store.list_audit(tenant, after_seq=after_seq, limit=limit, segment=segment)
+    return {"entries": entries, "next_after_seq": entries[-1].seq if len(entries) == limit else None}
+
+
 @get("/v1/audit")
 async def audit_log(
     request: Request[Any, Any, Any],
     ctx: NamedDependency[AppContext],
     after_seq: Annotated[int, QueryParameter(ge=0, le=MAX_AUDIT_SEQ)] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 100,
+    before: FromQuery[str | None] = None,
+    segment: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
-    """A page of the tenant's chain, and ``chain_valid`` from really verifying the whole chain.
+    """A page of the tenant's audit log (the newest entries across its writers' segments, listed oldest
+    first; ``next_before`` pages back in time), and ``chain_valid`` from really verifying all of it.
 
     The ranges are checked with the query's types, before the key (a 400 naming the parameter)."""
     principal = await authenticate(request, ctx)
-    entries = await ctx.store.list_audit(principal.tenant, after_seq=after_seq, limit=limit)
+    page = await audit_page(ctx, principal.tenant, limit, before, segment, after_seq)
     verification = await audit.verify(ctx.store, principal.tenant, ctx.ledger.audit_key)
     return {
-        "entries": [asdict(e) for e in entries],
-        "next_after_seq": entries[-1].seq if len(entries) == limit else None,
+        "next_before": None,
+        "next_after_seq": None,
+        **page,
+        "entries": [asdict(e) for e in page["entries"]],
         "chain_valid": verification.valid,
         "verification": verification.as_dict(),
     }

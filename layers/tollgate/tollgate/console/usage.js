@@ -59,7 +59,7 @@ function requestRow(e) {
 function auditStatus(v) {
   const text = v.valid
     ? `Audit chain verified: ${v.entries} entr${v.entries === 1 ? "y" : "ies"}, intact.`
-    : `Audit chain BROKEN at entry ${v.first_bad_seq}: ${v.problem}.`;
+    : `Audit chain BROKEN at entry ${v.first_bad_seq}${v.segment ? ` of segment ${v.segment}` : ""}: ${v.problem}.`;
   return h("p", {testid: "audit-status", class: v.valid ? "ok" : "bad"}, text);
 }
 
@@ -113,11 +113,9 @@ export class UsagePage {
     return list.concat((budgets && Array.isArray(budgets.budgets) && budgets.budgets) || []);
   }
 
-  /** The newest entries of the tenant's chain (a first call learns the head), newest first. */
+  /** The newest entries across the tenant's audit segments (one call), newest first. */
   async recent() {
-    const head = await getJson("v1/audit?limit=1");
-    const last = head.verification.head_seq || 0;
-    const page = last ? await getJson(`v1/audit?after_seq=${Math.max(last - RECENT, 0)}&limit=${RECENT}`) : head;
+    const page = await getJson(`v1/audit?limit=${RECENT}`);
     return {entries: (page.entries || []).slice().reverse(), verification: page.verification};
   }
 }

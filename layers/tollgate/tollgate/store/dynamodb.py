@@ -7,9 +7,12 @@ Item layout (single table, key schema and indexes in ``template.yaml`` / ``table
     pool          POOL#<tenant>      POOL#<pool>         POOLS / <tenant>#<pool>
     session       SESSION#<tenant>   SESSION#<id>        -                     -       (TTL: expires_at_epoch)
     response      RESPONSE#<tenant>  RESPONSE#<id>       -                     -       (TTL)
-    audit head    AUDIT#<tenant>     HEAD                AUDIT / <tenant>      -
+    audit head    AUDIT#<tenant>     HEAD                AUDIT / <tenant>      -       (legacy chain)
     audit entry   AUDIT#<tenant>     SEQ#<seq:012d>      AUDIT / <tenant> (seq 1 only)
                                                                                COST#<tenant> / <at>#<seq:012d>
+    segment head  AUDIT#<tenant>     HEAD#<segment>      AUDIT / <tenant> (registry only)
+    segment entry AUDIT#<tenant>     SEG#<seg>#<seq:012d>  AUDIT / <tenant> (registry seq 1 only)
+                                                     COST#<tenant> / <at>#<seg>#<seq:012d> (not the registry)
 
 GSI1 (KEYS_ONLY) is a directory of the few items listed across tenants: keys (and a key by its id), pools,
 and the tenants that have an audit chain. It projects keys only, so the hot updates of pool and head items
@@ -43,6 +46,7 @@ from typing import Any, TypeVar
 from ..aws import LazyClient
 from ..timeutil import epoch_seconds, now_str
 from . import dynamodb_items as items
+from . import dynamodb_segments as segments
 from . import dynamodb_sweep as sweeping
 from .base import (
     NOBODY,
@@ -381,29 +385,53 @@ class DynamoDBStore(DynamoDBResponses):
 
     # ------------------------------------------------------------------------------------------- audit
 
-    async def audit_head(self, tenant: str) -> AuditHead | None:
-        item = await self._get(items.head_key(tenant))
+    async def audit_head(self, tenant: str, *, segment: str = "") -> AuditHead | None:
+        item = await self._get(items.head_key(tenant, segment))
         return None if item is None else items.head_from_item(item)
+
+    async def audit_heads(self, tenant: str) -> dict[str, AuditHead]:
+        found = await self._query(segments.heads_request(tenant))
+        return {get_s(i, "segment") if "segment" in i else "": items.head_from_item(i) for i in found}
 
     async def put_audit_entry(self, entry: AuditEntry) -> bool:
         item = items.entry_item(entry)
         return await self._conditional("put_item", Item=item, **items.if_absent()) is not None
 
-    async def advance_audit_head(self, tenant: str, head: AuditHead, previous_seq: int) -> bool:
+    async def advance_audit_head(
+        self, tenant: str, head: AuditHead, previous_seq: int, *, segment: str = ""
+    ) -> bool:
         if previous_seq == 0:
-            item = items.head_item(tenant, head)
-            return await self._conditional("put_item", Item=item, **items.if_absent()) is not None
-        request = items.advance_head_request(tenant, head, previous_seq)
+            item = items.head_item(tenant, head, segment)
+            return await self._conditional("put_item", Item=item, **items.first_head_condition()) is not None
+        request = items.advance_head_request(tenant, head, previous_seq, segment)
         return await self._conditional("update_item", **request) is not None
 
-    async def get_audit_entry(self, tenant: str, seq: int) -> AuditEntry | None:
-        item = await self._get(items.entry_key(tenant, seq))
+    async def get_audit_entry(self, tenant: str, seq: int, *, segment: str = "") -> AuditEntry | None:
+        item = await self._get(items.entry_key(tenant, seq, segment))
         return None if item is None else items.entry_from_item(item)
 
-    async def list_audit(self, tenant: str, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+    async def list_audit(
+        self, tenant: str, after_seq: int = 0, limit: int = 1000, *, segment: str = ""
+    ) -> list[AuditEntry]:
         if limit <= 0:
             return []
-        found = await self._query(items.list_audit_request(tenant, after_seq), limit=limit)
+        found = await self._query(items.list_audit_request(tenant, after_seq, segment), limit=limit)
+        return [items.entry_from_item(item) for item in found]
+
+    async def scan_audit(
+        self, tenant: str, after: tuple[str, int] | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        if limit <= 0:
+            return []
+        found = await self._query(segments.scan_request(tenant, after), limit=limit)
+        return [items.entry_from_item(item) for item in found]
+
+    async def recent_audit(
+        self, tenant: str, before: tuple[str, str, int] | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        if limit <= 0:
+            return []
+        found = await self._query(segments.recent_request(tenant, before), limit=limit)
         return [items.entry_from_item(item) for item in found]
 
     async def audit_tenants(self) -> list[str]:
@@ -417,7 +445,7 @@ class DynamoDBStore(DynamoDBResponses):
         found: list[AuditEntry] = []
         for name in tenants:
             found.extend(await self._costs_of(name, since, until))
-        return sorted(found, key=lambda e: (e.at, e.tenant, e.seq))
+        return sorted(found, key=lambda e: (e.at, e.tenant, e.segment, e.seq))
 
     async def _costs_of(self, tenant: str, since: str | None, until: str | None) -> list[AuditEntry]:
         if since is not None and until is not None and since >= until:

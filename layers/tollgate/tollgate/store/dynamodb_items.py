@@ -14,7 +14,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from .base import ApiKey, AuditEntry, AuditHead, Holder, Pool
+from .base import LEGACY_SEGMENT, REGISTRY_SEGMENT, ApiKey, AuditEntry, AuditHead, Holder, Pool
 
 Attr = dict[str, Any]  # one AttributeValue
 Item = dict[str, Attr]
@@ -28,6 +28,7 @@ SEQ_WIDTH = 12
 KEYS_DIR, POOLS_DIR, AUDIT_DIR = "KEYS", "POOLS", "AUDIT"
 HEAD_SK = "HEAD"
 SEQ_PREFIX = "SEQ#"
+SEGMENT_PREFIX = "SEG#"  # sorts before SEQ#: one Query streams the segments, then the legacy chain
 MAX_SEQ_SK = SEQ_PREFIX + "9" * SEQ_WIDTH
 
 # Every attribute name an expression may use, by its placeholder.
@@ -323,25 +324,40 @@ def expired_condition(now: str) -> Request:
 # ----------------------------------------------------------------------------------------------- audit
 
 
-def seq_sk(seq: int) -> str:
-    return f"{SEQ_PREFIX}{seq:0{SEQ_WIDTH}d}"
+def seq_sk(seq: int, segment: str = LEGACY_SEGMENT) -> str:
+    """Legacy entries ``SEQ#<seq>``, segmented ones ``SEG#<segment>#<seq>``."""
+    if segment == LEGACY_SEGMENT:
+        return f"{SEQ_PREFIX}{seq:0{SEQ_WIDTH}d}"
+    return f"{SEGMENT_PREFIX}{segment}#{seq:0{SEQ_WIDTH}d}"
 
 
-def head_key(tenant: str) -> Item:
-    return {PK: s(f"AUDIT#{tenant}"), SK: s(HEAD_SK)}
+def head_key(tenant: str, segment: str = LEGACY_SEGMENT) -> Item:
+    return {PK: s(f"AUDIT#{tenant}"), SK: s(HEAD_SK if segment == LEGACY_SEGMENT else f"{HEAD_SK}#{segment}")}
 
 
-def head_item(tenant: str, head: AuditHead) -> Item:
-    directory = {GSI1PK: s(AUDIT_DIR), GSI1SK: s(tenant)}
-    return {**head_key(tenant), **directory, "tenant": s(tenant), "seq": n(head.seq), "hash": s(head.hash)}
+def _in_directory(segment: str) -> bool:
+    """Only the legacy chain and the registry list the tenant in GSI1 (not every writer's segment)."""
+    return segment in (LEGACY_SEGMENT, REGISTRY_SEGMENT)
+
+
+def head_item(tenant: str, head: AuditHead, segment: str = LEGACY_SEGMENT) -> Item:
+    item = {**head_key(tenant, segment), "tenant": s(tenant), "seq": n(head.seq), "hash": s(head.hash)}
+    if _in_directory(segment):
+        item.update({GSI1PK: s(AUDIT_DIR), GSI1SK: s(tenant)})
+    return _put_optional(item, "segment", s(segment) if segment else None)
 
 
 def head_from_item(item: Item) -> AuditHead:
     return AuditHead(seq=get_n(item, "seq"), hash=get_s(item, "hash"))
 
 
-def entry_key(tenant: str, seq: int) -> Item:
-    return {PK: s(f"AUDIT#{tenant}"), SK: s(seq_sk(seq))}
+def entry_key(tenant: str, seq: int, segment: str = LEGACY_SEGMENT) -> Item:
+    return {PK: s(f"AUDIT#{tenant}"), SK: s(seq_sk(seq, segment))}
+
+
+def cost_sk(at: str, seq: int, segment: str = LEGACY_SEGMENT) -> str:
+    """GSI2's sort key: ``<at>#<seq>`` (legacy), ``<at>#<segment>#<seq>``; both sort by time first."""
+    return f"{at}#{seq:0{SEQ_WIDTH}d}" if segment == LEGACY_SEGMENT else f"{at}#{segment}#{seq:0{SEQ_WIDTH}d}"
 
 
 _ENTRY_STRINGS = (
@@ -361,14 +377,16 @@ _ENTRY_NUMBERS = ("seq", "prompt_tokens", "completion_tokens")
 
 
 def entry_item(entry: AuditEntry) -> Item:
-    """Entry ``seq``; also in GSI2 (costs by tenant and time), and the first one in the tenants directory."""
-    item: Item = {
-        **entry_key(entry.tenant, entry.seq),
-        GSI2PK: s(f"COST#{entry.tenant}"),
-        GSI2SK: s(f"{entry.at}#{entry.seq:0{SEQ_WIDTH}d}"),
-    }
-    if entry.seq == 1:
+    """Entry ``seq``; also in GSI2 (costs by tenant and time) unless it is a registry entry, and the
+    first one of the legacy chain or the registry in the tenants directory."""
+    item: Item = entry_key(entry.tenant, entry.seq, entry.segment)
+    if entry.segment != REGISTRY_SEGMENT:
+        item.update(
+            {GSI2PK: s(f"COST#{entry.tenant}"), GSI2SK: s(cost_sk(entry.at, entry.seq, entry.segment))}
+        )
+    if entry.seq == 1 and _in_directory(entry.segment):
         item.update({GSI1PK: s(AUDIT_DIR), GSI1SK: s(entry.tenant)})
+    _put_optional(item, "segment", s(entry.segment) if entry.segment else None)
     item.update({name: s(getattr(entry, name)) for name in _ENTRY_STRINGS})
     item.update({name: n(getattr(entry, name)) for name in _ENTRY_NUMBERS})
     cost = entry.cost_micro_usd
@@ -384,21 +402,28 @@ def entry_from_item(item: Item) -> AuditEntry:
         **fields,
         cost_micro_usd=opt_n(item, "cost_micro_usd"),
         details=None if details is None else json.loads(details),
+        segment=opt_s(item, "segment") or LEGACY_SEGMENT,
     )
 
 
-def advance_head_request(tenant: str, head: AuditHead, previous_seq: int) -> Request:
+def advance_head_request(tenant: str, head: AuditHead, previous_seq: int, segment: str = "") -> Request:
     """Move an existing head from ``previous_seq`` to ``head`` (the first head is a conditional put)."""
     return expression(
-        key=head_key(tenant),
+        key=head_key(tenant, segment),
         values={":s": n(head.seq), ":h": s(head.hash), ":prev": n(previous_seq)},
         UpdateExpression="SET #seq = :s, #hash = :h",
         ConditionExpression="#seq = :prev",
     )
 
 
-def list_audit_request(tenant: str, after_seq: int) -> Request:
-    values = {":pk": head_key(tenant)[PK], ":lo": s(seq_sk(after_seq + 1)), ":hi": s(MAX_SEQ_SK)}
+def first_head_condition() -> Request:
+    """A head is created, or moved from seq 0 (a writer's new segment), by one conditional put."""
+    return expression(values={":zero": n(0)}, ConditionExpression="attribute_not_exists(#pk) OR #seq = :zero")
+
+
+def list_audit_request(tenant: str, after_seq: int, segment: str = LEGACY_SEGMENT) -> Request:
+    last = seq_sk(10**SEQ_WIDTH - 1, segment)
+    values = {":pk": head_key(tenant)[PK], ":lo": s(seq_sk(after_seq + 1, segment)), ":hi": s(last)}
     request = expression(values=values, KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi")
     return {**request, "ConsistentRead": True}
 

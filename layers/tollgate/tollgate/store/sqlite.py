@@ -276,20 +276,37 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------------------------------- audit
 
-    async def audit_head(self, tenant: str) -> AuditHead | None:
-        return await self._run.read(ops.audit_head, tenant)
+    async def audit_head(self, tenant: str, *, segment: str = "") -> AuditHead | None:
+        return await self._run.read(ops.audit_head, tenant, segment)
+
+    async def audit_heads(self, tenant: str) -> dict[str, AuditHead]:
+        return await self._run.read(ops.audit_heads, tenant)
 
     async def put_audit_entry(self, entry: AuditEntry) -> bool:
         return await self._run.write(ops.put_audit_entry, entry)
 
-    async def advance_audit_head(self, tenant: str, head: AuditHead, previous_seq: int) -> bool:
-        return await self._run.write(ops.advance_audit_head, tenant, head, previous_seq)
+    async def advance_audit_head(
+        self, tenant: str, head: AuditHead, previous_seq: int, *, segment: str = ""
+    ) -> bool:
+        return await self._run.write(ops.advance_audit_head, tenant, head, previous_seq, segment)
 
-    async def get_audit_entry(self, tenant: str, seq: int) -> AuditEntry | None:
-        return await self._run.read(ops.get_audit_entry, tenant, seq)
+    async def get_audit_entry(self, tenant: str, seq: int, *, segment: str = "") -> AuditEntry | None:
+        return await self._run.read(ops.get_audit_entry, tenant, seq, segment)
 
-    async def list_audit(self, tenant: str, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
-        return await self._run.read(ops.list_audit, tenant, after_seq, limit)
+    async def list_audit(
+        self, tenant: str, after_seq: int = 0, limit: int = 1000, *, segment: str = ""
+    ) -> list[AuditEntry]:
+        return await self._run.read(ops.list_audit, tenant, after_seq, limit, segment)
+
+    async def scan_audit(
+        self, tenant: str, after: tuple[str, int] | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        return await self._run.read(ops.scan_audit, tenant, after, limit)
+
+    async def recent_audit(
+        self, tenant: str, before: tuple[str, str, int] | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        return await self._run.read(ops.recent_audit, tenant, before, limit)
 
     async def audit_tenants(self) -> list[str]:
         return await self._run.read(ops.audit_tenants)

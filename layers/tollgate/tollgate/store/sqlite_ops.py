@@ -11,7 +11,18 @@ import json
 import sqlite3
 from typing import Any
 
-from .base import ApiKey, AuditEntry, AuditHead, Holder, KeyExists, Overdrawn, Pool, Reservation, UnknownPool
+from .base import (
+    REGISTRY_SEGMENT,
+    ApiKey,
+    AuditEntry,
+    AuditHead,
+    Holder,
+    KeyExists,
+    Overdrawn,
+    Pool,
+    Reservation,
+    UnknownPool,
+)
 from .sqlite_schema import (
     AUDIT_COLUMNS,
     KEY_COLUMNS,
@@ -261,13 +272,20 @@ def sweep_sessions(conn: sqlite3.Connection, now: str) -> int:
 # ----------------------------------------------------------------------------------------------- audit
 
 
-def audit_head(conn: sqlite3.Connection, tenant: str) -> AuditHead | None:
-    row = conn.execute("SELECT seq, hash FROM audit_heads WHERE tenant = ?", (tenant,)).fetchone()
+def audit_head(conn: sqlite3.Connection, tenant: str, segment: str) -> AuditHead | None:
+    row = conn.execute(
+        "SELECT seq, hash FROM audit_heads WHERE tenant = ? AND segment = ?", (tenant, segment)
+    ).fetchone()
     return None if row is None else AuditHead(int(row[0]), row[1])
 
 
+def audit_heads(conn: sqlite3.Connection, tenant: str) -> dict[str, AuditHead]:
+    rows = conn.execute("SELECT segment, seq, hash FROM audit_heads WHERE tenant = ?", (tenant,))
+    return {str(segment): AuditHead(int(seq), str(hash_)) for segment, seq, hash_ in rows}
+
+
 def put_audit_entry(conn: sqlite3.Connection, entry: AuditEntry) -> bool:
-    placeholders = ", ".join("?" * 16)
+    placeholders = ", ".join("?" * 17)
     cursor = conn.execute(
         f"INSERT OR IGNORE INTO audit_entries ({AUDIT_COLUMNS}) VALUES ({placeholders})",  # noqa: S608
         entry_params(entry),
@@ -275,33 +293,68 @@ def put_audit_entry(conn: sqlite3.Connection, entry: AuditEntry) -> bool:
     return cursor.rowcount == 1
 
 
-def advance_audit_head(conn: sqlite3.Connection, tenant: str, head: AuditHead, previous_seq: int) -> bool:
+def advance_audit_head(
+    conn: sqlite3.Connection, tenant: str, head: AuditHead, previous_seq: int, segment: str
+) -> bool:
+    """``previous_seq`` 0: create the head, or move one still at seq 0."""
     if previous_seq == 0:
         cursor = conn.execute(
-            "INSERT OR IGNORE INTO audit_heads (tenant, seq, hash) VALUES (?, ?, ?)",
-            (tenant, int(head.seq), head.hash),
+            "INSERT INTO audit_heads (tenant, segment, seq, hash) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (tenant, segment) DO UPDATE SET seq = excluded.seq, hash = excluded.hash "
+            "WHERE audit_heads.seq = 0",
+            (tenant, segment, int(head.seq), head.hash),
         )
     else:
         cursor = conn.execute(
-            "UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant = ? AND seq = ?",
-            (int(head.seq), head.hash, tenant, int(previous_seq)),
+            "UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant = ? AND segment = ? AND seq = ?",
+            (int(head.seq), head.hash, tenant, segment, int(previous_seq)),
         )
     return cursor.rowcount == 1
 
 
-def get_audit_entry(conn: sqlite3.Connection, tenant: str, seq: int) -> AuditEntry | None:
+def get_audit_entry(conn: sqlite3.Connection, tenant: str, seq: int, segment: str) -> AuditEntry | None:
     row = conn.execute(
-        f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE tenant = ? AND seq = ?",  # noqa: S608
-        (tenant, int(seq)),
+        f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE tenant = ? AND segment = ? AND seq = ?",  # noqa: S608
+        (tenant, segment, int(seq)),
     ).fetchone()
     return None if row is None else entry_from_row(row)
 
 
-def list_audit(conn: sqlite3.Connection, tenant: str, after_seq: int, limit: int) -> list[AuditEntry]:
+def list_audit(
+    conn: sqlite3.Connection, tenant: str, after_seq: int, limit: int, segment: str
+) -> list[AuditEntry]:
     rows = conn.execute(
-        f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE tenant = ? AND seq > ? "  # noqa: S608
+        f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE tenant = ? AND segment = ? AND seq > ? "  # noqa: S608
         "ORDER BY seq LIMIT ?",
-        (tenant, int(after_seq), int(limit)),
+        (tenant, segment, int(after_seq), int(limit)),
+    )
+    return [entry_from_row(row) for row in rows]
+
+
+def scan_audit(
+    conn: sqlite3.Connection, tenant: str, after: tuple[str, int] | None, limit: int
+) -> list[AuditEntry]:
+    segment, seq = after if after is not None else ("", -1)
+    rows = conn.execute(
+        f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE tenant = ? AND (segment, seq) > (?, ?) "  # noqa: S608
+        "ORDER BY segment, seq LIMIT ?",
+        (tenant, segment, int(seq), int(limit)),
+    )
+    return [entry_from_row(row) for row in rows]
+
+
+def recent_audit(
+    conn: sqlite3.Connection, tenant: str, before: tuple[str, str, int] | None, limit: int
+) -> list[AuditEntry]:
+    """Newest first by (at, segment, seq); the registry is not a request record."""
+    clause, params = "", [tenant, REGISTRY_SEGMENT]
+    if before is not None:
+        clause = " AND (at, segment, seq) < (?, ?, ?)"
+        params += [before[0], before[1]]
+    rows = conn.execute(
+        f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE tenant = ? AND segment != ?{clause} "  # noqa: S608
+        "ORDER BY at DESC, segment DESC, seq DESC LIMIT ?",
+        (*params, *([int(before[2])] if before is not None else []), int(limit)),
     )
     return [entry_from_row(row) for row in rows]
 
@@ -316,11 +369,11 @@ def audit_tenants(conn: sqlite3.Connection) -> list[str]:
 def list_costs(
     conn: sqlite3.Connection, tenant: str | None, since: str | None, until: str | None
 ) -> list[AuditEntry]:
-    clauses, params = ["1 = 1"], []
+    clauses, params = ["segment != ?"], [REGISTRY_SEGMENT]
     for clause, value in (("tenant = ?", tenant), ("at >= ?", since), ("at < ?", until)):
         if value is not None:
             clauses.append(clause)
             params.append(value)
     where = " AND ".join(clauses)
-    query = f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE {where} ORDER BY at, tenant, seq"  # noqa: S608
+    query = f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE {where} ORDER BY at, tenant, segment, seq"  # noqa: S608
     return [entry_from_row(row) for row in conn.execute(query, params)]

@@ -13,7 +13,55 @@ from typing import Any
 
 from .base import ApiKey, AuditEntry
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+AUDIT_ENTRIES_TABLE = """CREATE TABLE IF NOT EXISTS audit_entries (
+        tenant TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        status TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost_micro_usd INTEGER,
+        request_sha256 TEXT NOT NULL,
+        response_sha256 TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        details TEXT,
+        segment TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (tenant, segment, seq)
+    )"""
+AUDIT_BY_TIME = "CREATE INDEX IF NOT EXISTS audit_by_time ON audit_entries (at)"
+AUDIT_HEADS_TABLE = """CREATE TABLE IF NOT EXISTS audit_heads (
+        tenant TEXT NOT NULL,
+        segment TEXT NOT NULL DEFAULT '',
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (tenant, segment)
+    )"""
+
+_V2_AUDIT_COLUMNS = (
+    "tenant, seq, at, request_id, key_id, provider, model, status, prompt_tokens, completion_tokens, "
+    "cost_micro_usd, request_sha256, response_sha256, prev_hash, hash, details"
+)
+# Files written before the audit tables were keyed by segment: rebuilt once, existing rows become the
+# legacy segment "" (run when audit_entries exists without a ``segment`` column).
+SEGMENT_MIGRATION = (
+    "ALTER TABLE audit_entries RENAME TO audit_entries_v2",
+    "ALTER TABLE audit_heads RENAME TO audit_heads_v2",
+    "DROP INDEX IF EXISTS audit_by_time",
+    AUDIT_ENTRIES_TABLE,
+    AUDIT_HEADS_TABLE,
+    f"INSERT INTO audit_entries ({_V2_AUDIT_COLUMNS}, segment) "  # noqa: S608
+    f"SELECT {_V2_AUDIT_COLUMNS}, '' FROM audit_entries_v2",
+    "INSERT INTO audit_heads (tenant, segment, seq, hash) SELECT tenant, '', seq, hash FROM audit_heads_v2",
+    "DROP TABLE audit_entries_v2",
+    "DROP TABLE audit_heads_v2",
+    AUDIT_BY_TIME,
+)
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS keys (
@@ -77,31 +125,9 @@ TABLES = (
         PRIMARY KEY (tenant, response_id)
     )""",
     "CREATE INDEX IF NOT EXISTS responses_by_expiry ON responses (expires_at)",
-    """CREATE TABLE IF NOT EXISTS audit_entries (
-        tenant TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        at TEXT NOT NULL,
-        request_id TEXT NOT NULL,
-        key_id TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        model TEXT NOT NULL,
-        status TEXT NOT NULL,
-        prompt_tokens INTEGER NOT NULL,
-        completion_tokens INTEGER NOT NULL,
-        cost_micro_usd INTEGER,
-        request_sha256 TEXT NOT NULL,
-        response_sha256 TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        details TEXT,
-        PRIMARY KEY (tenant, seq)
-    )""",
-    "CREATE INDEX IF NOT EXISTS audit_by_time ON audit_entries (at)",
-    """CREATE TABLE IF NOT EXISTS audit_heads (
-        tenant TEXT PRIMARY KEY,
-        seq INTEGER NOT NULL,
-        hash TEXT NOT NULL
-    )""",
+    AUDIT_ENTRIES_TABLE,
+    AUDIT_BY_TIME,
+    AUDIT_HEADS_TABLE,
 )
 
 KEY_COLUMNS = "key_id, key_hash, tenant, name, models, pool, created_at, expires_at, revoked_at, pools"
@@ -112,11 +138,10 @@ ADDED_COLUMNS = (
     ("reservations", "key_id", "TEXT NOT NULL DEFAULT ''"),
     ("reservations", "provider", "TEXT NOT NULL DEFAULT ''"),
     ("reservations", "model", "TEXT NOT NULL DEFAULT ''"),
-    ("audit_entries", "details", "TEXT"),
 )
 AUDIT_COLUMNS = (
     "tenant, seq, at, request_id, key_id, provider, model, status, prompt_tokens, completion_tokens, "
-    "cost_micro_usd, request_sha256, response_sha256, prev_hash, hash, details"
+    "cost_micro_usd, request_sha256, response_sha256, prev_hash, hash, details, segment"
 )
 
 
@@ -124,16 +149,26 @@ class SchemaTooNew(RuntimeError):
     """The file was written by a newer tollgate (its ``user_version`` is higher than ours)."""
 
 
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The table's column names (empty when it does not exist)."""
+    return {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
 def create_schema(conn: sqlite3.Connection) -> None:
     """Inside the caller's write transaction: create what is missing, then record the version."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise SchemaTooNew(f"database schema version {version} is newer than {SCHEMA_VERSION}")
+    audit = _columns(conn, "audit_entries")
+    if audit and "segment" not in audit:  # a file from before segments: details first, then the rebuild
+        if "details" not in audit:
+            conn.execute("ALTER TABLE audit_entries ADD COLUMN details TEXT")
+        for statement in SEGMENT_MIGRATION:
+            conn.execute(statement)
     for statement in TABLES:
         conn.execute(statement)
     for table, column, definition in ADDED_COLUMNS:
-        present = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
-        if column not in present:
+        if column not in _columns(conn, table):
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
     if version < SCHEMA_VERSION:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -193,6 +228,7 @@ def entry_params(entry: AuditEntry) -> tuple[Any, ...]:
         entry.prev_hash,
         entry.hash,
         None if not entry.details else json.dumps(entry.details, sort_keys=True),
+        entry.segment,
     )
 
 
@@ -214,4 +250,5 @@ def entry_from_row(row: Sequence[Any]) -> AuditEntry:
         prev_hash=row[13],
         hash=row[14],
         details=None if row[15] is None else json.loads(row[15]),
+        segment=row[16],
     )
