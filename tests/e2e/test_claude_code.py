@@ -198,13 +198,15 @@ def test_tool_round_trip(claude: ClaudeCode, gateway_for: Callable[[str], Gatewa
 def _audit(url: str) -> list[dict[str, Any]]:
     """The open gateway's whole audit chain (tenant ``local``), oldest first; the chain must verify."""
     entries: list[dict[str, Any]] = []
-    after: int | None = 0
-    while after is not None:
-        page = httpx.get(f"{url}/v1/audit", params={"after_seq": after, "limit": 100}, timeout=10).json()
+    before: str | None = None
+    while True:  # pages of the newest entries across segments, each oldest first; next_before goes back
+        params: dict[str, Any] = {"limit": 100} | ({"before": before} if before else {})
+        page = httpx.get(f"{url}/v1/audit", params=params, timeout=10).json()
         assert page["chain_valid"] is True
-        entries += page["entries"]
-        after = page["next_after_seq"]
-    return entries
+        entries = page["entries"] + entries
+        before = page["next_before"]
+        if before is None:
+            return entries
 
 
 def test_prompt_completes_against_llama_server(claude: ClaudeCode, gateway: ServerThread) -> None:

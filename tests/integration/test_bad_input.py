@@ -143,7 +143,7 @@ def test_audit_query_numbers_are_bounded(gw: Gateway, key: str, params: dict[str
 
 
 def test_audit_query_at_its_bounds_is_served(gw: Gateway, key: str) -> None:
-    params = {"after_seq": str(limits.MAX_AUDIT_SEQ), "limit": "1000"}
+    params = {"segment": "", "after_seq": str(limits.MAX_AUDIT_SEQ), "limit": "1000"}
     response = httpx.get(f"{gw.url}/v1/audit", params=params, headers={"x-api-key": key}, timeout=20)
     assert response.status_code == 200, response.text
     assert response.json()["entries"] == []
