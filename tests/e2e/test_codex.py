@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.codex_env import require_codex, run_codex
-from tests.e2e.conftest import THREADS, LlamaServer, _free_port, _stop, _wait_healthy
+from tests.e2e.conftest import THREADS, LlamaServer, _free_port, _wait_healthy, stop
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.bedrock_server import FakeBedrock
 from tests.fakes.openai_responses_upstream import FakeOpenAIResponses
@@ -154,7 +154,7 @@ def greedy_llama_server(
         _wait_healthy(url, process, log)
         yield LlamaServer(url=url, api_key=api_key, log=log)
     finally:
-        _stop(process)
+        stop(process)
 
 
 @pytest.fixture
