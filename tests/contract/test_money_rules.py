@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.audit_helpers import request_entries
 from tollgate import audit, timeutil, token_pools
 from tollgate.accounting import Pricing, summarize_costs
 from tollgate.errors import BadRequest, BudgetExceeded, Forbidden
@@ -114,7 +115,7 @@ async def test_the_sweep_releases_hoosh_reservations(store: Store) -> None:
     assert pool is not None and pool.reserved == 0 and pool.reservations == {}
     corrected = await token_pools.report(store, ALICE, "team", 10, reservation_id=rid)  # a late report
     assert corrected.used == 10 and corrected.remaining == 10**6 - 10
-    entries = await store.list_audit("acme")
+    entries = await request_entries(store, "acme")
     assert [(e.request_id, e.status, e.provider) for e in entries] == [(rid, ABANDONED, "hoosh")]
 
 
@@ -151,7 +152,7 @@ async def test_the_sweep_charges_the_bound_and_audits_each_abandoned_request(sto
     }
     acme = await store.get_pool("acme", "team")
     assert acme is not None and (acme.used, acme.reserved) == (500, 10)
-    entries = {e.request_id: e for t in ("acme", "beta") for e in await store.list_audit(t)}
+    entries = {e.request_id: e for t in ("acme", "beta") for e in await request_entries(store, t)}
     assert set(entries) == {"req-1", "req-2", "req-3"}
     first = entries["req-1"]
     assert (first.status, first.key_id, first.provider, first.model) == (
@@ -204,9 +205,9 @@ async def test_the_sweep_audits_before_it_charges(store: Store) -> None:
         await broken.sweep()
     pool = await store.get_pool("acme", "team")
     assert pool is not None and pool.reserved == 300 and pool.used == 0
-    assert [e.status for e in await store.list_audit("acme")] == [ABANDONED]
+    assert [e.status for e in await request_entries(store, "acme")] == [ABANDONED]
     assert (await sweeper(store, MAX_AGE + 120).sweep())["reservations_swept"] == 1
-    assert [e.status for e in await store.list_audit("acme")] == [ABANDONED, ABANDONED]
+    assert [e.status for e in await request_entries(store, "acme")] == [ABANDONED, ABANDONED]
     summary = summarize_costs(await store.list_costs("acme"), None)
     assert summary["requests"] == 1 and summary["groups"][0]["completion_tokens"] == 300
     assert (await store.get_pool("acme", "team")).used == 300  # type: ignore[union-attr]

@@ -49,5 +49,5 @@ async def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
     finally:
         await store.aclose()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     conn.close()

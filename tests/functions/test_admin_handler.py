@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.audit_helpers import request_entries
 from tests.contract.backend_dynamodb import aws_environment
 from tollgate.store.base import Holder
 from tollgate.timeutil import now_str
@@ -141,7 +142,7 @@ def test_the_scheduled_event_runs_the_sweep(invoke: Invoke) -> None:
     }
     pool = asyncio.run(store.get_pool("acme", "team"))
     assert (pool.used, pool.reserved, set(pool.reservations)) == (70, 30, {"live"})
-    (entry,) = asyncio.run(store.list_audit("acme"))
+    (entry,) = asyncio.run(request_entries(store, "acme"))
     assert (entry.request_id, entry.status, entry.completion_tokens) == ("crashed", "abandoned", 70)
 
 

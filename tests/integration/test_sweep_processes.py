@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.audit_helpers import request_entries
 from tests.contract.backend_dynamodb import REGION, aws_environment, dynalite_url
 from tests.fakes.openai_upstream import FakeOpenAI, Script
 from tests.fakes.server import ServerThread
@@ -242,15 +243,15 @@ def test_a_killed_gateways_requests_are_audited_and_released_by_the_timed_sweep(
 
             pool = run(shared, lambda store: store.get_pool("acme", "default"))
             assert set(pool.reservations) == {s.request_id for s in killed}  # held, nobody will settle
-            entries = run(shared, lambda store: store.list_audit("acme"))
+            entries = run(shared, lambda store: request_entries(store, "acme"))
             assert {e.request_id for e in entries} == {s.request_id for s in served}
 
             gateways.start(shift_seconds=MAX_AGE + 60, sweep=True, TOLLGATE_SWEEP_INTERVAL_SECONDS="0.3")
-            wait_for(lambda: len(run(shared, lambda store: store.list_audit("acme"))) == 6, "the sweep")
+            wait_for(lambda: len(run(shared, lambda store: request_entries(store, "acme"))) == 6, "the sweep")
         finally:
             gateways.stop_all()
 
-        entries = run(shared, lambda store: store.list_audit("acme"))
+        entries = run(shared, lambda store: request_entries(store, "acme"))
         by_id = {e.request_id: e for e in entries}
         assert set(by_id) == {s.request_id for s in streams} and len(entries) == 6
         for stream in killed:
@@ -296,7 +297,7 @@ def test_a_sweep_during_live_streams_still_charges_their_real_usage(
             thread.join(timeout=DEADLINE)
         assert all(s.done for s in streams)
 
-        entries = run(shared, lambda store: store.list_audit("acme"))
+        entries = run(shared, lambda store: request_entries(store, "acme"))
         assert sorted(e.status for e in entries) == ["ok"] * 5
         real = sum(e.prompt_tokens + e.completion_tokens for e in entries)
         pool = run(shared, lambda store: store.get_pool("acme", "default"))
