@@ -9,10 +9,25 @@ import httpx
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import ServerThread
+from tollgate.config import Settings
 
 ADMIN_KEY = "admin-secret-for-tests"
 AUDIT_KEY = "audit-hmac-secret-for-tests"
 MESSAGES = [{"role": "user", "content": "hello there"}]
+
+
+def gateway_settings(fake: FakeOpenAI, **overrides: Any) -> Settings:
+    """The state tests' gateway: OpenAI on the fake, admin and audit keys, no key cache, a 50-token cap."""
+    values: dict[str, Any] = {
+        "default_provider": "openai",
+        "openai_api_key": "sk-upstream-secret",
+        "openai_base_url": f"{fake.url}/v1",  # type: ignore[attr-defined]
+        "admin_key": ADMIN_KEY,
+        "audit_key": AUDIT_KEY,
+        "key_cache_seconds": 0,
+        "default_max_tokens": 50,
+    }
+    return Settings(**(values | overrides))
 
 
 @dataclass

@@ -15,8 +15,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Script
 from tests.fakes.server import ServerThread
-from tests.integration.state_helpers import ADMIN_KEY, AUDIT_KEY, Gateway
-from tollgate.config import Settings
+from tests.integration.state_helpers import Gateway, gateway_settings
 from tollgate.store.sqlite import SQLiteStore
 
 GatewayFactory = Callable[..., Gateway]
@@ -28,16 +27,7 @@ def make_gw(
     fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path
 ) -> GatewayFactory:
     def make(**overrides: Any) -> Gateway:
-        settings = Settings(
-            default_provider="openai",
-            openai_api_key="sk-upstream-secret",
-            openai_base_url=f"{fake_openai.url}/v1",
-            admin_key=ADMIN_KEY,
-            audit_key=AUDIT_KEY,
-            key_cache_seconds=0,
-            default_max_tokens=50,
-            **overrides,
-        )
+        settings = gateway_settings(fake_openai, **overrides)
         store = SQLiteStore(str(tmp_path / f"state{len(fake_openai.requests)}.db"))
         return Gateway(start_gateway(settings, include_admin=True, store=store), fake_openai)
 

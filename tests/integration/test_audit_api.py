@@ -14,9 +14,8 @@ import pytest
 from tests.contract.test_store_contract import at, draft
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import ServerThread
-from tests.integration.state_helpers import ADMIN_KEY, AUDIT_KEY, Gateway
+from tests.integration.state_helpers import AUDIT_KEY, Gateway, gateway_settings
 from tollgate import audit
-from tollgate.config import Settings
 from tollgate.store.sqlite import SQLiteStore
 
 
@@ -27,15 +26,7 @@ def db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def gw(fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], db: Path) -> Gateway:
-    settings = Settings(
-        default_provider="openai",
-        openai_api_key="sk-upstream-secret",
-        openai_base_url=f"{fake_openai.url}/v1",
-        admin_key=ADMIN_KEY,
-        audit_key=AUDIT_KEY,
-        key_cache_seconds=0,
-        default_max_tokens=50,
-    )
+    settings = gateway_settings(fake_openai)
     server = start_gateway(settings, include_admin=True, store=SQLiteStore(str(db)))
     return Gateway(server, fake_openai)
 

@@ -18,8 +18,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import ServerThread
-from tests.integration.state_helpers import ADMIN_KEY, AUDIT_KEY, MESSAGES, Gateway
-from tollgate.config import Settings
+from tests.integration.state_helpers import MESSAGES, Gateway, gateway_settings
 from tollgate.keys import new_key_record
 from tollgate.store.sqlite import SQLiteStore
 
@@ -48,15 +47,7 @@ SPENDING: dict[str, tuple[str, dict[str, Any]]] = {
 
 @pytest.fixture
 def gw(fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path) -> Gateway:
-    settings = Settings(
-        default_provider="openai",
-        openai_api_key="sk-upstream-secret",
-        openai_base_url=f"{fake_openai.url}/v1",
-        admin_key=ADMIN_KEY,
-        audit_key=AUDIT_KEY,
-        key_cache_seconds=0,
-        default_max_tokens=50,
-    )
+    settings = gateway_settings(fake_openai)
     store = SQLiteStore(str(tmp_path / "state.db"))
     return Gateway(start_gateway(settings, include_admin=True, store=store), fake_openai)
 
