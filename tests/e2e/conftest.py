@@ -106,25 +106,13 @@ def smollm2_gguf() -> Path:
     return _locate("TOLLGATE_SMOLLM2_GGUF", "fetch-smollm2.sh")
 
 
-@pytest.fixture(scope="session")
-def llama_server(
-    llama_server_bin: Path, smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LlamaServer]:
-    """A real llama-server on a free port, guarded by a random API key; stopped at the end of the session."""
+def _start_llama(binary: Path, gguf: Path, log: Path, *extra: str) -> Iterator[LlamaServer]:
+    """A real llama-server on a free port, guarded by a random API key, stopped when the caller is done."""
     api_key = secrets.token_urlsafe(24)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("llama-server") / "llama-server.log"
-    command = [
-        str(llama_server_bin),
-        "-m",
-        str(smollm2_gguf),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "-c",
-        "2048",
+    command = [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "-c", "2048"]
+    command += [
         "-t",
         str(THREADS),
         "-np",
@@ -134,6 +122,7 @@ def llama_server(
         "--alias",
         "smollm2",
         "--no-webui",
+        *extra,
     ]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -142,6 +131,25 @@ def llama_server(
         yield LlamaServer(url=url, api_key=api_key, log=log)
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def llama_server(
+    llama_server_bin: Path, smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LlamaServer]:
+    """The shared llama-server (llama.cpp's default sampling); stopped at the end of the session."""
+    log = tmp_path_factory.mktemp("llama-server") / "llama-server.log"
+    yield from _start_llama(llama_server_bin, smollm2_gguf, log)
+
+
+@pytest.fixture(scope="session")
+def greedy_llama_server(
+    llama_server_bin: Path, smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LlamaServer]:
+    """A llama-server that decodes greedily (``--temp 0``): the coding agents send no temperature, and with
+    sampling SmolLM2's short answer sometimes runs into the token cap; greedy, it is the same every run."""
+    log = tmp_path_factory.mktemp("greedy-llama") / "llama-server.log"
+    yield from _start_llama(llama_server_bin, smollm2_gguf, log, "--temp", "0", "--seed", "7")
 
 
 def _settings(**overrides: Any) -> Any:
@@ -177,6 +185,16 @@ def _gateway(**overrides: Any) -> ServerThread:
 def gateway(llama_server: LlamaServer) -> Iterator[ServerThread]:
     """tollgate under uvicorn, in front of the real llama-server."""
     server = _gateway(llama_cpp_base_url=llama_server.url, llama_cpp_api_key=llama_server.api_key)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def greedy_gateway(greedy_llama_server: LlamaServer) -> Iterator[ServerThread]:
+    """tollgate under uvicorn, in front of the greedy llama-server."""
+    server = _gateway(
+        llama_cpp_base_url=greedy_llama_server.url, llama_cpp_api_key=greedy_llama_server.api_key
+    )
     yield server
     server.stop()
 

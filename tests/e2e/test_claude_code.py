@@ -209,16 +209,18 @@ def _audit(url: str) -> list[dict[str, Any]]:
             return entries
 
 
-def test_prompt_completes_against_llama_server(claude: ClaudeCode, gateway: ServerThread) -> None:
+def test_prompt_completes_against_llama_server(claude: ClaudeCode, greedy_gateway: ServerThread) -> None:
     """SmolLM2 (2048-token context here) cannot hold Claude Code's own system prompt and tools, so this run
     replaces the prompt, turns the tools off and caps the answer (``CLAUDE_CODE_MAX_OUTPUT_TOKENS``); the
     request is otherwise Claude Code's own (its system turn folded into the system prompt by tollgate, its
-    effort sent as ``reasoning_effort``). The gateway runs open (tenant ``local``)."""
+    effort sent as ``reasoning_effort``). The gateway runs open (tenant ``local``); llama-server decodes
+    greedily, since Claude Code sends no temperature and a sampled answer sometimes ran into the cap."""
+    gateway = greedy_gateway
     before = _audit(gateway.url)
     result = claude.run(
         gateway.url,
         "open-mode",
-        "What is 2+2?",  # SmolLM2 samples (Claude Code sends no temperature) but stops short on this one
+        "What is 2+2?",
         *("--system-prompt", "Be brief.", "--tools", "", "--model", "auto"),
         env={"CLAUDE_CODE_MAX_OUTPUT_TOKENS": "512"},
     )

@@ -9,16 +9,14 @@ command (Codex runs it, without sandbox or approval prompts, and sends the outpu
 from __future__ import annotations
 
 import json
-import secrets
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.codex_env import require_codex, run_codex
-from tests.e2e.conftest import THREADS, LlamaServer, _free_port, _wait_healthy, stop
+from tests.e2e.conftest import LlamaServer
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.bedrock_server import FakeBedrock
 from tests.fakes.openai_responses_upstream import FakeOpenAIResponses
@@ -133,28 +131,6 @@ def test_codex_tool_round_trip(
     results = [m for m in second if m["role"] == "tool"]
     assert results and results[-1]["tool_call_id"] == "call_echo"
     assert "tollgate-42" in results[-1]["content"]  # the CLI really ran the command
-
-
-@pytest.fixture(scope="module")
-def greedy_llama_server(
-    llama_server_bin: Path, smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LlamaServer]:
-    """A llama-server of its own that decodes greedily (``--temp 0``: Codex sends no temperature), so
-    SmolLM2's short answer is the same every run instead of sometimes running into the token cap."""
-    api_key = secrets.token_urlsafe(24)
-    port = _free_port()
-    log = tmp_path_factory.mktemp("codex-llama") / "llama-server.log"
-    command = [str(llama_server_bin), "-m", str(smollm2_gguf), "--host", "127.0.0.1", "--port", str(port)]
-    command += ["-c", "2048", "-t", str(THREADS), "-np", "1", "--api-key", api_key, "--alias", "smollm2"]
-    command += ["--no-webui", "--temp", "0", "--seed", "7"]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, process, log)
-        yield LlamaServer(url=url, api_key=api_key, log=log)
-    finally:
-        stop(process)
 
 
 @pytest.fixture
