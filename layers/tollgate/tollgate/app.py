@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from .api.account import audit_log, costs, delete_session
 from .api.admin import admin_router
+from .api.caller import provide_caller
 from .api.chat import chat_completions
 from .api.completions import completions
 from .api.console import console_asset, console_index
@@ -103,7 +104,10 @@ def _litestar(
 ) -> Litestar:
     return Litestar(
         route_handlers=handlers,
-        dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False)},
+        dependencies={
+            "ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False),
+            "caller": Provide(provide_caller),  # resolved before the body is read (api/caller.py)
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=ctx.settings.max_body_bytes,

@@ -14,6 +14,7 @@ from ..schemas.openai import ChatCompletionRequest
 from ..streaming import OpenAIChatEncoder, ResponseBuilder
 from ..wire import WireFormat
 from .body import decode_json_object, validate
+from .caller import METERED, Caller
 from .errors import error_payload
 from .pipeline import serve
 
@@ -33,8 +34,8 @@ def _encoder(call: ChatCall) -> OpenAIChatEncoder:
 OPENAI_CHAT = WireFormat(parse=_parse, render=_render, encoder=_encoder)
 
 
-@post("/v1/chat/completions", status_code=200)
+@post("/v1/chat/completions", status_code=200, opt={METERED: True})
 async def chat_completions(
-    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
 ) -> Response[Any]:
-    return await serve(request, ctx, OPENAI_CHAT)
+    return await serve(request, ctx, caller, OPENAI_CHAT)

@@ -27,6 +27,7 @@ from ..schemas.openai import ChatCompletionRequest
 from ..streaming import DONE, ResponseBuilder, sse, usage_body
 from ..wire import WireFormat
 from .body import decode_json_object, validate
+from .caller import METERED, Caller
 from .errors import error_payload
 from .pipeline import serve
 
@@ -135,6 +136,8 @@ class CompletionEncoder:
 LEGACY_COMPLETIONS = WireFormat(parse=parse, render=render, encoder=CompletionEncoder)
 
 
-@post("/v1/completions", status_code=200)
-async def completions(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> Response[Any]:
-    return await serve(request, ctx, LEGACY_COMPLETIONS)
+@post("/v1/completions", status_code=200, opt={METERED: True})
+async def completions(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
+) -> Response[Any]:
+    return await serve(request, ctx, caller, LEGACY_COMPLETIONS)

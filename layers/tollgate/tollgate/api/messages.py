@@ -28,6 +28,7 @@ from ..schemas.openai import ChatCompletionRequest
 from ..streaming import ResponseBuilder
 from ..wire import WireFormat
 from .body import decode_json_object, validate
+from .caller import METERED, Caller
 from .errors import http_exception_handler, status_and_type, tollgate_error_handler, unexpected_error_handler
 from .pipeline import serve
 
@@ -91,9 +92,11 @@ def _wire(beta_names: tuple[str, ...]) -> WireFormat:
     return WireFormat(parse=lambda raw: _parse(raw, beta_names), render=_render, encoder=_encoder)
 
 
-@post("/v1/messages", status_code=200, exception_handlers=ERROR_HANDLERS)
-async def messages(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> Response[Any]:
-    return await serve(request, ctx, _wire(betas(request)))
+@post("/v1/messages", status_code=200, exception_handlers=ERROR_HANDLERS, opt={METERED: True})
+async def messages(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
+) -> Response[Any]:
+    return await serve(request, ctx, caller, _wire(betas(request)))
 
 
 @head(["/", "/v1/messages"], status_code=200, sync_to_thread=False)
