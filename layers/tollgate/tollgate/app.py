@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from .api.account import audit_log, costs, delete_session
 from .api.admin import admin_router
-from .api.caller import provide_caller
+from .api.caller import provide_caller, ratelimit_headers
 from .api.chat import chat_completions
 from .api.completions import completions
 from .api.console import console_asset, console_index
@@ -109,6 +109,7 @@ def _litestar(
             "caller": Provide(provide_caller),  # resolved before the body is read (api/caller.py)
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[ratelimit_headers],
         lifespan=[lifespan],
         request_max_body_size=ctx.settings.max_body_bytes,
         openapi_config=openapi_config(openapi_path),

@@ -16,6 +16,7 @@ from .engine.route import Router
 from .engine.routes import SSM_PREFIX, RoutingConfig, load_config
 from .keys import Authenticator
 from .ledger import Ledger
+from .limits import RateLimits
 from .logs import log_event
 from .observability.diagnostics import Diagnostics
 from .observability.metrics import Metrics
@@ -38,6 +39,7 @@ class AppContext:
     authenticator: Authenticator
     ledger: Ledger
     sweeper: Sweeper
+    limits: RateLimits
     started_at: float = field(default_factory=time.time)
     in_flight: int = 0
     http: httpx.AsyncClient | None = None
@@ -77,6 +79,7 @@ class AppContext:
             ),
             ledger=ledger,
             sweeper=Sweeper(store, ledger, settings.reservation_max_age_seconds, clock),
+            limits=RateLimits(store, cache_seconds=settings.key_cache_seconds, clock=clock),
         )
 
     async def refresh_routing(self) -> None:

@@ -14,6 +14,7 @@ from .accounting import Pricing, usd
 from .canonical import answer_digest
 from .errors import BudgetExceeded
 from .keys import Principal
+from .limits import Admission
 from .logs import log_event
 from .providers.base import Usage
 from .schemas.openai import Message
@@ -37,6 +38,7 @@ class Booking:
     session_version: int = 0
     session_history: list[dict[str, Any]] = field(default_factory=list)
     new_messages: list[dict[str, Any]] = field(default_factory=list)
+    admission: Admission | None = None  # the caller's rate limits (tollgate.limits): TPM counts here
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,8 @@ class Ledger:
         completions, embeddings, each loop turn). ``holder`` (key, provider, model) is what the sweep's
         ``abandoned`` entry names if the request never settles."""
         booking.principal.check_pool(booking.pool)
+        if booking.admission is not None:
+            await booking.admission.admit_tokens(tokens)
         try:
             await self.store.reserve(
                 booking.principal.tenant, booking.pool, request_id, tokens, now_str(), holder
@@ -149,6 +153,8 @@ class Ledger:
         jobs: list[Coroutine[Any, Any, Any]] = [self._audit(booking, charge, status, cost, answer)]
         if booking.reservation_id is not None:
             jobs.append(self._settle(booking, usage.total_tokens))
+        if booking.admission is not None:
+            jobs.append(booking.admission.settle(usage.total_tokens))
         if save_session and booking.session_id is not None and status == "ok" and answer is not None:
             jobs.append(self._save_session(booking, answer))
         results = await asyncio.gather(*jobs, return_exceptions=True)

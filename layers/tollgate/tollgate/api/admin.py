@@ -22,6 +22,7 @@ from ..schemas.tollgate import BudgetSet, KeyCreate
 from ..store.base import ApiKey
 from ..timeutil import now_str
 from .account import cost_summary
+from .admin_limits import ROUTES as LIMIT_ROUTES
 from .auth import admin_guard
 from .body import decode_json_object, validate
 from .tokens import pool_view
@@ -123,5 +124,6 @@ admin_router = Router(
         admin_costs,
         verify_audit,
         sweep,
+        *LIMIT_ROUTES,
     ],
 )

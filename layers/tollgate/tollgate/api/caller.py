@@ -14,13 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
+from litestar.types import Message, Scope
 
 from ..context import AppContext
 from ..keys import Principal
+from ..limits import Admission
 from .auth import authenticate
 from .gateway_context import GatewayContext, check_edge_tenant, gateway_context
 
 METERED = "metered"  # a route handler's opt flag: rate limits apply
+ADMISSION = "admission"  # the request's Admission, in the scope's state
 
 
 def new_request_id() -> str:
@@ -35,6 +38,7 @@ class Caller:
     principal: Principal
     request_id: str
     edge: GatewayContext
+    admission: Admission | None = None  # the rate limits that apply (metered routes only)
 
 
 async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
@@ -46,4 +50,23 @@ async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
     state["request_id"] = request_id  # read by the error handler
     principal = await authenticate(request, ctx)
     check_edge_tenant(edge, principal, request_id)
-    return Caller(principal=principal, request_id=request_id, edge=edge)
+    admission = None
+    if request.route_handler.opt.get(METERED):
+        admission = await ctx.limits.admission(principal)
+        if admission is not None:
+            state[ADMISSION] = admission  # its x-ratelimit headers go on every response (ratelimit_headers)
+            await admission.admit_request()
+    return Caller(principal=principal, request_id=request_id, edge=edge, admission=admission)
+
+
+async def ratelimit_headers(message: Message, scope: Scope) -> None:
+    """A ``before_send`` hook: the x-ratelimit headers on every response of a request that met a limit,
+    buffered or streamed, success or error (the 429 included)."""
+    if message["type"] != "http.response.start":
+        return
+    admission = scope.get("state", {}).get(ADMISSION)
+    if admission is None:
+        return
+    headers = list(message.get("headers") or [])
+    headers += [(name.encode(), value.encode()) for name, value in admission.headers().items()]
+    message["headers"] = headers

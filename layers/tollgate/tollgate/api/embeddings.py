@@ -66,11 +66,13 @@ def embed_with(ctx: AppContext, body: EmbeddingsRequest) -> Callable[[ChatCall],
 
 
 async def start(
-    ctx: AppContext, tracker: RequestTracker, principal: Principal, body: EmbeddingsRequest, raw: bytes
+    ctx: AppContext, tracker: RequestTracker, caller: Caller, body: EmbeddingsRequest, raw: bytes
 ) -> Exchange:
     """Route, book and reserve (an upper bound from the inputs' bytes; embeddings generate nothing)."""
+    principal = caller.principal
     found = route(ctx, body, principal)
     booking = tracker.booking = ctx.ledger.book(principal, body.pool, sha256_hex(raw))
+    booking.admission = caller.admission
     request = embeddings.booking_request(body)
     exchange = tracker.exchange = Exchange(ctx, booking, found, request, tracker.request_id)
     tracker.call = exchange.served
@@ -90,11 +92,10 @@ async def create_embeddings(
     request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
 ) -> Response[Any]:
     tracker = begin(request, ctx, caller)
-    principal = caller.principal
     try:
         raw = await read_body(request, ctx)
         body = parse(raw)
-        exchange = await start(ctx, tracker, principal, body, raw)
+        exchange = await start(ctx, tracker, caller, body, raw)
         result = await exchange.attempt(embed_with(ctx, body))
         tracker.call = exchange.served
         outcome = Outcome("ok", result.usage, result.model, answer=embeddings.answer_record(result))

@@ -61,6 +61,7 @@ async def serve(
         if wire.bind is not None:
             chat = await wire.bind(ctx, tracker, principal, chat)
         prepared = await prepare(ctx, tracker, principal, chat, raw)
+        prepared.booking.admission = caller.admission  # TPM counts where the ledger reserves
         if chat.loop_mode is not None:
             return await serve_loop(ctx, tracker, prepared, wire)
         exchange = tracker.exchange = Exchange(
