@@ -13,6 +13,7 @@ from .api.admin import key_view
 from .api.tokens import pool_view
 from .cli import _print, _with_store
 from .cli_args import SINCE_FORMS, count_type, name_type, names_type, since_time
+from .cli_rotate import add_rotate_command
 from .config import Settings
 from .context import AppContext
 from .keys import new_key_record, store_key
@@ -222,6 +223,7 @@ def add_admin_commands(commands: Any) -> None:
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id", type=name_type("key_id"), help="the key's id (key_..., from keys list)")
     revoke.set_defaults(handler=keys_revoke)
+    add_rotate_command(keys)
 
     budgets = commands.add_parser("budgets", help="token pools").add_subparsers(dest="action", required=True)
     set_ = budgets.add_parser("set", help="set a pool's capacity")

@@ -45,6 +45,7 @@ class AppContext:
     http: httpx.AsyncClient | None = None
     providers: dict[str, Provider] = field(default_factory=dict)
     routing_checked: float = field(default_factory=time.monotonic)  # when the routing config was read
+    clock: Clock = utc_now  # what time it is for limits and key rotation (tests inject one)
 
     @classmethod
     def build(
@@ -75,11 +76,12 @@ class AppContext:
             diagnostics=Diagnostics(router, settings.recent_requests),
             store=store,
             authenticator=Authenticator(
-                store, cache_seconds=settings.key_cache_seconds, allow_open=allow_open
+                store, cache_seconds=settings.key_cache_seconds, allow_open=allow_open, clock=clock
             ),
             ledger=ledger,
             sweeper=Sweeper(store, ledger, settings.reservation_max_age_seconds, clock),
             limits=RateLimits(store, cache_seconds=settings.key_cache_seconds, clock=clock),
+            clock=clock,
         )
 
     async def refresh_routing(self) -> None:

@@ -23,6 +23,7 @@ from ..store.base import ApiKey
 from ..timeutil import now_str
 from .account import cost_summary
 from .admin_limits import ROUTES as LIMIT_ROUTES
+from .admin_rotation import rotate_key
 from .auth import admin_guard
 from .body import decode_json_object, validate
 from .tokens import pool_view
@@ -119,6 +120,7 @@ admin_router = Router(
         create_key,
         list_keys,
         revoke_key,
+        rotate_key,
         set_budget,
         list_budgets,
         admin_costs,

@@ -60,6 +60,11 @@ class KeyStore(Protocol):
     async def any_keys(self) -> bool:
         """Whether any key was ever created (revoked ones count): open mode ends with the first key."""
 
+    async def rotate_key(self, key_id: str, new_hash: str, at: str, old_until: str) -> ApiKey | None:
+        """Give the key ``new_hash`` (same id, tenant, pools, allow-list, limits); the old hash (and those
+        of earlier rotations still in their grace) is still found by ``key_by_hash``, with ``expires_at``
+        at most ``old_until``, and is revoked with the key. None when there is no such key."""
+
 
 # --------------------------------------------------------------------------------------------- budgets
 

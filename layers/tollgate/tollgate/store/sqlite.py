@@ -28,6 +28,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from .. import timeutil
 from . import sqlite_ops as ops
 from . import sqlite_responses as responses
+from . import sqlite_rotation as rotation
 from .base import (
     NOBODY,
     ApiKey,
@@ -191,7 +192,10 @@ class SQLiteStore(SQLiteLimits):
         await self._run.write(ops.create_key, key)
 
     async def key_by_hash(self, key_hash: str) -> ApiKey | None:
-        return await self._run.read(ops.key_by, "key_hash", key_hash)
+        return await self._run.read(rotation.key_by_hash, key_hash)  # a retired hash too, in its grace
+
+    async def rotate_key(self, key_id: str, new_hash: str, at: str, old_until: str) -> ApiKey | None:
+        return await self._run.write(rotation.rotate_key, key_id, new_hash, at, old_until)
 
     async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
         return await self._run.read(ops.list_keys, tenant)

@@ -13,6 +13,7 @@ from typing import Any
 
 from .base import ApiKey, AuditEntry
 from .sqlite_limits import LIMIT_TABLES
+from .sqlite_rotation import ROTATION_TABLES
 
 SCHEMA_VERSION = 3
 AUDIT_ENTRIES_TABLE = """CREATE TABLE IF NOT EXISTS audit_entries (
@@ -130,6 +131,7 @@ TABLES = (
     AUDIT_BY_TIME,
     AUDIT_HEADS_TABLE,
     *LIMIT_TABLES,
+    *ROTATION_TABLES,
 )
 
 KEY_COLUMNS = "key_id, key_hash, tenant, name, models, pool, created_at, expires_at, revoked_at, pools"
