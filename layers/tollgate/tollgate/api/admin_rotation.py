@@ -8,18 +8,12 @@ from typing import Any
 from litestar import Request, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..context import AppContext
-from ..key_rotation import MAX_GRACE_SECONDS, rotate
+from ..key_rotation import rotate
 from ..names import check_name
+from ..schemas.rate_limits import KeyRotate
 from .body import decode_json_object, validate
-
-
-class KeyRotate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    grace_seconds: int = Field(0, strict=True, ge=0, le=MAX_GRACE_SECONDS)
 
 
 @post("/keys/{key_id:str}/rotate", status_code=200)

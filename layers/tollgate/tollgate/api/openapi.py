@@ -22,6 +22,7 @@ from .. import __version__
 from ..schemas.anthropic import CountTokensRequest, MessagesRequest
 from ..schemas.embeddings import EmbeddingsRequest
 from ..schemas.openai import ChatCompletionRequest
+from ..schemas.rate_limits import KeyRotate, LimitSet
 from ..schemas.tollgate import BudgetSet, KeyCreate, TokensReport, TokensRequest
 from ..wire.responses_request import ResponsesRequest
 from .completions import CHAT_ONLY
@@ -38,6 +39,9 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/tokens/report", "post"): TokensReport,
     ("/admin/keys", "post"): KeyCreate,
     ("/admin/budgets/{tenant}/{pool}", "put"): BudgetSet,
+    ("/admin/limits/{tenant}", "put"): LimitSet,
+    ("/admin/limits/{tenant}/keys/{key_id}", "put"): LimitSet,
+    ("/admin/keys/{key_id}/rotate", "post"): KeyRotate,
 }
 COMPLETIONS = ("/v1/completions", "post")  # the chat body without its chat-only fields, with `prompt`
 SECURITY_SCHEMES = {

@@ -1,9 +1,10 @@
-"""The admin API's rate-limit body."""
+"""The admin API's bodies for rate limits and key rotation."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..key_rotation import MAX_GRACE_SECONDS
 from ..limits_admin import MAX_RATE
 
 
@@ -20,3 +21,11 @@ class LimitSet(BaseModel):
         if self.rpm is None and self.tpm is None:
             raise ValueError("give rpm, tpm or both (to remove a limit, DELETE it)")
         return self
+
+
+class KeyRotate(BaseModel):
+    """How long the old secret keeps working (seconds; 0: it stops now)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: int = Field(0, strict=True, ge=0, le=MAX_GRACE_SECONDS)
