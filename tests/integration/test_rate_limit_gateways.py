@@ -45,6 +45,7 @@ def gateways(tmp_path: Path, upstream: FakeOpenAI, kind: str) -> Iterator[tuple[
     """Four gateways on one store; yields their URLs and a function that reads the counter buckets."""
     env = _serve_env(tmp_path / "limits.db", upstream.url)  # type: ignore[attr-defined]
     env["TOLLGATE_STORE_THREADS"] = "8"
+    env["TOLLGATE_DEFAULT_MAX_TOKENS"] = "50"  # an estimate of about 60 tokens per request
     table = f"tollgate-{uuid.uuid4().hex[:12]}"
     with contextlib.ExitStack() as stack:
         if kind == "dynalite":
@@ -167,6 +168,7 @@ def test_tpm_limit_holds_across_four_gateways(fake_openai: FakeOpenAI, tmp_path:
         responses = asyncio.run(burst(urls, key))
         counted = buckets()
     admitted = [r for r in responses if r.status_code == 200]
+    assert 0 < len(admitted) < REQUESTS
     for response in (r for r in responses if r.status_code != 200):
         check_refused(response, "tokens")
     assert all(r.json()["usage"]["total_tokens"] == USAGE for r in admitted)

@@ -27,6 +27,7 @@ from .timeutil import Clock, utc_now
 BUCKET_SECONDS = 60
 BUCKET_KEEP_SECONDS = 3600  # a counter outlives its minute by this much, then TTL (or SQLite) drops it
 REQUESTS, TOKENS = "requests", "tokens"
+_BUCKET_KIND = {REQUESTS: "rpm", TOKENS: "tpm"}
 
 
 class RateLimitExceeded(RateLimited):
@@ -64,7 +65,7 @@ class Admission:
         now = self.clock().timestamp()
         minute = int(now // BUCKET_SECONDS)
         end = (minute + 1) * BUCKET_SECONDS
-        return f"{limit.scope}#{kind}#{minute}", end + BUCKET_KEEP_SECONDS, end - now
+        return f"{limit.scope}#{_BUCKET_KIND[kind]}#{minute}", end + BUCKET_KEEP_SECONDS, end - now
 
     async def _count(self, kind: str, amount: int) -> list[str]:
         """Count ``amount`` against every limit of ``kind``; 429 when one is full (what the others
