@@ -72,3 +72,11 @@ async def test_concurrent_counts_never_admit_past_the_limit(concurrent_store: St
     admitted = sorted(c.count for c in results if c.admitted)
     assert admitted == list(range(1, 21))
     assert all(c.count == 20 for c in results if not c.admitted)
+
+
+async def test_read_bucket_shows_the_count_and_writes_nothing(store: Store) -> None:
+    assert await store.read_bucket("acme#tenant#rpm#9") == 0
+    await store.count_in_bucket("acme#tenant#rpm#9", 1, 5, EXPIRES)
+    await store.count_in_bucket("acme#tenant#rpm#9", 1, 5, EXPIRES)
+    assert await store.read_bucket("acme#tenant#rpm#9") == 2
+    assert await store.read_bucket("acme#tenant#rpm#10") == 0

@@ -181,3 +181,25 @@ def test_admin_unknown_tenant_or_key_is_404_and_list_and_clear_work(gw: Gateway)
     assert gw.admin("DELETE", f"/limits/acme/keys/{key_id}").status_code == 404
     assert gw.admin("DELETE", "/limits/acme").status_code == 200
     assert gw.admin("GET", "/limits").json() == {"limits": []}
+
+
+def test_the_caller_reads_its_own_limits_and_use_without_spending_them(gw: Gateway) -> None:
+    key, key_id = new_key(gw, "acme")
+    other, _ = new_key(gw, "other")
+    assert gw.get(key, "/v1/limits").json() == {"limits": []}
+    assert set_limit(gw, "acme", rpm=50).status_code == 200
+    assert set_limit(gw, "acme", key_id, rpm=5, tpm=100_000).status_code == 200
+    assert gw.chat(key).status_code == 200
+    reads = [gw.get(key, "/v1/limits") for _ in range(3)]
+    assert all("x-ratelimit-limit-requests" not in r.headers for r in reads)  # reading is not metered
+    tenant, own = reads[-1].json()["limits"]
+    resets_at = "2026-03-01T12:01:00.000000Z"
+    assert tenant == {
+        "scope": "tenant",
+        "key_id": None,
+        "requests": {"limit": 50, "used": 1, "remaining": 49, "resets_at": resets_at},
+    }
+    assert own["scope"] == "key" and own["key_id"] == key_id
+    assert own["requests"] == {"limit": 5, "used": 1, "remaining": 4, "resets_at": resets_at}
+    assert own["tokens"]["limit"] == 100_000 and 0 < own["tokens"]["used"] < 100
+    assert gw.get(other, "/v1/limits").json() == {"limits": []}  # another tenant sees none of them

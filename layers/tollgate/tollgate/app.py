@@ -29,6 +29,7 @@ from .api.embeddings import create_embeddings
 from .api.errors import EXCEPTION_HANDLERS
 from .api.gateway_context import TRUST_GATEWAY_CONTEXT
 from .api.info import diagnostics_providers, diagnostics_requests, health, metrics, models
+from .api.limits import my_limits
 from .api.messages import messages, probe
 from .api.openapi import openapi_config
 from .api.responses import ROUTES as RESPONSES_ROUTES
@@ -63,6 +64,7 @@ DATA_PLANE: list[ControllerRouterHandler] = [
     costs,
     audit_log,
     delete_session,
+    my_limits,
     console_index,
     console_asset,
     *RESPONSES_ROUTES,

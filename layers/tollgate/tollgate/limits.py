@@ -18,11 +18,13 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 from .errors import RateLimited
 from .keys import Principal
 from .store.limits_base import LimitStore, RateLimit
-from .timeutil import Clock, utc_now
+from .timeutil import Clock, format_time, utc_now
 
 BUCKET_SECONDS = 60
 BUCKET_KEEP_SECONDS = 3600  # a counter outlives its minute by this much, then TTL (or SQLite) drops it
@@ -135,6 +137,26 @@ class Admission:
                 if actual != admitted
             )
         )
+
+    async def status(self) -> list[dict[str, Any]]:
+        """Each limit with this minute's use: for the caller's own ``GET /v1/limits`` (no counting)."""
+        views = []
+        for limit in self.limits:
+            view: dict[str, Any] = {"scope": "key" if limit.key_id else "tenant", "key_id": limit.key_id}
+            for kind, cap in ((REQUESTS, limit.rpm), (TOKENS, limit.tpm)):
+                if cap is None:
+                    continue
+                bucket, _, reset = self._bucket(limit, kind)
+                used = await self.store.read_bucket(bucket)
+                resets_at = format_time(self.clock() + timedelta(seconds=reset))
+                view[kind] = {
+                    "limit": cap,
+                    "used": used,
+                    "remaining": max(0, cap - used),
+                    "resets_at": resets_at,
+                }
+            views.append(view)
+        return views
 
     def headers(self) -> dict[str, str]:
         """OpenAI's x-ratelimit headers for each kind with a limit that applies."""

@@ -127,6 +127,10 @@ class DynamoDBLimits:
             return Counted(False, opt_n(item, "count") or 0 if item is not None else 0)
         return Counted(True, int(response["Attributes"]["count"]["N"]))
 
+    async def read_bucket(self, bucket: str) -> int:
+        item = await self._get(counter_key(bucket))
+        return (opt_n(item, "count") or 0) if item is not None else 0
+
     async def add_to_bucket(self, bucket: str, amount: int, expires_epoch: int) -> int:
         response = await self.call("update_item", **add_request(bucket, amount, expires_epoch))
         return int(response["Attributes"]["count"]["N"])

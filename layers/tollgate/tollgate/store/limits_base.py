@@ -49,5 +49,8 @@ class LimitStore(Protocol):
         """Add ``amount`` to the bucket if the result stays within ``limit`` (one atomic conditional
         update; a missing bucket counts 0). The bucket may be deleted after ``expires_epoch``."""
 
+    async def read_bucket(self, bucket: str) -> int:
+        """The bucket's count (0 when it does not exist): for showing, never for admitting."""
+
     async def add_to_bucket(self, bucket: str, amount: int, expires_epoch: int) -> int:
         """Add ``amount`` (negative: give back) unconditionally; the count after it."""

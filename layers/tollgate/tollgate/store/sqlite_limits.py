@@ -73,6 +73,11 @@ def count_in_bucket(conn: sqlite3.Connection, bucket: str, amount: int, limit: i
     return Counted(True, current + amount)
 
 
+def read_bucket(conn: sqlite3.Connection, bucket: str) -> int:
+    row = conn.execute("SELECT count FROM rate_counters WHERE bucket = ?", (bucket,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
 def add_to_bucket(conn: sqlite3.Connection, bucket: str, amount: int, expires: int) -> int:
     conn.execute(
         "INSERT INTO rate_counters (bucket, count, expires_at) VALUES (?, ?, ?) "
@@ -109,6 +114,9 @@ class SQLiteLimits:
     async def count_in_bucket(self, bucket: str, amount: int, limit: int, expires_epoch: int) -> Counted:
         counted: Counted = await self._run.write(count_in_bucket, bucket, amount, limit, expires_epoch)
         return counted
+
+    async def read_bucket(self, bucket: str) -> int:
+        return await self._run.read(read_bucket, bucket)
 
     async def add_to_bucket(self, bucket: str, amount: int, expires_epoch: int) -> int:
         count: int = await self._run.write(add_to_bucket, bucket, amount, expires_epoch)
