@@ -389,3 +389,45 @@ def test_dark_theme(ui: Console) -> None:
     ui.shot("usage-dark")
     while theme.text != "Theme: auto":
         theme.click()
+
+
+def test_admin_sets_rate_limits_and_the_key_sees_them_on_usage(ui: Console) -> None:
+    from tests.e2e.console_env import ADMIN_KEY
+
+    key = ui.gateway.new_key("limited")
+
+    def limits() -> list[dict[str, Any]]:
+        return list(ui.gateway.admin("GET", "/limits", params={"tenant": "limited"}).json()["limits"])
+
+    ui.login(ADMIN_KEY)
+    ui.wait(lambda: ui.visible("admin-limit-tenant"), what="the rate-limit form")
+    ui.find("admin-limit-tenant").send_keys("limited")
+    ui.find("admin-limit-rpm").send_keys("0")
+    ui.find("admin-set-limit").click()
+    assert "RPM must be a whole number of at least 1" in ui.banner()
+    assert limits() == []  # nothing was written
+    ui.find("admin-limit-rpm").clear()
+    ui.find("admin-limit-rpm").send_keys("3")
+    ui.find("admin-limit-tpm").send_keys("50000")
+    ui.find("admin-set-limit").click()
+    ui.wait(lambda: limits() == [{"tenant": "limited", "key_id": None, "rpm": 3, "tpm": 50000}], what="set")
+    ui.wait(
+        lambda: any("limited" in r.text and "50,000" in r.text for r in ui.all("admin-limit-row")),
+        what="the limit's row",
+    )
+    ui.find("admin-limit-key").send_keys("key_0000000000000000")  # not a key of the tenant: explained
+    ui.find("admin-set-limit").click()
+    assert "Not found" in ui.banner() and "has no key" in ui.banner()
+    ui.shot("admin-limits")
+    assert ui.gateway.chat(key).status_code == 200
+    ui.login(key)
+    ui.wait(lambda: ui.visible("nav-usage"), what="the usage link")
+    ui.find("nav-usage").click()
+    rows = ui.wait(lambda: ui.all("limit-row"), what="the limit rows")
+    texts = [r.text for r in rows]
+    assert len(texts) == 2
+    assert texts[0].startswith("Requests per minute (tenant) 3")
+    assert texts[1].startswith("Tokens per minute (tenant) 50,000")
+    remaining = int(rows[0].find_elements("css selector", "td")[2].text)
+    assert remaining in (2, 3)  # the chat above counted (2), unless a new minute began since (3)
+    ui.shot("usage-limits")

@@ -1,5 +1,5 @@
 // The Admin page (admin key): tenants and their spend, keys (create, list, revoke), budgets (set),
-// provider and deployment health. Rate limits (set) wait for the gateway's limits API.
+// rate limits (set, clear), provider and deployment health.
 
 import {getJson, request} from "./api.js";
 import {count, field, h, num, replace, table, usd, when} from "./dom.js";
@@ -69,13 +69,14 @@ export class AdminPage {
 
   async show() {
     this.banner.clear();
-    this.body = {tenants: h("div"), keys: h("div"), budgets: h("div"), providers: h("div"), audit: h("div")};
+    this.body = {tenants: h("div"), keys: h("div"), budgets: h("div"), limits: h("div"), providers: h("div"),
+      audit: h("div")};
     const refresh = h("button", {type: "button", class: "secondary", onclick: () => this.show()}, "Refresh");
     replace(this.root, h("div", {class: "page-head"}, h("h1", {}, "Admin"), refresh),
       card("Tenants", "admin-tenants", this.body.audit, this.body.tenants),
       card("Keys", "admin-keys", this.keyForm(), this.secretBox = h("div"), this.body.keys),
-      card("Budgets", "admin-budgets", this.budgetForm(), this.body.budgets,
-        h("p", {class: "muted"}, "Rate limits: not settable from the console yet (no limits API in this gateway).")),
+      card("Budgets", "admin-budgets", this.budgetForm(), this.body.budgets),
+      card("Rate limits", "admin-limits", this.limitForm(), this.body.limits),
       card("Providers", "admin-providers", this.body.providers));
     await this.reload();
   }
@@ -92,6 +93,10 @@ export class AdminPage {
         replace(this.body.tenants, tenantsView(allKeys, costs, allPools));
         replace(this.body.keys, this.keysTable(allKeys));
         replace(this.body.budgets, budgetsTable(allPools));
+      }),
+      this.load([this.body.limits], async () => {
+        const limits = await getJson("admin/limits");
+        replace(this.body.limits, this.limitsTable(limits.limits || []));
       }),
       this.load([this.body.providers], async () => {
         const providers = await getJson("diagnostics/providers");
@@ -208,5 +213,59 @@ export class AdminPage {
       }
     }}, field("Tenant", tenant), field("Pool", pool), field("Tokens (empty: unlimited)", tokens),
     h("div", {class: "actions"}, h("button", {type: "submit"}, "Set budget")));
+  }
+
+  limitForm() {
+    const tenant = input("admin-limit-tenant", {testid: "admin-limit-tenant", required: true});
+    const key = input("admin-limit-key", {testid: "admin-limit-key", placeholder: "the whole tenant"});
+    const number = (id) => input(id, {testid: id, type: "number", min: 1, step: 1, placeholder: "no limit"});
+    const rpm = number("admin-limit-rpm");
+    const tpm = number("admin-limit-tpm");
+    // novalidate: a bad number is explained in words by the check below, not by the browser's bubble
+    return h("form", {class: "grid", novalidate: true, onsubmit: async (e) => {
+      e.preventDefault();
+      this.banner.clear();
+      const t = tenant.value.trim();
+      const k = key.value.trim();
+      if (!t) return this.banner.show("A rate limit needs a tenant.");
+      const body = {};
+      for (const [name, control] of [["rpm", rpm], ["tpm", tpm]]) {
+        const text = control.value.trim();
+        if (text === "") continue;
+        const value = Number(text);
+        if (!Number.isInteger(value) || value < 1) return this.banner.show(`${name.toUpperCase()} must be a whole number of at least 1.`);
+        body[name] = value;
+      }
+      if (!Object.keys(body).length) return this.banner.show("Give requests per minute, tokens per minute or both.");
+      const path = `admin/limits/${encodeURIComponent(t)}${k ? `/keys/${encodeURIComponent(k)}` : ""}`;
+      try {
+        await request(path, {method: "PUT", body});
+        await this.reload();
+      } catch (err) {
+        this.banner.show(err.message);
+      }
+    }}, field("Tenant", tenant), field("Key id (optional)", key), field("Requests per minute", rpm),
+    field("Tokens per minute", tpm), h("div", {class: "actions"},
+      h("button", {type: "submit", testid: "admin-set-limit"}, "Set limits")));
+  }
+
+  limitsTable(limits) {
+    const rows = limits.map((l) => {
+      const scope = l.key_id ? `key ${l.key_id}` : "tenant";
+      const path = `admin/limits/${encodeURIComponent(l.tenant)}${l.key_id ? `/keys/${encodeURIComponent(l.key_id)}` : ""}`;
+      const clear = h("button", {type: "button", class: "danger", "aria-label": `Clear the limits of ${l.tenant} ${scope}`,
+        onclick: async () => {
+          try {
+            await request(path, {method: "DELETE"});
+            await this.reload();
+          } catch (err) {
+            this.banner.show(err.message);
+          }
+        }}, "Clear");
+      return h("tr", {testid: "admin-limit-row"}, h("td", {}, l.tenant), h("td", {}, scope),
+        h("td", {class: "num"}, l.rpm == null ? "—" : count(l.rpm)),
+        h("td", {class: "num"}, l.tpm == null ? "—" : count(l.tpm)), h("td", {}, clear));
+    });
+    return table(null, ["Tenant", "Scope", "Requests / min", "Tokens / min", ""], rows, "No rate limits set.");
   }
 }

@@ -34,19 +34,34 @@ export function budgetRow(b) {
     h("td", {}, resets), h("td", {}, money ? h("span", {class: "muted"}, "USD") : bar(spent, limit)));
 }
 
+const KINDS = [["requests", "Requests per minute"], ["tokens", "Tokens per minute"]];
+
+/** The caller's rate limits: /v1/limits (each limit with this minute's use), or, from a gateway without it,
+ * the x-ratelimit-* headers seen on its answers. One row per limit and kind. */
 function limitsView(limits) {
   const rows = [];
   if (Array.isArray(limits)) {
-    for (const l of limits) rows.push([String(l.name ?? l.kind ?? l.scope ?? "limit"), String(l.limit ?? "—"),
-      String(l.remaining ?? "—"), l.resets_at ? when(l.resets_at) : String(l.reset ?? "—")]);
+    for (const l of limits) {
+      const scope = l.scope === "key" ? `key ${l.key_id}` : "tenant";
+      for (const [kind, label] of KINDS) {
+        const w = l[kind];
+        if (!w) continue;
+        rows.push(h("tr", {testid: "limit-row", "data-kind": kind, "data-scope": l.scope},
+          h("td", {}, `${label} (${scope})`), h("td", {class: "num"}, count(w.limit)),
+          h("td", {class: "num"}, count(w.remaining)), h("td", {}, when(w.resets_at)),
+          h("td", {}, bar(w.used, w.limit))));
+      }
+    }
   } else {
-    for (const kind of ["requests", "tokens"]) {
+    for (const [kind, label] of KINDS) {
       const limit = limits[`limit-${kind}`];
-      if (limit !== undefined) rows.push([kind, limit, limits[`remaining-${kind}`] ?? "—", limits[`reset-${kind}`] ?? "—"]);
+      if (limit !== undefined) rows.push(h("tr", {testid: "limit-row", "data-kind": kind},
+        h("td", {}, label), h("td", {class: "num"}, limit), h("td", {class: "num"}, limits[`remaining-${kind}`] ?? "—"),
+        h("td", {}, `in ${limits[`reset-${kind}`] ?? "—"}`), h("td", {})));
     }
   }
   if (!rows.length) return h("p", {testid: "rate-limits"}, "No rate limits.");
-  return h("div", {testid: "rate-limits"}, table(null, ["Limit", "Allowed", "Remaining", "Resets"], rows));
+  return h("div", {testid: "rate-limits"}, table(null, ["Limit", "Allowed", "Remaining", "Resets", "Used"], rows));
 }
 
 function requestRow(e) {
@@ -78,7 +93,7 @@ export class UsagePage {
     const refresh = h("button", {type: "button", class: "secondary", onclick: () => this.show()}, "Refresh");
     replace(this.root, h("div", {class: "page-head"}, h("h1", {}, "Usage"), refresh),
       spend.el, h("div", {class: "two"}, budgets.el, limits.el), models.el, recent.el);
-    // /v1/budgets (USD budgets with periods, rate limits) is optional: null where the gateway has none
+    // /v1/budgets (USD budgets with periods) is optional: null where the gateway has none
     const extra = getOptional("v1/budgets");
     extra.catch(() => null); // its failure is shown by the sections that use it
     await Promise.all([
@@ -89,8 +104,8 @@ export class UsagePage {
           num(count(g.completion_tokens)), num(usd(g.cost_micro_usd, true))]), "No requests yet.")),
       this.load(budgets.body, () => this.budgets(extra), (rows) => table(null,
         ["Budget", "Spent", "Remaining", "Period", "Used"], rows.map(budgetRow), "No budgets set.")),
-      this.load(limits.body, () => extra, (d) => limitsView(
-        (d && (d.rate_limits || d.limits)) || seen.rateLimits)),
+      this.load(limits.body, () => getOptional("v1/limits"), (d) => limitsView(
+        d ? d.limits || [] : seen.rateLimits)),
       this.load(recent.body, () => this.recent(), ({entries, verification}) => h("div", {},
         auditStatus(verification),
         table(null, ["Time", "Model", "Provider", "Tokens", "Cost", "Status"],
