@@ -203,3 +203,35 @@ def test_the_caller_reads_its_own_limits_and_use_without_spending_them(gw: Gatew
     assert own["requests"] == {"limit": 5, "used": 1, "remaining": 4, "resets_at": resets_at}
     assert own["tokens"]["limit"] == 100_000 and 0 < own["tokens"]["used"] < 100
     assert gw.get(other, "/v1/limits").json() == {"limits": []}  # another tenant sees none of them
+
+
+METERED = [
+    ("/v1/chat/completions", {"model": "gpt-4o-mini", "messages": MESSAGES}),
+    ("/v1/chat/completions", {"model": "gpt-4o-mini", "messages": MESSAGES, "loop_mode": "basic"}),
+    ("/v1/messages", {"model": "gpt-4o-mini", "max_tokens": 20, "messages": MESSAGES}),
+    ("/v1/messages/count_tokens", {"model": "gpt-4o-mini", "messages": MESSAGES}),
+    ("/v1/completions", {"model": "gpt-4o-mini", "prompt": "hello"}),
+    ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "hello"}),
+    ("/v1/responses", {"model": "gpt-4o-mini", "input": "hello"}),
+    ("/v1/tokens/check", {"tokens": 10}),
+]
+
+
+def test_every_model_endpoint_is_metered_and_refuses_in_its_own_shape(gw: Gateway) -> None:
+    key, key_id = new_key(gw, "acme")
+    assert set_limit(gw, "acme", key_id, rpm=len(METERED)).status_code == 200
+    headers = {"authorization": f"Bearer {key}"}
+    remaining = []
+    for path, body in METERED:
+        response = httpx.post(f"{gw.url}{path}", json=body, headers=headers, timeout=20)
+        assert response.status_code == 200, (path, response.text)
+        remaining.append(int(response.headers["x-ratelimit-remaining-requests"]))
+    assert remaining == list(range(len(METERED) - 1, -1, -1))
+    assert gw.get(key, "/v1/models").status_code == 200  # reading is not counted
+    refused = httpx.post(
+        f"{gw.url}/v1/responses", json={"model": "gpt-4o-mini", "input": "x"}, headers=headers
+    )
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limit_exceeded"
+    refused = httpx.post(f"{gw.url}/v1/messages/count_tokens", json=METERED[3][1], headers=headers)
+    assert refused.status_code == 429 and refused.json()["error"]["type"] == "rate_limit_error"
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
