@@ -23,11 +23,10 @@ from typing import Any
 
 from .errors import RateLimited
 from .keys import Principal
-from .store.limits_base import LimitStore, RateLimit
+from .store.limits_base import BUCKET_KEEP_SECONDS, LimitStore, RateLimit
 from .timeutil import Clock, format_time, utc_now
 
 BUCKET_SECONDS = 60
-BUCKET_KEEP_SECONDS = 3600  # a counter outlives its minute by this much, then TTL (or SQLite) drops it
 REQUESTS, TOKENS = "requests", "tokens"
 _BUCKET_KIND = {REQUESTS: "rpm", TOKENS: "tpm"}
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+BUCKET_KEEP_SECONDS = 3600  # a counter outlives its minute by this much, then TTL (or SQLite) drops it
+
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:

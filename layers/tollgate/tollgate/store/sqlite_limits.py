@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from .limits_base import Counted, RateLimit
+from .limits_base import BUCKET_KEEP_SECONDS, Counted, RateLimit
 
 if TYPE_CHECKING:
     from .sqlite import _Runner
@@ -85,9 +85,6 @@ def add_to_bucket(conn: sqlite3.Connection, bucket: str, amount: int, expires: i
         (bucket, amount, expires),
     )
     return int(conn.execute("SELECT count FROM rate_counters WHERE bucket = ?", (bucket,)).fetchone()[0])
-
-
-BUCKET_KEEP_SECONDS = 3600  # how long past its minute a bucket's row may stay (tollgate.limits sets it)
 
 
 class SQLiteLimits:
