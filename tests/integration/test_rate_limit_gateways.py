@@ -159,6 +159,7 @@ def test_rpm_limit_holds_across_four_gateways(fake_openai: FakeOpenAI, tmp_path:
     assert len(admitted) == sum(rpm_buckets.values()) >= RPM
     assert len(fake_openai.requests) == len(admitted)
     assert all(r.headers["x-ratelimit-limit-requests"] == str(RPM) for r in admitted)
+    print(f"\n{kind} RPM {RPM}: {len(admitted)} of {REQUESTS} admitted, buckets {rpm_buckets}")
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "dynalite"])
@@ -177,3 +178,4 @@ def test_tpm_limit_holds_across_four_gateways(fake_openai: FakeOpenAI, tmp_path:
     assert 1 <= len(tpm_buckets) <= 2 and all(c <= TPM for c in tpm_buckets.values()), tpm_buckets
     assert sum(tpm_buckets.values()) == USAGE * len(admitted)
     assert 0 < len(admitted) < REQUESTS and len(fake_openai.requests) == len(admitted)
+    print(f"\n{kind} TPM {TPM}: {len(admitted)} of {REQUESTS} admitted, buckets {tpm_buckets}")
