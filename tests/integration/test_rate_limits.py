@@ -235,3 +235,17 @@ def test_every_model_endpoint_is_metered_and_refuses_in_its_own_shape(gw: Gatewa
     refused = httpx.post(f"{gw.url}/v1/messages/count_tokens", json=METERED[3][1], headers=headers)
     assert refused.status_code == 429 and refused.json()["error"]["type"] == "rate_limit_error"
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_a_change_applies_at_once_in_the_process_that_made_it_despite_the_cache(
+    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path, clock: Clock
+) -> None:
+    settings = gateway_settings(fake_openai, key_cache_seconds=300)
+    store = SQLiteStore(str(tmp_path / "cached.db"))
+    gw = Gateway(start_gateway(settings, include_admin=True, store=store, clock=clock), fake_openai)
+    key, key_id = new_key(gw, "acme")
+    assert "x-ratelimit-limit-requests" not in gw.chat(key).headers  # "no limits" is cached now
+    assert set_limit(gw, "acme", key_id, rpm=7).status_code == 200
+    assert gw.chat(key).headers["x-ratelimit-limit-requests"] == "7"
+    assert gw.admin("DELETE", f"/limits/acme/keys/{key_id}").status_code == 200
+    assert "x-ratelimit-limit-requests" not in gw.chat(key).headers
