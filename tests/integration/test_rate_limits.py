@@ -134,6 +134,10 @@ def test_tpm_admits_on_the_estimate_and_corrects_on_settle(gw: Gateway, clock: C
         f"may need {estimate} tokens, more than the {estimate - 1} tokens per minute"
         in (too_big.json()["error"]["message"])
     )
+    entries = gw.get(key, "/v1/audit").json()["entries"]
+    statuses = [e["status"] for e in entries if e["status"] != "segment_opened"]
+    assert statuses == ["ok", "ok", "ok", "rate_limit_exceeded"]  # a TPM refusal is audited, no tokens
+    assert entries[-1]["prompt_tokens"] == entries[-1]["completion_tokens"] == 0
 
 
 @pytest.mark.parametrize(
