@@ -68,6 +68,7 @@ def test_budgets(tollgate) -> None:  # type: ignore[no-untyped-def]
     swept = json.loads(tollgate("budgets", "sweep", "--older-than", "1800").stdout)
     assert swept == {
         "reservations_swept": 0,
+        "usd_reservations_swept": 0,
         "abandoned_audited": 0,
         "sessions_deleted": 0,
         "responses_deleted": 0,

@@ -65,6 +65,7 @@ class AppContext:
             audit_key=settings.audit_hmac_key(),
             session_keep=settings.session_retention_messages,
             session_ttl=settings.session_ttl_seconds,
+            clock=clock,
         )
         return cls(
             settings=settings,

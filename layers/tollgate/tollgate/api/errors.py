@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from ..errors import (
     BadRequest,
+    BudgetExceeded,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -58,7 +59,15 @@ def status_and_type(error: TollgateError) -> tuple[int, str]:
 
 def error_payload(error: TollgateError) -> dict[str, Any]:
     _, error_type = status_and_type(error)
-    return {"error": {"message": error.message, "type": error_type, "param": error.param, "code": error.code}}
+    body: dict[str, Any] = {
+        "message": error.message,
+        "type": error_type,
+        "param": error.param,
+        "code": error.code,
+    }
+    if isinstance(error, BudgetExceeded) and error.budget is not None:
+        body["budget"] = error.budget  # which budget, in fields (the message says the same)
+    return {"error": body}
 
 
 def failure_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
