@@ -233,6 +233,11 @@ class Budgets:
             "period_key": "all",
             "resets_at": None,
             "alert_at": list(rule.alert_at) if rule is not None else [],
+            # the names GET /v1/tokens/pools uses, for scripts that read them
+            "pool": pool.pool,
+            "capacity": pool.capacity,
+            "used": pool.used,
+            "open_reservations": len(pool.reservations),
         }
 
     async def views(

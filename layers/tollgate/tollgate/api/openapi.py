@@ -22,7 +22,7 @@ from .. import __version__
 from ..schemas.anthropic import CountTokensRequest, MessagesRequest
 from ..schemas.embeddings import EmbeddingsRequest
 from ..schemas.openai import ChatCompletionRequest
-from ..schemas.tollgate import BudgetSet, KeyCreate, TokensReport, TokensRequest
+from ..schemas.tollgate import BudgetSet, KeyBudgetSet, KeyCreate, TokensReport, TokensRequest
 from ..wire.responses_request import ResponsesRequest
 from .completions import CHAT_ONLY
 
@@ -38,6 +38,7 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/tokens/report", "post"): TokensReport,
     ("/admin/keys", "post"): KeyCreate,
     ("/admin/budgets/{tenant}/{pool}", "put"): BudgetSet,
+    ("/admin/keys/{key_id}/budget", "put"): KeyBudgetSet,
 }
 COMPLETIONS = ("/v1/completions", "post")  # the chat body without its chat-only fields, with `prompt`
 SECURITY_SCHEMES = {
