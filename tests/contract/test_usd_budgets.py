@@ -5,7 +5,7 @@ unpriced one through; ``Budgets.views`` and ``alert_levels`` report what is used
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -18,6 +18,8 @@ from tollgate.ledger import Booking, Charge, Ledger
 from tollgate.providers.base import Usage
 from tollgate.store.base import Holder, Store
 from tollgate.store.budget_records import BudgetRule
+from tollgate.sweeper import Sweeper
+from tollgate.timeutil import utc_now
 
 # USD per million tokens = micro-USD per token: a 1,000-token reservation holds 600 micro-USD
 PRICES = Pricing({"openai": {"gpt-4o-mini": (Decimal("0.15"), Decimal("0.60"))}})
@@ -148,3 +150,20 @@ async def test_local_models_are_never_blocked_and_unpriced_ones_are_refused(stor
         await ledger.reserve(ledger.book(KEY, None, "0" * 64), "r3", 10, MINI, calls)
     with pytest.raises(BudgetExceeded):  # a priced model under a $0 budget
         await ledger.reserve(ledger.book(KEY, None, "0" * 64), "r4", 10, MINI)
+
+
+async def test_the_sweep_charges_an_abandoned_usd_hold_and_a_late_settle_corrects_it(store: Store) -> None:
+    clock = Clock(utc_now().replace(tzinfo=None).isoformat())  # the token hold is stamped with real time
+    ledger = await _ledger(store, clock)
+    await store.put_budget_rule(BudgetRule("acme", "key", "key_a", 10_000, "none"))
+    crashed = ledger.book(KEY, None, "0" * 64)
+    await ledger.reserve(crashed, "crashed", 1000, MINI)  # holds 600 micro-USD and 1000 tokens
+    later = Clock((clock.now + timedelta(hours=1)).replace(tzinfo=None).isoformat())
+    report = await Sweeper(store, ledger, 1800, clock=later).sweep()  # older than the maximum age
+    assert report["reservations_swept"] == 1 and report["usd_reservations_swept"] == 1
+    counter = await store.get_usd_counter("acme", "key:key_a", "all")
+    assert counter is not None and (counter.used, counter.reserved) == (600, 0)  # charged its upper bound
+    charge = Charge("acme", "key_a", "team", "crashed", "openai", "gpt-4o-mini", Usage(0, 100))
+    await ledger.finish(crashed, charge, "ok", None, save_session=False)  # it came back after all
+    corrected = await store.get_usd_counter("acme", "key:key_a", "all")
+    assert corrected is not None and (corrected.used, corrected.swept) == (60, {})
