@@ -69,9 +69,12 @@ def put_rule(conn: sqlite3.Connection, rule: BudgetRule) -> None:
 
 
 def get_rules(conn: sqlite3.Connection, tenant: str, budget_ids: list[str]) -> list[BudgetRule]:
-    query = f"SELECT {_RULE_COLUMNS} FROM budget_rules WHERE tenant = ?"  # noqa: S608
-    wanted = set(budget_ids)
-    return [r for r in map(_rule, conn.execute(query, (tenant,))) if r.budget_id in wanted]
+    query = f"SELECT {_RULE_COLUMNS} FROM budget_rules WHERE tenant = ? AND scope = ? AND name = ?"  # noqa: S608
+    found: list[BudgetRule] = []
+    for budget in dict.fromkeys(budget_ids):
+        scope, _, name = budget.partition(":")
+        found += [_rule(row) for row in conn.execute(query, (tenant, scope, name))]
+    return found
 
 
 def list_rules(conn: sqlite3.Connection, tenant: str | None) -> list[BudgetRule]:
