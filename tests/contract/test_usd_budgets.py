@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from tollgate.accounting import Pricing
-from tollgate.budgets import ModelNotPriced
+from tollgate.budgets import Budgets, ModelNotPriced
 from tollgate.errors import BudgetExceeded
 from tollgate.keys import Principal
 from tollgate.ledger import Booking, Charge, Ledger
@@ -167,3 +167,19 @@ async def test_the_sweep_charges_an_abandoned_usd_hold_and_a_late_settle_correct
     await ledger.finish(crashed, charge, "ok", None, save_session=False)  # it came back after all
     corrected = await store.get_usd_counter("acme", "key:key_a", "all")
     assert corrected is not None and (corrected.used, corrected.swept) == (60, {})
+
+
+async def test_a_process_reuses_the_rules_it_read_until_told_to_forget(store: Store) -> None:
+    budgets = Budgets(store, PRICES, cache_seconds=3600)
+    await store.put_budget_rule(BudgetRule("acme", "key", "key_a", 100, "daily"))
+    (first,) = await budgets.rules("acme", "key_a", "team")
+    await store.put_budget_rule(BudgetRule("acme", "key", "key_a", 999, "daily"))
+    assert await budgets.rules("acme", "key_a", "team") == [first]  # cached: no read per request
+    budgets.forget("other")
+    assert await budgets.rules("acme", "key_a", "team") == [first]
+    budgets.forget("acme")
+    (changed,) = await budgets.rules("acme", "key_a", "team")
+    assert changed.usd_limit == 999
+    uncached = Budgets(store, PRICES)  # cache_seconds 0: every request reads the rules
+    await store.put_budget_rule(BudgetRule("acme", "pool", "team", 5, "none"))
+    assert [r.budget_id for r in await uncached.rules("acme", "key_a", "team")] == ["key:key_a", "pool:team"]

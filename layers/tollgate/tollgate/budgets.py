@@ -15,6 +15,7 @@ the alerts read after a reserve or a refusal.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -114,16 +115,39 @@ def pool_exhausted(pool: str, needed: int, available: int) -> BudgetExceeded:
 
 
 class Budgets:
-    def __init__(self, store: Store, pricing: Pricing, clock: Clock = utc_now) -> None:
+    """``cache_seconds``: how long a process reuses the rules it read for a (tenant, key, pool), like the key
+    cache (``TOLLGATE_KEY_CACHE_SECONDS``): a changed rule reaches other processes within that time (the
+    admin API's own process at once, ``forget``); the counters themselves are never cached."""
+
+    MAX_CACHED = 10_000
+
+    def __init__(
+        self, store: Store, pricing: Pricing, clock: Clock = utc_now, *, cache_seconds: float = 0
+    ) -> None:
         self.store = store
         self.pricing = pricing
         self.clock = clock
+        self.cache_seconds = cache_seconds
+        self._cache: dict[tuple[str, str, str], tuple[float, list[BudgetRule]]] = {}
 
     async def rules(self, tenant: str, key_id: str, pool: str) -> list[BudgetRule]:
         """The USD budgets that apply to a request of ``key_id`` on ``pool``: the key's first."""
+        cached = self._cache.get((tenant, key_id, pool))
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         ids = [budget_id(KEY_SCOPE, key_id), budget_id(POOL_SCOPE, pool)]
         found = {r.budget_id: r for r in await self.store.get_budget_rules(tenant, ids)}
-        return [found[i] for i in ids if i in found and found[i].usd_limit is not None]
+        rules = [found[i] for i in ids if i in found and found[i].usd_limit is not None]
+        if self.cache_seconds > 0:
+            if len(self._cache) >= self.MAX_CACHED:
+                self._cache.clear()
+            self._cache[tenant, key_id, pool] = (time.monotonic() + self.cache_seconds, rules)
+        return rules
+
+    def forget(self, tenant: str) -> None:
+        """Drop the cached rules of ``tenant`` (its budgets were just changed through this process)."""
+        for cached in [c for c in self._cache if c[0] == tenant]:
+            self._cache.pop(cached, None)
 
     def cost_bound(self, calls: Iterable[Call]) -> tuple[int, tuple[str, str] | None]:
         """The most any of ``calls`` can cost (micro-USD, rounded up), and the first unpriced

@@ -66,6 +66,7 @@ class AppContext:
             session_keep=settings.session_retention_messages,
             session_ttl=settings.session_ttl_seconds,
             clock=clock,
+            rules_cache_seconds=settings.key_cache_seconds,
         )
         return cls(
             settings=settings,

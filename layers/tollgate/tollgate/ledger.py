@@ -85,10 +85,11 @@ class Ledger:
         session_keep: int,
         session_ttl: int,
         clock: Clock = utc_now,
+        rules_cache_seconds: float = 0,
     ) -> None:
         self.store = store
         self.pricing = pricing
-        self.budgets = Budgets(store, pricing, clock)
+        self.budgets = Budgets(store, pricing, clock, cache_seconds=rules_cache_seconds)
         self.audit = audit.AuditWriter(store, audit_key)
         self.session_keep = session_keep
         self.session_ttl = session_ttl

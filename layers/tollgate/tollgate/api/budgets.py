@@ -51,6 +51,7 @@ async def set_budget(
     check_name(pool, "pool")
     body = validate(BudgetSet, decode_json_object(await request.body()))
     found, rule = await set_pool_budget(ctx.store, tenant, pool, change_from(_fields(body)))
+    ctx.ledger.budgets.forget(tenant)
     usd = await _rule_view(ctx, rule)
     alert_at = list(rule.alert_at) if rule is not None else []
     return {"tenant": tenant, **pool_view(found), "usd_budget": usd, "alert_at": alert_at}
@@ -66,6 +67,7 @@ async def set_key_budget_route(
     if key is None:
         raise NotFound(f"no key {key_id!r}", param="key_id")
     rule = await set_key_budget(ctx.store, key.tenant, key_id, change_from(_fields(body)))
+    ctx.ledger.budgets.forget(key.tenant)
     alert_at = list(rule.alert_at) if rule is not None else []
     return {
         "tenant": key.tenant,
