@@ -179,7 +179,13 @@ def test_render() -> None:
     body = render(builder, Outcome("ok", Usage(3, 2)), {"cost_usd": "0.000001"})
     assert body["id"] == "cmpl-r1" and body["object"] == "text_completion" and body["model"] == "m-9"
     assert body["choices"] == [{"index": 0, "text": "Hello", "finish_reason": "stop", "logprobs": None}]
-    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    assert body["usage"] == {
+        "prompt_tokens": 3,
+        "completion_tokens": 2,
+        "total_tokens": 5,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
     assert body["tollgate"] == {"cost_usd": "0.000001"}
 
 

@@ -36,7 +36,13 @@ def test_builder_assembles_text_tool_calls_and_usage() -> None:
         {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
     ]
     assert body["choices"][0]["finish_reason"] == "tool_calls"
-    assert body["usage"] == {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+    assert body["usage"] == {
+        "prompt_tokens": 5,
+        "completion_tokens": 7,
+        "total_tokens": 12,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
     assert "tollgate" not in body
 
 

@@ -67,7 +67,9 @@ ERROR_TYPES: dict[str, type[TollgateError]] = {  # Anthropic error ``type`` -> t
 }  # anything else (api_error, ...) is an UpstreamError
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
-_PROMPT_USAGE_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+# Anthropic's input_tokens leaves out the cache writes and reads; tollgate's prompt_tokens is all three
+_CACHE_READ, _CACHE_WRITE = "cache_read_input_tokens", "cache_creation_input_tokens"
+_PROMPT_USAGE_FIELDS = ("input_tokens", _CACHE_WRITE, _CACHE_READ)
 
 Block = dict[str, Any]
 
@@ -245,6 +247,16 @@ def _prompt_tokens(usage: dict[str, Any]) -> int:
     return sum(int(usage.get(name) or 0) for name in _PROMPT_USAGE_FIELDS)
 
 
+def usage_of(usage: dict[str, Any]) -> Usage:
+    """A Messages ``usage`` object -> tollgate's (prompt tokens with the cache reads and writes in them)."""
+    return Usage(
+        _prompt_tokens(usage),
+        int(usage.get("output_tokens") or 0),
+        cached_tokens=int(usage.get(_CACHE_READ) or 0),
+        cache_write_tokens=int(usage.get(_CACHE_WRITE) or 0),
+    )
+
+
 def _dicts(value: Any) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
@@ -278,7 +290,7 @@ def parse_response(payload: dict[str, Any]) -> list[Chunk]:
     chunks.append(_finish(payload.get("stop_reason")) or Finish("stop"))
     usage = payload.get("usage")
     if isinstance(usage, dict):
-        chunks.append(Usage(_prompt_tokens(usage), int(usage.get("output_tokens") or 0)))
+        chunks.append(usage_of(usage))
     return chunks
 
 
@@ -292,8 +304,7 @@ class StreamParser:
         self._thinking: dict[int, int] = {}  # content block index -> thinking index (0, 1, ...)
         self._native = NativeBlocks()
         self._no_arguments: set[int] = set()  # tool calls whose arguments have not started yet
-        self._prompt_tokens = 0
-        self._completion_tokens = 0
+        self._usage = Usage(0, 0)
         self._handlers: dict[str, Callable[[dict[str, Any]], list[Chunk]]] = {
             "message_start": self.message_start,
             "content_block_start": self.content_block_start,
@@ -311,9 +322,7 @@ class StreamParser:
 
     def message_start(self, payload: dict[str, Any]) -> list[Chunk]:
         message = payload.get("message") or {}
-        usage = message.get("usage") or {}
-        self._prompt_tokens = _prompt_tokens(usage)
-        self._completion_tokens = int(usage.get("output_tokens") or 0)
+        self._usage = usage_of(message.get("usage") or {})
         return [ResponseMeta(model=message.get("model"), upstream_id=message.get("id"))]
 
     def content_block_start(self, payload: dict[str, Any]) -> list[Chunk]:
@@ -361,16 +370,22 @@ class StreamParser:
         return [ToolCallDelta(index=index, arguments="{}")]
 
     def message_delta(self, payload: dict[str, Any]) -> list[Chunk]:
-        usage = payload.get("usage") or {}
-        if usage.get("output_tokens") is not None:
-            self._completion_tokens = int(usage["output_tokens"])
-        self._prompt_tokens = max(self._prompt_tokens, _prompt_tokens(usage))  # cumulative when sent
+        raw = payload.get("usage") or {}
+        seen, usage = self._usage, usage_of(raw)
+        # every count here is cumulative when sent (input and cache counts since 2025, output always)
+        completion = seen.completion_tokens if raw.get("output_tokens") is None else usage.completion_tokens
+        self._usage = Usage(
+            max(seen.prompt_tokens, usage.prompt_tokens),
+            completion,
+            cached_tokens=max(seen.cached_tokens, usage.cached_tokens),
+            cache_write_tokens=max(seen.cache_write_tokens, usage.cache_write_tokens),
+        )
         finish = _finish((payload.get("delta") or {}).get("stop_reason"))
         return [finish] if finish else []
 
     def message_stop(self, payload: dict[str, Any]) -> list[Chunk]:
         self.finished = True
-        return [Usage(self._prompt_tokens, self._completion_tokens)]
+        return [self._usage]
 
     def error(self, payload: dict[str, Any]) -> list[Chunk]:
         raise error_for_event(payload, self.provider)

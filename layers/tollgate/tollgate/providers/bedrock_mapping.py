@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 PROVIDER = "bedrock"
 MAX_MESSAGE = 500
+# Converse reports inputTokens without the cache reads and writes (as Anthropic does): the prompt is all 3
 PROMPT_TOKEN_FIELDS = ("inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
 IMAGE_FORMATS = frozenset({"png", "jpeg", "gif", "webp"})
 EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
@@ -245,7 +246,12 @@ def usage(raw: Mapping[str, Any] | None) -> Usage | None:
     if not raw:
         return None
     prompt = sum(int(raw.get(key) or 0) for key in PROMPT_TOKEN_FIELDS)
-    return Usage(prompt_tokens=prompt, completion_tokens=int(raw.get("outputTokens") or 0))
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=int(raw.get("outputTokens") or 0),
+        cached_tokens=int(raw.get("cacheReadInputTokens") or 0),
+        cache_write_tokens=int(raw.get("cacheWriteInputTokens") or 0),
+    )
 
 
 def parse_response(response: Mapping[str, Any], model: str | None = None) -> list[Chunk]:

@@ -141,13 +141,16 @@ def _usage(payload: dict[str, Any]) -> Usage | None:
     usage = payload.get("usage")
     if not isinstance(usage, dict):
         return None
-    prompt = usage.get("prompt_tokens_details") or {}
-    completion = usage.get("completion_tokens_details") or {}
+    prompt = usage.get("prompt_tokens_details")
+    completion = usage.get("completion_tokens_details")
+    prompt = prompt if isinstance(prompt, dict) else {}
+    completion = completion if isinstance(completion, dict) else {}
     return Usage(
         int(usage.get("prompt_tokens") or 0),
         int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(prompt.get("cached_tokens") or 0) if isinstance(prompt, dict) else 0,
-        reasoning_tokens=int(completion.get("reasoning_tokens") or 0) if isinstance(completion, dict) else 0,
+        cached_tokens=int(prompt.get("cached_tokens") or 0),
+        reasoning_tokens=int(completion.get("reasoning_tokens") or 0),
+        cache_write_tokens=int(prompt.get("cache_write_tokens") or 0),  # OpenRouter's, for Claude models
     )
 
 

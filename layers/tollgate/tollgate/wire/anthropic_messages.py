@@ -86,7 +86,14 @@ def tool_input(arguments: str, name: str) -> dict[str, Any]:
 
 
 def usage_body(usage: Usage) -> dict[str, int]:
-    return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
+    """Anthropic usage: ``input_tokens`` leaves out the cache reads and writes, which have fields of their
+    own (tollgate's ``prompt_tokens`` holds all three). Anthropic reports no reasoning count."""
+    return {
+        "input_tokens": usage.uncached_prompt_tokens,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_read_input_tokens": usage.cached_tokens,
+        "output_tokens": usage.completion_tokens,
+    }
 
 
 def anthropic_blocks(pieces: list[ThinkingDelta | NativeBlock]) -> list[Block]:
@@ -177,7 +184,8 @@ class AnthropicEncoder:
 
     def start(self) -> list[bytes]:
         messages = self.call.request.messages
-        usage = {"input_tokens": estimate_prompt_tokens(m.text() for m in messages), "output_tokens": 0}
+        # an estimate (the upstream has not answered yet); message_delta carries the real counts
+        usage = usage_body(Usage(estimate_prompt_tokens(m.text() for m in messages), 0))
         message: dict[str, Any] = {
             "id": f"msg_{self.call.request_id}",
             "type": "message",

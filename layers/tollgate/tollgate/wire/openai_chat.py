@@ -28,11 +28,19 @@ def sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + _encode(payload) + b"\n\n"
 
 
-def usage_body(usage: Usage) -> dict[str, int]:
+def usage_body(usage: Usage) -> dict[str, Any]:
+    """OpenAI usage: the cached and reasoning parts in the details objects, as OpenAI sends them (cache
+    writes, which OpenAI does not report, as OpenRouter does: ``prompt_tokens_details.cache_write_tokens``,
+    when there are any). ``prompt_tokens`` includes the cached and written tokens."""
+    prompt_details = {"cached_tokens": usage.cached_tokens}
+    if usage.cache_write_tokens:
+        prompt_details["cache_write_tokens"] = usage.cache_write_tokens
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": prompt_details,
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
     }
 
 
