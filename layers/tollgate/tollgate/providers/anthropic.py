@@ -132,6 +132,8 @@ def _tool_result(message: Message, param: str) -> Block:
         block["content"] = message.tool_content  # as the Messages client sent it
     elif content := _content_blocks(message.content, f"{param}.content"):
         block["content"] = content
+    if message.tool_error:
+        block["is_error"] = True
     return with_cache_control(block, message.cache_control)
 
 

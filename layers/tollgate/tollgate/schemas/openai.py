@@ -79,6 +79,9 @@ class Message(_Strict):
     # a tool result's content blocks as a Messages client sent them, when they are not all text
     # (images, tool references): an Anthropic upstream gets them; the others get the text
     tool_content: list[dict[str, Any]] | None = Field(None, exclude=True)
+    # a Messages tool_result's ``is_error``: Anthropic gets ``is_error``, Bedrock Claude ``status: error``;
+    # the others read the "Error: " that starts the content
+    tool_error: bool = Field(False, exclude=True)
     # a user or assistant turn's blocks as a Messages client sent them, when some have no OpenAI
     # counterpart (server tool calls and results, documents): an Anthropic upstream gets them verbatim
     anthropic_content: list[dict[str, Any]] | None = Field(None, exclude=True)

@@ -64,12 +64,17 @@ def _tool_message(block: ToolResultBlock) -> Message:
     if block.is_error:
         text = f"Error: {text}" if text else "Error"
     native = None if block.only_text() or not isinstance(block.content, list) else block.content
+    if block.is_error and native is None and block.content:  # Anthropic: as sent, without the "Error: "
+        native = (
+            block.content if isinstance(block.content, list) else [{"type": "text", "text": block.content}]
+        )
     return Message(
         role="tool",
         tool_call_id=block.tool_use_id,
         content=text,
         cache_control=block.cache_control,
         tool_content=native,
+        tool_error=bool(block.is_error),
     )
 
 
