@@ -12,7 +12,8 @@ import pytest
 
 from tollgate.accounting import Price, Pricing, usage_details
 from tollgate.ledger import Charge
-from tollgate.providers.base import Usage
+from tollgate.providers import anthropic, bedrock_mapping, openai_compat
+from tollgate.providers.base import Usage, token_count
 from tollgate.wire import anthropic_messages, openai_chat, responses_output
 
 PARTS = Usage(1000, 300, cached_tokens=600, reasoning_tokens=200, cache_write_tokens=100)
@@ -133,3 +134,14 @@ def test_each_wire_format_shows_the_parts_its_own_way() -> None:
         "total_tokens": 1300,
     }
     assert "cache_write_tokens" not in openai_chat.usage_body(Usage(1, 1))["prompt_tokens_details"]
+
+
+def test_odd_upstream_counts_are_zero_never_a_failure() -> None:
+    assert [token_count(v) for v in (7, 7.0, None, "7", -3, 2.5, True, float("nan"), [1])] == [7, 7] + [0] * 7
+    odd = {"prompt_tokens": "x", "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": -4}}
+    choice = {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+    assert openai_compat.parse_response({"choices": [choice], "usage": odd})[-1] == Usage(0, 5)
+    assert bedrock_mapping.usage({"inputTokens": 3, "cacheReadInputTokens": "lots"}) == Usage(3, 0)
+    assert anthropic.usage_of(
+        {"input_tokens": 2, "cache_read_input_tokens": None, "output_tokens": 1.0}
+    ) == Usage(2, 1)

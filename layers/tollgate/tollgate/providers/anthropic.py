@@ -46,6 +46,7 @@ from .base import (
     ThinkingDelta,
     ToolCallDelta,
     Usage,
+    token_count,
 )
 from .http_errors import MAX_MESSAGE, decode_upstream_json
 from .http_provider import HTTPProvider
@@ -246,16 +247,16 @@ def _finish(reason: Any) -> Finish | None:
 
 def _prompt_tokens(usage: dict[str, Any]) -> int:
     """Input tokens, cache writes and cache reads included (all of them are billed as prompt)."""
-    return sum(int(usage.get(name) or 0) for name in _PROMPT_USAGE_FIELDS)
+    return sum(token_count(usage.get(name)) for name in _PROMPT_USAGE_FIELDS)
 
 
 def usage_of(usage: dict[str, Any]) -> Usage:
     """A Messages ``usage`` object -> tollgate's (prompt tokens with the cache reads and writes in them)."""
     return Usage(
         _prompt_tokens(usage),
-        int(usage.get("output_tokens") or 0),
-        cached_tokens=int(usage.get(_CACHE_READ) or 0),
-        cache_write_tokens=int(usage.get(_CACHE_WRITE) or 0),
+        token_count(usage.get("output_tokens")),
+        cached_tokens=token_count(usage.get(_CACHE_READ)),
+        cache_write_tokens=token_count(usage.get(_CACHE_WRITE)),
     )
 
 

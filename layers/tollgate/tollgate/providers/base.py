@@ -92,6 +92,14 @@ class Finish:
     reason: FinishReason
 
 
+def token_count(value: Any) -> int:
+    """An upstream's token count: a whole number >= 0; anything else (absent, null, a string, a negative
+    or fractional number) counts 0, so an odd usage object can neither fail an answer nor lower a cost."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return 0
+    return int(value) if value >= 0 and value == int(value) else 0
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     """Tokens one answer used, OpenAI's way: ``prompt_tokens`` is every input token, the ones read from

@@ -35,7 +35,17 @@ from ..errors import (
 )
 from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..schemas.openai import ImagePart, Message, Tool
-from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from .base import (
+    ChatCall,
+    Chunk,
+    Finish,
+    FinishReason,
+    ResponseMeta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    token_count,
+)
 from .bedrock_native import (
     additional_fields,
     cache_point,
@@ -251,12 +261,12 @@ def finish(stop_reason: Any) -> Finish:
 def usage(raw: Mapping[str, Any] | None) -> Usage | None:
     if not raw:
         return None
-    prompt = sum(int(raw.get(key) or 0) for key in PROMPT_TOKEN_FIELDS)
+    prompt = sum(token_count(raw.get(key)) for key in PROMPT_TOKEN_FIELDS)
     return Usage(
         prompt_tokens=prompt,
-        completion_tokens=int(raw.get("outputTokens") or 0),
-        cached_tokens=int(raw.get("cacheReadInputTokens") or 0),
-        cache_write_tokens=int(raw.get("cacheWriteInputTokens") or 0),
+        completion_tokens=token_count(raw.get("outputTokens")),
+        cached_tokens=token_count(raw.get("cacheReadInputTokens")),
+        cache_write_tokens=token_count(raw.get("cacheWriteInputTokens")),
     )
 
 

@@ -23,6 +23,7 @@ from .base import (
     TextDelta,
     ToolCallDelta,
     Usage,
+    token_count,
 )
 from .http_errors import decode_upstream_json
 from .sse import SSEvent
@@ -56,11 +57,11 @@ def _usage(response: dict[str, Any]) -> Usage | None:
     inputs = inputs if isinstance(inputs, dict) else {}
     outputs = outputs if isinstance(outputs, dict) else {}
     return Usage(
-        int(usage.get("input_tokens") or 0),
-        int(usage.get("output_tokens") or 0),
-        cached_tokens=int(inputs.get("cached_tokens") or 0),
-        reasoning_tokens=int(outputs.get("reasoning_tokens") or 0),
-        cache_write_tokens=int(inputs.get("cache_write_tokens") or 0),
+        token_count(usage.get("input_tokens")),
+        token_count(usage.get("output_tokens")),
+        cached_tokens=token_count(inputs.get("cached_tokens")),
+        reasoning_tokens=token_count(outputs.get("reasoning_tokens")),
+        cache_write_tokens=token_count(inputs.get("cache_write_tokens")),
     )
 
 
