@@ -133,6 +133,25 @@ def test_openai_compatible_chat(gw: Gateway) -> None:
     }
 
 
+def test_openai_compatible_legacy_completions(gw: Gateway) -> None:
+    gw.upstream.script = Script(texts=["Hi", " there"], usage_override=OPENAI_USAGE)
+    key = gw.new_key("acme")
+    sdk = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0)
+    buffered = sdk.completions.create(model="openai/gpt-4o-mini", prompt="say hi")
+    chunks = list(
+        sdk.completions.create(
+            model="openai/gpt-4o-mini", prompt="say hi", stream=True, stream_options={"include_usage": True}
+        )
+    )
+    for usage in (buffered.usage, chunks[-1].usage):
+        assert usage is not None and usage.prompt_tokens_details is not None
+        assert usage.prompt_tokens_details.cached_tokens == 600
+        assert usage.completion_tokens_details is not None
+        assert usage.completion_tokens_details.reasoning_tokens == 200
+    assert [path for path, _, _ in gw.upstream.requests] == ["/v1/completions", "/v1/completions"]
+    assert both_costs(gw, key) == (OPENAI_COST, OPENAI_COST)
+
+
 def test_native_responses(gw: Gateway) -> None:
     key = gw.new_key("acme")
     sdk = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0)
