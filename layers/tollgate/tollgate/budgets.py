@@ -157,7 +157,7 @@ class Budgets:
             price = self.pricing.price(provider, model)
             if price is None:
                 return 0, (provider, model)
-            bound = max(bound, math.ceil(tokens * max(price)))
+            bound = max(bound, math.ceil(tokens * price.highest()))
         return bound, None
 
     async def reserve(

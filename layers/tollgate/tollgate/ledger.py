@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import audit
-from .accounting import Pricing, usd
+from .accounting import Pricing, usage_details, usd
 from .budgets import Budgets, Call, Hold, pool_exhausted
 from .canonical import answer_digest
 from .keys import Principal
@@ -61,6 +61,7 @@ class Charge:
             details["deployment"] = self.deployment
         if self.attempts != 1:
             details["attempts"] = self.attempts
+        details.update(usage_details(self.usage))
         return details or None
 
 
@@ -167,9 +168,7 @@ class Ledger:
         The reservation is released from the booking, so a loop's next turn can reserve anew and nothing
         is ever settled twice; a loop saves its session once, at the end (``save_session``)."""
         usage = charge.usage
-        cost = self.pricing.cost_micro_usd(
-            charge.provider, charge.model, usage.prompt_tokens, usage.completion_tokens
-        )
+        cost = self.pricing.cost(charge.provider, charge.model, usage)
         jobs: list[Coroutine[Any, Any, Any]] = [self._audit(booking, charge, status, cost, answer)]
         if booking.reservation_id is not None:
             jobs.append(self._settle(booking, usage.total_tokens, cost))
