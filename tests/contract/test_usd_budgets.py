@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from tollgate.accounting import Pricing
+from tollgate.accounting import Price, Pricing
 from tollgate.budgets import Budgets, ModelNotPriced
 from tollgate.errors import BudgetExceeded
 from tollgate.keys import Principal
@@ -22,7 +22,7 @@ from tollgate.sweeper import Sweeper
 from tollgate.timeutil import utc_now
 
 # USD per million tokens = micro-USD per token: a 1,000-token reservation holds 600 micro-USD
-PRICES = Pricing({"openai": {"gpt-4o-mini": (Decimal("0.15"), Decimal("0.60"))}})
+PRICES = Pricing({"openai": {"gpt-4o-mini": Price.of(Decimal("0.15"), Decimal("0.60"))}})
 KEY = Principal("acme", "key_a", pool="team")
 MINI = Holder("key_a", "openai", "gpt-4o-mini")
 
