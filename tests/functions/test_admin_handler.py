@@ -136,6 +136,7 @@ def test_the_scheduled_event_runs_the_sweep(invoke: Invoke) -> None:
     asyncio.run(store.reserve("acme", "team", "live", 30, now_str(), holder))
     assert invoke("SCHEDULE", "") == {
         "reservations_swept": 1,
+        "usd_reservations_swept": 0,
         "abandoned_audited": 1,
         "sessions_deleted": 0,
         "responses_deleted": 0,

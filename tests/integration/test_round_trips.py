@@ -60,6 +60,9 @@ STORE_READS = frozenset(
         "list_audit",
         "audit_tenants",
         "list_costs",
+        "get_budget_rules",
+        "list_budget_rules",
+        "get_usd_counter",
     }
 )
 STORE_WRITES = frozenset(
@@ -78,6 +81,10 @@ STORE_WRITES = frozenset(
         "delete_response",
         "sweep_responses",
         "sweep_reservations",
+        "put_budget_rule",
+        "reserve_usd",
+        "settle_usd",
+        "sweep_usd_reservations",
         "put_audit_entry",
         "advance_audit_head",
         "init_schema",

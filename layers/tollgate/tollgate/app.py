@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from .api.account import audit_log, costs, delete_session
 from .api.admin import admin_router
+from .api.budgets import my_budgets
 from .api.caller import provide_caller, ratelimit_headers
 from .api.chat import chat_completions
 from .api.completions import completions
@@ -61,6 +62,7 @@ DATA_PLANE: list[ControllerRouterHandler] = [
     tokens_reserve,
     tokens_report,
     tokens_pools,
+    my_budgets,
     costs,
     audit_log,
     delete_session,

@@ -58,6 +58,7 @@ class Sweeper:
 
         cutoff = format_time(now - timedelta(seconds=age))
         swept = await self.store.sweep_reservations(cutoff, at, audit)
+        swept_usd = await self.store.sweep_usd_reservations(cutoff, at)  # audited with its request's tokens
         sessions = await self.store.sweep_sessions(at)
         responses = await self.store.sweep_responses(at)
         if swept:
@@ -66,6 +67,7 @@ class Sweeper:
             )
         return {
             "reservations_swept": len(swept),
+            "usd_reservations_swept": len(swept_usd),
             "abandoned_audited": len(audited),
             "sessions_deleted": sessions,
             "responses_deleted": responses,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import secrets
 
-from .errors import BadRequest, BudgetExceeded
+from .budgets import pool_exhausted
+from .errors import BadRequest
 from .keys import Principal
 from .store.base import BudgetStore, Holder, Overdrawn, Pool, UnknownPool
 from .timeutil import now_str
@@ -45,9 +46,7 @@ async def reserve(store: BudgetStore, principal: Principal, pool: str, tokens: i
     try:
         after = await store.reserve(principal.tenant, pool, reservation_id, tokens, now_str(), holder)
     except Overdrawn as exc:
-        raise BudgetExceeded(
-            f"budget exhausted for pool {pool!r}: {max(exc.available, 0)} available"
-        ) from exc
+        raise pool_exhausted(pool, tokens, exc.available) from exc
     return reservation_id, after
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import Forbidden, TollgateError
+from .budget_records import UsdBudgetStore
 from .limits_base import LimitStore
 
 # ------------------------------------------------------------------------------------------------ keys
@@ -341,7 +342,17 @@ class CostStore(Protocol):
         """Entries with since <= at < until, one tenant's or every tenant's (registry entries left out)."""
 
 
-class Store(KeyStore, BudgetStore, SessionStore, ResponseStore, AuditStore, CostStore, LimitStore, Protocol):
+class Store(
+    KeyStore,
+    BudgetStore,
+    UsdBudgetStore,
+    SessionStore,
+    ResponseStore,
+    AuditStore,
+    CostStore,
+    LimitStore,
+    Protocol,
+):
     """What a backend implements; callers depend on the aggregate they use."""
 
     async def init_schema(self) -> None:
