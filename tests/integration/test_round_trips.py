@@ -63,6 +63,9 @@ STORE_READS = frozenset(
         "get_budget_rules",
         "list_budget_rules",
         "get_usd_counter",
+        "tenant_limits",
+        "list_limits",
+        "read_bucket",
     }
 )
 STORE_WRITES = frozenset(
@@ -88,6 +91,11 @@ STORE_WRITES = frozenset(
         "put_audit_entry",
         "advance_audit_head",
         "init_schema",
+        "set_limit",
+        "clear_limit",
+        "count_in_bucket",
+        "add_to_bucket",
+        "rotate_key",
     }
 )
 NOT_ROUND_TRIPS = frozenset({"aclose"})
@@ -282,3 +290,28 @@ def test_round_trips_per_request_on_sqlite(sqlite_gateway: tuple[Gateway, Record
     check_targets("sqlite", counts)
     assert counts["streamed"] == counts["non-streamed"]
     assert counts["streamed + session"] == counts["non-streamed + session"]
+
+
+def limited_trips(gw: Gateway, recorder: Recorder) -> tuple[RoundTrips, RoundTrips]:
+    """One request's round trips without a rate limit, then with a key RPM and a tenant TPM limit."""
+    created = gw.admin("POST", "/keys", json={"tenant": "rt-limits"}).json()
+    key, key_id = created["key"], created["key_id"]
+    gw.set_budget("rt-limits", "default", 1_000_000)
+    chat_ok(gw, key, {})  # warm-up: key and "no limits" cached, the chain's head
+    free = recorder.measure(functools.partial(chat_ok, gw, key, {}))
+    assert gw.admin("PUT", f"/limits/rt-limits/keys/{key_id}", json={"rpm": 1000}).status_code == 200
+    assert gw.admin("PUT", "/limits/rt-limits", json={"tpm": 1_000_000}).status_code == 200
+    chat_ok(gw, key, {})  # warm-up: the limits cached
+    return free, recorder.measure(functools.partial(chat_ok, gw, key, {}))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
+def test_a_rate_limit_costs_one_conditional_write_per_limit(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """No limit: no rate-limit round trip at all (the limits lookup is cached). A key RPM and a tenant TPM
+    limit: one conditional write each, plus the TPM correction on settle; never a read."""
+    gw, recorder = request.getfixturevalue(f"{kind}_gateway")
+    free, limited = limited_trips(gw, recorder)
+    print(f"\n[{kind}] no limit: {free}\n[{kind}] RPM + TPM: {limited}")
+    assert (limited.reads, limited.writes) == (free.reads, free.writes + 3)
