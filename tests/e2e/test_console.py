@@ -281,6 +281,7 @@ def test_upstream_rate_limits_and_broken_streams_are_explained(ui: Console) -> N
 def test_a_session_id_lets_the_gateway_keep_the_conversation(ui: Console) -> None:
     ui.gateway.upstream.enqueue(Script(texts=["first answer"]), Script(texts=["second answer"]))
     ui.login(ui.keys["acme"])
+    ui.wait(lambda: ui.visible("prompt-input"), what="the chat page")  # it renders after the login answers
     ui.driver.find_element("id", "chat-session").send_keys("console-session-1")
     ui.send("one")
     ui.meta_done(1)
