@@ -123,6 +123,7 @@ class Pool:
     # id -> who holds it (open reservations); bookkeeping for the sweep, left out of comparisons
     holders: dict[str, Holder] = field(default_factory=dict, compare=False)
     swept: dict[str, tuple[int, str]] = field(default_factory=dict)  # id -> (tokens charged, swept at)
+    alert_at: tuple[int, ...] = ()  # alert thresholds in percent of capacity (``tollgate.alerts``)
 
     @property
     def remaining(self) -> int | None:

@@ -61,6 +61,7 @@ from .base import (
     Reservation,
     UnknownPool,
 )
+from .dynamodb_alerts import DynamoDBAlerts
 from .dynamodb_items import Item, Request, expression, get_n, get_s, opt_n
 from .dynamodb_responses import DynamoDBResponses
 from .table import create_table_request, ttl_attribute
@@ -94,7 +95,7 @@ def error_code(exc: BaseException) -> str | None:
     return str(code) if code else None
 
 
-class DynamoDBStore(DynamoDBResponses):
+class DynamoDBStore(DynamoDBResponses, DynamoDBAlerts):
     """Every ``Store`` method over boto3's low-level DynamoDB client."""
 
     def __init__(self, table: str, *, region: str, threads: int = 16, client: Any | None = None) -> None:

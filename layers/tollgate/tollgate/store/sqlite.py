@@ -39,6 +39,7 @@ from .base import (
     Reservation,
     StoredResponse,
 )
+from .sqlite_alerts import SQLiteAlerts
 from .sqlite_schema import create_schema
 
 P = ParamSpec("P")
@@ -167,7 +168,7 @@ def _transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *ar
     return result
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteAlerts):
     """Implements ``tollgate.store.base.Store`` on one SQLite file."""
 
     def __init__(self, path: str, *, threads: int = 16, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
