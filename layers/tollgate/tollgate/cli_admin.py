@@ -12,7 +12,7 @@ from .accounting import summarize_costs
 from .api.admin import key_view
 from .api.tokens import pool_view
 from .cli import _print, _with_store
-from .cli_args import SINCE_FORMS, count_type, name_type, names_type, since_time
+from .cli_args import SINCE_FORMS, alert_at_type, count_type, name_type, names_type, since_time
 from .config import Settings
 from .context import AppContext
 from .keys import new_key_record, store_key
@@ -83,7 +83,10 @@ def keys_revoke(args: argparse.Namespace) -> int:
 
 def budgets_set(args: argparse.Namespace) -> int:
     async def set_capacity(store: Any, _: Settings) -> dict[str, Any]:
-        return pool_view(await store.set_capacity(args.tenant, args.pool, args.tokens))
+        pool = await store.set_capacity(args.tenant, args.pool, args.tokens)
+        if args.alert_at is not None:  # checked by argparse before anything is written
+            pool = await store.set_alert_at(args.tenant, args.pool, args.alert_at)
+        return pool_view(pool)
 
     _print({"tenant": args.tenant, **_with_store(set_capacity)})
     return 0
@@ -97,12 +100,12 @@ def budgets_show(args: argparse.Namespace) -> int:
     if args.json:
         _print(rows)
         return 0
-    print(f"{'pool':<16} {'capacity':>12} {'used':>12} {'reserved':>10} {'remaining':>12}")
+    print(f"{'pool':<16} {'capacity':>12} {'used':>12} {'reserved':>10} {'remaining':>12}  alert at %")
     for row in rows:
         capacity = "unlimited" if row["capacity"] is None else row["capacity"]
         remaining = "-" if row["remaining"] is None else row["remaining"]
-        pool = printable(row["pool"])
-        print(f"{pool:<16} {capacity:>12} {row['used']:>12} {row['reserved']:>10} {remaining:>12}")
+        pool, alerts = printable(row["pool"]), ",".join(map(str, row["alert_at"])) or "-"
+        print(f"{pool:<16} {capacity:>12} {row['used']:>12} {row['reserved']:>10} {remaining:>12}  {alerts}")
     return 0
 
 
@@ -232,6 +235,12 @@ def add_admin_commands(commands: Any) -> None:
         type=count_type(0, MAX_BUDGET_TOKENS),
         required=True,
         help=f"the pool's capacity in tokens (0..{MAX_BUDGET_TOKENS})",
+    )
+    set_.add_argument(
+        "--alert-at",
+        type=alert_at_type,
+        metavar="PERCENTS",
+        help="alert when use (settled + reserved) reaches these percents, e.g. 50,80,100 ('' clears)",
     )
     set_.set_defaults(handler=budgets_set)
     show = budgets.add_parser("show", help="capacity, used, reserved, remaining")

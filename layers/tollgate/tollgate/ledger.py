@@ -11,6 +11,8 @@ from typing import Any
 
 from . import audit
 from .accounting import Pricing, usd
+from .alerts.pools import pool_refused, pool_reserved
+from .alerts.watch import AlertWatch
 from .canonical import answer_digest
 from .errors import BudgetExceeded
 from .keys import Principal
@@ -83,6 +85,7 @@ class Ledger:
         self.audit = audit.AuditWriter(store, audit_key)
         self.session_keep = session_keep
         self.session_ttl = session_ttl
+        self.alerts: AlertWatch | None = None  # budget threshold alerts (AppContext.build sets it)
 
     @property
     def audit_key(self) -> bytes | None:
@@ -113,16 +116,19 @@ class Ledger:
         completions, embeddings, each loop turn). ``holder`` (key, provider, model) is what the sweep's
         ``abandoned`` entry names if the request never settles."""
         booking.principal.check_pool(booking.pool)
+        tenant = booking.principal.tenant
         try:
-            await self.store.reserve(
-                booking.principal.tenant, booking.pool, request_id, tokens, now_str(), holder
-            )
+            pool = await self.store.reserve(tenant, booking.pool, request_id, tokens, now_str(), holder)
         except Overdrawn as exc:
+            if self.alerts is not None:
+                await pool_refused(self.alerts, self.store, tenant, booking.pool)
             raise BudgetExceeded(
                 f"budget exhausted for pool {booking.pool!r}: this request may need {tokens} tokens, "
                 f"{max(exc.available, 0)} are available"
             ) from exc
         booking.reservation_id, booking.reserved = request_id, tokens
+        if self.alerts is not None:
+            await pool_reserved(self.alerts, pool)
 
     async def load_history(self, booking: Booking, session_id: str) -> list[Message]:
         history, version = await self.store.load_session(booking.principal.tenant, session_id)

@@ -17,6 +17,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from .alerts.outbox import Outbox
 from .errors import BadRequest
 from .ledger import Ledger
 from .logs import log_event
@@ -33,8 +34,17 @@ class SweepTooYoung(BadRequest):
 
 
 class Sweeper:
-    def __init__(self, store: Store, ledger: Ledger, max_age_seconds: int, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ledger: Ledger,
+        max_age_seconds: int,
+        clock: Clock = utc_now,
+        *,
+        outbox: Outbox | None = None,
+    ) -> None:
         self.store = store
+        self.outbox = outbox  # alerts still pending are retried here
         self.ledger = ledger
         self.max_age_seconds = max_age_seconds
         self.clock = clock
@@ -64,12 +74,15 @@ class Sweeper:
             log_event(
                 logger, logging.WARNING, "reservations_abandoned", count=len(swept), audited=len(audited)
             )
-        return {
+        counts = {
             "reservations_swept": len(swept),
             "abandoned_audited": len(audited),
             "sessions_deleted": sessions,
             "responses_deleted": responses,
         }
+        if self.outbox is not None:
+            counts |= await self.outbox.retry_pending()
+        return counts
 
     async def run_every(self, interval_seconds: float) -> None:
         """Sweep every ``interval_seconds`` until cancelled; a failed sweep is logged and retried later."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import secrets
 
+from .alerts.pools import pool_refused, pool_reserved
+from .alerts.watch import AlertWatch
 from .errors import BadRequest, BudgetExceeded
 from .keys import Principal
 from .store.base import BudgetStore, Holder, Overdrawn, Pool, UnknownPool
@@ -33,8 +35,11 @@ def _bound(pool: Pool) -> int:
     return UNLIMITED_POOL_MAX_TOKENS if pool.capacity is None else pool.capacity
 
 
-async def reserve(store: BudgetStore, principal: Principal, pool: str, tokens: int) -> tuple[str, Pool]:
-    """Hold ``tokens`` in one of the key's pools; returns the reservation id and the pool after."""
+async def reserve(
+    store: BudgetStore, principal: Principal, pool: str, tokens: int, alerts: AlertWatch | None = None
+) -> tuple[str, Pool]:
+    """Hold ``tokens`` in one of the key's pools; returns the reservation id and the pool after. With
+    ``alerts``, the pool's thresholds are checked as for every other reserve."""
     found = await existing_pool(store, principal, pool)
     if tokens > _bound(found):
         raise BadRequest(
@@ -45,9 +50,13 @@ async def reserve(store: BudgetStore, principal: Principal, pool: str, tokens: i
     try:
         after = await store.reserve(principal.tenant, pool, reservation_id, tokens, now_str(), holder)
     except Overdrawn as exc:
+        if alerts is not None:
+            await pool_refused(alerts, store, principal.tenant, pool)
         raise BudgetExceeded(
             f"budget exhausted for pool {pool!r}: {max(exc.available, 0)} available"
         ) from exc
+    if alerts is not None:
+        await pool_reserved(alerts, after)
     return reservation_id, after
 
 

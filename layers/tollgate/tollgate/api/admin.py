@@ -78,7 +78,10 @@ async def set_budget(
     check_name(tenant, "tenant")
     check_name(pool, "pool")
     body = validate(BudgetSet, decode_json_object(await request.body()))
-    return {"tenant": tenant, **pool_view(await ctx.store.set_capacity(tenant, pool, body.tokens))}
+    found = await ctx.store.set_capacity(tenant, pool, body.tokens)
+    if body.alert_at is not None:  # validated with the body: nothing is written for a bad one
+        found = await ctx.store.set_alert_at(tenant, pool, body.alert_at)
+    return {"tenant": tenant, **pool_view(found)}
 
 
 @get("/budgets")

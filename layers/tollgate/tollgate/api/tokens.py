@@ -24,6 +24,7 @@ def pool_view(pool: Pool) -> dict[str, Any]:
         "reserved": pool.reserved,
         "remaining": pool.remaining,
         "open_reservations": len(pool.reservations),
+        "alert_at": list(pool.alert_at),
     }
 
 
@@ -44,7 +45,7 @@ async def tokens_reserve(request: Request[Any, Any, Any], ctx: NamedDependency[A
     principal = await authenticate(request, ctx)
     body: TokensRequest = await _body(request, TokensRequest)
     reservation_id, pool = await token_pools.reserve(
-        ctx.store, principal, body.pool or principal.pool, body.tokens
+        ctx.store, principal, body.pool or principal.pool, body.tokens, ctx.alerts
     )
     return {"reservation_id": reservation_id, "reserved": body.tokens, "available": pool.remaining}
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..alerts.thresholds import parse_alert_at
 from .limits import (
     MAX_BUDGET_TOKENS,
     MAX_EXPIRES_IN_SECONDS,
@@ -55,3 +56,14 @@ class KeyCreate(_Body):
 
 class BudgetSet(_Body):
     tokens: int | None = Field(strict=True, ge=0, le=MAX_BUDGET_TOKENS)
+    # alert thresholds in percent (tollgate.alerts): whole numbers 1..100, deduplicated and sorted
+    alert_at: tuple[int, ...] | None = None
+
+    @field_validator("alert_at", mode="before")
+    @classmethod
+    def _thresholds(cls, value: object) -> object:
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise ValueError("alert_at must be a list of whole percents (1..100), e.g. [50, 80, 100]")
+        return parse_alert_at(value)

@@ -10,9 +10,10 @@ attempt, and a claim older than the retry delay may be taken over by the sweep.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from .base import Pool
+if TYPE_CHECKING:
+    from .base import Pool
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 STATES = (PENDING, DELIVERED, FAILED)

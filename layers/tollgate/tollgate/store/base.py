@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import Forbidden, TollgateError
+from .alert_base import AlertStore
 
 # ------------------------------------------------------------------------------------------------ keys
 
@@ -336,7 +337,7 @@ class CostStore(Protocol):
         """Entries with since <= at < until, one tenant's or every tenant's (registry entries left out)."""
 
 
-class Store(KeyStore, BudgetStore, SessionStore, ResponseStore, AuditStore, CostStore, Protocol):
+class Store(KeyStore, BudgetStore, SessionStore, ResponseStore, AuditStore, CostStore, AlertStore, Protocol):
     """What a backend implements; callers depend on the aggregate they use."""
 
     async def init_schema(self) -> None:
