@@ -72,7 +72,7 @@ def alert_at_type(value: str) -> tuple[int, ...]:
     try:
         return parse_alert_at(value)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("alert_at: ")) from None
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 alert_at_type.__name__ = "percent list"

@@ -6,6 +6,7 @@ budgets with periods give the same tuple): ``used`` counts what is settled plus 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -35,22 +36,27 @@ def reached(use: BudgetUse) -> tuple[int, ...]:
 
 
 def parse_alert_at(values: str | Iterable[object]) -> tuple[int, ...]:
-    """ "50,80,100" or [50, 80, 100] -> (50, 80, 100): integers 1..100, deduplicated, sorted; "" -> ().
-
-    ValueError (one line) on anything else."""
-    items = [v.strip() for v in values.split(",")] if isinstance(values, str) else list(values)
-    if isinstance(values, str) and items == [""]:
-        return ()
-    found: set[int] = set()
+    """"50,80,100" (the CLI) or [50, 80, 100] (JSON: integers only) -> (50, 80, 100): whole percents
+    1..100, deduplicated, sorted; "" -> (). ValueError (one line) on anything else."""
+    if isinstance(values, str):
+        items: list[object] = [v.strip() for v in values.split(",")] if values.strip() else []
+    else:
+        items = list(values)
+    from_text, found = isinstance(values, str), set()
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, int | str):
-            raise ValueError(f"alert_at: {item!r} is not a whole percent (1..100)")
-        text = str(item)
-        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 100:
-            raise ValueError(f"alert_at: '{printable(text)}' is not a whole percent (1..100)")
-        found.add(int(text))
+        if from_text and isinstance(item, str) and item.isascii() and item.isdigit():
+            number = int(item)
+        elif not from_text and isinstance(item, int) and not isinstance(item, bool):
+            number = item
+        else:
+            text = f"'{item}'" if isinstance(item, str) and from_text else json.dumps(item, default=str)
+            shown = printable(text)
+            raise ValueError(f"{shown} is not a whole percent (1..100)")
+        if not 1 <= number <= 100:
+            raise ValueError(f"{number} is not a whole percent (1..100)")
+        found.add(number)
     if len(found) > MAX_THRESHOLDS:
-        raise ValueError(f"alert_at: at most {MAX_THRESHOLDS} thresholds")
+        raise ValueError(f"at most {MAX_THRESHOLDS} thresholds")
     return tuple(sorted(found))
 
 
