@@ -109,7 +109,7 @@ def wait_for(predicate: Callable[[], bool], what: str) -> None:
         time.sleep(0.05)
 
 
-def test_fifty_concurrent_requests_fire_each_threshold_once_signed(
+def test_fifty_concurrent_requests_on_two_gateways_fire_each_threshold_once_signed(
     fake_openai: FakeOpenAI,
     start_gateway: Callable[..., ServerThread],
     receiver: WebhookReceiver,
@@ -118,9 +118,15 @@ def test_fifty_concurrent_requests_fire_each_threshold_once_signed(
 ) -> None:
     overrides = {"alert_webhook_url": receiver.url, "alert_webhook_secret": SECRET}
     gw = start(start_gateway, fake_openai, store, clock, **overrides)
+    # a second gateway on the same file: its own AlertWatch, so only the store's conditional write dedups
+    other = start(start_gateway, fake_openai, SQLiteStore(store.path), clock, **overrides)
     key = team_key(gw, 300, [80, 50, 100])  # 50 requests x 14 tokens settled: well past 100%
 
-    responses = asyncio.run(burst(gw, key, 50))
+    async def both() -> list[httpx.Response]:
+        halves = await asyncio.gather(burst(gw, key, 25), burst(other, key, 25))
+        return halves[0] + halves[1]
+
+    responses = asyncio.run(both())
 
     codes = sorted({r.status_code for r in responses})
     assert codes == [200, 429] and all(
