@@ -36,8 +36,8 @@ def reached(use: BudgetUse) -> tuple[int, ...]:
 
 
 def parse_alert_at(values: str | Iterable[object]) -> tuple[int, ...]:
-    """ "50,80,100" (the CLI) or [50, 80, 100] (JSON: integers only) -> (50, 80, 100): whole percents
-    1..100, deduplicated, sorted; "" -> (). ValueError (one line) on anything else."""
+    """Thresholds from "50,80,100" (the CLI) or [50, 80, 100] (JSON: integers only) -> (50, 80, 100):
+    whole percents 1..100, deduplicated, sorted; "" -> (). ValueError (one line) on anything else."""
     if isinstance(values, str):
         items: list[object] = [v.strip() for v in values.split(",")] if values.strip() else []
     else:
