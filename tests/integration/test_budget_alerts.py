@@ -264,3 +264,26 @@ def test_bad_alert_at_is_a_400_and_writes_nothing(
     assert (pool["capacity"], pool["alert_at"]) == (500, [])
     response = gw.admin("PUT", "/budgets/acme/team", json={"tokens": 500, "alert_at": [100, 50, 50]})
     assert response.json()["alert_at"] == [50, 100]
+
+
+def test_the_timed_sweep_of_serve_delivers_once_the_webhook_is_up(
+    fake_openai: FakeOpenAI,
+    start_gateway: Callable[..., ServerThread],
+    receiver: WebhookReceiver,
+    store: SQLiteStore,
+    clock: Clock,
+) -> None:
+    receiver.mode = "fail"
+    overrides = {"alert_webhook_url": receiver.url, "sweep_interval_seconds": 0.05}
+    settings = gateway_settings(fake_openai, **overrides)
+    server = start_gateway(
+        settings, include_admin=True, store=store, clock=clock, run_sweeper=True, allow_open=False
+    )
+    gw = Gateway(server, fake_openai)
+    key = team_key(gw, 100, [10])
+    assert gw.chat(key).status_code == 200
+    wait_for(lambda: receiver.refused >= 1, "the failed first attempt")
+    receiver.mode = "ok"
+    clock.advance(61)  # the claim is stale now: the next timed sweep retries
+    wait_for(lambda: [a.state for a in alerts_of(store)] == [DELIVERED], "the timed sweep's delivery")
+    assert [c.json["threshold"] for c in receiver.calls] == [10] and alerts_of(store)[0].attempts == 2
