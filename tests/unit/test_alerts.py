@@ -230,3 +230,17 @@ def test_serve_refuses_a_plain_http_webhook_at_startup(tmp_path: Path) -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "invalid setting TOLLGATE_ALERT_WEBHOOK_URL=***: must be https://" in result.stderr
     assert "token-abc123" not in result.stderr  # the URL may be a credential
+
+
+async def test_a_webhook_error_never_repeats_the_url(store: SQLiteStore) -> None:
+    url = "https://hooks.example/services/T000/B000/credential-in-the-path"
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot connect to {url}", request=request)
+
+    webhook = WebhookChannel(url, secret=None, timeout_seconds=1, transport=httpx.MockTransport(refuse))
+    outbox = Outbox(store, [webhook], max_attempts=3, retry_after_seconds=60, clock=Clock())
+    await AlertWatch(store, outbox, Clock()).observe(use(900, alert_at=(80,)))
+    await outbox.drain()
+    (alert,) = await store.list_alerts("acme")
+    assert alert.error == "webhook: RuntimeError: ConnectError: cannot connect to <webhook url>"

@@ -79,10 +79,14 @@ class WebhookChannel:
         headers = {"content-type": "application/json", "user-agent": "tollgate-alerts"}
         if self._secret:
             headers[SIGNATURE_HEADER] = signature(self._secret, body)
-        async with httpx.AsyncClient(
-            transport=self._transport, timeout=self._timeout, follow_redirects=False
-        ) as client:
-            response = await client.post(self._url, content=body, headers=headers)
+        try:
+            async with httpx.AsyncClient(
+                transport=self._transport, timeout=self._timeout, follow_redirects=False
+            ) as client:
+                response = await client.post(self._url, content=body, headers=headers)
+        except httpx.HTTPError as exc:  # its message may quote the URL, itself a secret: never repeated
+            reason = str(exc).replace(self._url, "<webhook url>")[:200]
+            raise RuntimeError(f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__) from None
         if not 200 <= response.status_code < 300:
             raise RuntimeError(f"HTTP {response.status_code}")
 
