@@ -287,3 +287,21 @@ def test_the_timed_sweep_of_serve_delivers_once_the_webhook_is_up(
     clock.advance(61)  # the claim is stale now: the next timed sweep retries
     wait_for(lambda: [a.state for a in alerts_of(store)] == [DELIVERED], "the timed sweep's delivery")
     assert [c.json["threshold"] for c in receiver.calls] == [10] and alerts_of(store)[0].attempts == 2
+
+
+def test_a_hoosh_token_reservation_fires_too(
+    fake_openai: FakeOpenAI,
+    start_gateway: Callable[..., ServerThread],
+    receiver: WebhookReceiver,
+    store: SQLiteStore,
+    clock: Clock,
+) -> None:
+    gw = start(start_gateway, fake_openai, store, clock, alert_webhook_url=receiver.url)
+    key = team_key(gw, 100, [50, 100])
+    headers = {"authorization": f"Bearer {key}"}
+    reserved = httpx.post(f"{gw.url}/v1/tokens/reserve", json={"tokens": 60}, headers=headers, timeout=20)
+    assert reserved.status_code == 200, reserved.text
+    refused = httpx.post(f"{gw.url}/v1/tokens/reserve", json={"tokens": 60}, headers=headers, timeout=20)
+    assert refused.status_code == 429
+    wait_for(lambda: len(receiver.calls) == 2, "two calls")
+    assert sorted((c.json["threshold"], c.json["used"]) for c in receiver.calls) == [(50, 60), (100, 60)]

@@ -244,3 +244,18 @@ async def test_a_webhook_error_never_repeats_the_url(store: SQLiteStore) -> None
     await outbox.drain()
     (alert,) = await store.list_alerts("acme")
     assert alert.error == "webhook: RuntimeError: ConnectError: cannot connect to <webhook url>"
+
+
+def test_a_secret_refresh_rewires_the_alert_channels(tmp_path: Path) -> None:
+    from tollgate.context import AppContext
+    from tollgate.secrets import refresh_context
+
+    ctx = AppContext.build(Settings(), SQLiteStore(str(tmp_path / "r.db")), allow_open=False)
+    assert ctx.alerts is None and ctx.ledger.alerts is None and ctx.sweeper.outbox is None
+    refresh_context(ctx, Settings(alert_webhook_url="https://hooks.example/a"))
+    watch = ctx.alerts
+    assert watch is not None and ctx.ledger.alerts is watch and ctx.sweeper.outbox is watch.outbox
+    refresh_context(ctx, Settings(alert_webhook_url="https://hooks.example/b", alert_eventbridge=True))
+    assert ctx.alerts is watch and [c.name for c in watch.outbox.channels] == ["webhook", "eventbridge"]
+    refresh_context(ctx, Settings())
+    assert ctx.alerts is None and ctx.ledger.alerts is None and ctx.sweeper.outbox is None
