@@ -34,8 +34,13 @@ def build_channels(
             )
         )
     if settings.alert_eventbridge:
-        client = LazyClient(
-            "events", region=settings.aws_region, client=events_client, retries={"mode": "standard"}
+        client = LazyClient(  # short timeouts: a stuck PutEvents must not hold the outbox (or a shutdown)
+            "events",
+            region=settings.aws_region,
+            client=events_client,
+            connect_timeout=3,
+            read_timeout=5,
+            retries={"mode": "standard", "total_max_attempts": 2},
         )
         channels.append(EventBridgeChannel(client))
     return channels
