@@ -4,7 +4,8 @@ Only reservations older than ``TOLLGATE_RESERVATION_MAX_AGE_SECONDS`` are touche
 than Lambda's 15-minute limit, so never a live request's); an operator may sweep older ones only. Each is
 charged its reserved upper bound (not refunded: the upstream may well have served it) and gets an audit
 entry with status ``abandoned`` (``Ledger.audit_abandoned``); a settle that arrives after all corrects the
-charge to the real usage (the store's ``swept`` marker). Expired sessions go too.
+charge to the real usage (the store's ``swept`` marker). Expired sessions go too, and pending budget
+alerts get another delivery attempt (``tollgate.alerts.outbox``).
 
 ``tollgate serve`` runs it every ``TOLLGATE_SWEEP_INTERVAL_SECONDS`` (``run_every``); on AWS an
 EventBridge schedule invokes the admin function, which runs it (``functions/admin``); ``tollgate budgets
