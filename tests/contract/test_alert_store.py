@@ -1,5 +1,6 @@
-"""The ``AlertStore`` contract (``tollgate.store.alert_base``) on SQLite, moto and dynalite: a token pool's
-thresholds, an alert recorded once per id, the pending list and the claim/finish outbox protocol."""
+"""The ``AlertStore`` contract (``tollgate.store.alert_base``) on SQLite, moto and dynalite: an alert recorded
+once per id, the pending list and the claim/finish outbox protocol (the thresholds are budget rules:
+tests/contract/test_budget_store.py)."""
 
 from __future__ import annotations
 
@@ -7,35 +8,14 @@ import asyncio
 from dataclasses import replace
 from typing import Any, cast
 
-import pytest
-
 from tollgate.store.alert_base import DELIVERED, FAILED, PENDING, Alert, AlertStore, alert_id
-from tollgate.store.base import Store, UnknownPool
+from tollgate.store.base import Store
 
-ALERT = Alert("acme", "pool:team:tokens", "", 80, 1000, 812, "2026-01-01T00:00:01.000000Z")
+ALERT = Alert("acme", "tokens:team", "all", 80, 1000, 812, "2026-01-01T00:00:01.000000Z")
 
 
 def alerts(store: Store) -> AlertStore:
     return cast(AlertStore, store)
-
-
-async def test_thresholds_are_kept_with_the_pool(store: Store) -> None:
-    await store.set_capacity("acme", "team", 1000)
-    pool = await alerts(store).set_alert_at("acme", "team", (50, 80, 100))
-    assert pool.alert_at == (50, 80, 100) and pool.capacity == 1000
-    assert (await store.get_pool("acme", "team")).alert_at == (50, 80, 100)  # type: ignore[union-attr]
-    reserved = await store.reserve("acme", "team", "r1", 10, "2026-01-01T00:00:00.000000Z")
-    assert reserved.alert_at == (50, 80, 100)  # the reserve's own answer carries them
-    assert (await store.set_capacity("acme", "team", 2000)).alert_at == (50, 80, 100)  # capacity keeps them
-    assert [p.alert_at for p in await store.list_pools("acme")] == [(50, 80, 100)]
-    assert (await alerts(store).set_alert_at("acme", "team", ())).alert_at == ()
-
-
-async def test_a_new_pool_has_no_thresholds_and_a_missing_pool_is_refused(store: Store) -> None:
-    assert (await store.set_capacity("acme", "fresh", 5)).alert_at == ()
-    with pytest.raises(UnknownPool):
-        await alerts(store).set_alert_at("acme", "nope", (50,))
-    assert await store.get_pool("acme", "nope") is None
 
 
 async def test_an_alert_is_recorded_once(store: Store) -> None:
@@ -49,7 +29,7 @@ async def test_an_alert_is_recorded_once(store: Store) -> None:
     assert await alerts(store).record_alert(replace(ALERT, tenant="other"))
     ids = [a.alert_id for a in await alerts(store).list_alerts("acme")]
     assert ids == sorted([ALERT.alert_id, other_period.alert_id, other_threshold.alert_id])
-    assert ALERT.alert_id == alert_id("pool:team:tokens", "", 80) == "pool:team:tokens##080"
+    assert ALERT.alert_id == alert_id("tokens:team", "all", 80) == "tokens:team#all#080"
     assert await alerts(store).get_alert("acme", "missing") is None
 
 

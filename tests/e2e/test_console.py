@@ -128,7 +128,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 "narrow": gateway.new_key("narrow", models=["openrouter/*"]),
             }
             assert (
-                gateway.admin("PUT", "/budgets/acme/default", json={"tokens": 1_000_000}).status_code == 200
+                gateway.admin(
+                    "PUT", "/budgets/acme/default", json={"tokens": 1_000_000, "usd": 25, "period": "monthly"}
+                ).status_code
+                == 200
             )
             assert gateway.admin("PUT", "/budgets/broke/default", json={"tokens": 5}).status_code == 200
             shots = tmp_path_factory.mktemp("console-screenshots")
@@ -301,10 +304,12 @@ def test_usage_shows_day_totals_budgets_requests_and_the_audit_chain(ui: Console
     today = next(g for g in costs["groups"] if g["group"] == day(0))
     assert f"${today['cost_micro_usd'] / 1e6:.6f}" in days[day(0)]
     assert len(days) == len(costs["groups"])
-    budgets = ui.all("budget-row")
-    pools = ui.gateway.get(ui.keys["acme"], "/v1/tokens/pools").json()["pools"]
-    assert len(budgets) == len(pools) == 1
-    assert f"{pools[0]['used']:,}" in budgets[0].text and "no period" in budgets[0].text
+    rows = {row.get_attribute("data-kind"): row for row in ui.all("budget-row")}
+    listed = {b["kind"]: b for b in ui.gateway.get(ui.keys["acme"], "/v1/budgets").json()["budgets"]}
+    assert set(rows) == set(listed) == {"tokens", "usd"}  # the pool's token capacity and its USD budget
+    assert f"{listed['tokens']['spent']:,}" in rows["tokens"].text and "no period" in rows["tokens"].text
+    remaining = listed["usd"]["remaining"]
+    assert f"${remaining / 1e6:.6f}" in rows["usd"].text and "monthly, resets at" in rows["usd"].text
     audit = ui.gateway.get(ui.keys["acme"], "/v1/audit?limit=1000").json()
     assert len(ui.all("request-row")) == min(len(audit["entries"]), 20)
     assert "verified" in ui.find("audit-status").text

@@ -136,6 +136,7 @@ def test_the_scheduled_event_runs_the_sweep(invoke: Invoke) -> None:
     asyncio.run(store.reserve("acme", "team", "live", 30, now_str(), holder))
     assert invoke("SCHEDULE", "") == {
         "reservations_swept": 1,
+        "usd_reservations_swept": 0,
         "abandoned_audited": 1,
         "sessions_deleted": 0,
         "responses_deleted": 0,
@@ -179,7 +180,7 @@ def test_the_scheduled_sweep_delivers_a_pending_alert_to_eventbridge(
         events.put_targets(Rule="alerts", Targets=[{"Id": "q", "Arn": arn}])
         module = load_handler("admin")
         store = module.app.state["ctx"].store
-        alert = Alert("acme", "pool:team:tokens", "", 80, 1000, 850, "2026-01-01T00:00:00.000000Z")
+        alert = Alert("acme", "tokens:team", "all", 80, 1000, 850, "2026-01-01T00:00:00.000000Z")
         try:
             assert asyncio.run(store.record_alert(alert))
             swept = module.handler(SCHEDULED, LambdaContext())
@@ -187,7 +188,7 @@ def test_the_scheduled_sweep_delivers_a_pending_alert_to_eventbridge(
             (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
             event = json.loads(message["Body"])
             assert event["detail-type"] == "tollgate.budget.threshold"
-            assert (event["detail"]["budget"], event["detail"]["threshold"]) == ("pool:team:tokens", 80)
+            assert (event["detail"]["budget"], event["detail"]["threshold"]) == ("tokens:team", 80)
             stored = asyncio.run(store.get_alert("acme", alert.alert_id))
             assert (stored.state, stored.attempts, stored.delivered) == (DELIVERED, 1, ("eventbridge",))
             assert module.handler(SCHEDULED, LambdaContext())["alerts_delivered"] == 0  # once

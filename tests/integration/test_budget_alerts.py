@@ -25,7 +25,7 @@ from tollgate.store.alert_base import DELIVERED, PENDING, Alert
 from tollgate.store.sqlite import SQLiteStore
 
 SECRET = "whsec-for-tests"
-BUDGET = "pool:team:tokens"
+BUDGET = "tokens:team"
 
 
 class Clock:
@@ -141,12 +141,26 @@ def test_fifty_concurrent_requests_on_two_gateways_fire_each_threshold_once_sign
         assert hmac.compare_digest(call.headers["x-tollgate-signature"], expected)
         assert call.path == "/hooks/tollgate" and call.headers["content-type"] == "application/json"
         document = call.json
-        assert set(document) == {"id", "tenant", "budget", "period", "threshold", "limit", "used", "at"}
+        assert set(document) == {
+            "id",
+            "tenant",
+            "budget",
+            "period",
+            "threshold",
+            "limit",
+            "used",
+            "unit",
+            "at",
+        }
         assert (document["tenant"], document["budget"], document["period"], document["limit"]) == (
             "acme",
             BUDGET,
-            "",
+            "all",
             300,
+        )
+        assert (
+            document["unit"] == "tokens"
+            and document["id"] == f"acme/{BUDGET}#all#{document['threshold']:03d}"
         )
         assert 0 < document["used"] <= 300  # settled + reserved (a refusal fires every threshold at once)
     stored = alerts_of(store)
@@ -256,12 +270,12 @@ def test_bad_alert_at_is_a_400_and_writes_nothing(
 ) -> None:
     gw = start(start_gateway, fake_openai, store, clock)
     assert gw.set_budget("acme", "team", 500)["alert_at"] == []
-    for bad in ([0], [101], ["50"], [50.5], "50,80", [True], list(range(1, 12))):
+    for bad in ([0], [1001], ["50"], [50.5], "50,80", [True], list(range(1, 12))):
         response = gw.admin("PUT", "/budgets/acme/team", json={"tokens": 9, "alert_at": bad})
         assert response.status_code == 400, (bad, response.text)
         assert "alert_at" in response.json()["error"]["message"]
-    (pool,) = gw.admin("GET", "/budgets?tenant=acme").json()["pools"]
-    assert (pool["capacity"], pool["alert_at"]) == (500, [])
+    (pool,) = gw.admin("GET", "/budgets?tenant=acme").json()["budgets"]
+    assert (pool["kind"], pool["capacity"], pool["alert_at"]) == ("tokens", 500, [])
     response = gw.admin("PUT", "/budgets/acme/team", json={"tokens": 500, "alert_at": [100, 50, 50]})
     assert response.json()["alert_at"] == [50, 100]
 

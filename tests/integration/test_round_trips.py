@@ -63,6 +63,9 @@ STORE_READS = frozenset(
         "list_audit",
         "audit_tenants",
         "list_costs",
+        "get_budget_rules",
+        "list_budget_rules",
+        "get_usd_counter",
     }
 )
 STORE_WRITES = frozenset(
@@ -71,7 +74,6 @@ STORE_WRITES = frozenset(
         "revoke_key",
         "set_capacity",
         "create_pool",
-        "set_alert_at",
         "record_alert",
         "claim_alert",
         "finish_alert",
@@ -85,6 +87,10 @@ STORE_WRITES = frozenset(
         "delete_response",
         "sweep_responses",
         "sweep_reservations",
+        "put_budget_rule",
+        "reserve_usd",
+        "settle_usd",
+        "sweep_usd_reservations",
         "put_audit_entry",
         "advance_audit_head",
         "init_schema",

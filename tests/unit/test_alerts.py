@@ -20,10 +20,12 @@ from pydantic import ValidationError
 from tollgate.alerts.build import build_alerts
 from tollgate.alerts.channels import EventBridgeChannel, WebhookChannel
 from tollgate.alerts.outbox import Outbox
-from tollgate.alerts.thresholds import BudgetUse, parse_alert_at, reached
+from tollgate.alerts.thresholds import BudgetUse, reached, reached_by_refusal
 from tollgate.alerts.watch import AlertWatch
 from tollgate.aws import LazyClient
+from tollgate.budget_admin import alert_percents
 from tollgate.config import Settings
+from tollgate.errors import BadRequest
 from tollgate.store.alert_base import DELIVERED, FAILED, PENDING
 from tollgate.store.sqlite import SQLiteStore
 
@@ -64,34 +66,23 @@ async def store(tmp_path: Path) -> Any:
 
 
 def use(used: int, alert_at: tuple[int, ...] = (50, 80, 100), limit: int = 1000) -> BudgetUse:
-    return BudgetUse("acme", "pool:team:tokens", "", limit, used, alert_at)
+    return BudgetUse("acme", "tokens:team", "all", limit, used, alert_at)
 
 
-def test_parse_alert_at() -> None:
-    assert parse_alert_at("100, 50,80,50") == (50, 80, 100)
-    assert parse_alert_at("") == () and parse_alert_at([]) == ()
-    assert parse_alert_at([100, 1]) == (1, 100)
-    for bad in (
-        "0",
-        "101",
-        "5a",
-        "-5",
-        "50,,80",
-        "2.5",
-        "\u0665\u0660",  # Arabic-Indic digits: isdigit() but not ASCII
-        [0],
-        ["50"],
-        [50.5],
-        [True],
-        list(range(1, 12)),
-    ):
-        with pytest.raises(ValueError, match=r"whole percent|at most 10"):
-            parse_alert_at(bad)  # type: ignore[arg-type]
+def test_alert_percents() -> None:
+    assert alert_percents("100, 50,80,50") == (50, 80, 100)
+    assert alert_percents("") == () and alert_percents([]) == ()  # '' / [] clear them
+    assert alert_percents([100, 1]) == (1, 100) and alert_percents("150") == (150,)
+    arabic_50 = "\u0665\u0660"  # isdigit() but not ASCII
+    for bad in ("0", "1001", "5a", "-5", "50,,80", "2.5", arabic_50, [0], [50.5], [True], list(range(1, 12))):
+        with pytest.raises(BadRequest, match=r"whole percent|at most 10"):
+            alert_percents(bad)
 
 
 def test_reached() -> None:
     assert reached(use(499)) == () and reached(use(500)) == (50,) and reached(use(1000)) == (50, 80, 100)
     assert reached(use(5, limit=0)) == ()  # no positive limit: nothing to measure against
+    assert reached_by_refusal(use(10, alert_at=(50, 100, 150))) == (50, 100)  # a refusal is 100%
 
 
 async def test_each_threshold_fires_once_and_a_refusal_counts_as_100(store: SQLiteStore) -> None:
@@ -117,7 +108,7 @@ async def test_each_threshold_fires_once_and_a_refusal_counts_as_100(store: SQLi
         (80, 900),
         (100, 900),
     ]
-    assert watch.refusal_seen("acme", "pool:team:tokens", "")
+    assert watch.refusal_seen("acme", "tokens:team", "all")
     assert [a.state for a in await store.list_alerts("acme")] == [DELIVERED] * 3
 
 
@@ -175,13 +166,14 @@ async def test_an_event_has_the_source_detail_type_and_document(store: SQLiteSto
         "default",
     )
     assert json.loads(entry["Detail"]) == {
-        "id": "acme/pool:team:tokens##100",
+        "id": "acme/tokens:team#all#100",
         "tenant": "acme",
-        "budget": "pool:team:tokens",
-        "period": "",
+        "budget": "tokens:team",
+        "period": "all",
         "threshold": 100,
         "limit": 1000,
         "used": 10,
+        "unit": "tokens",
         "at": "2026-03-01T00:00:00.000000Z",
     }
 

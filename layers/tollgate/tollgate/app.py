@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from .api.account import audit_log, costs, delete_session
 from .api.admin import admin_router
+from .api.budgets import my_budgets
 from .api.chat import chat_completions
 from .api.completions import completions
 from .api.console import console_asset, console_index
@@ -59,6 +60,7 @@ DATA_PLANE: list[ControllerRouterHandler] = [
     tokens_reserve,
     tokens_report,
     tokens_pools,
+    my_budgets,
     costs,
     audit_log,
     delete_session,

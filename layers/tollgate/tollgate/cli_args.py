@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import NoReturn
 
-from .alerts.thresholds import parse_alert_at
 from .names import name_problem, printable
 from .timeutil import format_time, parse_time, utc_now
 
@@ -65,17 +64,6 @@ def count_type(minimum: int, maximum: int | None = None) -> Callable[[str], int]
 
     parse.__name__ = "integer"
     return parse
-
-
-def alert_at_type(value: str) -> tuple[int, ...]:
-    """``--alert-at 50,80,100``: whole percents 1..100, deduplicated and sorted ("" clears them)."""
-    try:
-        return parse_alert_at(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-alert_at_type.__name__ = "percent list"
 
 
 def since_time(value: str) -> str:

@@ -71,6 +71,8 @@ class AppContext:
             audit_key=settings.audit_hmac_key(),
             session_keep=settings.session_retention_messages,
             session_ttl=settings.session_ttl_seconds,
+            clock=clock,
+            rules_cache_seconds=settings.key_cache_seconds,
         )
         alerts = ledger.alerts = build_alerts(settings, store, clock=clock, **(alert_clients or {}))
         return cls(

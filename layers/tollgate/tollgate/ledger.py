@@ -5,22 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import audit
-from .accounting import Pricing, usd
-from .alerts.pools import pool_refused, pool_reserved
+from .accounting import Pricing, usage_details, usd
+from .alerts import budgets as budget_alerts
 from .alerts.watch import AlertWatch
+from .budgets import Budgets, Call, Hold, pool_exhausted
 from .canonical import answer_digest
-from .errors import BudgetExceeded
 from .keys import Principal
 from .logs import log_event
 from .providers.base import Usage
 from .schemas.openai import Message
 from .store.base import ABANDONED, AuditEntry, Holder, Overdrawn, Reservation, Store, UnknownPool
-from .timeutil import after, now_str
+from .timeutil import Clock, after, now_str, utc_now
 
 logger = logging.getLogger("tollgate.ledger")
 SESSION_SAVE_ATTEMPTS = 5
@@ -39,6 +39,7 @@ class Booking:
     session_version: int = 0
     session_history: list[dict[str, Any]] = field(default_factory=list)
     new_messages: list[dict[str, Any]] = field(default_factory=list)
+    usd_holds: list[Hold] = field(default_factory=list)  # USD budgets held (``budgets.Budgets``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class Charge:
             details["deployment"] = self.deployment
         if self.attempts != 1:
             details["attempts"] = self.attempts
+        details.update(usage_details(self.usage))
         return details or None
 
 
@@ -78,10 +80,19 @@ class Settlement:
 
 class Ledger:
     def __init__(
-        self, store: Store, pricing: Pricing, *, audit_key: bytes | None, session_keep: int, session_ttl: int
+        self,
+        store: Store,
+        pricing: Pricing,
+        *,
+        audit_key: bytes | None,
+        session_keep: int,
+        session_ttl: int,
+        clock: Clock = utc_now,
+        rules_cache_seconds: float = 0,
     ) -> None:
         self.store = store
         self.pricing = pricing
+        self.budgets = Budgets(store, pricing, clock, cache_seconds=rules_cache_seconds)
         self.audit = audit.AuditWriter(store, audit_key)
         self.session_keep = session_keep
         self.session_ttl = session_ttl
@@ -109,26 +120,41 @@ class Ledger:
         if await self.store.get_pool(booking.principal.tenant, booking.pool) is None:
             raise UnknownPool(booking.principal.tenant, booking.pool)
 
-    async def reserve(self, booking: Booking, request_id: str, tokens: int, holder: Holder) -> None:
+    async def reserve(
+        self,
+        booking: Booking,
+        request_id: str,
+        tokens: int,
+        holder: Holder,
+        calls: Sequence[Call] | None = None,
+    ) -> None:
         """One conditional write for ``tokens`` (an upper bound over every deployment that may serve);
         429 budget_exceeded before any upstream call when it does not fit, 403 when the key may not spend
         from the pool or the pool does not exist (every spending path comes here: chat, messages,
         completions, embeddings, each loop turn). ``holder`` (key, provider, model) is what the sweep's
-        ``abandoned`` entry names if the request never settles."""
-        booking.principal.check_pool(booking.pool)
-        tenant = booking.principal.tenant
+        ``abandoned`` entry names if the request never settles.
+
+        The USD budgets that apply (the key's, the pool's) hold the most ``calls`` (provider, model,
+        tokens: every candidate; default the holder's model for ``tokens``) can cost, first."""
+        principal = booking.principal
+        principal.check_pool(booking.pool)
+        calls = calls if calls is not None else [(holder.provider, holder.model, tokens)]
+        tenant = principal.tenant
+        rules = await self.budgets.applicable(tenant, principal.key_id, booking.pool)
+        holds = await self.budgets.reserve(tenant, principal.key_id, booking.pool, request_id, calls, rules)
         try:
             pool = await self.store.reserve(tenant, booking.pool, request_id, tokens, now_str(), holder)
-        except Overdrawn as exc:
-            if self.alerts is not None:
-                await pool_refused(self.alerts, self.store, tenant, booking.pool)
-            raise BudgetExceeded(
-                f"budget exhausted for pool {booking.pool!r}: this request may need {tokens} tokens, "
-                f"{max(exc.available, 0)} are available"
-            ) from exc
+        except Exception as exc:
+            await self.budgets.settle(tenant, request_id, holds, 0)
+            if isinstance(exc, Overdrawn):
+                if self.alerts is not None:
+                    await budget_alerts.pool_refused(self.alerts, self.store, tenant, rules, booking.pool)
+                raise pool_exhausted(booking.pool, tokens, exc.available) from exc
+            raise
         booking.reservation_id, booking.reserved = request_id, tokens
+        booking.usd_holds = holds
         if self.alerts is not None:
-            await pool_reserved(self.alerts, pool)
+            await budget_alerts.reserved(self.alerts, tenant, rules, [], pool)
 
     async def load_history(self, booking: Booking, session_id: str) -> list[Message]:
         history, version = await self.store.load_session(booking.principal.tenant, session_id)
@@ -149,12 +175,10 @@ class Ledger:
         The reservation is released from the booking, so a loop's next turn can reserve anew and nothing
         is ever settled twice; a loop saves its session once, at the end (``save_session``)."""
         usage = charge.usage
-        cost = self.pricing.cost_micro_usd(
-            charge.provider, charge.model, usage.prompt_tokens, usage.completion_tokens
-        )
+        cost = self.pricing.cost(charge.provider, charge.model, usage)
         jobs: list[Coroutine[Any, Any, Any]] = [self._audit(booking, charge, status, cost, answer)]
         if booking.reservation_id is not None:
-            jobs.append(self._settle(booking, usage.total_tokens))
+            jobs.append(self._settle(booking, usage.total_tokens, cost))
         if save_session and booking.session_id is not None and status == "ok" and answer is not None:
             jobs.append(self._save_session(booking, answer))
         results = await asyncio.gather(*jobs, return_exceptions=True)
@@ -186,9 +210,18 @@ class Ledger:
                 error=f"{type(exc).__name__}: {exc}",
             )
 
-    async def _settle(self, booking: Booking, actual: int) -> None:
+    async def _settle(self, booking: Booking, actual: int, cost: int | None) -> None:
         assert booking.reservation_id is not None
-        await self.store.settle(booking.principal.tenant, booking.pool, booking.reservation_id, actual)
+        tenant, request_id, holds = booking.principal.tenant, booking.reservation_id, booking.usd_holds
+        booking.usd_holds = []
+        try:
+            await self.store.settle(tenant, booking.pool, request_id, actual)
+        finally:
+            await self._settle_usd(tenant, request_id, holds, cost)
+
+    async def _settle_usd(self, tenant: str, request_id: str, holds: list[Hold], cost: int | None) -> None:
+        for hold in holds:  # priced (an unpriced model is refused under a USD budget); else its bound
+            await self.budgets.settle(tenant, request_id, [hold], hold.amount if cost is None else cost)
 
     async def audit_abandoned(self, reservation: Reservation, at: str) -> AuditEntry:
         """The sweep's entry for a reservation nobody settled: status ``abandoned`` (itself the mark that

@@ -69,6 +69,7 @@ class Sweeper:
 
         cutoff = format_time(now - timedelta(seconds=age))
         swept = await self.store.sweep_reservations(cutoff, at, audit)
+        swept_usd = await self.store.sweep_usd_reservations(cutoff, at)  # audited with its request's tokens
         sessions = await self.store.sweep_sessions(at)
         responses = await self.store.sweep_responses(at)
         if swept:
@@ -77,6 +78,7 @@ class Sweeper:
             )
         counts = {
             "reservations_swept": len(swept),
+            "usd_reservations_swept": len(swept_usd),
             "abandoned_audited": len(audited),
             "sessions_deleted": sessions,
             "responses_deleted": responses,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import secrets
 
-from .alerts.pools import pool_refused, pool_reserved
+from .alerts import budgets as budget_alerts
 from .alerts.watch import AlertWatch
-from .errors import BadRequest, BudgetExceeded
+from .budgets import Budgets, pool_exhausted
+from .errors import BadRequest
 from .keys import Principal
 from .store.base import BudgetStore, Holder, Overdrawn, Pool, UnknownPool
 from .timeutil import now_str
@@ -36,10 +37,15 @@ def _bound(pool: Pool) -> int:
 
 
 async def reserve(
-    store: BudgetStore, principal: Principal, pool: str, tokens: int, alerts: AlertWatch | None = None
+    store: BudgetStore,
+    principal: Principal,
+    pool: str,
+    tokens: int,
+    alerts: tuple[AlertWatch, Budgets] | None = None,
 ) -> tuple[str, Pool]:
     """Hold ``tokens`` in one of the key's pools; returns the reservation id and the pool after. With
-    ``alerts``, the pool's thresholds are checked as for every other reserve."""
+    ``alerts`` (the watch, and the budgets whose cached rules hold the thresholds), the pool's token
+    thresholds are checked as for every other reserve."""
     found = await existing_pool(store, principal, pool)
     if tokens > _bound(found):
         raise BadRequest(
@@ -51,12 +57,12 @@ async def reserve(
         after = await store.reserve(principal.tenant, pool, reservation_id, tokens, now_str(), holder)
     except Overdrawn as exc:
         if alerts is not None:
-            await pool_refused(alerts, store, principal.tenant, pool)
-        raise BudgetExceeded(
-            f"budget exhausted for pool {pool!r}: {max(exc.available, 0)} available"
-        ) from exc
+            watch, rules = alerts[0], await alerts[1].applicable(principal.tenant, principal.key_id, pool)
+            await budget_alerts.pool_refused(watch, store, principal.tenant, rules, pool)
+        raise pool_exhausted(pool, tokens, exc.available) from exc
     if alerts is not None:
-        await pool_reserved(alerts, after)
+        rules = await alerts[1].applicable(principal.tenant, principal.key_id, pool)
+        await budget_alerts.reserved(alerts[0], principal.tenant, rules, [], after)
     return reservation_id, after
 
 

@@ -33,6 +33,7 @@ def alert_document(alert: Alert) -> dict[str, Any]:
         "threshold": alert.threshold,
         "limit": alert.limit,
         "used": alert.used,
+        "unit": "tokens" if alert.budget_id.startswith("tokens:") else "micro_usd",
         "at": alert.at,
     }
 

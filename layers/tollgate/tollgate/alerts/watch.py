@@ -3,8 +3,8 @@ threshold the budget has reached and not yet fired for this period, then hand it
 
 Recording is one conditional write per (budget, period, threshold), so it fires once across every process
 and Lambda; a process also remembers what it saw recorded, so a budget past a threshold costs no further
-writes there. The first refusal for a budget counts as reaching 100%: every threshold fires. Errors are
-logged, never raised: an alert never fails a request.
+writes there. The first refusal for a budget counts as reaching 100%: every threshold up to 100 fires.
+Errors are logged, never raised: an alert never fails a request.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ..logs import log_event
 from ..store.alert_base import Alert, AlertStore, alert_id
 from ..timeutil import Clock, format_time, utc_now
 from .outbox import Outbox
-from .thresholds import BudgetUse, reached
+from .thresholds import BudgetUse, reached, reached_by_refusal
 
 logger = logging.getLogger("tollgate.alerts")
 MAX_REMEMBERED = 100_000  # (tenant, alert id) pairs a process remembers before starting afresh
@@ -34,9 +34,10 @@ class AlertWatch:
         await self._fire(use, reached(use))
 
     async def refused(self, use: BudgetUse) -> None:
-        """After a refusal: the budget counts as at 100%, so every threshold it has fires."""
-        await self._fire(use, use.alert_at if use.limit > 0 else ())
-        if all((use.tenant, alert_id(use.budget_id, use.period_key, t)) in self._seen for t in use.alert_at):
+        """After a refusal: the budget counts as at 100%, so every threshold up to 100 fires."""
+        thresholds = reached_by_refusal(use)
+        await self._fire(use, thresholds)
+        if all((use.tenant, alert_id(use.budget_id, use.period_key, t)) in self._seen for t in thresholds):
             if len(self._refused) >= MAX_REMEMBERED:
                 self._refused.clear()
             self._refused.add((use.tenant, use.budget_id, use.period_key))

@@ -24,7 +24,6 @@ def pool_view(pool: Pool) -> dict[str, Any]:
         "reserved": pool.reserved,
         "remaining": pool.remaining,
         "open_reservations": len(pool.reservations),
-        "alert_at": list(pool.alert_at),
     }
 
 
@@ -44,8 +43,9 @@ async def tokens_check(request: Request[Any, Any, Any], ctx: NamedDependency[App
 async def tokens_reserve(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> dict[str, Any]:
     principal = await authenticate(request, ctx)
     body: TokensRequest = await _body(request, TokensRequest)
+    alerts = None if ctx.alerts is None else (ctx.alerts, ctx.ledger.budgets)
     reservation_id, pool = await token_pools.reserve(
-        ctx.store, principal, body.pool or principal.pool, body.tokens, ctx.alerts
+        ctx.store, principal, body.pool or principal.pool, body.tokens, alerts
     )
     return {"reservation_id": reservation_id, "reserved": body.tokens, "available": pool.remaining}
 

@@ -46,7 +46,7 @@ export function explain(status, body, retryAfter = null) {
     504: "The upstream provider timed out",
   };
   let text;
-  if (status === 429 && code === "budget_exceeded") text = "Budget exhausted: this key's token budget has run out";
+  if (status === 429 && code === "budget_exceeded") text = "Budget exhausted: a budget of this key has run out";
   else if (status === 429) text = "Rate limit reached: too many requests or tokens for now";
   else text = words[status] || `The gateway answered ${status}`;
   return new ApiError(status, `${text}.${wait}${said ? ` Gateway: ${said}` : ""}`, code, said);

@@ -19,19 +19,20 @@ function bar(used, capacity) {
   return h("progress", {max: capacity, value, "aria-label": `${value} of ${capacity} used`});
 }
 
-/** One budget: a token pool (/v1/tokens/pools) or, when the gateway has them, a /v1/budgets object. */
+/** One budget: a /v1/budgets object (kind tokens|usd, amounts in tokens or micro-USD), or, from a gateway
+ * without /v1/budgets, a token pool (/v1/tokens/pools). */
 export function budgetRow(b) {
-  const name = b.pool ?? b.name ?? b.budget ?? b.id ?? "budget";
-  const money = b.limit_usd !== undefined || b.spent_usd !== undefined;
-  const spent = money ? b.spent_usd : b.used ?? b.spent;
-  const limit = money ? b.limit_usd : b.capacity ?? b.limit;
-  const remaining = money ? b.remaining_usd : b.remaining;
-  const fmt = (v) => (v === null || v === undefined ? "—" : money ? usd(v) : `${count(v)} tokens`);
-  const resets = b.resets_at ? h("span", {}, "resets at ", when(b.resets_at)) : "no period";
-  return h("tr", {testid: "budget-row"},
+  const name = b.kind ? `${b.scope === "key" ? "key" : "pool"} ${b.name}` : b.pool ?? b.name ?? "budget";
+  const money = b.kind === "usd";
+  const spent = b.kind ? b.spent : b.used;
+  const limit = b.kind ? b.limit : b.capacity;
+  const fmt = (v) => (v === null || v === undefined ? "—" : money ? usd(v, true) : `${count(v)} tokens`);
+  const period = b.period && b.period !== "none" ? `${b.period}, ` : "";
+  const resets = b.resets_at ? h("span", {}, period, "resets at ", when(b.resets_at)) : "no period";
+  return h("tr", {testid: "budget-row", "data-kind": b.kind || "tokens"},
     h("td", {}, String(name)), h("td", {class: "num"}, fmt(spent)),
-    h("td", {class: "num"}, limit === null || limit === undefined ? "unlimited" : fmt(remaining)),
-    h("td", {}, resets), h("td", {}, money ? h("span", {class: "muted"}, "USD") : bar(spent, limit)));
+    h("td", {class: "num"}, limit === null || limit === undefined ? "unlimited" : fmt(b.remaining)),
+    h("td", {}, resets), h("td", {}, bar(spent, limit)));
 }
 
 function limitsView(limits) {
@@ -107,10 +108,12 @@ export class UsagePage {
     }
   }
 
+  /** /v1/budgets lists every budget of the key (its pools' tokens too); an older gateway has only pools. */
   async budgets(extra) {
-    const [pools, budgets] = await Promise.all([getJson("v1/tokens/pools"), extra]);
-    const list = (pools && pools.pools) || [];
-    return list.concat((budgets && Array.isArray(budgets.budgets) && budgets.budgets) || []);
+    const budgets = await extra;
+    if (budgets && Array.isArray(budgets.budgets)) return budgets.budgets;
+    const pools = await getJson("v1/tokens/pools");
+    return (pools && pools.pools) || [];
   }
 
   /** The newest entries across the tenant's audit segments (one call), newest first. */

@@ -10,10 +10,7 @@ attempt, and a claim older than the retry delay may be taken over by the sweep.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from .base import Pool
+from typing import Protocol
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 STATES = (PENDING, DELIVERED, FAILED)
@@ -24,21 +21,12 @@ def alert_id(budget_id: str, period_key: str, threshold: int) -> str:
     return f"{budget_id}#{period_key}#{threshold:03d}"
 
 
-def thresholds_text(alert_at: tuple[int, ...]) -> str:
-    """Thresholds as stored: "50,80,100" ("" for none)."""
-    return ",".join(str(t) for t in alert_at)
-
-
-def thresholds_from_text(text: str | None) -> tuple[int, ...]:
-    return tuple(int(t) for t in (text or "").split(",") if t)
-
-
 @dataclass(frozen=True, slots=True)
 class Alert:
     tenant: str
     budget_id: str
-    period_key: str  # "" for a budget without periods (today's token pools)
-    threshold: int  # percent, 1..100
+    period_key: str  # e.g. "2026-11"; "all" for a budget without periods (a token pool's capacity)
+    threshold: int  # percent of the limit
     limit: int
     used: int  # settled + reserved when it fired
     at: str  # when it fired
@@ -54,9 +42,6 @@ class Alert:
 
 
 class AlertStore(Protocol):
-    async def set_alert_at(self, tenant: str, pool: str, alert_at: tuple[int, ...]) -> Pool:
-        """Store a token pool's thresholds (percent, sorted; () for none); ``UnknownPool`` if missing."""
-
     async def record_alert(self, alert: Alert) -> bool:
         """Insert the alert unless one with its id exists (one conditional write); whether inserted."""
 

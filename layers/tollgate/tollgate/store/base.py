@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from ..errors import Forbidden, TollgateError
 from .alert_base import AlertStore
+from .budget_records import UsdBudgetStore
 
 # ------------------------------------------------------------------------------------------------ keys
 
@@ -124,7 +125,6 @@ class Pool:
     # id -> who holds it (open reservations); bookkeeping for the sweep, left out of comparisons
     holders: dict[str, Holder] = field(default_factory=dict, compare=False)
     swept: dict[str, tuple[int, str]] = field(default_factory=dict)  # id -> (tokens charged, swept at)
-    alert_at: tuple[int, ...] = ()  # alert thresholds in percent of capacity (``tollgate.alerts``)
 
     @property
     def remaining(self) -> int | None:
@@ -337,7 +337,17 @@ class CostStore(Protocol):
         """Entries with since <= at < until, one tenant's or every tenant's (registry entries left out)."""
 
 
-class Store(KeyStore, BudgetStore, SessionStore, ResponseStore, AuditStore, CostStore, AlertStore, Protocol):
+class Store(
+    KeyStore,
+    BudgetStore,
+    UsdBudgetStore,
+    SessionStore,
+    ResponseStore,
+    AuditStore,
+    CostStore,
+    AlertStore,
+    Protocol,
+):
     """What a backend implements; callers depend on the aggregate they use."""
 
     async def init_schema(self) -> None:

@@ -62,6 +62,7 @@ from .base import (
     UnknownPool,
 )
 from .dynamodb_alerts import DynamoDBAlerts
+from .dynamodb_budgets import DynamoDBBudgets
 from .dynamodb_items import Item, Request, expression, get_n, get_s, opt_n
 from .dynamodb_responses import DynamoDBResponses
 from .table import create_table_request, ttl_attribute
@@ -95,7 +96,7 @@ def error_code(exc: BaseException) -> str | None:
     return str(code) if code else None
 
 
-class DynamoDBStore(DynamoDBResponses, DynamoDBAlerts):
+class DynamoDBStore(DynamoDBResponses, DynamoDBAlerts, DynamoDBBudgets):
     """Every ``Store`` method over boto3's low-level DynamoDB client."""
 
     def __init__(self, table: str, *, region: str, threads: int = 16, client: Any | None = None) -> None:

@@ -4,17 +4,15 @@
     alert    ALERT#<tenant>  ALERT#<budget>#<period>#<threshold>  ALERTS_PENDING / <at>#<tenant>#<id>
 
 A PutItem with ``attribute_not_exists(PK)`` records an alert once. While it is pending the item is in the
-sparse GSI1 directory ``ALERTS_PENDING`` (the sweep's list); the write that ends it removes the entry. A
-token pool's thresholds are an ``alert_at`` string ("50,80,100") on the pool item itself, so the reserve's
-``ALL_NEW`` carries them and the data plane never reads them separately.
+sparse GSI1 directory ``ALERTS_PENDING`` (the sweep's list); the write that ends it removes the entry. The
+thresholds themselves are budget rules (``dynamodb_budgets``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .alert_base import PENDING, Alert, thresholds_text
-from .base import Pool, UnknownPool
+from .alert_base import PENDING, Alert
 from .dynamodb_items import (
     GSI1PK,
     GSI1SK,
@@ -26,8 +24,6 @@ from .dynamodb_items import (
     get_n,
     get_s,
     n,
-    pool_from_item,
-    pool_key,
     s,
 )
 
@@ -35,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable
 
 PENDING_DIR = "ALERTS_PENDING"
-_NAMES = {"#state": "state", "#att": "attempts", "#claimed": "claimed_at", "#al": "alert_at"}
+_NAMES = {"#state": "state", "#att": "attempts", "#claimed": "claimed_at"}
 _NAMES |= {"#dlv": "delivered", "#err": "error"}
 
 
@@ -80,17 +76,6 @@ def alert_from_item(item: Item) -> Alert:
     )
 
 
-def alert_at_request(tenant: str, pool: str, alert_at: tuple[int, ...]) -> Request:
-    request = expression(
-        key=pool_key(tenant, pool),
-        values={":a": s(thresholds_text(alert_at))},
-        names=_NAMES,
-        UpdateExpression="SET #al = :a",
-        ConditionExpression="attribute_exists(#pk)",
-    )
-    return {**request, "ReturnValues": "ALL_NEW"}
-
-
 def claim_request(tenant: str, alert_id: str, attempts: int, claimed_at: str, stale_before: str) -> Request:
     request = expression(
         key=alert_key(tenant, alert_id),
@@ -133,12 +118,6 @@ class DynamoDBAlerts:
         ) -> Awaitable[list[Item]]: ...
 
         def _listed(self, name: str) -> Awaitable[list[Item]]: ...
-
-    async def set_alert_at(self, tenant: str, pool: str, alert_at: tuple[int, ...]) -> Pool:
-        response = await self._conditional("update_item", **alert_at_request(tenant, pool, alert_at))
-        if response is None:
-            raise UnknownPool(tenant, pool)
-        return pool_from_item(response["Attributes"])
 
     async def record_alert(self, alert: Alert) -> bool:
         put = expression(ConditionExpression="attribute_not_exists(#pk)")

@@ -14,7 +14,6 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from .alert_base import thresholds_from_text
 from .base import LEGACY_SEGMENT, REGISTRY_SEGMENT, ApiKey, AuditEntry, AuditHead, Holder, Pool
 
 Attr = dict[str, Any]  # one AttributeValue
@@ -221,7 +220,6 @@ def pool_from_item(item: Item) -> Pool:
         reservations={rid: (get_n(r["M"], "tokens"), get_s(r["M"], "at")) for rid, r in held.items()},
         holders={rid: _holder(r["M"]) for rid, r in held.items()},
         swept={rid: (get_n(r["M"], "tokens"), get_s(r["M"], "at")) for rid, r in swept.items()},
-        alert_at=thresholds_from_text(opt_s(item, "alert_at")),
     )
 
 

@@ -40,6 +40,7 @@ from .base import (
     StoredResponse,
 )
 from .sqlite_alerts import SQLiteAlerts
+from .sqlite_budgets import SQLiteBudgets, create_budget_schema
 from .sqlite_schema import create_schema
 
 P = ParamSpec("P")
@@ -168,7 +169,7 @@ def _transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *ar
     return result
 
 
-class SQLiteStore(SQLiteAlerts):
+class SQLiteStore(SQLiteAlerts, SQLiteBudgets):
     """Implements ``tollgate.store.base.Store`` on one SQLite file."""
 
     def __init__(self, path: str, *, threads: int = 16, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
@@ -177,10 +178,11 @@ class SQLiteStore(SQLiteAlerts):
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self.path = path
-        self._run = _Runner(path, threads, busy_timeout)
+        self._run: _Runner = _Runner(path, threads, busy_timeout)
 
     async def init_schema(self) -> None:
         await self._run.write(create_schema)
+        await self._run.write(create_budget_schema)
 
     async def aclose(self) -> None:
         await self._run.close()

@@ -8,9 +8,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import sqlite_ops as ops
-from .alert_base import PENDING, Alert, thresholds_text
-from .base import Pool, UnknownPool
+from .alert_base import PENDING, Alert
 
 if TYPE_CHECKING:
     from .sqlite import _Runner
@@ -28,17 +26,6 @@ def _alert(row: Sequence[Any]) -> Alert:
         tenant, budget_id, period_key, int(threshold), int(limit), int(used), at, state, int(attempts),
         claimed, channels, err,
     )  # fmt: skip
-
-
-def set_alert_at(conn: sqlite3.Connection, tenant: str, pool: str, alert_at: tuple[int, ...]) -> Pool:
-    cursor = conn.execute(
-        "UPDATE pools SET alert_at = ? WHERE tenant = ? AND pool = ?",
-        (thresholds_text(alert_at), tenant, pool),
-    )
-    found = ops.get_pool(conn, tenant, pool) if cursor.rowcount else None
-    if found is None:
-        raise UnknownPool(tenant, pool)
-    return found
 
 
 def record_alert(conn: sqlite3.Connection, alert: Alert) -> bool:
@@ -110,9 +97,6 @@ class SQLiteAlerts:
 
     if TYPE_CHECKING:
         _run: _Runner
-
-    async def set_alert_at(self, tenant: str, pool: str, alert_at: tuple[int, ...]) -> Pool:
-        return await self._run.write(set_alert_at, tenant, pool, alert_at)
 
     async def record_alert(self, alert: Alert) -> bool:
         return await self._run.write(record_alert, alert)

@@ -11,7 +11,6 @@ import json
 import sqlite3
 from typing import Any
 
-from .alert_base import thresholds_from_text
 from .base import (
     REGISTRY_SEGMENT,
     ApiKey,
@@ -70,7 +69,7 @@ def any_keys(conn: sqlite3.Connection) -> bool:
 
 def get_pool(conn: sqlite3.Connection, tenant: str, pool: str) -> Pool | None:
     row = conn.execute(
-        "SELECT capacity, used, reserved, alert_at FROM pools WHERE tenant = ? AND pool = ?", (tenant, pool)
+        "SELECT capacity, used, reserved FROM pools WHERE tenant = ? AND pool = ?", (tenant, pool)
     ).fetchone()
     if row is None:
         return None
@@ -85,8 +84,7 @@ def get_pool(conn: sqlite3.Connection, tenant: str, pool: str) -> Pool | None:
         "SELECT reservation_id, tokens, at FROM swept WHERE tenant = ? AND pool = ?", (tenant, pool)
     )
     swept = {rid: (int(tokens), at) for rid, tokens, at in markers}
-    capacity, alert_at = opt_int(row[0]), thresholds_from_text(row[3])
-    return Pool(tenant, pool, capacity, int(row[1]), int(row[2]), reservations, holders, swept, alert_at)
+    return Pool(tenant, pool, opt_int(row[0]), int(row[1]), int(row[2]), reservations, holders, swept)
 
 
 def _pool(conn: sqlite3.Connection, tenant: str, pool: str) -> Pool:

@@ -159,7 +159,6 @@ ADDED_COLUMNS = (
     ("reservations", "key_id", "TEXT NOT NULL DEFAULT ''"),
     ("reservations", "provider", "TEXT NOT NULL DEFAULT ''"),
     ("reservations", "model", "TEXT NOT NULL DEFAULT ''"),
-    ("pools", "alert_at", "TEXT NOT NULL DEFAULT ''"),
 )
 AUDIT_COLUMNS = (
     "tenant, seq, at, request_id, key_id, provider, model, status, prompt_tokens, completion_tokens, "
