@@ -319,3 +319,108 @@ def test_a_hoosh_token_reservation_fires_too(
     assert refused.status_code == 429
     wait_for(lambda: len(receiver.calls) == 2, "two calls")
     assert sorted((c.json["threshold"], c.json["used"]) for c in receiver.calls) == [(50, 60), (100, 60)]
+
+
+def next_month(now: datetime) -> datetime:
+    return (now.replace(day=1, hour=12) + timedelta(days=32)).replace(day=1)
+
+
+def until_refused(gw: Gateway, key: str) -> int:
+    """Chat until the budget refuses (bounded): how many were served."""
+    for served in range(200):
+        response = gw.chat(key)
+        if response.status_code == 429:
+            assert response.json()["error"]["budget"]["kind"] == "usd", response.text
+            return served
+        assert response.status_code == 200, response.text
+    raise AssertionError("the USD budget never refused")
+
+
+def test_a_usd_pool_budget_fires_each_threshold_once_per_period_under_concurrency(
+    fake_openai: FakeOpenAI,
+    start_gateway: Callable[..., ServerThread],
+    receiver: WebhookReceiver,
+    store: SQLiteStore,
+    clock: Clock,
+) -> None:
+    overrides = {"alert_webhook_url": receiver.url, "alert_webhook_secret": SECRET}
+    gw = start(start_gateway, fake_openai, store, clock, **overrides)
+    other = start(start_gateway, fake_openai, SQLiteStore(store.path), clock, **overrides)
+    budget = {"usd": 0.0005, "period": "monthly", "alert_at": [100, 50]}  # 500 micro-USD a month
+    response = gw.admin("PUT", "/budgets/acme/team", json=budget)
+    assert response.status_code == 200 and response.json()["alert_at"] == [50, 100], response.text
+    key = gw.new_key("acme", pool="team")
+    months = [clock.now.strftime("%Y-%m")]
+
+    async def both() -> list[httpx.Response]:  # each may cost up to ~50 micro-USD: 50 cross 50% at once
+        halves = await asyncio.gather(burst(gw, key, 25), burst(other, key, 25))
+        return halves[0] + halves[1]
+
+    for month in range(2):
+        responses = asyncio.run(both())
+        assert {r.status_code for r in responses} <= {200, 429} and 200 in {r.status_code for r in responses}
+        until_refused(gw, key)
+        until_refused(other, key)  # more refusals in both processes: nothing fires again
+        expected = 2 * (month + 1)
+        wait_for(lambda: len(receiver.calls) >= expected, "this period's calls")  # noqa: B023
+        wait_for(lambda: all(a.state == DELIVERED for a in alerts_of(store)), "every delivery recorded")
+        if month == 0:
+            clock.now = next_month(clock.now)  # a new period: its counter starts clean and alerts anew
+            months.append(clock.now.strftime("%Y-%m"))
+    fired = sorted((c.json["period"], c.json["threshold"]) for c in receiver.calls)
+    assert fired == [(months[0], 50), (months[0], 100), (months[1], 50), (months[1], 100)]
+    for call in receiver.calls:
+        expected = "sha256=" + hmac.new(SECRET.encode(), call.body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(call.headers["x-tollgate-signature"], expected)
+        document = call.json
+        assert (document["budget"], document["limit"], document["unit"]) == ("pool:team", 500, "micro_usd")
+        assert document["id"] == f"acme/pool:team#{document['period']}#{document['threshold']:03d}"
+        if document["threshold"] == 50:  # reached by a reserve: settled + reserved, this hold included
+            assert 250 <= document["used"] <= 500
+    assert len(alerts_of(store)) == 4
+
+
+def test_a_keys_usd_budget_alerts_and_its_first_refusal_counts_as_100(
+    fake_openai: FakeOpenAI,
+    start_gateway: Callable[..., ServerThread],
+    receiver: WebhookReceiver,
+    store: SQLiteStore,
+    clock: Clock,
+) -> None:
+    gw = start(start_gateway, fake_openai, store, clock, alert_webhook_url=receiver.url)
+    gw.set_budget("acme", "team", None)
+    created = gw.admin(
+        "POST",
+        "/keys",
+        json={"tenant": "acme", "pool": "team", "budget_usd": 0.0002, "budget_period": "daily"}
+        | {"budget_alert_at": [80, 10]},
+    )
+    assert created.status_code == 201, created.text
+    key, key_id = created.json()["key"], created.json()["key_id"]
+    day = clock.now.strftime("%Y-%m-%d")
+    # the first request's hold (up to ~50 micro-USD) passes 10% of 200 and is served: fired by the reserve
+    assert gw.chat(key).status_code == 200
+    wait_for(lambda: len(receiver.calls) == 1, "the 10% call")
+    first = receiver.calls[0].json
+    assert (first["budget"], first["period"], first["threshold"]) == (f"key:{key_id}", day, 10)
+    assert (first["limit"], first["unit"]) == (200, "micro_usd") and 20 <= first["used"] < 200
+    assert until_refused(gw, key) > 0
+    wait_for(lambda: len(receiver.calls) == 2, "the 80% call")
+    assert [(c.json["budget"], c.json["threshold"]) for c in receiver.calls] == [
+        (f"key:{key_id}", 10),
+        (f"key:{key_id}", 80),
+    ]
+    assert receiver.calls[1].json["used"] >= 160
+
+    # a key whose budget cannot hold even one request: its first refusal fires every threshold, used as it was
+    tiny = gw.admin("POST", "/keys", json={"tenant": "acme", "pool": "team", "budget_usd": 0.00001})
+    tiny_key, tiny_id = tiny.json()["key"], tiny.json()["key_id"]
+    put = gw.admin("PUT", f"/keys/{tiny_id}/budget", json={"alert_at": [50, 100, 150]})
+    assert put.status_code == 200, put.text
+    assert gw.chat(tiny_key).status_code == 429
+    assert gw.chat(tiny_key).status_code == 429
+    wait_for(lambda: len(receiver.calls) == 4, "the refusal's two calls")
+    refused = sorted((c.json["threshold"], c.json["used"], c.json["period"]) for c in receiver.calls[2:])
+    assert refused == [(50, 0, "all"), (100, 0, "all")]  # period none; 150% can never be reached
+    assert {c.json["budget"] for c in receiver.calls[2:]} == {f"key:{tiny_id}"}
+    assert len(alerts_of(store)) == 4

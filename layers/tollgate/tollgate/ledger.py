@@ -15,6 +15,7 @@ from .alerts import budgets as budget_alerts
 from .alerts.watch import AlertWatch
 from .budgets import Budgets, Call, Hold, pool_exhausted
 from .canonical import answer_digest
+from .errors import BudgetExceeded
 from .keys import Principal
 from .logs import log_event
 from .providers.base import Usage
@@ -135,13 +136,22 @@ class Ledger:
         ``abandoned`` entry names if the request never settles.
 
         The USD budgets that apply (the key's, the pool's) hold the most ``calls`` (provider, model,
-        tokens: every candidate; default the holder's model for ``tokens``) can cost, first."""
+        tokens: every candidate; default the holder's model for ``tokens``) can cost, first. With alerts,
+        every budget held (or the one that refused) is checked against its rule's thresholds, from the
+        rules read here (no extra read)."""
         principal = booking.principal
         principal.check_pool(booking.pool)
         calls = calls if calls is not None else [(holder.provider, holder.model, tokens)]
         tenant = principal.tenant
         rules = await self.budgets.applicable(tenant, principal.key_id, booking.pool)
-        holds = await self.budgets.reserve(tenant, principal.key_id, booking.pool, request_id, calls, rules)
+        try:
+            holds = await self.budgets.reserve(
+                tenant, principal.key_id, booking.pool, request_id, calls, rules
+            )
+        except BudgetExceeded as refusal:
+            if self.alerts is not None:
+                await budget_alerts.usd_refused(self.alerts, tenant, rules, refusal, self.budgets.clock)
+            raise
         try:
             pool = await self.store.reserve(tenant, booking.pool, request_id, tokens, now_str(), holder)
         except Exception as exc:
@@ -154,7 +164,7 @@ class Ledger:
         booking.reservation_id, booking.reserved = request_id, tokens
         booking.usd_holds = holds
         if self.alerts is not None:
-            await budget_alerts.reserved(self.alerts, tenant, rules, [], pool)
+            await budget_alerts.reserved(self.alerts, tenant, rules, holds, pool)
 
     async def load_history(self, booking: Booking, session_id: str) -> list[Message]:
         history, version = await self.store.load_session(booking.principal.tenant, session_id)
