@@ -50,6 +50,9 @@ STORE_READS = frozenset(
         "list_keys",
         "get_pool",
         "list_pools",
+        "get_alert",
+        "list_alerts",
+        "pending_alerts",
         "load_session",
         "get_response",
         "audit_head",
@@ -74,6 +77,9 @@ STORE_WRITES = frozenset(
         "revoke_key",
         "set_capacity",
         "create_pool",
+        "record_alert",
+        "claim_alert",
+        "finish_alert",
         "reserve",
         "settle",
         "settle_anonymous",
@@ -258,9 +264,12 @@ def chat_ok(gw: Gateway, key: str, body: dict[str, Any]) -> None:
         assert response.text.rstrip().endswith("data: [DONE]"), response.text[-300:]
 
 
-def measure_all(gw: Gateway, recorder: Recorder) -> dict[str, RoundTrips]:
+def measure_all(gw: Gateway, recorder: Recorder, alert_at: list[int] | None = None) -> dict[str, RoundTrips]:
     key = gw.new_key("round-trips")
-    gw.set_budget("round-trips", "default", 1_000_000)  # a real capacity: reserve is conditional
+    budget: dict[str, Any] = {"tokens": 1_000_000}  # a real capacity: reserve is conditional
+    if alert_at is not None:
+        budget["alert_at"] = alert_at
+    assert gw.admin("PUT", "/budgets/round-trips/default", json=budget).status_code == 200
     for body in SHAPES.values():  # warm-up: key cache, pool, sessions, the chain's head
         chat_ok(gw, key, body)
     return {
@@ -315,3 +324,17 @@ def test_a_rate_limit_costs_one_conditional_write_per_limit(
     free, limited = limited_trips(gw, recorder)
     print(f"\n[{kind}] no limit: {free}\n[{kind}] RPM + TPM: {limited}")
     assert (limited.reads, limited.writes) == (free.reads, free.writes + 3)
+
+
+def test_alert_thresholds_cost_no_round_trip_on_sqlite(
+    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    """A webhook configured and the pool's rule with a threshold not reached: the thresholds come from the
+    rules the reserve reads anyway (cached), the use from the reserve's own answer: nothing more."""
+    recorder = Recorder(store_kind)
+    store = CountingStore(SQLiteStore(str(tmp_path / "round-trips.db")), recorder)
+    settings = gateway_settings(fake_openai, alert_webhook_url="http://127.0.0.1:9/never-called")
+    server = start_gateway(settings, store=store, include_admin=True, allow_open=False)
+    counts = measure_all(Gateway(server, fake_openai), recorder, alert_at=[90])
+    check_targets("sqlite + alerts", counts)
+    assert all("record_alert" not in dict(trips.operations) for trips in counts.values())

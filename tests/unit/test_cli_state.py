@@ -87,6 +87,38 @@ def test_budgets(tollgate) -> None:  # type: ignore[no-untyped-def]
     }
 
 
+def test_budget_alert_thresholds(tollgate) -> None:  # type: ignore[no-untyped-def]
+    base = ("budgets", "set", "--tenant", "acme", "--pool", "team", "--tokens", "5000")
+    shown = json.loads(tollgate(*base, "--alert-at", "100, 50,80,50").stdout)
+    assert shown["alert_at"] == [50, 80, 100] and shown["capacity"] == 5000
+    table = tollgate("budgets", "show", "--tenant", "acme").stdout
+    assert "alert_at" in table and "50,80,100" in table
+    for bad in ("0", "1001", "50,abc", "-5", "50,,80", "2.5"):
+        refused = tollgate(
+            "budgets",
+            "set",
+            "--tenant",
+            "acme",
+            "--pool",
+            "team",
+            "--tokens",
+            "1",
+            "--alert-at",
+            bad,
+            check=False,
+        )
+        assert refused.returncode == 2 and refused.stdout == "", bad
+        assert (
+            "--alert-at" in refused.stderr
+            and "whole percent" in refused.stderr
+            and "Traceback" not in refused.stderr
+        )
+    rows = json.loads(tollgate("budgets", "show", "--tenant", "acme", "--json").stdout)
+    assert [(r["capacity"], r["alert_at"]) for r in rows] == [(5000, [50, 80, 100])]  # nothing written
+    assert json.loads(tollgate(*base).stdout)["alert_at"] == [50, 80, 100]  # --tokens alone keeps them
+    assert json.loads(tollgate(*base, "--alert-at", "").stdout)["alert_at"] == []  # '' clears them
+
+
 def test_a_sweep_younger_than_the_max_age_is_refused(tollgate) -> None:  # type: ignore[no-untyped-def]
     _reserve(tollgate.db, "2999-01-01T00:00:00.000000Z")  # would be swept by any cutoff in the future
     refused = tollgate("budgets", "sweep", "--older-than", "1799", check=False)

@@ -134,6 +134,7 @@ def create_app(
     trust_gateway_context: bool | None = None,
     run_sweeper: bool = False,
     clock: Clock | None = None,
+    alert_clients: dict[str, Any] | None = None,
 ) -> Litestar:
     """The data-plane app. ``allow_open`` (``tollgate serve`` only) serves loopback callers without a key
     while the store holds no keys; on Lambda it is never set. Tests inject transports, clients and stores.
@@ -145,7 +146,11 @@ def create_app(
     settings, loaded = _settings(settings)
     configure_logging(settings.log_level)
     ctx = AppContext.build(
-        settings, store or open_store(settings), allow_open=allow_open, clock=clock or utc_now
+        settings,
+        store or open_store(settings),
+        allow_open=allow_open,
+        clock=clock or utc_now,
+        alert_clients=alert_clients,
     )
     if loaded:
         refresh_after_restore(ctx)
@@ -165,6 +170,8 @@ def create_app(
             try:
                 yield
             finally:
+                if ctx.alerts is not None:
+                    await ctx.alerts.outbox.drain()  # bounded by the webhook's timeout
                 for provider in ctx.providers.values():
                     await provider.aclose()
                 await ctx.store.aclose()
@@ -190,14 +197,24 @@ async def _sweeping(ctx: AppContext, run: bool) -> AsyncIterator[None]:
 
 
 def create_admin_app(
-    settings: Settings | None = None, *, store: Store | None = None, clock: Clock | None = None
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    alert_clients: dict[str, Any] | None = None,
 ) -> Litestar:
     """The admin API alone (paths under /admin), for the Mangum-wrapped admin function.
 
     Works without its lifespan (Mangum ``lifespan="off"``) on DynamoDB: the store connects on first use."""
     settings, loaded = _settings(settings)
     configure_logging(settings.log_level)
-    ctx = AppContext.build(settings, store or open_store(settings), allow_open=False, clock=clock or utc_now)
+    ctx = AppContext.build(
+        settings,
+        store or open_store(settings),
+        allow_open=False,
+        clock=clock or utc_now,
+        alert_clients=alert_clients,
+    )
     if loaded:
         refresh_after_restore(ctx)
 

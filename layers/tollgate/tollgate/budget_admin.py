@@ -40,14 +40,20 @@ def micro_usd(value: object, *, param: str = "usd") -> int:
 
 
 def alert_percents(values: object, *, param: str = "alert_at") -> tuple[int, ...]:
-    """Alert thresholds (percent, 1..1000, at most 10), sorted and without repeats."""
-    items = values.split(",") if isinstance(values, str) else values
+    """Alert thresholds (percent, 1..1000, at most 10), sorted and without repeats ("" or []: none)."""
+    if isinstance(values, str):
+        values = values.split(",") if values.strip() else []
+    items = values
     if not isinstance(items, list | tuple):
         raise BadRequest(f"{param}: expected percents such as 50,80,100", param=param)
     percents: list[int] = []
     for item in items:
         text = str(item).strip()
-        if isinstance(item, bool) or not text.isdigit() or not 1 <= int(text) <= MAX_ALERT_PERCENT:
+        if (
+            isinstance(item, bool)
+            or not (text.isascii() and text.isdigit())
+            or not 1 <= int(text) <= MAX_ALERT_PERCENT
+        ):
             raise BadRequest(
                 f"{param}: each threshold is a whole percent from 1 to {MAX_ALERT_PERCENT}, got {item!r}",
                 param=param,

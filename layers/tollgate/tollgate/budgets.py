@@ -42,6 +42,7 @@ class Hold:
     budget_id: str
     period_key: str
     amount: int
+    used: int = 0  # the counter's settled + reserved right after this hold (the reserve's own answer)
 
 
 class AlertLevel(NamedTuple):
@@ -54,6 +55,11 @@ class AlertLevel(NamedTuple):
     limit: int
     used: int
     alert_at: tuple[int, ...]
+
+
+def usd_rules(rules: Iterable[BudgetRule]) -> list[BudgetRule]:
+    """The rules that hold a USD budget (the others hold only alert thresholds)."""
+    return [r for r in rules if r.usd_limit is not None]
 
 
 def describe(rule: BudgetRule) -> str:
@@ -132,12 +138,17 @@ class Budgets:
 
     async def rules(self, tenant: str, key_id: str, pool: str) -> list[BudgetRule]:
         """The USD budgets that apply to a request of ``key_id`` on ``pool``: the key's first."""
+        return usd_rules(await self.applicable(tenant, key_id, pool))
+
+    async def applicable(self, tenant: str, key_id: str, pool: str) -> list[BudgetRule]:
+        """Every rule of the key and of the pool (the key's first), those holding only ``alert_at`` too:
+        one read, then cached like ``rules`` (the alerts take their thresholds from here)."""
         cached = self._cache.get((tenant, key_id, pool))
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         ids = [budget_id(KEY_SCOPE, key_id), budget_id(POOL_SCOPE, pool)]
         found = {r.budget_id: r for r in await self.store.get_budget_rules(tenant, ids)}
-        rules = [found[i] for i in ids if i in found and found[i].usd_limit is not None]
+        rules = [found[i] for i in ids if i in found]
         if self.cache_seconds > 0:
             if len(self._cache) >= self.MAX_CACHED:
                 self._cache.clear()
@@ -161,10 +172,17 @@ class Budgets:
         return bound, None
 
     async def reserve(
-        self, tenant: str, key_id: str, pool: str, request_id: str, calls: Sequence[Call]
+        self,
+        tenant: str,
+        key_id: str,
+        pool: str,
+        request_id: str,
+        calls: Sequence[Call],
+        applicable: Sequence[BudgetRule] | None = None,
     ) -> list[Hold]:
-        """Hold the request's upper-bound cost in every USD budget that applies (all or none)."""
-        rules = await self.rules(tenant, key_id, pool)
+        """Hold the request's upper-bound cost in every USD budget that applies (all or none);
+        ``applicable``: the rules the caller already read (``applicable``), else they are read here."""
+        rules = usd_rules(applicable) if applicable is not None else await self.rules(tenant, key_id, pool)
         if not rules:
             return []
         bound, unpriced = self.cost_bound(calls)
@@ -191,10 +209,12 @@ class Budgets:
         period = window(rule.period, rule.timezone, now)
         reservation = (request_id, amount, format_time(now))
         try:
-            await self.store.reserve_usd(rule.tenant, rule.budget_id, period.key, reservation, rule.usd_limit)
+            counter = await self.store.reserve_usd(
+                rule.tenant, rule.budget_id, period.key, reservation, rule.usd_limit
+            )
         except Overdrawn as exc:
             raise self._refusal(rule, period, amount, exc.available, now) from exc
-        return Hold(rule.budget_id, period.key, amount)
+        return Hold(rule.budget_id, period.key, amount, counter.used + counter.reserved)
 
     @staticmethod
     def _refusal(rule: BudgetRule, period: Window, needed: int, left: int, now: datetime) -> BudgetExceeded:

@@ -11,8 +11,11 @@ from typing import Any
 
 from . import audit
 from .accounting import Pricing, usage_details, usd
+from .alerts import budgets as budget_alerts
+from .alerts.watch import AlertWatch
 from .budgets import Budgets, Call, Hold, pool_exhausted
 from .canonical import answer_digest
+from .errors import BudgetExceeded
 from .keys import Principal
 from .limits import Admission
 from .logs import log_event
@@ -96,6 +99,7 @@ class Ledger:
         self.audit = audit.AuditWriter(store, audit_key)
         self.session_keep = session_keep
         self.session_ttl = session_ttl
+        self.alerts: AlertWatch | None = None  # budget threshold alerts (AppContext.build sets it)
 
     @property
     def audit_key(self) -> bytes | None:
@@ -136,24 +140,36 @@ class Ledger:
         The caller's TPM rate limits count ``tokens`` first (``tollgate.limits``; given back on finish if
         the request goes no further); then the USD budgets that apply (the key's, the pool's) hold the
         most ``calls`` (provider, model, tokens: every candidate; default the holder's model for
-        ``tokens``) can cost."""
+        ``tokens``) can cost. With alerts, every budget held (or the one that refused) is checked against
+        its rule's thresholds, from the rules read here (no extra read)."""
         principal = booking.principal
         principal.check_pool(booking.pool)
         if booking.admission is not None:
             await booking.admission.admit_tokens(tokens)
         calls = calls if calls is not None else [(holder.provider, holder.model, tokens)]
-        holds = await self.budgets.reserve(
-            principal.tenant, principal.key_id, booking.pool, request_id, calls
-        )
+        tenant = principal.tenant
+        rules = await self.budgets.applicable(tenant, principal.key_id, booking.pool)
         try:
-            await self.store.reserve(principal.tenant, booking.pool, request_id, tokens, now_str(), holder)
+            holds = await self.budgets.reserve(
+                tenant, principal.key_id, booking.pool, request_id, calls, rules
+            )
+        except BudgetExceeded as refusal:
+            if self.alerts is not None:
+                await budget_alerts.usd_refused(self.alerts, tenant, rules, refusal, self.budgets.clock)
+            raise
+        try:
+            pool = await self.store.reserve(tenant, booking.pool, request_id, tokens, now_str(), holder)
         except Exception as exc:
-            await self.budgets.settle(principal.tenant, request_id, holds, 0)
+            await self.budgets.settle(tenant, request_id, holds, 0)
             if isinstance(exc, Overdrawn):
+                if self.alerts is not None:
+                    await budget_alerts.pool_refused(self.alerts, self.store, tenant, rules, booking.pool)
                 raise pool_exhausted(booking.pool, tokens, exc.available) from exc
             raise
         booking.reservation_id, booking.reserved = request_id, tokens
         booking.usd_holds = holds
+        if self.alerts is not None:
+            await budget_alerts.reserved(self.alerts, tenant, rules, holds, pool)
 
     async def load_history(self, booking: Booking, session_id: str) -> list[Message]:
         history, version = await self.store.load_session(booking.principal.tenant, session_id)

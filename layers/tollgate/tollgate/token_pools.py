@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import secrets
 
-from .budgets import pool_exhausted
+from .alerts import budgets as budget_alerts
+from .alerts.watch import AlertWatch
+from .budgets import Budgets, pool_exhausted
 from .errors import BadRequest
 from .keys import Principal
 from .store.base import BudgetStore, Holder, Overdrawn, Pool, UnknownPool
@@ -34,8 +36,16 @@ def _bound(pool: Pool) -> int:
     return UNLIMITED_POOL_MAX_TOKENS if pool.capacity is None else pool.capacity
 
 
-async def reserve(store: BudgetStore, principal: Principal, pool: str, tokens: int) -> tuple[str, Pool]:
-    """Hold ``tokens`` in one of the key's pools; returns the reservation id and the pool after."""
+async def reserve(
+    store: BudgetStore,
+    principal: Principal,
+    pool: str,
+    tokens: int,
+    alerts: tuple[AlertWatch, Budgets] | None = None,
+) -> tuple[str, Pool]:
+    """Hold ``tokens`` in one of the key's pools; returns the reservation id and the pool after. With
+    ``alerts`` (the watch, and the budgets whose cached rules hold the thresholds), the pool's token
+    thresholds are checked as for every other reserve."""
     found = await existing_pool(store, principal, pool)
     if tokens > _bound(found):
         raise BadRequest(
@@ -46,7 +56,13 @@ async def reserve(store: BudgetStore, principal: Principal, pool: str, tokens: i
     try:
         after = await store.reserve(principal.tenant, pool, reservation_id, tokens, now_str(), holder)
     except Overdrawn as exc:
+        if alerts is not None:
+            watch, rules = alerts[0], await alerts[1].applicable(principal.tenant, principal.key_id, pool)
+            await budget_alerts.pool_refused(watch, store, principal.tenant, rules, pool)
         raise pool_exhausted(pool, tokens, exc.available) from exc
+    if alerts is not None:
+        rules = await alerts[1].applicable(principal.tenant, principal.key_id, pool)
+        await budget_alerts.reserved(alerts[0], principal.tenant, rules, [], after)
     return reservation_id, after
 
 

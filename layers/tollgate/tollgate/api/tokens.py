@@ -47,8 +47,9 @@ async def tokens_reserve(
 ) -> dict[str, Any]:
     principal = caller.principal
     body: TokensRequest = await _body(request, TokensRequest)
+    alerts = None if ctx.alerts is None else (ctx.alerts, ctx.ledger.budgets)
     reservation_id, pool = await token_pools.reserve(
-        ctx.store, principal, body.pool or principal.pool, body.tokens
+        ctx.store, principal, body.pool or principal.pool, body.tokens, alerts
     )
     return {"reservation_id": reservation_id, "reserved": body.tokens, "available": pool.remaining}
 

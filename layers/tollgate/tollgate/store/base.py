@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import Forbidden, TollgateError
+from .alert_base import AlertStore
 from .budget_records import UsdBudgetStore
 from .limits_base import LimitStore
 
@@ -351,6 +352,7 @@ class Store(
     AuditStore,
     CostStore,
     LimitStore,
+    AlertStore,
     Protocol,
 ):
     """What a backend implements; callers depend on the aggregate they use."""

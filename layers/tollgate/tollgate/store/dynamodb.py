@@ -61,6 +61,7 @@ from .base import (
     Reservation,
     UnknownPool,
 )
+from .dynamodb_alerts import DynamoDBAlerts
 from .dynamodb_budgets import DynamoDBBudgets
 from .dynamodb_items import Item, Request, expression, get_n, get_s, opt_n
 from .dynamodb_limits import DynamoDBLimits
@@ -97,7 +98,7 @@ def error_code(exc: BaseException) -> str | None:
     return str(code) if code else None
 
 
-class DynamoDBStore(DynamoDBResponses, DynamoDBBudgets, DynamoDBLimits, DynamoDBRotation):
+class DynamoDBStore(DynamoDBResponses, DynamoDBAlerts, DynamoDBBudgets, DynamoDBLimits, DynamoDBRotation):
     """Every ``Store`` method over boto3's low-level DynamoDB client."""
 
     def __init__(self, table: str, *, region: str, threads: int = 16, client: Any | None = None) -> None:

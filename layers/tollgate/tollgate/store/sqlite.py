@@ -40,6 +40,7 @@ from .base import (
     Reservation,
     StoredResponse,
 )
+from .sqlite_alerts import SQLiteAlerts
 from .sqlite_budgets import SQLiteBudgets, create_budget_schema
 from .sqlite_limits import SQLiteLimits
 from .sqlite_schema import create_schema
@@ -170,7 +171,7 @@ def _transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *ar
     return result
 
 
-class SQLiteStore(SQLiteBudgets, SQLiteLimits):
+class SQLiteStore(SQLiteAlerts, SQLiteBudgets, SQLiteLimits):
     """Implements ``tollgate.store.base.Store`` on one SQLite file."""
 
     def __init__(self, path: str, *, threads: int = 16, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
