@@ -244,8 +244,30 @@ def test_model_output_renders_as_text_never_as_html(ui: Console) -> None:
 def test_an_exhausted_budget_is_explained(ui: Console) -> None:
     ui.login(ui.keys["broke"])
     ui.send("anything at all")
-    assert "Budget exhausted" in ui.banner()
+    said = ui.banner()
+    assert "Budget exhausted: the token budget of pool default has run out" in said
+    assert "it does not reset (no period)" in said
     ui.shot("chat-budget-exhausted")
+
+
+def test_a_gateway_rate_limit_is_explained_with_its_retry_time(ui: Console) -> None:
+    key = ui.gateway.new_key("hurried")
+    limit = ui.gateway.admin("PUT", "/limits/hurried", json={"rpm": 1})
+    assert limit.status_code == 200, limit.text
+    ui.login(key)
+    ui.wait(lambda: ui.visible("prompt-input"), what="the chat page")
+    for _ in range(2):  # a new minute may begin between using up the limit and the browser's send: once more
+        while ui.gateway.chat(key).status_code == 200:
+            pass
+        sent = len(ui.all("message-meta"))
+        ui.send("one too many")
+        if "failed (429)" in ui.meta_done(sent + 1):
+            break
+    said = ui.banner()
+    assert said.startswith("Rate limit reached: the gateway's requests-per-minute or tokens-per-minute limit")
+    assert re.search(r"Try again in \d+ s\.", said), said
+    assert "rate limit of 1 requests per minute reached for tenant hurried" in said
+    ui.shot("chat-gateway-rate-limited")
 
 
 def test_a_key_sees_only_its_models_and_a_forbidden_one_is_explained(ui: Console) -> None:
@@ -437,3 +459,121 @@ def test_admin_sets_rate_limits_and_the_key_sees_them_on_usage(ui: Console) -> N
     remaining = int(rows[0].find_elements("css selector", "td")[2].text)
     assert remaining in (2, 3)  # the chat above counted (2), unless a new minute began since (3)
     ui.shot("usage-limits")
+
+
+def _in_zone(instant: str, zone: str) -> str:
+    """How the console writes a period's end: the instant in the budget's own timezone."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    local = datetime.fromisoformat(instant.replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
+    return f"{local:%Y-%m-%d %H:%M} {zone}"
+
+
+def test_admin_sets_usd_budgets_and_the_key_sees_its_period_on_usage(ui: Console) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    from tests.e2e.console_env import ADMIN_KEY
+
+    created = ui.gateway.admin("POST", "/keys", json={"tenant": "usdco"}).json()
+    key, key_id = created["key"], created["key_id"]
+
+    def budgets() -> list[dict[str, Any]]:  # the USD ones (the key's pool exists since the key does)
+        found = ui.gateway.admin("GET", "/budgets", params={"tenant": "usdco"}).json()["budgets"]
+        return [b for b in found if b["kind"] == "usd"]
+
+    def admin_row(scope: str, kind: str) -> Any:
+        return next(
+            (
+                r
+                for r in ui.all("admin-budget-row")
+                if r.get_attribute("data-tenant") == "usdco"
+                and r.get_attribute("data-scope") == scope
+                and r.get_attribute("data-kind") == kind
+            ),
+            None,
+        )
+
+    ui.login(ADMIN_KEY)
+    ui.wait(lambda: ui.visible("admin-budget-scope"), what="the budget form")
+    Select(ui.find("admin-budget-scope")).select_by_value("key")
+    ui.wait(lambda: ui.visible("admin-budget-key") and not ui.visible("admin-budget-tenant"), what="key fields")
+    ui.find("admin-budget-key").send_keys(key_id)
+    ui.find("admin-budget-usd").send_keys("-5")
+    ui.find("admin-set-budget").click()
+    said = ui.banner()
+    assert "refused the request as invalid" in said and "usd" in said, said
+    ui.find("admin-budget-usd").clear()
+    ui.find("admin-budget-usd").send_keys("12.5")
+    Select(ui.find("admin-budget-period")).select_by_value("monthly")
+    ui.find("admin-budget-timezone").send_keys("Mars/Olympus_Mons")
+    ui.find("admin-set-budget").click()
+    said = ui.banner()
+    assert "refused the request as invalid" in said and "Mars/Olympus_Mons" in said, said
+    assert budgets() == []  # neither wrote anything
+    ui.find("admin-budget-timezone").clear()
+    ui.find("admin-budget-timezone").send_keys("Asia/Kolkata")
+    ui.find("admin-budget-alerts").send_keys("50, 80")
+    ui.find("admin-set-budget").click()
+    ui.wait(lambda: budgets(), what="the key's budget")
+    [rule] = budgets()
+    assert (rule["scope"], rule["name"], rule["limit"], rule["period"], rule["timezone"], rule["alert_at"]) == (
+        "key",
+        key_id,
+        12_500_000,
+        "monthly",
+        "Asia/Kolkata",
+        [50, 80],
+    )
+    row = ui.wait(lambda: admin_row("key", "usd"), what="the key budget's row")
+    resets = _in_zone(rule["resets_at"], "Asia/Kolkata")
+    assert resets.endswith("00:00 Asia/Kolkata") and resets[8:10] == "01"  # local midnight, the 1st
+    for text in ("USD", "monthly (Asia/Kolkata)", "$12.500000", resets, "50%, 80%"):
+        assert text in row.text, (text, row.text)
+    # the same form sets a pool's token capacity and a daily USD budget in another timezone
+    Select(ui.find("admin-budget-scope")).select_by_value("pool")
+    for control, value in [("admin-budget-tenant", "usdco"), ("admin-budget-tokens", "90000")]:
+        ui.find(control).send_keys(value)
+    for control in ("admin-budget-usd", "admin-budget-timezone", "admin-budget-alerts"):
+        ui.find(control).clear()
+    ui.find("admin-budget-usd").send_keys("3")
+    Select(ui.find("admin-budget-period")).select_by_value("daily")
+    ui.find("admin-budget-timezone").send_keys("America/New_York")
+    ui.find("admin-set-budget").click()
+    pool_usd = ui.wait(lambda: admin_row("pool", "usd"), what="the pool's USD budget row")
+    assert "daily (America/New_York)" in pool_usd.text and "$3.000000" in pool_usd.text
+    assert "90,000 tokens" in ui.wait(lambda: admin_row("pool", "tokens"), what="the pool's tokens row").text
+    ui.shot("admin-budgets")
+
+    assert ui.gateway.chat(key).status_code == 200  # spend something
+    ui.login(key)
+    ui.wait(lambda: ui.visible("nav-usage"), what="the usage link")
+    ui.find("nav-usage").click()
+    ui.wait(lambda: len(ui.all("budget-row")) == 3, what="the three budget rows")
+    listed = {(b["scope"], b["kind"]): b for b in ui.gateway.get(key, "/v1/budgets").json()["budgets"]}
+    mine = listed[("key", "usd")]
+    assert mine["spent"] > 0
+    row = next(r for r in ui.all("budget-row") if r.text.startswith(f"key {key_id}"))
+    assert row.get_attribute("data-kind") == "usd"
+    assert f"${mine['spent'] / 1e6:.6f}" in row.text and f"${mine['remaining'] / 1e6:.6f}" in row.text
+    assert f"monthly, resets at {resets}" in row.text
+    progress = row.find_element("css selector", "progress")
+    assert float(progress.get_attribute("max")) == 12_500_000
+    assert float(progress.get_attribute("value")) == mine["spent"]
+    tokens = next(r for r in ui.all("budget-row") if r.get_attribute("data-kind") == "tokens")
+    pool = listed[("pool", "tokens")]
+    assert f"{pool['spent']:,} tokens" in tokens.text and "90,000 tokens" in tokens.text
+    assert float(tokens.find_element("css selector", "progress").get_attribute("value")) == pool["spent"] > 0
+    daily = listed[("pool", "usd")]
+    daily_row = next(r for r in ui.all("budget-row") if r.text.startswith("pool default $"))
+    assert f"daily, resets at {_in_zone(daily['resets_at'], 'America/New_York')}" in daily_row.text
+    ui.shot("usage-usd-budgets")
+
+    # a budget refusal names the budget and when it resets
+    cut = ui.gateway.admin("PUT", f"/keys/{key_id}/budget", json={"usd": 0.000001})
+    assert cut.status_code == 200, cut.text
+    ui.find("nav-chat").click()
+    ui.send("over budget")
+    said = ui.banner()
+    assert f"Budget exhausted: the monthly USD budget of key {key_id} has run out; it resets at {resets}" in said
+    ui.shot("chat-usd-budget-exhausted")

@@ -1,6 +1,8 @@
 // tollgate's JSON APIs, called on this page's own origin with the key from sessionStorage.
 // The key goes only into the Authorization header: never into a URL, a cookie or localStorage.
 
+import {localTime} from "./dom.js";
+
 const KEY = "tollgate.key";
 // The page is <base>/ui, so the API is "./" relative to it (also under an API Gateway stage: /Prod/ui).
 const BASE = new URL("./", document.baseURI);
@@ -29,6 +31,18 @@ export class ApiError extends Error {
   }
 }
 
+/** A budget refusal's "budget" field ({kind, scope, name, period, timezone, resets_at}) in words. */
+function budgetWords(budget) {
+  if (!budget || typeof budget !== "object") return "Budget exhausted: a budget of this key has run out";
+  const kind = budget.kind === "usd" ? "USD" : "token";
+  const period = budget.period && budget.period !== "none" ? `${budget.period} ` : "";
+  const owner = budget.scope === "key" ? `key ${budget.name}` : `pool ${budget.name}`;
+  const resets = budget.resets_at
+    ? `it resets at ${localTime(budget.resets_at, budget.timezone)}`
+    : "it does not reset (no period): ask an admin to raise it";
+  return `Budget exhausted: the ${period}${kind} budget of ${owner} has run out; ${resets}`;
+}
+
 /** The OpenAI-shaped error body ({"error": {message, type, code}}) explained in words. */
 export function explain(status, body, retryAfter = null) {
   const error = (body && typeof body === "object" && body.error) || {};
@@ -46,8 +60,10 @@ export function explain(status, body, retryAfter = null) {
     504: "The upstream provider timed out",
   };
   let text;
-  if (status === 429 && code === "budget_exceeded") text = "Budget exhausted: a budget of this key has run out";
-  else if (status === 429) text = "Rate limit reached: too many requests or tokens for now";
+  if (status === 429 && code === "budget_exceeded") text = budgetWords(error.budget);
+  else if (status === 429 && code === "rate_limit_exceeded") {
+    text = "Rate limit reached: the gateway's requests-per-minute or tokens-per-minute limit for this key or tenant is full";
+  } else if (status === 429) text = "Rate limit reached: too many requests or tokens for now";
   else text = words[status] || `The gateway answered ${status}`;
   return new ApiError(status, `${text}.${wait}${said ? ` Gateway: ${said}` : ""}`, code, said);
 }

@@ -3,7 +3,7 @@
 
 import {getJson, getOptional, seen} from "./api.js";
 import {spendChart} from "./chart.js";
-import {count, h, num, replace, table, usd, when} from "./dom.js";
+import {count, h, num, replace, resetTime, table, usd, when} from "./dom.js";
 
 const RECENT = 20;
 
@@ -13,10 +13,10 @@ function section(title, id) {
   return {el, body};
 }
 
-function bar(used, capacity) {
+function bar(used, capacity, fmt = count) {
   if (capacity === null || capacity === undefined) return h("span", {class: "muted"}, "unlimited");
   const value = Math.min(Math.max(Number(used) || 0, 0), Number(capacity));
-  return h("progress", {max: capacity, value, "aria-label": `${value} of ${capacity} used`});
+  return h("progress", {max: capacity, value, "aria-label": `${fmt(value)} of ${fmt(capacity)} used`});
 }
 
 /** One budget: a /v1/budgets object (kind tokens|usd, amounts in tokens or micro-USD), or, from a gateway
@@ -28,11 +28,12 @@ export function budgetRow(b) {
   const limit = b.kind ? b.limit : b.capacity;
   const fmt = (v) => (v === null || v === undefined ? "—" : money ? usd(v, true) : `${count(v)} tokens`);
   const period = b.period && b.period !== "none" ? `${b.period}, ` : "";
-  const resets = b.resets_at ? h("span", {}, period, "resets at ", when(b.resets_at)) : "no period";
+  const resets = b.resets_at ? h("span", {}, period, "resets at ", resetTime(b.resets_at, b.timezone)) : "no period";
   return h("tr", {testid: "budget-row", "data-kind": b.kind || "tokens"},
     h("td", {}, String(name)), h("td", {class: "num"}, fmt(spent)),
+    h("td", {class: "num"}, limit === null || limit === undefined ? "unlimited" : fmt(limit)),
     h("td", {class: "num"}, limit === null || limit === undefined ? "unlimited" : fmt(b.remaining)),
-    h("td", {}, resets), h("td", {}, bar(spent, limit)));
+    h("td", {}, resets), h("td", {}, bar(spent, limit, fmt)));
 }
 
 const KINDS = [["requests", "Requests per minute"], ["tokens", "Tokens per minute"]];
@@ -93,7 +94,7 @@ export class UsagePage {
     const recent = section("Last requests", "usage-recent");
     const refresh = h("button", {type: "button", class: "secondary", onclick: () => this.show()}, "Refresh");
     replace(this.root, h("div", {class: "page-head"}, h("h1", {}, "Usage"), refresh),
-      spend.el, h("div", {class: "two"}, budgets.el, limits.el), models.el, recent.el);
+      spend.el, budgets.el, h("div", {class: "two"}, limits.el, models.el), recent.el);
     // /v1/budgets (USD budgets with periods) is optional: null where the gateway has none
     const extra = getOptional("v1/budgets");
     extra.catch(() => null); // its failure is shown by the sections that use it
@@ -104,7 +105,7 @@ export class UsagePage {
         (d.groups || []).map((g) => [g.group, num(count(g.requests)), num(count(g.prompt_tokens)),
           num(count(g.completion_tokens)), num(usd(g.cost_micro_usd, true))]), "No requests yet.")),
       this.load(budgets.body, () => this.budgets(extra), (rows) => table(null,
-        ["Budget", "Spent", "Remaining", "Period", "Used"], rows.map(budgetRow), "No budgets set.")),
+        ["Budget", "Spent", "Limit", "Remaining", "Period", "Used"], rows.map(budgetRow), "No budgets set.")),
       this.load(limits.body, () => getOptional("v1/limits"), (d) => limitsView(
         d ? d.limits || [] : seen.rateLimits)),
       this.load(recent.body, () => this.recent(), ({entries, verification}) => h("div", {},
