@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.console_env import (
+    ADMIN_KEY,
     SEEDED,
     BrowserLog,
     Gateway,
@@ -102,6 +103,20 @@ class Console:
     def shot(self, name: str) -> None:
         self.driver.save_screenshot(str(self.shots / f"{name}.png"))
 
+    def phone(self, name: str) -> None:
+        """At a phone's width the page does not scroll sideways (wide tables scroll in their own box)."""
+        self.driver.set_window_size(390, 844)
+        try:
+            self.wait(
+                lambda: self.driver.execute_script(
+                    "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+                ),
+                what=f"{name} to fit a phone's width",
+            )
+            self.shot(name)
+        finally:
+            self.driver.set_window_size(1280, 900)
+
     def banner(self) -> str:
         return str(
             self.wait(
@@ -151,6 +166,9 @@ def ui(console: Console) -> Iterator[Console]:
     console.log.drain(console.driver)
     assert f"{console.gateway.url}/ui/app.js" in console.log.urls  # the log does record the page's requests
     assert console.log.foreign(console.gateway.url) == []
+    secrets = [*console.keys.values(), ADMIN_KEY]  # a key goes in the Authorization header only
+    assert [u for u in console.log.urls if any(k in u for k in secrets)] == []
+    assert console.driver.execute_script("return document.cookie") == ""
     assert [m for m in console.log.console if "Content Security Policy" in m or "Refused to" in m] == []
 
 
@@ -190,9 +208,7 @@ def test_chat_streams_the_answer_in_pieces_with_tokens_cost_and_provider(ui: Con
     assert body["stream"] is True and body["messages"][0] == {"role": "system", "content": "Be brief."}
     assert body["max_completion_tokens"] == 64  # what the gateway sends OpenAI for max_tokens
     ui.shot("chat")
-    ui.driver.set_window_size(390, 844)  # a phone's width
-    ui.shot("chat-phone")
-    ui.driver.set_window_size(1280, 900)
+    ui.phone("chat-phone")
 
 
 def test_stop_aborts_a_slow_stream(ui: Console) -> None:
@@ -337,19 +353,25 @@ def test_usage_shows_day_totals_budgets_requests_and_the_audit_chain(ui: Console
     assert len(ui.all("request-row")) == min(len(audit["entries"]), 20)
     assert "verified" in ui.find("audit-status").text
     assert ui.find("rate-limits").text == "No rate limits."
+    models = ui.gateway.get(ui.keys["acme"], "/v1/costs?group_by=model").json()["groups"]
+    shown = ui.driver.find_element("id", "usage-models").find_element("xpath", "..").text
+    for group in models:  # tokens per model
+        assert f"{group['group']} {group['requests']:,} {group['prompt_tokens']:,}" in shown, shown
     ui.shot("usage")
-    ui.driver.set_window_size(390, 844)
-    ui.shot("usage-phone")
-    ui.driver.set_window_size(1280, 900)
+    ui.phone("usage-phone")
 
 
 def test_admin_creates_a_key_that_works_then_revokes_it(ui: Console) -> None:
-    from tests.e2e.console_env import ADMIN_KEY
-
     ui.login(ADMIN_KEY)
     ui.wait(lambda: ui.visible("nav-admin"), what="the admin link")
     assert not ui.visible("nav-chat")
     ui.wait(lambda: ui.all("provider-row"), what="provider health")
+    ui.wait(lambda: ui.all("tenant-row"), what="the tenants")
+    tenant_of = {k["key_id"]: k["tenant"] for k in ui.gateway.admin("GET", "/keys").json()["keys"]}
+    groups = ui.gateway.admin("GET", "/costs", params={"group_by": "key"}).json()["groups"]
+    acme = sum(g["cost_micro_usd"] for g in groups if tenant_of.get(g["group"]) == "acme")
+    row = next(r for r in ui.all("tenant-row") if r.text.startswith("acme "))
+    assert row.text.endswith(f"${acme / 1e6:.6f}"), row.text  # the tenant's spend
     names = [row.text.split()[0] for row in ui.all("provider-row")]
     assert {"openai", "openrouter"} <= set(names)
     before = len(ui.all("key-row"))
@@ -386,6 +408,7 @@ def test_admin_creates_a_key_that_works_then_revokes_it(ui: Console) -> None:
     ui.wait(lambda: any("newco" in r.text and "revoked" in r.text for r in ui.all("key-row")), what="revoked")
     assert ui.gateway.chat(secret).status_code == 401
     ui.shot("admin")
+    ui.phone("admin-phone")
 
 
 def test_keyboard_alone_logs_in_chats_and_navigates(ui: Console) -> None:
@@ -415,13 +438,16 @@ def test_dark_theme(ui: Console) -> None:
     red, green, blue = (int(v) for v in re.findall(r"\d+", background)[:3])
     assert red + green + blue < 150, background
     ui.shot("usage-dark")
+    while theme.text != "Theme: light":
+        theme.click()
+    background = ui.driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+    assert sum(int(v) for v in re.findall(r"\d+", background)[:3]) > 600, background
+    ui.shot("usage-light")
     while theme.text != "Theme: auto":
         theme.click()
 
 
 def test_admin_sets_rate_limits_and_the_key_sees_them_on_usage(ui: Console) -> None:
-    from tests.e2e.console_env import ADMIN_KEY
-
     key = ui.gateway.new_key("limited")
 
     def limits() -> list[dict[str, Any]]:
@@ -473,8 +499,6 @@ def _in_zone(instant: str, zone: str) -> str:
 def test_admin_sets_usd_budgets_and_the_key_sees_its_period_on_usage(ui: Console) -> None:
     from selenium.webdriver.support.ui import Select
 
-    from tests.e2e.console_env import ADMIN_KEY
-
     created = ui.gateway.admin("POST", "/keys", json={"tenant": "usdco"}).json()
     key, key_id = created["key"], created["key_id"]
 
@@ -497,7 +521,7 @@ def test_admin_sets_usd_budgets_and_the_key_sees_its_period_on_usage(ui: Console
     ui.login(ADMIN_KEY)
     ui.wait(lambda: ui.visible("admin-budget-scope"), what="the budget form")
     Select(ui.find("admin-budget-scope")).select_by_value("key")
-    ui.wait(lambda: ui.visible("admin-budget-key") and not ui.visible("admin-budget-tenant"), what="key fields")
+    ui.wait(lambda: ui.visible("admin-budget-key") and not ui.visible("admin-budget-tenant"), what="key form")
     ui.find("admin-budget-key").send_keys(key_id)
     ui.find("admin-budget-usd").send_keys("-5")
     ui.find("admin-set-budget").click()
@@ -517,14 +541,8 @@ def test_admin_sets_usd_budgets_and_the_key_sees_its_period_on_usage(ui: Console
     ui.find("admin-set-budget").click()
     ui.wait(lambda: budgets(), what="the key's budget")
     [rule] = budgets()
-    assert (rule["scope"], rule["name"], rule["limit"], rule["period"], rule["timezone"], rule["alert_at"]) == (
-        "key",
-        key_id,
-        12_500_000,
-        "monthly",
-        "Asia/Kolkata",
-        [50, 80],
-    )
+    fields = ("scope", "name", "limit", "period", "timezone", "alert_at")
+    assert [rule[f] for f in fields] == ["key", key_id, 12_500_000, "monthly", "Asia/Kolkata", [50, 80]]
     row = ui.wait(lambda: admin_row("key", "usd"), what="the key budget's row")
     resets = _in_zone(rule["resets_at"], "Asia/Kolkata")
     assert resets.endswith("00:00 Asia/Kolkata") and resets[8:10] == "01"  # local midnight, the 1st
@@ -575,5 +593,7 @@ def test_admin_sets_usd_budgets_and_the_key_sees_its_period_on_usage(ui: Console
     ui.find("nav-chat").click()
     ui.send("over budget")
     said = ui.banner()
-    assert f"Budget exhausted: the monthly USD budget of key {key_id} has run out; it resets at {resets}" in said
+    assert "Try again" not in said  # its Retry-After is days: the reset time says it
+    assert f"the monthly USD budget of key {key_id} has run out; it resets at {resets}" in said
+    assert said.startswith("Budget exhausted:")
     ui.shot("chat-usd-budget-exhausted")

@@ -31,6 +31,15 @@ export class ApiError extends Error {
   }
 }
 
+/** Seconds (a Retry-After) in words: "7 s", "5 min", "3 h", "4 days". */
+function duration(seconds) {
+  if (!Number.isFinite(seconds)) return "a while";
+  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 48 * 3600) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86400)} days`;
+}
+
 /** A budget refusal's "budget" field ({kind, scope, name, period, timezone, resets_at}) in words. */
 function budgetWords(budget) {
   if (!budget || typeof budget !== "object") return "Budget exhausted: a budget of this key has run out";
@@ -48,7 +57,9 @@ export function explain(status, body, retryAfter = null) {
   const error = (body && typeof body === "object" && body.error) || {};
   const said = typeof error.message === "string" ? error.message : "";
   const code = typeof error.code === "string" ? error.code : null;
-  const wait = retryAfter ? ` Try again in ${retryAfter} s.` : "";
+  // a budget's refusal already says when it resets (its Retry-After can be days)
+  const resets = code === "budget_exceeded" && error.budget && error.budget.resets_at;
+  const wait = retryAfter && !resets ? ` Try again in ${duration(Number(retryAfter))}.` : "";
   const words = {
     400: "The gateway refused the request as invalid",
     401: "The key was not accepted (missing, unknown, revoked or expired)",
