@@ -1,0 +1,153 @@
+"""Issue 12 attacked as a hostile tenant and as an operator (SQLite, fake OpenAI, a real socket, an
+injected clock): hostile admin input never a 500 and writes nothing when refused; rotating twice ends the
+first old secret too; a request that fails upstream gives its USD hold and its TPM back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI, Script
+from tests.fakes.server import ServerThread
+from tests.integration.state_helpers import ADMIN_KEY, Gateway, gateway_settings
+from tollgate.store.sqlite import SQLiteStore
+
+START = datetime.now(UTC).replace(microsecond=0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def gw(
+    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path, clock: Clock
+) -> Gateway:
+    store = SQLiteStore(str(tmp_path / "state.db"))
+    settings = gateway_settings(fake_openai)
+    return Gateway(start_gateway(settings, include_admin=True, store=store, clock=clock), fake_openai)
+
+
+def _key(gw: Gateway, **fields: Any) -> tuple[str, str]:
+    response = gw.admin("POST", "/keys", json={"tenant": "acme", "pool": "team", **fields})
+    assert response.status_code == 201, response.text
+    return response.json()["key"], response.json()["key_id"]
+
+
+def _raw(gw: Gateway, method: str, path: str, body: str) -> httpx.Response:
+    """A body sent as is (NaN, Infinity, 1e400 and repeated keys are not JSON a client library writes)."""
+    headers = {"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"}
+    return httpx.request(method, f"{gw.url}/admin{path}", content=body.encode(), headers=headers, timeout=10)
+
+
+def _state(gw: Gateway) -> tuple[Any, Any, Any]:
+    return (
+        gw.admin("GET", "/limits").json(),
+        gw.admin("GET", "/budgets", params={"tenant": "acme"}).json(),
+        [(k["key_id"], k.get("revoked_at")) for k in gw.admin("GET", "/keys").json()["keys"]],
+    )
+
+
+HOSTILE = [
+    ("PUT", "/limits/acme", '{"rpm": NaN}'),
+    ("PUT", "/limits/acme", '{"rpm": Infinity}'),
+    ("PUT", "/limits/acme", '{"rpm": -Infinity}'),
+    ("PUT", "/limits/acme", '{"rpm": 1e2}'),
+    ("PUT", "/limits/acme", '{"rpm": 1e400}'),
+    ("PUT", "/limits/acme", '{"rpm": 100000000000000000000000000000000000000}'),
+    ("PUT", "/limits/acme", '{"rpm": "\u0661\u0662"}'),
+    ("PUT", "/limits/acme", '{"tpm": 5, "tpm": -5}'),
+    ("PUT", "/limits/acme/keys/KEY%23x", '{"rpm": 5}'),
+    ("PUT", "/limits/acme%23tenant", '{"rpm": 5}'),
+    ("PUT", "/limits/acme%2Fx", '{"rpm": 5}'),
+    ("PUT", "/budgets/acme/team", '{"usd": NaN}'),
+    ("PUT", "/budgets/acme/team", '{"usd": Infinity}'),
+    ("PUT", "/budgets/acme/team", '{"usd": 1e400}'),
+    ("PUT", "/budgets/acme/team", '{"usd": -0.0000001}'),
+    ("PUT", "/budgets/acme/team", '{"usd": 1e-7}'),
+    ("PUT", "/budgets/acme/team", '{"usd": 100000000000000000000000000000000000000}'),
+    ("PUT", "/budgets/acme/team", '{"usd": "\u0661\u0662"}'),
+    ("PUT", "/budgets/acme/team", '{"usd": "5"}'),
+    ("PUT", "/budgets/acme/team", '{"tokens": 1e3}'),
+    ("PUT", "/budgets/acme/team", '{"usd": 5, "period": "Monthly"}'),
+    ("PUT", "/budgets/acme/team", '{"usd": 5, "period": "monthly", "timezone": "Etc/../UTC"}'),
+    ("PUT", "/budgets/acme/team", '{"usd": 5, "period": "monthly", "timezone": "UTC\\u0000"}'),
+    ("PUT", "/budgets/acme/team", '{"usd": 5, "period": "monthly", "timezone": "/etc/localtime"}'),
+    ("PUT", "/budgets/acme/team", '{"usd": 5, "period": "monthly", "timezone": "Mars/Olympus"}'),
+    ("PUT", "/budgets/acme/team", '{"usd": 5, "period": "daily", "timezone": "' + "A" * 5000 + '"}'),
+    ("PUT", "/budgets/acme/team", '{"alert_at": [50.5]}'),
+    ("PUT", "/budgets/acme/team", '{"alert_at": [0]}'),
+    ("PUT", "/budgets/acme/team", '{"alert_at": [NaN]}'),
+    ("PUT", "/budgets/acme/team", '{"alert_at": "50,80"}'),
+    ("PUT", "/budgets/acme/team%23x", '{"usd": 5}'),
+    ("PUT", "/budgets/acme%23USD/team", '{"usd": 5}'),
+    ("PUT", "/keys/KEY/budget", '{"usd": NaN}'),
+    ("PUT", "/keys/KEY/budget", '{"usd": 1e400}'),
+    ("PUT", "/keys/KEY/budget", '{"tokens": 5}'),
+    ("PUT", "/keys/KEY/budget", '{"period": "daily", "usd": Infinity}'),
+    ("PUT", "/keys/key_nothere/budget", '{"usd": 5}'),
+    ("POST", "/keys/KEY/rotate", '{"grace_seconds": NaN}'),
+    ("POST", "/keys/KEY/rotate", '{"grace_seconds": 1e3}'),
+    ("POST", "/keys/KEY/rotate", '{"grace_seconds": 1e400}'),
+    ("POST", "/keys", '{"tenant": "acme", "budget_usd": NaN}'),
+    ("POST", "/keys", '{"tenant": "acme", "budget_usd": 5, "budget_period": "hourly"}'),
+    ("POST", "/keys", '{"tenant": "acme", "budget_usd": 5, "budget_timezone": "Nowhere/City"}'),
+    ("POST", "/keys", '{"tenant": "acme#USD", "budget_usd": 5}'),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), HOSTILE)
+def test_hostile_admin_input_is_a_4xx_and_writes_nothing(
+    gw: Gateway, method: str, path: str, body: str
+) -> None:
+    _, key_id = _key(gw)
+    before = _state(gw)
+    response = _raw(gw, method, path.replace("KEY", key_id), body)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["error"]["message"]
+    assert _state(gw) == before
+
+
+def test_rotating_again_ends_the_first_old_secret_with_the_new_grace(gw: Gateway, clock: Clock) -> None:
+    """Rotate with an hour's grace, then again with none (the old secret leaked): every earlier secret
+    stops now, not only the one the second rotation replaced."""
+    first, key_id = _key(gw)
+    second = gw.admin("POST", f"/keys/{key_id}/rotate", json={"grace_seconds": 3600}).json()["key"]
+    assert gw.chat(first).status_code == 200  # in its grace
+    third = gw.admin("POST", f"/keys/{key_id}/rotate", json={"grace_seconds": 0}).json()["key"]
+    assert [gw.chat(k).status_code for k in (first, second, third)] == [401, 401, 200]
+    # a longer second grace never extends the first one
+    fourth = gw.admin("POST", f"/keys/{key_id}/rotate", json={"grace_seconds": 600}).json()["key"]
+    fifth = gw.admin("POST", f"/keys/{key_id}/rotate", json={"grace_seconds": 7200}).json()["key"]
+    clock.now = START + timedelta(seconds=601)
+    assert [gw.chat(k).status_code for k in (third, fourth, fifth)] == [401, 200, 200]
+
+
+def test_a_request_that_fails_upstream_gives_back_its_usd_hold_and_tpm(
+    gw: Gateway, fake_openai: FakeOpenAI, clock: Clock
+) -> None:
+    key, key_id = _key(gw, budget_usd=1, budget_period="daily")
+    assert gw.admin("PUT", f"/limits/acme/keys/{key_id}", json={"rpm": 100, "tpm": 10_000}).status_code == 200
+    fake_openai.enqueue(Script(status=400, error_message="bad request upstream"))
+    failed = gw.chat(key)
+    assert failed.status_code == 400, failed.text
+    assert failed.headers["x-ratelimit-limit-tokens"] == "10000"
+    shown = {(b["kind"], b["scope"]): b for b in gw.get(key, "/v1/budgets").json()["budgets"]}
+    assert shown["usd", "key"]["reserved"] == 0 and shown["usd", "key"]["spent"] == 0
+    limits = gw.get(key, "/v1/limits").json()
+    used = [v["tokens"]["used"] for v in limits["limits"] if "tokens" in v]
+    assert used == [0], limits
