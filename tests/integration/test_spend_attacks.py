@@ -151,3 +151,34 @@ def test_a_request_that_fails_upstream_gives_back_its_usd_hold_and_tpm(
     limits = gw.get(key, "/v1/limits").json()
     used = [v["tokens"]["used"] for v in limits["limits"] if "tokens" in v]
     assert used == [0], limits
+
+
+SCHEMA = {"type": "json_schema", "json_schema": {"name": "big", "schema": {"description": "x " * 20_000}}}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"response_format": SCHEMA},  # OpenAI bills a structured-output schema as prompt tokens
+        {"functions": [{"name": "f", "description": "x " * 20_000, "parameters": {}}]},  # passed through
+    ],
+)
+def test_prompt_tokens_outside_the_messages_count_in_the_usd_bound_and_tpm(
+    gw: Gateway, fake_openai: FakeOpenAI, extra: dict[str, Any]
+) -> None:
+    """A 40 KB schema (or passthrough field) with a one-word message: the upstream bills ~10,000 prompt
+    tokens, so the hold must cover them; a $0.00006 budget refuses it before the upstream call instead of
+    being overspent 25 times over (and a 5,000 TPM limit refuses it too)."""
+    key, key_id = _key(gw, budget_usd=0.00006, budget_period="daily")
+    usage = {"prompt_tokens": 10_011, "completion_tokens": 3, "total_tokens": 10_014}
+    fake_openai.enqueue(Script(usage_override=usage))
+    refused = gw.chat(key, extra)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "budget_exceeded"
+    assert fake_openai.requests == []  # refused before the upstream call
+    (daily,) = [b for b in gw.get(key, "/v1/budgets").json()["budgets"] if b["kind"] == "usd"]
+    assert daily["spent"] <= daily["limit"] and daily["reserved"] == 0
+    assert gw.admin("PUT", f"/keys/{key_id}/budget", json={"usd": None}).status_code == 200
+    assert gw.admin("PUT", f"/limits/acme/keys/{key_id}", json={"tpm": 5_000}).status_code == 200
+    limited = gw.chat(key, extra)
+    assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limit_exceeded"
