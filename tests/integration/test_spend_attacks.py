@@ -4,6 +4,7 @@ first old secret too; a request that fails upstream gives its USD hold and its T
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -182,3 +183,35 @@ def test_prompt_tokens_outside_the_messages_count_in_the_usd_bound_and_tpm(
     assert gw.admin("PUT", f"/limits/acme/keys/{key_id}", json={"tpm": 5_000}).status_code == 200
     limited = gw.chat(key, extra)
     assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+def _usd(gw: Gateway, key: str) -> dict[str, Any]:
+    (view,) = [b for b in gw.get(key, "/v1/budgets").json()["budgets"] if b["kind"] == "usd"]
+    return dict(view)
+
+
+def test_a_client_that_disconnects_mid_stream_releases_its_usd_hold_and_tpm(
+    gw: Gateway, fake_openai: FakeOpenAI
+) -> None:
+    key, key_id = _key(gw, budget_usd=1, budget_period="monthly")
+    assert gw.admin("PUT", f"/limits/acme/keys/{key_id}", json={"tpm": 100_000}).status_code == 200
+    fake_openai.enqueue(Script(texts=["tok"] * 200, delay=0.05))
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with httpx.stream(
+        "POST", f"{gw.url}/v1/chat/completions", json=body, headers={"x-api-key": key}, timeout=20
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["x-ratelimit-limit-tokens"] == "100000"
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                break  # hang up after the first chunk
+    deadline = time.monotonic() + 20
+    while _usd(gw, key)["reserved"] != 0:
+        assert time.monotonic() < deadline, "the hold was never settled"
+        time.sleep(0.1)
+    view = _usd(gw, key)
+    entries = gw.get(key, "/v1/audit").json()["entries"]
+    assert len(entries) == 1 and view["spent"] == entries[0]["cost_micro_usd"]
+    limits = gw.get(key, "/v1/limits").json()["limits"]
+    (tokens,) = [v["tokens"] for v in limits if "tokens" in v]
+    assert tokens["used"] == entries[0]["prompt_tokens"] + entries[0]["completion_tokens"]
