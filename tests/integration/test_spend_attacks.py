@@ -215,3 +215,28 @@ def test_a_client_that_disconnects_mid_stream_releases_its_usd_hold_and_tpm(
     limits = gw.get(key, "/v1/limits").json()["limits"]
     (tokens,) = [v["tokens"] for v in limits if "tokens" in v]
     assert tokens["used"] == entries[0]["prompt_tokens"] + entries[0]["completion_tokens"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"max_tokens": 10_000_000}, 429, "budget_exceeded"),  # the bound ($6) is past the $1 budget
+        ({"max_completion_tokens": 10_000_000, "stream": True}, 429, "budget_exceeded"),
+        ({"max_tokens": 10_000_001}, 400, None),
+        ({"n": 2}, 400, None),
+        ({"max_tokens": 1e3}, 400, None),
+        ({"model": "gpt-4o-mini-unpriced"}, 400, "model_not_priced"),
+        ({"loop_mode": "agent", "loop_max_turns": 3, "max_tokens": 10_000_000}, 429, "budget_exceeded"),
+    ],
+)
+def test_hostile_requests_under_a_usd_budget_are_refused_and_hold_nothing(
+    gw: Gateway, body: dict[str, Any], status: int, code: str | None
+) -> None:
+    key, _ = _key(gw, budget_usd=1, budget_period="daily")
+    refused = gw.chat(key, body)
+    assert refused.status_code == status, refused.text
+    if code is not None:
+        assert refused.json()["error"]["code"] == code
+    view = _usd(gw, key)
+    assert view["reserved"] == 0 and view["spent"] == 0
+    assert gw.get(key, "/v1/tokens/pools").json()["pools"][0]["reserved"] == 0
