@@ -240,3 +240,30 @@ def test_hostile_requests_under_a_usd_budget_are_refused_and_hold_nothing(
     view = _usd(gw, key)
     assert view["reserved"] == 0 and view["spent"] == 0
     assert gw.get(key, "/v1/tokens/pools").json()["pools"][0]["reserved"] == 0
+
+
+def test_hoosh_token_reservations_count_against_the_tpm_limit(gw: Gateway) -> None:
+    """/v1/tokens/reserve is usage too: a key with 1,000 tokens per minute cannot reserve a million."""
+    key, key_id = _key(gw)
+    assert gw.admin("PUT", f"/limits/acme/keys/{key_id}", json={"tpm": 1000}).status_code == 200
+
+    def reserve(tokens: int) -> httpx.Response:
+        return httpx.post(
+            f"{gw.url}/v1/tokens/reserve", json={"tokens": tokens}, headers={"x-api-key": key}, timeout=10
+        )
+
+    first = reserve(800)
+    assert first.status_code == 200, first.text
+    assert first.headers["x-ratelimit-remaining-tokens"] == "200"
+    for tokens in (300, 1_000_000):
+        refused = reserve(tokens)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+        assert "retry-after" in refused.headers and refused.headers["x-ratelimit-limit-tokens"] == "1000"
+    gw.set_budget("acme", "team", 900)
+    exhausted = reserve(150)  # fits the TPM, not the pool: the TPM it counted is given back
+    assert exhausted.status_code == 429 and exhausted.json()["error"]["code"] == "budget_exceeded"
+    (limit,) = gw.get(key, "/v1/limits").json()["limits"]
+    assert limit["tokens"]["used"] == 800
+    pool = gw.get(key, "/v1/tokens/pools").json()["pools"][0]
+    assert pool["reserved"] == 800 and pool["open_reservations"] == 1  # the refused ones hold nothing
