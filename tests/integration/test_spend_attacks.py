@@ -267,3 +267,20 @@ def test_hoosh_token_reservations_count_against_the_tpm_limit(gw: Gateway) -> No
     assert limit["tokens"]["used"] == 800
     pool = gw.get(key, "/v1/tokens/pools").json()["pools"][0]
     assert pool["reserved"] == 800 and pool["open_reservations"] == 1  # the refused ones hold nothing
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_an_upstream_that_breaks_off_mid_answer_settles_the_hold_once(
+    gw: Gateway, fake_openai: FakeOpenAI, stream: bool
+) -> None:
+    key, _ = _key(gw, budget_usd=1, budget_period="weekly", budget_timezone="Asia/Kolkata")
+    fake_openai.enqueue(Script(texts=["tok"] * 20, fail_after=5))
+    broken = gw.chat(key, {"stream": stream})
+    assert broken.status_code in (200, 502), broken.text  # an SSE error event, or a 502 when buffered
+    deadline = time.monotonic() + 20
+    while _usd(gw, key)["reserved"] != 0:
+        assert time.monotonic() < deadline, "the hold was never settled"
+        time.sleep(0.1)
+    entries = gw.get(key, "/v1/audit").json()["entries"]
+    assert len(entries) == 1 and _usd(gw, key)["spent"] == (entries[0]["cost_micro_usd"] or 0)
+    assert gw.get(key, "/v1/tokens/pools").json()["pools"][0]["reserved"] == 0
