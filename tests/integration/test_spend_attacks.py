@@ -284,3 +284,23 @@ def test_an_upstream_that_breaks_off_mid_answer_settles_the_hold_once(
     entries = gw.get(key, "/v1/audit").json()["entries"]
     assert len(entries) == 1 and _usd(gw, key)["spent"] == (entries[0]["cost_micro_usd"] or 0)
     assert gw.get(key, "/v1/tokens/pools").json()["pools"][0]["reserved"] == 0
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_an_agent_loop_carries_the_token_headers_of_a_tpm_limit(gw: Gateway, stream: bool) -> None:
+    key, key_id = _key(gw)
+    assert gw.admin("PUT", f"/limits/acme/keys/{key_id}", json={"tpm": 100_000}).status_code == 200
+    answer = gw.chat(key, {"loop_mode": "agent", "loop_max_turns": 2, "stream": stream})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers.get("x-ratelimit-limit-tokens") == "100000", dict(answer.headers)
+
+
+def test_a_tenant_refusal_gives_back_what_the_keys_limit_counted(gw: Gateway, clock: Clock) -> None:
+    clock.now = START.replace(second=1)  # all in one minute
+    key, key_id = _key(gw)
+    assert gw.admin("PUT", f"/limits/acme/keys/{key_id}", json={"rpm": 5}).status_code == 200
+    assert gw.admin("PUT", "/limits/acme", json={"rpm": 2}).status_code == 200
+    codes = [gw.chat(key).status_code for _ in range(4)]
+    assert codes == [200, 200, 429, 429]
+    views = {v["scope"]: v["requests"] for v in gw.get(key, "/v1/limits").json()["limits"]}
+    assert views["tenant"]["used"] == 2 and views["key"]["used"] == 2  # the refused two were given back
