@@ -1,5 +1,6 @@
 """``KeyStore.rotate_key`` on SQLite, moto and dynalite: the new hash finds the same key; old hashes work
-until their grace ends (as ``expires_at``), are revoked with the key, and are never listed."""
+until their grace ends (as ``expires_at``), never later than a later rotation's grace, are revoked with the
+key, and are never listed."""
 
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ async def test_rotation_keeps_the_key_and_expires_the_old_hash_at_the_grace(stor
     assert (await store.key_by_hash("h0")) == replace(KEY, expires_at=T2)
     assert (await store.key_by_hash("h1")) == replace(KEY, key_hash="h1", expires_at=T3)
     assert [k.key_hash for k in await store.list_keys()] == ["h2"]
+    # a third with a shorter grace (the secret leaked): no earlier secret outlives the one it retires
+    await store.rotate_key("key_rot", "h3", T1, T1)
+    for key_hash in ("h0", "h1", "h2"):
+        assert (await store.key_by_hash(key_hash)) == replace(KEY, key_hash=key_hash, expires_at=T1)
+    await store.rotate_key("key_rot", "h4", T1, T3)  # a longer grace later never lengthens them
+    for key_hash in ("h0", "h1", "h2"):
+        assert (await store.key_by_hash(key_hash)) == replace(KEY, key_hash=key_hash, expires_at=T1)
+    assert (await store.key_by_hash("h3")) == replace(KEY, key_hash="h3", expires_at=T3)
     assert await store.rotate_key("key_missing", "h9", T1, T2) is None
     assert await store.key_by_hash("h9") is None
 

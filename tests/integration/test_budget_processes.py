@@ -120,11 +120,14 @@ def test_four_gateways_never_overspend_a_usd_budget(
             created = httpx.post(f"{urls[0]}/admin/keys", json=body, headers=admin, timeout=30)
             assert created.status_code == 201, created.text
             key, key_id = created.json()["key"], created.json()["key_id"]
+            started = utc_now()
             responses = asyncio.run(fire(urls, key))
+            ended = utc_now()
         used, reserved, charged = asyncio.run(spent(_reopen(kind, env, tmp_path), key_id))
     served = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code != 200]
     assert all(r.status_code == 429 for r in refused), {r.status_code for r in refused}
+    resets = {window("daily", "UTC", moment).resets_at for moment in (started, ended)}
     needed = {r.json()["error"]["budget"]["needed"] for r in refused}
     assert len(needed) == 1  # every refusal names the same upper bound
     bound = needed.pop()
@@ -133,6 +136,9 @@ def test_four_gateways_never_overspend_a_usd_budget(
         assert error["code"] == "budget_exceeded"
         assert error["message"].startswith(f"the daily USD budget of key '{key_id}' is exhausted: ")
         assert error["budget"]["remaining"] < bound and error["budget"]["limit"] == BUDGET
+        resets_at = error["budget"]["resets_at"]
+        assert resets_at in resets and f"resets at {resets_at}" in error["message"]
+        assert 1 <= int(response.headers["retry-after"]) <= 86_400  # to the end of the day
     assert len(served) >= BUDGET // bound  # that many fit even when all are in flight at once
     assert reserved == 0 and used == len(served) * USAGE_COST == charged  # every hold settled once
     assert used <= BUDGET  # overspend 0

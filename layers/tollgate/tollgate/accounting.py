@@ -50,10 +50,22 @@ def image_token_bound(provider: str, model: str) -> int:
     return _IMAGE_TOKENS.get(provider, max(_IMAGE_TOKENS.values()))
 
 
+def _unmetered_bytes(request: ChatCompletionRequest) -> int:
+    """The bytes of what goes upstream beside the messages and tools and may be billed as prompt: a
+    structured-output schema (``response_format``, Anthropic's ``output_config``) and the fields passed
+    through as they are (legacy ``functions``, ``prediction``, Anthropic-only fields)."""
+    parts: list[Any] = [request.response_format, request.passthrough()]
+    options = request.anthropic
+    if options is not None:
+        parts += [options.output_config, options.extra]
+    return sum(len(json.dumps(part, default=str).encode()) for part in parts if part)
+
+
 @dataclass(frozen=True, slots=True)
 class PromptBound:
     """What a request's prompt can cost whoever serves it: every prompt byte as a token (no tokenizer has
-    tokens shorter than a byte) plus chat-template framing, and how many image parts it holds."""
+    tokens shorter than a byte; the messages, the tools and every other field an upstream may bill as
+    prompt) plus chat-template framing, and how many image parts it holds."""
 
     tokens: int
     images: int
@@ -69,6 +81,7 @@ class PromptBound:
         )
         if request.tools:
             size += len(json.dumps([t.model_dump(exclude_none=True) for t in request.tools]).encode())
+        size += _unmetered_bytes(request)
         framing = _PER_MESSAGE_TOKENS * len(messages) + _BASE_TOKENS
         return cls(size + framing, sum(m.image_count() for m in messages))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 
@@ -48,9 +49,18 @@ async def tokens_reserve(
     principal = caller.principal
     body: TokensRequest = await _body(request, TokensRequest)
     alerts = None if ctx.alerts is None else (ctx.alerts, ctx.ledger.budgets)
-    reservation_id, pool = await token_pools.reserve(
-        ctx.store, principal, body.pool or principal.pool, body.tokens, alerts
-    )
+    admission = caller.admission
+    if admission is not None:  # the tokens count against TPM when reserved (the report is not corrected)
+        await admission.admit_tokens(body.tokens)
+    try:
+        reservation_id, pool = await token_pools.reserve(
+            ctx.store, principal, body.pool or principal.pool, body.tokens, alerts
+        )
+    except BaseException:
+        if admission is not None:
+            with anyio.CancelScope(shield=True):
+                await admission.settle(0)  # refused: what it counted is given back
+        raise
     return {"reservation_id": reservation_id, "reserved": body.tokens, "available": pool.remaining}
 
 

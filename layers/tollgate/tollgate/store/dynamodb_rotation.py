@@ -4,7 +4,8 @@ The new secret is a new key item (``KEY#<new hash>``), a copy of the current one
 (tenant, pools, allow-list, and whatever later versions add), which takes the key's place in the GSI1 key
 directory. The old item leaves the directory, keeps working until the grace ends (its ``expires_at``),
 and is deleted by TTL a day after. The new item lists the hashes still in their grace (``retired``), so
-that revoking the key revokes them too.
+that revoking the key revokes them too, and so that the next rotation ends each of them no later than the
+secret it retires (a grace of 0 after a leak stops every earlier secret).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def _retired(item: Item, at: str) -> dict[str, Any]:
 
 
 def new_key_item(current: Item, new_hash: str, at: str, old_until: str) -> Item:
-    retired = _retired(current, at) | {get_s(current, "key_hash"): s(old_until)}
+    earlier = {h: s(min(str(v["S"]), old_until)) for h, v in _retired(current, at).items()}
+    retired = earlier | {get_s(current, "key_hash"): s(old_until)}
     return {
         **current,
         **items.key_key(new_hash),
@@ -56,6 +58,20 @@ def retire_request(current: Item, old_until: str) -> Request:
             "#g1pk": GSI1PK,
             "#g1sk": GSI1SK,
         },
+        "ExpressionAttributeValues": {
+            ":until": s(until),
+            ":ttl": n(epoch_seconds(until) + TTL_AFTER_GRACE_SECONDS),
+        },
+    }
+
+
+def shorten_request(old_hash: str, until: str) -> Request:
+    """An earlier old secret's grace ends no later than ``until`` (never lengthened: the condition)."""
+    return {
+        "Key": items.key_key(old_hash),
+        "UpdateExpression": "SET #exp = :until, #ttl = :ttl",
+        "ConditionExpression": "attribute_exists(#exp) AND #exp > :until",
+        "ExpressionAttributeNames": {"#exp": "expires_at", "#ttl": TTL_ATTRIBUTE},
         "ExpressionAttributeValues": {
             ":until": s(until),
             ":ttl": n(epoch_seconds(until) + TTL_AFTER_GRACE_SECONDS),
@@ -96,6 +112,8 @@ class DynamoDBRotation:
             raise BadRequest(
                 f"key {key_id} is being rotated by another call; try again", code="rotation_conflict"
             )
+        for old_hash in _retired(current, at):  # a rotation after a leak ends the earlier secrets too
+            await self._conditional("update_item", **shorten_request(old_hash, old_until))
         return items.key_from_item(fresh)
 
     async def revoke_retired(self, current: Item, at: str) -> None:

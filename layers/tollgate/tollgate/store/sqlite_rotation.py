@@ -1,5 +1,6 @@
 """The SQLite side of key rotation: the key's row takes the new hash; each old hash is a row in
-``retired_keys`` that points at the key and says until when it is accepted."""
+``retired_keys`` that points at the key and says until when it is accepted. Each rotation ends every
+earlier old secret no later than the one it retires."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ def rotate_key(
     current = ops.key_by(conn, "key_id", key_id)
     if current is None:
         return None
+    # a rotation never lets an earlier secret outlive the one it retires now (grace 0 after a leak)
+    conn.execute(
+        "UPDATE retired_keys SET until = ? WHERE key_id = ? AND until > ?", (old_until, key_id, old_until)
+    )
     conn.execute(
         "INSERT OR REPLACE INTO retired_keys (key_hash, key_id, until) VALUES (?, ?, ?)",
         (current.key_hash, key_id, old_until),
