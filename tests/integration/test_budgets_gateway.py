@@ -104,6 +104,8 @@ def test_a_token_pool_refusal_names_the_pool(gw: Gateway) -> None:
     assert error["message"].startswith("the token budget of pool 'team' is exhausted: this request may need ")
     assert error["message"].endswith("10 remain; it does not reset (no period)")
     assert error["budget"]["kind"] == "tokens" and error["budget"]["resets_at"] is None
+    # no reset time to wait for: no Retry-After, and the SDKs are told not to retry
+    assert "retry-after" not in refused.headers and refused.headers["x-should-retry"] == "false"
 
 
 def test_an_unpriced_model_under_a_usd_budget_is_a_400(gw: Gateway) -> None:

@@ -85,6 +85,9 @@ def _headers(request: Request[Any, Any, Any], error: TollgateError) -> dict[str,
     headers = failure_headers(request)
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    elif isinstance(error, BudgetExceeded):
+        # a budget with no period never resets: retrying cannot help (the openai and anthropic SDKs read it)
+        headers["x-should-retry"] = "false"
     return headers
 
 
