@@ -69,7 +69,12 @@ DATA_PLANE: list[ControllerRouterHandler] = [
 
 
 def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The one pooled client per process for every HTTP provider."""
+    """The one pooled client per process for every HTTP provider (aiohttp underneath unless a test
+    injects a transport or the settings say httpcore: upstream_transport.py)."""
+    if transport is None:
+        from .upstream_transport import upstream_transport  # imports aiohttp: not at cold start
+
+        transport = upstream_transport(settings)
     timeout = httpx.Timeout(
         settings.provider_timeout_seconds, connect=settings.provider_connect_timeout_seconds
     )
