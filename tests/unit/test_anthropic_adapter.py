@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from tollgate import errors
+from tollgate.anthropic_tables import STOP_REASONS
 from tollgate.config import ProviderConfig, Settings
 from tollgate.providers.anthropic import (
     ERROR_TYPES,
-    STOP_REASONS,
     AnthropicProvider,
     StreamParser,
     endpoint,

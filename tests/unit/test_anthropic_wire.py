@@ -8,23 +8,23 @@ from typing import Any
 
 import pytest
 
-from tollgate.anthropic_wire import (
+from tollgate.anthropic_tables import STOP_REASONS
+from tollgate.api.body import validate
+from tollgate.api.messages import anthropic_error
+from tollgate.errors import BadRequest, UpstreamRateLimited, UpstreamUnavailable
+from tollgate.lifecycle import Outcome
+from tollgate.providers.base import ChatCall, Chunk, Finish, TextDelta, ToolCallDelta, Usage
+from tollgate.schemas.anthropic import MessagesRequest
+from tollgate.schemas.openai import ChatCompletionRequest, ImagePart, TextPart
+from tollgate.streaming import ResponseBuilder
+from tollgate.wire.anthropic_messages import (
     FINISH_TO_STOP,
     AnthropicEncoder,
     error_body,
     render_message,
     stop_reason,
-    to_chat,
 )
-from tollgate.api.body import validate
-from tollgate.api.messages import anthropic_error
-from tollgate.errors import BadRequest, UpstreamRateLimited, UpstreamUnavailable
-from tollgate.lifecycle import Outcome
-from tollgate.providers.anthropic import STOP_REASONS
-from tollgate.providers.base import ChatCall, Chunk, Finish, TextDelta, ToolCallDelta, Usage
-from tollgate.schemas.anthropic import MessagesRequest
-from tollgate.schemas.openai import ChatCompletionRequest, ImagePart, TextPart
-from tollgate.streaming import ResponseBuilder
+from tollgate.wire.anthropic_messages_request import to_chat
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 

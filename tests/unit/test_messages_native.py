@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from tollgate.anthropic_wire import AnthropicEncoder, render_message, to_chat
 from tollgate.api.body import validate
 from tollgate.api.messages import anthropic_error
 from tollgate.errors import BadRequest
@@ -23,6 +22,8 @@ from tollgate.schemas.anthropic import MessagesRequest
 from tollgate.schemas.native import AnthropicOptions, parse_betas
 from tollgate.schemas.openai import ChatCompletionRequest, ThinkingBlock
 from tollgate.streaming import ResponseBuilder
+from tollgate.wire.anthropic_messages import AnthropicEncoder, render_message
+from tollgate.wire.anthropic_messages_request import to_chat
 
 SIG = "EqQBCkYI+sig/=="
 THINKING = {"type": "thinking", "thinking": "Let me see.", "signature": SIG}

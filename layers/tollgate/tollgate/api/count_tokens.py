@@ -14,13 +14,13 @@ from typing import Any
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
-from ..anthropic_request import to_chat
 from ..context import AppContext
 from ..engine.prepare import allowed_route
 from ..errors import UpstreamBadRequest, UpstreamNotFound
 from ..providers.base import ChatCall, TokenCounter
 from ..schemas.anthropic import CountTokensRequest
 from ..tokens import estimate_prompt_tokens, estimate_tokens
+from ..wire.anthropic_messages_request import to_chat
 from .auth import authenticate
 from .body import decode_json_object, validate
 from .gateway_context import check_edge_tenant, gateway_context

@@ -22,6 +22,7 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from ..logs import log_event
+from ..wire.openai_chat import error_body
 from .headers import response_headers
 
 logger = logging.getLogger("tollgate.errors")
@@ -58,7 +59,7 @@ def status_and_type(error: TollgateError) -> tuple[int, str]:
 
 def error_payload(error: TollgateError) -> dict[str, Any]:
     _, error_type = status_and_type(error)
-    return {"error": {"message": error.message, "type": error_type, "param": error.param, "code": error.code}}
+    return error_body(error_type, error)
 
 
 def failure_headers(request: Request[Any, Any, Any]) -> dict[str, str]:

@@ -23,8 +23,8 @@ from ..schemas.anthropic import CountTokensRequest, MessagesRequest
 from ..schemas.embeddings import EmbeddingsRequest
 from ..schemas.openai import ChatCompletionRequest
 from ..schemas.tollgate import BudgetSet, KeyCreate, TokensReport, TokensRequest
+from ..wire.completions import CHAT_ONLY
 from ..wire.responses_request import ResponsesRequest
-from .completions import CHAT_ONLY
 
 # (path, method) -> the model that validates its JSON body
 REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
@@ -60,7 +60,7 @@ def _security(path: str) -> list[dict[str, list[str]]]:
 
 
 def _completion_body(chat: dict[str, Any]) -> dict[str, Any]:
-    """The legacy body: the chat body's fields less the chat-only ones (api/completions.py), plus prompt."""
+    """The legacy body: the chat body's fields less the chat-only ones (wire/completions.py), plus prompt."""
     properties = {k: v for k, v in chat["properties"].items() if k not in (*CHAT_ONLY, "messages")}
     prompt = {
         "anyOf": [

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from ..anthropic_tables import STOP_REASONS, TOOL_CHOICES
 from ..config import ProviderConfig
 from ..errors import (
     BadRequest,
@@ -39,7 +40,6 @@ from .base import (
     ChatCall,
     Chunk,
     Finish,
-    FinishReason,
     NativeBlock,
     ResponseMeta,
     TextDelta,
@@ -55,16 +55,6 @@ from .turns import append_turn
 
 logger = logging.getLogger(__name__)
 
-STOP_REASONS: dict[str, FinishReason] = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",  # a server tool paused the turn; what was said so far is complete
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
-
 ERROR_TYPES: dict[str, type[TollgateError]] = {  # Anthropic error ``type`` -> tollgate error
     "overloaded_error": UpstreamUnavailable,
     "rate_limit_error": UpstreamRateLimited,
@@ -75,8 +65,6 @@ ERROR_TYPES: dict[str, type[TollgateError]] = {  # Anthropic error ``type`` -> t
     "request_too_large": UpstreamBadRequest,
     "timeout_error": UpstreamTimeout,
 }  # anything else (api_error, ...) is an UpstreamError
-
-TOOL_CHOICES: dict[str, str] = {"auto": "auto", "required": "any", "none": "none"}
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 _PROMPT_USAGE_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")

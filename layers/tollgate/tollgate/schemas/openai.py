@@ -142,7 +142,7 @@ class ChatCompletionRequest(BaseModel):
     loop_mode: Literal["basic", "agent"] | None = None
     loop_until: str | None = Field(None, min_length=1, max_length=200)
     loop_max_turns: int | None = Field(None, strict=True, ge=1)  # capped: TOLLGATE_LOOP_MAX_TURNS_CAP
-    # set by the Messages wire (anthropic_request.to_chat) only; never read from a request body
+    # set by the Messages wire (wire.anthropic_messages_request.to_chat) only; never read from a request body
     _anthropic: AnthropicOptions | None = PrivateAttr(None)
 
     @model_validator(mode="before")

@@ -1,14 +1,14 @@
 """The Anthropic Messages wire format as tollgate *serves* it (POST /v1/messages).
 
 A Messages request is translated to the internal ``ChatCompletionRequest`` (``to_chat``, in
-``anthropic_request``), goes through
+``anthropic_messages_request``), goes through
 the one pipeline every model endpoint uses (routing, budget, session, audit), and the provider's typed
 chunks come back as an Anthropic ``message`` object (``render_message``) or as Anthropic's SSE event
 sequence (``AnthropicEncoder``). An Anthropic upstream behind the gateway is served through the same
 translation: request -> internal request -> the Anthropic upstream adapter (``providers.anthropic``) ->
 chunks -> Anthropic events; there is no second, pass-through path to keep in step.
 
-Pure functions only; the HTTP handler and the error shape live in ``api.messages``.
+Pure functions only (the error body included); the HTTP handler lives in ``api.messages``.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from typing import Any
 
 import msgspec
 
-from .anthropic_request import to_chat as to_chat  # the request side, re-exported
-from .errors import TollgateError
-from .json_depth import too_deep
-from .lifecycle import Outcome
-from .providers.base import (
+from ..errors import TollgateError
+from ..json_depth import too_deep
+from ..lifecycle import Outcome
+from ..providers.base import (
     ChatCall,
     Chunk,
     Finish,
@@ -34,12 +33,12 @@ from .providers.base import (
     ToolCallDelta,
     Usage,
 )
-from .streaming import ResponseBuilder
-from .tokens import estimate_prompt_tokens
+from ..streaming import ResponseBuilder
+from ..tokens import estimate_prompt_tokens
 
-logger = logging.getLogger("tollgate.anthropic_wire")
+logger = logging.getLogger("tollgate.wire.anthropic_messages")
 
-# OpenAI finish reason -> Anthropic stop reason (the inverse of providers.anthropic.STOP_REASONS)
+# OpenAI finish reason -> Anthropic stop reason (the inverse of anthropic_tables.STOP_REASONS)
 FINISH_TO_STOP: dict[str, str] = {
     "stop": "end_turn",
     "length": "max_tokens",
