@@ -34,7 +34,7 @@ def upstream_transport(settings: Settings) -> httpx.AsyncBaseTransport | None:
     limits = httpx.Limits(
         max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
     )
-    return AiohttpHttpxTransport(limits=limits, trust_env=False)
+    return AiohttpHttpxTransport(limits=limits, trust_env=True)  # SSL_CERT_FILE / SSL_CERT_DIR, as httpx
 
 
 class AiohttpHttpxTransport(AiohttpTransport):
