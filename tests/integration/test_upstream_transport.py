@@ -120,7 +120,7 @@ async def test_dropped_connection_before_answer_is_remote_protocol_error(client:
 async def test_body_cut_short_is_read_error(client: httpx.AsyncClient) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial\":")
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"partial":')
         await writer.drain()
         writer.close()
 
