@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tollgate import audit
+from tollgate.store import sqlite_inline
 from tollgate.store.base import Overdrawn
 from tollgate.store.sqlite import SQLiteStore, StoreClosed
 from tollgate.store.sqlite_schema import SCHEMA_VERSION
@@ -211,3 +212,67 @@ async def test_a_closed_store_refuses_calls(tmp_path: Path) -> None:
     await store.aclose()  # idempotent
     with pytest.raises(StoreClosed):
         await store.any_keys()
+
+
+def _workers(store: SQLiteStore) -> int:
+    return len(store._run._executor._threads)  # the pool's threads, started on first use
+
+
+async def test_per_request_writes_skip_the_pool_when_they_can_start_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_inline, "CHECKPOINT_EVERY", 1000)
+    path = tmp_path / "tollgate.db"
+    await _prepared(path, CAPACITY)
+    store = SQLiteStore(str(path))
+    hops: list[str] = []
+    submit = store._run._submit
+
+    async def counted(call: Callable[[], Any]) -> Any:
+        hops.append("hop")
+        return await submit(call)
+
+    monkeypatch.setattr(store._run, "_submit", counted)
+    writer = audit.AuditWriter(store, KEY)
+    try:
+        await writer.append(draft(n=0))  # opens this writer's segment (reads the registry's head once)
+        hops.clear()
+        await store.reserve("acme", "p", "r1", EACH, at(1))
+        await store.settle("acme", "p", "r1", 3)
+        link = await writer.append(draft(n=1))
+        assert hops == []  # reserve, settle, the link and its head: all on the loop's thread
+        pool = await store.get_pool("acme", "p")  # a read goes to the pool as before
+        assert pool is not None and (pool.used, pool.reserved) == (3, 0) and hops == ["hop"]
+        assert (await store.get_audit_entry("acme", link.seq, segment=link.segment)) == link
+
+        store._run._write_lock.acquire()  # another thread of this process is writing: to the pool, waiting
+        waiting = asyncio.create_task(store.reserve("acme", "p", "r2", EACH, at(2)))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        store._run._write_lock.release()
+        assert "r2" in (await asyncio.wait_for(waiting, TIMEOUT)).reservations
+        assert hops[-1] == "hop"
+    finally:
+        await store.aclose()
+
+
+async def test_writes_on_the_loop_hand_a_checkpoint_to_the_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_inline, "CHECKPOINT_EVERY", 3)
+    path = tmp_path / "tollgate.db"
+    await _prepared(path, CAPACITY)
+    store = SQLiteStore(str(path))
+    try:
+        for n in range(2):
+            await store.reserve("acme", "p", f"r{n}", 1, at(n))
+        assert _workers(store) == 0
+        await store.reserve("acme", "p", "r2", 1, at(2))
+        assert _workers(store) == 1  # the third commit: a passive checkpoint on a worker
+    finally:
+        await store.aclose()
+    conn = sqlite3.connect(path)
+    try:  # everything is in the file after the WAL is gone
+        assert conn.execute("SELECT COUNT(*) FROM reservations").fetchone()[0] == 3
+    finally:
+        conn.close()

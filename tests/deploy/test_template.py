@@ -248,9 +248,10 @@ def test_gateway_responses_have_the_openai_error_shape(kind: str, status: str | 
 def test_chat_runs_under_the_lambda_web_adapter_in_response_stream_mode() -> None:
     chat = transformed()["Resources"]["ChatFunction"]["Properties"]
     assert chat["Handler"] == "run.sh" and chat["Runtime"] == "python3.12"
+    assert chat["Architectures"] == ["arm64"] and chat["MemorySize"] == 512  # sized in the README
     adapter, library = chat["Layers"]
     assert adapter == {
-        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerX86:25"
+        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerArm64:25"
     }
     assert library["Ref"].startswith("TollgateLayer")
     env = chat["Environment"]["Variables"]
@@ -531,7 +532,7 @@ def test_the_layer_is_well_under_lambdas_unzipped_limit() -> None:
                 "--target",
                 str(target),
                 "--platform",
-                "manylinux2014_x86_64",
+                "manylinux2014_aarch64",
                 "--python-version",
                 "3.12",
                 "--implementation",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tollgate.engine.health import HealthBook
-from tollgate.engine.plan import AttemptPlan, Candidate
+from tollgate.engine.plan import AttemptPlan, Candidate, OnlyPlan, plan_for
 from tollgate.engine.retry import delay_before, exhausted, retryable
 from tollgate.engine.routes import ConfigError, load_config, parse_config
 from tollgate.errors import BudgetExceeded, TollgateError
@@ -161,6 +161,21 @@ def test_plan_tries_cooling_deployments_least_recently_failed_first() -> None:
     assert [plan.next().deployment for _ in range(3)] == ["b", "a", "b"]
     single = AttemptPlan([[cand("a")]], book)
     assert [single.next().deployment for _ in range(3)] == ["a", "a", "a"]  # retries on one deployment
+
+
+def test_a_single_candidate_gets_the_fast_plan_with_the_same_picks() -> None:
+    clock = Clock()
+    book = HealthBook(allowed_failures=1, cooldown_seconds=30, clock=clock)
+    only = plan_for([[cand("a")]], book)
+    assert isinstance(only, OnlyPlan)
+    for cooling in (False, True):  # healthy, then cooling down: the one deployment is still tried
+        if cooling:
+            fail(book, "a")
+        assert book.cooling("a") is cooling
+        general = AttemptPlan([[cand("a")]], book)
+        assert [only.next() for _ in range(3)] == [general.next() for _ in range(3)] == [cand("a")] * 3
+    assert isinstance(plan_for([[cand("a"), cand("b")]], book), AttemptPlan)
+    assert isinstance(plan_for([[cand("a")], [cand("f")]], book), AttemptPlan)
 
 
 def test_weights_and_least_busy() -> None:

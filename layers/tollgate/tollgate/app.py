@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from http.cookiejar import CookieJar, DefaultCookiePolicy
+from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
 import httpx
@@ -74,7 +74,12 @@ DATA_PLANE: list[ControllerRouterHandler] = [
 
 
 def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The one pooled client per process for every HTTP provider."""
+    """The one pooled client per process for every HTTP provider (aiohttp underneath unless a test
+    injects a transport or the settings say httpcore: upstream_transport.py)."""
+    if transport is None:
+        from .upstream_transport import upstream_transport  # imports aiohttp: not at cold start
+
+        transport = upstream_transport(settings)
     timeout = httpx.Timeout(
         settings.provider_timeout_seconds, connect=settings.provider_connect_timeout_seconds
     )
@@ -82,8 +87,20 @@ def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None =
         max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
     )
     # Upstream cookies are never kept: the client is shared by every tenant.
-    no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-    return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, cookies=no_cookies)
+    return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, cookies=NoCookieJar())
+
+
+class NoCookieJar(CookieJar):
+    """Keeps no cookie and sends none, without even parsing ``Set-Cookie`` (~25 µs a request)."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
 
 
 def _settings(settings: Settings | None) -> tuple[Settings, bool]:

@@ -30,7 +30,8 @@ import random
 import secrets
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from .store.base import REGISTRY_SEGMENT, SEGMENT_OPENED, AuditEntry, AuditHead, AuditStore
@@ -55,8 +56,11 @@ def sha256_hex(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
+_ENTRY_FIELDS = tuple(f.name for f in dataclass_fields(AuditEntry))
+
+
 def entry_hash(entry: AuditEntry, key: bytes | None) -> str:
-    fields = asdict(entry)
+    fields = {name: getattr(entry, name) for name in _ENTRY_FIELDS}  # shallow: nothing below is changed
     del fields["hash"]
     if not fields["segment"]:
         del fields["segment"]

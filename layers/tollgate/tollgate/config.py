@@ -67,6 +67,10 @@ class Settings(BaseSettings):
         5.0, gt=0, validation_alias=_env("TOLLGATE_PROVIDER_CONNECT_TIMEOUT_SECONDS")
     )
     max_connections: int = Field(256, ge=1, validation_alias=_env("TOLLGATE_MAX_CONNECTIONS"))
+    # the shared upstream client's transport (upstream_transport.py): aiohttp, or httpx's own httpcore
+    http_transport: Literal["aiohttp", "httpcore"] = Field(
+        "aiohttp", validation_alias=_env("TOLLGATE_HTTP_TRANSPORT")
+    )
     bedrock_max_concurrency: int = Field(32, ge=1, validation_alias=_env("TOLLGATE_BEDROCK_MAX_CONCURRENCY"))
     recent_requests: int = Field(100, ge=1, validation_alias=_env("TOLLGATE_RECENT_REQUESTS"))
     log_level: str = Field("INFO", validation_alias=_env("TOLLGATE_LOG_LEVEL"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from .errors import TollgateError
@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from .engine.exchange import Exchange
 
 logger = logging.getLogger("tollgate.request")
+_SUMMARY_NAMES = tuple(f.name for f in fields(RequestSummary))
+
+
+def summary_fields(summary: RequestSummary) -> dict[str, Any]:
+    return {name: getattr(summary, name) for name in _SUMMARY_NAMES}  # asdict's deep copy, without it
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +125,8 @@ class RequestTracker:
         self.ctx.diagnostics.record(summary)
         level = logging.INFO if outcome.error is None else logging.WARNING
         tenant = self.booking.principal.tenant if self.booking else None
-        log_event(logger, level, "request", tenant=tenant, **asdict(summary))
+        if logger.isEnabledFor(level):
+            log_event(logger, level, "request", tenant=tenant, **summary_fields(summary))
         if self.ctx.settings.emf_metrics:
             self._emit_emf(summary, tenant)
 

@@ -30,7 +30,7 @@ from ..logs import log_event
 from ..providers.base import ChatCall, Chunk, Usage
 from ..schemas.openai import ChatCompletionRequest
 from ..store.base import Holder
-from .plan import AttemptPlan
+from .plan import Candidate, plan_for
 from .retry import delay_before, describe, exhausted, retryable
 from .route import Route
 
@@ -76,19 +76,23 @@ class Exchange:
         self.ctx, self.booking, self.route = ctx, booking, route
         self.request, self.request_id = request, request_id
         self.save_session = save_session
-        first = route.candidates()[0]
-        self.served: ChatCall = ctx.router.call(first, request, request_id)  # until an attempt answers
+        self._calls: dict[Candidate, ChatCall] = {}  # each candidate's call, built once
+        self.served: ChatCall = self._call(route.groups[0][0])  # until an attempt answers
         self.attempts = 0
         self.settlement: Settlement | None = None
         self._settled = False
         self._lease: str | None = None  # the deployment whose in-flight count this exchange holds
 
+    def _call(self, candidate: Candidate) -> ChatCall:
+        call = self._calls.get(candidate)
+        if call is None:
+            call = self._calls[candidate] = self.ctx.router.call(candidate, self.request, self.request_id)
+        return call
+
     def estimate(self) -> int:
         """The most any candidate can use: one reservation covers every attempt."""
-        router, prompt = self.ctx.router, PromptBound.of(self.request)
-        return max(
-            prompt.with_call(router.call(c, self.request, self.request_id)) for c in self.route.candidates()
-        )
+        prompt = PromptBound.of(self.request)
+        return max(prompt.with_call(self._call(c)) for c in self.route.candidates())
 
     async def reserve(self, tokens: int | None = None) -> None:
         """One reservation for every attempt: ``tokens``, or the estimate over the candidates."""
@@ -114,12 +118,12 @@ class Exchange:
         """Run ``operation`` on candidates until one succeeds; the last error (listing every attempt)
         when none does or the error is not worth another attempt."""
         router, policy = self.ctx.router, self.ctx.router.routing.router
-        plan = AttemptPlan(self.route.groups, router.health, strategy=policy.strategy, rng=_rng)
+        plan = plan_for(self.route.groups, router.health, strategy=policy.strategy, rng=_rng)
         budget = max(1 + policy.retries, self.route.min_attempts)
         tried: list[str] = []
         while True:
             candidate = plan.next()
-            call = self.served = router.call(candidate, self.request, self.request_id)
+            call = self.served = self._call(candidate)
             self.attempts += 1
             router.health.started(candidate.deployment)
             started = time.monotonic()

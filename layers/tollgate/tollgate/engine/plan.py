@@ -73,3 +73,26 @@ class AttemptPlan:
             healthy = [c for c in healthy if self.health.get(c.deployment).in_flight == fewest]
             return self.rng.choice(healthy)
         return self.rng.choices(healthy, weights=[c.weight for c in healthy], k=1)[0]
+
+
+class OnlyPlan:
+    """The plan of a route with one candidate: every attempt goes to it (what ``AttemptPlan`` would pick,
+    healthy or cooling), without the per-attempt filtering."""
+
+    def __init__(self, candidate: Candidate) -> None:
+        self.candidate = candidate
+
+    def next(self) -> Candidate:
+        return self.candidate
+
+
+def plan_for(
+    groups: Sequence[Sequence[Candidate]],
+    health: HealthBook,
+    *,
+    strategy: Strategy = "weighted",
+    rng: random.Random | None = None,
+) -> AttemptPlan | OnlyPlan:
+    if len(groups) == 1 and len(groups[0]) == 1:
+        return OnlyPlan(groups[0][0])
+    return AttemptPlan(groups, health, strategy=strategy, rng=rng)

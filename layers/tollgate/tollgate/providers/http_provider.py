@@ -38,7 +38,7 @@ class HTTPProvider:
         self.name = config.name
         self.config = config
         self._client = client
-        self._url = url
+        self._url = httpx.URL(url)  # parsed once, not on every request
         self._headers = headers | {"Content-Type": "application/json"}
         self._to_upstream = to_upstream
         self._parse_response = parse_response

@@ -1,7 +1,9 @@
 """The embedded store: one SQLite file in WAL mode, safe for several threads and processes.
 
-- Every sqlite call runs on a dedicated, bounded thread pool (``tollgate-sqlite``), never on the event loop
-  nor on the loop's default executor: a writer waiting for the file lock blocks a worker, never the loop.
+- Every sqlite call runs on a dedicated, bounded thread pool (``tollgate-sqlite``), never on the loop's
+  default executor: a writer waiting for the file lock blocks a worker, never the loop. The exception: the
+  per-request writes (reserve, settle, audit links) are first tried on the loop itself when they can start
+  without waiting (``sqlite_inline``), which saves a thread hop each.
 - One connection per worker thread, opened in autocommit mode (``isolation_level=None``); each invariant is
   one explicit ``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error). ``BEGIN IMMEDIATE`` takes the
   file's write lock up front, so a check-then-update cannot interleave with another writer in any process;
@@ -18,6 +20,8 @@ The statements themselves live in ``sqlite_ops``, the schema in ``sqlite_schema`
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import sqlite3
 import threading
 import time
@@ -42,6 +46,7 @@ from .base import (
 )
 from .sqlite_alerts import SQLiteAlerts
 from .sqlite_budgets import SQLiteBudgets, create_budget_schema
+from .sqlite_inline import BUSY, InlineWriter, checkpoint
 from .sqlite_limits import SQLiteLimits
 from .sqlite_schema import create_schema
 
@@ -111,6 +116,26 @@ class _Runner:
         self._write_lock = threading.Lock()
         self._inflight: set[asyncio.Future[Any]] = set()
         self._closed = False
+        self._inline = InlineWriter(path)
+
+    async def quick_write(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """A short write: on the loop's thread if it can start at once, else as ``write`` (sqlite_inline)."""
+        if self._closed:
+            raise StoreClosed("the SQLite store is closed")
+        result = self._inline.attempt(self._write_lock, _transaction, functools.partial(fn, **kwargs), *args)
+        if result is BUSY:
+            return await self.write(fn, *args, **kwargs)
+        if self._inline.checkpoint_due():  # on a worker; not awaited
+            future = asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint)
+            self._inflight.add(future)
+            future.add_done_callback(self._inflight.discard)
+        return result  # type: ignore[no-any-return]
+
+    def _checkpoint(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # a later one catches up
+            checkpoint(self._connections.get())
 
     async def write(
         self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -157,6 +182,7 @@ class _Runner:
             await asyncio.gather(*list(self._inflight), return_exceptions=True)
         self._executor.shutdown(wait=True)  # workers are idle by now: this only joins them
         self._connections.close_all()
+        self._inline.close()
 
 
 def _transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -220,13 +246,13 @@ class SQLiteStore(SQLiteAlerts, SQLiteBudgets, SQLiteLimits):
     async def reserve(
         self, tenant: str, pool: str, reservation_id: str, tokens: int, at: str, holder: Holder = NOBODY
     ) -> Pool:
-        return await self._run.write(ops.reserve, tenant, pool, (reservation_id, tokens, at), holder)
+        return await self._run.quick_write(ops.reserve, tenant, pool, (reservation_id, tokens, at), holder)
 
     async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
-        return await self._run.write(ops.settle, tenant, pool, reservation_id, actual)
+        return await self._run.quick_write(ops.settle, tenant, pool, reservation_id, actual)
 
     async def settle_anonymous(self, tenant: str, pool: str, reserved: int, actual: int) -> Pool | None:
-        return await self._run.write(ops.settle_anonymous, tenant, pool, reserved, actual)
+        return await self._run.quick_write(ops.settle_anonymous, tenant, pool, reserved, actual)
 
     async def get_pool(self, tenant: str, pool: str) -> Pool | None:
         return await self._run.read(ops.get_pool, tenant, pool)
@@ -291,12 +317,12 @@ class SQLiteStore(SQLiteAlerts, SQLiteBudgets, SQLiteLimits):
         return await self._run.read(ops.audit_heads, tenant)
 
     async def put_audit_entry(self, entry: AuditEntry) -> bool:
-        return await self._run.write(ops.put_audit_entry, entry)
+        return await self._run.quick_write(ops.put_audit_entry, entry)
 
     async def advance_audit_head(
         self, tenant: str, head: AuditHead, previous_seq: int, *, segment: str = ""
     ) -> bool:
-        return await self._run.write(ops.advance_audit_head, tenant, head, previous_seq, segment)
+        return await self._run.quick_write(ops.advance_audit_head, tenant, head, previous_seq, segment)
 
     async def get_audit_entry(self, tenant: str, seq: int, *, segment: str = "") -> AuditEntry | None:
         return await self._run.read(ops.get_audit_entry, tenant, seq, segment)

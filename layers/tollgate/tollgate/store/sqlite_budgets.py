@@ -215,12 +215,12 @@ class SQLiteBudgets:
     async def reserve_usd(
         self, tenant: str, budget: str, period_key: str, reservation: tuple[str, int, str], limit: int
     ) -> UsdCounter:
-        return await self._run.write(reserve, (tenant, budget, period_key), reservation, limit)
+        return await self._run.quick_write(reserve, (tenant, budget, period_key), reservation, limit)
 
     async def settle_usd(
         self, tenant: str, budget: str, period_key: str, reservation_id: str, actual: int
     ) -> UsdCounter | None:
-        return await self._run.write(settle, (tenant, budget, period_key), reservation_id, actual)
+        return await self._run.quick_write(settle, (tenant, budget, period_key), reservation_id, actual)
 
     async def get_usd_counter(self, tenant: str, budget: str, period_key: str) -> UsdCounter | None:
         return await self._run.read(get_counter, (tenant, budget, period_key))

@@ -109,12 +109,12 @@ class SQLiteLimits:
         return found
 
     async def count_in_bucket(self, bucket: str, amount: int, limit: int, expires_epoch: int) -> Counted:
-        counted: Counted = await self._run.write(count_in_bucket, bucket, amount, limit, expires_epoch)
+        counted: Counted = await self._run.quick_write(count_in_bucket, bucket, amount, limit, expires_epoch)
         return counted
 
     async def read_bucket(self, bucket: str) -> int:
         return await self._run.read(read_bucket, bucket)
 
     async def add_to_bucket(self, bucket: str, amount: int, expires_epoch: int) -> int:
-        count: int = await self._run.write(add_to_bucket, bucket, amount, expires_epoch)
+        count: int = await self._run.quick_write(add_to_bucket, bucket, amount, expires_epoch)
         return count

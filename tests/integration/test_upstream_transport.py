@@ -1,0 +1,137 @@
+"""The aiohttp transport under the shared httpx client (tollgate/upstream_transport.py), on real sockets:
+bodies and streams arrive as httpx delivers them, and every transport failure is the httpx exception that
+httpcore raises (so providers map it to the same 502/503/504)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+
+from tollgate.app import http_client
+from tollgate.config import Settings
+from tollgate.upstream_transport import AiohttpHttpxTransport, upstream_transport
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _server(handler: Handler) -> tuple[asyncio.Server, str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}"
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lengths = [line.split(b":")[1] for line in head.lower().split(b"\r\n") if b"content-length" in line]
+    length = int(lengths[0]) if lengths else 0
+    return head + await reader.readexactly(length)
+
+
+def _settings(**overrides: object) -> Settings:
+    return Settings(provider_timeout_seconds=0.5, provider_connect_timeout_seconds=0.5, **overrides)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with http_client(_settings()) as shared:
+        assert isinstance(shared._transport, AiohttpHttpxTransport)
+        yield shared
+
+
+async def test_body_headers_and_keep_alive(client: httpx.AsyncClient) -> None:
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(2):  # two requests on one kept-alive connection
+            seen.append(await _read_head(reader))
+            body = b'{"ok":true}'
+            writer.write(b"HTTP/1.1 201 Created\r\nX-Up: 1\r\nContent-Length: 11\r\n\r\n" + body)
+            await writer.drain()
+        writer.close()
+
+    server, url = await _server(handler)
+    async with server:
+        for _ in range(2):
+            response = await client.post(f"{url}/v1/x", content=b'{"q":1}', headers={"Authorization": "k"})
+            assert (response.status_code, response.json()) == (201, {"ok": True})
+            assert response.headers["x-up"] == "1"
+    assert len(seen) == 2
+    head, body = seen[0].split(b"\r\n\r\n")
+    lines = head.lower().split(b"\r\n")
+    assert lines[0] == b"post /v1/x http/1.1" and body == b'{"q":1}'
+    assert b"authorization: k" in lines and b"content-length: 7" in lines
+    assert not any(line.startswith(b"content-type") for line in lines)  # none that httpx did not send
+
+
+async def test_stream_chunks_arrive_before_the_end(client: httpx.AsyncClient) -> None:
+    release = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        writer.write(b"7\r\ndata: 1\r\n")
+        await writer.drain()
+        await release.wait()  # the client must see the first chunk while the server holds the rest
+        writer.write(b"7\r\ndata: 2\r\n0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server, url = await _server(handler)
+    async with server, client.stream("POST", url, content=b"{}") as response:
+        chunks = response.aiter_raw()
+        assert await chunks.__anext__() == b"data: 1"
+        release.set()
+        assert [chunk async for chunk in chunks] == [b"data: 2"]
+
+
+async def test_refused_connection_is_connect_error(client: httpx.AsyncClient) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(httpx.ConnectError):
+        await client.post(f"http://127.0.0.1:{port}/", content=b"{}")
+
+
+async def test_silent_upstream_is_read_timeout(client: httpx.AsyncClient) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    server, url = await _server(handler)
+    async with server:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(url, content=b"{}")
+
+
+async def test_dropped_connection_before_answer_is_remote_protocol_error(client: httpx.AsyncClient) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.close()
+
+    server, url = await _server(handler)
+    async with server:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.post(url, content=b"{}")
+
+
+async def test_body_cut_short_is_read_error(client: httpx.AsyncClient) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"partial":')
+        await writer.drain()
+        writer.close()
+
+    server, url = await _server(handler)
+    async with server:
+        with pytest.raises(httpx.ReadError):
+            await client.post(url, content=b"{}")
+
+
+def test_httpcore_on_request_or_behind_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(upstream_transport(_settings()), AiohttpHttpxTransport)
+    assert upstream_transport(_settings(http_transport="httpcore")) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert upstream_transport(_settings()) is None
