@@ -189,6 +189,10 @@ def drop_markers(conn: sqlite3.Connection, older_than: str) -> int:
 
 
 class _Run(Protocol):
+    async def quick_write(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T: ...
+
     async def write(
         self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T: ...
