@@ -9,7 +9,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import audit
+from . import audit, rollups
 from .accounting import Pricing, usd
 from .canonical import answer_digest
 from .errors import BudgetExceeded
@@ -17,7 +17,16 @@ from .keys import Principal
 from .logs import log_event
 from .providers.base import Usage
 from .schemas.openai import Message
-from .store.base import ABANDONED, AuditEntry, Holder, Overdrawn, Reservation, Store, UnknownPool
+from .store.base import (
+    ABANDONED,
+    NOBODY,
+    AuditEntry,
+    Holder,
+    Overdrawn,
+    Reservation,
+    Store,
+    UnknownPool,
+)
 from .timeutil import after, now_str
 
 logger = logging.getLogger("tollgate.ledger")
@@ -33,6 +42,7 @@ class Booking:
     request_sha256: str
     reservation_id: str | None = None
     reserved: int = 0
+    holder: Holder = NOBODY
     session_id: str | None = None
     session_version: int = 0
     session_history: list[dict[str, Any]] = field(default_factory=list)
@@ -122,7 +132,7 @@ class Ledger:
                 f"budget exhausted for pool {booking.pool!r}: this request may need {tokens} tokens, "
                 f"{max(exc.available, 0)} are available"
             ) from exc
-        booking.reservation_id, booking.reserved = request_id, tokens
+        booking.reservation_id, booking.reserved, booking.holder = request_id, tokens, holder
 
     async def load_history(self, booking: Booking, session_id: str) -> list[Message]:
         history, version = await self.store.load_session(booking.principal.tenant, session_id)
@@ -146,7 +156,10 @@ class Ledger:
         cost = self.pricing.cost_micro_usd(
             charge.provider, charge.model, usage.prompt_tokens, usage.completion_tokens
         )
-        jobs: list[Coroutine[Any, Any, Any]] = [self._audit(booking, charge, status, cost, answer)]
+        entry = self._entry(booking, charge, status, cost, answer)
+        # the audit entry, its cost rollup (one atomic add) and the settle: writes only, side by side
+        jobs: list[Coroutine[Any, Any, Any]] = [self.audit.append(entry)]
+        jobs.append(self.store.add_rollup(rollups.change_of(entry)))
         if booking.reservation_id is not None:
             jobs.append(self._settle(booking, usage.total_tokens))
         if save_session and booking.session_id is not None and status == "ok" and answer is not None:
@@ -181,8 +194,15 @@ class Ledger:
             )
 
     async def _settle(self, booking: Booking, actual: int) -> None:
+        """One conditional write carrying the tokens reserved (no read); when it corrected the sweep's
+        charge instead, the sweep's estimate leaves the cost rollups (the request counts once)."""
         assert booking.reservation_id is not None
-        await self.store.settle(booking.principal.tenant, booking.pool, booking.reservation_id, actual)
+        tenant, rid = booking.principal.tenant, booking.reservation_id
+        settled = await self.store.settle(tenant, booking.pool, rid, actual, reserved=booking.reserved)
+        if settled is not None and settled.corrected is not None:
+            tokens, swept_at = settled.corrected
+            estimate = Reservation(tenant, booking.pool, rid, tokens, swept_at, booking.holder)
+            await self.store.add_rollup(rollups.abandoned_change(self.pricing, estimate, swept_at).negated())
 
     async def audit_abandoned(self, reservation: Reservation, at: str) -> AuditEntry:
         """The sweep's entry for a reservation nobody settled: status ``abandoned`` (itself the mark that
@@ -209,7 +229,7 @@ class Ledger:
         )
         return await self.audit.append(entry)
 
-    async def _audit(
+    def _entry(
         self,
         booking: Booking,
         charge: Charge,
@@ -217,7 +237,7 @@ class Ledger:
         cost: int | None,
         answer: dict[str, Any] | None,
     ) -> AuditEntry:
-        entry = AuditEntry(
+        return AuditEntry(
             tenant=charge.tenant,
             seq=0,
             at=now_str(),
@@ -235,7 +255,6 @@ class Ledger:
             hash="",
             details=charge.details(),
         )
-        return await self.audit.append(entry)
 
     async def _save_session(self, booking: Booking, answer: dict[str, Any]) -> None:
         """Append this turn; on a concurrent change, reload and append again (bounded)."""

@@ -20,6 +20,7 @@ from datetime import timedelta
 from .errors import BadRequest
 from .ledger import Ledger
 from .logs import log_event
+from .rollups import abandoned_change
 from .store.base import Reservation, Store
 from .timeutil import Clock, format_time, utc_now
 
@@ -58,6 +59,8 @@ class Sweeper:
 
         cutoff = format_time(now - timedelta(seconds=age))
         swept = await self.store.sweep_reservations(cutoff, at, audit)
+        for reservation in swept:  # charged (once each): now its estimate counts in the cost rollups
+            await self.store.add_rollup(abandoned_change(self.ledger.pricing, reservation, at))
         sessions = await self.store.sweep_sessions(at)
         responses = await self.store.sweep_responses(at)
         if swept:

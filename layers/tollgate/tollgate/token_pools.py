@@ -33,18 +33,34 @@ def _bound(pool: Pool) -> int:
     return UNLIMITED_POOL_MAX_TOKENS if pool.capacity is None else pool.capacity
 
 
+def _too_many(pool: Pool, tokens: int) -> BadRequest | None:
+    if tokens <= _bound(pool):
+        return None
+    return BadRequest(
+        f"tokens: at most {_bound(pool)} may be reserved at once in pool {pool.pool!r}", param="tokens"
+    )
+
+
 async def reserve(store: BudgetStore, principal: Principal, pool: str, tokens: int) -> tuple[str, Pool]:
-    """Hold ``tokens`` in one of the key's pools; returns the reservation id and the pool after."""
-    found = await existing_pool(store, principal, pool)
-    if tokens > _bound(found):
-        raise BadRequest(
-            f"tokens: at most {_bound(found)} may be reserved at once in pool {pool!r}", param="tokens"
-        )
+    """Hold ``tokens`` in one of the key's pools; returns the reservation id and the pool after.
+
+    One conditional write, no read first (the store refuses a missing pool, and a reservation that does
+    not fit): the pool is read only on a refusal, to tell a reservation larger than the pool could ever
+    hold (400) from an exhausted budget (429), or before a reservation over ``UNLIMITED_POOL_MAX_TOKENS``
+    (which only a pool with a larger capacity may take)."""
+    principal.check_pool(pool)
+    if tokens > UNLIMITED_POOL_MAX_TOKENS and (
+        error := _too_many(await existing_pool(store, principal, pool), tokens)
+    ):
+        raise error
     reservation_id = PREFIX + secrets.token_hex(12)
     holder = Holder(principal.key_id, PROVIDER, pool)
     try:
         after = await store.reserve(principal.tenant, pool, reservation_id, tokens, now_str(), holder)
     except Overdrawn as exc:
+        found = await store.get_pool(principal.tenant, pool)
+        if found is not None and (error := _too_many(found, tokens)):
+            raise error from None
         raise BudgetExceeded(
             f"budget exhausted for pool {pool!r}: {max(exc.available, 0)} available"
         ) from exc

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import Forbidden, TollgateError
+from .rollup_base import RollupStore
 
 # ------------------------------------------------------------------------------------------------ keys
 
@@ -123,6 +124,8 @@ class Pool:
     # id -> who holds it (open reservations); bookkeeping for the sweep, left out of comparisons
     holders: dict[str, Holder] = field(default_factory=dict, compare=False)
     swept: dict[str, tuple[int, str]] = field(default_factory=dict)  # id -> (tokens charged, swept at)
+    # set by a settle that corrected the sweep's charge: the marker it took, (tokens charged, swept at)
+    corrected: tuple[int, str] | None = field(default=None, compare=False)
 
     @property
     def remaining(self) -> int | None:
@@ -146,8 +149,13 @@ class BudgetStore(Protocol):
         reservation for the sweep. Raises ``Overdrawn`` when it does not fit.
         """
 
-    async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
+    async def settle(
+        self, tenant: str, pool: str, reservation_id: str, actual: int, *, reserved: int | None = None
+    ) -> Pool | None:
         """One conditional write: release reservation ``reservation_id`` and charge ``actual``.
+
+        ``reserved``: the tokens the caller reserved under that id, when it knows them (the ledger does);
+        then the write itself carries the condition and nothing is read first.
 
         When the sweep took the reservation meanwhile (its ``swept`` marker is there), the charge is
         corrected instead: ``actual`` minus what the sweep charged, and the marker goes. Exactly once:
@@ -335,7 +343,9 @@ class CostStore(Protocol):
         """Entries with since <= at < until, one tenant's or every tenant's (registry entries left out)."""
 
 
-class Store(KeyStore, BudgetStore, SessionStore, ResponseStore, AuditStore, CostStore, Protocol):
+class Store(
+    KeyStore, BudgetStore, SessionStore, ResponseStore, AuditStore, CostStore, RollupStore, Protocol
+):
     """What a backend implements; callers depend on the aggregate they use."""
 
     async def init_schema(self) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .base import ApiKey, AuditEntry
+from .sqlite_rollups import ROLLUPS_TABLE
 
 SCHEMA_VERSION = 3
 AUDIT_ENTRIES_TABLE = """CREATE TABLE IF NOT EXISTS audit_entries (
@@ -128,6 +129,7 @@ TABLES = (
     AUDIT_ENTRIES_TABLE,
     AUDIT_BY_TIME,
     AUDIT_HEADS_TABLE,
+    ROLLUPS_TABLE,
 )
 
 KEY_COLUMNS = "key_id, key_hash, tenant, name, models, pool, created_at, expires_at, revoked_at, pools"
