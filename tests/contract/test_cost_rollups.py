@@ -149,3 +149,14 @@ async def test_an_edited_rollup_is_reported_and_repaired(store: Store) -> None:
     await store.add_rollup(replace(cell(day=today, key="key-ghost"), requests=1, cost_micro_usd=5))
     [ghost] = (await rollups.verify(store, "acme", today, None))["differences"]
     assert (ghost["key_id"], ghost["audit"]["requests"], ghost["rollup"]["requests"]) == ("key-ghost", 0, 1)
+
+
+async def test_a_hoosh_reservation_is_one_write_without_a_read(store: Store) -> None:
+    from tollgate import token_pools
+
+    from .test_audit_segments import Calls
+
+    await store.set_capacity("acme", "team", 1000)
+    calls = Calls(store)
+    await token_pools.reserve(calls, ALICE, "team", 10)  # type: ignore[arg-type]
+    assert calls.names == ["reserve"]
