@@ -16,6 +16,7 @@ from litestar import Litestar
 
 from tollgate.app import create_app as tollgate_app
 from tollgate.store.base import NOBODY, ApiKey, AuditEntry, AuditHead, BeforeCharge, Holder, Pool, Reservation
+from tollgate.store.rollup_base import Rollup
 
 if TYPE_CHECKING:
     from tollgate.store.base import Store
@@ -65,7 +66,9 @@ class NullStore:
     ) -> Pool:
         return _pool(tenant, pool)
 
-    async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
+    async def settle(
+        self, tenant: str, pool: str, reservation_id: str, actual: int, *, reserved: int | None = None
+    ) -> Pool | None:
         return _pool(tenant, pool)
 
     async def settle_anonymous(self, tenant: str, pool: str, reserved: int, actual: int) -> Pool | None:
@@ -136,6 +139,14 @@ class NullStore:
     async def list_costs(
         self, tenant: str | None, since: str | None = None, until: str | None = None
     ) -> list[AuditEntry]:
+        return []
+
+    async def add_rollup(self, change: Rollup) -> None:
+        return None
+
+    async def list_rollups(
+        self, tenant: str | None, since_day: str | None = None, until_day: str | None = None
+    ) -> list[Rollup]:
         return []
 
 

@@ -148,6 +148,8 @@ def test_costs(tollgate) -> None:  # type: ignore[no-untyped-def]
     tollgate("store", "init")
     _append_entries(tollgate.db, 6)  # entries without rollups: data written before rollups existed
     assert "total $0.000000 over 0 requests" in tollgate("costs").stdout
+    lone = tollgate("costs", "--repair", check=False)
+    assert lone.returncode == 2 and "--repair needs --verify" in lone.stderr
     unchecked = tollgate("costs", "--verify", check=False)
     assert unchecked.returncode == 1, unchecked.stdout
     assert unchecked.stdout.count("DIFFERS acme/2026-11-0") == 3
