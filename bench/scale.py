@@ -13,6 +13,9 @@ warm-up of ``--warmup`` requests per gateway and key (segments opened, caches fi
 stopped: audit entries written vs requests answered (the warm-up's included), ``tollgate audit verify``'s
 result (every tenant), and the cost rollups vs the sum of the audit entries (``rollups.verify``).
 
+Then one tenant alone at a fixed modest rate (``--rate`` req/s in all, open loop spread over the
+gateways): its p95 at N=8 against N=1 is the issue's third target.
+
 Keys are created in the store directly; every request reserves, settles, audits and rolls up as in
 production. Writes ``bench/results/scale.json``; exit 0 whenever the benchmark ran.
 """
@@ -116,6 +119,45 @@ async def load(pairs: list[tuple[httpload.Target, str]], concurrency: int, secon
     }
 
 
+async def _paced(target: httpload.Target, raw: bytes, interval: float, seconds: float) -> httpload.Samples:
+    """Open loop: one request every ``interval`` seconds, each on an idle keep-alive connection (a new one
+    when all are busy), whatever the answers' latency."""
+    samples, idle = httpload.Samples(), list[httpload.Connection]()
+    opened: list[httpload.Connection] = []
+
+    async def one() -> None:
+        conn = idle.pop() if idle else await httpload.Connection.open(target)
+        if conn not in opened:
+            opened.append(conn)
+        samples.add(await conn.send(raw))
+        idle.append(conn)
+
+    tasks, start = [], time.perf_counter()
+    for k in range(max(1, int(seconds / interval))):
+        await asyncio.sleep(max(0.0, start + k * interval - time.perf_counter()))
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    for conn in opened:
+        await conn.close()
+    return samples
+
+
+async def fixed_rate(pairs: list[tuple[httpload.Target, str]], rate: float, seconds: float) -> dict[str, Any]:
+    """``rate`` requests/s in all, spread evenly over the pairs; latency percentiles."""
+    interval = len(pairs) / rate
+    runs = await asyncio.gather(
+        *(_paced(t, httpload.encode_post(t, CHAT, k), interval, seconds) for t, k in pairs)
+    )
+    total = [t for samples in runs for t in samples.total]
+    return {
+        "rate": rate,
+        "answered": len(total),
+        "errors": sum(s.errors for s in runs),
+        "p50_ms": round(httpload.percentile(total, 50) * 1000, 2),
+        "p95_ms": round(httpload.percentile(total, 95) * 1000, 2),
+    }
+
+
 async def checked(kind: str, where: str, tenants: list[str]) -> dict[str, Any]:
     """Audit entries and verification per tenant, and the rollups against the audit sum."""
     store = open_store(kind, where)
@@ -167,6 +209,9 @@ def run_level(kind: str, n: int, args: argparse.Namespace, workdir: Path, stub_p
             )
 
         one_load, spread_load = asyncio.run(side_by_side())
+        paced = asyncio.run(fixed_rate(one_pairs, args.rate, args.seconds)) if args.rate else None
+    if paced is not None:
+        one_load["answered"] += paced["answered"]
     one_load["answered"] += args.warmup * n  # the warm-up's answers have entries too
     spread_load["answered"] += args.warmup * n
     one_load.update(asyncio.run(checked(kind, where, [one])))
@@ -176,6 +221,7 @@ def run_level(kind: str, n: int, args: argparse.Namespace, workdir: Path, stub_p
         "gateways": n,
         "one_tenant": one_load,
         "n_tenants": spread_load,
+        "fixed_rate_one_tenant": paced,
         "rps_ratio": round(one_load["rps"] / spread_load["rps"], 3) if spread_load["rps"] else None,
         "p95_ratio": round(one_load["p95_ms"] / spread_load["p95_ms"], 3) if spread_load["p95_ms"] else None,
     }
@@ -197,6 +243,11 @@ def render(row: dict[str, Any]) -> list[str]:
             f"{part['verify']:<7}{part['rollups_equal_audit']!s:>14}"
         )
     lines.append(f"{'':<14}1-tenant / N-tenant: req/s x{row['rps_ratio']}, p95 x{row['p95_ratio']}")
+    if paced := row["fixed_rate_one_tenant"]:
+        lines.append(
+            f"{'':<14}1 tenant at a fixed {paced['rate']} req/s: p50 {paced['p50_ms']} ms, "
+            f"p95 {paced['p95_ms']} ms ({paced['answered']} answered, {paced['errors']} errors)"
+        )
     return lines
 
 
@@ -208,6 +259,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--levels", default="1,2,4,8", help="numbers of gateway processes")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each side-by-side load")
     parser.add_argument("--concurrency", type=int, default=2, help="connections per gateway and load")
+    parser.add_argument(
+        "--rate", type=float, default=20.0, help="then one tenant at this fixed rate (req/s in all; 0: skip)"
+    )
     parser.add_argument("--warmup", type=int, default=5, help="requests per gateway and key before timing")
     return parser.parse_args(argv)
 
