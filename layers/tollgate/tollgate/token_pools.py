@@ -87,8 +87,9 @@ async def report(
             for rid, (tokens, _) in sorted(found.reservations.items(), key=lambda item: item[1][1])
             if tokens == reserved and _reportable(found, principal, rid)
         ]
-    for rid in candidates:
-        settled = await store.settle(principal.tenant, pool, rid, actual)
+    for rid in candidates:  # the tokens held are known from the pool read: the settle reads nothing more
+        held = found.reservations[rid][0] if rid in found.reservations else None
+        settled = await store.settle(principal.tenant, pool, rid, actual, reserved=held)
         if settled is not None:
             return settled
     if reservation_id is None and reserved is not None:
