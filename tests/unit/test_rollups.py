@@ -35,6 +35,7 @@ def test_ranges_are_whole_utc_days() -> None:
     assert rollups.day_range(None, "2026-11-03T00:00:00.000000Z") == (None, "2026-11-03")
     assert rollups.day_range(None, "2026-11-03T00:00:00.000001Z") == (None, "2026-11-04")
     assert rollups.day_range(None, "2026-12-31T23:00:00.000000Z") == (None, "2027-01-01")
+    assert rollups.day_range(None, "9999-12-31T23:59:59.000000Z") == (None, "9999-12-32")  # no overflow
 
 
 def test_the_summary_matches_the_entries_summary() -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from .accounting import Pricing, refused, usd, without_superseded
@@ -31,6 +31,7 @@ from .store.rollup_base import COUNTERS, Rollup, RollupStore
 from .timeutil import format_time, parse_time
 
 Cell = tuple[str, str, str, str, str]
+LAST_DAY = "9999-12-32"  # after every day (days compare as strings)
 
 
 def change_of(entry: AuditEntry) -> Rollup:
@@ -90,7 +91,8 @@ def day_range(since: str | None, until: str | None) -> tuple[str | None, str | N
     end = parse_time(until)
     day = until[:10]
     if (end.hour, end.minute, end.second, end.microsecond) != (0, 0, 0, 0):
-        day = format_time(end + timedelta(days=1))[:10]
+        # the next day; past the last date there is (9999-12-31) any later string bounds the range
+        day = format_time(end + timedelta(days=1))[:10] if end.date() < date.max else LAST_DAY
     return since_day, day
 
 

@@ -60,7 +60,10 @@ class Sweeper:
         cutoff = format_time(now - timedelta(seconds=age))
         swept = await self.store.sweep_reservations(cutoff, at, audit)
         for reservation in swept:  # charged (once each): now its estimate counts in the cost rollups
-            await self.store.add_rollup(abandoned_change(self.ledger.pricing, reservation, at))
+            try:
+                await self.store.add_rollup(abandoned_change(self.ledger.pricing, reservation, at))
+            except Exception as exc:  # costs --verify reports the row; the sweep goes on
+                log_event(logger, logging.ERROR, "rollup_failed", error=f"{type(exc).__name__}: {exc}")
         sessions = await self.store.sweep_sessions(at)
         responses = await self.store.sweep_responses(at)
         if swept:
