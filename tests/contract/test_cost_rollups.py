@@ -160,3 +160,30 @@ async def test_a_hoosh_reservation_is_one_write_without_a_read(store: Store) -> 
     calls = Calls(store)
     await token_pools.reserve(calls, ALICE, "team", 10)  # type: ignore[arg-type]
     assert calls.names == ["reserve"]
+
+
+async def test_a_steady_state_request_makes_writes_only(store: Store) -> None:
+    """reserve, then settle + audit entry + segment head + rollup: five writes, no read, on every backend
+    (DynamoDB's own API calls are counted, so a read inside a store method would show)."""
+    from tollgate.store.dynamodb import DynamoDBStore
+
+    from .test_audit_segments import Calls
+
+    await store.set_capacity("acme", "team", 100_000)
+    seen: list[str] = []
+    if isinstance(store, DynamoDBStore):
+        store.client().meta.events.register(
+            "before-parameter-build.dynamodb", lambda model, **_: seen.append(model.name)
+        )
+        ledger = ledger_of(store)
+    else:
+        calls = Calls(store)
+        seen = calls.names
+        ledger = ledger_of(calls)  # type: ignore[arg-type]
+    await request(ledger, "first", Usage(1, 1), reserve=10)  # opens the writer's segment (a registry append)
+    seen.clear()
+    await request(ledger, "steady", Usage(1, 1), reserve=10)
+    if isinstance(store, DynamoDBStore):
+        assert sorted(seen) == ["PutItem", "UpdateItem", "UpdateItem", "UpdateItem", "UpdateItem"]
+    else:
+        assert sorted(seen) == ["add_rollup", "advance_audit_head", "put_audit_entry", "reserve", "settle"]
