@@ -17,16 +17,7 @@ from .keys import Principal
 from .logs import log_event
 from .providers.base import Usage
 from .schemas.openai import Message
-from .store.base import (
-    ABANDONED,
-    NOBODY,
-    AuditEntry,
-    Holder,
-    Overdrawn,
-    Reservation,
-    Store,
-    UnknownPool,
-)
+from .store.base import ABANDONED, AuditEntry, Holder, Overdrawn, Reservation, Store, UnknownPool
 from .timeutil import after, now_str
 
 logger = logging.getLogger("tollgate.ledger")
@@ -42,7 +33,7 @@ class Booking:
     request_sha256: str
     reservation_id: str | None = None
     reserved: int = 0
-    holder: Holder = NOBODY
+    holder: Holder | None = None  # who holds the reservation (for the sweep's estimate)
     session_id: str | None = None
     session_version: int = 0
     session_history: list[dict[str, Any]] = field(default_factory=list)
@@ -201,7 +192,7 @@ class Ledger:
         settled = await self.store.settle(tenant, booking.pool, rid, actual, reserved=booking.reserved)
         if settled is not None and settled.corrected is not None:
             tokens, swept_at = settled.corrected
-            estimate = Reservation(tenant, booking.pool, rid, tokens, swept_at, booking.holder)
+            estimate = Reservation(tenant, booking.pool, rid, tokens, swept_at, booking.holder or Holder())
             await self.store.add_rollup(rollups.abandoned_change(self.pricing, estimate, swept_at).negated())
 
     async def audit_abandoned(self, reservation: Reservation, at: str) -> AuditEntry:

@@ -158,7 +158,8 @@ class BudgetStore(Protocol):
         then the write itself carries the condition and nothing is read first.
 
         When the sweep took the reservation meanwhile (its ``swept`` marker is there), the charge is
-        corrected instead: ``actual`` minus what the sweep charged, and the marker goes. Exactly once:
+        corrected instead: ``actual`` minus what the sweep charged, and the marker goes (the pool returned
+        then carries the marker taken in ``corrected``, for the cost rollups). Exactly once:
         returns None (and changes nothing) when neither the reservation nor a marker is there.
         """
 
@@ -343,9 +344,7 @@ class CostStore(Protocol):
         """Entries with since <= at < until, one tenant's or every tenant's (registry entries left out)."""
 
 
-class Store(
-    KeyStore, BudgetStore, SessionStore, ResponseStore, AuditStore, CostStore, RollupStore, Protocol
-):
+class Store(KeyStore, BudgetStore, SessionStore, ResponseStore, AuditStore, CostStore, RollupStore, Protocol):
     """What a backend implements; callers depend on the aggregate they use."""
 
     async def init_schema(self) -> None:

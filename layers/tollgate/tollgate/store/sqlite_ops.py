@@ -152,9 +152,7 @@ def _held(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str)
     return None if row is None else int(row[0])
 
 
-def _marker(
-    conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str
-) -> tuple[int, str] | None:
+def _marker(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str) -> tuple[int, str] | None:
     row = conn.execute(
         "SELECT tokens, at FROM swept WHERE tenant = ? AND pool = ? AND reservation_id = ?",
         (tenant, pool, reservation_id),
