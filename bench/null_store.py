@@ -16,6 +16,7 @@ from litestar import Litestar
 
 from tollgate.app import create_app as tollgate_app
 from tollgate.store.base import NOBODY, ApiKey, AuditEntry, AuditHead, BeforeCharge, Holder, Pool, Reservation
+from tollgate.store.limits_base import Counted, RateLimit
 from tollgate.store.rollup_base import Rollup
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ class NullStore:
 
     async def any_keys(self) -> bool:
         return True
+
+    async def rotate_key(self, key_id: str, new_hash: str, at: str, old_until: str) -> ApiKey | None:
+        return None
 
     # budgets
     async def set_capacity(self, tenant: str, pool: str, tokens: int | None) -> Pool:
@@ -148,6 +152,28 @@ class NullStore:
         self, tenant: str | None, since_day: str | None = None, until_day: str | None = None
     ) -> list[Rollup]:
         return []
+
+    # rate limits: none (no counter is ever written)
+    async def set_limit(self, limit: RateLimit) -> None:
+        return None
+
+    async def clear_limit(self, tenant: str, key_id: str | None) -> bool:
+        return False
+
+    async def tenant_limits(self, tenant: str) -> list[RateLimit]:
+        return []
+
+    async def list_limits(self, tenant: str | None = None) -> list[RateLimit]:
+        return []
+
+    async def count_in_bucket(self, bucket: str, amount: int, limit: int, expires_epoch: int) -> Counted:
+        return Counted(True, amount)
+
+    async def read_bucket(self, bucket: str) -> int:
+        return 0
+
+    async def add_to_bucket(self, bucket: str, amount: int, expires_epoch: int) -> int:
+        return amount
 
 
 if TYPE_CHECKING:

@@ -146,6 +146,7 @@ async def test_the_sweep_charges_the_bound_and_audits_each_abandoned_request(sto
     report = await sweeper(store, MAX_AGE + 60).sweep()
     assert report == {
         "reservations_swept": 3,
+        "usd_reservations_swept": 0,
         "abandoned_audited": 3,
         "sessions_deleted": 0,
         "responses_deleted": 0,

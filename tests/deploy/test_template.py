@@ -188,8 +188,8 @@ def test_the_request_authorizer_is_cached_on_the_authorization_header_and_invoke
         ("/openapi.json", "GET", "NONE"),
         ("/admin/{proxy+}", "ANY", "NONE"),
         ("/v1/{proxy+}", "ANY", "TollgateAuthorizer"),
-        ("/metrics", "GET", "TollgateAuthorizer"),
-        ("/diagnostics/{proxy+}", "GET", "TollgateAuthorizer"),
+        ("/metrics", "GET", "NONE"),  # the admin key: checked by the app (the authorizer knows tenant keys)
+        ("/diagnostics/{proxy+}", "GET", "NONE"),
     ],
 )
 def test_which_routes_the_edge_authorizer_guards(path: str, method: str, security: str) -> None:
@@ -391,6 +391,20 @@ def test_each_function_has_its_own_role_with_only_its_table_actions() -> None:
     for role in ("ChatFunctionRole", "AdminFunctionRole"):
         assert "dynamodb:CreateTable" not in table_actions(role)
         assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"} <= table_actions(role)
+
+
+def test_only_chat_and_admin_may_put_alert_events_and_only_on_the_default_bus() -> None:
+    resources = effective(transformed(), EnableLlamaCpp="false")["Resources"]
+    bus = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}
+    for name, role in resources_of_type({"Resources": resources}, "AWS::IAM::Role").items():
+        events = [s for s in statements(role) if any(a.startswith("events:") for a in as_list(s["Action"]))]
+        if name not in ("ChatFunctionRole", "AdminFunctionRole"):
+            assert not events, name
+            continue
+        (statement,) = events
+        assert (statement["Action"], statement["Resource"]) == ("events:PutEvents", bus), name
+        function = resources[name.removesuffix("Role")]
+        assert function["Properties"]["Environment"]["Variables"]["TOLLGATE_ALERT_EVENTBRIDGE"] == "true"
 
 
 # ---------------------------------------------------------------------------- the llama.cpp stack

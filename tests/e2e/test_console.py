@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.console_env import (
+    ADMIN_KEY,
     SEEDED,
     BrowserLog,
     Gateway,
@@ -102,6 +103,20 @@ class Console:
     def shot(self, name: str) -> None:
         self.driver.save_screenshot(str(self.shots / f"{name}.png"))
 
+    def phone(self, name: str) -> None:
+        """At a phone's width the page does not scroll sideways (wide tables scroll in their own box)."""
+        self.driver.set_window_size(390, 844)
+        try:
+            self.wait(
+                lambda: self.driver.execute_script(
+                    "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+                ),
+                what=f"{name} to fit a phone's width",
+            )
+            self.shot(name)
+        finally:
+            self.driver.set_window_size(1280, 900)
+
     def banner(self) -> str:
         return str(
             self.wait(
@@ -128,7 +143,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 "narrow": gateway.new_key("narrow", models=["openrouter/*"]),
             }
             assert (
-                gateway.admin("PUT", "/budgets/acme/default", json={"tokens": 1_000_000}).status_code == 200
+                gateway.admin(
+                    "PUT", "/budgets/acme/default", json={"tokens": 1_000_000, "usd": 25, "period": "monthly"}
+                ).status_code
+                == 200
             )
             assert gateway.admin("PUT", "/budgets/broke/default", json={"tokens": 5}).status_code == 200
             shots = tmp_path_factory.mktemp("console-screenshots")
@@ -148,6 +166,9 @@ def ui(console: Console) -> Iterator[Console]:
     console.log.drain(console.driver)
     assert f"{console.gateway.url}/ui/app.js" in console.log.urls  # the log does record the page's requests
     assert console.log.foreign(console.gateway.url) == []
+    secrets = [*console.keys.values(), ADMIN_KEY]  # a key goes in the Authorization header only
+    assert [u for u in console.log.urls if any(k in u for k in secrets)] == []
+    assert console.driver.execute_script("return document.cookie") == ""
     assert [m for m in console.log.console if "Content Security Policy" in m or "Refused to" in m] == []
 
 
@@ -187,9 +208,7 @@ def test_chat_streams_the_answer_in_pieces_with_tokens_cost_and_provider(ui: Con
     assert body["stream"] is True and body["messages"][0] == {"role": "system", "content": "Be brief."}
     assert body["max_completion_tokens"] == 64  # what the gateway sends OpenAI for max_tokens
     ui.shot("chat")
-    ui.driver.set_window_size(390, 844)  # a phone's width
-    ui.shot("chat-phone")
-    ui.driver.set_window_size(1280, 900)
+    ui.phone("chat-phone")
 
 
 def test_stop_aborts_a_slow_stream(ui: Console) -> None:
@@ -241,8 +260,30 @@ def test_model_output_renders_as_text_never_as_html(ui: Console) -> None:
 def test_an_exhausted_budget_is_explained(ui: Console) -> None:
     ui.login(ui.keys["broke"])
     ui.send("anything at all")
-    assert "Budget exhausted" in ui.banner()
+    said = ui.banner()
+    assert "Budget exhausted: the token budget of pool default has run out" in said
+    assert "it does not reset (no period)" in said
     ui.shot("chat-budget-exhausted")
+
+
+def test_a_gateway_rate_limit_is_explained_with_its_retry_time(ui: Console) -> None:
+    key = ui.gateway.new_key("hurried")
+    limit = ui.gateway.admin("PUT", "/limits/hurried", json={"rpm": 1})
+    assert limit.status_code == 200, limit.text
+    ui.login(key)
+    ui.wait(lambda: ui.visible("prompt-input"), what="the chat page")
+    for _ in range(2):  # a new minute may begin between using up the limit and the browser's send: once more
+        while ui.gateway.chat(key).status_code == 200:
+            pass
+        sent = len(ui.all("message-meta"))
+        ui.send("one too many")
+        if "failed (429)" in ui.meta_done(sent + 1):
+            break
+    said = ui.banner()
+    assert said.startswith("Rate limit reached: the gateway's requests-per-minute or tokens-per-minute limit")
+    assert re.search(r"Try again in \d+ s\.", said), said
+    assert "rate limit of 1 requests per minute reached for tenant hurried" in said
+    ui.shot("chat-gateway-rate-limited")
 
 
 def test_a_key_sees_only_its_models_and_a_forbidden_one_is_explained(ui: Console) -> None:
@@ -278,6 +319,7 @@ def test_upstream_rate_limits_and_broken_streams_are_explained(ui: Console) -> N
 def test_a_session_id_lets_the_gateway_keep_the_conversation(ui: Console) -> None:
     ui.gateway.upstream.enqueue(Script(texts=["first answer"]), Script(texts=["second answer"]))
     ui.login(ui.keys["acme"])
+    ui.wait(lambda: ui.visible("prompt-input"), what="the chat page")  # it renders after the login answers
     ui.driver.find_element("id", "chat-session").send_keys("console-session-1")
     ui.send("one")
     ui.meta_done(1)
@@ -301,27 +343,35 @@ def test_usage_shows_day_totals_budgets_requests_and_the_audit_chain(ui: Console
     today = next(g for g in costs["groups"] if g["group"] == day(0))
     assert f"${today['cost_micro_usd'] / 1e6:.6f}" in days[day(0)]
     assert len(days) == len(costs["groups"])
-    budgets = ui.all("budget-row")
-    pools = ui.gateway.get(ui.keys["acme"], "/v1/tokens/pools").json()["pools"]
-    assert len(budgets) == len(pools) == 1
-    assert f"{pools[0]['used']:,}" in budgets[0].text and "no period" in budgets[0].text
+    rows = {row.get_attribute("data-kind"): row for row in ui.all("budget-row")}
+    listed = {b["kind"]: b for b in ui.gateway.get(ui.keys["acme"], "/v1/budgets").json()["budgets"]}
+    assert set(rows) == set(listed) == {"tokens", "usd"}  # the pool's token capacity and its USD budget
+    assert f"{listed['tokens']['spent']:,}" in rows["tokens"].text and "no period" in rows["tokens"].text
+    remaining = listed["usd"]["remaining"]
+    assert f"${remaining / 1e6:.6f}" in rows["usd"].text and "monthly, resets at" in rows["usd"].text
     audit = ui.gateway.get(ui.keys["acme"], "/v1/audit?limit=1000").json()
     assert len(ui.all("request-row")) == min(len(audit["entries"]), 20)
     assert "verified" in ui.find("audit-status").text
     assert ui.find("rate-limits").text == "No rate limits."
+    models = ui.gateway.get(ui.keys["acme"], "/v1/costs?group_by=model").json()["groups"]
+    shown = ui.driver.find_element("id", "usage-models").find_element("xpath", "..").text
+    for group in models:  # tokens per model
+        assert f"{group['group']} {group['requests']:,} {group['prompt_tokens']:,}" in shown, shown
     ui.shot("usage")
-    ui.driver.set_window_size(390, 844)
-    ui.shot("usage-phone")
-    ui.driver.set_window_size(1280, 900)
+    ui.phone("usage-phone")
 
 
 def test_admin_creates_a_key_that_works_then_revokes_it(ui: Console) -> None:
-    from tests.e2e.console_env import ADMIN_KEY
-
     ui.login(ADMIN_KEY)
     ui.wait(lambda: ui.visible("nav-admin"), what="the admin link")
     assert not ui.visible("nav-chat")
     ui.wait(lambda: ui.all("provider-row"), what="provider health")
+    ui.wait(lambda: ui.all("tenant-row"), what="the tenants")
+    tenant_of = {k["key_id"]: k["tenant"] for k in ui.gateway.admin("GET", "/keys").json()["keys"]}
+    groups = ui.gateway.admin("GET", "/costs", params={"group_by": "key"}).json()["groups"]
+    acme = sum(g["cost_micro_usd"] for g in groups if tenant_of.get(g["group"]) == "acme")
+    row = next(r for r in ui.all("tenant-row") if r.text.startswith("acme "))
+    assert row.text.endswith(f"${acme / 1e6:.6f}"), row.text  # the tenant's spend
     names = [row.text.split()[0] for row in ui.all("provider-row")]
     assert {"openai", "openrouter"} <= set(names)
     before = len(ui.all("key-row"))
@@ -358,6 +408,7 @@ def test_admin_creates_a_key_that_works_then_revokes_it(ui: Console) -> None:
     ui.wait(lambda: any("newco" in r.text and "revoked" in r.text for r in ui.all("key-row")), what="revoked")
     assert ui.gateway.chat(secret).status_code == 401
     ui.shot("admin")
+    ui.phone("admin-phone")
 
 
 def test_keyboard_alone_logs_in_chats_and_navigates(ui: Console) -> None:
@@ -387,5 +438,162 @@ def test_dark_theme(ui: Console) -> None:
     red, green, blue = (int(v) for v in re.findall(r"\d+", background)[:3])
     assert red + green + blue < 150, background
     ui.shot("usage-dark")
+    while theme.text != "Theme: light":
+        theme.click()
+    background = ui.driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+    assert sum(int(v) for v in re.findall(r"\d+", background)[:3]) > 600, background
+    ui.shot("usage-light")
     while theme.text != "Theme: auto":
         theme.click()
+
+
+def test_admin_sets_rate_limits_and_the_key_sees_them_on_usage(ui: Console) -> None:
+    key = ui.gateway.new_key("limited")
+
+    def limits() -> list[dict[str, Any]]:
+        return list(ui.gateway.admin("GET", "/limits", params={"tenant": "limited"}).json()["limits"])
+
+    ui.login(ADMIN_KEY)
+    ui.wait(lambda: ui.visible("admin-limit-tenant"), what="the rate-limit form")
+    ui.find("admin-limit-tenant").send_keys("limited")
+    ui.find("admin-limit-rpm").send_keys("0")
+    ui.find("admin-set-limit").click()
+    assert "RPM must be a whole number of at least 1" in ui.banner()
+    assert limits() == []  # nothing was written
+    ui.find("admin-limit-rpm").clear()
+    ui.find("admin-limit-rpm").send_keys("3")
+    ui.find("admin-limit-tpm").send_keys("50000")
+    ui.find("admin-set-limit").click()
+    ui.wait(lambda: limits() == [{"tenant": "limited", "key_id": None, "rpm": 3, "tpm": 50000}], what="set")
+    ui.wait(
+        lambda: any("limited" in r.text and "50,000" in r.text for r in ui.all("admin-limit-row")),
+        what="the limit's row",
+    )
+    ui.find("admin-limit-key").send_keys("key_0000000000000000")  # not a key of the tenant: explained
+    ui.find("admin-set-limit").click()
+    assert "Not found" in ui.banner() and "has no key" in ui.banner()
+    ui.shot("admin-limits")
+    assert ui.gateway.chat(key).status_code == 200
+    ui.login(key)
+    ui.wait(lambda: ui.visible("nav-usage"), what="the usage link")
+    ui.find("nav-usage").click()
+    rows = ui.wait(lambda: ui.all("limit-row"), what="the limit rows")
+    texts = [r.text for r in rows]
+    assert len(texts) == 2
+    assert texts[0].startswith("Requests per minute (tenant) 3")
+    assert texts[1].startswith("Tokens per minute (tenant) 50,000")
+    remaining = int(rows[0].find_elements("css selector", "td")[2].text)
+    assert remaining in (2, 3)  # the chat above counted (2), unless a new minute began since (3)
+    ui.shot("usage-limits")
+
+
+def _in_zone(instant: str, zone: str) -> str:
+    """How the console writes a period's end: the instant in the budget's own timezone."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    local = datetime.fromisoformat(instant.replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
+    return f"{local:%Y-%m-%d %H:%M} {zone}"
+
+
+def test_admin_sets_usd_budgets_and_the_key_sees_its_period_on_usage(ui: Console) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    created = ui.gateway.admin("POST", "/keys", json={"tenant": "usdco"}).json()
+    key, key_id = created["key"], created["key_id"]
+
+    def budgets() -> list[dict[str, Any]]:  # the USD ones (the key's pool exists since the key does)
+        found = ui.gateway.admin("GET", "/budgets", params={"tenant": "usdco"}).json()["budgets"]
+        return [b for b in found if b["kind"] == "usd"]
+
+    def admin_row(scope: str, kind: str) -> Any:
+        return next(
+            (
+                r
+                for r in ui.all("admin-budget-row")
+                if r.get_attribute("data-tenant") == "usdco"
+                and r.get_attribute("data-scope") == scope
+                and r.get_attribute("data-kind") == kind
+            ),
+            None,
+        )
+
+    ui.login(ADMIN_KEY)
+    ui.wait(lambda: ui.visible("admin-budget-scope"), what="the budget form")
+    Select(ui.find("admin-budget-scope")).select_by_value("key")
+    ui.wait(lambda: ui.visible("admin-budget-key") and not ui.visible("admin-budget-tenant"), what="key form")
+    ui.find("admin-budget-key").send_keys(key_id)
+    ui.find("admin-budget-usd").send_keys("-5")
+    ui.find("admin-set-budget").click()
+    said = ui.banner()
+    assert "refused the request as invalid" in said and "usd" in said, said
+    ui.find("admin-budget-usd").clear()
+    ui.find("admin-budget-usd").send_keys("12.5")
+    Select(ui.find("admin-budget-period")).select_by_value("monthly")
+    ui.find("admin-budget-timezone").send_keys("Mars/Olympus_Mons")
+    ui.find("admin-set-budget").click()
+    said = ui.banner()
+    assert "refused the request as invalid" in said and "Mars/Olympus_Mons" in said, said
+    assert budgets() == []  # neither wrote anything
+    ui.find("admin-budget-timezone").clear()
+    ui.find("admin-budget-timezone").send_keys("Asia/Kolkata")
+    ui.find("admin-budget-alerts").send_keys("50, 80")
+    ui.find("admin-set-budget").click()
+    ui.wait(lambda: budgets(), what="the key's budget")
+    [rule] = budgets()
+    fields = ("scope", "name", "limit", "period", "timezone", "alert_at")
+    assert [rule[f] for f in fields] == ["key", key_id, 12_500_000, "monthly", "Asia/Kolkata", [50, 80]]
+    row = ui.wait(lambda: admin_row("key", "usd"), what="the key budget's row")
+    resets = _in_zone(rule["resets_at"], "Asia/Kolkata")
+    assert resets.endswith("00:00 Asia/Kolkata") and resets[8:10] == "01"  # local midnight, the 1st
+    for text in ("USD", "monthly (Asia/Kolkata)", "$12.500000", resets, "50%, 80%"):
+        assert text in row.text, (text, row.text)
+    # the same form sets a pool's token capacity and a daily USD budget in another timezone
+    Select(ui.find("admin-budget-scope")).select_by_value("pool")
+    for control, value in [("admin-budget-tenant", "usdco"), ("admin-budget-tokens", "90000")]:
+        ui.find(control).send_keys(value)
+    for control in ("admin-budget-usd", "admin-budget-timezone", "admin-budget-alerts"):
+        ui.find(control).clear()
+    ui.find("admin-budget-usd").send_keys("3")
+    Select(ui.find("admin-budget-period")).select_by_value("daily")
+    ui.find("admin-budget-timezone").send_keys("America/New_York")
+    ui.find("admin-set-budget").click()
+    pool_usd = ui.wait(lambda: admin_row("pool", "usd"), what="the pool's USD budget row")
+    assert "daily (America/New_York)" in pool_usd.text and "$3.000000" in pool_usd.text
+    assert "90,000 tokens" in ui.wait(lambda: admin_row("pool", "tokens"), what="the pool's tokens row").text
+    ui.shot("admin-budgets")
+
+    assert ui.gateway.chat(key).status_code == 200  # spend something
+    ui.login(key)
+    ui.wait(lambda: ui.visible("nav-usage"), what="the usage link")
+    ui.find("nav-usage").click()
+    ui.wait(lambda: len(ui.all("budget-row")) == 3, what="the three budget rows")
+    listed = {(b["scope"], b["kind"]): b for b in ui.gateway.get(key, "/v1/budgets").json()["budgets"]}
+    mine = listed[("key", "usd")]
+    assert mine["spent"] > 0
+    row = next(r for r in ui.all("budget-row") if r.text.startswith(f"key {key_id}"))
+    assert row.get_attribute("data-kind") == "usd"
+    assert f"${mine['spent'] / 1e6:.6f}" in row.text and f"${mine['remaining'] / 1e6:.6f}" in row.text
+    assert f"monthly, resets at {resets}" in row.text
+    progress = row.find_element("css selector", "progress")
+    assert float(progress.get_attribute("max")) == 12_500_000
+    assert float(progress.get_attribute("value")) == mine["spent"]
+    tokens = next(r for r in ui.all("budget-row") if r.get_attribute("data-kind") == "tokens")
+    pool = listed[("pool", "tokens")]
+    assert f"{pool['spent']:,} tokens" in tokens.text and "90,000 tokens" in tokens.text
+    assert float(tokens.find_element("css selector", "progress").get_attribute("value")) == pool["spent"] > 0
+    daily = listed[("pool", "usd")]
+    daily_row = next(r for r in ui.all("budget-row") if r.text.startswith("pool default $"))
+    assert f"daily, resets at {_in_zone(daily['resets_at'], 'America/New_York')}" in daily_row.text
+    ui.shot("usage-usd-budgets")
+
+    # a budget refusal names the budget and when it resets
+    cut = ui.gateway.admin("PUT", f"/keys/{key_id}/budget", json={"usd": 0.000001})
+    assert cut.status_code == 200, cut.text
+    ui.find("nav-chat").click()
+    ui.send("over budget")
+    said = ui.banner()
+    assert "Try again" not in said  # its Retry-After is days: the reset time says it
+    assert f"the monthly USD budget of key {key_id} has run out; it resets at {resets}" in said
+    assert said.startswith("Budget exhausted:")
+    ui.shot("chat-usd-budget-exhausted")

@@ -85,8 +85,13 @@ class FakeAnthropic:
             "content": content,
             "stop_reason": self._stop(script),
             "stop_sequence": None,
-            "usage": {"input_tokens": 13, "output_tokens": len(script.texts)},
+            "usage": self._usage(script),
         }
+
+    @staticmethod
+    def _usage(script: Script) -> dict[str, Any]:
+        """The input side is reported in message_start, the output count in message_delta."""
+        return script.usage_override or {"input_tokens": 13, "output_tokens": len(script.texts)}
 
     async def _stream(
         self, send: Send, body: dict[str, Any], script: Script, native: list[dict[str, Any]]
@@ -112,7 +117,7 @@ class FakeAnthropic:
             "content": [],
             "model": script.model or body["model"],
             "stop_reason": None,
-            "usage": {"input_tokens": 13, "output_tokens": 1},
+            "usage": {**self._usage(script), "output_tokens": 1},
         }
         await event("message_start", {"message": message})
         index = 0
@@ -159,7 +164,7 @@ class FakeAnthropic:
             "message_delta",
             {
                 "delta": {"stop_reason": self._stop(script), "stop_sequence": None},
-                "usage": {"output_tokens": len(script.texts)},
+                "usage": {"output_tokens": self._usage(script)["output_tokens"]},
             },
         )
         await event("message_stop", {}, more=False)

@@ -70,6 +70,7 @@ class Script:
     tool_use: ToolUse | None = None
     stop_reason: str | None = None  # default: tool_use when a tool is used, else end_turn
     usage: tuple[int, int] = (11, 7)
+    cache: tuple[int, int] = (0, 0)  # (cacheReadInputTokens, cacheWriteInputTokens), reported when not 0
     delay: float = 0.0
     error: str | None = None
     stream_error: str | None = None
@@ -130,7 +131,15 @@ def exception_frame(exception_type: str, message: str) -> bytes:
 
 def _usage(script: Script) -> dict[str, int]:
     prompt, completion = script.usage
-    return {"inputTokens": prompt, "outputTokens": completion, "totalTokens": prompt + completion}
+    read, write = script.cache
+    usage = {
+        "inputTokens": prompt,
+        "outputTokens": completion,
+        "totalTokens": prompt + completion + read + write,
+    }
+    if read or write:
+        usage |= {"cacheReadInputTokens": read, "cacheWriteInputTokens": write}
+    return usage
 
 
 def converse_body(script: Script) -> dict[str, Any]:

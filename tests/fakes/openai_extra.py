@@ -59,7 +59,9 @@ def embeddings(body: dict[str, Any]) -> dict[str, Any]:
     return {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
 
 
-def _usage(script: Script) -> dict[str, int]:
+def _usage(script: Script) -> dict[str, Any]:
+    if script.usage_override is not None:
+        return script.usage_override
     return {
         "prompt_tokens": 11,
         "completion_tokens": len(script.texts),

@@ -28,6 +28,7 @@ class Script:
     error_message: str = "upstream says no"
     headers: dict[str, str] = field(default_factory=dict)
     usage: bool = True  # report usage (llama-cpp-python's server does not when streaming)
+    usage_override: dict[str, Any] | None = None  # the usage object to report (OpenAI's or Anthropic's)
     model: str | None = None
     fail_after: int | None = None  # stream: send this many content events, then an error event
     finish_reason: str | None = None
@@ -100,11 +101,7 @@ class FakeOpenAI:
             "choices": [{"index": 0, "message": message, "finish_reason": self._finish(script)}],
         }
         if script.usage:
-            result["usage"] = {
-                "prompt_tokens": 11,
-                "completion_tokens": len(script.texts),
-                "total_tokens": 11 + len(script.texts),
-            }
+            result["usage"] = _usage(script)
         return result
 
     @staticmethod
@@ -162,15 +159,18 @@ class FakeOpenAI:
         await event({}, self._finish(script))
         include = (body.get("stream_options") or {}).get("include_usage")
         if script.usage and include:
-            await event(
-                None,
-                usage={
-                    "prompt_tokens": 11,
-                    "completion_tokens": len(script.texts),
-                    "total_tokens": 11 + len(script.texts),
-                },
-            )
+            await event(None, usage=_usage(script))
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+
+def _usage(script: Script) -> dict[str, Any]:
+    if script.usage_override is not None:
+        return script.usage_override
+    return {
+        "prompt_tokens": 11,
+        "completion_tokens": len(script.texts),
+        "total_tokens": 11 + len(script.texts),
+    }
 
 
 async def _send_json(send: Send, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:

@@ -136,6 +136,7 @@ def test_the_scheduled_event_runs_the_sweep(invoke: Invoke) -> None:
     asyncio.run(store.reserve("acme", "team", "live", 30, now_str(), holder))
     assert invoke("SCHEDULE", "") == {
         "reservations_swept": 1,
+        "usd_reservations_swept": 0,
         "abandoned_audited": 1,
         "sessions_deleted": 0,
         "responses_deleted": 0,
@@ -150,3 +151,46 @@ def test_the_admin_sweep_refuses_an_age_below_the_setting(invoke: Invoke) -> Non
     refused = invoke("POST", "/admin/sweep", query={"older_than": "60"})
     assert refused["statusCode"] == 400 and body_of(refused)["error"]["code"] == "sweep_too_young"
     assert body_of(invoke("POST", "/admin/sweep", query={"older_than": "3600"}))["reservations_swept"] == 0
+
+
+def test_the_scheduled_sweep_delivers_a_pending_alert_to_eventbridge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data-plane delivery cut off by the end of its invocation stays pending; the sweep delivers it."""
+    import boto3
+    import moto
+
+    from tollgate.store.alert_base import DELIVERED, Alert
+
+    table = f"tollgate-{uuid.uuid4().hex[:8]}"
+    with aws_environment(tmp_path, None), moto.mock_aws():
+        for name, value in {
+            "TOLLGATE_STORE": "dynamodb",
+            "TOLLGATE_TABLE": table,
+            "TOLLGATE_ADMIN_KEY": ADMIN_KEY,
+            "TOLLGATE_ALERT_EVENTBRIDGE": "true",
+        }.items():
+            monkeypatch.setenv(name, value)
+        create_table(table)
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events = boto3.client("events", region_name="us-east-1")
+        events.put_rule(Name="alerts", EventPattern=json.dumps({"source": ["tollgate"]}))
+        events.put_targets(Rule="alerts", Targets=[{"Id": "q", "Arn": arn}])
+        module = load_handler("admin")
+        store = module.app.state["ctx"].store
+        alert = Alert("acme", "tokens:team", "all", 80, 1000, 850, "2026-01-01T00:00:00.000000Z")
+        try:
+            assert asyncio.run(store.record_alert(alert))
+            swept = module.handler(SCHEDULED, LambdaContext())
+            assert (swept["alerts_delivered"], swept["alerts_pending"], swept["alerts_failed"]) == (1, 0, 0)
+            (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+            event = json.loads(message["Body"])
+            assert event["detail-type"] == "tollgate.budget.threshold"
+            assert (event["detail"]["budget"], event["detail"]["threshold"]) == ("tokens:team", 80)
+            stored = asyncio.run(store.get_alert("acme", alert.alert_id))
+            assert (stored.state, stored.attempts, stored.delivered) == (DELIVERED, 1, ("eventbridge",))
+            assert module.handler(SCHEDULED, LambdaContext())["alerts_delivered"] == 0  # once
+        finally:
+            asyncio.run(store.aclose())

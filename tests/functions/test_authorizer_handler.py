@@ -133,3 +133,52 @@ def test_a_store_failure_is_not_a_401(
     monkeypatch.setattr(table._store, "key_by_hash", broken)
     with pytest.raises(RuntimeError, match="table unreachable"):  # API Gateway answers 500, never Allow
         call(bearer(key))
+
+
+def test_the_admin_key_is_refused_by_the_authorizer_so_operator_routes_skip_it_and_the_app_checks_it(
+    authorizer: tuple[Authorize, Table], tmp_path: Path
+) -> None:
+    """The console's Admin page calls /diagnostics/providers with the admin key. The edge authorizer holds no
+    secret and knows only tenant keys: on API Gateway's real event it answers 401, which is why template.yaml
+    routes /metrics and /diagnostics/* without it (tests/deploy). Behind the gateway (its forwarded request
+    context, no authorizer context) the app itself lets the admin key in, and nothing else."""
+    import json
+
+    from litestar.testing import TestClient
+
+    from tollgate.app import create_app
+    from tollgate.config import Settings
+    from tollgate.store.sqlite import SQLiteStore
+
+    call, table = authorizer
+    admin_key = "admin-" + uuid.uuid4().hex
+    tenant_key, record = new_key_record("acme")
+    table.add(record)
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        call(bearer(admin_key), method="GET", path="/diagnostics/providers")
+    assert (
+        call(bearer(tenant_key), method="GET", path="/diagnostics/providers")["principalId"] == record.key_id
+    )
+
+    async def seed() -> None:  # the same tenant key in the app's store
+        seeded = SQLiteStore(str(tmp_path / "app.db"))
+        await seeded.init_schema()
+        await seeded.create_key(record)
+        await seeded.aclose()
+
+    asyncio.run(seed())
+    store = SQLiteStore(str(tmp_path / "app.db"))
+    settings = Settings(admin_key=admin_key, sqlite_path=str(tmp_path / "app.db"), key_cache_seconds=0)
+    app = create_app(settings, store=store, trust_gateway_context=True)
+    forwarded = json.dumps(request_context("/diagnostics/providers", "GET", str(uuid.uuid4())))
+    with TestClient(app) as client:
+
+        def get(key: str | None) -> Any:
+            headers = {"x-amzn-request-context": forwarded} | (
+                {"authorization": f"Bearer {key}"} if key else {}
+            )
+            return client.get("/diagnostics/providers", headers=headers)
+
+        allowed = get(admin_key)
+        assert allowed.status_code == 200 and "providers" in allowed.json()
+        assert [get(k).status_code for k in (tenant_key, None, "wrong")] == [401, 401, 401]

@@ -52,6 +52,9 @@ STORE_READS = frozenset(
         "list_keys",
         "get_pool",
         "list_pools",
+        "get_alert",
+        "list_alerts",
+        "pending_alerts",
         "load_session",
         "get_response",
         "audit_head",
@@ -63,6 +66,12 @@ STORE_READS = frozenset(
         "audit_tenants",
         "list_costs",
         "list_rollups",
+        "get_budget_rules",
+        "list_budget_rules",
+        "get_usd_counter",
+        "tenant_limits",
+        "list_limits",
+        "read_bucket",
     }
 )
 STORE_WRITES = frozenset(
@@ -71,6 +80,9 @@ STORE_WRITES = frozenset(
         "revoke_key",
         "set_capacity",
         "create_pool",
+        "record_alert",
+        "claim_alert",
+        "finish_alert",
         "reserve",
         "settle",
         "settle_anonymous",
@@ -81,10 +93,19 @@ STORE_WRITES = frozenset(
         "delete_response",
         "sweep_responses",
         "sweep_reservations",
+        "put_budget_rule",
+        "reserve_usd",
+        "settle_usd",
+        "sweep_usd_reservations",
         "put_audit_entry",
         "advance_audit_head",
         "add_rollup",
         "init_schema",
+        "set_limit",
+        "clear_limit",
+        "count_in_bucket",
+        "add_to_bucket",
+        "rotate_key",
     }
 )
 NOT_ROUND_TRIPS = frozenset({"aclose"})
@@ -249,9 +270,12 @@ def chat_ok(gw: Gateway, key: str, body: dict[str, Any]) -> None:
         assert response.text.rstrip().endswith("data: [DONE]"), response.text[-300:]
 
 
-def measure_all(gw: Gateway, recorder: Recorder) -> dict[str, RoundTrips]:
+def measure_all(gw: Gateway, recorder: Recorder, alert_at: list[int] | None = None) -> dict[str, RoundTrips]:
     key = gw.new_key("round-trips")
-    gw.set_budget("round-trips", "default", 1_000_000)  # a real capacity: reserve is conditional
+    budget: dict[str, Any] = {"tokens": 1_000_000}  # a real capacity: reserve is conditional
+    if alert_at is not None:
+        budget["alert_at"] = alert_at
+    assert gw.admin("PUT", "/budgets/round-trips/default", json=budget).status_code == 200
     for body in SHAPES.values():  # warm-up: key cache, pool, sessions, the chain's head
         chat_ok(gw, key, body)
     return {
@@ -290,3 +314,71 @@ def test_round_trips_per_request_on_sqlite(sqlite_gateway: tuple[Gateway, Record
     )
     assert counts["streamed"] == counts["non-streamed"]
     assert counts["streamed + session"] == counts["non-streamed + session"]
+
+
+def limited_trips(gw: Gateway, recorder: Recorder) -> tuple[RoundTrips, RoundTrips]:
+    """One request's round trips without a rate limit, then with a key RPM and a tenant TPM limit."""
+    created = gw.admin("POST", "/keys", json={"tenant": "rt-limits"}).json()
+    key, key_id = created["key"], created["key_id"]
+    gw.set_budget("rt-limits", "default", 1_000_000)
+    chat_ok(gw, key, {})  # warm-up: key and "no limits" cached, the chain's head
+    free = recorder.measure(functools.partial(chat_ok, gw, key, {}))
+    assert gw.admin("PUT", f"/limits/rt-limits/keys/{key_id}", json={"rpm": 1000}).status_code == 200
+    assert gw.admin("PUT", "/limits/rt-limits", json={"tpm": 1_000_000}).status_code == 200
+    chat_ok(gw, key, {})  # warm-up: the limits cached
+    return free, recorder.measure(functools.partial(chat_ok, gw, key, {}))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
+def test_a_rate_limit_costs_one_conditional_write_per_limit(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """No limit: no rate-limit round trip at all (the limits lookup is cached). A key RPM and a tenant TPM
+    limit: one conditional write each, plus the TPM correction on settle; never a read."""
+    gw, recorder = request.getfixturevalue(f"{kind}_gateway")
+    free, limited = limited_trips(gw, recorder)
+    print(f"\n[{kind}] no limit: {free}\n[{kind}] RPM + TPM: {limited}")
+    assert (limited.reads, limited.writes) == (free.reads, free.writes + 3)
+
+
+def test_alert_thresholds_cost_no_round_trip_on_sqlite(
+    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    """A webhook configured and the pool's rule with a threshold not reached: the thresholds come from the
+    rules the reserve reads anyway (cached), the use from the reserve's own answer: nothing more."""
+    recorder = Recorder(store_kind)
+    store = CountingStore(SQLiteStore(str(tmp_path / "round-trips.db")), recorder)
+    settings = gateway_settings(fake_openai, alert_webhook_url="http://127.0.0.1:9/never-called")
+    server = start_gateway(settings, store=store, include_admin=True, allow_open=False)
+    counts = measure_all(Gateway(server, fake_openai), recorder, alert_at=[90])
+    check_targets("sqlite + alerts", counts)
+    assert all("record_alert" not in dict(trips.operations) for trips in counts.values())
+
+
+def usd_trips(gw: Gateway, recorder: Recorder) -> tuple[RoundTrips, RoundTrips, RoundTrips]:
+    """One request's round trips with no USD budget, with the pool's, then with the pool's and the key's."""
+    created = gw.admin("POST", "/keys", json={"tenant": "rt-usd"}).json()
+    key, key_id = created["key"], created["key_id"]
+    gw.set_budget("rt-usd", "default", 1_000_000)
+    chat_ok(gw, key, {})  # warm-up: key and "no rules" cached, the chain's head
+    free = recorder.measure(functools.partial(chat_ok, gw, key, {}))
+    budget = {"tokens": 1_000_000, "usd": 100, "period": "monthly"}
+    assert gw.admin("PUT", "/budgets/rt-usd/default", json=budget).status_code == 200
+    chat_ok(gw, key, {})  # warm-up: the rules cached
+    pool = recorder.measure(functools.partial(chat_ok, gw, key, {}))
+    put = gw.admin("PUT", f"/keys/{key_id}/budget", json={"usd": 50, "period": "daily"})
+    assert put.status_code == 200, put.text
+    chat_ok(gw, key, {})
+    return free, pool, recorder.measure(functools.partial(chat_ok, gw, key, {}))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
+def test_a_usd_budget_costs_two_writes_and_no_read(kind: str, request: pytest.FixtureRequest) -> None:
+    """Each USD budget that applies (the pool's, the key's) holds the request's cost bound on reserve and
+    settles it on finish: two conditional writes each beside the token pool's, the rules cached: no read."""
+    gw, recorder = request.getfixturevalue(f"{kind}_gateway")
+    free, pool, both = usd_trips(gw, recorder)
+    print(f"\n[{kind}] no USD budget: {free}\n[{kind}] pool's: {pool}\n[{kind}] pool's + key's: {both}")
+    assert (free.reads, free.writes) == (TARGET_READS, TARGET_WRITES)
+    assert (pool.reads, pool.writes) == (free.reads, free.writes + 2)
+    assert (both.reads, both.writes) == (free.reads, free.writes + 4)

@@ -204,11 +204,16 @@ def settings_env(upstream: FakeOpenAI) -> dict[str, str]:
     }
 
 
-def new_key(url: str, tenant: str) -> str:
+def new_key(url: str, tenant: str, **fields: Any) -> str:
+    return created_key(url, tenant, **fields)[0]
+
+
+def created_key(url: str, tenant: str, **fields: Any) -> tuple[str, str]:
     headers = {"authorization": f"Bearer {ADMIN_KEY}"}
-    created = httpx.post(f"{url}/admin/keys", json={"tenant": tenant}, headers=headers, timeout=10)
+    body = {"tenant": tenant, **fields}
+    created = httpx.post(f"{url}/admin/keys", json=body, headers=headers, timeout=10)
     assert created.status_code == 201, created.text
-    return str(created.json()["key"])
+    return str(created.json()["key"]), str(created.json()["key_id"])
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -229,7 +234,7 @@ def test_a_killed_gateways_requests_are_audited_and_released_by_the_timed_sweep(
         try:
             doomed, doomed_url = gateways.start()
             _, survivor_url = gateways.start()
-            key = new_key(survivor_url, "acme")
+            key, key_id = created_key(survivor_url, "acme", budget_usd=1)  # a USD budget holds too
             streams = [Stream(url, key) for url in (doomed_url, survivor_url) for _ in range(3)]
             threads = [s.start() for s in streams]
             for stream in streams:
@@ -243,6 +248,8 @@ def test_a_killed_gateways_requests_are_audited_and_released_by_the_timed_sweep(
 
             pool = run(shared, lambda store: store.get_pool("acme", "default"))
             assert set(pool.reservations) == {s.request_id for s in killed}  # held, nobody will settle
+            usd = run(shared, lambda store: store.get_usd_counter("acme", f"key:{key_id}", "all"))
+            assert set(usd.reservations) == {s.request_id for s in killed}
             entries = run(shared, lambda store: request_entries(store, "acme"))
             assert {e.request_id for e in entries} == {s.request_id for s in served}
 
@@ -268,6 +275,13 @@ def test_a_killed_gateways_requests_are_audited_and_released_by_the_timed_sweep(
         assert pool.used == real + 3 * RESERVED_EACH
         verified = run(shared, lambda store: audit.verify(store, "acme", AUDIT_KEY.encode()))
         assert verified.valid and verified.entries == 6, verified
+        # the USD budget: the killed requests' holds charged (their upper bound, as the audit prices the
+        # abandoned entries), the served ones their real cost: the counter equals the audited cost
+        usd = run(shared, lambda store: store.get_usd_counter("acme", f"key:{key_id}", "all"))
+        assert (
+            usd.reserved == 0 and usd.reservations == {} and set(usd.swept) == {s.request_id for s in killed}
+        )
+        assert usd.used == sum(e.cost_micro_usd or 0 for e in entries) > 0
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "dynalite"])
@@ -285,7 +299,7 @@ def test_a_sweep_during_live_streams_still_charges_their_real_usage(
             monkeypatch.setenv(name, value)
         settings = Settings()
         server = start_gateway(settings, store=open_store(settings), include_admin=True, allow_open=False)
-        key = new_key(server.url, "acme")
+        key, key_id = created_key(server.url, "acme", budget_usd=1)
         streams = [Stream(server.url, key) for _ in range(5)]
         threads = [s.start() for s in streams]
         for stream in streams:
@@ -293,6 +307,8 @@ def test_a_sweep_during_live_streams_still_charges_their_real_usage(
         future = timeutil.format_time(shifted_now(3600))
         swept = run(shared, lambda store: store.sweep_reservations(future, timeutil.now_str()))
         assert {r.reservation_id for r in swept} == {s.request_id for s in streams}
+        swept_usd = run(shared, lambda store: store.sweep_usd_reservations(future, timeutil.now_str()))
+        assert {r.reservation_id for r in swept_usd} == {s.request_id for s in streams}
         for thread in threads:
             thread.join(timeout=DEADLINE)
         assert all(s.done for s in streams)
@@ -303,3 +319,7 @@ def test_a_sweep_during_live_streams_still_charges_their_real_usage(
         pool = run(shared, lambda store: store.get_pool("acme", "default"))
         assert real > 0 and pool.used == real  # not 5 x the bound, not 0
         assert pool.reserved == 0 and pool.reservations == {} and pool.swept == {}
+        # the USD holds the sweep charged are corrected by the late settles: the real cost, once
+        usd = run(shared, lambda store: store.get_usd_counter("acme", f"key:{key_id}", "all"))
+        assert usd.used == sum(e.cost_micro_usd or 0 for e in entries) > 0
+        assert usd.reserved == 0 and usd.reservations == {} and usd.swept == {}

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from tollgate import errors
+from tollgate.anthropic_tables import STOP_REASONS
 from tollgate.config import ProviderConfig, Settings
 from tollgate.providers.anthropic import (
     ERROR_TYPES,
-    STOP_REASONS,
     AnthropicProvider,
     StreamParser,
     endpoint,
@@ -314,7 +314,8 @@ def test_parse_tool_use_response() -> None:
     ]
     assert json.loads(calls[0].arguments) == {"location": "Paris, France", "unit": "celsius"}
     assert json.loads(calls[1].arguments) == {"location": "Zürich", "unit": "celsius"}
-    assert chunks[-2:] == [Finish("tool_calls"), Usage(420 + 100 + 50, 88)]
+    usage = Usage(420 + 100 + 50, 88, cached_tokens=50, cache_write_tokens=100)
+    assert chunks[-2:] == [Finish("tool_calls"), usage]
 
 
 @pytest.mark.parametrize(
@@ -366,7 +367,8 @@ def test_stream_tool_use_counts_tool_blocks_only() -> None:
     assert calls[-1] == ToolCallDelta(index=1, arguments="{}")  # no arguments streamed: "{}" like OpenAI
     first = "".join(c.arguments for c in calls if c.index == 0)
     assert json.loads(first) == {"location": "San Francisco, CA"}
-    assert chunks[-2:] == [Finish("tool_calls"), Usage(472 + 20 + 8, 89)]
+    usage = Usage(472 + 20 + 8, 89, cached_tokens=8, cache_write_tokens=20)
+    assert chunks[-2:] == [Finish("tool_calls"), usage]
 
 
 def test_stream_error_event_raises_after_partial_text() -> None:

@@ -8,24 +8,25 @@ from typing import Any
 
 import pytest
 
-from tollgate.anthropic_wire import (
+from tollgate.anthropic_tables import STOP_REASONS
+from tollgate.api.body import validate
+from tollgate.api.messages import anthropic_error
+from tollgate.errors import BadRequest, UpstreamRateLimited, UpstreamUnavailable
+from tollgate.lifecycle import Outcome
+from tollgate.providers.base import ChatCall, Chunk, Finish, TextDelta, ToolCallDelta, Usage
+from tollgate.schemas.anthropic import MessagesRequest
+from tollgate.schemas.openai import ChatCompletionRequest, ImagePart, TextPart
+from tollgate.streaming import ResponseBuilder
+from tollgate.wire.anthropic_messages import (
     FINISH_TO_STOP,
     AnthropicEncoder,
     error_body,
     render_message,
     stop_reason,
-    to_chat,
 )
-from tollgate.api.body import validate
-from tollgate.api.messages import anthropic_error
-from tollgate.errors import BadRequest, UpstreamRateLimited, UpstreamUnavailable
-from tollgate.lifecycle import Outcome
-from tollgate.providers.anthropic import STOP_REASONS
-from tollgate.providers.base import ChatCall, Chunk, Finish, TextDelta, ToolCallDelta, Usage
-from tollgate.schemas.anthropic import MessagesRequest
-from tollgate.schemas.openai import ChatCompletionRequest, ImagePart, TextPart
-from tollgate.streaming import ResponseBuilder
+from tollgate.wire.anthropic_messages_request import to_chat
 
+NO_CACHE = {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
@@ -210,7 +211,7 @@ def test_render_text_and_tool_use(caplog: pytest.LogCaptureFixture) -> None:
         {"type": "tool_use", "id": "toolu_req1_1", "name": "broken", "input": {}},
     ]
     assert body["stop_reason"] == "tool_use" and body["stop_sequence"] is None
-    assert body["usage"] == {"input_tokens": 12, "output_tokens": 5}
+    assert body["usage"] == {"input_tokens": 12, "output_tokens": 5, **NO_CACHE}
     assert body["tollgate"] == {"cost_usd": "0.000001"}
     assert "broken" in caplog.text
 
@@ -266,7 +267,7 @@ def test_text_only() -> None:
     assert events[1][1]["content_block"] == {"type": "text", "text": ""}
     assert events[3][1]["delta"] == {"type": "text_delta", "text": "lo"}
     assert events[5][1]["delta"]["stop_reason"] == "end_turn"
-    assert events[5][1]["usage"] == {"input_tokens": 7, "output_tokens": 2}
+    assert events[5][1]["usage"] == {"input_tokens": 7, "output_tokens": 2, **NO_CACHE}
 
 
 def test_tools_only() -> None:
@@ -337,4 +338,5 @@ def test_error_event() -> None:
 def test_outcome_usage_wins_over_builder() -> None:
     builder = collect([TextDelta("x")])
     body = render_message(builder, Outcome(status="ok", usage=Usage(1, 2)), {})
-    assert body["usage"] == {"input_tokens": 1, "output_tokens": 2} and "tollgate" not in body
+    assert body["usage"] == {"input_tokens": 1, "output_tokens": 2, **NO_CACHE}
+    assert "tollgate" not in body

@@ -343,7 +343,7 @@ def test_parse_tool_use_response_counts_cache_tokens_as_prompt() -> None:
             1, "tooluse_Xy3pQ9rT2sW8vB1nM4kL0a", "get_weather", '{"city": "Oslo", "unit": "celsius"}'
         ),
         Finish("tool_calls"),
-        Usage(prompt_tokens=530, completion_tokens=96),
+        Usage(prompt_tokens=530, completion_tokens=96, cached_tokens=100, cache_write_tokens=20),
     ]
 
 

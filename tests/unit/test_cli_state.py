@@ -56,11 +56,23 @@ def test_budgets(tollgate) -> None:  # type: ignore[no-untyped-def]
     rows = json.loads(tollgate("budgets", "show", "--tenant", "acme", "--json").stdout)
     assert rows == [
         {
+            "tenant": "acme",
+            "kind": "tokens",
+            "scope": "pool",
+            "name": "team",
+            "period": "none",
+            "timezone": None,
+            "unit": "tokens",
+            "limit": 5000,
+            "spent": 0,
+            "reserved": 0,
+            "remaining": 5000,
+            "period_key": "all",
+            "resets_at": None,
+            "alert_at": [],
             "pool": "team",
             "capacity": 5000,
             "used": 0,
-            "reserved": 0,
-            "remaining": 5000,
             "open_reservations": 0,
         }
     ]
@@ -68,10 +80,43 @@ def test_budgets(tollgate) -> None:  # type: ignore[no-untyped-def]
     swept = json.loads(tollgate("budgets", "sweep", "--older-than", "1800").stdout)
     assert swept == {
         "reservations_swept": 0,
+        "usd_reservations_swept": 0,
         "abandoned_audited": 0,
         "sessions_deleted": 0,
         "responses_deleted": 0,
     }
+
+
+def test_budget_alert_thresholds(tollgate) -> None:  # type: ignore[no-untyped-def]
+    base = ("budgets", "set", "--tenant", "acme", "--pool", "team", "--tokens", "5000")
+    shown = json.loads(tollgate(*base, "--alert-at", "100, 50,80,50").stdout)
+    assert shown["alert_at"] == [50, 80, 100] and shown["capacity"] == 5000
+    table = tollgate("budgets", "show", "--tenant", "acme").stdout
+    assert "alert_at" in table and "50,80,100" in table
+    for bad in ("0", "1001", "50,abc", "-5", "50,,80", "2.5"):
+        refused = tollgate(
+            "budgets",
+            "set",
+            "--tenant",
+            "acme",
+            "--pool",
+            "team",
+            "--tokens",
+            "1",
+            "--alert-at",
+            bad,
+            check=False,
+        )
+        assert refused.returncode == 2 and refused.stdout == "", bad
+        assert (
+            "--alert-at" in refused.stderr
+            and "whole percent" in refused.stderr
+            and "Traceback" not in refused.stderr
+        )
+    rows = json.loads(tollgate("budgets", "show", "--tenant", "acme", "--json").stdout)
+    assert [(r["capacity"], r["alert_at"]) for r in rows] == [(5000, [50, 80, 100])]  # nothing written
+    assert json.loads(tollgate(*base).stdout)["alert_at"] == [50, 80, 100]  # --tokens alone keeps them
+    assert json.loads(tollgate(*base, "--alert-at", "").stdout)["alert_at"] == []  # '' clears them
 
 
 def test_a_sweep_younger_than_the_max_age_is_refused(tollgate) -> None:  # type: ignore[no-untyped-def]
@@ -188,3 +233,74 @@ def test_keys_create_makes_missing_pools_unlimited_and_keeps_existing_ones(tollg
     assert {r["pool"]: r["capacity"] for r in rows} == {"team": 500, "shared": None, "extra": None}
     listed = json.loads(tollgate("keys", "list", "--tenant", "acme", "--json").stdout)
     assert listed[0]["pools"] == ["shared", "extra"]
+
+
+def test_usd_budgets_for_a_pool_and_a_key(tollgate) -> None:  # type: ignore[no-untyped-def]
+    args = ["--pool", "team", "--usd", "50", "--period", "monthly", "--timezone", "Europe/Berlin"]
+    pool = json.loads(tollgate("budgets", "set", "--tenant", "acme", *args, "--alert-at", "80,50,100").stdout)
+    assert pool["capacity"] is None and pool["alert_at"] == [50, 80, 100]  # the pool was created unlimited
+    assert pool["usd_budget"]["limit"] == 50_000_000 and pool["usd_budget"]["period"] == "monthly"
+    key_args = [
+        "--tenant",
+        "acme",
+        "--pool",
+        "team",
+        "--budget-usd",
+        "5",
+        "--budget-period",
+        "daily",
+        "--json",
+    ]
+    key = json.loads(tollgate("keys", "create", *key_args).stdout)
+    assert key["usd_budget"]["limit"] == 5_000_000 and key["usd_budget"]["timezone"] == "UTC"
+    tollgate("budgets", "set", "--tenant", "acme", "--pool", "team", "--tokens", "900")  # the USD part stays
+    rows = json.loads(tollgate("budgets", "show", "--json").stdout)
+    shown = {(r["kind"], r["scope"], r["name"]): r for r in rows}
+    assert set(shown) == {("tokens", "pool", "team"), ("usd", "pool", "team"), ("usd", "key", key["key_id"])}
+    assert shown["tokens", "pool", "team"]["limit"] == 900
+    monthly = shown["usd", "pool", "team"]
+    assert (monthly["limit"], monthly["spent"], monthly["reserved"], monthly["remaining"]) == (
+        50_000_000,
+        0,
+        0,
+        50_000_000,
+    )
+    assert monthly["timezone"] == "Europe/Berlin" and monthly["resets_at"].endswith(":00:00.000000Z")
+    assert monthly["alert_at"] == [50, 80, 100]
+    daily = shown["usd", "key", key["key_id"]]
+    assert daily["resets_at"].endswith("T00:00:00.000000Z") and daily["period"] == "daily"
+    table = tollgate("budgets", "show", "--tenant", "acme").stdout
+    assert "$50.000000" in table and "Europe/Berlin" in table and "50,80,100" in table
+    moved = tollgate("budgets", "set", "--tenant", "acme", "--key", key["key_id"], "--usd", "7.5").stdout
+    assert json.loads(moved)["usd_budget"]["limit"] == 7_500_000
+    assert json.loads(moved)["usd_budget"]["period"] == "daily"  # what was not given stays
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["budgets", "set", "--tenant", "acme", "--usd", "-5"], "must be a USD amount >= 0"),
+        (["budgets", "set", "--tenant", "acme", "--usd", "lots"], "expected a USD amount"),
+        (["budgets", "set", "--tenant", "acme", "--usd", "0.0000001"], "at most 6 decimals"),
+        (["budgets", "set", "--tenant", "acme", "--usd", "nan"], "USD amount"),
+        (
+            ["budgets", "set", "--tenant", "acme", "--usd", "5", "--period", "yearly"],
+            "invalid choice: 'yearly'",
+        ),
+        (["budgets", "set", "--tenant", "acme", "--usd", "5", "--timezone", "Mars/Base"], "unknown timezone"),
+        (["budgets", "set", "--tenant", "acme", "--alert-at", "50,x"], "whole percent"),
+        (["budgets", "set", "--tenant", "acme"], "give --tokens, --usd"),
+        (
+            ["budgets", "set", "--tenant", "acme", "--key", "key_1", "--tokens", "5"],
+            "a key's budget is in USD",
+        ),
+        (["keys", "create", "--tenant", "acme", "--budget-period", "daily"], "need --budget-usd"),
+        (["keys", "create", "--tenant", "acme", "--budget-usd", "-1"], "must be a USD amount >= 0"),
+    ],
+)
+def test_bad_budgets_exit_2_and_write_nothing(tollgate, argv: list[str], needle: str) -> None:  # type: ignore[no-untyped-def]
+    refused = tollgate(*argv, check=False)
+    assert refused.returncode == 2 and needle in refused.stderr and refused.stdout == ""
+    assert "Traceback" not in refused.stderr
+    assert json.loads(tollgate("budgets", "show", "--json").stdout) == []
+    assert json.loads(tollgate("keys", "list", "--json").stdout) == []

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tollgate.api.completions import CompletionEncoder, parse, prompt_text, render
+from tollgate.api.completions import LEGACY_COMPLETIONS
+from tollgate.api.errors import error_payload
 from tollgate.config import Settings
 from tollgate.errors import BadRequest, UpstreamError
 from tollgate.lifecycle import Outcome
@@ -24,10 +25,11 @@ from tollgate.providers.openai_compat import (
 )
 from tollgate.schemas.openai import ChatCompletionRequest
 from tollgate.streaming import ResponseBuilder
+from tollgate.wire.completions import CompletionEncoder, prompt_text, render
 
 
 def call_for(raw: dict[str, Any], provider: str = "openai", max_tokens: int = 64) -> ChatCall:
-    return ChatCall("r1", provider, "m-1", max_tokens, parse(json.dumps(raw).encode()))
+    return ChatCall("r1", provider, "m-1", max_tokens, LEGACY_COMPLETIONS.parse(json.dumps(raw).encode()))
 
 
 def frames(raw: list[bytes]) -> list[Any]:
@@ -57,7 +59,7 @@ def test_parse_marks_a_legacy_completion() -> None:
 @pytest.mark.parametrize("field", ["messages", "tools", "session_id", "loop_mode"])
 def test_chat_only_fields_are_refused(field: str) -> None:
     with pytest.raises(BadRequest) as info:
-        parse(json.dumps({"prompt": "a", field: "x"}).encode())
+        LEGACY_COMPLETIONS.parse(json.dumps({"prompt": "a", field: "x"}).encode())
     assert info.value.param == field
 
 
@@ -177,13 +179,19 @@ def test_render() -> None:
     body = render(builder, Outcome("ok", Usage(3, 2)), {"cost_usd": "0.000001"})
     assert body["id"] == "cmpl-r1" and body["object"] == "text_completion" and body["model"] == "m-9"
     assert body["choices"] == [{"index": 0, "text": "Hello", "finish_reason": "stop", "logprobs": None}]
-    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    assert body["usage"] == {
+        "prompt_tokens": 3,
+        "completion_tokens": 2,
+        "total_tokens": 5,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
     assert body["tollgate"] == {"cost_usd": "0.000001"}
 
 
 def test_stream_frames() -> None:
     call = call_for({"prompt": "p", "stream": True, "stream_options": {"include_usage": True}})
-    encoder = CompletionEncoder(call)
+    encoder = CompletionEncoder(call, error_payload)
     assert encoder.start() == []
     out = (
         encoder.chunk(ResponseMeta("m-9")) + encoder.chunk(TextDelta("Hi")) + encoder.chunk(Finish("length"))
@@ -202,7 +210,7 @@ def test_stream_frames() -> None:
 
 def test_stream_end_without_finish_and_error() -> None:
     call = call_for({"prompt": "p", "stream": True})
-    encoder = CompletionEncoder(call)
+    encoder = CompletionEncoder(call, error_payload)
     parsed = frames(encoder.end(builder_with(call, TextDelta("x")), Outcome("ok", Usage(1, 1)), {}))
     assert parsed[0]["choices"][0]["finish_reason"] == "stop" and parsed[1] == "[DONE]"
     (error,) = frames(encoder.error(UpstreamError("boom")))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tollgate.accounting import (
+    Price,
     Pricing,
     image_token_bound,
     reservation_estimate,
@@ -160,7 +161,8 @@ def test_pricing_lookup_rules() -> None:
     assert pricing.cost_micro_usd("claude", "claude-3-5-haiku-20241022", 10, 10) == 48
     profile = pricing.price("bedrock", "us.anthropic.claude-3-5-haiku-20241022-v1:0")
     assert profile == pricing.price("bedrock", "anthropic.claude-3-5-haiku-20241022-v1:0")
-    assert pricing.price("bedrock", "global.amazon.nova-lite-v1:0") == (Decimal("0.06"), Decimal("0.24"))
+    nova = pricing.price("bedrock", "global.amazon.nova-lite-v1:0")
+    assert nova == Price.of(Decimal("0.06"), Decimal("0.24"))
     assert pricing.cost_micro_usd("llama_cpp", "anything", 10**6, 10**6) == 0
     assert pricing.cost_micro_usd("openai", "gpt-unknown", 10, 10) is None  # never guessed
 

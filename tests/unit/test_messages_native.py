@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from tollgate.anthropic_wire import AnthropicEncoder, render_message, to_chat
 from tollgate.api.body import validate
 from tollgate.api.messages import anthropic_error
 from tollgate.errors import BadRequest
@@ -23,6 +22,8 @@ from tollgate.schemas.anthropic import MessagesRequest
 from tollgate.schemas.native import AnthropicOptions, parse_betas
 from tollgate.schemas.openai import ChatCompletionRequest, ThinkingBlock
 from tollgate.streaming import ResponseBuilder
+from tollgate.wire.anthropic_messages import AnthropicEncoder, render_message
+from tollgate.wire.anthropic_messages_request import to_chat
 
 SIG = "EqQBCkYI+sig/=="
 THINKING = {"type": "thinking", "thinking": "Let me see.", "signature": SIG}
@@ -275,3 +276,27 @@ def test_native_blocks_keep_their_place_when_rendered_and_streamed() -> None:
         next(e for e in events if e["type"] == "content_block_start" and e["index"] == 1)["content_block"]
         == use
     )
+
+
+@pytest.mark.parametrize("content", ["disk full", [{"type": "text", "text": "disk full"}]])
+def test_tool_result_is_error_reaches_every_upstream(content: str | list[dict[str, Any]]) -> None:
+    """Anthropic gets ``is_error`` and the result as sent; Bedrock Claude ``status: error``; every other
+    upstream (and Bedrock models without ``status``) the text marked "Error: "."""
+    use = {"type": "tool_use", "id": "t1", "name": "f", "input": {}}
+    before = [{"role": "user", "content": "write"}, {"role": "assistant", "content": [use]}]
+    failed = {"type": "tool_result", "tool_use_id": "t1", "content": content, "is_error": True}
+    request = chat({"messages": [*before, {"role": "user", "content": [failed]}]})
+    body = anthropic_adapter.to_upstream(call(request))
+    sent = content if isinstance(content, list) else [{"type": "text", "text": content}]
+    assert body["messages"][2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "t1", "content": sent, "is_error": True}
+    ]
+    other = openai_compat.to_upstream(call(request, "openai"))
+    assert other["messages"][2] == {"role": "tool", "tool_call_id": "t1", "content": "Error: disk full"}
+    claude = bedrock_mapping.to_converse(call(request, "bedrock", "us.anthropic.claude-sonnet-4-5-v1:0"))
+    result = claude["messages"][2]["content"][0]["toolResult"]
+    assert result == {"toolUseId": "t1", "content": [{"text": "Error: disk full"}], "status": "error"}
+    nova = bedrock_mapping.to_converse(call(request, "bedrock", "us.amazon.nova-pro-v1:0"))
+    assert "status" not in nova["messages"][2]["content"][0]["toolResult"]
+    fine = chat({"messages": [*before, {"role": "user", "content": [{**failed, "is_error": False}]}]})
+    assert "is_error" not in anthropic_adapter.to_upstream(call(fine))["messages"][2]["content"][0]

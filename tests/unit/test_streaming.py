@@ -5,8 +5,9 @@ from __future__ import annotations
 from tollgate.observability.metrics import Metrics
 from tollgate.providers.base import ChatCall, Finish, ResponseMeta, TextDelta, ToolCallDelta, Usage
 from tollgate.schemas.openai import ChatCompletionRequest
-from tollgate.streaming import ChunkFormatter, ResponseBuilder
+from tollgate.streaming import ResponseBuilder
 from tollgate.tokens import estimate_prompt_tokens, estimate_tokens
+from tollgate.wire.openai_chat import ChunkFormatter, completion
 
 
 def make_call() -> ChatCall:
@@ -27,7 +28,7 @@ def test_builder_assembles_text_tool_calls_and_usage() -> None:
     ):
         builder.add(chunk)
     usage = builder.final_usage()
-    body = builder.completion(usage, {})
+    body = completion(builder, usage, {})
     assert body["model"] == "m-2024" and body["id"] == "chatcmpl-abc"
     message = body["choices"][0]["message"]
     assert message["content"] == "Hi there"
@@ -35,7 +36,13 @@ def test_builder_assembles_text_tool_calls_and_usage() -> None:
         {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
     ]
     assert body["choices"][0]["finish_reason"] == "tool_calls"
-    assert body["usage"] == {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+    assert body["usage"] == {
+        "prompt_tokens": 5,
+        "completion_tokens": 7,
+        "total_tokens": 12,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
     assert "tollgate" not in body
 
 
@@ -44,7 +51,7 @@ def test_builder_estimates_missing_usage() -> None:
     builder.add(TextDelta("Hello world, how are you?"))
     usage = builder.final_usage()
     assert usage.estimated and usage.completion_tokens == 7 and usage.prompt_tokens > 2
-    body = builder.completion(usage, {"usage_estimated": True})
+    body = completion(builder, usage, {"usage_estimated": True})
     assert body["tollgate"] == {"usage_estimated": True}
     assert body["choices"][0]["finish_reason"] == "stop"
 

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .providers.base import ChatCall
+from .providers.base import ChatCall, Usage
 from .providers.catalog import LOCAL_PROVIDERS
 from .schemas.openai import ChatCompletionRequest
 from .store.base import ABANDONED, AuditEntry
@@ -25,7 +25,6 @@ _REGION_PREFIX = re.compile(r"^(us|eu|apac|au|ca|jp|us-gov|global)\.")
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8})$")
 _PER_MESSAGE_TOKENS = 8
 _BASE_TOKENS = 16
-Price = tuple[Decimal, Decimal]  # USD per million tokens: input, output
 
 
 # Most tokens one image part can cost, by provider (providers resize images, so the bound is per image,
@@ -51,10 +50,22 @@ def image_token_bound(provider: str, model: str) -> int:
     return _IMAGE_TOKENS.get(provider, max(_IMAGE_TOKENS.values()))
 
 
+def _unmetered_bytes(request: ChatCompletionRequest) -> int:
+    """The bytes of what goes upstream beside the messages and tools and may be billed as prompt: a
+    structured-output schema (``response_format``, Anthropic's ``output_config``) and the fields passed
+    through as they are (legacy ``functions``, ``prediction``, Anthropic-only fields)."""
+    parts: list[Any] = [request.response_format, request.passthrough()]
+    options = request.anthropic
+    if options is not None:
+        parts += [options.output_config, options.extra]
+    return sum(len(json.dumps(part, default=str).encode()) for part in parts if part)
+
+
 @dataclass(frozen=True, slots=True)
 class PromptBound:
     """What a request's prompt can cost whoever serves it: every prompt byte as a token (no tokenizer has
-    tokens shorter than a byte) plus chat-template framing, and how many image parts it holds."""
+    tokens shorter than a byte; the messages, the tools and every other field an upstream may bill as
+    prompt) plus chat-template framing, and how many image parts it holds."""
 
     tokens: int
     images: int
@@ -70,6 +81,7 @@ class PromptBound:
         )
         if request.tools:
             size += len(json.dumps([t.model_dump(exclude_none=True) for t in request.tools]).encode())
+        size += _unmetered_bytes(request)
         framing = _PER_MESSAGE_TOKENS * len(messages) + _BASE_TOKENS
         return cls(size + framing, sum(m.image_count() for m in messages))
 
@@ -81,6 +93,58 @@ class PromptBound:
 def reservation_estimate(call: ChatCall) -> int:
     """An upper bound on the tokens a call can use (``PromptBound`` plus the call's own part)."""
     return PromptBound.of(call.request).with_call(call)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """One model's rates, USD per million tokens. A rate the table leaves out takes the one it is a kind
+    of: cache reads and cache writes the input rate, reasoning the output rate."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    reasoning: Decimal
+
+    @classmethod
+    def of(
+        cls,
+        input: Decimal,
+        output: Decimal,
+        cache_read: Decimal | None = None,
+        cache_write: Decimal | None = None,
+        reasoning: Decimal | None = None,
+    ) -> Price:
+        return cls(
+            input,
+            output,
+            input if cache_read is None else cache_read,
+            input if cache_write is None else cache_write,
+            output if reasoning is None else reasoning,
+        )
+
+    def highest(self) -> Decimal:
+        """The most one token can cost (micro-USD): what an upper bound on a request's cost uses."""
+        return max(self.input, self.output, self.cache_read, self.cache_write, self.reasoning)
+
+    def cost(self, usage: Usage) -> Decimal:
+        """Exact micro-USD: each token at one rate. ``prompt_tokens`` holds the cache reads and writes and
+        ``completion_tokens`` the reasoning (``providers.base.Usage``), so those parts are taken out of
+        them first (and capped at them, should an upstream report more), never charged twice."""
+        cached = min(usage.cached_tokens, usage.prompt_tokens)
+        written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+        reasoning = min(usage.reasoning_tokens, usage.completion_tokens)
+        return (
+            Decimal(usage.prompt_tokens - cached - written) * self.input
+            + Decimal(cached) * self.cache_read
+            + Decimal(written) * self.cache_write
+            + Decimal(usage.completion_tokens - reasoning) * self.output
+            + Decimal(reasoning) * self.reasoning
+        )
+
+
+FREE = Price.of(Decimal(0), Decimal(0))
+RATE_NAMES = ("input", "output", "cache_read", "cache_write", "reasoning")
 
 
 class Pricing:
@@ -100,7 +164,7 @@ class Pricing:
 
     def price(self, provider: str, model: str) -> Price | None:
         if provider in LOCAL_PROVIDERS:
-            return (Decimal(0), Decimal(0))
+            return FREE
         models = self._table.get(provider, {})
         bare = _REGION_PREFIX.sub("", model)
         for candidate in (model, bare, _DATE_SUFFIX.sub("", bare)):
@@ -108,15 +172,50 @@ class Pricing:
                 return models[candidate]
         return None
 
-    def cost_micro_usd(
-        self, provider: str, model: str, prompt_tokens: int, completion_tokens: int
-    ) -> int | None:
-        """The cost in integer micro-USD, or None when the model is not priced (never guessed)."""
+    def cost(self, provider: str, model: str, usage: Usage) -> int | None:
+        """The cost in integer micro-USD (rounded once, half up), or None when the model is not priced
+        (never guessed)."""
         price = self.price(provider, model)
         if price is None:
             return None
-        exact = Decimal(prompt_tokens) * price[0] + Decimal(completion_tokens) * price[1]
-        return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        return int(price.cost(usage).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+    def cost_micro_usd(
+        self, provider: str, model: str, prompt_tokens: int, completion_tokens: int
+    ) -> int | None:
+        """``cost`` of plain token counts (no cached or reasoning parts)."""
+        return self.cost(provider, model, Usage(prompt_tokens, completion_tokens))
+
+
+def _rate(value: Any, where: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        rate = Decimal(str(value))
+    except ArithmeticError:
+        rate = Decimal(-1)
+    if not rate.is_finite() or rate < 0 or isinstance(value, bool):
+        raise ValueError(f"pricing: {where} must be a number of USD per million tokens, >= 0; got {value!r}")
+    return rate
+
+
+def _price(value: Any, where: str) -> Price:
+    """``[input, output]`` (optionally ``cache_read, cache_write, reasoning`` after them; null or left out:
+    the default) or an object with those names; input and output are required."""
+    if isinstance(value, list) and 2 <= len(value) <= len(RATE_NAMES):
+        named = dict(zip(RATE_NAMES, value, strict=False))
+    elif isinstance(value, dict) and not set(value) - set(RATE_NAMES):
+        named = value
+    else:
+        raise ValueError(
+            f"pricing: {where} must be [input, output, cache_read?, cache_write?, reasoning?] or an object "
+            f"with keys {', '.join(RATE_NAMES)}"
+        )
+    rates = {name: _rate(named.get(name), f"{where}.{name}") for name in RATE_NAMES}
+    input_rate, output_rate = rates.pop("input"), rates.pop("output")
+    if input_rate is None or output_rate is None:
+        raise ValueError(f"pricing: {where} needs both an input and an output rate")
+    return Price.of(input_rate, output_rate, **rates)
 
 
 def _parse(raw: dict[str, Any]) -> dict[str, dict[str, Price]]:
@@ -125,9 +224,20 @@ def _parse(raw: dict[str, Any]) -> dict[str, dict[str, Price]]:
         if provider.startswith("_"):
             continue
         if not isinstance(models, dict):
-            raise ValueError(f"pricing: {provider} must map model names to [input, output]")
-        table[provider] = {name: (Decimal(str(p[0])), Decimal(str(p[1]))) for name, p in models.items()}
+            raise ValueError(f"pricing: {provider} must map model names to prices")
+        table[provider] = {name: _price(p, f"{provider}.{name}") for name, p in models.items()}
     return table
+
+
+def usage_details(usage: Usage) -> dict[str, int]:
+    """The parts of a usage that priced at their own rates, for an audit entry's ``details`` (only those
+    that are not 0, so entries without them hash as before)."""
+    parts = {
+        "cached_tokens": usage.cached_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+    }
+    return {name: count for name, count in parts.items() if count}
 
 
 def usd(micro: int) -> str:

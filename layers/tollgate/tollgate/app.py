@@ -20,6 +20,8 @@ from pydantic import ValidationError
 
 from .api.account import audit_log, costs, delete_session
 from .api.admin import admin_router
+from .api.budgets import my_budgets
+from .api.caller import provide_caller, ratelimit_headers
 from .api.chat import chat_completions
 from .api.completions import completions
 from .api.console import console_asset, console_index
@@ -28,6 +30,7 @@ from .api.embeddings import create_embeddings
 from .api.errors import EXCEPTION_HANDLERS
 from .api.gateway_context import TRUST_GATEWAY_CONTEXT
 from .api.info import diagnostics_providers, diagnostics_requests, health, metrics, models
+from .api.limits import my_limits
 from .api.messages import messages, probe
 from .api.openapi import openapi_config
 from .api.responses import ROUTES as RESPONSES_ROUTES
@@ -59,9 +62,11 @@ DATA_PLANE: list[ControllerRouterHandler] = [
     tokens_reserve,
     tokens_report,
     tokens_pools,
+    my_budgets,
     costs,
     audit_log,
     delete_session,
+    my_limits,
     console_index,
     console_asset,
     *RESPONSES_ROUTES,
@@ -103,8 +108,12 @@ def _litestar(
 ) -> Litestar:
     return Litestar(
         route_handlers=handlers,
-        dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False)},
+        dependencies={
+            "ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False),
+            "caller": Provide(provide_caller),  # resolved before the body is read (api/caller.py)
+        },
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[ratelimit_headers],
         lifespan=[lifespan],
         request_max_body_size=ctx.settings.max_body_bytes,
         openapi_config=openapi_config(openapi_path),
@@ -125,6 +134,7 @@ def create_app(
     trust_gateway_context: bool | None = None,
     run_sweeper: bool = False,
     clock: Clock | None = None,
+    alert_clients: dict[str, Any] | None = None,
 ) -> Litestar:
     """The data-plane app. ``allow_open`` (``tollgate serve`` only) serves loopback callers without a key
     while the store holds no keys; on Lambda it is never set. Tests inject transports, clients and stores.
@@ -136,7 +146,11 @@ def create_app(
     settings, loaded = _settings(settings)
     configure_logging(settings.log_level)
     ctx = AppContext.build(
-        settings, store or open_store(settings), allow_open=allow_open, clock=clock or utc_now
+        settings,
+        store or open_store(settings),
+        allow_open=allow_open,
+        clock=clock or utc_now,
+        alert_clients=alert_clients,
     )
     if loaded:
         refresh_after_restore(ctx)
@@ -156,6 +170,8 @@ def create_app(
             try:
                 yield
             finally:
+                if ctx.alerts is not None:
+                    await ctx.alerts.outbox.drain()  # bounded by the webhook's timeout
                 for provider in ctx.providers.values():
                     await provider.aclose()
                 await ctx.store.aclose()
@@ -181,14 +197,24 @@ async def _sweeping(ctx: AppContext, run: bool) -> AsyncIterator[None]:
 
 
 def create_admin_app(
-    settings: Settings | None = None, *, store: Store | None = None, clock: Clock | None = None
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    alert_clients: dict[str, Any] | None = None,
 ) -> Litestar:
     """The admin API alone (paths under /admin), for the Mangum-wrapped admin function.
 
     Works without its lifespan (Mangum ``lifespan="off"``) on DynamoDB: the store connects on first use."""
     settings, loaded = _settings(settings)
     configure_logging(settings.log_level)
-    ctx = AppContext.build(settings, store or open_store(settings), allow_open=False, clock=clock or utc_now)
+    ctx = AppContext.build(
+        settings,
+        store or open_store(settings),
+        allow_open=False,
+        clock=clock or utc_now,
+        alert_clients=alert_clients,
+    )
     if loaded:
         refresh_after_restore(ctx)
 

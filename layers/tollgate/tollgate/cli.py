@@ -115,6 +115,7 @@ def _store_init(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .cli_admin import add_admin_commands
+    from .cli_limits import add_limit_commands
     from .cli_loop import add_loop_command
 
     parser = Parser(prog="tollgate", description="OpenAI-compatible LLM gateway")
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_store_init
     )
     add_admin_commands(commands)
+    add_limit_commands(commands)
     add_loop_command(commands)
     return parser
 

@@ -9,12 +9,21 @@ from typing import Any
 
 from . import audit
 from .api.admin import key_view
-from .api.tokens import pool_view
 from .cli import _print, _with_store
 from .cli_args import count_type, name_type, names_type
+from .cli_budgets import (
+    add_budget_set_arguments,
+    add_key_budget_arguments,
+    budgets_set,
+    budgets_show,
+    key_budget,
+    store_key_budget,
+)
 from .cli_costs import add_costs_command
+from .cli_rotate import add_rotate_command
 from .config import Settings
 from .context import AppContext
+from .errors import BadRequest
 from .keys import new_key_record, store_key
 from .names import printable
 from .schemas.limits import MAX_BUDGET_TOKENS, MAX_EXPIRES_IN_SECONDS
@@ -27,6 +36,11 @@ def _names(text: str | None) -> tuple[str, ...]:
 
 def keys_create(args: argparse.Namespace) -> int:
     models = _names(args.models) if args.models else None
+    try:
+        budget = key_budget(args)
+    except BadRequest as exc:
+        print(f"tollgate: {exc.message}", file=sys.stderr)
+        return 2
     key, record = new_key_record(
         args.tenant,
         name=args.name,
@@ -36,12 +50,13 @@ def keys_create(args: argparse.Namespace) -> int:
         expires_in=args.expires_in,
     )
 
-    async def create(store: Any, _: Settings) -> list[str]:
-        return await store_key(store, record)
+    async def create(store: Any, _: Settings) -> tuple[list[str], dict[str, Any] | None]:
+        created = await store_key(store, record)
+        return created, await store_key_budget(store, record.tenant, record.key_id, budget)
 
-    created = _with_store(create)
+    created, usd_budget = _with_store(create)
     if args.json:
-        _print({"key": key, **key_view(record), "pools_created": created})
+        _print({"key": key, **key_view(record), "pools_created": created, "usd_budget": usd_budget})
     else:
         pools = ", ".join(record.all_pools)
         print(
@@ -78,31 +93,6 @@ def keys_revoke(args: argparse.Namespace) -> int:
         print(f"tollgate: no key {args.key_id}", file=sys.stderr)
         return 1
     print(f"revoked {args.key_id}")
-    return 0
-
-
-def budgets_set(args: argparse.Namespace) -> int:
-    async def set_capacity(store: Any, _: Settings) -> dict[str, Any]:
-        return pool_view(await store.set_capacity(args.tenant, args.pool, args.tokens))
-
-    _print({"tenant": args.tenant, **_with_store(set_capacity)})
-    return 0
-
-
-def budgets_show(args: argparse.Namespace) -> int:
-    async def show(store: Any, _: Settings) -> list[dict[str, Any]]:
-        return [pool_view(p) for p in await store.list_pools(args.tenant)]
-
-    rows = _with_store(show)
-    if args.json:
-        _print(rows)
-        return 0
-    print(f"{'pool':<16} {'capacity':>12} {'used':>12} {'reserved':>10} {'remaining':>12}")
-    for row in rows:
-        capacity = "unlimited" if row["capacity"] is None else row["capacity"]
-        remaining = "-" if row["remaining"] is None else row["remaining"]
-        pool = printable(row["pool"])
-        print(f"{pool:<16} {capacity:>12} {row['used']:>12} {row['reserved']:>10} {remaining:>12}")
     return 0
 
 
@@ -191,6 +181,7 @@ def add_admin_commands(commands: Any) -> None:
         metavar="SECONDS",
         help=f"expire the key after SECONDS (1..{MAX_EXPIRES_IN_SECONDS})",
     )
+    add_key_budget_arguments(create)
     create.add_argument("--json", action="store_true", help=_JSON)
     create.set_defaults(handler=keys_create)
     listing = keys.add_parser("list", help="list keys (never the keys themselves)")
@@ -200,20 +191,25 @@ def add_admin_commands(commands: Any) -> None:
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id", type=name_type("key_id"), help="the key's id (key_..., from keys list)")
     revoke.set_defaults(handler=keys_revoke)
+    add_rotate_command(keys)
 
-    budgets = commands.add_parser("budgets", help="token pools").add_subparsers(dest="action", required=True)
-    set_ = budgets.add_parser("set", help="set a pool's capacity")
-    set_.add_argument("--tenant", required=True, type=_TENANT, help="the pool's tenant")
-    set_.add_argument("--pool", default="default", type=_POOL, help="the pool (default: default)")
+    budgets = commands.add_parser("budgets", help="token pools and USD budgets").add_subparsers(
+        dest="action", required=True
+    )
+    set_ = budgets.add_parser("set", help="set a pool's token capacity and USD budget, or a key's USD budget")
+    set_.add_argument("--tenant", required=True, type=_TENANT, help="the pool's (or key's) tenant")
+    target = set_.add_mutually_exclusive_group()
+    target.add_argument("--pool", default="default", type=_POOL, help="the pool (default: default)")
+    target.add_argument("--key", type=name_type("key_id"), help="a key's own USD budget instead (key_...)")
     set_.add_argument(
         "--tokens",
         type=count_type(0, MAX_BUDGET_TOKENS),
-        required=True,
         help=f"the pool's capacity in tokens (0..{MAX_BUDGET_TOKENS})",
     )
+    add_budget_set_arguments(set_)
     set_.set_defaults(handler=budgets_set)
-    show = budgets.add_parser("show", help="capacity, used, reserved, remaining")
-    show.add_argument("--tenant", required=True, type=_TENANT, help="the tenant whose pools to show")
+    show = budgets.add_parser("show", help="every budget: limit, spent, reserved, remaining, resets_at")
+    show.add_argument("--tenant", type=_TENANT, help="only this tenant's budgets (default: every tenant)")
     show.add_argument("--json", action="store_true", help=_JSON)
     show.set_defaults(handler=budgets_show)
     sweeper = budgets.add_parser("sweep", help="charge and audit stale reservations, delete expired sessions")

@@ -11,9 +11,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .alerts.urls import check_webhook_url
 from .providers import catalog
 
 # Re-exported from the provider catalog (providers/catalog.py), the one table of provider facts.
@@ -96,6 +97,22 @@ class Settings(BaseSettings):
     )
     pricing_file: str | None = Field(None, validation_alias=_env("TOLLGATE_PRICING_FILE"))
 
+    # budget threshold alerts (tollgate.alerts; docs/alerts.md). The webhook URL is a secret (a Slack-style
+    # URL is its own credential); plain http only to loopback, or anywhere with the explicit test switch.
+    alert_webhook_allow_http: bool = Field(False, validation_alias=_env("TOLLGATE_ALERT_WEBHOOK_ALLOW_HTTP"))
+    alert_webhook_url: SecretStr | None = Field(None, validation_alias=_env("TOLLGATE_ALERT_WEBHOOK_URL"))
+    alert_webhook_secret: SecretStr | None = Field(
+        None, validation_alias=_env("TOLLGATE_ALERT_WEBHOOK_SECRET")
+    )
+    alert_webhook_timeout_seconds: float = Field(
+        3.0, gt=0, le=30, validation_alias=_env("TOLLGATE_ALERT_WEBHOOK_TIMEOUT_SECONDS")
+    )
+    alert_eventbridge: bool = Field(False, validation_alias=_env("TOLLGATE_ALERT_EVENTBRIDGE"))
+    alert_max_attempts: int = Field(10, ge=1, le=1000, validation_alias=_env("TOLLGATE_ALERT_MAX_ATTEMPTS"))
+    alert_retry_after_seconds: int = Field(
+        60, ge=1, le=86_400, validation_alias=_env("TOLLGATE_ALERT_RETRY_AFTER_SECONDS")
+    )
+
     # routing (issue: routing engine): a YAML file or ssm:/name; see engine/routes.py
     config_source: str | None = Field(None, validation_alias=_env("TOLLGATE_CONFIG"))
     config_max_age_seconds: float = Field(
@@ -177,6 +194,15 @@ class Settings(BaseSettings):
         if canonical is None:
             raise ValueError(f"unknown provider {value!r}; one of {', '.join(sorted(PROVIDER_ALIASES))}")
         return canonical
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        allow_http = bool(info.data.get("alert_webhook_allow_http"))
+        check_webhook_url(value.get_secret_value(), allow_http=allow_http)
+        return value
 
     def variable(self, name: str) -> SecretStr | None:
         """A routing deployment's ``api_key_env``: the secret's entry of that name, else the environment's."""

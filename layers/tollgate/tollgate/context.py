@@ -6,16 +6,20 @@ import functools
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import httpx
 
 from .accounting import Pricing
+from .alerts.build import build_alerts
+from .alerts.watch import AlertWatch
 from .config import Settings
 from .engine.route import Router
 from .engine.routes import SSM_PREFIX, RoutingConfig, load_config
 from .keys import Authenticator
 from .ledger import Ledger
+from .limits import RateLimits
 from .logs import log_event
 from .observability.diagnostics import Diagnostics
 from .observability.metrics import Metrics
@@ -38,11 +42,14 @@ class AppContext:
     authenticator: Authenticator
     ledger: Ledger
     sweeper: Sweeper
+    limits: RateLimits
+    alerts: AlertWatch | None = None  # None: no alert channel configured
     started_at: float = field(default_factory=time.time)
     in_flight: int = 0
     http: httpx.AsyncClient | None = None
     providers: dict[str, Provider] = field(default_factory=dict)
     routing_checked: float = field(default_factory=time.monotonic)  # when the routing config was read
+    clock: Clock = utc_now  # what time it is for limits and key rotation (tests inject one)
 
     @classmethod
     def build(
@@ -53,9 +60,11 @@ class AppContext:
         allow_open: bool,
         routing: RoutingConfig | None = None,
         clock: Clock = utc_now,
+        alert_clients: dict[str, Any] | None = None,
     ) -> AppContext:
         """No I/O but reading the routing config (``TOLLGATE_CONFIG``; a bad one raises ``ConfigError``):
-        the store connects on first use, provider clients are made in the lifespan."""
+        the store connects on first use, provider clients are made in the lifespan. ``alert_clients``
+        (tests): ``webhook_transport`` and ``events_client`` for the alert channels."""
         if routing is None:
             routing = load_config(settings.config_source, max_age=settings.config_max_age_seconds)
         router = Router(settings, routing, wake_fallback=wake_fallback(settings))
@@ -65,7 +74,10 @@ class AppContext:
             audit_key=settings.audit_hmac_key(),
             session_keep=settings.session_retention_messages,
             session_ttl=settings.session_ttl_seconds,
+            clock=clock,
+            rules_cache_seconds=settings.key_cache_seconds,
         )
+        alerts = ledger.alerts = build_alerts(settings, store, clock=clock, **(alert_clients or {}))
         return cls(
             settings=settings,
             router=router,
@@ -73,10 +85,19 @@ class AppContext:
             diagnostics=Diagnostics(router, settings.recent_requests),
             store=store,
             authenticator=Authenticator(
-                store, cache_seconds=settings.key_cache_seconds, allow_open=allow_open
+                store, cache_seconds=settings.key_cache_seconds, allow_open=allow_open, clock=clock
             ),
             ledger=ledger,
-            sweeper=Sweeper(store, ledger, settings.reservation_max_age_seconds, clock),
+            sweeper=Sweeper(
+                store,
+                ledger,
+                settings.reservation_max_age_seconds,
+                clock,
+                outbox=alerts.outbox if alerts else None,
+            ),
+            limits=RateLimits(store, cache_seconds=settings.key_cache_seconds, clock=clock),
+            clock=clock,
+            alerts=alerts,
         )
 
     async def refresh_routing(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class TollgateError(Exception):
     """Base class: a message a client may read, the offending field, and a machine-readable code."""
@@ -49,7 +51,16 @@ class RateLimited(TollgateError):
 
 
 class BudgetExceeded(RateLimited):
+    """A budget refused the request; ``budget`` says which (kind, scope, name, period, needed, remaining,
+    resets_at: ``budgets.exceeded``), also in the error body."""
+
     default_code = "budget_exceeded"
+
+    def __init__(
+        self, message: str, *, budget: dict[str, Any] | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.budget = budget
 
 
 class UpstreamError(TollgateError):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .config import PROVIDER_ALIASES
 from .errors import Forbidden, Unauthorized
 from .store.base import ApiKey, KeyStore, Store
-from .timeutil import after, now_str
+from .timeutil import Clock, after, format_time, now_str, utc_now
 
 PREFIX = "tg-"
 _GLOB = re.compile(r"[*?\[]")
@@ -138,8 +138,11 @@ def key_from_headers(authorization: str | None, x_api_key: str | None) -> str | 
 class Authenticator:
     """Key lookups with a small TTL cache; open mode while no key was ever created."""
 
-    def __init__(self, store: KeyStore, *, cache_seconds: float, allow_open: bool) -> None:
+    def __init__(
+        self, store: KeyStore, *, cache_seconds: float, allow_open: bool, clock: Clock = utc_now
+    ) -> None:
         self._store = store
+        self._clock = clock
         self._ttl = cache_seconds
         self.allow_open = allow_open
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
@@ -160,7 +163,7 @@ class Authenticator:
         record = await self._lookup(hash_key(key))
         if record is None or not hmac.compare_digest(record.key_hash, hash_key(key)):
             raise Unauthorized("invalid API key")
-        now = now_str()
+        now = format_time(self._clock())
         if record.revoked_at is not None:
             raise Unauthorized("this API key was revoked", code="key_revoked")
         if record.expires_at is not None and record.expires_at <= now:

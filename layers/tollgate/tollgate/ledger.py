@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import audit, rollups
-from .accounting import Pricing, usd
+from .accounting import Pricing, usage_details, usd
+from .alerts import budgets as budget_alerts
+from .alerts.watch import AlertWatch
+from .budgets import Budgets, Call, Hold, pool_exhausted
 from .canonical import answer_digest
 from .errors import BudgetExceeded
 from .keys import Principal
+from .limits import Admission
 from .logs import log_event
 from .providers.base import Usage
 from .schemas.openai import Message
 from .store.base import ABANDONED, AuditEntry, Holder, Overdrawn, Reservation, Store, UnknownPool
-from .timeutil import after, now_str
+from .timeutil import Clock, after, now_str, utc_now
 
 logger = logging.getLogger("tollgate.ledger")
 SESSION_SAVE_ATTEMPTS = 5
@@ -38,6 +42,8 @@ class Booking:
     session_version: int = 0
     session_history: list[dict[str, Any]] = field(default_factory=list)
     new_messages: list[dict[str, Any]] = field(default_factory=list)
+    admission: Admission | None = None  # the caller's rate limits (tollgate.limits): TPM counts here
+    usd_holds: list[Hold] = field(default_factory=list)  # USD budgets held (``budgets.Budgets``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,7 @@ class Charge:
             details["deployment"] = self.deployment
         if self.attempts != 1:
             details["attempts"] = self.attempts
+        details.update(usage_details(self.usage))
         return details or None
 
 
@@ -77,13 +84,23 @@ class Settlement:
 
 class Ledger:
     def __init__(
-        self, store: Store, pricing: Pricing, *, audit_key: bytes | None, session_keep: int, session_ttl: int
+        self,
+        store: Store,
+        pricing: Pricing,
+        *,
+        audit_key: bytes | None,
+        session_keep: int,
+        session_ttl: int,
+        clock: Clock = utc_now,
+        rules_cache_seconds: float = 0,
     ) -> None:
         self.store = store
         self.pricing = pricing
+        self.budgets = Budgets(store, pricing, clock, cache_seconds=rules_cache_seconds)
         self.audit = audit.AuditWriter(store, audit_key)
         self.session_keep = session_keep
         self.session_ttl = session_ttl
+        self.alerts: AlertWatch | None = None  # budget threshold alerts (AppContext.build sets it)
 
     @property
     def audit_key(self) -> bytes | None:
@@ -107,23 +124,53 @@ class Ledger:
         if await self.store.get_pool(booking.principal.tenant, booking.pool) is None:
             raise UnknownPool(booking.principal.tenant, booking.pool)
 
-    async def reserve(self, booking: Booking, request_id: str, tokens: int, holder: Holder) -> None:
+    async def reserve(
+        self,
+        booking: Booking,
+        request_id: str,
+        tokens: int,
+        holder: Holder,
+        calls: Sequence[Call] | None = None,
+    ) -> None:
         """One conditional write for ``tokens`` (an upper bound over every deployment that may serve);
         429 budget_exceeded before any upstream call when it does not fit, 403 when the key may not spend
         from the pool or the pool does not exist (every spending path comes here: chat, messages,
         completions, embeddings, each loop turn). ``holder`` (key, provider, model) is what the sweep's
-        ``abandoned`` entry names if the request never settles."""
-        booking.principal.check_pool(booking.pool)
+        ``abandoned`` entry names if the request never settles.
+
+        The caller's TPM rate limits count ``tokens`` first (``tollgate.limits``; given back on finish if
+        the request goes no further); then the USD budgets that apply (the key's, the pool's) hold the
+        most ``calls`` (provider, model, tokens: every candidate; default the holder's model for
+        ``tokens``) can cost. With alerts, every budget held (or the one that refused) is checked against
+        its rule's thresholds, from the rules read here (no extra read)."""
+        principal = booking.principal
+        principal.check_pool(booking.pool)
+        if booking.admission is not None:
+            await booking.admission.admit_tokens(tokens)
+        calls = calls if calls is not None else [(holder.provider, holder.model, tokens)]
+        tenant = principal.tenant
+        rules = await self.budgets.applicable(tenant, principal.key_id, booking.pool)
         try:
-            await self.store.reserve(
-                booking.principal.tenant, booking.pool, request_id, tokens, now_str(), holder
+            holds = await self.budgets.reserve(
+                tenant, principal.key_id, booking.pool, request_id, calls, rules
             )
-        except Overdrawn as exc:
-            raise BudgetExceeded(
-                f"budget exhausted for pool {booking.pool!r}: this request may need {tokens} tokens, "
-                f"{max(exc.available, 0)} are available"
-            ) from exc
+        except BudgetExceeded as refusal:
+            if self.alerts is not None:
+                await budget_alerts.usd_refused(self.alerts, tenant, rules, refusal, self.budgets.clock)
+            raise
+        try:
+            pool = await self.store.reserve(tenant, booking.pool, request_id, tokens, now_str(), holder)
+        except Exception as exc:
+            await self.budgets.settle(tenant, request_id, holds, 0)
+            if isinstance(exc, Overdrawn):
+                if self.alerts is not None:
+                    await budget_alerts.pool_refused(self.alerts, self.store, tenant, rules, booking.pool)
+                raise pool_exhausted(booking.pool, tokens, exc.available) from exc
+            raise
         booking.reservation_id, booking.reserved, booking.holder = request_id, tokens, holder
+        booking.usd_holds = holds
+        if self.alerts is not None:
+            await budget_alerts.reserved(self.alerts, tenant, rules, holds, pool)
 
     async def load_history(self, booking: Booking, session_id: str) -> list[Message]:
         history, version = await self.store.load_session(booking.principal.tenant, session_id)
@@ -144,15 +191,15 @@ class Ledger:
         The reservation is released from the booking, so a loop's next turn can reserve anew and nothing
         is ever settled twice; a loop saves its session once, at the end (``save_session``)."""
         usage = charge.usage
-        cost = self.pricing.cost_micro_usd(
-            charge.provider, charge.model, usage.prompt_tokens, usage.completion_tokens
-        )
+        cost = self.pricing.cost(charge.provider, charge.model, usage)
         entry = self._entry(booking, charge, status, cost, answer)
         # the audit entry, its cost rollup (one atomic add) and the settle: writes only, side by side
         jobs: list[Coroutine[Any, Any, Any]] = [self.audit.append(entry)]
         jobs.append(self.store.add_rollup(rollups.change_of(entry)))
         if booking.reservation_id is not None:
-            jobs.append(self._settle(booking, usage.total_tokens))
+            jobs.append(self._settle(booking, usage.total_tokens, cost))
+        if booking.admission is not None:
+            jobs.append(booking.admission.settle(usage.total_tokens))
         if save_session and booking.session_id is not None and status == "ok" and answer is not None:
             jobs.append(self._save_session(booking, answer))
         results = await asyncio.gather(*jobs, return_exceptions=True)
@@ -184,16 +231,27 @@ class Ledger:
                 error=f"{type(exc).__name__}: {exc}",
             )
 
-    async def _settle(self, booking: Booking, actual: int) -> None:
+    async def _settle(self, booking: Booking, actual: int, cost: int | None) -> None:
         """One conditional write carrying the tokens reserved (no read); when it corrected the sweep's
-        charge instead, the sweep's estimate leaves the cost rollups (the request counts once)."""
+        charge instead, the sweep's estimate leaves the cost rollups (the request counts once). The USD
+        holds settle after it, whatever happened to the tokens."""
         assert booking.reservation_id is not None
-        tenant, rid = booking.principal.tenant, booking.reservation_id
-        settled = await self.store.settle(tenant, booking.pool, rid, actual, reserved=booking.reserved)
-        if settled is not None and settled.corrected is not None:
-            tokens, swept_at = settled.corrected
-            estimate = Reservation(tenant, booking.pool, rid, tokens, swept_at, booking.holder or Holder())
-            await self.store.add_rollup(rollups.abandoned_change(self.pricing, estimate, swept_at).negated())
+        tenant, rid, holds = booking.principal.tenant, booking.reservation_id, booking.usd_holds
+        booking.usd_holds = []
+        try:
+            settled = await self.store.settle(tenant, booking.pool, rid, actual, reserved=booking.reserved)
+            if settled is not None and settled.corrected is not None:
+                tokens, swept_at = settled.corrected
+                holder = booking.holder or Holder()
+                estimate = Reservation(tenant, booking.pool, rid, tokens, swept_at, holder)
+                change = rollups.abandoned_change(self.pricing, estimate, swept_at)
+                await self.store.add_rollup(change.negated())
+        finally:
+            await self._settle_usd(tenant, rid, holds, cost)
+
+    async def _settle_usd(self, tenant: str, request_id: str, holds: list[Hold], cost: int | None) -> None:
+        for hold in holds:  # priced (an unpriced model is refused under a USD budget); else its bound
+            await self.budgets.settle(tenant, request_id, [hold], hold.amount if cost is None else cost)
 
     async def audit_abandoned(self, reservation: Reservation, at: str) -> AuditEntry:
         """The sweep's entry for a reservation nobody settled: status ``abandoned`` (itself the mark that

@@ -111,22 +111,12 @@ class LoopResult:
     stop_reason: StopReason | None = None
     last: ResponseBuilder | None = None  # the last completed answer
     last_chunks: list[Chunk] = field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    estimated: bool = False
+    usage: Usage = field(default_factory=lambda: Usage(0, 0))  # the sum over the turns that completed
     error: TollgateError | None = None
 
     def add(self, builder: ResponseBuilder, chunks: list[Chunk]) -> None:
-        usage = builder.final_usage()
-        self.prompt_tokens += usage.prompt_tokens
-        self.completion_tokens += usage.completion_tokens
-        self.estimated = self.estimated or usage.estimated
+        self.usage += builder.final_usage()
         self.last, self.last_chunks = builder, chunks
-
-    @property
-    def usage(self) -> Usage:
-        """The sum over the turns that completed."""
-        return Usage(self.prompt_tokens, self.completion_tokens, estimated=self.estimated)
 
     def outcome(self) -> Outcome:
         answer = self.last.message() if self.last else None

@@ -92,14 +92,17 @@ def refresh_context(ctx: AppContext, settings: Settings) -> None:
     """Swap ``settings`` into a live context: what derives from secrets is rebuilt, nothing else.
 
     Rebuilt: the router's deployments (their keys; health stays), the HTTP adapters (their auth headers),
-    the ledger's audit key; the admin key is read from ``ctx.settings`` per request. The store, the HTTP
-    client and the Bedrock adapter stay (a changed table or region needs a redeploy).
+    the ledger's audit key, the alert channels; the admin key is read from ``ctx.settings`` per request.
+    The store, the HTTP client and the Bedrock adapter stay (a changed table or region needs a redeploy).
     """
+    from .alerts.build import refreshed_alerts
     from .providers.registry import build_providers
 
     ctx.settings = settings
     ctx.router.refresh(settings)
     ctx.ledger.audit_key = settings.audit_hmac_key()
+    ctx.alerts = ctx.ledger.alerts = refreshed_alerts(ctx.alerts, settings, ctx.store)
+    ctx.sweeper.outbox = ctx.alerts.outbox if ctx.alerts else None
     if ctx.http is not None and ctx.providers:
         fresh = build_providers(settings, ctx.http, bedrock_client=None, deployments=ctx.router.deployments)
         fresh["bedrock"] = ctx.providers.get("bedrock", fresh["bedrock"])

@@ -1,4 +1,5 @@
-"""Typed chunks -> OpenAI responses: the collector, the SSE framer, and the stream finaliser.
+"""Typed chunks -> a client's answer, in any wire format: the collector (``ResponseBuilder``), the stream
+encoder protocol every wire format implements (``wire``), and the stream finaliser.
 
 The finaliser (``sse_stream``'s exit paths) records the request on normal end, upstream error and
 client disconnect alike, and always before the final ``data: [DONE]``.
@@ -7,12 +8,10 @@ client disconnect alike, and always before the final ``data: [DONE]``.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import anyio
-import msgspec
 
 from .errors import TollgateError, UpstreamError
 from .lifecycle import Outcome, RequestTracker
@@ -31,12 +30,6 @@ from .providers.base import (
 from .tokens import estimate_prompt_tokens, estimate_tokens
 
 logger = logging.getLogger("tollgate.stream")
-DONE = b"data: [DONE]\n\n"
-_encode = msgspec.json.encode
-
-
-def sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + _encode(payload) + b"\n\n"
 
 
 class ResponseBuilder:
@@ -102,82 +95,6 @@ class ResponseBuilder:
             status=status, usage=self.final_usage(), model=self.model, error=error, answer=self.message()
         )
 
-    def completion(self, usage: Usage, extension: dict[str, Any]) -> dict[str, Any]:
-        message = self.message()
-        body: dict[str, Any] = {
-            "id": f"chatcmpl-{self.response_id}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": self.model,
-            "choices": [
-                {"index": 0, "message": message, "finish_reason": self.finish or "stop", "logprobs": None}
-            ],
-            "usage": usage_body(usage),
-        }
-        if extension:
-            body["tollgate"] = extension
-        return body
-
-
-def usage_body(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-
-
-class ChunkFormatter:
-    """Builds OpenAI ``chat.completion.chunk`` objects for one stream."""
-
-    def __init__(self, call: ChatCall) -> None:
-        self.id = f"chatcmpl-{call.request_id}"
-        self.created = int(time.time())
-        self.model = call.model
-
-    def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
-        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        }
-
-    def role(self) -> dict[str, Any]:
-        return self._chunk({"role": "assistant", "content": ""})
-
-    def format(self, chunk: Chunk) -> dict[str, Any] | None:
-        if isinstance(chunk, TextDelta):
-            return self._chunk({"content": chunk.text})
-        if isinstance(chunk, ToolCallDelta):
-            call: dict[str, Any] = {"index": chunk.index, "function": {"arguments": chunk.arguments}}
-            if chunk.id:
-                call["id"] = chunk.id
-                call["type"] = "function"
-            if chunk.name:
-                call["function"]["name"] = chunk.name
-            return self._chunk({"tool_calls": [call]})
-        if isinstance(chunk, Finish):
-            return self._chunk({}, chunk.reason)
-        if isinstance(chunk, ResponseMeta) and chunk.model:
-            self.model = chunk.model
-        return None
-
-    def marker(self, info: dict[str, Any]) -> dict[str, Any]:
-        """A chunk without choices carrying a ``tollgate`` object (an agent loop's turn boundary)."""
-        body = self._chunk(None)
-        body["tollgate"] = info
-        return body
-
-    def usage(self, usage: Usage, extension: dict[str, Any]) -> dict[str, Any]:
-        body = self._chunk(None)
-        body["usage"] = usage_body(usage)
-        if extension:
-            body["tollgate"] = extension
-        return body
-
 
 class StreamEncoder(Protocol):
     """One wire format's SSE frames (OpenAI chunks, Anthropic events, legacy completions)."""
@@ -189,34 +106,6 @@ class StreamEncoder(Protocol):
     def end(self, builder: ResponseBuilder, outcome: Outcome, extension: dict[str, Any]) -> list[bytes]: ...
 
     def error(self, error: TollgateError) -> list[bytes]: ...
-
-
-class OpenAIChatEncoder:
-    """``chat.completion.chunk`` frames, the optional usage chunk, then ``data: [DONE]``."""
-
-    def __init__(self, call: ChatCall, render_error: Callable[[TollgateError], dict[str, Any]]) -> None:
-        self.call = call
-        self.formatter = ChunkFormatter(call)
-        self.render_error = render_error
-
-    def start(self) -> list[bytes]:
-        return [sse(self.formatter.role())]
-
-    def chunk(self, chunk: Chunk) -> list[bytes]:
-        frame = self.formatter.format(chunk)
-        return [] if frame is None else [sse(frame)]
-
-    def end(self, builder: ResponseBuilder, outcome: Outcome, extension: dict[str, Any]) -> list[bytes]:
-        frames = [] if builder.finish_seen else self.chunk(Finish("stop"))
-        if self.call.request.include_usage:
-            frames.append(sse(self.formatter.usage(outcome.usage or builder.final_usage(), extension)))
-        return [*frames, DONE]
-
-    def error(self, error: TollgateError) -> list[bytes]:
-        return [sse(self.render_error(error))]
-
-    def marker(self, info: dict[str, Any]) -> list[bytes]:
-        return [sse(self.formatter.marker(info))]
 
 
 class LoopStreamEncoder(StreamEncoder, Protocol):

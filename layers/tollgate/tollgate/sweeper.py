@@ -4,7 +4,8 @@ Only reservations older than ``TOLLGATE_RESERVATION_MAX_AGE_SECONDS`` are touche
 than Lambda's 15-minute limit, so never a live request's); an operator may sweep older ones only. Each is
 charged its reserved upper bound (not refunded: the upstream may well have served it) and gets an audit
 entry with status ``abandoned`` (``Ledger.audit_abandoned``); a settle that arrives after all corrects the
-charge to the real usage (the store's ``swept`` marker). Expired sessions go too.
+charge to the real usage (the store's ``swept`` marker). Expired sessions go too, and pending budget
+alerts get another delivery attempt (``tollgate.alerts.outbox``).
 
 ``tollgate serve`` runs it every ``TOLLGATE_SWEEP_INTERVAL_SECONDS`` (``run_every``); on AWS an
 EventBridge schedule invokes the admin function, which runs it (``functions/admin``); ``tollgate budgets
@@ -17,6 +18,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from .alerts.outbox import Outbox
 from .errors import BadRequest
 from .ledger import Ledger
 from .logs import log_event
@@ -34,8 +36,17 @@ class SweepTooYoung(BadRequest):
 
 
 class Sweeper:
-    def __init__(self, store: Store, ledger: Ledger, max_age_seconds: int, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ledger: Ledger,
+        max_age_seconds: int,
+        clock: Clock = utc_now,
+        *,
+        outbox: Outbox | None = None,
+    ) -> None:
         self.store = store
+        self.outbox = outbox  # alerts still pending are retried here
         self.ledger = ledger
         self.max_age_seconds = max_age_seconds
         self.clock = clock
@@ -64,18 +75,23 @@ class Sweeper:
                 await self.store.add_rollup(abandoned_change(self.ledger.pricing, reservation, at))
             except Exception as exc:  # costs --verify reports the row; the sweep goes on
                 log_event(logger, logging.ERROR, "rollup_failed", error=f"{type(exc).__name__}: {exc}")
+        swept_usd = await self.store.sweep_usd_reservations(cutoff, at)  # audited with its request's tokens
         sessions = await self.store.sweep_sessions(at)
         responses = await self.store.sweep_responses(at)
         if swept:
             log_event(
                 logger, logging.WARNING, "reservations_abandoned", count=len(swept), audited=len(audited)
             )
-        return {
+        counts = {
             "reservations_swept": len(swept),
+            "usd_reservations_swept": len(swept_usd),
             "abandoned_audited": len(audited),
             "sessions_deleted": sessions,
             "responses_deleted": responses,
         }
+        if self.outbox is not None:
+            counts |= await self.outbox.retry_pending()
+        return counts
 
     async def run_every(self, interval_seconds: float) -> None:
         """Sweep every ``interval_seconds`` until cancelled; a failed sweep is logged and retried later."""

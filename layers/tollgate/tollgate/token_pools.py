@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import secrets
 
-from .errors import BadRequest, BudgetExceeded
+from .alerts import budgets as budget_alerts
+from .alerts.watch import AlertWatch
+from .budgets import Budgets, pool_exhausted
+from .errors import BadRequest
 from .keys import Principal
 from .store.base import BudgetStore, Holder, Overdrawn, Pool, UnknownPool
 from .timeutil import now_str
@@ -41,8 +44,16 @@ def _too_many(pool: Pool, tokens: int) -> BadRequest | None:
     )
 
 
-async def reserve(store: BudgetStore, principal: Principal, pool: str, tokens: int) -> tuple[str, Pool]:
-    """Hold ``tokens`` in one of the key's pools; returns the reservation id and the pool after.
+async def reserve(
+    store: BudgetStore,
+    principal: Principal,
+    pool: str,
+    tokens: int,
+    alerts: tuple[AlertWatch, Budgets] | None = None,
+) -> tuple[str, Pool]:
+    """Hold ``tokens`` in one of the key's pools; returns the reservation id and the pool after. With
+    ``alerts`` (the watch, and the budgets whose cached rules hold the thresholds), the pool's token
+    thresholds are checked as for every other reserve.
 
     One conditional write, no read first (the store refuses a missing pool, and a reservation that does
     not fit): the pool is read only on a refusal, to tell a reservation larger than the pool could ever
@@ -61,9 +72,13 @@ async def reserve(store: BudgetStore, principal: Principal, pool: str, tokens: i
         found = await store.get_pool(principal.tenant, pool)
         if found is not None and (error := _too_many(found, tokens)):
             raise error from None
-        raise BudgetExceeded(
-            f"budget exhausted for pool {pool!r}: {max(exc.available, 0)} available"
-        ) from exc
+        if alerts is not None:
+            watch, rules = alerts[0], await alerts[1].applicable(principal.tenant, principal.key_id, pool)
+            await budget_alerts.pool_refused(watch, store, principal.tenant, rules, pool)
+        raise pool_exhausted(pool, tokens, exc.available) from exc
+    if alerts is not None:
+        rules = await alerts[1].applicable(principal.tenant, principal.key_id, pool)
+        await budget_alerts.reserved(alerts[0], principal.tenant, rules, [], after)
     return reservation_id, after
 
 

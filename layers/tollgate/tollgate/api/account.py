@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from litestar import Request, delete, get
+from litestar import delete, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, PathParameter, QueryParameter
 
@@ -18,7 +18,7 @@ from ..schemas.limits import MAX_AUDIT_SEQ
 from ..schemas.openai import NAME_PATTERN
 from ..store.base import AuditEntry
 from ..timeutil import normalize_time
-from .auth import authenticate
+from .caller import Caller
 
 GROUPS = ("model", "day", "key")
 MAX_PAGE = 1000
@@ -49,13 +49,13 @@ async def cost_summary(
 
 @get("/v1/costs")
 async def costs(
-    request: Request[Any, Any, Any],
     ctx: NamedDependency[AppContext],
+    caller: NamedDependency[Caller],
     since: FromQuery[str | None] = None,
     until: FromQuery[str | None] = None,
     group_by: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
-    principal = await authenticate(request, ctx)
+    principal = caller.principal
     return await cost_summary(ctx, principal.tenant, since, until, group_by)
 
 
@@ -97,8 +97,8 @@ async def audit_page(
 
 @get("/v1/audit")
 async def audit_log(
-    request: Request[Any, Any, Any],
     ctx: NamedDependency[AppContext],
+    caller: NamedDependency[Caller],
     after_seq: Annotated[int, QueryParameter(ge=0, le=MAX_AUDIT_SEQ)] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 100,
     before: FromQuery[str | None] = None,
@@ -108,7 +108,7 @@ async def audit_log(
     first; ``next_before`` pages back in time), and ``chain_valid`` from really verifying all of it.
 
     The ranges are checked with the query's types, before the key (a 400 naming the parameter)."""
-    principal = await authenticate(request, ctx)
+    principal = caller.principal
     page = await audit_page(ctx, principal.tenant, limit, before, segment, after_seq)
     verification = await audit.verify(ctx.store, principal.tenant, ctx.ledger.audit_key)
     return {
@@ -123,12 +123,12 @@ async def audit_log(
 
 @delete("/v1/sessions/{session_id:str}", status_code=204)
 async def delete_session(
-    request: Request[Any, Any, Any],
     ctx: NamedDependency[AppContext],
+    caller: NamedDependency[Caller],
     session_id: Annotated[str, PathParameter(min_length=1, max_length=128, pattern=NAME_PATTERN)],
 ) -> None:
     """A session id shaped as in the chat body's ``session_id`` (others are a 400, never a store error)."""
-    principal = await authenticate(request, ctx)
+    principal = caller.principal
     check_name(session_id, "session_id")
     if not await ctx.store.delete_session(principal.tenant, session_id):
         raise NotFound(f"no session {session_id!r}", param="session_id")

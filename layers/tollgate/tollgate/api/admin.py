@@ -8,22 +8,26 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from litestar import Request, Router, get, post, put
+from litestar import Request, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from .. import audit, rollups
+from ..budget_admin import key_budget_change, set_key_budget
 from ..context import AppContext
 from ..errors import NotFound
 from ..keys import new_key_record, store_key
 from ..names import check_name, check_optional
 from ..schemas.openai import NAME_PATTERN
-from ..schemas.tollgate import BudgetSet, KeyCreate
+from ..schemas.tollgate import KeyCreate
 from ..store.base import ApiKey
 from ..timeutil import now_str
 from .account import cost_summary, time_param
+from .admin_limits import ROUTES as LIMIT_ROUTES
+from .admin_rotation import rotate_key
 from .auth import admin_guard
 from .body import decode_json_object, validate
+from .budgets import set_budget, set_key_budget_route
 from .tokens import pool_view
 
 # a ?tenant= filter shaped like the tenant names keys are created with (others: a 400, never a store error)
@@ -50,8 +54,13 @@ async def create_key(request: Request[Any, Any, Any], ctx: NamedDependency[AppCo
         pools=tuple(body.pools),
         expires_in=body.expires_in,
     )
+    change = key_budget_change(
+        body.budget_usd, body.budget_period, body.budget_timezone, body.budget_alert_at
+    )
     created = await store_key(ctx.store, record)
-    return {"key": key, **key_view(record), "pools_created": created}
+    rule = await set_key_budget(ctx.store, record.tenant, record.key_id, change)
+    usd = None if rule is None or rule.usd_limit is None else await ctx.ledger.budgets.usd_view(rule)
+    return {"key": key, **key_view(record), "pools_created": created, "usd_budget": usd}
 
 
 @get("/keys")
@@ -68,22 +77,16 @@ async def revoke_key(ctx: NamedDependency[AppContext], key_id: FromPath[str]) ->
     return key_view(record)
 
 
-@put("/budgets/{tenant:str}/{pool:str}", status_code=200)
-async def set_budget(
-    request: Request[Any, Any, Any],
-    ctx: NamedDependency[AppContext],
-    tenant: FromPath[str],
-    pool: FromPath[str],
-) -> dict[str, Any]:
-    check_name(tenant, "tenant")
-    check_name(pool, "pool")
-    body = validate(BudgetSet, decode_json_object(await request.body()))
-    return {"tenant": tenant, **pool_view(await ctx.store.set_capacity(tenant, pool, body.tokens))}
-
-
 @get("/budgets")
 async def list_budgets(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
-    return {"pools": [{"tenant": p.tenant, **pool_view(p)} for p in await ctx.store.list_pools(tenant)]}
+    pools = [{"tenant": p.tenant, **pool_view(p)} for p in await ctx.store.list_pools(tenant)]
+    tenants = [tenant] if tenant else sorted({p["tenant"] for p in pools} | await _rule_tenants(ctx))
+    views = [{"tenant": t, **v} for t in tenants for v in await ctx.ledger.budgets.views(t)]
+    return {"pools": pools, "budgets": views}
+
+
+async def _rule_tenants(ctx: AppContext) -> set[str]:
+    return {r.tenant for r in await ctx.store.list_budget_rules()}
 
 
 @get("/costs")
@@ -131,11 +134,14 @@ admin_router = Router(
         create_key,
         list_keys,
         revoke_key,
+        rotate_key,
         set_budget,
+        set_key_budget_route,
         list_budgets,
         admin_costs,
         verify_costs,
         verify_audit,
         sweep,
+        *LIMIT_ROUTES,
     ],
 )

@@ -1,4 +1,4 @@
-"""POST /v1/chat/completions: the OpenAI wire format over the shared pipeline."""
+"""POST /v1/chat/completions: the OpenAI wire format (``wire.openai_chat``) over the shared pipeline."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
 from ..context import AppContext
-from ..lifecycle import Outcome
 from ..providers.base import ChatCall
 from ..schemas.openai import ChatCompletionRequest
-from ..streaming import OpenAIChatEncoder, ResponseBuilder
 from ..wire import WireFormat
+from ..wire.openai_chat import OpenAIChatEncoder, render
 from .body import decode_json_object, validate
+from .caller import METERED, Caller
 from .errors import error_payload
 from .pipeline import serve
 
@@ -22,19 +22,15 @@ def _parse(raw: bytes) -> ChatCompletionRequest:
     return validate(ChatCompletionRequest, decode_json_object(raw))
 
 
-def _render(builder: ResponseBuilder, outcome: Outcome, extension: dict[str, Any]) -> dict[str, Any]:
-    return builder.completion(outcome.usage or builder.final_usage(), extension)
-
-
 def _encoder(call: ChatCall) -> OpenAIChatEncoder:
     return OpenAIChatEncoder(call, error_payload)
 
 
-OPENAI_CHAT = WireFormat(parse=_parse, render=_render, encoder=_encoder)
+OPENAI_CHAT = WireFormat(parse=_parse, render=render, encoder=_encoder)
 
 
-@post("/v1/chat/completions", status_code=200)
+@post("/v1/chat/completions", status_code=200, opt={METERED: True})
 async def chat_completions(
-    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
 ) -> Response[Any]:
-    return await serve(request, ctx, OPENAI_CHAT)
+    return await serve(request, ctx, caller, OPENAI_CHAT)

@@ -1,140 +1,38 @@
-"""POST /v1/completions (legacy): the ``text_completion`` wire format over the shared pipeline.
-
-The body becomes a chat request whose one user message is the prompt, marked as a legacy completion
-(``LegacyCompletionRequest``): OpenAI-compatible upstreams (openai, openrouter, ollama, llama.cpp) get a
-real ``/completions`` call with ``prompt``; Claude and Bedrock answer it as chat. Routing, budgets,
-pricing, audit and streaming are the pipeline's (``pipeline.serve``).
-
-Choices: one prompt per request (a list of more than one prompt is a 400, as is ``n`` other than 1 and
-token-id prompts); ``max_tokens`` defaults to the provider's cap, as for chat; unknown fields pass through
-to the OpenAI-compatible upstreams (``echo``, ``suffix``, ``logprobs``, ...) and are dropped for the others.
-"""
+"""POST /v1/completions (legacy): the ``text_completion`` wire format (``wire.completions``) over the
+shared pipeline."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
 from ..context import AppContext
-from ..errors import BadRequest, TollgateError
-from ..lifecycle import Outcome
-from ..providers.base import ChatCall, Chunk, Finish, ResponseMeta, TextDelta
+from ..providers.base import ChatCall
 from ..schemas.completions import LegacyCompletionRequest
 from ..schemas.openai import ChatCompletionRequest
-from ..streaming import DONE, ResponseBuilder, sse, usage_body
 from ..wire import WireFormat
+from ..wire.completions import CompletionEncoder, parse, render
 from .body import decode_json_object, validate
+from .caller import METERED, Caller
 from .errors import error_payload
 from .pipeline import serve
 
-# Chat-only fields a legacy body cannot carry (they would change what the upstream is asked).
-CHAT_ONLY = ("messages", "tools", "tool_choice", "session_id", "loop_mode", "loop_until", "loop_max_turns")
+
+def _parse(raw: bytes) -> ChatCompletionRequest:
+    return validate(LegacyCompletionRequest, parse(decode_json_object(raw)))
 
 
-def prompt_text(prompt: Any) -> str:
-    """``prompt`` as one string: a string, or a list holding exactly one string."""
-    if isinstance(prompt, list):
-        if any(not isinstance(item, str) for item in prompt):
-            raise BadRequest("prompt: token-id prompts are not supported; send text", param="prompt")
-        if len(prompt) != 1:
-            raise BadRequest("prompt: send one prompt per request", param="prompt")
-        prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise BadRequest("prompt must be a string or a list of one string", param="prompt")
-    return prompt
+def _encoder(call: ChatCall) -> CompletionEncoder:
+    return CompletionEncoder(call, error_payload)
 
 
-def parse(raw: bytes) -> ChatCompletionRequest:
-    payload = decode_json_object(raw)
-    if "prompt" not in payload:
-        raise BadRequest("prompt is required", param="prompt")
-    for name in CHAT_ONLY:
-        if name in payload:
-            raise BadRequest(f"{name} is not a field of /v1/completions", param=name)
-    prompt = prompt_text(payload.pop("prompt"))
-    body = payload | {"messages": [{"role": "user", "content": prompt}], "legacy_prompt": prompt}
-    return validate(LegacyCompletionRequest, body)
+LEGACY_COMPLETIONS = WireFormat(parse=_parse, render=render, encoder=_encoder)
 
 
-def finish_reason(reason: str | None) -> str:
-    """``text_completion`` knows stop, length and content_filter."""
-    return reason if reason in ("length", "content_filter") else "stop"
-
-
-def render(builder: ResponseBuilder, outcome: Outcome, extension: dict[str, Any]) -> dict[str, Any]:
-    choice = {
-        "index": 0,
-        "text": "".join(builder.text),
-        "finish_reason": finish_reason(builder.finish),
-        "logprobs": None,
-    }
-    body: dict[str, Any] = {
-        "id": f"cmpl-{builder.call.request_id}",
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": builder.model,
-        "choices": [choice],
-        "usage": usage_body(outcome.usage or builder.final_usage()),
-    }
-    if extension:
-        body["tollgate"] = extension
-    return body
-
-
-class CompletionEncoder:
-    """``text_completion`` frames, the optional usage frame (choices []), then ``data: [DONE]``."""
-
-    def __init__(self, call: ChatCall) -> None:
-        self.call = call
-        self.id = f"cmpl-{call.request_id}"
-        self.created = int(time.time())
-        self.model = call.model
-
-    def _frame(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "text_completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        }
-
-    def _text(self, text: str, finish: str | None = None) -> list[bytes]:
-        choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
-        return [sse(self._frame([choice]))]
-
-    def start(self) -> list[bytes]:
-        return []
-
-    def chunk(self, chunk: Chunk) -> list[bytes]:
-        if isinstance(chunk, TextDelta):
-            return self._text(chunk.text)
-        if isinstance(chunk, Finish):
-            return self._text("", finish_reason(chunk.reason))
-        if isinstance(chunk, ResponseMeta) and chunk.model:
-            self.model = chunk.model
-        return []
-
-    def end(self, builder: ResponseBuilder, outcome: Outcome, extension: dict[str, Any]) -> list[bytes]:
-        frames = [] if builder.finish_seen else self._text("", "stop")
-        if self.call.request.include_usage:
-            usage = self._frame([])
-            usage["usage"] = usage_body(outcome.usage or builder.final_usage())
-            if extension:
-                usage["tollgate"] = extension
-            frames.append(sse(usage))
-        return [*frames, DONE]
-
-    def error(self, error: TollgateError) -> list[bytes]:
-        return [sse(error_payload(error))]
-
-
-LEGACY_COMPLETIONS = WireFormat(parse=parse, render=render, encoder=CompletionEncoder)
-
-
-@post("/v1/completions", status_code=200)
-async def completions(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> Response[Any]:
-    return await serve(request, ctx, LEGACY_COMPLETIONS)
+@post("/v1/completions", status_code=200, opt={METERED: True})
+async def completions(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
+) -> Response[Any]:
+    return await serve(request, ctx, caller, LEGACY_COMPLETIONS)

@@ -14,19 +14,17 @@ from typing import Any
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
-from ..anthropic_request import to_chat
 from ..context import AppContext
 from ..engine.prepare import allowed_route
 from ..errors import UpstreamBadRequest, UpstreamNotFound
 from ..providers.base import ChatCall, TokenCounter
 from ..schemas.anthropic import CountTokensRequest
 from ..tokens import estimate_prompt_tokens, estimate_tokens
-from .auth import authenticate
+from ..wire.anthropic_messages_request import to_chat
 from .body import decode_json_object, validate
-from .gateway_context import check_edge_tenant, gateway_context
+from .caller import METERED, Caller
 from .headers import response_headers
 from .messages import ERROR_HANDLERS, betas
-from .pipeline import new_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +51,11 @@ async def counted(ctx: AppContext, call: ChatCall) -> tuple[int, bool]:
     return estimate(call), True
 
 
-@post("/v1/messages/count_tokens", status_code=200, exception_handlers=ERROR_HANDLERS)
-async def count_tokens(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> Response[Any]:
-    edge = gateway_context(request)
-    request_id = edge.request_id or new_request_id()
-    request.scope.setdefault("state", {})["request_id"] = request_id
-    principal = await authenticate(request, ctx)
-    check_edge_tenant(edge, principal, request_id)
+@post("/v1/messages/count_tokens", status_code=200, exception_handlers=ERROR_HANDLERS, opt={METERED: True})
+async def count_tokens(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
+) -> Response[Any]:
+    principal, request_id = caller.principal, caller.request_id
     body = validate(CountTokensRequest, decode_json_object(await request.body()))
     chat = to_chat(body, betas(request))
     route = allowed_route(ctx.router.route(chat), principal)

@@ -1,7 +1,7 @@
 """POST /v1/embeddings: route, check the model, reserve, embed, then settle, price and audit.
 
 No chunks and no stream, so it does not go through ``pipeline.serve``; it uses the same pieces:
-``authenticate``, the router (public names, allow-list), the attempt step (``Exchange.attempt`` with an
+the caller dependency, the router (public names, allow-list), the attempt step (``Exchange.attempt`` with an
 embeddings operation: retries and fallbacks as for chat) and the same headers. Every exit path finishes the
 tracker (settle + audit) before the response is sent.
 """
@@ -28,8 +28,9 @@ from ..lifecycle import Outcome, RequestTracker
 from ..providers.base import ChatCall, Embedder, EmbeddingResult
 from ..schemas.embeddings import EmbeddingsRequest
 from .body import decode_json_object, validate
+from .caller import METERED, Caller
 from .headers import response_headers
-from .pipeline import begin, caller, finish_failed
+from .pipeline import begin, finish_failed, read_body
 
 
 def parse(raw: bytes) -> EmbeddingsRequest:
@@ -65,11 +66,13 @@ def embed_with(ctx: AppContext, body: EmbeddingsRequest) -> Callable[[ChatCall],
 
 
 async def start(
-    ctx: AppContext, tracker: RequestTracker, principal: Principal, body: EmbeddingsRequest, raw: bytes
+    ctx: AppContext, tracker: RequestTracker, caller: Caller, body: EmbeddingsRequest, raw: bytes
 ) -> Exchange:
     """Route, book and reserve (an upper bound from the inputs' bytes; embeddings generate nothing)."""
+    principal = caller.principal
     found = route(ctx, body, principal)
     booking = tracker.booking = ctx.ledger.book(principal, body.pool, sha256_hex(raw))
+    booking.admission = caller.admission
     request = embeddings.booking_request(body)
     exchange = tracker.exchange = Exchange(ctx, booking, found, request, tracker.request_id)
     tracker.call = exchange.served
@@ -84,15 +87,15 @@ async def _finish(tracker: RequestTracker, outcome: Outcome) -> dict[str, Any]:
     return extension
 
 
-@post("/v1/embeddings", status_code=200)
+@post("/v1/embeddings", status_code=200, opt={METERED: True})
 async def create_embeddings(
-    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
 ) -> Response[Any]:
-    edge, tracker = begin(request, ctx)
+    tracker = begin(request, ctx, caller)
     try:
-        principal, raw = await caller(request, ctx, edge, tracker)
+        raw = await read_body(request, ctx)
         body = parse(raw)
-        exchange = await start(ctx, tracker, principal, body, raw)
+        exchange = await start(ctx, tracker, caller, body, raw)
         result = await exchange.attempt(embed_with(ctx, body))
         tracker.call = exchange.served
         outcome = Outcome("ok", result.usage, result.model, answer=embeddings.answer_record(result))

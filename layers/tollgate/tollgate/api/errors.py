@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from ..errors import (
     BadRequest,
+    BudgetExceeded,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -22,6 +23,7 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from ..logs import log_event
+from ..wire.openai_chat import error_body
 from .headers import response_headers
 
 logger = logging.getLogger("tollgate.errors")
@@ -58,7 +60,10 @@ def status_and_type(error: TollgateError) -> tuple[int, str]:
 
 def error_payload(error: TollgateError) -> dict[str, Any]:
     _, error_type = status_and_type(error)
-    return {"error": {"message": error.message, "type": error_type, "param": error.param, "code": error.code}}
+    payload = error_body(error_type, error)
+    if isinstance(error, BudgetExceeded) and error.budget is not None:
+        payload["error"]["budget"] = error.budget  # which budget, in fields (the message says the same)
+    return payload
 
 
 def failure_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -80,6 +85,9 @@ def _headers(request: Request[Any, Any, Any], error: TollgateError) -> dict[str,
     headers = failure_headers(request)
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    elif isinstance(error, BudgetExceeded):
+        # a budget with no period never resets: retrying cannot help (the openai and anthropic SDKs read it)
+        headers["x-should-retry"] = "false"
     return headers
 
 

@@ -11,7 +11,8 @@ from litestar.response import Response
 
 from .. import __version__
 from ..context import AppContext
-from .auth import authenticate, check_operator
+from .auth import check_operator
+from .caller import Caller
 
 
 @get("/health", sync_to_thread=False)
@@ -25,10 +26,10 @@ def health(ctx: NamedDependency[AppContext]) -> dict[str, Any]:
 
 
 @get("/v1/models")
-async def models(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> dict[str, Any]:
+async def models(ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]) -> dict[str, Any]:
     """The routing config's public names (``owned_by: tollgate``), then the configured providers' default
     models, as far as the caller's key may use them."""
-    principal = await authenticate(request, ctx)
+    principal = caller.principal
     public = [
         {"id": name, "object": "model", "created": 0, "owned_by": "tollgate"}
         for name in ctx.router.public_names(principal.allows)

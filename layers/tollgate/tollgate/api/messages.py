@@ -1,4 +1,5 @@
-"""POST /v1/messages: the Anthropic Messages wire format over the shared pipeline.
+"""POST /v1/messages: the Anthropic Messages wire format (``wire.anthropic_messages``) over the shared
+pipeline.
 
 The client's ``anthropic-beta`` header rides along with the request (an Anthropic upstream gets it, Bedrock
 the betas it accepts); ``?beta=true`` (Claude Code's) is accepted and changes nothing. ``HEAD /`` and
@@ -17,7 +18,6 @@ from litestar import Request, Response, head, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 
-from ..anthropic_wire import AnthropicEncoder, error_body, render_message, to_chat
 from ..context import AppContext
 from ..errors import TollgateError
 from ..lifecycle import Outcome
@@ -27,7 +27,10 @@ from ..schemas.native import parse_betas
 from ..schemas.openai import ChatCompletionRequest
 from ..streaming import ResponseBuilder
 from ..wire import WireFormat
+from ..wire.anthropic_messages import AnthropicEncoder, error_body, render_message
+from ..wire.anthropic_messages_request import to_chat
 from .body import decode_json_object, validate
+from .caller import METERED, Caller
 from .errors import http_exception_handler, status_and_type, tollgate_error_handler, unexpected_error_handler
 from .pipeline import serve
 
@@ -91,9 +94,11 @@ def _wire(beta_names: tuple[str, ...]) -> WireFormat:
     return WireFormat(parse=lambda raw: _parse(raw, beta_names), render=_render, encoder=_encoder)
 
 
-@post("/v1/messages", status_code=200, exception_handlers=ERROR_HANDLERS)
-async def messages(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> Response[Any]:
-    return await serve(request, ctx, _wire(betas(request)))
+@post("/v1/messages", status_code=200, exception_handlers=ERROR_HANDLERS, opt={METERED: True})
+async def messages(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
+) -> Response[Any]:
+    return await serve(request, ctx, caller, _wire(betas(request)))
 
 
 @head(["/", "/v1/messages"], status_code=200, sync_to_thread=False)

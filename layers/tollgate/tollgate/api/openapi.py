@@ -22,9 +22,10 @@ from .. import __version__
 from ..schemas.anthropic import CountTokensRequest, MessagesRequest
 from ..schemas.embeddings import EmbeddingsRequest
 from ..schemas.openai import ChatCompletionRequest
-from ..schemas.tollgate import BudgetSet, KeyCreate, TokensReport, TokensRequest
+from ..schemas.rate_limits import KeyRotate, LimitSet
+from ..schemas.tollgate import BudgetSet, KeyBudgetSet, KeyCreate, TokensReport, TokensRequest
+from ..wire.completions import CHAT_ONLY
 from ..wire.responses_request import ResponsesRequest
-from .completions import CHAT_ONLY
 
 # (path, method) -> the model that validates its JSON body
 REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
@@ -38,6 +39,10 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/tokens/report", "post"): TokensReport,
     ("/admin/keys", "post"): KeyCreate,
     ("/admin/budgets/{tenant}/{pool}", "put"): BudgetSet,
+    ("/admin/limits/{tenant}", "put"): LimitSet,
+    ("/admin/limits/{tenant}/keys/{key_id}", "put"): LimitSet,
+    ("/admin/keys/{key_id}/rotate", "post"): KeyRotate,
+    ("/admin/keys/{key_id}/budget", "put"): KeyBudgetSet,
 }
 COMPLETIONS = ("/v1/completions", "post")  # the chat body without its chat-only fields, with `prompt`
 SECURITY_SCHEMES = {
@@ -60,7 +65,7 @@ def _security(path: str) -> list[dict[str, list[str]]]:
 
 
 def _completion_body(chat: dict[str, Any]) -> dict[str, Any]:
-    """The legacy body: the chat body's fields less the chat-only ones (api/completions.py), plus prompt."""
+    """The legacy body: the chat body's fields less the chat-only ones (wire/completions.py), plus prompt."""
     properties = {k: v for k, v in chat["properties"].items() if k not in (*CHAT_ONLY, "messages")}
     prompt = {
         "anyOf": [

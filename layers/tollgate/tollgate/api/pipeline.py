@@ -1,9 +1,9 @@
-"""The HTTP side of an exchange, shared by every model endpoint: request id, tracker, auth, parse,
-prepare, then a JSON response or an SSE stream; every failure finishes the tracker exactly once."""
+"""The HTTP side of an exchange, shared by every model endpoint: tracker, parse, prepare, then a JSON
+response or an SSE stream; every failure finishes the tracker exactly once. The caller (key, request id,
+admission) is resolved before the handler runs (``api.caller``)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import anyio
@@ -15,39 +15,28 @@ from ..context import AppContext
 from ..engine.exchange import Exchange
 from ..engine.prepare import prepare
 from ..errors import TollgateError
-from ..keys import Principal
 from ..lifecycle import Outcome, RequestTracker
 from ..streaming import collect, sse_stream
 from ..wire import WireFormat
-from .auth import authenticate
-from .gateway_context import GatewayContext, check_edge_tenant, gateway_context
+from .caller import Caller, new_request_id
 from .headers import SSE_HEADERS, response_headers
 from .loop import serve_loop
 
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex
+__all__ = ["begin", "finish_failed", "new_request_id", "read_body", "serve"]
 
 
-def begin(request: Request[Any, Any, Any], ctx: AppContext) -> tuple[GatewayContext, RequestTracker]:
-    """The request's id (API Gateway's when forwarded) and its tracker, before anything can fail."""
-    edge = gateway_context(request)
-    request_id = edge.request_id or new_request_id()
-    tracker = RequestTracker(ctx, request_id)
-    # read by the error handler: the request id, and the provider once the tracker has a call
-    request.scope.setdefault("state", {}).update(request_id=request_id, tracker=tracker)
-    return edge, tracker
+def begin(request: Request[Any, Any, Any], ctx: AppContext, caller: Caller) -> RequestTracker:
+    """The request's tracker, before anything can fail (the caller was resolved before the handler)."""
+    tracker = RequestTracker(ctx, caller.request_id)
+    # read by the error handler: the provider once the tracker has a call
+    request.scope.setdefault("state", {})["tracker"] = tracker
+    return tracker
 
 
-async def caller(
-    request: Request[Any, Any, Any], ctx: AppContext, edge: GatewayContext, tracker: RequestTracker
-) -> tuple[Principal, bytes]:
-    """Who calls (401 before any body is read) and the raw body; a routing config kept in SSM is
-    refreshed here when it is due."""
-    principal = await authenticate(request, ctx)
-    check_edge_tenant(edge, principal, tracker.request_id)
+async def read_body(request: Request[Any, Any, Any], ctx: AppContext) -> bytes:
+    """The raw body; a routing config kept in SSM is refreshed here when it is due."""
     await ctx.refresh_routing()
-    return principal, await request.body()
+    return await request.body()
 
 
 async def finish_failed(tracker: RequestTracker, exc: BaseException) -> None:
@@ -61,14 +50,18 @@ async def finish_failed(tracker: RequestTracker, exc: BaseException) -> None:
         await tracker.finish(outcome)
 
 
-async def serve(request: Request[Any, Any, Any], ctx: AppContext, wire: WireFormat) -> Response[Any]:
-    edge, tracker = begin(request, ctx)
+async def serve(
+    request: Request[Any, Any, Any], ctx: AppContext, caller: Caller, wire: WireFormat
+) -> Response[Any]:
+    tracker = begin(request, ctx, caller)
+    principal = caller.principal
     try:
-        principal, raw = await caller(request, ctx, edge, tracker)
+        raw = await read_body(request, ctx)
         chat = wire.parse(raw)
         if wire.bind is not None:
             chat = await wire.bind(ctx, tracker, principal, chat)
         prepared = await prepare(ctx, tracker, principal, chat, raw)
+        prepared.booking.admission = caller.admission  # TPM counts where the ledger reserves
         if chat.loop_mode is not None:
             return await serve_loop(ctx, tracker, prepared, wire)
         exchange = tracker.exchange = Exchange(

@@ -22,8 +22,8 @@ from ..wire import WireFormat
 from ..wire.responses import bind, render, to_chat
 from ..wire.responses_request import ResponsesRequest
 from ..wire.responses_stream import ResponsesEncoder
-from .auth import authenticate
 from .body import decode_json_object, validate
+from .caller import METERED, Caller
 from .pipeline import serve
 
 
@@ -39,14 +39,15 @@ def _encoder(call: ChatCall) -> ResponsesEncoder:
 RESPONSES = WireFormat(parse=_parse, render=render, encoder=_encoder, bind=bind)
 
 
-@post("/v1/responses", status_code=200)
-async def create_response(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> Response[Any]:
-    return await serve(request, ctx, RESPONSES)
+@post("/v1/responses", status_code=200, opt={METERED: True})
+async def create_response(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
+) -> Response[Any]:
+    return await serve(request, ctx, caller, RESPONSES)
 
 
-async def _stored(request: Request[Any, Any, Any], ctx: AppContext, response_id: str) -> StoredResponse:
-    principal = await authenticate(request, ctx)
-    stored = await ctx.store.get_response(principal.tenant, response_id)
+async def _stored(ctx: AppContext, caller: Caller, response_id: str) -> StoredResponse:
+    stored = await ctx.store.get_response(caller.principal.tenant, response_id)
     if stored is None:
         raise NotFound(f"no response with id {response_id!r}", param="response_id")
     return stored
@@ -54,33 +55,32 @@ async def _stored(request: Request[Any, Any, Any], ctx: AppContext, response_id:
 
 @get("/v1/responses/{response_id:str}")
 async def retrieve_response(
-    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], response_id: FromPath[str]
+    ctx: NamedDependency[AppContext], caller: NamedDependency[Caller], response_id: FromPath[str]
 ) -> dict[str, Any]:
-    body: dict[str, Any] = (await _stored(request, ctx, response_id)).body["response"]
+    body: dict[str, Any] = (await _stored(ctx, caller, response_id)).body["response"]
     return body
 
 
 @delete("/v1/responses/{response_id:str}", status_code=200)
 async def delete_response(
-    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], response_id: FromPath[str]
+    ctx: NamedDependency[AppContext], caller: NamedDependency[Caller], response_id: FromPath[str]
 ) -> dict[str, Any]:
-    principal = await authenticate(request, ctx)
-    if not await ctx.store.delete_response(principal.tenant, response_id):
+    if not await ctx.store.delete_response(caller.principal.tenant, response_id):
         raise NotFound(f"no response with id {response_id!r}", param="response_id")
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 
 
 @get("/v1/responses/{response_id:str}/input_items")
 async def list_input_items(
-    request: Request[Any, Any, Any],
     ctx: NamedDependency[AppContext],
+    caller: NamedDependency[Caller],
     response_id: FromPath[str],
     order: FromQuery[Literal["asc", "desc"]] = "desc",
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     after: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     """The request's input items, newest first unless ``order=asc``; paged with ``after`` and ``limit``."""
-    items: list[dict[str, Any]] = list((await _stored(request, ctx, response_id)).body["input_items"])
+    items: list[dict[str, Any]] = list((await _stored(ctx, caller, response_id)).body["input_items"])
     if order == "desc":
         items.reverse()
     if after is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 
@@ -12,8 +13,8 @@ from .. import token_pools
 from ..context import AppContext
 from ..schemas.tollgate import TokensReport, TokensRequest
 from ..store.base import Pool
-from .auth import authenticate
 from .body import decode_json_object, validate
+from .caller import METERED, Caller
 
 
 def pool_view(pool: Pool) -> dict[str, Any]:
@@ -31,27 +32,43 @@ async def _body(request: Request[Any, Any, Any], model: type[Any]) -> Any:
     return validate(model, decode_json_object(await request.body()))
 
 
-@post("/v1/tokens/check", status_code=200)
-async def tokens_check(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> dict[str, Any]:
-    principal = await authenticate(request, ctx)
+@post("/v1/tokens/check", status_code=200, opt={METERED: True})
+async def tokens_check(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
+) -> dict[str, Any]:
+    principal = caller.principal
     body: TokensRequest = await _body(request, TokensRequest)
     available = (await token_pools.existing_pool(ctx.store, principal, body.pool or principal.pool)).remaining
     return {"allowed": available is None or available >= body.tokens, "available": available}
 
 
-@post("/v1/tokens/reserve", status_code=200)
-async def tokens_reserve(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> dict[str, Any]:
-    principal = await authenticate(request, ctx)
+@post("/v1/tokens/reserve", status_code=200, opt={METERED: True})
+async def tokens_reserve(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
+) -> dict[str, Any]:
+    principal = caller.principal
     body: TokensRequest = await _body(request, TokensRequest)
-    reservation_id, pool = await token_pools.reserve(
-        ctx.store, principal, body.pool or principal.pool, body.tokens
-    )
+    alerts = None if ctx.alerts is None else (ctx.alerts, ctx.ledger.budgets)
+    admission = caller.admission
+    if admission is not None:  # the tokens count against TPM when reserved (the report is not corrected)
+        await admission.admit_tokens(body.tokens)
+    try:
+        reservation_id, pool = await token_pools.reserve(
+            ctx.store, principal, body.pool or principal.pool, body.tokens, alerts
+        )
+    except BaseException:
+        if admission is not None:
+            with anyio.CancelScope(shield=True):
+                await admission.settle(0)  # refused: what it counted is given back
+        raise
     return {"reservation_id": reservation_id, "reserved": body.tokens, "available": pool.remaining}
 
 
-@post("/v1/tokens/report", status_code=200)
-async def tokens_report(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> dict[str, Any]:
-    principal = await authenticate(request, ctx)
+@post("/v1/tokens/report", status_code=200, opt={METERED: True})
+async def tokens_report(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
+) -> dict[str, Any]:
+    principal = caller.principal
     body: TokensReport = await _body(request, TokensReport)
     pool = await token_pools.report(
         ctx.store,
@@ -65,6 +82,5 @@ async def tokens_report(request: Request[Any, Any, Any], ctx: NamedDependency[Ap
 
 
 @get("/v1/tokens/pools")
-async def tokens_pools(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> dict[str, Any]:
-    principal = await authenticate(request, ctx)
-    return {"pools": [pool_view(p) for p in await ctx.store.list_pools(principal.tenant)]}
+async def tokens_pools(ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]) -> dict[str, Any]:
+    return {"pools": [pool_view(p) for p in await ctx.store.list_pools(caller.principal.tenant)]}

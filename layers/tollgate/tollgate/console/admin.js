@@ -1,8 +1,9 @@
 // The Admin page (admin key): tenants and their spend, keys (create, list, revoke), budgets (set),
-// provider and deployment health. Rate limits (set) wait for the gateway's limits API.
+// rate limits (set, clear), provider and deployment health.
 
+import {budgetForm, budgetsTable} from "./admin_budgets.js";
 import {getJson, request} from "./api.js";
-import {count, field, h, num, replace, table, usd, when} from "./dom.js";
+import {count, field, h, replace, table, usd, when} from "./dom.js";
 
 function input(id, attrs = {}) {
   return h("input", {id, type: "text", spellcheck: "false", autocomplete: "off", ...attrs});
@@ -12,12 +13,12 @@ function card(title, id, ...children) {
   return h("section", {class: "card", "aria-labelledby": id}, h("h2", {id}, title), ...children);
 }
 
-function tenantsView(keys, costs, pools) {
+function tenantsView(keys, costs, budgets) {
   const tenantOf = new Map(keys.map((k) => [k.key_id, k.tenant]));
   const rows = new Map();
-  const row = (t) => rows.get(t) || rows.set(t, {keys: 0, requests: 0, micro: 0, pools: 0}).get(t);
+  const row = (t) => rows.get(t) || rows.set(t, {keys: 0, requests: 0, micro: 0, budgets: 0}).get(t);
   for (const k of keys) if (!k.revoked_at) row(k.tenant).keys += 1;
-  for (const p of pools) row(p.tenant).pools += 1;
+  for (const b of budgets) row(b.tenant).budgets += 1;
   for (const g of costs.groups || []) {
     const r = row(tenantOf.get(g.group) || `(no such key: ${g.group})`);
     r.requests += g.requests;
@@ -26,16 +27,8 @@ function tenantsView(keys, costs, pools) {
   const sorted = [...rows.entries()].sort(([a], [b]) => a.localeCompare(b));
   return table(null, ["Tenant", "Active keys", "Budgets", "Requests", "Spend"],
     sorted.map(([t, r]) => h("tr", {testid: "tenant-row"}, h("td", {}, t), h("td", {class: "num"}, count(r.keys)),
-      h("td", {class: "num"}, count(r.pools)), h("td", {class: "num"}, count(r.requests)),
+      h("td", {class: "num"}, count(r.budgets)), h("td", {class: "num"}, count(r.requests)),
       h("td", {class: "num"}, usd(r.micro, true)))), "No tenants yet.");
-}
-
-function budgetsTable(pools) {
-  return table(null, ["Tenant", "Budget", "Used", "Reserved", "Remaining", "Capacity"],
-    pools.map((p) => [p.tenant, p.pool, num(count(p.used)), num(count(p.reserved)),
-      num(p.remaining == null ? "unlimited" : count(p.remaining)),
-      num(p.capacity == null ? "unlimited" : count(p.capacity))]),
-    "No budgets set.");
 }
 
 function health(p) {
@@ -69,13 +62,14 @@ export class AdminPage {
 
   async show() {
     this.banner.clear();
-    this.body = {tenants: h("div"), keys: h("div"), budgets: h("div"), providers: h("div"), audit: h("div")};
+    this.body = {tenants: h("div"), keys: h("div"), budgets: h("div"), limits: h("div"), providers: h("div"),
+      audit: h("div")};
     const refresh = h("button", {type: "button", class: "secondary", onclick: () => this.show()}, "Refresh");
     replace(this.root, h("div", {class: "page-head"}, h("h1", {}, "Admin"), refresh),
       card("Tenants", "admin-tenants", this.body.audit, this.body.tenants),
       card("Keys", "admin-keys", this.keyForm(), this.secretBox = h("div"), this.body.keys),
-      card("Budgets", "admin-budgets", this.budgetForm(), this.body.budgets,
-        h("p", {class: "muted"}, "Rate limits: not settable from the console yet (no limits API in this gateway).")),
+      card("Budgets", "admin-budgets", budgetForm(this.banner, () => this.reload()), this.body.budgets),
+      card("Rate limits", "admin-limits", this.limitForm(), this.body.limits),
       card("Providers", "admin-providers", this.body.providers));
     await this.reload();
   }
@@ -85,13 +79,17 @@ export class AdminPage {
   async reload() {
     await Promise.all([
       this.load([this.body.tenants, this.body.keys, this.body.budgets], async () => {
-        const [keys, costs, pools] = await Promise.all([
+        const [keys, costs, budgets] = await Promise.all([
           getJson("admin/keys"), getJson("admin/costs?group_by=key"), getJson("admin/budgets")]);
         const allKeys = keys.keys || [];
-        const allPools = pools.pools || [];
-        replace(this.body.tenants, tenantsView(allKeys, costs, allPools));
+        const allBudgets = budgets.budgets || [];
+        replace(this.body.tenants, tenantsView(allKeys, costs, allBudgets));
         replace(this.body.keys, this.keysTable(allKeys));
-        replace(this.body.budgets, budgetsTable(allPools));
+        replace(this.body.budgets, budgetsTable(allBudgets));
+      }),
+      this.load([this.body.limits], async () => {
+        const limits = await getJson("admin/limits");
+        replace(this.body.limits, this.limitsTable(limits.limits || []));
       }),
       this.load([this.body.providers], async () => {
         const providers = await getJson("diagnostics/providers");
@@ -188,25 +186,57 @@ export class AdminPage {
     }
   }
 
-  budgetForm() {
-    const tenant = input("admin-budget-tenant", {required: true});
-    const pool = input("admin-budget-pool", {placeholder: "default"});
-    const tokens = input("admin-budget-tokens", {type: "number", min: 0, step: 1, placeholder: "unlimited"});
-    return h("form", {class: "grid", onsubmit: async (e) => {
+  limitForm() {
+    const tenant = input("admin-limit-tenant", {testid: "admin-limit-tenant", required: true});
+    const key = input("admin-limit-key", {testid: "admin-limit-key", placeholder: "the whole tenant"});
+    const number = (id) => input(id, {testid: id, type: "number", min: 1, step: 1, placeholder: "no limit"});
+    const rpm = number("admin-limit-rpm");
+    const tpm = number("admin-limit-tpm");
+    // novalidate: a bad number is explained in words by the check below, not by the browser's bubble
+    return h("form", {class: "grid", novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
       this.banner.clear();
       const t = tenant.value.trim();
-      if (!t) return this.banner.show("A budget needs a tenant.");
-      const p = pool.value.trim() || "default";
-      const value = tokens.value.trim() === "" ? null : Number(tokens.value);
+      const k = key.value.trim();
+      if (!t) return this.banner.show("A rate limit needs a tenant.");
+      const body = {};
+      for (const [name, control] of [["rpm", rpm], ["tpm", tpm]]) {
+        const text = control.value.trim();
+        if (text === "") continue;
+        const value = Number(text);
+        if (!Number.isInteger(value) || value < 1) return this.banner.show(`${name.toUpperCase()} must be a whole number of at least 1.`);
+        body[name] = value;
+      }
+      if (!Object.keys(body).length) return this.banner.show("Give requests per minute, tokens per minute or both.");
+      const path = `admin/limits/${encodeURIComponent(t)}${k ? `/keys/${encodeURIComponent(k)}` : ""}`;
       try {
-        await request(`admin/budgets/${encodeURIComponent(t)}/${encodeURIComponent(p)}`,
-          {method: "PUT", body: {tokens: value}});
+        await request(path, {method: "PUT", body});
         await this.reload();
       } catch (err) {
         this.banner.show(err.message);
       }
-    }}, field("Tenant", tenant), field("Pool", pool), field("Tokens (empty: unlimited)", tokens),
-    h("div", {class: "actions"}, h("button", {type: "submit"}, "Set budget")));
+    }}, field("Tenant", tenant), field("Key id (optional)", key), field("Requests per minute", rpm),
+    field("Tokens per minute", tpm), h("div", {class: "actions"},
+      h("button", {type: "submit", testid: "admin-set-limit"}, "Set limits")));
+  }
+
+  limitsTable(limits) {
+    const rows = limits.map((l) => {
+      const scope = l.key_id ? `key ${l.key_id}` : "tenant";
+      const path = `admin/limits/${encodeURIComponent(l.tenant)}${l.key_id ? `/keys/${encodeURIComponent(l.key_id)}` : ""}`;
+      const clear = h("button", {type: "button", class: "danger", "aria-label": `Clear the limits of ${l.tenant} ${scope}`,
+        onclick: async () => {
+          try {
+            await request(path, {method: "DELETE"});
+            await this.reload();
+          } catch (err) {
+            this.banner.show(err.message);
+          }
+        }}, "Clear");
+      return h("tr", {testid: "admin-limit-row"}, h("td", {}, l.tenant), h("td", {}, scope),
+        h("td", {class: "num"}, l.rpm == null ? "—" : count(l.rpm)),
+        h("td", {class: "num"}, l.tpm == null ? "—" : count(l.tpm)), h("td", {}, clear));
+    });
+    return table(null, ["Tenant", "Scope", "Requests / min", "Tokens / min", ""], rows, "No rate limits set.");
   }
 }

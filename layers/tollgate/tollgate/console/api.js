@@ -1,6 +1,8 @@
 // tollgate's JSON APIs, called on this page's own origin with the key from sessionStorage.
 // The key goes only into the Authorization header: never into a URL, a cookie or localStorage.
 
+import {localTime} from "./dom.js";
+
 const KEY = "tollgate.key";
 // The page is <base>/ui, so the API is "./" relative to it (also under an API Gateway stage: /Prod/ui).
 const BASE = new URL("./", document.baseURI);
@@ -29,12 +31,35 @@ export class ApiError extends Error {
   }
 }
 
+/** Seconds (a Retry-After) in words: "7 s", "5 min", "3 h", "4 days". */
+function duration(seconds) {
+  if (!Number.isFinite(seconds)) return "a while";
+  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 48 * 3600) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86400)} days`;
+}
+
+/** A budget refusal's "budget" field ({kind, scope, name, period, timezone, resets_at}) in words. */
+function budgetWords(budget) {
+  if (!budget || typeof budget !== "object") return "Budget exhausted: a budget of this key has run out";
+  const kind = budget.kind === "usd" ? "USD" : "token";
+  const period = budget.period && budget.period !== "none" ? `${budget.period} ` : "";
+  const owner = budget.scope === "key" ? `key ${budget.name}` : `pool ${budget.name}`;
+  const resets = budget.resets_at
+    ? `it resets at ${localTime(budget.resets_at, budget.timezone)}`
+    : "it does not reset (no period): ask an admin to raise it";
+  return `Budget exhausted: the ${period}${kind} budget of ${owner} has run out; ${resets}`;
+}
+
 /** The OpenAI-shaped error body ({"error": {message, type, code}}) explained in words. */
 export function explain(status, body, retryAfter = null) {
   const error = (body && typeof body === "object" && body.error) || {};
   const said = typeof error.message === "string" ? error.message : "";
   const code = typeof error.code === "string" ? error.code : null;
-  const wait = retryAfter ? ` Try again in ${retryAfter} s.` : "";
+  // a budget's refusal already says when it resets (its Retry-After can be days)
+  const resets = code === "budget_exceeded" && error.budget && error.budget.resets_at;
+  const wait = retryAfter && !resets ? ` Try again in ${duration(Number(retryAfter))}.` : "";
   const words = {
     400: "The gateway refused the request as invalid",
     401: "The key was not accepted (missing, unknown, revoked or expired)",
@@ -46,8 +71,10 @@ export function explain(status, body, retryAfter = null) {
     504: "The upstream provider timed out",
   };
   let text;
-  if (status === 429 && code === "budget_exceeded") text = "Budget exhausted: this key's token budget has run out";
-  else if (status === 429) text = "Rate limit reached: too many requests or tokens for now";
+  if (status === 429 && code === "budget_exceeded") text = budgetWords(error.budget);
+  else if (status === 429 && code === "rate_limit_exceeded") {
+    text = "Rate limit reached: the gateway's requests-per-minute or tokens-per-minute limit for this key or tenant is full";
+  } else if (status === 429) text = "Rate limit reached: too many requests or tokens for now";
   else text = words[status] || `The gateway answered ${status}`;
   return new ApiError(status, `${text}.${wait}${said ? ` Gateway: ${said}` : ""}`, code, said);
 }

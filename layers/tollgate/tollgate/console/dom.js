@@ -81,3 +81,27 @@ export function when(value) {
   if (Number.isNaN(date.getTime())) return String(value);
   return h("time", {datetime: date.toISOString(), title: date.toISOString()}, date.toLocaleString());
 }
+
+/** An ISO instant as "2026-12-01 00:00 Asia/Kolkata" in the given IANA timezone (else the browser's). */
+export function localTime(value, timezone = null) {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return String(value);
+  let parts;
+  try {
+    parts = new Intl.DateTimeFormat("en-US", {timeZone: timezone || undefined, year: "numeric", month: "2-digit",
+      day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23"}).formatToParts(date);
+  } catch {
+    return localTime(value, null); // a timezone this browser does not know: the browser's own
+  }
+  const part = Object.fromEntries(parts.map((p) => [p.type, p.value]));
+  const zone = timezone || Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute} ${zone}`;
+}
+
+/** A period's end: the instant in the budget's own timezone, the UTC instant in the title. */
+export function resetTime(value, timezone) {
+  if (value === null || value === undefined || value === "") return "—";
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return String(value);
+  return h("time", {datetime: date.toISOString(), title: date.toISOString()}, localTime(value, timezone));
+}

@@ -92,9 +92,12 @@ class Exchange:
 
     async def reserve(self, tokens: int | None = None) -> None:
         """One reservation for every attempt: ``tokens``, or the estimate over the candidates."""
-        tokens = self.estimate() if tokens is None else tokens
+        router, prompt = self.ctx.router, PromptBound.of(self.request)
+        calls = [router.call(c, self.request, self.request_id) for c in self.route.candidates()]
+        costed = [(c.provider, c.model, prompt.with_call(c) if tokens is None else tokens) for c in calls]
+        tokens = max(t for _, _, t in costed) if tokens is None else tokens
         holder = Holder(self.booking.principal.key_id, self.served.provider, self.served.model)
-        await self.ctx.ledger.reserve(self.booking, self.request_id, tokens, holder)
+        await self.ctx.ledger.reserve(self.booking, self.request_id, tokens, holder, costed)
 
     async def open(self) -> Opened:
         """The first chunk of the first candidate that answers, and the rest of its stream."""

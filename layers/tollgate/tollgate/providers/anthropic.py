@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from ..anthropic_tables import STOP_REASONS, TOOL_CHOICES
 from ..config import ProviderConfig
 from ..errors import (
     BadRequest,
@@ -39,13 +40,13 @@ from .base import (
     ChatCall,
     Chunk,
     Finish,
-    FinishReason,
     NativeBlock,
     ResponseMeta,
     TextDelta,
     ThinkingDelta,
     ToolCallDelta,
     Usage,
+    token_count,
 )
 from .http_errors import MAX_MESSAGE, decode_upstream_json
 from .http_provider import HTTPProvider
@@ -54,16 +55,6 @@ from .sse import SSEvent
 from .turns import append_turn
 
 logger = logging.getLogger(__name__)
-
-STOP_REASONS: dict[str, FinishReason] = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",  # a server tool paused the turn; what was said so far is complete
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
 
 ERROR_TYPES: dict[str, type[TollgateError]] = {  # Anthropic error ``type`` -> tollgate error
     "overloaded_error": UpstreamUnavailable,
@@ -76,10 +67,10 @@ ERROR_TYPES: dict[str, type[TollgateError]] = {  # Anthropic error ``type`` -> t
     "timeout_error": UpstreamTimeout,
 }  # anything else (api_error, ...) is an UpstreamError
 
-TOOL_CHOICES: dict[str, str] = {"auto": "auto", "required": "any", "none": "none"}
-
 _SYSTEM_ROLES = frozenset({"system", "developer"})
-_PROMPT_USAGE_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+# Anthropic's input_tokens leaves out the cache writes and reads; tollgate's prompt_tokens is all three
+_CACHE_READ, _CACHE_WRITE = "cache_read_input_tokens", "cache_creation_input_tokens"
+_PROMPT_USAGE_FIELDS = ("input_tokens", _CACHE_WRITE, _CACHE_READ)
 
 Block = dict[str, Any]
 
@@ -142,6 +133,8 @@ def _tool_result(message: Message, param: str) -> Block:
         block["content"] = message.tool_content  # as the Messages client sent it
     elif content := _content_blocks(message.content, f"{param}.content"):
         block["content"] = content
+    if message.tool_error:
+        block["is_error"] = True
     return with_cache_control(block, message.cache_control)
 
 
@@ -254,7 +247,17 @@ def _finish(reason: Any) -> Finish | None:
 
 def _prompt_tokens(usage: dict[str, Any]) -> int:
     """Input tokens, cache writes and cache reads included (all of them are billed as prompt)."""
-    return sum(int(usage.get(name) or 0) for name in _PROMPT_USAGE_FIELDS)
+    return sum(token_count(usage.get(name)) for name in _PROMPT_USAGE_FIELDS)
+
+
+def usage_of(usage: dict[str, Any]) -> Usage:
+    """A Messages ``usage`` object -> tollgate's (prompt tokens with the cache reads and writes in them)."""
+    return Usage(
+        _prompt_tokens(usage),
+        token_count(usage.get("output_tokens")),
+        cached_tokens=token_count(usage.get(_CACHE_READ)),
+        cache_write_tokens=token_count(usage.get(_CACHE_WRITE)),
+    )
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
@@ -290,7 +293,7 @@ def parse_response(payload: dict[str, Any]) -> list[Chunk]:
     chunks.append(_finish(payload.get("stop_reason")) or Finish("stop"))
     usage = payload.get("usage")
     if isinstance(usage, dict):
-        chunks.append(Usage(_prompt_tokens(usage), int(usage.get("output_tokens") or 0)))
+        chunks.append(usage_of(usage))
     return chunks
 
 
@@ -304,8 +307,7 @@ class StreamParser:
         self._thinking: dict[int, int] = {}  # content block index -> thinking index (0, 1, ...)
         self._native = NativeBlocks()
         self._no_arguments: set[int] = set()  # tool calls whose arguments have not started yet
-        self._prompt_tokens = 0
-        self._completion_tokens = 0
+        self._usage = Usage(0, 0)
         self._handlers: dict[str, Callable[[dict[str, Any]], list[Chunk]]] = {
             "message_start": self.message_start,
             "content_block_start": self.content_block_start,
@@ -323,9 +325,7 @@ class StreamParser:
 
     def message_start(self, payload: dict[str, Any]) -> list[Chunk]:
         message = payload.get("message") or {}
-        usage = message.get("usage") or {}
-        self._prompt_tokens = _prompt_tokens(usage)
-        self._completion_tokens = int(usage.get("output_tokens") or 0)
+        self._usage = usage_of(message.get("usage") or {})
         return [ResponseMeta(model=message.get("model"), upstream_id=message.get("id"))]
 
     def content_block_start(self, payload: dict[str, Any]) -> list[Chunk]:
@@ -373,16 +373,22 @@ class StreamParser:
         return [ToolCallDelta(index=index, arguments="{}")]
 
     def message_delta(self, payload: dict[str, Any]) -> list[Chunk]:
-        usage = payload.get("usage") or {}
-        if usage.get("output_tokens") is not None:
-            self._completion_tokens = int(usage["output_tokens"])
-        self._prompt_tokens = max(self._prompt_tokens, _prompt_tokens(usage))  # cumulative when sent
+        raw = payload.get("usage") or {}
+        seen, usage = self._usage, usage_of(raw)
+        # every count here is cumulative when sent (input and cache counts since 2025, output always)
+        completion = seen.completion_tokens if raw.get("output_tokens") is None else usage.completion_tokens
+        self._usage = Usage(
+            max(seen.prompt_tokens, usage.prompt_tokens),
+            completion,
+            cached_tokens=max(seen.cached_tokens, usage.cached_tokens),
+            cache_write_tokens=max(seen.cache_write_tokens, usage.cache_write_tokens),
+        )
         finish = _finish((payload.get("delta") or {}).get("stop_reason"))
         return [finish] if finish else []
 
     def message_stop(self, payload: dict[str, Any]) -> list[Chunk]:
         self.finished = True
-        return [Usage(self._prompt_tokens, self._completion_tokens)]
+        return [self._usage]
 
     def error(self, payload: dict[str, Any]) -> list[Chunk]:
         raise error_for_event(payload, self.provider)

@@ -92,19 +92,48 @@ class Finish:
     reason: FinishReason
 
 
+def token_count(value: Any) -> int:
+    """An upstream's token count: a whole number >= 0; anything else (absent, null, a string, a negative
+    or fractional number) counts 0, so an odd usage object can neither fail an answer nor lower a cost."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return 0
+    return int(value) if value >= 0 and value == int(value) else 0
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens one answer used, OpenAI's way: ``prompt_tokens`` is every input token, the ones read from
+    and written to the upstream's prompt cache included; ``completion_tokens`` every output token, the
+    reasoning ones included. The three parts below are subsets of those two, as the upstream reports them
+    (0 where it does not), so nothing is counted twice: pricing charges the uncached rest of the prompt
+    at the input rate (``uncached_prompt_tokens``) and the rest of the output at the output rate."""
+
     prompt_tokens: int
     completion_tokens: int
     estimated: bool = False
-    # parts of the above, when the upstream reports them (prompt tokens read from its cache, completion
-    # tokens spent reasoning): shown to clients whose format has them (the Responses API's usage)
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens read from the cache
+    reasoning_tokens: int = 0  # completion tokens spent reasoning
+    cache_write_tokens: int = 0  # prompt tokens written to the cache
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def uncached_prompt_tokens(self) -> int:
+        """Prompt tokens neither read from nor written to the cache (Anthropic's ``input_tokens``)."""
+        return max(self.prompt_tokens - self.cached_tokens - self.cache_write_tokens, 0)
+
+    def __add__(self, other: Usage) -> Usage:
+        """Two answers' usage together (an agent loop's turns)."""
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.estimated or other.estimated,
+            self.cached_tokens + other.cached_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+        )
 
 
 @dataclass(frozen=True, slots=True)

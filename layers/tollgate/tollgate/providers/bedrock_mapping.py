@@ -35,10 +35,21 @@ from ..errors import (
 )
 from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..schemas.openai import ImagePart, Message, Tool
-from .base import ChatCall, Chunk, Finish, FinishReason, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from .base import (
+    ChatCall,
+    Chunk,
+    Finish,
+    FinishReason,
+    ResponseMeta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    token_count,
+)
 from .bedrock_native import (
     additional_fields,
     cache_point,
+    is_claude,
     reasoning_blocks,
     system_cache_control,
     thinking_delta,
@@ -52,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 PROVIDER = "bedrock"
 MAX_MESSAGE = 500
+# Converse reports inputTokens without the cache reads and writes (as Anthropic does): the prompt is all 3
 PROMPT_TOKEN_FIELDS = ("inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
 IMAGE_FORMATS = frozenset({"png", "jpeg", "gif", "webp"})
 EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
@@ -75,7 +87,7 @@ def to_converse(call: ChatCall) -> dict[str, Any]:
     """Keyword arguments for ``converse`` / ``converse_stream``."""
     request = call.request
     _log_dropped(call)
-    system, turns = _conversation(request.messages)
+    system, turns = _conversation(request.messages, is_claude(call.model))
     kwargs: dict[str, Any] = {
         "modelId": call.model,
         "messages": turns,
@@ -111,8 +123,9 @@ def _inference_config(call: ChatCall) -> dict[str, Any]:
     return config
 
 
-def _conversation(messages: Iterable[Message]) -> tuple[list[Block], list[Turn]]:
-    """System blocks and the alternating user/assistant turns Converse requires."""
+def _conversation(messages: Iterable[Message], claude: bool = False) -> tuple[list[Block], list[Turn]]:
+    """System blocks and the alternating user/assistant turns Converse requires (``claude``: the model
+    takes a tool result's ``status``)."""
     system: list[Block] = []
     turns: list[Turn] = []
     for index, message in enumerate(messages):
@@ -122,13 +135,13 @@ def _conversation(messages: Iterable[Message]) -> tuple[list[Block], list[Turn]]
                 system.extend(cache_point([{"text": text}], system_cache_control(message)))
             continue
         role = "assistant" if message.role == "assistant" else "user"
-        append_turn(turns, role, _blocks(message, index))
+        append_turn(turns, role, _blocks(message, index, claude))
     return system, turns
 
 
-def _blocks(message: Message, index: int) -> list[Block]:
+def _blocks(message: Message, index: int, claude: bool) -> list[Block]:
     if message.role == "tool":
-        return cache_point([_tool_result(message, index)], message.cache_control)
+        return cache_point([_tool_result(message, index, claude)], message.cache_control)
     blocks = reasoning_blocks(message) + _content_blocks(message, index)
     for position, tool_call in enumerate(message.tool_calls or []):
         param = f"messages[{index}].tool_calls[{position}].function.arguments"
@@ -178,10 +191,14 @@ def _tool_input(arguments: str, param: str) -> dict[str, Any]:
     return value
 
 
-def _tool_result(message: Message, index: int) -> Block:
+def _tool_result(message: Message, index: int, claude: bool) -> Block:
+    """Only Claude models on Bedrock take ``status``; the others read the "Error: " the text starts with."""
     if not message.tool_call_id:
         raise BadRequest("a tool message needs tool_call_id", param=f"messages[{index}].tool_call_id")
-    return {"toolResult": {"toolUseId": message.tool_call_id, "content": [{"text": message.text()}]}}
+    result: Block = {"toolUseId": message.tool_call_id, "content": [{"text": message.text()}]}
+    if claude and message.tool_error:
+        result["status"] = "error"
+    return {"toolResult": result}
 
 
 def _has_tool_blocks(turns: Iterable[Turn]) -> bool:
@@ -244,8 +261,13 @@ def finish(stop_reason: Any) -> Finish:
 def usage(raw: Mapping[str, Any] | None) -> Usage | None:
     if not raw:
         return None
-    prompt = sum(int(raw.get(key) or 0) for key in PROMPT_TOKEN_FIELDS)
-    return Usage(prompt_tokens=prompt, completion_tokens=int(raw.get("outputTokens") or 0))
+    prompt = sum(token_count(raw.get(key)) for key in PROMPT_TOKEN_FIELDS)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=token_count(raw.get("outputTokens")),
+        cached_tokens=token_count(raw.get("cacheReadInputTokens")),
+        cache_write_tokens=token_count(raw.get("cacheWriteInputTokens")),
+    )
 
 
 def parse_response(response: Mapping[str, Any], model: str | None = None) -> list[Chunk]:

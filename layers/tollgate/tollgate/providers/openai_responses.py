@@ -23,6 +23,7 @@ from .base import (
     TextDelta,
     ToolCallDelta,
     Usage,
+    token_count,
 )
 from .http_errors import decode_upstream_json
 from .sse import SSEvent
@@ -51,13 +52,16 @@ def _usage(response: dict[str, Any]) -> Usage | None:
     usage = response.get("usage")
     if not isinstance(usage, dict):
         return None
-    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens")
-    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens")
+    inputs = usage.get("input_tokens_details")
+    outputs = usage.get("output_tokens_details")
+    inputs = inputs if isinstance(inputs, dict) else {}
+    outputs = outputs if isinstance(outputs, dict) else {}
     return Usage(
-        int(usage.get("input_tokens") or 0),
-        int(usage.get("output_tokens") or 0),
-        cached_tokens=int(cached or 0),
-        reasoning_tokens=int(reasoning or 0),
+        token_count(usage.get("input_tokens")),
+        token_count(usage.get("output_tokens")),
+        cached_tokens=token_count(inputs.get("cached_tokens")),
+        reasoning_tokens=token_count(outputs.get("reasoning_tokens")),
+        cache_write_tokens=token_count(inputs.get("cache_write_tokens")),
     )
 
 

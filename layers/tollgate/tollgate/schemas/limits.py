@@ -13,6 +13,9 @@ MAX_CHOICES = 128  # n (OpenAI's own bound; tollgate answers one choice, so n ot
 MAX_EMBEDDING_DIMENSIONS = 65_536
 MAX_POOL_TOKENS = 10**12  # /v1/tokens/* amounts
 MAX_BUDGET_TOKENS = 10**15  # admin budget capacity
+MAX_BUDGET_USD = 10**9  # a USD budget (10**15 micro-USD)
+MAX_ALERT_PERCENT = 1000  # one alert threshold, percent of a budget
+MAX_ALERTS = 10  # thresholds per budget
 MAX_EXPIRES_IN_SECONDS = 100 * 365 * 86_400  # admin key expiry: 100 years
 MAX_AUDIT_SEQ = 2**53 - 1  # GET /v1/audit?after_seq (exact as a JSON number everywhere)
 

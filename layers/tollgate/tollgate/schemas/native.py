@@ -1,8 +1,8 @@
 """What an Anthropic Messages request carries beyond the internal (OpenAI-shaped) chat request.
 
-``anthropic_request.to_chat`` fills one ``AnthropicOptions`` per request; the Anthropic adapter sends it all
-upstream, the Bedrock adapter maps what Converse takes (thinking, effort, allowed betas), the
-OpenAI-compatible adapter reads only ``reasoning_effort()``; everything else is dropped there.
+``wire.anthropic_messages_request.to_chat`` fills one ``AnthropicOptions`` per request; the Anthropic
+adapter sends it all upstream, the Bedrock adapter maps what Converse takes (thinking, effort, allowed
+betas), the OpenAI-compatible adapter reads only ``reasoning_effort()``; everything else is dropped there.
 """
 
 from __future__ import annotations

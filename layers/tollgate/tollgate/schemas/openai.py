@@ -79,6 +79,9 @@ class Message(_Strict):
     # a tool result's content blocks as a Messages client sent them, when they are not all text
     # (images, tool references): an Anthropic upstream gets them; the others get the text
     tool_content: list[dict[str, Any]] | None = Field(None, exclude=True)
+    # a Messages tool_result's ``is_error``: Anthropic gets ``is_error``, Bedrock Claude ``status: error``;
+    # the others read the "Error: " that starts the content
+    tool_error: bool = Field(False, exclude=True)
     # a user or assistant turn's blocks as a Messages client sent them, when some have no OpenAI
     # counterpart (server tool calls and results, documents): an Anthropic upstream gets them verbatim
     anthropic_content: list[dict[str, Any]] | None = Field(None, exclude=True)
@@ -142,7 +145,7 @@ class ChatCompletionRequest(BaseModel):
     loop_mode: Literal["basic", "agent"] | None = None
     loop_until: str | None = Field(None, min_length=1, max_length=200)
     loop_max_turns: int | None = Field(None, strict=True, ge=1)  # capped: TOLLGATE_LOOP_MAX_TURNS_CAP
-    # set by the Messages wire (anthropic_request.to_chat) only; never read from a request body
+    # set by the Messages wire (wire.anthropic_messages_request.to_chat) only; never read from a request body
     _anthropic: AnthropicOptions | None = PrivateAttr(None)
 
     @model_validator(mode="before")

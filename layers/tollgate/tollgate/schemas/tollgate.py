@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..budget_periods import BadPeriod, check_timezone
 from .limits import (
+    MAX_ALERT_PERCENT,
+    MAX_ALERTS,
     MAX_BUDGET_TOKENS,
+    MAX_BUDGET_USD,
     MAX_EXPIRES_IN_SECONDS,
     MAX_KEY_MODELS,
     MAX_MODEL_NAME,
@@ -42,6 +46,23 @@ class TokensReport(_Body):
         return self
 
 
+Period = Literal["daily", "weekly", "monthly", "none"]
+Usd = Annotated[float, Field(strict=True, ge=0, le=MAX_BUDGET_USD)]
+AlertAt = Annotated[
+    list[Annotated[int, Field(strict=True, ge=1, le=MAX_ALERT_PERCENT)]], Field(max_length=MAX_ALERTS)
+]
+Timezone = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def _timezone(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            check_timezone(value)
+        except BadPeriod as exc:
+            raise ValueError(exc.message) from None
+    return value
+
+
 class KeyCreate(_Body):
     tenant: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
     name: str | None = Field(None, max_length=200)
@@ -51,7 +72,51 @@ class KeyCreate(_Body):
     pool: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN)
     pools: list[Annotated[str, PoolName]] = Field(default_factory=list, max_length=32)
     expires_in: int | None = Field(None, strict=True, ge=1, le=MAX_EXPIRES_IN_SECONDS)
+    budget_usd: Usd | None = None  # the key's own USD budget per budget_period
+    budget_period: Period | None = None
+    budget_timezone: Timezone | None = None
+    budget_alert_at: AlertAt | None = None
+
+    _check_timezone = field_validator("budget_timezone")(_timezone)
+
+    @model_validator(mode="after")
+    def _usd_for_a_period(self) -> KeyCreate:
+        if self.budget_usd is None and (self.budget_period or self.budget_timezone):
+            raise ValueError("budget_period and budget_timezone need budget_usd")
+        return self
 
 
 class BudgetSet(_Body):
-    tokens: int | None = Field(strict=True, ge=0, le=MAX_BUDGET_TOKENS)
+    """A pool's token capacity (null: unlimited) and its USD budget (``usd`` per ``period`` in
+    ``timezone``; null: none); fields left out stay as they are."""
+
+    tokens: int | None = Field(None, strict=True, ge=0, le=MAX_BUDGET_TOKENS)
+    usd: Usd | None = None
+    period: Period | None = None
+    timezone: Timezone | None = None
+    alert_at: AlertAt | None = None
+
+    _check_timezone = field_validator("timezone")(_timezone)
+
+    @model_validator(mode="after")
+    def _something(self) -> BudgetSet:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of tokens, usd, period, timezone, alert_at")
+        return self
+
+
+class KeyBudgetSet(_Body):
+    """A key's USD budget (``usd`` per ``period`` in ``timezone``; null: none); fields left out stay."""
+
+    usd: Usd | None = None
+    period: Period | None = None
+    timezone: Timezone | None = None
+    alert_at: AlertAt | None = None
+
+    _check_timezone = field_validator("timezone")(_timezone)
+
+    @model_validator(mode="after")
+    def _something(self) -> KeyBudgetSet:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of usd, period, timezone, alert_at")
+        return self

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import Forbidden, TollgateError
+from .alert_base import AlertStore
+from .budget_records import UsdBudgetStore
+from .limits_base import LimitStore
 from .rollup_base import RollupStore
 
 # ------------------------------------------------------------------------------------------------ keys
@@ -59,6 +62,11 @@ class KeyStore(Protocol):
 
     async def any_keys(self) -> bool:
         """Whether any key was ever created (revoked ones count): open mode ends with the first key."""
+
+    async def rotate_key(self, key_id: str, new_hash: str, at: str, old_until: str) -> ApiKey | None:
+        """Give the key ``new_hash`` (same id, tenant, pools, allow-list, limits); the old hash (and those
+        of earlier rotations still in their grace) is still found by ``key_by_hash``, with ``expires_at``
+        at most ``old_until``, and is revoked with the key. None when there is no such key."""
 
 
 # --------------------------------------------------------------------------------------------- budgets
@@ -344,7 +352,19 @@ class CostStore(Protocol):
         """Entries with since <= at < until, one tenant's or every tenant's (registry entries left out)."""
 
 
-class Store(KeyStore, BudgetStore, SessionStore, ResponseStore, AuditStore, CostStore, RollupStore, Protocol):
+class Store(
+    KeyStore,
+    BudgetStore,
+    UsdBudgetStore,
+    SessionStore,
+    ResponseStore,
+    AuditStore,
+    CostStore,
+    RollupStore,
+    LimitStore,
+    AlertStore,
+    Protocol,
+):
     """What a backend implements; callers depend on the aggregate they use."""
 
     async def init_schema(self) -> None:

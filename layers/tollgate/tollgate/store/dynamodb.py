@@ -64,9 +64,13 @@ from .base import (
     Reservation,
     UnknownPool,
 )
+from .dynamodb_alerts import DynamoDBAlerts
+from .dynamodb_budgets import DynamoDBBudgets
 from .dynamodb_items import Item, Request, expression, get_n, get_s, opt_n
+from .dynamodb_limits import DynamoDBLimits
 from .dynamodb_responses import DynamoDBResponses
 from .dynamodb_rollups import DynamoDBRollups
+from .dynamodb_rotation import DynamoDBRotation
 from .table import create_table_request, ttl_attribute
 
 __all__ = ["DynamoDBStore", "StoreConflict"]
@@ -98,7 +102,9 @@ def error_code(exc: BaseException) -> str | None:
     return str(code) if code else None
 
 
-class DynamoDBStore(DynamoDBRollups, DynamoDBResponses):
+class DynamoDBStore(
+    DynamoDBRollups, DynamoDBResponses, DynamoDBAlerts, DynamoDBBudgets, DynamoDBLimits, DynamoDBRotation
+):
     """Every ``Store`` method over boto3's low-level DynamoDB client."""
 
     def __init__(self, table: str, *, region: str, threads: int = 16, client: Any | None = None) -> None:
@@ -245,6 +251,7 @@ class DynamoDBStore(DynamoDBRollups, DynamoDBResponses):
             request = items.revoke_request({items.PK: entry[items.PK], items.SK: entry[items.SK]}, at)
             response = await self._conditional("update_item", **request)
             if response is not None:
+                await self.revoke_retired(response["Attributes"], at)  # old secrets still in their grace
                 return items.key_from_item(response["Attributes"])
         return None
 

@@ -29,6 +29,7 @@ from .. import timeutil
 from . import sqlite_ops as ops
 from . import sqlite_responses as responses
 from . import sqlite_rollups as rollups
+from . import sqlite_rotation as rotation
 from .base import (
     NOBODY,
     ApiKey,
@@ -41,6 +42,9 @@ from .base import (
     StoredResponse,
 )
 from .rollup_base import Rollup
+from .sqlite_alerts import SQLiteAlerts
+from .sqlite_budgets import SQLiteBudgets, create_budget_schema
+from .sqlite_limits import SQLiteLimits
 from .sqlite_schema import create_schema
 
 P = ParamSpec("P")
@@ -169,7 +173,7 @@ def _transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *ar
     return result
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteAlerts, SQLiteBudgets, SQLiteLimits):
     """Implements ``tollgate.store.base.Store`` on one SQLite file."""
 
     def __init__(self, path: str, *, threads: int = 16, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
@@ -178,10 +182,11 @@ class SQLiteStore:
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self.path = path
-        self._run = _Runner(path, threads, busy_timeout)
+        self._run: _Runner = _Runner(path, threads, busy_timeout)
 
     async def init_schema(self) -> None:
         await self._run.write(create_schema)
+        await self._run.write(create_budget_schema)
 
     async def aclose(self) -> None:
         await self._run.close()
@@ -192,7 +197,10 @@ class SQLiteStore:
         await self._run.write(ops.create_key, key)
 
     async def key_by_hash(self, key_hash: str) -> ApiKey | None:
-        return await self._run.read(ops.key_by, "key_hash", key_hash)
+        return await self._run.read(rotation.key_by_hash, key_hash)  # a retired hash too, in its grace
+
+    async def rotate_key(self, key_id: str, new_hash: str, at: str, old_until: str) -> ApiKey | None:
+        return await self._run.write(rotation.rotate_key, key_id, new_hash, at, old_until)
 
     async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
         return await self._run.read(ops.list_keys, tenant)

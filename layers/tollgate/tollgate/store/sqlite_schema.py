@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from .base import ApiKey, AuditEntry
+from .sqlite_limits import LIMIT_TABLES
 from .sqlite_rollups import ROLLUPS_TABLE
+from .sqlite_rotation import ROTATION_TABLES
 
 SCHEMA_VERSION = 3
 AUDIT_ENTRIES_TABLE = """CREATE TABLE IF NOT EXISTS audit_entries (
@@ -64,6 +66,26 @@ SEGMENT_MIGRATION = (
     AUDIT_BY_TIME,
 )
 
+# budget threshold alerts (``tollgate.alerts``; statements in sqlite_alerts.py)
+ALERT_TABLES = (
+    """CREATE TABLE IF NOT EXISTS alerts (
+        tenant TEXT NOT NULL,
+        alert_id TEXT NOT NULL,
+        budget_id TEXT NOT NULL,
+        period_key TEXT NOT NULL,
+        threshold INTEGER NOT NULL,
+        budget_limit INTEGER NOT NULL,
+        used INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        claimed_at TEXT NOT NULL,
+        delivered TEXT NOT NULL,
+        error TEXT NOT NULL,
+        PRIMARY KEY (tenant, alert_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS alerts_by_state ON alerts (state, at)",
+)
 TABLES = (
     """CREATE TABLE IF NOT EXISTS keys (
         key_id TEXT PRIMARY KEY,
@@ -130,6 +152,9 @@ TABLES = (
     AUDIT_BY_TIME,
     AUDIT_HEADS_TABLE,
     ROLLUPS_TABLE,
+    *LIMIT_TABLES,
+    *ROTATION_TABLES,
+    *ALERT_TABLES,
 )
 
 KEY_COLUMNS = "key_id, key_hash, tenant, name, models, pool, created_at, expires_at, revoked_at, pools"

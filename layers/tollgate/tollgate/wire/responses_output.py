@@ -35,10 +35,15 @@ def call_id(upstream_id: str | None, request_id: str, index: int) -> str:
 
 
 def usage_body(usage: Usage) -> dict[str, Any]:
-    """Responses usage; cached and reasoning token counts when the upstream's usage carries them."""
+    """Responses usage; cached and reasoning token counts when the upstream's usage carries them (cache
+    writes, which OpenAI does not report, as ``input_tokens_details.cache_write_tokens`` when there are any).
+    ``input_tokens`` includes the cached and written tokens."""
+    input_details = {"cached_tokens": usage.cached_tokens}
+    if usage.cache_write_tokens:
+        input_details["cache_write_tokens"] = usage.cache_write_tokens
     return {
         "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "input_tokens_details": input_details,
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,

@@ -16,9 +16,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import BadRequest
-from .providers.anthropic import TOOL_CHOICES
-from .schemas.anthropic import (
+from ..anthropic_tables import TOOL_CHOICES
+from ..errors import BadRequest
+from ..schemas.anthropic import (
     Base64Source,
     ContentBlock,
     ImageBlock,
@@ -33,8 +33,8 @@ from .schemas.anthropic import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from .schemas.native import AnthropicOptions
-from .schemas.openai import (
+from ..schemas.native import AnthropicOptions
+from ..schemas.openai import (
     ChatCompletionRequest,
     ContentPart,
     FunctionCall,
@@ -46,9 +46,9 @@ from .schemas.openai import (
     Tool,
     ToolCall,
 )
-from .schemas.openai import ThinkingBlock as InternalThinking
+from ..schemas.openai import ThinkingBlock as InternalThinking
 
-# Anthropic tool_choice type -> OpenAI tool_choice (the inverse of providers.anthropic.TOOL_CHOICES)
+# Anthropic tool_choice type -> OpenAI tool_choice (the inverse of anthropic_tables.TOOL_CHOICES)
 CHOICE_TYPES: dict[str, str] = {anthropic: openai for openai, anthropic in TOOL_CHOICES.items()}
 
 
@@ -64,12 +64,17 @@ def _tool_message(block: ToolResultBlock) -> Message:
     if block.is_error:
         text = f"Error: {text}" if text else "Error"
     native = None if block.only_text() or not isinstance(block.content, list) else block.content
+    if block.is_error and native is None and block.content:  # Anthropic: as sent, without the "Error: "
+        native = (
+            block.content if isinstance(block.content, list) else [{"type": "text", "text": block.content}]
+        )
     return Message(
         role="tool",
         tool_call_id=block.tool_use_id,
         content=text,
         cache_control=block.cache_control,
         tool_content=native,
+        tool_error=bool(block.is_error),
     )
 
 

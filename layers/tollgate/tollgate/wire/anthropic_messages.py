@@ -1,14 +1,14 @@
 """The Anthropic Messages wire format as tollgate *serves* it (POST /v1/messages).
 
 A Messages request is translated to the internal ``ChatCompletionRequest`` (``to_chat``, in
-``anthropic_request``), goes through
+``anthropic_messages_request``), goes through
 the one pipeline every model endpoint uses (routing, budget, session, audit), and the provider's typed
 chunks come back as an Anthropic ``message`` object (``render_message``) or as Anthropic's SSE event
 sequence (``AnthropicEncoder``). An Anthropic upstream behind the gateway is served through the same
 translation: request -> internal request -> the Anthropic upstream adapter (``providers.anthropic``) ->
 chunks -> Anthropic events; there is no second, pass-through path to keep in step.
 
-Pure functions only; the HTTP handler and the error shape live in ``api.messages``.
+Pure functions only (the error body included); the HTTP handler lives in ``api.messages``.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from typing import Any
 
 import msgspec
 
-from .anthropic_request import to_chat as to_chat  # the request side, re-exported
-from .errors import TollgateError
-from .json_depth import too_deep
-from .lifecycle import Outcome
-from .providers.base import (
+from ..errors import TollgateError
+from ..json_depth import too_deep
+from ..lifecycle import Outcome
+from ..providers.base import (
     ChatCall,
     Chunk,
     Finish,
@@ -34,12 +33,12 @@ from .providers.base import (
     ToolCallDelta,
     Usage,
 )
-from .streaming import ResponseBuilder
-from .tokens import estimate_prompt_tokens
+from ..streaming import ResponseBuilder
+from ..tokens import estimate_prompt_tokens
 
-logger = logging.getLogger("tollgate.anthropic_wire")
+logger = logging.getLogger("tollgate.wire.anthropic_messages")
 
-# OpenAI finish reason -> Anthropic stop reason (the inverse of providers.anthropic.STOP_REASONS)
+# OpenAI finish reason -> Anthropic stop reason (the inverse of anthropic_tables.STOP_REASONS)
 FINISH_TO_STOP: dict[str, str] = {
     "stop": "end_turn",
     "length": "max_tokens",
@@ -87,7 +86,14 @@ def tool_input(arguments: str, name: str) -> dict[str, Any]:
 
 
 def usage_body(usage: Usage) -> dict[str, int]:
-    return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
+    """Anthropic usage: ``input_tokens`` leaves out the cache reads and writes, which have fields of their
+    own (tollgate's ``prompt_tokens`` holds all three). Anthropic reports no reasoning count."""
+    return {
+        "input_tokens": usage.uncached_prompt_tokens,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_read_input_tokens": usage.cached_tokens,
+        "output_tokens": usage.completion_tokens,
+    }
 
 
 def anthropic_blocks(pieces: list[ThinkingDelta | NativeBlock]) -> list[Block]:
@@ -178,7 +184,8 @@ class AnthropicEncoder:
 
     def start(self) -> list[bytes]:
         messages = self.call.request.messages
-        usage = {"input_tokens": estimate_prompt_tokens(m.text() for m in messages), "output_tokens": 0}
+        # an estimate (the upstream has not answered yet); message_delta carries the real counts
+        usage = usage_body(Usage(estimate_prompt_tokens(m.text() for m in messages), 0))
         message: dict[str, Any] = {
             "id": f"msg_{self.call.request_id}",
             "type": "message",

@@ -1,0 +1,147 @@
+"""Cached, cache-write and reasoning tokens: what counts where, the rates they are priced at, the pricing
+file's shapes, and each wire format's usage object."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tollgate.accounting import Price, Pricing, usage_details
+from tollgate.ledger import Charge
+from tollgate.providers import anthropic, bedrock_mapping, openai_compat
+from tollgate.providers.base import Usage, token_count
+from tollgate.wire import anthropic_messages, openai_chat, responses_output
+
+PARTS = Usage(1000, 300, cached_tokens=600, reasoning_tokens=200, cache_write_tokens=100)
+RATES = {"input": "1", "output": "2", "cache_read": "0.5", "cache_write": "3", "reasoning": "4"}
+
+
+def pricing_from(tmp_path: Path, models: dict[str, Any]) -> Pricing:
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"openai": models}))
+    return Pricing.load(str(path))
+
+
+def test_each_part_at_its_own_rate_and_nothing_twice(tmp_path: Path) -> None:
+    pricing = pricing_from(tmp_path, {"m": RATES})
+    # 300 uncached prompt, 600 read, 100 written, 100 plain output, 200 reasoning
+    assert pricing.cost("openai", "m", PARTS) == 300 * 1 + 300 + 100 * 3 + 100 * 2 + 200 * 4
+    assert pricing.cost("openai", "m", Usage(1000, 300)) == 1000 + 600  # no parts: input and output only
+    everything_cached = Usage(1000, 0, cached_tokens=1000)
+    assert pricing.cost("openai", "m", everything_cached) == 500
+
+
+def test_parts_are_capped_at_the_totals(tmp_path: Path) -> None:
+    """An upstream that reports more cached tokens than prompt tokens is not charged for tokens it did
+    not count."""
+    pricing = pricing_from(tmp_path, {"m": RATES})
+    odd = Usage(100, 10, cached_tokens=150, reasoning_tokens=50, cache_write_tokens=20)
+    assert pricing.cost("openai", "m", odd) == 100 * 0.5 + 10 * 4
+
+
+def test_defaults_cache_rates_are_input_reasoning_is_output(tmp_path: Path) -> None:
+    pricing = pricing_from(
+        tmp_path, {"plain": ["1", "2"], "read": ["1", "2", "0.25"], "nulls": [1, 2, None, None, 8]}
+    )
+    assert pricing.price("openai", "plain") == Price(*(Decimal(n) for n in ("1", "2", "1", "1", "2")))
+    assert pricing.cost("openai", "plain", PARTS) == 1000 + 600  # the same as without parts
+    assert pricing.cost("openai", "read", PARTS) == 300 + 600 * 0.25 + 100 + 600
+    assert pricing.cost("openai", "nulls", PARTS) == 1000 + 100 * 2 + 200 * 8
+
+
+def test_rounded_once_half_up(tmp_path: Path) -> None:
+    pricing = pricing_from(tmp_path, {"m": {"input": "0.5", "output": "0.5", "cache_read": "0.25"}})
+    # 1 x 0.5 + 1 x 0.25 + 1 x 0.5 = 1.25 -> 1; each part rounded alone would give 1 + 0 + 1 = 2
+    assert pricing.cost("openai", "m", Usage(2, 1, cached_tokens=1)) == 1
+    assert pricing.cost("openai", "m", Usage(1, 0)) == 1  # 0.5 rounds half up
+
+
+def test_packaged_table_has_cache_rates() -> None:
+    pricing = Pricing.load()
+    sonnet = pricing.price("claude", "claude-sonnet-4-5-20250929")
+    assert sonnet is not None and (sonnet.cache_read, sonnet.cache_write) == (
+        Decimal("0.30"),
+        Decimal("3.75"),
+    )
+    assert pricing.price("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0") == sonnet
+    mini = pricing.price("openai", "gpt-4o-mini")
+    assert mini is not None and (mini.cache_read, mini.cache_write, mini.reasoning) == (
+        Decimal("0.075"),
+        Decimal("0.15"),  # OpenAI charges nothing extra for writing its cache
+        Decimal("0.60"),
+    )
+    assert pricing.cost("llama_cpp", "any", PARTS) == 0
+
+
+@pytest.mark.parametrize(
+    ("price", "message"),
+    [
+        (["1"], "must be [input, output"),
+        (["1", "2", "3", "4", "5", "6"], "must be [input, output"),
+        ({"input": "1", "output": "2", "cache": "1"}, "with keys input, output"),
+        ({"input": "1"}, "needs both an input and an output rate"),
+        ([None, "2"], "needs both an input and an output rate"),
+        (["1", "-2"], "m.output must be a number"),
+        (["1", "2", "cheap"], "m.cache_read must be a number"),
+        (["1", "2", "NaN"], "m.cache_read must be a number"),
+        (["1", "2", None, None, True], "m.reasoning must be a number"),
+        ("1", "must be [input, output"),
+    ],
+)
+def test_bad_prices_are_named(tmp_path: Path, price: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=r"pricing: openai\.m") as caught:
+        pricing_from(tmp_path, {"m": price})
+    assert message in str(caught.value)
+
+
+def test_usage_sums_and_uncached() -> None:
+    total = PARTS + Usage(10, 5, estimated=True, cached_tokens=4)
+    assert total == Usage(1010, 305, True, 604, 200, 100)
+    assert PARTS.uncached_prompt_tokens == 300 and Usage(5, 0, cached_tokens=9).uncached_prompt_tokens == 0
+
+
+def test_usage_details_for_the_audit_entry() -> None:
+    assert usage_details(Usage(5, 5)) == {}  # entries without parts hash exactly as before
+    assert usage_details(PARTS) == {"cached_tokens": 600, "cache_write_tokens": 100, "reasoning_tokens": 200}
+    charge = Charge("t", "k", "p", "r", "openai", "m", Usage(1, 1, reasoning_tokens=1), attempts=2)
+    assert charge.details() == {"attempts": 2, "reasoning_tokens": 1}
+    assert Charge("t", "k", "p", "r", "openai", "m", Usage(1, 1)).details() is None
+
+
+def test_each_wire_format_shows_the_parts_its_own_way() -> None:
+    assert openai_chat.usage_body(PARTS) == {
+        "prompt_tokens": 1000,
+        "completion_tokens": 300,
+        "total_tokens": 1300,
+        "prompt_tokens_details": {"cached_tokens": 600, "cache_write_tokens": 100},
+        "completion_tokens_details": {"reasoning_tokens": 200},
+    }
+    assert anthropic_messages.usage_body(PARTS) == {  # input_tokens leaves the cache out
+        "input_tokens": 300,
+        "cache_creation_input_tokens": 100,
+        "cache_read_input_tokens": 600,
+        "output_tokens": 300,
+    }
+    assert responses_output.usage_body(PARTS) == {
+        "input_tokens": 1000,
+        "input_tokens_details": {"cached_tokens": 600, "cache_write_tokens": 100},
+        "output_tokens": 300,
+        "output_tokens_details": {"reasoning_tokens": 200},
+        "total_tokens": 1300,
+    }
+    assert "cache_write_tokens" not in openai_chat.usage_body(Usage(1, 1))["prompt_tokens_details"]
+
+
+def test_odd_upstream_counts_are_zero_never_a_failure() -> None:
+    assert [token_count(v) for v in (7, 7.0, None, "7", -3, 2.5, True, float("nan"), [1])] == [7, 7] + [0] * 7
+    odd = {"prompt_tokens": "x", "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": -4}}
+    choice = {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+    assert openai_compat.parse_response({"choices": [choice], "usage": odd})[-1] == Usage(0, 5)
+    assert bedrock_mapping.usage({"inputTokens": 3, "cacheReadInputTokens": "lots"}) == Usage(3, 0)
+    assert anthropic.usage_of(
+        {"input_tokens": 2, "cache_read_input_tokens": None, "output_tokens": 1.0}
+    ) == Usage(2, 1)
