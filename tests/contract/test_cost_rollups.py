@@ -80,7 +80,11 @@ async def test_settle_carries_the_reserved_tokens(store: Store) -> None:
 
 
 def ledger_of(store: Store) -> Ledger:
-    return Ledger(store, Pricing.load(None), audit_key=KEY, session_keep=10, session_ttl=3600)
+    """As the gateway builds it: the budget rules cached (``key_cache_seconds``), so a steady-state request
+    reads none."""
+    return Ledger(
+        store, Pricing.load(None), audit_key=KEY, session_keep=10, session_ttl=3600, rules_cache_seconds=300
+    )
 
 
 async def request(
