@@ -15,8 +15,21 @@ from typing import TYPE_CHECKING, Any
 from litestar import Litestar
 
 from tollgate.app import create_app as tollgate_app
-from tollgate.store.base import NOBODY, ApiKey, AuditEntry, AuditHead, BeforeCharge, Holder, Pool, Reservation
+from tollgate.store.alert_base import Alert
+from tollgate.store.base import (
+    NOBODY,
+    ApiKey,
+    AuditEntry,
+    AuditHead,
+    BeforeCharge,
+    Holder,
+    Pool,
+    Reservation,
+    StoredResponse,
+)
+from tollgate.store.budget_records import BudgetRule, UsdCounter, UsdReservation
 from tollgate.store.limits_base import Counted, RateLimit
+from tollgate.store.rollup_base import Rollup
 
 if TYPE_CHECKING:
     from tollgate.store.base import Store
@@ -69,7 +82,9 @@ class NullStore:
     ) -> Pool:
         return _pool(tenant, pool)
 
-    async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
+    async def settle(
+        self, tenant: str, pool: str, reservation_id: str, actual: int, *, reserved: int | None = None
+    ) -> Pool | None:
         return _pool(tenant, pool)
 
     async def settle_anonymous(self, tenant: str, pool: str, reserved: int, actual: int) -> Pool | None:
@@ -142,6 +157,14 @@ class NullStore:
     ) -> list[AuditEntry]:
         return []
 
+    async def add_rollup(self, change: Rollup) -> None:
+        return None
+
+    async def list_rollups(
+        self, tenant: str | None, since_day: str | None = None, until_day: str | None = None
+    ) -> list[Rollup]:
+        return []
+
     # rate limits: none (no counter is ever written)
     async def set_limit(self, limit: RateLimit) -> None:
         return None
@@ -163,6 +186,75 @@ class NullStore:
 
     async def add_to_bucket(self, bucket: str, amount: int, expires_epoch: int) -> int:
         return amount
+
+    # stored responses: none kept
+    async def put_response(self, record: StoredResponse) -> None:
+        return None
+
+    async def get_response(self, tenant: str, response_id: str) -> StoredResponse | None:
+        return None
+
+    async def delete_response(self, tenant: str, response_id: str) -> bool:
+        return False
+
+    async def sweep_responses(self, now: str) -> int:
+        return 0
+
+    # USD budgets: none (no rule, so no USD reservation is ever made)
+    async def put_budget_rule(self, rule: BudgetRule) -> None:
+        return None
+
+    async def get_budget_rules(self, tenant: str, budget_ids: list[str]) -> list[BudgetRule]:
+        return []
+
+    async def list_budget_rules(self, tenant: str | None = None) -> list[BudgetRule]:
+        return []
+
+    async def reserve_usd(
+        self, tenant: str, budget: str, period_key: str, reservation: tuple[str, int, str], limit: int
+    ) -> UsdCounter:
+        return UsdCounter(tenant, budget, period_key, reserved=reservation[1])
+
+    async def settle_usd(
+        self,
+        tenant: str,
+        budget: str,
+        period_key: str,
+        reservation_id: str,
+        actual: int,
+        *,
+        reserved: int | None = None,
+    ) -> UsdCounter | None:
+        return None
+
+    async def get_usd_counter(self, tenant: str, budget: str, period_key: str) -> UsdCounter | None:
+        return None
+
+    async def sweep_usd_reservations(self, older_than: str, at: str) -> list[UsdReservation]:
+        return []
+
+    # alerts: none recorded
+    async def record_alert(self, alert: Alert) -> bool:
+        return False
+
+    async def get_alert(self, tenant: str, alert_id: str) -> Alert | None:
+        return None
+
+    async def list_alerts(self, tenant: str) -> list[Alert]:
+        return []
+
+    async def pending_alerts(self, limit: int = 100) -> list[Alert]:
+        return []
+
+    async def claim_alert(
+        self, tenant: str, alert_id: str, attempts: int, claimed_at: str, stale_before: str
+    ) -> Alert | None:
+        return None
+
+    async def finish_alert(
+        self, tenant: str, alert_id: str, attempts: int, state: str, delivered: tuple[str, ...], error: str
+    ) -> bool:
+        return False
 
 
 if TYPE_CHECKING:

@@ -61,6 +61,25 @@ async def test_settle_charges_once_and_frees_the_rest(store: Store) -> None:
     assert after.used + after.reserved == LIMIT
 
 
+async def test_settle_with_the_held_amount_finds_every_state_as_without_it(store: Store) -> None:
+    """``reserved=`` (the amount the caller holds: settled with no read first on DynamoDB) settles the same:
+    the held amount once; a wrong amount still settles what is held; after the sweep, a correction."""
+    await store.reserve_usd("acme", "pool:p", "all", ("r1", 500_000, at(1)), LIMIT)
+    settled = await store.settle_usd("acme", "pool:p", "all", "r1", 120_000, reserved=500_000)
+    assert settled == UsdCounter("acme", "pool:p", "all", used=120_000, reserved=0)
+    assert await store.settle_usd("acme", "pool:p", "all", "r1", 120_000, reserved=500_000) is None
+    await store.reserve_usd("acme", "pool:p", "all", ("r2", 300_000, at(2)), LIMIT)
+    wrong = await store.settle_usd("acme", "pool:p", "all", "r2", 100_000, reserved=999)
+    assert wrong == UsdCounter("acme", "pool:p", "all", used=220_000, reserved=0)
+    await store.reserve_usd("acme", "key:k", "2026-11", ("old", 300_000, at(1)), LIMIT)
+    await store.put_budget_rule(BudgetRule("acme", "key", "k", LIMIT, "monthly"))  # the sweep finds tenants
+    assert len(await store.sweep_usd_reservations(at(50), at(60))) == 1
+    late = await store.settle_usd("acme", "key:k", "2026-11", "old", 50_000, reserved=300_000)
+    assert late is not None and (late.used, late.reserved, late.swept) == (50_000, 0, {})
+    assert await store.get_usd_counter("acme", "nobody", "all") is None
+    assert await store.settle_usd("acme", "nobody", "all", "r9", 1, reserved=1) is None
+
+
 async def test_sweep_charges_abandoned_usd_and_a_late_settle_corrects_it(store: Store) -> None:
     await store.reserve_usd("acme", "key:k", "2026-11", ("old", 300_000, at(1)), LIMIT)
     await store.reserve_usd("acme", "key:k", "2026-11", ("young", 200_000, at(100)), LIMIT)

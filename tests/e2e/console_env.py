@@ -46,7 +46,7 @@ def day(days_ago: int) -> str:
 
 def seed_spend(db: Path) -> None:
     """Chain a few earlier requests of tenant acme into the store, as the ledger would have."""
-    from tollgate import audit
+    from tollgate import audit, rollups
     from tollgate.store.base import AuditEntry
     from tollgate.store.sqlite import SQLiteStore
 
@@ -74,7 +74,8 @@ def seed_spend(db: Path) -> None:
                         prev_hash="",
                         hash="",
                     )
-                    await audit.append(store, entry, AUDIT_KEY.encode())
+                    written = await audit.append(store, entry, AUDIT_KEY.encode())
+                    await store.add_rollup(rollups.change_of(written))  # the ledger's cost rollup
         finally:
             await store.aclose()
 

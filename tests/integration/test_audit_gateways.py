@@ -1,7 +1,8 @@
-"""Four ``tollgate serve`` processes (the real CLI) on one SQLite file and one tenant, the way Lambda runs
-the gateway: 200 concurrent requests make 200 audit entries in four segments, and the log verifies. A
-gateway killed with SIGKILL under load loses no entry of a request that was answered, and verification
-finds at most an unconfirmed tail of its segment, never tampering."""
+"""Four ``tollgate serve`` processes (the real CLI) on one store and one tenant, the way Lambda runs the
+gateway, on an SQLite file and on DynamoDB (dynalite): 200 concurrent requests make 200 audit entries in
+four segments, the log verifies, and the cost rollups add up to the audit entries. A gateway killed with
+SIGKILL under load loses no entry of a request that was answered, and verification finds at most an
+unconfirmed tail of its segment, never tampering."""
 
 from __future__ import annotations
 
@@ -12,27 +13,60 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.contract.backend_dynamodb import REGION, aws_environment, dynalite_url
 from tests.e2e.console_env import ADMIN_KEY, AUDIT_KEY, _free_port, _serve_env, stop
 from tests.fakes.openai_upstream import FakeOpenAI
-from tollgate import audit
+from tollgate import audit, rollups
+from tollgate.store.base import Store
+from tollgate.store.dynamodb import DynamoDBStore
 from tollgate.store.sqlite import SQLiteStore
 
 SERVE_LIMIT_S = 300  # each gateway process ends by itself even if this test run is killed
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
+KINDS = ["sqlite", "dynalite"]
+
+
+@contextlib.contextmanager
+def store_of(kind: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], Callable[[], Store]]]:
+    """The gateways' store settings (environment) and a way to open the same store here."""
+    if kind == "sqlite":
+        db = tmp_path / "gateways.db"
+        yield {"TOLLGATE_SQLITE_PATH": str(db)}, lambda: SQLiteStore(str(db))
+        return
+    table = f"tollgate-gw-{uuid.uuid4().hex[:12]}"
+    with aws_environment(tmp_path, dynalite_url()):
+        asyncio.run(_create_table(table))
+        env = {name: value for name, value in os.environ.items() if name.startswith("AWS_")}
+        yield (
+            {**env, "TOLLGATE_STORE": "dynamodb", "TOLLGATE_TABLE": table},
+            lambda: DynamoDBStore(table, region=REGION),
+        )
+
+
+async def _create_table(table: str) -> None:
+    store = DynamoDBStore(table, region=REGION)
+    try:
+        await store.init_schema()
+    finally:
+        await store.aclose()
+
+
 @contextlib.contextmanager
 def gateways(
-    tmp_path: Path, upstream: FakeOpenAI, count: int
+    tmp_path: Path, upstream: FakeOpenAI, count: int, store_env: dict[str, str] | None = None
 ) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
-    db, started = tmp_path / "gateways.db", []
-    env = _serve_env(db, upstream.url)  # type: ignore[attr-defined]
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []
+    env = {**_serve_env(tmp_path / "gateways.db", upstream.url), **(store_env or {})}  # type: ignore[attr-defined]
     try:
         for n in range(count):
             port = _free_port()
@@ -92,33 +126,44 @@ async def requests(
     return answered
 
 
-async def verified(db: Path) -> tuple[audit.Verification, set[str]]:
-    store = SQLiteStore(str(db))
+async def verified(opened: Store) -> tuple[audit.Verification, set[str], dict[str, Any]]:
+    """The log's verification, the request ids in it, and the cost rollups checked against it."""
     try:
-        result = await audit.verify(store, "acme", AUDIT_KEY.encode())
-        entries = [e async for e in audit.export_by_time(store, "acme")]
-        return result, {e.request_id for e in entries if e.status != "segment_opened"}
+        result = await audit.verify(opened, "acme", AUDIT_KEY.encode())
+        entries = [e async for e in audit.export_by_time(opened, "acme")]
+        costs = await rollups.verify(opened, "acme", None, None)
+        totals = await rollups.cost_report(opened, "acme", None, None, None)
+        return result, {e.request_id for e in entries if e.status != "segment_opened"}, {**costs, **totals}
     finally:
-        await store.aclose()
+        await opened.aclose()
 
 
+@pytest.mark.parametrize("kind", KINDS)
 def test_four_gateways_on_one_tenant_make_200_verified_entries(
-    fake_openai: FakeOpenAI, tmp_path: Path
+    kind: str, fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
-    with gateways(tmp_path, fake_openai, 4) as running:
+    with (
+        store_of(kind, tmp_path) as (store_env, open_store),
+        gateways(tmp_path, fake_openai, 4, store_env) as running,
+    ):
         urls = [url for url, _ in running]
         key = new_key(urls[0])
         answered = asyncio.run(requests(urls, key, 200, concurrency=16))
-    assert len(answered) == 200
-    result, audited = asyncio.run(verified(tmp_path / "gateways.db"))
+        assert len(answered) == 200
+        result, audited, costs = asyncio.run(verified(open_store()))
     assert (result.valid, result.entries, result.segments, result.unconfirmed_tail) == (True, 200, 4, False)
     assert audited == {rid for _, rid in answered}
+    assert (costs["valid"], costs["differences"], costs["requests"]) == (True, [], 200)  # rollups = audit sum
 
 
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_gateway_killed_under_load_loses_no_answered_request(
-    fake_openai: FakeOpenAI, tmp_path: Path
+    kind: str, fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
-    with gateways(tmp_path, fake_openai, 2) as running:
+    with (
+        store_of(kind, tmp_path) as (store_env, open_store),
+        gateways(tmp_path, fake_openai, 2, store_env) as running,
+    ):
         (victim_url, victim), (survivor_url, _) = running
         key = new_key(survivor_url)
 
@@ -134,10 +179,14 @@ def test_a_gateway_killed_under_load_loses_no_answered_request(
         answered = asyncio.run(load_then_kill())
         assert victim.wait(timeout=10) == -signal.SIGKILL
         answered += asyncio.run(requests([survivor_url], key, 20, concurrency=4))
+        result, audited, costs = asyncio.run(verified(open_store()))
     assert len(answered) < 2000 + 20  # the kill cut requests short
-    result, audited = asyncio.run(verified(tmp_path / "gateways.db"))
     assert result.valid, result.problem
     assert {
         rid for _, rid in answered
     } <= audited  # each answered request's entry was in before its last byte
     assert result.entries >= len(answered) and result.segments == 2
+    # every answered request's rollup was added before its last byte; the kill may cut a request between
+    # its rollup and its entry (written side by side), one per request in flight at most
+    assert len(answered) <= costs["requests"] <= len(answered) + 8
+    assert all(abs(d["rollup"]["requests"] - d["audit"]["requests"]) <= 8 for d in costs["differences"])

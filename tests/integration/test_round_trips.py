@@ -1,7 +1,9 @@
 """Store round trips per chat request at steady state (issue "Cost per request").
 
-Target: at most 2 reads and 4 writes without a session (cached key lookup, reserve, settle, audit head +
-entry, the entry doubling as the cost record), one read and one write more with a session.
+Target (issue 11, "no reads on the steady-state hot path"): without a session, no read at all (the key
+lookup cached) and 5 writes: reserve, settle (carrying its reservation's tokens: no read first), the audit
+entry (the cost record) and its segment head, and the entry's cost rollup (one atomic add). A session adds
+one read (its history) and one write.
 
 - DynamoDB (dynalite) through the real gateway on a socket: every DynamoDB API call the store's client
   makes is recorded with botocore's ``before-parameter-build`` event (once per API call; retries of one call
@@ -39,7 +41,7 @@ from tollgate.store.base import Store
 from tollgate.store.dynamodb import DynamoDBStore
 from tollgate.store.sqlite import SQLiteStore
 
-TARGET_READS, TARGET_WRITES = 2, 4  # without a session; a session adds one of each
+TARGET_READS, TARGET_WRITES = 0, 5  # without a session; a session adds one of each
 
 DYNAMODB_READS = frozenset({"GetItem", "Query", "BatchGetItem", "Scan"})
 DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
@@ -63,6 +65,7 @@ STORE_READS = frozenset(
         "list_audit",
         "audit_tenants",
         "list_costs",
+        "list_rollups",
         "get_budget_rules",
         "list_budget_rules",
         "get_usd_counter",
@@ -96,6 +99,7 @@ STORE_WRITES = frozenset(
         "sweep_usd_reservations",
         "put_audit_entry",
         "advance_audit_head",
+        "add_rollup",
         "init_schema",
         "set_limit",
         "clear_limit",
@@ -158,6 +162,8 @@ class RoundTrips:
 def dynamodb_call(params: dict[str, Any]) -> str:
     """What a call touches, for the printout: the item's sort key without its variable part."""
     key = params.get("Key") or params.get("Item") or {}
+    if key.get(items.PK, {}).get("S", "").startswith("ROLLUP#"):
+        return "ROLLUP"
     sort_key = key.get(items.SK, {}).get("S", "")
     return sort_key.split("#", 1)[0] or "?"
 
@@ -282,13 +288,19 @@ def check_targets(store: str, counts: dict[str, RoundTrips]) -> None:
         print(f"\n[{store}] {name}: {trips}")
     for name, trips in counts.items():
         extra = 1 if "session" in name else 0
-        assert trips.reads <= TARGET_READS + extra, f"{store} {name}: {trips}"
-        assert trips.writes <= TARGET_WRITES + extra, f"{store} {name}: {trips}"
+        assert trips.reads == TARGET_READS + extra, f"{store} {name}: {trips}"
+        assert trips.writes == TARGET_WRITES + extra, f"{store} {name}: {trips}"
 
 
 def test_round_trips_per_request_on_dynamodb(dynamodb_gateway: tuple[Gateway, Recorder]) -> None:
     counts = measure_all(*dynamodb_gateway)
     check_targets("dynamodb", counts)
+    assert dict(counts["non-streamed"].operations) == {
+        "PutItem(SEG)": 1,  # the audit entry
+        "UpdateItem(HEAD)": 1,  # its segment head
+        "UpdateItem(POOL)": 2,  # reserve, settle
+        "UpdateItem(ROLLUP)": 1,  # the cost rollup
+    }
     # the same work whether streamed or not
     assert counts["streamed"] == counts["non-streamed"]
     assert counts["streamed + session"] == counts["non-streamed + session"]
@@ -297,6 +309,9 @@ def test_round_trips_per_request_on_dynamodb(dynamodb_gateway: tuple[Gateway, Re
 def test_round_trips_per_request_on_sqlite(sqlite_gateway: tuple[Gateway, Recorder]) -> None:
     counts = measure_all(*sqlite_gateway)
     check_targets("sqlite", counts)
+    assert dict(counts["non-streamed"].operations) == dict.fromkeys(
+        ("reserve", "settle", "put_audit_entry", "advance_audit_head", "add_rollup"), 1
+    )
     assert counts["streamed"] == counts["non-streamed"]
     assert counts["streamed + session"] == counts["non-streamed + session"]
 
@@ -338,3 +353,32 @@ def test_alert_thresholds_cost_no_round_trip_on_sqlite(
     counts = measure_all(Gateway(server, fake_openai), recorder, alert_at=[90])
     check_targets("sqlite + alerts", counts)
     assert all("record_alert" not in dict(trips.operations) for trips in counts.values())
+
+
+def usd_trips(gw: Gateway, recorder: Recorder) -> tuple[RoundTrips, RoundTrips, RoundTrips]:
+    """One request's round trips with no USD budget, with the pool's, then with the pool's and the key's."""
+    created = gw.admin("POST", "/keys", json={"tenant": "rt-usd"}).json()
+    key, key_id = created["key"], created["key_id"]
+    gw.set_budget("rt-usd", "default", 1_000_000)
+    chat_ok(gw, key, {})  # warm-up: key and "no rules" cached, the chain's head
+    free = recorder.measure(functools.partial(chat_ok, gw, key, {}))
+    budget = {"tokens": 1_000_000, "usd": 100, "period": "monthly"}
+    assert gw.admin("PUT", "/budgets/rt-usd/default", json=budget).status_code == 200
+    chat_ok(gw, key, {})  # warm-up: the rules cached
+    pool = recorder.measure(functools.partial(chat_ok, gw, key, {}))
+    put = gw.admin("PUT", f"/keys/{key_id}/budget", json={"usd": 50, "period": "daily"})
+    assert put.status_code == 200, put.text
+    chat_ok(gw, key, {})
+    return free, pool, recorder.measure(functools.partial(chat_ok, gw, key, {}))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
+def test_a_usd_budget_costs_two_writes_and_no_read(kind: str, request: pytest.FixtureRequest) -> None:
+    """Each USD budget that applies (the pool's, the key's) holds the request's cost bound on reserve and
+    settles it on finish: two conditional writes each beside the token pool's, the rules cached: no read."""
+    gw, recorder = request.getfixturevalue(f"{kind}_gateway")
+    free, pool, both = usd_trips(gw, recorder)
+    print(f"\n[{kind}] no USD budget: {free}\n[{kind}] pool's: {pool}\n[{kind}] pool's + key's: {both}")
+    assert (free.reads, free.writes) == (TARGET_READS, TARGET_WRITES)
+    assert (pool.reads, pool.writes) == (free.reads, free.writes + 2)
+    assert (both.reads, both.writes) == (free.reads, free.writes + 4)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tollgate import audit
+from tollgate import audit, rollups
 from tollgate.cli import _serve_banner, build_parser, main
 from tollgate.cli_args import since_time
 from tollgate.config import Settings
@@ -41,8 +41,9 @@ def _append(db: Path, *entries: AuditEntry) -> None:
     async def run() -> None:
         store = SQLiteStore(str(db))
         await store.init_schema()
-        for n, entry in enumerate(entries):
-            await audit.append(store, replace(entry, request_id=f"r{n}"), None)
+        for n, entry in enumerate(entries):  # what the ledger writes: the entry and its cost rollup
+            written = await audit.append(store, replace(entry, request_id=f"r{n}"), None)
+            await store.add_rollup(rollups.change_of(written))
         await store.aclose()
 
     asyncio.run(run())

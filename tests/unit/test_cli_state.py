@@ -191,13 +191,37 @@ def test_audit_verify_export_and_tamper(tollgate) -> None:  # type: ignore[no-un
 
 def test_costs(tollgate) -> None:  # type: ignore[no-untyped-def]
     tollgate("store", "init")
-    _append_entries(tollgate.db, 6)
+    _append_entries(tollgate.db, 6)  # entries without rollups: data written before rollups existed
+    assert "total $0.000000 over 0 requests" in tollgate("costs").stdout
+    lone = tollgate("costs", "--repair", check=False)
+    assert lone.returncode == 2 and "--repair needs --verify" in lone.stderr
+    unchecked = tollgate("costs", "--verify", check=False)
+    assert unchecked.returncode == 1, unchecked.stdout
+    assert unchecked.stdout.count("DIFFERS acme/2026-11-0") == 3
+    assert "requests 0 (audit 2)" in unchecked.stdout and "cost_micro_usd 0 (audit 8)" in unchecked.stdout
+    repaired = tollgate("costs", "--verify", "--repair", check=False)
+    assert repaired.returncode == 1 and "repaired 3 rows" in repaired.stdout  # backfilled
+    assert "cost rollups match the audit entries: 3 rows" in tollgate("costs", "--verify").stdout
     result = json.loads(tollgate("costs", "--tenant", "acme", "--by", "day", "--json").stdout)
     assert result["total_cost_usd"] == 0.000024 and result["total_cost_micro_usd"] == 24
     assert [g["group"] for g in result["groups"]] == ["2026-11-01", "2026-11-02", "2026-11-03"]
     since = json.loads(tollgate("costs", "--since", "2026-11-02", "--json").stdout)
     assert since["requests"] == 4
+    middle = json.loads(
+        tollgate("costs", "--since", "2026-11-02T05:00", "--until", "2026-11-02T06:00", "--json").stdout
+    )
+    assert (middle["since_day"], middle["until_day"], middle["requests"]) == ("2026-11-02", "2026-11-03", 2)
     assert "total $0.000024 over 6 requests" in tollgate("costs").stdout
+    with sqlite3.connect(tollgate.db) as db:  # an edited rollup is reported
+        db.execute("update cost_rollups set cost_micro_usd = 1 where day = '2026-11-03'")
+    edited = tollgate("costs", "--verify", "--json", check=False)
+    assert edited.returncode == 1
+    [diff] = json.loads(edited.stdout)["differences"]
+    assert (diff["day"], diff["rollup"]["cost_micro_usd"], diff["audit"]["cost_micro_usd"]) == (
+        "2026-11-03",
+        1,
+        8,
+    )
 
 
 def test_keys_create_makes_missing_pools_unlimited_and_keeps_existing_ones(tollgate) -> None:  # type: ignore[no-untyped-def]

@@ -89,8 +89,11 @@ async def append(
     store: AuditStore, entry: AuditEntry, key: bytes | None, *, known_head: AuditHead | None = None
 ) -> AuditEntry:
     """Chain ``entry`` onto the head of its segment, which other processes may append to as well (the
-    registry; the legacy chain in tests): a lost race re-reads the head (consistent read) and retries
-    with exponential backoff and full jitter. ``known_head`` saves the first head read."""
+    registry; the legacy chain in tests). A lost race reads the winner (the entry that took our seq): when
+    it chains onto the head we built on, it is the new head (advanced for it, should its writer have died
+    in between) and the next attempt builds on it without reading the head; otherwise the head is read
+    again (consistent read). Retries back off exponentially with full jitter; no registration is lost
+    short of ``APPEND_DEADLINE_SECONDS``. ``known_head`` saves the first head read."""
     deadline = time.monotonic() + APPEND_DEADLINE_SECONDS
     tenant, segment = entry.tenant, entry.segment
     head, attempt = known_head, 0
@@ -102,20 +105,24 @@ async def append(
         if await store.put_audit_entry(link):
             await store.advance_audit_head(tenant, AuditHead(link.seq, link.hash), seq, segment=segment)
             return link
-        await _repair_head(store, link, seq, prev)
+        head = await _winner(store, link, seq, prev)
         if time.monotonic() > deadline:
             raise AuditConflict(f"could not append to the audit chain of tenant {tenant}")
         delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** min(attempt, 16))
         await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 (jitter, not crypto)
-        head, attempt = None, attempt + 1
+        attempt += 1
 
 
-async def _repair_head(store: AuditStore, link: AuditEntry, seq: int, prev: str) -> None:
-    """Entry seq+1 exists: if it chains onto the head, a writer died before advancing it; advance it."""
+async def _winner(store: AuditStore, link: AuditEntry, seq: int, prev: str) -> AuditHead | None:
+    """Entry seq+1 exists: when it chains onto the head we built on, it is the head to build on next (its
+    writer may have died before advancing the head: advance it); None when it does not (read the head)."""
     tenant, segment = link.tenant, link.segment
     taken = await store.get_audit_entry(tenant, seq + 1, segment=segment)
-    if taken is not None and taken.prev_hash == prev:
-        await store.advance_audit_head(tenant, AuditHead(taken.seq, taken.hash), seq, segment=segment)
+    if taken is None or taken.prev_hash != prev:
+        return None
+    winner = AuditHead(taken.seq, taken.hash)
+    await store.advance_audit_head(tenant, winner, seq, segment=segment)
+    return winner
 
 
 def new_segment_id() -> str:

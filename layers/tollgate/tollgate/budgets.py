@@ -236,7 +236,9 @@ class Budgets:
     async def settle(self, tenant: str, request_id: str, holds: Sequence[Hold], cost: int) -> None:
         """Charge ``cost`` (micro-USD) to each hold's counter, releasing the rest (exactly once each)."""
         for hold in holds:
-            await self.store.settle_usd(tenant, hold.budget_id, hold.period_key, request_id, cost)
+            await self.store.settle_usd(
+                tenant, hold.budget_id, hold.period_key, request_id, cost, reserved=hold.amount
+            )
 
     # ------------------------------------------------------------------------------------------ reading
 

@@ -8,10 +8,9 @@ from dataclasses import asdict
 from typing import Any
 
 from . import audit
-from .accounting import summarize_costs
 from .api.admin import key_view
 from .cli import _print, _with_store
-from .cli_args import SINCE_FORMS, count_type, name_type, names_type, since_time
+from .cli_args import count_type, name_type, names_type
 from .cli_budgets import (
     add_budget_set_arguments,
     add_key_budget_arguments,
@@ -20,6 +19,7 @@ from .cli_budgets import (
     key_budget,
     store_key_budget,
 )
+from .cli_costs import add_costs_command
 from .cli_rotate import add_rotate_command
 from .config import Settings
 from .context import AppContext
@@ -155,28 +155,6 @@ def audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def costs(args: argparse.Namespace) -> int:
-    since = args.since
-
-    async def summary(store: Any, _: Settings) -> dict[str, Any]:
-        return summarize_costs(await store.list_costs(args.tenant, since=since), args.by)
-
-    result = {"tenant": args.tenant, "since": since, **_with_store(summary)}
-    if args.json:
-        _print(result)
-        return 0
-    print(
-        f"total ${result['total_cost_usd']:.6f} over {result['requests']} requests "
-        f"({result['unpriced_requests']} unpriced, {result['refused']} refused)"
-    )
-    for row in result["groups"]:
-        print(
-            f"  {printable(row['group']):<48} {row['requests']:>7} req  {row['prompt_tokens']:>10} in "
-            f"{row['completion_tokens']:>10} out  ${row['cost_usd']:.6f}"
-        )
-    return 0
-
-
 _TENANT = name_type("tenant")
 _POOL = name_type("pool")
 _JSON = "print JSON instead of a table"
@@ -251,11 +229,4 @@ def add_admin_commands(commands: Any) -> None:
     export.add_argument("--tenant", type=_TENANT, help="only this tenant's entries (default: every tenant)")
     export.set_defaults(handler=audit_export)
 
-    cost = commands.add_parser("costs", help="cost records, totals and groups")
-    cost.add_argument("--tenant", type=_TENANT, help="only this tenant's costs (default: every tenant)")
-    cost.add_argument("--since", type=since_time, help=f"only requests since: {SINCE_FORMS}; UTC")
-    cost.add_argument(
-        "--by", choices=["model", "day", "key"], help="group the totals by model, UTC day or key"
-    )
-    cost.add_argument("--json", action="store_true", help=_JSON)
-    cost.set_defaults(handler=costs)
+    add_costs_command(commands)

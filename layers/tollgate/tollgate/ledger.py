@@ -9,7 +9,7 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import audit
+from . import audit, rollups
 from .accounting import Pricing, usage_details, usd
 from .alerts import budgets as budget_alerts
 from .alerts.watch import AlertWatch
@@ -37,6 +37,7 @@ class Booking:
     request_sha256: str
     reservation_id: str | None = None
     reserved: int = 0
+    holder: Holder | None = None  # who holds the reservation (for the sweep's estimate)
     session_id: str | None = None
     session_version: int = 0
     session_history: list[dict[str, Any]] = field(default_factory=list)
@@ -166,7 +167,7 @@ class Ledger:
                     await budget_alerts.pool_refused(self.alerts, self.store, tenant, rules, booking.pool)
                 raise pool_exhausted(booking.pool, tokens, exc.available) from exc
             raise
-        booking.reservation_id, booking.reserved = request_id, tokens
+        booking.reservation_id, booking.reserved, booking.holder = request_id, tokens, holder
         booking.usd_holds = holds
         if self.alerts is not None:
             await budget_alerts.reserved(self.alerts, tenant, rules, holds, pool)
@@ -191,7 +192,10 @@ class Ledger:
         is ever settled twice; a loop saves its session once, at the end (``save_session``)."""
         usage = charge.usage
         cost = self.pricing.cost(charge.provider, charge.model, usage)
-        jobs: list[Coroutine[Any, Any, Any]] = [self._audit(booking, charge, status, cost, answer)]
+        entry = self._entry(booking, charge, status, cost, answer)
+        # the audit entry, its cost rollup (one atomic add) and the settle: writes only, side by side
+        jobs: list[Coroutine[Any, Any, Any]] = [self.audit.append(entry)]
+        jobs.append(self.store.add_rollup(rollups.change_of(entry)))
         if booking.reservation_id is not None:
             jobs.append(self._settle(booking, usage.total_tokens, cost))
         if booking.admission is not None:
@@ -228,13 +232,22 @@ class Ledger:
             )
 
     async def _settle(self, booking: Booking, actual: int, cost: int | None) -> None:
+        """One conditional write carrying the tokens reserved (no read); when it corrected the sweep's
+        charge instead, the sweep's estimate leaves the cost rollups (the request counts once). The USD
+        holds settle after it, whatever happened to the tokens."""
         assert booking.reservation_id is not None
-        tenant, request_id, holds = booking.principal.tenant, booking.reservation_id, booking.usd_holds
+        tenant, rid, holds = booking.principal.tenant, booking.reservation_id, booking.usd_holds
         booking.usd_holds = []
         try:
-            await self.store.settle(tenant, booking.pool, request_id, actual)
+            settled = await self.store.settle(tenant, booking.pool, rid, actual, reserved=booking.reserved)
+            if settled is not None and settled.corrected is not None:
+                tokens, swept_at = settled.corrected
+                holder = booking.holder or Holder()
+                estimate = Reservation(tenant, booking.pool, rid, tokens, swept_at, holder)
+                change = rollups.abandoned_change(self.pricing, estimate, swept_at)
+                await self.store.add_rollup(change.negated())
         finally:
-            await self._settle_usd(tenant, request_id, holds, cost)
+            await self._settle_usd(tenant, rid, holds, cost)
 
     async def _settle_usd(self, tenant: str, request_id: str, holds: list[Hold], cost: int | None) -> None:
         for hold in holds:  # priced (an unpriced model is refused under a USD budget); else its bound
@@ -265,7 +278,7 @@ class Ledger:
         )
         return await self.audit.append(entry)
 
-    async def _audit(
+    def _entry(
         self,
         booking: Booking,
         charge: Charge,
@@ -273,7 +286,7 @@ class Ledger:
         cost: int | None,
         answer: dict[str, Any] | None,
     ) -> AuditEntry:
-        entry = AuditEntry(
+        return AuditEntry(
             tenant=charge.tenant,
             seq=0,
             at=now_str(),
@@ -291,7 +304,6 @@ class Ledger:
             hash="",
             details=charge.details(),
         )
-        return await self.audit.append(entry)
 
     async def _save_session(self, booking: Booking, answer: dict[str, Any]) -> None:
         """Append this turn; on a concurrent change, reload and append again (bounded)."""

@@ -22,6 +22,7 @@ from .alerts.outbox import Outbox
 from .errors import BadRequest
 from .ledger import Ledger
 from .logs import log_event
+from .rollups import abandoned_change
 from .store.base import Reservation, Store
 from .timeutil import Clock, format_time, utc_now
 
@@ -69,6 +70,11 @@ class Sweeper:
 
         cutoff = format_time(now - timedelta(seconds=age))
         swept = await self.store.sweep_reservations(cutoff, at, audit)
+        for reservation in swept:  # charged (once each): now its estimate counts in the cost rollups
+            try:
+                await self.store.add_rollup(abandoned_change(self.ledger.pricing, reservation, at))
+            except Exception as exc:  # costs --verify reports the row; the sweep goes on
+                log_event(logger, logging.ERROR, "rollup_failed", error=f"{type(exc).__name__}: {exc}")
         swept_usd = await self.store.sweep_usd_reservations(cutoff, at)  # audited with its request's tokens
         sessions = await self.store.sweep_sessions(at)
         responses = await self.store.sweep_responses(at)

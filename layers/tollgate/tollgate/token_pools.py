@@ -36,6 +36,14 @@ def _bound(pool: Pool) -> int:
     return UNLIMITED_POOL_MAX_TOKENS if pool.capacity is None else pool.capacity
 
 
+def _too_many(pool: Pool, tokens: int) -> BadRequest | None:
+    if tokens <= _bound(pool):
+        return None
+    return BadRequest(
+        f"tokens: at most {_bound(pool)} may be reserved at once in pool {pool.pool!r}", param="tokens"
+    )
+
+
 async def reserve(
     store: BudgetStore,
     principal: Principal,
@@ -45,17 +53,25 @@ async def reserve(
 ) -> tuple[str, Pool]:
     """Hold ``tokens`` in one of the key's pools; returns the reservation id and the pool after. With
     ``alerts`` (the watch, and the budgets whose cached rules hold the thresholds), the pool's token
-    thresholds are checked as for every other reserve."""
-    found = await existing_pool(store, principal, pool)
-    if tokens > _bound(found):
-        raise BadRequest(
-            f"tokens: at most {_bound(found)} may be reserved at once in pool {pool!r}", param="tokens"
-        )
+    thresholds are checked as for every other reserve.
+
+    One conditional write, no read first (the store refuses a missing pool, and a reservation that does
+    not fit): the pool is read only on a refusal, to tell a reservation larger than the pool could ever
+    hold (400) from an exhausted budget (429), or before a reservation over ``UNLIMITED_POOL_MAX_TOKENS``
+    (which only a pool with a larger capacity may take)."""
+    principal.check_pool(pool)
+    if tokens > UNLIMITED_POOL_MAX_TOKENS and (
+        error := _too_many(await existing_pool(store, principal, pool), tokens)
+    ):
+        raise error
     reservation_id = PREFIX + secrets.token_hex(12)
     holder = Holder(principal.key_id, PROVIDER, pool)
     try:
         after = await store.reserve(principal.tenant, pool, reservation_id, tokens, now_str(), holder)
     except Overdrawn as exc:
+        found = await store.get_pool(principal.tenant, pool)
+        if found is not None and (error := _too_many(found, tokens)):
+            raise error from None
         if alerts is not None:
             watch, rules = alerts[0], await alerts[1].applicable(principal.tenant, principal.key_id, pool)
             await budget_alerts.pool_refused(watch, store, principal.tenant, rules, pool)
@@ -86,8 +102,9 @@ async def report(
             for rid, (tokens, _) in sorted(found.reservations.items(), key=lambda item: item[1][1])
             if tokens == reserved and _reportable(found, principal, rid)
         ]
-    for rid in candidates:
-        settled = await store.settle(principal.tenant, pool, rid, actual)
+    for rid in candidates:  # the tokens held are known from the pool read: the settle reads nothing more
+        held = found.reservations[rid][0] if rid in found.reservations else None
+        settled = await store.settle(principal.tenant, pool, rid, actual, reserved=held)
         if settled is not None:
             return settled
     if reservation_id is None and reserved is not None:

@@ -12,7 +12,7 @@ from litestar import Request, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from .. import audit
+from .. import audit, rollups
 from ..budget_admin import key_budget_change, set_key_budget
 from ..context import AppContext
 from ..errors import NotFound
@@ -22,7 +22,7 @@ from ..schemas.openai import NAME_PATTERN
 from ..schemas.tollgate import KeyCreate
 from ..store.base import ApiKey
 from ..timeutil import now_str
-from .account import cost_summary
+from .account import cost_summary, time_param
 from .admin_limits import ROUTES as LIMIT_ROUTES
 from .admin_rotation import rotate_key
 from .auth import admin_guard
@@ -100,6 +100,19 @@ async def admin_costs(
     return await cost_summary(ctx, check_optional(tenant, "tenant"), since, until, group_by)
 
 
+@get("/costs/verify")
+async def verify_costs(
+    ctx: NamedDependency[AppContext],
+    tenant: TenantFilter = None,
+    since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    """Recompute the cost rollups of whole UTC days from the audit entries; ``valid`` false names every row
+    that differs (nothing is changed: ``tollgate costs --verify --repair`` repairs)."""
+    chosen = check_optional(tenant, "tenant"), time_param(since, "since"), time_param(until, "until")
+    return await rollups.verify(ctx.store, *chosen)
+
+
 @get("/audit/verify")
 async def verify_audit(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
     tenants = [tenant] if tenant else await ctx.store.audit_tenants()
@@ -126,6 +139,7 @@ admin_router = Router(
         set_key_budget_route,
         list_budgets,
         admin_costs,
+        verify_costs,
         verify_audit,
         sweep,
         *LIMIT_ROUTES,

@@ -18,6 +18,7 @@ from ..errors import Forbidden, TollgateError
 from .alert_base import AlertStore
 from .budget_records import UsdBudgetStore
 from .limits_base import LimitStore
+from .rollup_base import RollupStore
 
 # ------------------------------------------------------------------------------------------------ keys
 
@@ -131,6 +132,8 @@ class Pool:
     # id -> who holds it (open reservations); bookkeeping for the sweep, left out of comparisons
     holders: dict[str, Holder] = field(default_factory=dict, compare=False)
     swept: dict[str, tuple[int, str]] = field(default_factory=dict)  # id -> (tokens charged, swept at)
+    # set by a settle that corrected the sweep's charge: the marker it took, (tokens charged, swept at)
+    corrected: tuple[int, str] | None = field(default=None, compare=False)
 
     @property
     def remaining(self) -> int | None:
@@ -154,11 +157,17 @@ class BudgetStore(Protocol):
         reservation for the sweep. Raises ``Overdrawn`` when it does not fit.
         """
 
-    async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
+    async def settle(
+        self, tenant: str, pool: str, reservation_id: str, actual: int, *, reserved: int | None = None
+    ) -> Pool | None:
         """One conditional write: release reservation ``reservation_id`` and charge ``actual``.
 
+        ``reserved``: the tokens the caller reserved under that id, when it knows them (the ledger does);
+        then the write itself carries the condition and nothing is read first.
+
         When the sweep took the reservation meanwhile (its ``swept`` marker is there), the charge is
-        corrected instead: ``actual`` minus what the sweep charged, and the marker goes. Exactly once:
+        corrected instead: ``actual`` minus what the sweep charged, and the marker goes (the pool returned
+        then carries the marker taken in ``corrected``, for the cost rollups). Exactly once:
         returns None (and changes nothing) when neither the reservation nor a marker is there.
         """
 
@@ -351,6 +360,7 @@ class Store(
     ResponseStore,
     AuditStore,
     CostStore,
+    RollupStore,
     LimitStore,
     AlertStore,
     Protocol,

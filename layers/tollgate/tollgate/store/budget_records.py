@@ -90,10 +90,19 @@ class UsdBudgetStore(Protocol):
         id already held changes nothing. Raises ``Overdrawn`` (what was left, never below 0) otherwise."""
 
     async def settle_usd(
-        self, tenant: str, budget: str, period_key: str, reservation_id: str, actual: int
+        self,
+        tenant: str,
+        budget: str,
+        period_key: str,
+        reservation_id: str,
+        actual: int,
+        *,
+        reserved: int | None = None,
     ) -> UsdCounter | None:
         """One conditional write: release the reservation and charge ``actual``; after the sweep took it,
-        correct its charge to ``actual`` (the marker goes). None (nothing changed) when neither is there."""
+        correct its charge to ``actual`` (the marker goes). None (nothing changed) when neither is there.
+        ``reserved``: the amount the caller holds (its reserve's), so a backend may settle without reading
+        first; any other state (a different amount, swept, settled) is then found as without it."""
 
     async def get_usd_counter(self, tenant: str, budget: str, period_key: str) -> UsdCounter | None: ...
 

@@ -13,6 +13,7 @@ Item layout (single table, key schema and indexes in ``template.yaml`` / ``table
     segment head  AUDIT#<tenant>     HEAD#<segment>      AUDIT / <tenant> (registry only)
     segment entry AUDIT#<tenant>     SEG#<seg>#<seq:012d>  AUDIT / <tenant> (registry seq 1 only)
                                                      COST#<tenant> / <at>#<seg>#<seq:012d> (not the registry)
+    cost rollup   ROLLUP#<tenant>    <day>#<cell hash>   -                     -       (dynamodb_rollups)
 
 GSI1 (KEYS_ONLY) is a directory of the few items listed across tenants: keys (and a key by its id), pools,
 and the tenants that have an audit chain. It projects keys only, so the hot updates of pool and head items
@@ -26,9 +27,10 @@ Pool item: ``capacity`` (absent: unlimited), ``used``, ``reserved`` (named and a
 ``reservations``, a map id -> {tokens, at, key_id, provider, model}, and ``swept`` (``dynamodb_sweep``).
 Reserve = one UpdateItem conditioned on the pool existing and ``attribute_not_exists(capacity) OR
 remaining >= :e``; only an operator creates a pool (a conditional put: ``create_pool``, ``set_capacity``).
-Settle = a consistent read of the reservation's tokens + one UpdateItem that REMOVEs it, conditioned on it
-still holding those tokens (exactly once). Open reservations share the pool item's 400 KB (about 100 bytes
-each: thousands at once per pool).
+Settle = one UpdateItem that REMOVEs the reservation, conditioned on it still holding the tokens the caller
+reserved (exactly once; no read); a caller that does not know them, or whose reservation the sweep took,
+reads the reservation and its marker first (one consistent GetItem). Open reservations share the pool
+item's 400 KB (about 100 bytes each: thousands at once per pool).
 
 boto3 is imported, and the client built, on first use; every call runs on this store's own bounded thread
 pool, never the loop's default executor. The endpoint comes only from boto3's own configuration
@@ -41,6 +43,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from ..aws import LazyClient
@@ -66,6 +69,7 @@ from .dynamodb_budgets import DynamoDBBudgets
 from .dynamodb_items import Item, Request, expression, get_n, get_s, opt_n
 from .dynamodb_limits import DynamoDBLimits
 from .dynamodb_responses import DynamoDBResponses
+from .dynamodb_rollups import DynamoDBRollups
 from .dynamodb_rotation import DynamoDBRotation
 from .table import create_table_request, ttl_attribute
 
@@ -98,7 +102,9 @@ def error_code(exc: BaseException) -> str | None:
     return str(code) if code else None
 
 
-class DynamoDBStore(DynamoDBResponses, DynamoDBAlerts, DynamoDBBudgets, DynamoDBLimits, DynamoDBRotation):
+class DynamoDBStore(
+    DynamoDBRollups, DynamoDBResponses, DynamoDBAlerts, DynamoDBBudgets, DynamoDBLimits, DynamoDBRotation
+):
     """Every ``Store`` method over boto3's low-level DynamoDB client."""
 
     def __init__(self, table: str, *, region: str, threads: int = 16, client: Any | None = None) -> None:
@@ -295,7 +301,14 @@ class DynamoDBStore(DynamoDBResponses, DynamoDBAlerts, DynamoDBBudgets, DynamoDB
             # The old item came from a later read and the reservation fits now: try again.
         raise StoreConflict(f"could not reserve in pool {tenant}/{pool}")
 
-    async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
+    async def settle(
+        self, tenant: str, pool: str, reservation_id: str, actual: int, *, reserved: int | None = None
+    ) -> Pool | None:
+        if reserved is not None:  # the steady state: the update carries the condition, no read first
+            request = items.settle_request(tenant, pool, reservation_id, reserved, actual)
+            response = await self._conditional("update_item", **request)
+            if response is not None:
+                return items.pool_from_item(response["Attributes"])
         key = items.pool_key(tenant, pool)
         item = await self._get(key, **sweeping.settle_projection(reservation_id)) or {}
         held = item.get("reservations", {}).get("M", {}).get(reservation_id)
@@ -309,7 +322,10 @@ class DynamoDBStore(DynamoDBResponses, DynamoDBAlerts, DynamoDBBudgets, DynamoDB
         else:
             return None
         response = await self._conditional("update_item", **request)
-        return None if response is None else items.pool_from_item(response["Attributes"])
+        if response is None:
+            return None
+        settled = items.pool_from_item(response["Attributes"])
+        return settled if marker is None else replace(settled, corrected=(charged, get_s(marker["M"], "at")))
 
     async def settle_anonymous(self, tenant: str, pool: str, reserved: int, actual: int) -> Pool | None:
         request = items.settle_anonymous_request(tenant, pool, reserved, actual)

@@ -233,9 +233,20 @@ class DynamoDBBudgets:
         raise BudgetConflict(f"could not reserve in budget {tenant}/{budget}/{period_key}")
 
     async def settle_usd(
-        self, tenant: str, budget: str, period_key: str, reservation_id: str, actual: int
+        self,
+        tenant: str,
+        budget: str,
+        period_key: str,
+        reservation_id: str,
+        actual: int,
+        *,
+        reserved: int | None = None,
     ) -> UsdCounter | None:
         key = counter_key(tenant, budget, period_key)
+        if reserved is not None:  # the usual case, no read: still held, for the amount the caller holds
+            request = settle_request(key, reservation_id, reserved, actual)
+            if (response := await self._conditional("update_item", **request)) is not None:
+                return counter_from_item(response["Attributes"])
         item = await self._get(key) or {}
         held = item.get("reservations", {}).get("M", {}).get(reservation_id)
         marker = item.get("swept", {}).get("M", {}).get(reservation_id)

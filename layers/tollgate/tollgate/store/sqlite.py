@@ -32,6 +32,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from .. import timeutil
 from . import sqlite_ops as ops
 from . import sqlite_responses as responses
+from . import sqlite_rollups as rollups
 from . import sqlite_rotation as rotation
 from .base import (
     NOBODY,
@@ -44,6 +45,7 @@ from .base import (
     Reservation,
     StoredResponse,
 )
+from .rollup_base import Rollup
 from .sqlite_alerts import SQLiteAlerts
 from .sqlite_budgets import SQLiteBudgets, create_budget_schema
 from .sqlite_inline import BUSY, InlineWriter, checkpoint
@@ -248,7 +250,10 @@ class SQLiteStore(SQLiteAlerts, SQLiteBudgets, SQLiteLimits):
     ) -> Pool:
         return await self._run.quick_write(ops.reserve, tenant, pool, (reservation_id, tokens, at), holder)
 
-    async def settle(self, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
+    async def settle(
+        self, tenant: str, pool: str, reservation_id: str, actual: int, *, reserved: int | None = None
+    ) -> Pool | None:
+        # one transaction either way: ``reserved`` saves nothing here
         return await self._run.quick_write(ops.settle, tenant, pool, reservation_id, actual)
 
     async def settle_anonymous(self, tenant: str, pool: str, reserved: int, actual: int) -> Pool | None:
@@ -307,6 +312,16 @@ class SQLiteStore(SQLiteAlerts, SQLiteBudgets, SQLiteLimits):
 
     async def sweep_responses(self, now: str) -> int:
         return await self._run.write(responses.sweep_responses, now)
+
+    # ----------------------------------------------------------------------------------------- rollups
+
+    async def add_rollup(self, change: Rollup) -> None:
+        await self._run.quick_write(rollups.add_rollup, change)
+
+    async def list_rollups(
+        self, tenant: str | None, since_day: str | None = None, until_day: str | None = None
+    ) -> list[Rollup]:
+        return await self._run.read(rollups.list_rollups, tenant, since_day, until_day)
 
     # ------------------------------------------------------------------------------------------- audit
 

@@ -222,7 +222,14 @@ class SQLiteBudgets:
         return await self._run.quick_write(reserve, (tenant, budget, period_key), reservation, limit)
 
     async def settle_usd(
-        self, tenant: str, budget: str, period_key: str, reservation_id: str, actual: int
+        self,
+        tenant: str,
+        budget: str,
+        period_key: str,
+        reservation_id: str,
+        actual: int,
+        *,
+        reserved: int | None = None,
     ) -> UsdCounter | None:
         return await self._run.quick_write(settle, (tenant, budget, period_key), reservation_id, actual)
 

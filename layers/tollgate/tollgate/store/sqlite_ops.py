@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from typing import Any
 
 from .base import (
@@ -151,12 +152,12 @@ def _held(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str)
     return None if row is None else int(row[0])
 
 
-def _marker(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str) -> int | None:
+def _marker(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str) -> tuple[int, str] | None:
     row = conn.execute(
-        "SELECT tokens FROM swept WHERE tenant = ? AND pool = ? AND reservation_id = ?",
+        "SELECT tokens, at FROM swept WHERE tenant = ? AND pool = ? AND reservation_id = ?",
         (tenant, pool, reservation_id),
     ).fetchone()
-    return None if row is None else int(row[0])
+    return None if row is None else (int(row[0]), str(row[1]))
 
 
 def settle(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
@@ -170,15 +171,16 @@ def settle(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str
             (tokens, int(actual), tenant, pool),
         )
         return _pool(conn, tenant, pool)
-    charged = _marker(conn, *key)
-    if charged is None:
+    marker = _marker(conn, *key)
+    if marker is None:
         return None
     conn.execute("DELETE FROM swept WHERE tenant = ? AND pool = ? AND reservation_id = ?", key)
     conn.execute(
         "UPDATE pools SET used = used + ? WHERE tenant = ? AND pool = ?",
-        (int(actual) - charged, tenant, pool),
+        (int(actual) - marker[0], tenant, pool),
     )
-    return _pool(conn, tenant, pool)
+    corrected = _pool(conn, tenant, pool)
+    return None if corrected is None else replace(corrected, corrected=marker)
 
 
 def settle_anonymous(

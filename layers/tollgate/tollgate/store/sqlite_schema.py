@@ -13,6 +13,7 @@ from typing import Any
 
 from .base import ApiKey, AuditEntry
 from .sqlite_limits import LIMIT_TABLES
+from .sqlite_rollups import ROLLUPS_TABLE
 from .sqlite_rotation import ROTATION_TABLES
 
 SCHEMA_VERSION = 3
@@ -150,6 +151,7 @@ TABLES = (
     AUDIT_ENTRIES_TABLE,
     AUDIT_BY_TIME,
     AUDIT_HEADS_TABLE,
+    ROLLUPS_TABLE,
     *LIMIT_TABLES,
     *ROTATION_TABLES,
     *ALERT_TABLES,

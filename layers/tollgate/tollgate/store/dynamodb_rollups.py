@@ -1,0 +1,82 @@
+"""The DynamoDB ``RollupStore``: one counter item per tenant x day x key x provider/model.
+
+    item          PK                 SK
+    rollup        ROLLUP#<tenant>    <day>#<sha256 of [key_id, provider, model], 32 hex>
+
+Each request adds to its item with one UpdateItem ``ADD`` (atomic, no condition, no read; concurrent
+writers never conflict, DynamoDB serializes the additions on the item). The cell's names are attributes
+of the item, so the sort key only has to be unique and start with the day: a range of days is one Query
+(``SK BETWEEN <since> AND <until>``; every key of day D sorts after ``D`` and before ``D+1``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from .dynamodb_items import PK, SK, Item, Request, expression, get_n, get_s, n, s
+from .rollup_base import COUNTERS, Rollup
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+_CELL = ("tenant", "day", "key_id", "provider", "model")
+_NAMES = {f"#r_{name}": name for name in (*_CELL, *COUNTERS)}
+LAST_DAY = "9999-12-31~"
+
+
+def rollup_key(change: Rollup) -> Item:
+    names = json.dumps([change.key_id, change.provider, change.model], separators=(",", ":"))
+    digest = hashlib.sha256(names.encode()).hexdigest()[:32]
+    return {PK: s(f"ROLLUP#{change.tenant}"), SK: s(f"{change.day}#{digest}")}
+
+
+def add_request(change: Rollup) -> Request:
+    values = {f":r_{name}": s(getattr(change, name)) for name in _CELL}
+    values.update({f":r_{name}": n(value) for name, value in change.counts().items()})
+    assign = ", ".join(f"#r_{name} = :r_{name}" for name in _CELL)
+    add = ", ".join(f"#r_{name} :r_{name}" for name in COUNTERS)
+    return expression(
+        key=rollup_key(change), values=values, names=_NAMES, UpdateExpression=f"SET {assign} ADD {add}"
+    )
+
+
+def range_request(tenant: str, since_day: str | None, until_day: str | None) -> Request:
+    values = {":pk": s(f"ROLLUP#{tenant}"), ":lo": s(since_day or "0"), ":hi": s(until_day or LAST_DAY)}
+    request = expression(values=values, KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi")
+    return {**request, "ConsistentRead": True}
+
+
+def rollup_from_item(item: Item) -> Rollup:
+    cell = [get_s(item, name) for name in _CELL]
+    return Rollup.of(cell, [get_n(item, name) if name in item else 0 for name in COUNTERS])
+
+
+class DynamoDBRollups:
+    """Mixed into ``DynamoDBStore``: the rollup methods, on the store's own primitives."""
+
+    if TYPE_CHECKING:
+
+        def call(self, operation: str, **request: Any) -> Awaitable[dict[str, Any]]: ...
+
+        def _query(
+            self, request: Request, limit: int | None = None, operation: str = "query"
+        ) -> Awaitable[list[Item]]: ...
+
+        def audit_tenants(self) -> Awaitable[list[str]]: ...
+
+    async def add_rollup(self, change: Rollup) -> None:
+        await self.call("update_item", **add_request(change))
+
+    async def list_rollups(
+        self, tenant: str | None, since_day: str | None = None, until_day: str | None = None
+    ) -> list[Rollup]:
+        if since_day is not None and until_day is not None and since_day >= until_day:
+            return []
+        tenants = [tenant] if tenant is not None else await self.audit_tenants()
+        found: list[Rollup] = []
+        for name in tenants:
+            request = range_request(name, since_day, until_day)
+            found.extend(rollup_from_item(item) for item in await self._query(request))
+        return sorted(found, key=lambda r: r.cell)

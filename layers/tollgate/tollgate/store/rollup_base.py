@@ -1,0 +1,77 @@
+"""Cost rollups: pre-aggregated counters per tenant x UTC day x key x provider/model.
+
+One counter row per (tenant, day, key_id, provider, model) holds what the audit entries of those requests
+add up to. Both rollups the cost reports need (tenant x day x model, tenant x day x key) are sums of these
+rows, so each request adds to exactly one row with one atomic update (DynamoDB ``ADD``, an SQLite upsert),
+never a read-modify-write. Reading a range is O(days x keys x models), never O(requests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Protocol
+
+COUNTERS = (
+    "requests",
+    "refused",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_micro_usd",
+    "unpriced_requests",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One counter row, or a change to add to it (counters may be negative in a change)."""
+
+    tenant: str
+    day: str  # YYYY-MM-DD (UTC), the day of the entries' ``at``
+    key_id: str
+    provider: str
+    model: str
+    requests: int = 0  # requests served (at least in part)
+    refused: int = 0  # audited requests not served (an error status and no tokens)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_micro_usd: int = 0  # unpriced requests add 0 here and 1 to unpriced_requests
+    unpriced_requests: int = 0
+
+    @classmethod
+    def of(cls, cell: Sequence[str], counts: Sequence[int]) -> Rollup:
+        tenant, day, key_id, provider, model = (str(c) for c in cell)
+        requests, refused, prompt, completion, cost, unpriced = (int(c) for c in counts)
+        return cls(
+            tenant, day, key_id, provider, model, requests, refused, prompt, completion, cost, unpriced
+        )
+
+    @property
+    def cell(self) -> tuple[str, str, str, str, str]:
+        return (self.tenant, self.day, self.key_id, self.provider, self.model)
+
+    def counts(self) -> dict[str, int]:
+        return {name: int(getattr(self, name)) for name in COUNTERS}
+
+    def plus(self, other: Rollup) -> Rollup:
+        return replace(self, **{name: getattr(self, name) + getattr(other, name) for name in COUNTERS})
+
+    def negated(self) -> Rollup:
+        return replace(self, **{name: -getattr(self, name) for name in COUNTERS})
+
+    def is_zero(self) -> bool:
+        return not any(getattr(self, name) for name in COUNTERS)
+
+
+assert {f.name for f in fields(Rollup)} >= set(COUNTERS)
+
+
+class RollupStore(Protocol):
+    async def add_rollup(self, change: Rollup) -> None:
+        """Add ``change``'s counters to its row (created at zero when missing): one atomic update."""
+
+    async def list_rollups(
+        self, tenant: str | None, since_day: str | None = None, until_day: str | None = None
+    ) -> list[Rollup]:
+        """The rows with since_day <= day < until_day (YYYY-MM-DD), one tenant's or every tenant's,
+        sorted by (tenant, day, key_id, provider, model)."""

@@ -1,0 +1,46 @@
+"""The statements of the SQLite ``RollupStore`` (one function of a connection each, as ``sqlite_ops``)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .rollup_base import COUNTERS, Rollup
+
+ROLLUPS_TABLE = """CREATE TABLE IF NOT EXISTS cost_rollups (
+        tenant TEXT NOT NULL,
+        day TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        refused INTEGER NOT NULL DEFAULT 0,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_micro_usd INTEGER NOT NULL DEFAULT 0,
+        unpriced_requests INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant, day, key_id, provider, model)
+    )"""
+
+_CELL = "tenant, day, key_id, provider, model"
+_COLUMNS = f"{_CELL}, {', '.join(COUNTERS)}"
+_ADD = ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTERS)
+
+
+def add_rollup(conn: sqlite3.Connection, change: Rollup) -> None:
+    conn.execute(
+        f"INSERT INTO cost_rollups ({_COLUMNS}) VALUES ({', '.join('?' * 11)}) "  # noqa: S608
+        f"ON CONFLICT ({_CELL}) DO UPDATE SET {_ADD}",
+        (*change.cell, *(int(v) for v in change.counts().values())),
+    )
+
+
+def list_rollups(
+    conn: sqlite3.Connection, tenant: str | None, since_day: str | None, until_day: str | None
+) -> list[Rollup]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM cost_rollups "  # noqa: S608
+        "WHERE (? IS NULL OR tenant = ?) AND (? IS NULL OR day >= ?) AND (? IS NULL OR day < ?) "
+        f"ORDER BY {_CELL}",
+        (tenant, tenant, since_day, since_day, until_day, until_day),
+    )
+    return [Rollup.of(row[:5], row[5:]) for row in rows]

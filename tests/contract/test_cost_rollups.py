@@ -1,0 +1,193 @@
+"""Cost rollups on every backend (SQLite, moto, dynalite): one atomic add per request, ranges of whole days,
+the same totals as the audit entries (abandoned-then-settled requests once, the registry never), and
+``verify`` naming an edited row; plus the settle that carries its reservation's tokens instead of reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+
+from tollgate import rollups
+from tollgate.accounting import Pricing, summarize_costs
+from tollgate.audit import AuditWriter
+from tollgate.keys import Principal
+from tollgate.ledger import Charge, Ledger
+from tollgate.providers.base import Usage
+from tollgate.store.base import Holder, Pool, Store
+from tollgate.store.rollup_base import Rollup
+from tollgate.sweeper import Sweeper
+from tollgate.timeutil import utc_now
+
+from .test_store_contract import at, draft
+
+KEY = b"rollup-key"
+MAX_AGE = 1800
+ALICE = Principal("acme", "key-alice", pool="team")
+
+
+def cell(
+    tenant: str = "acme", day: str = "2026-11-01", key: str = "k1", model: str = "gpt-4o-mini"
+) -> Rollup:
+    return Rollup(tenant, day, key, "openai", model)
+
+
+async def test_rollups_add_up_and_list_by_whole_days(store: Store) -> None:
+    for change in (
+        replace(cell(), requests=1, prompt_tokens=10, completion_tokens=5, cost_micro_usd=7),
+        replace(cell(), requests=1, prompt_tokens=1, completion_tokens=2, cost_micro_usd=3),
+        replace(cell(), refused=1),
+        replace(cell(day="2026-11-02", key="k2"), requests=1, unpriced_requests=1, prompt_tokens=4),
+        replace(cell("beta"), requests=1, cost_micro_usd=100),
+    ):
+        await store.add_rollup(change)
+    first = replace(cell(), requests=2, refused=1, prompt_tokens=11, completion_tokens=7, cost_micro_usd=10)
+    second = replace(cell(day="2026-11-02", key="k2"), requests=1, unpriced_requests=1, prompt_tokens=4)
+    assert await store.list_rollups("acme") == [first, second]
+    assert await store.list_rollups("acme", "2026-11-01", "2026-11-02") == [first]
+    assert await store.list_rollups("acme", "2026-11-02") == [second]
+    assert await store.list_rollups("acme", until_day="2026-11-01") == []
+    assert await store.list_rollups("acme", "2026-11-03", "2026-11-01") == []
+    assert await store.list_rollups("nobody") == []
+    await store.add_rollup(replace(first, requests=-2, refused=-1))  # a correction: negative changes add too
+    assert (await store.list_rollups("acme"))[0].counts()["requests"] == 0
+    for tenant in ("acme", "beta"):  # every tenant's: the tenants are those with an audit log
+        await AuditWriter(store, KEY).append(draft(tenant, 1))
+    assert [r.tenant for r in await store.list_rollups(None)] == ["acme", "acme", "beta"]
+
+
+async def test_concurrent_adds_to_one_row_are_never_lost(concurrent_store: Store) -> None:
+    one = replace(cell(), requests=1, prompt_tokens=3, cost_micro_usd=2)
+    await asyncio.gather(*(concurrent_store.add_rollup(one) for _ in range(40)))
+    [row] = await concurrent_store.list_rollups("acme")
+    assert (row.requests, row.prompt_tokens, row.cost_micro_usd) == (40, 120, 80)
+
+
+async def test_settle_carries_the_reserved_tokens(store: Store) -> None:
+    await store.set_capacity("acme", "team", 1000)
+    await store.reserve("acme", "team", "r1", 100, at(0))
+    await store.reserve("acme", "team", "r2", 50, at(0))
+    assert await store.settle("acme", "team", "r1", 30, reserved=100) == Pool(
+        "acme", "team", 1000, 30, 50, {"r2": (50, at(0))}
+    )
+    assert await store.settle("acme", "team", "r1", 30, reserved=100) is None  # exactly once
+    # a caller wrong about the tokens still settles what is held (the store reads it then)
+    assert await store.settle("acme", "team", "r2", 10, reserved=999) == Pool("acme", "team", 1000, 40, 0, {})
+
+
+# ------------------------------------------------------------------------------------ through the ledger
+
+
+def ledger_of(store: Store) -> Ledger:
+    """As the gateway builds it: the budget rules cached (``key_cache_seconds``), so a steady-state request
+    reads none."""
+    return Ledger(
+        store, Pricing.load(None), audit_key=KEY, session_keep=10, session_ttl=3600, rules_cache_seconds=300
+    )
+
+
+async def request(
+    ledger: Ledger,
+    rid: str,
+    usage: Usage,
+    *,
+    model: str = "gpt-4o-mini",
+    status: str = "ok",
+    reserve: int = 0,
+) -> None:
+    booking = ledger.book(ALICE, None, "a" * 64)
+    holder = Holder(ALICE.key_id, "openai", model)
+    if reserve:
+        await ledger.reserve(booking, rid, reserve, holder)
+    charge = Charge("acme", ALICE.key_id, "team", rid, "openai", model, usage)
+    await ledger.finish(
+        booking, charge, status, {"role": "assistant", "content": "hi"} if status == "ok" else None
+    )
+
+
+async def test_the_ledger_rolls_up_every_request_once(store: Store) -> None:
+    await store.set_capacity("acme", "team", 100_000)
+    ledger = ledger_of(store)
+    await request(ledger, "ok-1", Usage(10, 5), reserve=100)
+    await request(ledger, "ok-2", Usage(7, 3), reserve=100)
+    await request(ledger, "unpriced", Usage(4, 4), model="no-such-model", reserve=100)
+    await request(ledger, "refused", Usage(0, 0), status="budget_exceeded")
+    # two requests outlive their reservations: the sweep charges and audits both; one settles late
+    late, dead = ledger.book(ALICE, None, "b" * 64), ledger.book(ALICE, None, "c" * 64)
+    await ledger.reserve(late, "late", 300, Holder(ALICE.key_id, "openai", "gpt-4o-mini"))
+    await ledger.reserve(dead, "dead", 200, Holder(ALICE.key_id, "openai", "gpt-4o"))
+    later = Sweeper(store, ledger, MAX_AGE, clock=lambda: utc_now() + timedelta(seconds=MAX_AGE + 60))
+    assert (await later.sweep())["reservations_swept"] == 2
+    charge = Charge("acme", ALICE.key_id, "team", "late", "openai", "gpt-4o-mini", Usage(20, 30))
+    await ledger.finish(late, charge, "ok", {"role": "assistant", "content": "late"})
+
+    from_entries = summarize_costs(await store.list_costs("acme"), "model")
+    from_rollups = await rollups.cost_report(store, "acme", None, None, "model")
+    assert {k: from_rollups[k] for k in from_entries} == from_entries
+    assert (from_entries["requests"], from_entries["refused"], from_entries["unpriced_requests"]) == (5, 1, 1)
+    check = await rollups.verify(store, "acme", None, None)
+    assert (check["valid"], check["differences"]) == (True, [])
+    pool = await store.get_pool("acme", "team")
+    assert pool is not None and pool.used == 15 + 10 + 8 + 50 + 200 and pool.reserved == 0
+
+
+async def test_an_edited_rollup_is_reported_and_repaired(store: Store) -> None:
+    await store.set_capacity("acme", "team", 100_000)
+    ledger = ledger_of(store)
+    await request(ledger, "ok-1", Usage(10, 5), reserve=100)
+    await request(ledger, "ok-2", Usage(10, 5), reserve=100)
+    today = utc_now().strftime("%Y-%m-%d")
+    edited = replace(cell(day=today, key=ALICE.key_id), cost_micro_usd=-1)  # someone lowered the bill
+    await store.add_rollup(edited)
+    check = await rollups.verify(store, "acme", None, None)
+    [diff] = check["differences"]
+    assert check["valid"] is False
+    assert (diff["day"], diff["key_id"], diff["model"]) == (today, ALICE.key_id, "gpt-4o-mini")
+    assert diff["rollup"]["cost_micro_usd"] == diff["audit"]["cost_micro_usd"] - 1
+    assert diff["rollup"]["requests"] == diff["audit"]["requests"] == 2
+    repaired = await rollups.verify(store, "acme", None, None, repair=True)
+    assert repaired["repaired"] is True
+    assert (await rollups.verify(store, "acme", None, None))["valid"] is True
+    # a rollup with no entry behind it (an invented request) is reported as well
+    await store.add_rollup(replace(cell(day=today, key="key-ghost"), requests=1, cost_micro_usd=5))
+    [ghost] = (await rollups.verify(store, "acme", today, None))["differences"]
+    assert (ghost["key_id"], ghost["audit"]["requests"], ghost["rollup"]["requests"]) == ("key-ghost", 0, 1)
+
+
+async def test_a_hoosh_reservation_is_one_write_without_a_read(store: Store) -> None:
+    from tollgate import token_pools
+
+    from .test_audit_segments import Calls
+
+    await store.set_capacity("acme", "team", 1000)
+    calls = Calls(store)
+    await token_pools.reserve(calls, ALICE, "team", 10)  # type: ignore[arg-type]
+    assert calls.names == ["reserve"]
+
+
+async def test_a_steady_state_request_makes_writes_only(store: Store) -> None:
+    """reserve, then settle + audit entry + segment head + rollup: five writes, no read, on every backend
+    (DynamoDB's own API calls are counted, so a read inside a store method would show)."""
+    from tollgate.store.dynamodb import DynamoDBStore
+
+    from .test_audit_segments import Calls
+
+    await store.set_capacity("acme", "team", 100_000)
+    seen: list[str] = []
+    if isinstance(store, DynamoDBStore):
+        store.client().meta.events.register(
+            "before-parameter-build.dynamodb", lambda model, **_: seen.append(model.name)
+        )
+        ledger = ledger_of(store)
+    else:
+        calls = Calls(store)
+        seen = calls.names
+        ledger = ledger_of(calls)  # type: ignore[arg-type]
+    await request(ledger, "first", Usage(1, 1), reserve=10)  # opens the writer's segment (a registry append)
+    seen.clear()
+    await request(ledger, "steady", Usage(1, 1), reserve=10)
+    if isinstance(store, DynamoDBStore):
+        assert sorted(seen) == ["PutItem", "UpdateItem", "UpdateItem", "UpdateItem", "UpdateItem"]
+    else:
+        assert sorted(seen) == ["add_rollup", "advance_audit_head", "put_audit_entry", "reserve", "settle"]
