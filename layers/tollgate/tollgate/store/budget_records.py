@@ -151,4 +151,6 @@ class UsdBudgetStore(Protocol):
 
     async def sweep_usd_reservations(self, older_than: str, at: str) -> list[UsdReservation]:
         """Charge the USD reservations made before ``older_than`` (their upper bound), leaving a marker
-        (amount, ``at``) for a late settle; markers swept before ``older_than`` are dropped first."""
+        (amount, ``at``) for a late settle; markers swept before ``older_than`` are dropped first. Reads
+        only counters whose period key sorts at or after ``sweep_floor`` (the others have expired: SQLite
+        deletes them here, DynamoDB's TTL later)."""
