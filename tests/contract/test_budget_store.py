@@ -4,16 +4,31 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from tollgate.store.base import Overdrawn, Store
-from tollgate.store.budget_records import BudgetRule, UsdCounter, UsdReservation
+from tollgate.store.budget_records import (
+    EXPIRY_MARGIN,
+    BudgetRule,
+    UsdCounter,
+    UsdReservation,
+    counter_expiry,
+    period_end_bound,
+    sweep_floor,
+)
+from tollgate.store.dynamodb import DynamoDBStore
+from tollgate.store.dynamodb_budgets import counter_key
+from tollgate.store.table import ttl_attribute
 
 from .test_store_contract import at
 
 LIMIT = 1_000_000  # $1 in micro-USD
 KEY_RULE = BudgetRule("acme", "key", "key_1", LIMIT, "daily", "Europe/Berlin", (50, 80, 100))
+OLD, PREV_AT = "2026-01-10T10:00:00.000000Z", "2026-11-25T23:50:00.000000Z"
+CUR_AT = "2026-11-26T09:00:00.000000Z"
 POOL_RULE = BudgetRule("acme", "pool", "team", None, "none", "UTC", (90,))
 
 
@@ -121,3 +136,58 @@ async def test_concurrent_usd_reservations_never_pass_the_limit(concurrent_store
     assert sum(admitted) == LIMIT // each
     counter = await store.get_usd_counter("acme", "key:k", "2026-11-26")
     assert counter is not None and counter.reserved == sum(admitted) * each
+
+
+async def test_old_counters_expire_and_the_sweep_reads_only_live_ones(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-past period's counter carries its expiry (DynamoDB TTL) and the sweep never reads it (SQLite:
+    the sweep deletes it); holds in the current and the previous period are still swept, a late settle still
+    corrects, and an ``all`` counter never expires."""
+    await store.put_budget_rule(BudgetRule("acme", "key", "k", LIMIT, "daily"))
+    await store.reserve_usd("acme", "key:k", "2026-01-10", ("ancient", 1_000, OLD), LIMIT)
+    await store.settle_usd("acme", "key:k", "2026-01-10", "ancient", 900)
+    await store.reserve_usd("acme", "key:k", "all", ("forever", 1_000, OLD), LIMIT)
+    await store.settle_usd("acme", "key:k", "all", "forever", 700)
+    await store.reserve_usd("acme", "key:k", "2026-11-25", ("prev", 2_000, PREV_AT), LIMIT)
+    await store.reserve_usd("acme", "key:k", "2026-11-26", ("cur", 3_000, CUR_AT), LIMIT)
+    read: list[str] = []
+    if isinstance(store, DynamoDBStore):
+        ancient = await store._get(counter_key("acme", "key:k", "2026-01-10"))
+        forever = await store._get(counter_key("acme", "key:k", "all"))
+        assert ancient is not None and forever is not None
+        expiry = datetime(2026, 1, 12, tzinfo=UTC) + EXPIRY_MARGIN  # the latest end in any timezone + 7 days
+        assert ancient[ttl_attribute()] == {"N": str(int(expiry.timestamp()))}
+        assert ttl_attribute() not in forever
+        query = store._query
+
+        async def recording(request: dict[str, Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+            items = await query(request, *args, **kwargs)
+            read.extend(item["SK"]["S"] for item in items if item["SK"]["S"].startswith("USD#"))
+            return items
+
+        monkeypatch.setattr(store, "_query", recording)
+    swept = await store.sweep_usd_reservations("2026-11-26T11:30:00.000000Z", "2026-11-26T12:00:00.000000Z")
+    held = {(r.period_key, r.reservation_id) for r in swept}
+    assert held == {("2026-11-25", "prev"), ("2026-11-26", "cur")}
+    if isinstance(store, DynamoDBStore):
+        assert sorted(read) == ["USD#key:k#2026-11-25", "USD#key:k#2026-11-26", "USD#key:k#all"]
+    else:
+        assert await store.get_usd_counter("acme", "key:k", "2026-01-10") is None  # deleted by the sweep
+    corrected = await store.settle_usd("acme", "key:k", "2026-11-25", "prev", 500)  # a late settle
+    assert corrected is not None and (corrected.used, corrected.reserved, corrected.swept) == (500, 0, {})
+    kept = await store.get_usd_counter("acme", "key:k", "all")
+    assert kept is not None and kept.used == 700
+
+
+def test_the_sweep_floor_keeps_every_unexpired_key_of_every_period() -> None:
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    floor = sweep_floor(now, EXPIRY_MARGIN)
+    assert floor == "2026-10-17"  # 7 days' margin + the longest period (31 days) + 2 days of timezones
+    live = ["2026-10-17", "2026-11", "2026-W01", "2026-W43", "2027-01", "all"]  # unexpired or not provably so
+    expired = ["2026-10-16", "2026-10", "2025-W52", "2025-12-31"]
+    assert all(key >= floor for key in live) and all(key < floor for key in expired)
+    for key in expired:
+        end = period_end_bound(key)
+        assert end is not None and end + EXPIRY_MARGIN < now
+    assert counter_expiry("all") is None and period_end_bound("2026-W48") == datetime(2026, 12, 1, tzinfo=UTC)

@@ -9,16 +9,29 @@ open ``reservations`` (id -> {amount, at}) and the sweep's ``swept`` markers. Re
 conditioned on ``committed <= limit - amount`` and on the id not being held; a period's counter is created
 by a conditional put on its first reservation. Settle, sweep and a late settle's correction are each one
 conditional UpdateItem on the counter, like a pool's (``dynamodb_sweep``). The sweep finds counters by
-tenant (the tenants with rules, from GSI1), never by a Scan.
+budget (the rules, from GSI1), never by a Scan, and reads only a budget's counters that can still hold
+something: a KeyCondition ``SK BETWEEN USD#<budget>#<floor> AND USD#<budget>#~`` with the period-key floor
+of ``budget_records.sweep_floor``, so its reads stay bounded (about 70 daily counters per budget at most)
+however long the history. Every counter but ``all`` carries the table's TTL attribute
+(``budget_records.counter_expiry``); the sweep never relies on TTL having deleted anything (it is lazy).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..timeutil import parse_time
 from .base import Overdrawn
-from .budget_records import BudgetRule, UsdCounter, UsdReservation
+from .budget_records import (
+    BudgetRule,
+    UsdCounter,
+    UsdReservation,
+    counter_expiry,
+    sweep_floor,
+    sweep_margin,
+)
 from .dynamodb_items import GSI1PK, GSI1SK, PK, SK, Attr, Item, Request, expression, get_n, get_s, n, opt_n, s
+from .table import ttl_attribute
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -75,7 +88,10 @@ def counter_key(tenant: str, budget: str, period: str) -> Item:
 
 
 def new_counter_item(tenant: str, budget: str, period: str) -> Item:
+    expiry = counter_expiry(period)
+    expires = {} if expiry is None else {ttl_attribute(): n(expiry)}
     return {
+        **expires,
         **counter_key(tenant, budget, period),
         "tenant": s(tenant),
         "budget": s(budget),
@@ -177,6 +193,12 @@ def _prefix_query(tenant: str, prefix: str) -> Request:
     return {**request, "ConsistentRead": True}
 
 
+def _unexpired_query(tenant: str, budget: str, floor: str) -> Request:
+    values = {":pk": _partition(tenant), ":lo": s(f"USD#{budget}#{floor}"), ":hi": s(f"USD#{budget}#~")}
+    request = expression(values=values, KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi")
+    return {**request, "ConsistentRead": True}
+
+
 class DynamoDBBudgets:
     """Mixed into ``DynamoDBStore``: the USD budget methods, on the store's own primitives."""
 
@@ -265,9 +287,11 @@ class DynamoDBBudgets:
 
     async def sweep_usd_reservations(self, older_than: str, at: str) -> list[UsdReservation]:
         swept: list[UsdReservation] = []
-        tenants = sorted({r.tenant for r in await self.list_budget_rules()})
-        for tenant in tenants:
-            for item in await self._query(_prefix_query(tenant, "USD#")):
+        now, cutoff = parse_time(at), parse_time(older_than)
+        floor = sweep_floor(now, sweep_margin(cutoff, now))
+        budgets = sorted({(r.tenant, r.budget_id) for r in await self.list_budget_rules()})
+        for tenant, budget_id in budgets:
+            for item in await self._query(_unexpired_query(tenant, budget_id, floor)):
                 counter = counter_from_item(item)
                 key = counter_key(tenant, counter.budget_id, counter.period_key)
                 for rid, (_, marked) in sorted(counter.swept.items()):

@@ -3,6 +3,10 @@
 Every write runs inside the store's ``BEGIN IMMEDIATE`` transaction (``sqlite.SQLiteStore``), so each
 check-then-update is atomic across threads and processes sharing the file. ``SQLiteBudgets`` is mixed into
 ``SQLiteStore``; the statements are plain functions of a connection, like ``sqlite_ops``.
+
+The sweep reads holds by time (an index on ``at``), never counters, and then deletes the expired counters
+(and any markers left in them): those whose period key sorts below ``budget_records.sweep_floor`` (an
+``all`` counter never does), so the tables stay bounded however long the history.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+from ..timeutil import parse_time
 from .base import Overdrawn
-from .budget_records import BudgetRule, UsdCounter, UsdReservation
+from .budget_records import BudgetRule, UsdCounter, UsdReservation, sweep_floor, sweep_margin
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -188,6 +193,13 @@ def drop_markers(conn: sqlite3.Connection, older_than: str) -> int:
     return conn.execute("DELETE FROM usd_swept WHERE at < ?", (older_than,)).rowcount
 
 
+def drop_expired(conn: sqlite3.Connection, floor: str) -> int:
+    """Delete the counters (and what is left in them) whose period key sorts below ``floor``."""
+    for table in ("usd_reservations", "usd_swept"):
+        conn.execute(f"DELETE FROM {table} WHERE period < ?", (floor,))  # noqa: S608 - a fixed table name
+    return conn.execute("DELETE FROM usd_counters WHERE period < ?", (floor,)).rowcount
+
+
 class _Run(Protocol):
     async def quick_write(
         self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -242,4 +254,6 @@ class SQLiteBudgets:
         for held in await self._run.read(old_reservations, older_than):
             if await self._run.write(sweep_one, held, at):
                 swept.append(held)
+        now = parse_time(at)
+        await self._run.write(drop_expired, sweep_floor(now, sweep_margin(parse_time(older_than), now)))
         return swept
