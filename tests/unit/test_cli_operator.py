@@ -164,6 +164,16 @@ def test_an_invalid_setting_is_one_line(
     assert err == "tollgate: invalid setting TOLLGATE_STORE=mongo: must be 'sqlite' or 'dynamodb'\n"
 
 
+def test_a_reservation_max_age_past_the_usd_counters_expiry_is_refused(
+    db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A USD budget's period counter expires 7 days after its period: a hold must be swept well before."""
+    monkeypatch.setenv("TOLLGATE_RESERVATION_MAX_AGE_SECONDS", "259201")
+    assert main(["keys", "list"]) == 2
+    line = "tollgate: invalid setting TOLLGATE_RESERVATION_MAX_AGE_SECONDS=259201: must be <= 259200\n"
+    assert capsys.readouterr().err == line
+
+
 def test_an_invalid_setting_at_app_start_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     from tollgate.app import create_app
 

@@ -94,7 +94,11 @@ class Settings(BaseSettings):
     )
     # the sweep never touches a younger reservation: it must outlast the longest request (Lambda: 15 min)
     reservation_max_age_seconds: int = Field(
-        1800, ge=960, validation_alias=_env("TOLLGATE_RESERVATION_MAX_AGE_SECONDS")
+        # at most 3 days: a USD budget's counter expires 7 days after its period (store.budget_records)
+        1800,
+        ge=960,
+        le=259_200,
+        validation_alias=_env("TOLLGATE_RESERVATION_MAX_AGE_SECONDS"),
     )
     sweep_interval_seconds: float = Field(
         300.0, ge=0, validation_alias=_env("TOLLGATE_SWEEP_INTERVAL_SECONDS")
