@@ -78,12 +78,27 @@ class NullStore:
         return False
 
     async def reserve(
-        self, tenant: str, pool: str, reservation_id: str, tokens: int, at: str, holder: Holder = NOBODY
+        self,
+        tenant: str,
+        pool: str,
+        reservation_id: str,
+        tokens: int,
+        at: str,
+        holder: Holder = NOBODY,
+        *,
+        totals_only: bool = False,
     ) -> Pool:
         return _pool(tenant, pool)
 
     async def settle(
-        self, tenant: str, pool: str, reservation_id: str, actual: int, *, reserved: int | None = None
+        self,
+        tenant: str,
+        pool: str,
+        reservation_id: str,
+        actual: int,
+        *,
+        reserved: int | None = None,
+        totals_only: bool = False,
     ) -> Pool | None:
         return _pool(tenant, pool)
 

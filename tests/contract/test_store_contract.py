@@ -263,6 +263,36 @@ async def test_a_late_settle_corrects_a_swept_charge_exactly_once(store: Store) 
     assert await store.settle("acme", "p", "cheap", 4) is None
 
 
+def _totals(pool: Pool | None) -> tuple[int | None, int, int, tuple[int, str] | None] | None:
+    return None if pool is None else (pool.capacity, pool.used, pool.reserved, pool.corrected)
+
+
+async def test_totals_only_answers_carry_the_same_totals_and_change_the_same(store: Store) -> None:
+    """The hot path's reserve and settle (``totals_only``): the same totals and the same writes; only the
+    reservations, holders and markers may be left out of the answer."""
+    await store.set_capacity("acme", "p", 100)
+    first = await store.reserve("acme", "p", "r1", 30, at(1), Holder("key-1"), totals_only=True)
+    assert _totals(first) == (100, 0, 30, None)
+    again = await store.reserve("acme", "p", "r1", 30, at(1), totals_only=True)  # a retry: held once
+    assert _totals(again) == (100, 0, 30, None)
+    await store.reserve("acme", "p", "r2", 50, at(2), totals_only=True)
+    with pytest.raises(Overdrawn) as refused:
+        await store.reserve("acme", "p", "r3", 30, at(3), totals_only=True)
+    assert refused.value.available == 20
+    full = await store.get_pool("acme", "p")
+    assert full == Pool("acme", "p", 100, 0, 80, {"r1": (30, at(1)), "r2": (50, at(2))})
+    assert full is not None and full.holders["r1"] == Holder("key-1")
+    settled = await store.settle("acme", "p", "r1", 10, reserved=30, totals_only=True)
+    assert _totals(settled) == (100, 10, 50, None)
+    assert await store.settle("acme", "p", "r1", 10, reserved=30, totals_only=True) is None
+    assert await store.sweep_reservations(at(10), at(20)) != []  # r2 swept: 50 charged, a marker
+    corrected = await store.settle("acme", "p", "r2", 20, reserved=50, totals_only=True)
+    assert _totals(corrected) == (100, 30, 0, (50, at(20)))
+    assert await store.get_pool("acme", "p") == Pool("acme", "p", 100, 30, 0, {})
+    with pytest.raises(UnknownPool):
+        await store.reserve("acme", "nope", "r9", 1, at(1), totals_only=True)
+
+
 async def test_the_sweep_drops_markers_only_after_another_max_age(store: Store) -> None:
     await store.set_capacity("acme", "p", 100)
     await store.reserve("acme", "p", "crashed", 10, at(1))

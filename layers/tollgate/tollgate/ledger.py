@@ -159,7 +159,9 @@ class Ledger:
                 await budget_alerts.usd_refused(self.alerts, tenant, rules, refusal, self.budgets.clock)
             raise
         try:
-            pool = await self.store.reserve(tenant, booking.pool, request_id, tokens, now_str(), holder)
+            pool = await self.store.reserve(
+                tenant, booking.pool, request_id, tokens, now_str(), holder, totals_only=True
+            )
         except Exception as exc:
             await self.budgets.settle(tenant, request_id, holds, 0)
             if isinstance(exc, Overdrawn):
@@ -239,7 +241,9 @@ class Ledger:
         tenant, rid, holds = booking.principal.tenant, booking.reservation_id, booking.usd_holds
         booking.usd_holds = []
         try:
-            settled = await self.store.settle(tenant, booking.pool, rid, actual, reserved=booking.reserved)
+            settled = await self.store.settle(
+                tenant, booking.pool, rid, actual, reserved=booking.reserved, totals_only=True
+            )
             if settled is not None and settled.corrected is not None:
                 tokens, swept_at = settled.corrected
                 holder = booking.holder or Holder()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
+from litestar.di import NamedDependency
 from litestar.types import Message, Scope
 
 from ..context import AppContext
@@ -41,9 +42,11 @@ class Caller:
     admission: Admission | None = None  # the rate limits that apply (metered routes only)
 
 
-async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
-    """Resolve the caller (401 for a missing, unknown, revoked or expired key) before the body is read."""
-    ctx: AppContext = request.app.state["ctx"]
+async def provide_caller(request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]) -> Caller:
+    """Resolve the caller (401 for a missing, unknown, revoked or expired key) before the body is read.
+
+    It takes ``ctx`` as a dependency so that Litestar resolves the two one after the other: two
+    dependencies of one level would be resolved in an anyio task group, two tasks on every request."""
     edge = gateway_context(request)
     state = request.scope.setdefault("state", {})
     request_id = state.get("request_id") or edge.request_id or new_request_id()

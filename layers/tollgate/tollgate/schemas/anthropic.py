@@ -19,7 +19,7 @@ from .openai import NAME_PATTERN
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class TextBlock(_Model):
@@ -86,7 +86,7 @@ class OtherBlock(BaseModel):
     """A block type tollgate does not translate (server tool calls and results, documents, search
     results, ...): kept whole for an Anthropic upstream, left out for the others."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     type: str = Field(min_length=1)
 
@@ -121,7 +121,7 @@ class ToolParam(BaseModel):
     ``web_search_20250305``, which only an Anthropic upstream gets. Unknown fields (``defer_loading``,
     ``max_uses``, ...) are kept for an Anthropic upstream."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     type: str | None = None
     name: str = Field(min_length=1)
@@ -147,7 +147,7 @@ class ToolChoice(_Model):
 
 
 class Metadata(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     user_id: str | None = None
 
@@ -156,7 +156,7 @@ class MessagesRequest(BaseModel):
     """The body of POST /v1/messages; ``max_tokens`` is required, as in Anthropic's API. Unknown
     top-level fields are kept in ``model_extra`` (passed to an Anthropic upstream, dropped elsewhere)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     model: str | None = Field(None, max_length=MAX_MODEL_NAME)
     max_tokens: int = Field(strict=True, ge=1, le=MAX_OUTPUT_TOKENS)

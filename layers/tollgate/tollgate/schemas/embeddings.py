@@ -15,7 +15,7 @@ MAX_INPUTS = 2048  # OpenAI's own limit per request
 class EmbeddingsRequest(BaseModel):
     """Unknown top-level fields are kept in ``model_extra`` and passed to OpenAI-compatible upstreams."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     input: str | list[str] = Field(min_length=1)
     model: str | None = Field(None, max_length=MAX_MODEL_NAME)

@@ -16,7 +16,7 @@ EXTENSION_FIELDS = frozenset({"provider", "session_id", "pool", "loop_mode", "lo
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 # Anthropic-only fields on the internal request (``exclude=True``: never dumped, so adapters that
@@ -122,7 +122,7 @@ class StreamOptions(_Strict):
 class ChatCompletionRequest(BaseModel):
     """The body of POST /v1/chat/completions. Unknown top-level fields are kept in ``model_extra``."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     model: str | None = Field(None, max_length=MAX_MODEL_NAME)
     messages: list[Message] = Field(min_length=1)

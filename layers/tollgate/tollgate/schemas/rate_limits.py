@@ -11,7 +11,7 @@ from ..limits_admin import MAX_RATE
 class LimitSet(BaseModel):
     """Requests and/or tokens per minute (whole numbers >= 1); what is left out is not limited."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     rpm: int | None = Field(None, strict=True, ge=1, le=MAX_RATE)
     tpm: int | None = Field(None, strict=True, ge=1, le=MAX_RATE)
@@ -26,6 +26,6 @@ class LimitSet(BaseModel):
 class KeyRotate(BaseModel):
     """How long the old secret keeps working (seconds; 0: it stops now)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     grace_seconds: int = Field(0, strict=True, ge=0, le=MAX_GRACE_SECONDS)

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .openai import ChatCompletionRequest
 
 
 class ToolOrigin(BaseModel):
     """What a flattened function is to the client: a function (maybe in a namespace) or a custom tool."""
+
+    model_config = ConfigDict(defer_build=True)
 
     kind: Literal["function", "custom"] = "function"
     name: str
@@ -21,6 +23,8 @@ class ToolOrigin(BaseModel):
 
 class ResponsesExtras(BaseModel):
     """What the Responses format needs beyond the chat request: to render, store and continue."""
+
+    model_config = ConfigDict(defer_build=True)
 
     tools: dict[str, ToolOrigin] = Field(default_factory=dict)  # flattened name -> origin
     store: bool = True

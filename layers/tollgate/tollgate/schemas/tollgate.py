@@ -23,7 +23,7 @@ PoolName = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class TokensRequest(_Body):

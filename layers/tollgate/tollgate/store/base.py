@@ -148,17 +148,35 @@ class BudgetStore(Protocol):
         """Create an unlimited pool unless it exists (an existing pool is never changed); whether created."""
 
     async def reserve(
-        self, tenant: str, pool: str, reservation_id: str, tokens: int, at: str, holder: Holder = NOBODY
+        self,
+        tenant: str,
+        pool: str,
+        reservation_id: str,
+        tokens: int,
+        at: str,
+        holder: Holder = NOBODY,
+        *,
+        totals_only: bool = False,
     ) -> Pool:
         """One conditional write: hold ``tokens`` under ``reservation_id`` if they fit.
 
         The pool must exist (``UnknownPool`` otherwise: the data plane never creates one). Settled
         exactly once; reserving an id already held changes nothing. ``holder`` is kept with the
         reservation for the sweep. Raises ``Overdrawn`` when it does not fit.
+
+        ``totals_only``: the caller reads only the pool's totals (capacity, used, reserved); the store
+        may then leave ``reservations``, ``holders`` and ``swept`` empty rather than read them (the hot path).
         """
 
     async def settle(
-        self, tenant: str, pool: str, reservation_id: str, actual: int, *, reserved: int | None = None
+        self,
+        tenant: str,
+        pool: str,
+        reservation_id: str,
+        actual: int,
+        *,
+        reserved: int | None = None,
+        totals_only: bool = False,
     ) -> Pool | None:
         """One conditional write: release reservation ``reservation_id`` and charge ``actual``.
 
@@ -169,6 +187,7 @@ class BudgetStore(Protocol):
         corrected instead: ``actual`` minus what the sweep charged, and the marker goes (the pool returned
         then carries the marker taken in ``corrected``, for the cost rollups). Exactly once:
         returns None (and changes nothing) when neither the reservation nor a marker is there.
+        ``totals_only`` as for ``reserve`` (``corrected`` is always set).
         """
 
     async def settle_anonymous(self, tenant: str, pool: str, reserved: int, actual: int) -> Pool | None:

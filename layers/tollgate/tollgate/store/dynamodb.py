@@ -283,7 +283,15 @@ class DynamoDBStore(
         return await self._create_pool(tenant, pool, None)
 
     async def reserve(
-        self, tenant: str, pool: str, reservation_id: str, tokens: int, at: str, holder: Holder = NOBODY
+        self,
+        tenant: str,
+        pool: str,
+        reservation_id: str,
+        tokens: int,
+        at: str,
+        holder: Holder = NOBODY,
+        *,
+        totals_only: bool = False,  # the update returns the item anyway: nothing to save
     ) -> Pool:
         request = items.reserve_request(tenant, pool, reservation_id, tokens, at, holder)
         for _ in range(_ATTEMPTS):
@@ -302,7 +310,14 @@ class DynamoDBStore(
         raise StoreConflict(f"could not reserve in pool {tenant}/{pool}")
 
     async def settle(
-        self, tenant: str, pool: str, reservation_id: str, actual: int, *, reserved: int | None = None
+        self,
+        tenant: str,
+        pool: str,
+        reservation_id: str,
+        actual: int,
+        *,
+        reserved: int | None = None,
+        totals_only: bool = False,  # as for reserve
     ) -> Pool | None:
         if reserved is not None:  # the steady state: the update carries the condition, no read first
             request = items.settle_request(tenant, pool, reservation_id, reserved, actual)

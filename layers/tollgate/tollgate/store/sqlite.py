@@ -246,15 +246,31 @@ class SQLiteStore(SQLiteAlerts, SQLiteBudgets, SQLiteLimits):
         return await self._run.write(ops.create_pool, tenant, pool)
 
     async def reserve(
-        self, tenant: str, pool: str, reservation_id: str, tokens: int, at: str, holder: Holder = NOBODY
+        self,
+        tenant: str,
+        pool: str,
+        reservation_id: str,
+        tokens: int,
+        at: str,
+        holder: Holder = NOBODY,
+        *,
+        totals_only: bool = False,
     ) -> Pool:
-        return await self._run.quick_write(ops.reserve, tenant, pool, (reservation_id, tokens, at), holder)
+        reservation = (reservation_id, tokens, at)
+        return await self._run.quick_write(ops.reserve, tenant, pool, reservation, holder, totals_only)
 
     async def settle(
-        self, tenant: str, pool: str, reservation_id: str, actual: int, *, reserved: int | None = None
+        self,
+        tenant: str,
+        pool: str,
+        reservation_id: str,
+        actual: int,
+        *,
+        reserved: int | None = None,
+        totals_only: bool = False,
     ) -> Pool | None:
         # one transaction either way: ``reserved`` saves nothing here
-        return await self._run.quick_write(ops.settle, tenant, pool, reservation_id, actual)
+        return await self._run.quick_write(ops.settle, tenant, pool, reservation_id, actual, totals_only)
 
     async def settle_anonymous(self, tenant: str, pool: str, reserved: int, actual: int) -> Pool | None:
         return await self._run.quick_write(ops.settle_anonymous, tenant, pool, reserved, actual)

@@ -88,7 +88,13 @@ def get_pool(conn: sqlite3.Connection, tenant: str, pool: str) -> Pool | None:
     return Pool(tenant, pool, opt_int(row[0]), int(row[1]), int(row[2]), reservations, holders, swept)
 
 
-def _pool(conn: sqlite3.Connection, tenant: str, pool: str) -> Pool:
+def _pool(conn: sqlite3.Connection, tenant: str, pool: str, totals_only: bool = False) -> Pool:
+    if totals_only:  # the hot path: the totals alone, one read
+        row = conn.execute(
+            "SELECT capacity, used, reserved FROM pools WHERE tenant = ? AND pool = ?", (tenant, pool)
+        ).fetchone()
+        assert row is not None, "the pool was written in this transaction"
+        return Pool(tenant, pool, opt_int(row[0]), int(row[1]), int(row[2]))
     found = get_pool(conn, tenant, pool)
     assert found is not None, "the pool was written in this transaction"
     return found
@@ -120,6 +126,7 @@ def reserve(
     pool: str,
     reservation: tuple[str, int, str],
     holder: Holder,
+    totals_only: bool = False,
 ) -> Pool:
     """Hold ``tokens`` if capacity - used - reserved covers them; a known reservation id changes nothing."""
     reservation_id, tokens, at = reservation
@@ -127,7 +134,7 @@ def reserve(
     if exists is None:
         raise UnknownPool(tenant, pool)
     if _held(conn, tenant, pool, reservation_id) is not None:
-        return _pool(conn, tenant, pool)
+        return _pool(conn, tenant, pool, totals_only)
     cursor = conn.execute(
         "UPDATE pools SET reserved = reserved + ? "
         "WHERE tenant = ? AND pool = ? AND (capacity IS NULL OR capacity - used - reserved >= ?)",
@@ -141,7 +148,7 @@ def reserve(
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (tenant, pool, reservation_id, int(tokens), at, holder.key_id, holder.provider, holder.model),
     )
-    return _pool(conn, tenant, pool)
+    return _pool(conn, tenant, pool, totals_only)
 
 
 def _held(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str) -> int | None:
@@ -160,7 +167,14 @@ def _marker(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: st
     return None if row is None else (int(row[0]), str(row[1]))
 
 
-def settle(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str, actual: int) -> Pool | None:
+def settle(
+    conn: sqlite3.Connection,
+    tenant: str,
+    pool: str,
+    reservation_id: str,
+    actual: int,
+    totals_only: bool = False,
+) -> Pool | None:
     """Release the reservation and charge ``actual``; or correct a swept one's charge (exactly once)."""
     key = (tenant, pool, reservation_id)
     tokens = _held(conn, *key)
@@ -170,7 +184,7 @@ def settle(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str
             "UPDATE pools SET reserved = reserved - ?, used = used + ? WHERE tenant = ? AND pool = ?",
             (tokens, int(actual), tenant, pool),
         )
-        return _pool(conn, tenant, pool)
+        return _pool(conn, tenant, pool, totals_only)
     marker = _marker(conn, *key)
     if marker is None:
         return None
@@ -179,7 +193,7 @@ def settle(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str
         "UPDATE pools SET used = used + ? WHERE tenant = ? AND pool = ?",
         (int(actual) - marker[0], tenant, pool),
     )
-    corrected = _pool(conn, tenant, pool)
+    corrected = _pool(conn, tenant, pool, totals_only)
     return None if corrected is None else replace(corrected, corrected=marker)
 
 

@@ -68,7 +68,7 @@ _ROLES = frozenset({"user", "assistant", "system", "developer"})
 class ResponsesRequest(BaseModel):
     """The body of POST /v1/responses; fields tollgate has no use for are ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     model: str | None = None
     input: str | list[Any]
