@@ -136,7 +136,9 @@ class _Runner:
         return result  # type: ignore[no-any-return]
 
     def _checkpoint(self) -> None:
-        with contextlib.suppress(sqlite3.Error):  # a later one catches up
+        # under the write lock: no commit of this process lands meanwhile, so the checkpoint can copy the
+        # whole WAL and the next writer starts it afresh (else it grows forever under steady load: issue 14)
+        with self._write_lock, contextlib.suppress(sqlite3.Error):  # a later one catches up
             checkpoint(self._connections.get())
 
     async def write(
