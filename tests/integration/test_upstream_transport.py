@@ -99,6 +99,7 @@ async def test_refused_connection_is_connect_error(client: httpx.AsyncClient) ->
 async def test_silent_upstream_is_read_timeout(client: httpx.AsyncClient) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(5)
+        writer.close()  # Python 3.12's Server.wait_closed waits for every connection to close
 
     server, url = await _server(handler)
     async with server:
