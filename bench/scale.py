@@ -2,6 +2,7 @@
 
     python bench/scale.py                                   # dynalite and SQLite, N = 1, 2, 4, 8
     python bench/scale.py --stores dynamodb --levels 1,8 --seconds 10 --concurrency 4
+    python bench/scale.py --stores dynamodb --emulator moto --levels 8   # moto's server instead of dynalite
 
 Per store and N: a fresh DynamoDB table on dynalite (or a fresh SQLite file), the stub upstream, and N
 gateway processes, each the chat Lambda's entry (``uvicorn --factory tollgate.app:create_app``, one worker:
@@ -41,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpload
 import servers
 from audit_contention import REGION, dynalite
+from item_contention import moto
 from tollgate import audit, rollups
 from tollgate.keys import new_key_record, store_key
 from tollgate.store.base import Store
@@ -262,6 +264,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rate", type=float, default=20.0, help="then one tenant at this fixed rate (req/s in all; 0: skip)"
     )
+    parser.add_argument(
+        "--emulator", choices=("dynalite", "moto"), default="dynalite", help="the DynamoDB server to run"
+    )
     parser.add_argument("--warmup", type=int, default=5, help="requests per gateway and key before timing")
     return parser.parse_args(argv)
 
@@ -283,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         with servers.running(stub, "/health"), contextlib.ExitStack() as stack:
             for kind in stores:
                 if kind == "dynamodb":
-                    url = stack.enter_context(dynalite(workdir / "dynalite.log"))
+                    emulator = moto if args.emulator == "moto" else dynalite
+                    url = stack.enter_context(emulator(workdir / f"{args.emulator}.log"))
                     os.environ.update(
                         AWS_ENDPOINT_URL_DYNAMODB=url,
                         AWS_ACCESS_KEY_ID="bench",
