@@ -21,7 +21,7 @@ from .limits import Admission
 from .logs import log_event
 from .providers.base import Usage
 from .schemas.openai import Message
-from .store.base import ABANDONED, AuditEntry, Holder, Overdrawn, Reservation, Store, UnknownPool
+from .store.base import AuditEntry, Holder, Overdrawn, Reservation, Store, UnknownPool
 from .timeutil import Clock, after, now_str, utc_now
 
 logger = logging.getLogger("tollgate.ledger")
@@ -261,25 +261,7 @@ class Ledger:
         """The sweep's entry for a reservation nobody settled: status ``abandoned`` (itself the mark that
         the usage is an estimate), charged its reserved upper bound, counted as completion tokens and
         priced as such (an upper bound of the cost)."""
-        holder = reservation.holder
-        provider, model = holder.provider or "unknown", holder.model or "unknown"
-        entry = AuditEntry(
-            tenant=reservation.tenant,
-            seq=0,
-            at=at,
-            request_id=reservation.reservation_id,
-            key_id=holder.key_id or "unknown",
-            provider=provider,
-            model=model,
-            status=ABANDONED,
-            prompt_tokens=0,
-            completion_tokens=reservation.tokens,
-            cost_micro_usd=self.pricing.cost_micro_usd(provider, model, 0, reservation.tokens),
-            request_sha256=answer_digest(None),
-            response_sha256=answer_digest(None),
-            prev_hash="",
-            hash="",
-        )
+        entry = rollups.abandoned_entry(self.pricing, reservation, at, answer_digest(None))
         return await self.audit.append(entry)
 
     def _entry(

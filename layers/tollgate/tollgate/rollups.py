@@ -49,12 +49,13 @@ def change_of(entry: AuditEntry) -> Rollup:
     )
 
 
-def abandoned_change(pricing: Pricing, reservation: Reservation, at: str) -> Rollup:
-    """What the sweep's ``abandoned`` entry of ``reservation`` (written at ``at``) adds: the same values as
-    ``Ledger.audit_abandoned`` writes."""
+def abandoned_entry(pricing: Pricing, reservation: Reservation, at: str, digest: str = "") -> AuditEntry:
+    """The sweep's entry for a reservation nobody settled (not yet chained): status ``abandoned`` (itself
+    the mark that the usage is an estimate), charged its reserved upper bound, counted as completion
+    tokens and priced as such. ``Ledger.audit_abandoned`` appends it; ``abandoned_change`` rolls it up."""
     holder = reservation.holder
     provider, model = holder.provider or "unknown", holder.model or "unknown"
-    entry = AuditEntry(
+    return AuditEntry(
         tenant=reservation.tenant,
         seq=0,
         at=at,
@@ -66,12 +67,16 @@ def abandoned_change(pricing: Pricing, reservation: Reservation, at: str) -> Rol
         prompt_tokens=0,
         completion_tokens=reservation.tokens,
         cost_micro_usd=pricing.cost_micro_usd(provider, model, 0, reservation.tokens),
-        request_sha256="",
-        response_sha256="",
+        request_sha256=digest,
+        response_sha256=digest,
         prev_hash="",
         hash="",
     )
-    return change_of(entry)
+
+
+def abandoned_change(pricing: Pricing, reservation: Reservation, at: str) -> Rollup:
+    """What the sweep's ``abandoned`` entry of ``reservation`` (written at ``at``) adds to the rollups."""
+    return change_of(abandoned_entry(pricing, reservation, at))
 
 
 def recompute(entries: Iterable[AuditEntry]) -> dict[Cell, Rollup]:
