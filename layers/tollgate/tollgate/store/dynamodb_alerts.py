@@ -10,7 +10,7 @@ thresholds themselves are budget rules (``dynamodb_budgets``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .alert_base import PENDING, Alert
 from .dynamodb_items import (
@@ -26,9 +26,10 @@ from .dynamodb_items import (
     n,
     s,
 )
+from .dynamodb_primitives import DynamoDBPrimitives
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    pass
 
 PENDING_DIR = "ALERTS_PENDING"
 _NAMES = {"#state": "state", "#att": "attempts", "#claimed": "claimed_at"}
@@ -102,22 +103,8 @@ def finish_request(
     )
 
 
-class DynamoDBAlerts:
+class DynamoDBAlerts(DynamoDBPrimitives):
     """Mixed into ``DynamoDBStore``: the ``AlertStore`` methods, on the store's own primitives."""
-
-    if TYPE_CHECKING:
-
-        def call(self, operation: str, **request: Any) -> Awaitable[dict[str, Any]]: ...
-
-        def _conditional(self, operation: str, **request: Any) -> Awaitable[dict[str, Any] | None]: ...
-
-        def _get(self, key: Item, **request: Any) -> Awaitable[Item | None]: ...
-
-        def _query(
-            self, request: Request, limit: int | None = None, operation: str = "query"
-        ) -> Awaitable[list[Item]]: ...
-
-        def _listed(self, name: str) -> Awaitable[list[Item]]: ...
 
     async def record_alert(self, alert: Alert) -> bool:
         put = expression(ConditionExpression="attribute_not_exists(#pk)")

@@ -18,7 +18,7 @@ however long the history. Every counter but ``all`` carries the table's TTL attr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..timeutil import parse_time
 from .base import Overdrawn
@@ -31,10 +31,11 @@ from .budget_records import (
     sweep_margin,
 )
 from .dynamodb_items import GSI1PK, GSI1SK, PK, SK, Attr, Item, Request, expression, get_n, get_s, n, opt_n, s
+from .dynamodb_primitives import DynamoDBPrimitives
 from .table import ttl_attribute
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    pass
 
 RULES_DIR = "BUDGETS"
 _ATTEMPTS = 20
@@ -199,24 +200,8 @@ def _unexpired_query(tenant: str, budget: str, floor: str) -> Request:
     return {**request, "ConsistentRead": True}
 
 
-class DynamoDBBudgets:
+class DynamoDBBudgets(DynamoDBPrimitives):
     """Mixed into ``DynamoDBStore``: the USD budget methods, on the store's own primitives."""
-
-    if TYPE_CHECKING:
-
-        def call(self, operation: str, **request: Any) -> Awaitable[dict[str, Any]]: ...
-
-        def _conditional(self, operation: str, **request: Any) -> Awaitable[dict[str, Any] | None]: ...
-
-        def _get(self, key: Item, **request: Any) -> Awaitable[Item | None]: ...
-
-        def _query(
-            self, request: Request, limit: int | None = None, operation: str = "query"
-        ) -> Awaitable[list[Item]]: ...
-
-        def _batch_get(self, keys: list[Item]) -> Awaitable[list[Item]]: ...
-
-        def _listed(self, name: str) -> Awaitable[list[Item]]: ...
 
     async def put_budget_rule(self, rule: BudgetRule) -> None:
         await self.call("put_item", Item=rule_item(rule))

@@ -11,13 +11,14 @@ hot path reads a tenant's limits with one Query (``tenant_limits``), which ``tol
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .dynamodb_items import GSI1PK, GSI1SK, PK, SK, TTL_ATTRIBUTE, Item, Request, get_s, n, opt_n, s
+from .dynamodb_primitives import DynamoDBPrimitives
 from .limits_base import Counted, RateLimit
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    pass
 
 LIMITS_DIR = "LIMITS"
 _TENANT_SK = "TENANT"
@@ -83,20 +84,8 @@ def add_request(bucket: str, amount: int, expires_epoch: int) -> Request:
     }
 
 
-class DynamoDBLimits:
+class DynamoDBLimits(DynamoDBPrimitives):
     """Mixed into ``DynamoDBStore``: the ``LimitStore`` methods on the store's own primitives."""
-
-    if TYPE_CHECKING:
-
-        def call(self, operation: str, **request: Any) -> Awaitable[dict[str, Any]]: ...
-
-        def _get(self, key: Item, **request: Any) -> Awaitable[Item | None]: ...
-
-        def _query(
-            self, request: Request, limit: int | None = None, operation: str = "query"
-        ) -> Awaitable[list[Item]]: ...
-
-        def _listed(self, name: str) -> Awaitable[list[Item]]: ...
 
     async def set_limit(self, limit: RateLimit) -> None:
         await self.call("put_item", Item=limit_item(limit))

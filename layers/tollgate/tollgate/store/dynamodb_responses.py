@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from ..timeutil import epoch_seconds, now_str
 from .base import StoredResponse
 from .dynamodb_items import PK, SK, TTL_ATTRIBUTE, Item, Request, expression, get_s, s
+from .dynamodb_primitives import DynamoDBPrimitives
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    pass
 
 
 def response_key(tenant: str, response_id: str) -> Item:
@@ -53,20 +54,8 @@ def expired_responses_scan(now: str) -> Request:
     return expression(values=values, FilterExpression=filtered, ProjectionExpression="#pk, #sk")
 
 
-class DynamoDBResponses:
+class DynamoDBResponses(DynamoDBPrimitives):
     """Mixed into ``DynamoDBStore``: the response methods, on the store's own primitives."""
-
-    if TYPE_CHECKING:
-
-        def call(self, operation: str, **request: Any) -> Awaitable[dict[str, Any]]: ...
-
-        def _conditional(self, operation: str, **request: Any) -> Awaitable[dict[str, Any] | None]: ...
-
-        def _get(self, key: Item, **request: Any) -> Awaitable[Item | None]: ...
-
-        def _query(
-            self, request: Request, limit: int | None = None, operation: str = "query"
-        ) -> Awaitable[list[Item]]: ...
 
     async def put_response(self, record: StoredResponse) -> None:
         await self.call("put_item", Item=response_item(record))

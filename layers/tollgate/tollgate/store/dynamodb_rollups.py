@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .dynamodb_items import PK, SK, Item, Request, expression, get_n, get_s, n, s
+from .dynamodb_primitives import DynamoDBPrimitives
 from .rollup_base import COUNTERS, Rollup
 
 if TYPE_CHECKING:
@@ -53,16 +54,10 @@ def rollup_from_item(item: Item) -> Rollup:
     return Rollup.of(cell, [get_n(item, name) if name in item else 0 for name in COUNTERS])
 
 
-class DynamoDBRollups:
+class DynamoDBRollups(DynamoDBPrimitives):
     """Mixed into ``DynamoDBStore``: the rollup methods, on the store's own primitives."""
 
     if TYPE_CHECKING:
-
-        def call(self, operation: str, **request: Any) -> Awaitable[dict[str, Any]]: ...
-
-        def _query(
-            self, request: Request, limit: int | None = None, operation: str = "query"
-        ) -> Awaitable[list[Item]]: ...
 
         def audit_tenants(self) -> Awaitable[list[str]]: ...
 

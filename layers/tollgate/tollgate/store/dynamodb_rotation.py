@@ -17,9 +17,10 @@ from ..timeutil import epoch_seconds
 from . import dynamodb_items as items
 from .base import ApiKey
 from .dynamodb_items import GSI1PK, GSI1SK, PK, SK, TTL_ATTRIBUTE, Item, Request, get_s, n, opt_s, s
+from .dynamodb_primitives import DynamoDBPrimitives
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    pass
 
 RETIRED = "retired"  # on the current key item: old hash -> until when it is accepted
 TTL_AFTER_GRACE_SECONDS = 86400
@@ -79,20 +80,8 @@ def shorten_request(old_hash: str, until: str) -> Request:
     }
 
 
-class DynamoDBRotation:
+class DynamoDBRotation(DynamoDBPrimitives):
     """Mixed into ``DynamoDBStore``."""
-
-    if TYPE_CHECKING:
-
-        def call(self, operation: str, **request: Any) -> Awaitable[dict[str, Any]]: ...
-
-        def _conditional(self, operation: str, **request: Any) -> Awaitable[dict[str, Any] | None]: ...
-
-        def _get(self, key: Item, **request: Any) -> Awaitable[Item | None]: ...
-
-        def _query(
-            self, request: Request, limit: int | None = None, operation: str = "query"
-        ) -> Awaitable[list[Item]]: ...
 
     async def _current_key_item(self, key_id: str) -> Item | None:
         for entry in await self._query(items.directory_request(items.KEYS_DIR, key_id)):
