@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.clock_helpers import ManualClock
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import ServerThread
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -28,19 +29,6 @@ SECRET = "whsec-for-tests"
 BUDGET = "tokens:team"
 
 
-class Clock:
-    """The gateway's clock (the sweep and the alerts read it); a test moves it forward."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
     with WebhookReceiver() as running:
@@ -48,8 +36,8 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(datetime.now(UTC))
 
 
 @pytest.fixture
@@ -61,7 +49,7 @@ def start(
     start_gateway: Callable[..., ServerThread],
     fake: FakeOpenAI,
     store: SQLiteStore,
-    clock: Clock,
+    clock: ManualClock,
     alert_clients: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Gateway:
@@ -114,7 +102,7 @@ def test_fifty_concurrent_requests_on_two_gateways_fire_each_threshold_once_sign
     start_gateway: Callable[..., ServerThread],
     receiver: WebhookReceiver,
     store: SQLiteStore,
-    clock: Clock,
+    clock: ManualClock,
 ) -> None:
     overrides = {"alert_webhook_url": receiver.url, "alert_webhook_secret": SECRET}
     gw = start(start_gateway, fake_openai, store, clock, **overrides)
@@ -179,7 +167,7 @@ def test_a_webhook_that_is_down_is_retried_by_the_sweep_and_delivered_once_up(
     start_gateway: Callable[..., ServerThread],
     receiver: WebhookReceiver,
     store: SQLiteStore,
-    clock: Clock,
+    clock: ManualClock,
 ) -> None:
     receiver.mode = "fail"
     gw = start(start_gateway, fake_openai, store, clock, alert_webhook_url=receiver.url, alert_max_attempts=5)
@@ -210,7 +198,7 @@ def test_a_hanging_webhook_never_holds_up_the_request(
     start_gateway: Callable[..., ServerThread],
     receiver: WebhookReceiver,
     store: SQLiteStore,
-    clock: Clock,
+    clock: ManualClock,
 ) -> None:
     receiver.mode = "hang"
     overrides = {"alert_webhook_url": receiver.url, "alert_webhook_timeout_seconds": 0.5}
@@ -228,7 +216,7 @@ def test_eventbridge_on_moto_receives_the_event(
     fake_openai: FakeOpenAI,
     start_gateway: Callable[..., ServerThread],
     store: SQLiteStore,
-    clock: Clock,
+    clock: ManualClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from moto import mock_aws
@@ -266,7 +254,10 @@ def test_eventbridge_on_moto_receives_the_event(
 
 
 def test_bad_alert_at_is_a_400_and_writes_nothing(
-    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], store: SQLiteStore, clock: Clock
+    fake_openai: FakeOpenAI,
+    start_gateway: Callable[..., ServerThread],
+    store: SQLiteStore,
+    clock: ManualClock,
 ) -> None:
     gw = start(start_gateway, fake_openai, store, clock)
     assert gw.set_budget("acme", "team", 500)["alert_at"] == []
@@ -285,7 +276,7 @@ def test_the_timed_sweep_of_serve_delivers_once_the_webhook_is_up(
     start_gateway: Callable[..., ServerThread],
     receiver: WebhookReceiver,
     store: SQLiteStore,
-    clock: Clock,
+    clock: ManualClock,
 ) -> None:
     receiver.mode = "fail"
     overrides = {"alert_webhook_url": receiver.url, "sweep_interval_seconds": 0.05}
@@ -308,7 +299,7 @@ def test_a_hoosh_token_reservation_fires_too(
     start_gateway: Callable[..., ServerThread],
     receiver: WebhookReceiver,
     store: SQLiteStore,
-    clock: Clock,
+    clock: ManualClock,
 ) -> None:
     gw = start(start_gateway, fake_openai, store, clock, alert_webhook_url=receiver.url)
     key = team_key(gw, 100, [50, 100])
@@ -341,7 +332,7 @@ def test_a_usd_pool_budget_fires_each_threshold_once_per_period_under_concurrenc
     start_gateway: Callable[..., ServerThread],
     receiver: WebhookReceiver,
     store: SQLiteStore,
-    clock: Clock,
+    clock: ManualClock,
 ) -> None:
     overrides = {"alert_webhook_url": receiver.url, "alert_webhook_secret": SECRET}
     gw = start(start_gateway, fake_openai, store, clock, **overrides)
@@ -385,7 +376,7 @@ def test_a_keys_usd_budget_alerts_and_its_first_refusal_counts_as_100(
     start_gateway: Callable[..., ServerThread],
     receiver: WebhookReceiver,
     store: SQLiteStore,
-    clock: Clock,
+    clock: ManualClock,
 ) -> None:
     gw = start(start_gateway, fake_openai, store, clock, alert_webhook_url=receiver.url)
     gw.set_budget("acme", "team", None)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clock_helpers import ManualClock
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import Gateway, gateway_settings
@@ -21,29 +22,23 @@ from tollgate.store.sqlite import SQLiteStore
 START = datetime.now(UTC).replace(microsecond=0)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(START)
 
 
 @pytest.fixture
 def gw(
-    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path, clock: Clock
+    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path, clock: ManualClock
 ) -> Gateway:
     store = SQLiteStore(str(tmp_path / "state.db"))
     settings = gateway_settings(fake_openai)
     return Gateway(start_gateway(settings, include_admin=True, store=store, clock=clock), fake_openai)
 
 
-def test_old_secret_works_during_grace_then_401_and_audit_keeps_the_key_id(gw: Gateway, clock: Clock) -> None:
+def test_old_secret_works_during_grace_then_401_and_audit_keeps_the_key_id(
+    gw: Gateway, clock: ManualClock
+) -> None:
     created = gw.admin("POST", "/keys", json={"tenant": "acme", "pool": "team"}).json()
     old, key_id = created["key"], created["key_id"]
     assert gw.admin("PUT", f"/limits/acme/keys/{key_id}", json={"rpm": 100}).status_code == 200

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.clock_helpers import ManualClock
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import MESSAGES, Gateway, gateway_settings
@@ -21,22 +22,14 @@ START = datetime(2026, 3, 1, 12, 0, 15, tzinfo=UTC)  # 45 s before the minute en
 HEADERS = ("limit", "remaining", "reset")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(START)
 
 
 @pytest.fixture
 def gw(
-    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path, clock: Clock
+    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path, clock: ManualClock
 ) -> Gateway:
     settings = gateway_settings(fake_openai)
     store = SQLiteStore(str(tmp_path / "state.db"))
@@ -58,7 +51,7 @@ def window(response: httpx.Response, kind: str) -> tuple[str | None, ...]:
     return tuple(response.headers.get(f"x-ratelimit-{h}-{kind}") for h in HEADERS)
 
 
-def test_rpm_per_key_admits_the_limit_then_429_until_the_next_minute(gw: Gateway, clock: Clock) -> None:
+def test_rpm_per_key_admits_the_limit_then_429_until_the_next_minute(gw: Gateway, clock: ManualClock) -> None:
     key, key_id = new_key(gw, "acme")
     other, _ = new_key(gw, "acme")
     assert set_limit(gw, "acme", key_id, rpm=3).status_code == 200
@@ -112,7 +105,7 @@ def test_streamed_answer_carries_the_headers_and_anthropic_shape_on_messages(gw:
     assert refused.headers["retry-after"] == "45" and window(refused, "requests") == ("2", "0", "45s")
 
 
-def test_tpm_admits_on_the_estimate_and_corrects_on_settle(gw: Gateway, clock: Clock) -> None:
+def test_tpm_admits_on_the_estimate_and_corrects_on_settle(gw: Gateway, clock: ManualClock) -> None:
     key, key_id = new_key(gw, "acme")
     assert set_limit(gw, "acme", key_id, tpm=100_000).status_code == 200
     probe = gw.chat(key)
@@ -242,7 +235,7 @@ def test_every_model_endpoint_is_metered_and_refuses_in_its_own_shape(gw: Gatewa
 
 
 def test_a_change_applies_at_once_in_the_process_that_made_it_despite_the_cache(
-    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path, clock: Clock
+    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path, clock: ManualClock
 ) -> None:
     settings = gateway_settings(fake_openai, key_cache_seconds=300)
     store = SQLiteStore(str(tmp_path / "cached.db"))

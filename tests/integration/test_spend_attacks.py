@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.clock_helpers import ManualClock
 from tests.fakes.openai_upstream import FakeOpenAI, Script
 from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import ADMIN_KEY, Gateway, gateway_settings
@@ -21,22 +22,14 @@ from tollgate.store.sqlite import SQLiteStore
 START = datetime.now(UTC).replace(microsecond=0)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(START)
 
 
 @pytest.fixture
 def gw(
-    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path, clock: Clock
+    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path, clock: ManualClock
 ) -> Gateway:
     store = SQLiteStore(str(tmp_path / "state.db"))
     settings = gateway_settings(fake_openai)
@@ -123,7 +116,7 @@ def test_hostile_admin_input_is_a_4xx_and_writes_nothing(
     assert _state(gw) == before
 
 
-def test_rotating_again_ends_the_first_old_secret_with_the_new_grace(gw: Gateway, clock: Clock) -> None:
+def test_rotating_again_ends_the_first_old_secret_with_the_new_grace(gw: Gateway, clock: ManualClock) -> None:
     """Rotate with an hour's grace, then again with none (the old secret leaked): every earlier secret
     stops now, not only the one the second rotation replaced."""
     first, key_id = _key(gw)
@@ -139,7 +132,7 @@ def test_rotating_again_ends_the_first_old_secret_with_the_new_grace(gw: Gateway
 
 
 def test_a_request_that_fails_upstream_gives_back_its_usd_hold_and_tpm(
-    gw: Gateway, fake_openai: FakeOpenAI, clock: Clock
+    gw: Gateway, fake_openai: FakeOpenAI, clock: ManualClock
 ) -> None:
     key, key_id = _key(gw, budget_usd=1, budget_period="daily")
     assert gw.admin("PUT", f"/limits/acme/keys/{key_id}", json={"rpm": 100, "tpm": 10_000}).status_code == 200
@@ -295,7 +288,7 @@ def test_an_agent_loop_carries_the_token_headers_of_a_tpm_limit(gw: Gateway, str
     assert answer.headers.get("x-ratelimit-limit-tokens") == "100000", dict(answer.headers)
 
 
-def test_a_tenant_refusal_gives_back_what_the_keys_limit_counted(gw: Gateway, clock: Clock) -> None:
+def test_a_tenant_refusal_gives_back_what_the_keys_limit_counted(gw: Gateway, clock: ManualClock) -> None:
     clock.now = START.replace(second=1)  # all in one minute
     key, key_id = _key(gw)
     assert gw.admin("PUT", f"/limits/acme/keys/{key_id}", json={"rpm": 5}).status_code == 200

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from tests.clock_helpers import ManualClock
 from tollgate.alerts.build import build_alerts
 from tollgate.alerts.channels import EventBridgeChannel, WebhookChannel
 from tollgate.alerts.outbox import Outbox
@@ -30,14 +31,6 @@ from tollgate.store.alert_base import DELIVERED, FAILED, PENDING
 from tollgate.store.sqlite import SQLiteStore
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Events:
@@ -95,11 +88,11 @@ async def test_each_threshold_fires_once_and_a_refusal_counts_as_100(store: SQLi
     webhook = WebhookChannel(
         "https://hooks.example/x", secret=None, timeout_seconds=1, transport=httpx.MockTransport(hook)
     )
-    outbox = Outbox(store, [webhook], max_attempts=3, retry_after_seconds=60, clock=Clock())
-    watch = AlertWatch(store, outbox, Clock())
+    outbox = Outbox(store, [webhook], max_attempts=3, retry_after_seconds=60, clock=ManualClock(T0))
+    watch = AlertWatch(store, outbox, ManualClock(T0))
     await watch.observe(use(600))
     await watch.observe(use(700))
-    await AlertWatch(store, outbox, Clock()).observe(use(650))  # another process: the store dedups
+    await AlertWatch(store, outbox, ManualClock(T0)).observe(use(650))  # another process: the store dedups
     await watch.refused(use(900))  # 80 and 100 fire at the refusal
     await watch.refused(use(950))
     await outbox.drain()
@@ -113,7 +106,7 @@ async def test_each_threshold_fires_once_and_a_refusal_counts_as_100(store: SQLi
 
 
 async def test_a_failing_channel_is_retried_alone_and_attempts_are_bounded(store: SQLiteStore) -> None:
-    clock, events, calls = Clock(), Events(), []
+    clock, events, calls = ManualClock(T0), Events(), []
 
     def hook(request: httpx.Request) -> httpx.Response:
         calls.append(request)
@@ -155,9 +148,9 @@ async def test_an_event_has_the_source_detail_type_and_document(store: SQLiteSto
         [EventBridgeChannel(LazyClient("events", region="us-east-1", client=events))],
         max_attempts=3,
         retry_after_seconds=60,
-        clock=Clock(),
+        clock=ManualClock(T0),
     )
-    await AlertWatch(store, outbox, Clock()).refused(use(10, alert_at=(100,)))
+    await AlertWatch(store, outbox, ManualClock(T0)).refused(use(10, alert_at=(100,)))
     await outbox.drain()
     (entry,) = events.entries
     assert (entry["Source"], entry["DetailType"], entry["EventBusName"]) == (
@@ -231,8 +224,8 @@ async def test_a_webhook_error_never_repeats_the_url(store: SQLiteStore) -> None
         raise httpx.ConnectError(f"cannot connect to {url}", request=request)
 
     webhook = WebhookChannel(url, secret=None, timeout_seconds=1, transport=httpx.MockTransport(refuse))
-    outbox = Outbox(store, [webhook], max_attempts=3, retry_after_seconds=60, clock=Clock())
-    await AlertWatch(store, outbox, Clock()).observe(use(900, alert_at=(80,)))
+    outbox = Outbox(store, [webhook], max_attempts=3, retry_after_seconds=60, clock=ManualClock(T0))
+    await AlertWatch(store, outbox, ManualClock(T0)).observe(use(900, alert_at=(80,)))
     await outbox.drain()
     (alert,) = await store.list_alerts("acme")
     assert alert.error == "webhook: RuntimeError: ConnectError: cannot connect to <webhook url>"
