@@ -8,23 +8,20 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.console_env import ADMIN_KEY, _free_port, _serve_env, stop
+from tests.e2e.console_env import ADMIN_KEY, _serve_env
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.webhook_receiver import WebhookReceiver
-from tests.integration.test_audit_gateways import _wait_healthy
+from tests.integration.test_audit_gateways import serve_processes
 from tollgate.store.alert_base import DELIVERED
 from tollgate.store.sqlite import SQLiteStore
 
 SECRET = "whsec-processes"
-SERVE_LIMIT_S = 300  # each gateway ends by itself even if this test run is killed
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -33,22 +30,8 @@ def gateways(tmp_path: Path, upstream: FakeOpenAI, hook: str, count: int) -> Ite
     env = _serve_env(tmp_path / "alerts.db", upstream.url)  # type: ignore[attr-defined]
     env |= {"TOLLGATE_ALERT_WEBHOOK_URL": hook, "TOLLGATE_ALERT_WEBHOOK_SECRET": SECRET}
     env["TOLLGATE_DEFAULT_MAX_TOKENS"] = "50"  # a reservation of about 60 tokens: many fit in the pool
-    started: list[tuple[str, subprocess.Popen[bytes]]] = []
-    try:
-        for n in range(count):
-            port = _free_port()
-            code = f"import signal, sys; signal.alarm({SERVE_LIMIT_S}); "
-            code += "from tollgate.cli import main; sys.exit(main())"
-            command = [sys.executable, "-c", code, "serve", "--host", "127.0.0.1", "--port", str(port)]
-            with (tmp_path / f"serve{n}.log").open("wb") as log:
-                process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-            started.append((f"http://127.0.0.1:{port}", process))
-        for url, process in started:
-            _wait_healthy(url, process)
+    with serve_processes(tmp_path, env, count) as started:
         yield [url for url, _ in started]
-    finally:
-        for _, process in started:
-            stop(process)
 
 
 def admin(url: str, method: str, path: str, body: dict[str, object]) -> httpx.Response:

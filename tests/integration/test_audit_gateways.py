@@ -62,16 +62,16 @@ async def _create_table(table: str) -> None:
 
 
 @contextlib.contextmanager
-def gateways(
-    tmp_path: Path, upstream: FakeOpenAI, count: int, store_env: dict[str, str] | None = None
+def serve_processes(
+    tmp_path: Path, env: dict[str, str], count: int
 ) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    """``count`` ``tollgate serve`` processes with ``env``, healthy, as (url, process); stopped after."""
     started: list[tuple[str, subprocess.Popen[bytes]]] = []
-    env = {**_serve_env(tmp_path / "gateways.db", upstream.url), **(store_env or {})}  # type: ignore[attr-defined]
     try:
         for n in range(count):
             port = _free_port()
             # SIGALRM ends the process by itself even if this test run is killed (no wrapper process:
-            # the SIGKILL below must reach the gateway itself)
+            # a SIGKILL from a test must reach the gateway itself)
             code = f"import signal, sys; signal.alarm({SERVE_LIMIT_S}); "
             code += "from tollgate.cli import main; sys.exit(main())"
             command = [sys.executable, "-c", code]
@@ -85,6 +85,15 @@ def gateways(
     finally:
         for _, process in started:
             stop(process)
+
+
+@contextlib.contextmanager
+def gateways(
+    tmp_path: Path, upstream: FakeOpenAI, count: int, store_env: dict[str, str] | None = None
+) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    env = {**_serve_env(tmp_path / "gateways.db", upstream.url), **(store_env or {})}  # type: ignore[attr-defined]
+    with serve_processes(tmp_path, env, count) as started:
+        yield started
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:

@@ -12,8 +12,6 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +20,9 @@ import httpx
 import pytest
 
 from tests.contract.backend_dynamodb import REGION, aws_environment, dynalite_url
-from tests.e2e.console_env import ADMIN_KEY, _free_port, _serve_env, stop
+from tests.e2e.console_env import ADMIN_KEY, _serve_env
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.integration.test_audit_gateways import SERVE_LIMIT_S, _wait_healthy
+from tests.integration.test_audit_gateways import serve_processes
 from tollgate.budget_periods import window
 from tollgate.store.base import Store
 from tollgate.timeutil import utc_now
@@ -89,22 +87,8 @@ async def spent(store: Store, key_id: str) -> tuple[int, int, int]:
 @contextlib.contextmanager
 def gateways(tmp_path: Path, env: dict[str, str], count: int) -> Iterator[list[str]]:
     """``count`` ``tollgate serve`` processes (each ends by itself after SERVE_LIMIT_S)."""
-    started: list[tuple[str, subprocess.Popen[bytes]]] = []
-    try:
-        for n in range(count):
-            port = _free_port()
-            code = f"import signal, sys; signal.alarm({SERVE_LIMIT_S}); "
-            code += "from tollgate.cli import main; sys.exit(main())"
-            command = [sys.executable, "-c", code, "serve", "--host", "127.0.0.1", "--port", str(port)]
-            with (tmp_path / f"serve{n}.log").open("wb") as log:
-                process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-            started.append((f"http://127.0.0.1:{port}", process))
-        for url, process in started:
-            _wait_healthy(url, process)
+    with serve_processes(tmp_path, env, count) as started:
         yield [url for url, _ in started]
-    finally:
-        for _, process in started:
-            stop(process)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "dynalite"])

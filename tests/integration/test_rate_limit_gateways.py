@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,14 +25,13 @@ import httpx
 import pytest
 
 from tests.contract.backend_dynamodb import REGION, aws_environment, dynalite_url
-from tests.e2e.console_env import ADMIN_KEY, _free_port, _serve_env, stop
+from tests.e2e.console_env import ADMIN_KEY, _serve_env
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.integration.test_audit_gateways import _wait_healthy
+from tests.integration.test_audit_gateways import serve_processes
 from tollgate.store.dynamodb import DynamoDBStore
 
 pytestmark = pytest.mark.slow
 
-SERVE_LIMIT_S = 300  # each gateway process ends by itself even if this test run is killed
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 GATEWAYS, REQUESTS, RPM, TPM = 4, 200, 20, 1000
 USAGE = 14  # what the fake upstream reports for every answer (11 prompt + 3 completion tokens)
@@ -61,25 +58,11 @@ def gateways(tmp_path: Path, upstream: FakeOpenAI, kind: str) -> Iterator[tuple[
                 AWS_REGION=REGION,
                 AWS_DEFAULT_REGION=REGION,
             )
-        started: list[tuple[str, subprocess.Popen[bytes]]] = []
-        try:
-            for n in range(GATEWAYS):
-                port = _free_port()
-                code = f"import signal, sys; signal.alarm({SERVE_LIMIT_S}); "
-                code += "from tollgate.cli import main; sys.exit(main())"
-                command = [sys.executable, "-c", code, "serve", "--host", "127.0.0.1", "--port", str(port)]
-                with (tmp_path / f"serve{n}.log").open("wb") as log:
-                    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-                started.append((f"http://127.0.0.1:{port}", process))
-            for url, process in started:
-                _wait_healthy(url, process)
+        with serve_processes(tmp_path, env, GATEWAYS) as started:
             if kind == "sqlite":
                 yield [u for u, _ in started], lambda: _sqlite_buckets(tmp_path / "limits.db")
             else:
                 yield [u for u, _ in started], lambda: asyncio.run(_dynamodb_buckets(table))
-        finally:
-            for _, process in started:
-                stop(process)
 
 
 async def _create_table(table: str) -> None:
