@@ -50,6 +50,7 @@ from tollgate.timeutil import now_str
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
 DYNALITE_CLI = BENCH_DIR.parent / ".tools" / "node_modules" / "dynalite" / "cli.js"
+DYNALITE_SERVER = BENCH_DIR.parent / "scripts" / "dynalite-server.js"  # survives a client gone mid-request
 AUDIT_KEY = b"bench-audit-key"
 REGION = "us-east-1"
 
@@ -309,7 +310,7 @@ def dynalite(log_path: Path) -> Iterator[str]:
             f"dynalite is not installed ({DYNALITE_CLI}): run `bash scripts/dynalite.sh install`"
         )
     port = _free_port()
-    argv = [node, str(DYNALITE_CLI), "--host", "127.0.0.1", "--port", str(port), "--createTableMs", "0"]
+    argv = [node, str(DYNALITE_SERVER), "--host", "127.0.0.1", "--port", str(port), "--createTableMs", "0"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -2,7 +2,8 @@
 # dynalite: a real DynamoDB-wire server from npm (in memory), used by the store contract tests.
 #   bash scripts/dynalite.sh install     install it under .tools/ (idempotent; needs node >= 20 and npm)
 #   bash scripts/dynalite.sh path        print the path of its cli.js
-#   bash scripts/dynalite.sh start PORT  run it in the foreground on 127.0.0.1:PORT
+#   bash scripts/dynalite.sh start PORT  run it in the foreground on 127.0.0.1:PORT (scripts/dynalite-server.js:
+#                                        cli.js that survives a client leaving mid-request)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version="4.0.0"
@@ -27,7 +28,7 @@ case "${1:-install}" in
     echo "$cli"
     ;;
   start)
-    exec node "$cli" --host 127.0.0.1 --port "${2:?usage: dynalite.sh start PORT}"
+    exec node scripts/dynalite-server.js --host 127.0.0.1 --port "${2:?usage: dynalite.sh start PORT}"
     ;;
   *)
     echo "usage: dynalite.sh install|path|start PORT" >&2

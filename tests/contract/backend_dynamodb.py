@@ -14,8 +14,10 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -29,7 +31,8 @@ from tollgate.store.base import AuditEntry, AuditHead
 from tollgate.store.dynamodb import DynamoDBStore
 
 REPO = Path(__file__).resolve().parents[2]
-DYNALITE_CLI = REPO / ".tools" / "node_modules" / "dynalite" / "cli.js"
+DYNALITE_CLI = REPO / ".tools" / "node_modules" / "dynalite" / "cli.js"  # installed?
+DYNALITE_SERVER = REPO / "scripts" / "dynalite-server.js"  # what runs: cli.js that survives a client gone
 REGION = "us-east-1"
 _INSTALL_HINT = "run `bash scripts/dynalite.sh install` (needs node >= 20 and npm; CI does this)"
 
@@ -106,32 +109,49 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def _start_dynalite() -> str:
+def _start_dynalite() -> tuple[subprocess.Popen[bytes], str]:
     node = shutil.which("node")
     if not DYNALITE_CLI.is_file() or node is None:
         pytest.fail(
             f"dynalite is not installed ({DYNALITE_CLI} or node missing): {_INSTALL_HINT}", pytrace=False
         )
     fast = ["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
+    atexit.register(_DYNALITE_LOG.unlink, missing_ok=True)
     for _ in range(3):  # another process may take the free port first
         port = _free_port()
-        command = [node, str(DYNALITE_CLI), "--host", "127.0.0.1", "--port", str(port), *fast]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = [node, str(DYNALITE_SERVER), "--host", "127.0.0.1", "--port", str(port), *fast]
+        with _DYNALITE_LOG.open("ab") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=log)
         if _wait_listening(process, port):
             atexit.register(_stop, process)
-            return f"http://127.0.0.1:{port}"
+            return process, f"http://127.0.0.1:{port}"
         _stop(process)
-    pytest.fail(f"dynalite did not start ({DYNALITE_CLI}); {_INSTALL_HINT}", pytrace=False)
+    said = _DYNALITE_LOG.read_text(errors="replace")[-2000:]
+    pytest.fail(
+        f"dynalite did not start ({DYNALITE_SERVER}; {_INSTALL_HINT}); its log: {said}", pytrace=False
+    )
 
 
+_DYNALITE_LOG = Path(tempfile.gettempdir()) / f"tollgate-dynalite-{os.getpid()}.log"  # this test process's
 _dynalite_url: str | None = None
+_dynalite_process: subprocess.Popen[bytes] | None = None
 
 
 def dynalite_url() -> str:
-    """The session's dynalite endpoint (started on first use, stopped when the test process exits)."""
-    global _dynalite_url
+    """The session's dynalite endpoint (started on first use, stopped when the test process exits).
+
+    A dynalite that died during the session is started again (its tables are gone; each test makes its
+    own) and its last words are shown, so one crash is one failed test with a reason, not "connection
+    refused" for every later one."""
+    global _dynalite_url, _dynalite_process
+    if _dynalite_process is not None and _dynalite_process.poll() is not None:
+        said = _DYNALITE_LOG.read_text(errors="replace")[-2000:]
+        warnings.warn(
+            f"dynalite exited ({_dynalite_process.returncode}), restarted; its log: {said}", stacklevel=2
+        )
+        _dynalite_url = None
     if _dynalite_url is None:
-        _dynalite_url = _start_dynalite()
+        _dynalite_process, _dynalite_url = _start_dynalite()
     return _dynalite_url
 
 

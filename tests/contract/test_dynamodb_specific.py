@@ -4,7 +4,9 @@ every budget and audit invariant is one conditional write (counted with botocore
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -325,3 +327,22 @@ def test_missing_dynalite_fails_with_the_install_command(
     monkeypatch.setattr(backend_dynamodb, "_dynalite_url", None)
     with pytest.raises(pytest.fail.Exception, match=r"bash scripts/dynalite\.sh install"):
         backend_dynamodb.dynalite_url()
+
+
+def test_dynalite_survives_a_client_that_leaves_mid_request(tmp_path: Path) -> None:
+    """dynalite 4.0.0's own cli.js dies when a client disconnects while sending a request (a gateway killed
+    with SIGKILL under load did that in CI, and every later DynamoDB test saw "connection refused");
+    scripts/dynalite-server.js keeps serving."""
+    url = backend_dynamodb.dynalite_url()
+    port = int(url.rsplit(":", 1)[1])
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port)) as half_sent:
+            half_sent.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"TableName":')
+
+    async def tables() -> list[str]:
+        async with backend_dynamodb.dynamodb_store(tmp_path, kind="dynalite") as store:
+            listed = await store.run(lambda: store.client().list_tables())
+            return list(listed["TableNames"])
+
+    assert any(name.startswith("tollgate-") for name in asyncio.run(tables()))
+    assert backend_dynamodb.dynalite_url() == url  # the same process, not a restarted one
