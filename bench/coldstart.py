@@ -26,6 +26,12 @@ LITESTAR = "import litestar"
 LITESTAR_UVICORN_APP = (
     "import uvicorn; from litestar import Litestar; Litestar(route_handlers=[], openapi_config=None)"
 )
+# What no tollgate code can take off the chat entry: uvicorn, pydantic and httpx imported, and an empty app
+# of tollgate's own Litestar class (no pydantic/attrs plugins: api/litestar_app.py).
+FLOOR = (
+    "import uvicorn, pydantic, httpx; from tollgate.api.litestar_app import GatewayApp; "
+    "GatewayApp(route_handlers=[], openapi_config=None)"
+)
 BARE = "pass"
 
 _ROW = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)\s*$")
@@ -190,6 +196,7 @@ def main() -> None:
     snippets: Snippets = {
         "import litestar": (LITESTAR, None),
         "uvicorn + empty Litestar app": (LITESTAR_UVICORN_APP, None),
+        "uvicorn+pydantic+httpx+empty app": (FLOOR, None),
         "tollgate chat entry": (TOLLGATE, None),
     }
     if args.before:
@@ -200,7 +207,7 @@ def main() -> None:
     base = median(times["import litestar"])
     print(f"{args.rounds} interleaved rounds x {args.reps} starts, medians of time to ready:")
     for name, values in times.items():
-        print(f"  {name:30} {median(values):7.1f} ms  {median(values) / base:5.2f}x import litestar")
+        print(f"  {name:34} {median(values):7.1f} ms  {median(values) / base:5.2f}x import litestar")
 
 
 if __name__ == "__main__":
