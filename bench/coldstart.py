@@ -17,12 +17,20 @@ import sys
 import time
 from dataclasses import dataclass
 
-# What the chat Lambda runs: ``python -m uvicorn --factory tollgate.app:create_app``.
-TOLLGATE = "import uvicorn; from tollgate.app import create_app; create_app()"
+# What the chat Lambda runs (functions/chat/run.sh): ``uvicorn --factory tollgate.chat_entry:create_app``.
+TOLLGATE = "import uvicorn; from tollgate.chat_entry import create_app; create_app()"
+# The chat entry of trees before tollgate.chat_entry existed (``--before``).
+TOLLGATE_APP = "import uvicorn; from tollgate.app import create_app; create_app()"
 LITESTAR = "import litestar"
 # The same app construction tollgate does, without tollgate: uvicorn + an empty Litestar app.
 LITESTAR_UVICORN_APP = (
     "import uvicorn; from litestar import Litestar; Litestar(route_handlers=[], openapi_config=None)"
+)
+# What no tollgate code can take off the chat entry: uvicorn, pydantic and httpx imported, and an empty app
+# of tollgate's own Litestar class (no pydantic/attrs plugins: api/litestar_app.py).
+FLOOR = (
+    "import uvicorn, pydantic, httpx; from tollgate.api.litestar_app import GatewayApp; "
+    "GatewayApp(route_handlers=[], openapi_config=None)"
 )
 BARE = "pass"
 
@@ -44,25 +52,27 @@ class AddedImport:
     imported_by: str
 
 
-def _env() -> dict[str, str]:
+def _env(pythonpath: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("PYTHONPROFILEIMPORTTIME", None)
     return env
 
 
-def _run(code: str, *flags: str) -> subprocess.CompletedProcess[str]:
+def _run(code: str, *flags: str, pythonpath: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, *flags, "-c", code], capture_output=True, text=True, env=_env(), check=True
+        [sys.executable, *flags, "-c", code], capture_output=True, text=True, env=_env(pythonpath), check=True
     )
 
 
-def _time_to_ready(code: str) -> float:
+def _time_to_ready(code: str, pythonpath: str | None = None) -> float:
     """Seconds from spawning the interpreter to ``code`` having run (its teardown is not cold start)."""
     marked = f"{code}\nimport sys; sys.stdout.write('ready\\n'); sys.stdout.flush()"
     started = time.perf_counter()
     with subprocess.Popen(
-        [sys.executable, "-c", marked], stdout=subprocess.PIPE, env=_env(), text=True
+        [sys.executable, "-c", marked], stdout=subprocess.PIPE, env=_env(pythonpath), text=True
     ) as process:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -155,3 +165,50 @@ def own_modules(rows: list[ImportRow], own_package: str) -> list[tuple[str, floa
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+Snippets = dict[str, tuple[str, str | None]]
+
+
+def interleaved(snippets: Snippets, rounds: int, reps: int) -> dict[str, list[float]]:
+    """Time to ready (ms) of each ``name -> (code, PYTHONPATH or None)``, ``rounds`` rounds of ``reps`` starts
+    each, the snippets taking turns in every round (after one warm-up run each), so load drifts on a shared
+    machine reach every snippet alike."""
+    for code, pythonpath in snippets.values():
+        _run(code, pythonpath=pythonpath)
+    times: dict[str, list[float]] = {name: [] for name in snippets}
+    for _ in range(rounds):
+        for name, (code, pythonpath) in snippets.items():
+            times[name] += [_time_to_ready(code, pythonpath) * 1000 for _ in range(reps)]
+    return times
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Cold start of the chat entry against `import litestar`.")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--reps", type=int, default=3, help="starts of each snippet per round")
+    parser.add_argument(
+        "--before", metavar="TREE", help="also time the chat entry of another checkout (its layers/tollgate)"
+    )
+    args = parser.parse_args()
+    snippets: Snippets = {
+        "import litestar": (LITESTAR, None),
+        "uvicorn + empty Litestar app": (LITESTAR_UVICORN_APP, None),
+        "uvicorn+pydantic+httpx+empty app": (FLOOR, None),
+        "tollgate chat entry": (TOLLGATE, None),
+    }
+    if args.before:
+        tree = os.path.join(args.before, "layers", "tollgate")
+        entry = TOLLGATE if os.path.exists(os.path.join(tree, "tollgate", "chat_entry.py")) else TOLLGATE_APP
+        snippets["chat entry of --before"] = (entry, tree)
+    times = interleaved(snippets, args.rounds, args.reps)
+    base = median(times["import litestar"])
+    print(f"{args.rounds} interleaved rounds x {args.reps} starts, medians of time to ready:")
+    for name, values in times.items():
+        print(f"  {name:34} {median(values):7.1f} ms  {median(values) / base:5.2f}x import litestar")
+
+
+if __name__ == "__main__":
+    main()

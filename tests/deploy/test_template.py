@@ -268,7 +268,7 @@ def test_chat_runs_under_the_lambda_web_adapter_in_response_stream_mode() -> Non
     assert env["TOLLGATE_DEFAULT_PROVIDER"] == {"Ref": "DefaultProvider"}
     run_sh = REPO / "functions" / "chat" / "run.sh"
     assert os.access(run_sh, os.X_OK)
-    assert "exec python -m uvicorn --factory tollgate.app:create_app" in run_sh.read_text()
+    assert "exec python -m uvicorn --factory tollgate.chat_entry:create_app" in run_sh.read_text()
 
 
 def test_no_secret_value_sits_in_an_environment_variable(deployed: dict[str, Any]) -> None:

@@ -19,7 +19,6 @@ from litestar.types import ControllerRouterHandler
 from pydantic import ValidationError
 
 from .api.account import audit_log, costs, delete_session
-from .api.admin import admin_router
 from .api.budgets import my_budgets
 from .api.caller import provide_caller, ratelimit_headers
 from .api.chat import chat_completions
@@ -31,6 +30,7 @@ from .api.errors import EXCEPTION_HANDLERS
 from .api.gateway_context import TRUST_GATEWAY_CONTEXT
 from .api.info import diagnostics_providers, diagnostics_requests, health, metrics, models
 from .api.limits import my_limits
+from .api.litestar_app import TYPE_ENCODERS, GatewayApp
 from .api.messages import messages, probe
 from .api.openapi import openapi_config
 from .api.responses import ROUTES as RESPONSES_ROUTES
@@ -123,8 +123,9 @@ def _litestar(
     openapi_path: str = "/openapi.json",
     trust_gateway_context: bool = False,
 ) -> Litestar:
-    return Litestar(
+    return GatewayApp(
         route_handlers=handlers,
+        type_encoders=TYPE_ENCODERS,
         dependencies={
             "ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False),
             "caller": Provide(provide_caller),  # resolved before the body is read (api/caller.py)
@@ -193,8 +194,15 @@ def create_app(
                     await provider.aclose()
                 await ctx.store.aclose()
 
-    handlers = DATA_PLANE + ([admin_router] if include_admin else [])
+    handlers = DATA_PLANE + ([_admin_router()] if include_admin else [])
     return _litestar(ctx, handlers, lifespan, trust_gateway_context=trust)
+
+
+def _admin_router() -> ControllerRouterHandler:
+    """The admin API's router, imported only by the apps that serve it (not the chat function's)."""
+    from .api.admin import admin_router
+
+    return admin_router
 
 
 @asynccontextmanager
@@ -241,4 +249,4 @@ def create_admin_app(
             await ctx.store.init_schema()
         yield
 
-    return _litestar(ctx, [admin_router], lifespan, openapi_path="/admin/openapi.json")
+    return _litestar(ctx, [_admin_router()], lifespan, openapi_path="/admin/openapi.json")
