@@ -32,6 +32,11 @@ def costs(args: argparse.Namespace) -> int:
         f"total ${result['total_cost_usd']:.6f} over {result['requests']} requests "
         f"({result['unpriced_requests']} unpriced, {result['refused']} refused)"
     )
+    print(
+        f"tokens: {result['prompt_tokens']} in ({result['cached_tokens']} cache reads, "
+        f"{result['cache_write_tokens']} cache writes of which {result['cache_write_1h_tokens']} 1-hour), "
+        f"{result['completion_tokens']} out ({result['reasoning_tokens']} reasoning)"
+    )
     for row in result["groups"]:
         print(
             f"  {printable(row['group']):<48} {row['requests']:>7} req  {row['prompt_tokens']:>10} in "
