@@ -44,7 +44,7 @@ def test_keys_lifecycle(tollgate) -> None:  # type: ignore[no-untyped-def]
     assert created["key"] not in tollgate("keys", "list").stdout
     assert tollgate("keys", "revoke", created["key_id"]).returncode == 0
     assert json.loads(tollgate("keys", "list", "--tenant", "acme", "--json").stdout)[0]["revoked_at"]
-    assert tollgate("keys", "revoke", "key_nope", check=False).returncode == 1
+    assert tollgate("keys", "revoke", "key_nope", check=False).returncode == 2  # an unknown id: exit 2
     stored = sqlite3.connect(tollgate.db).execute("select * from keys").fetchall()
     assert created["key"] not in repr(stored)  # only the hash is stored
 
