@@ -67,6 +67,7 @@ def test_budgets(tollgate) -> None:  # type: ignore[no-untyped-def]
             "spent": 0,
             "reserved": 0,
             "remaining": 5000,
+            "overdrawn": 0,
             "period_key": "all",
             "resets_at": None,
             "alert_at": [],
