@@ -258,7 +258,13 @@ def assert_one_hour_priced(gw: Gateway, key: str, cost: int) -> None:
         assert entry["details"]["cache_write_1h_tokens"] == 150
     costs = gw.get(key, "/v1/costs").json()
     assert costs["total_cost_micro_usd"] == 4 * cost
-    assert costs["cache_write_tokens"] == 4 * 200
+    assert (costs["cached_tokens"], costs["cache_write_tokens"], costs["cache_write_1h_tokens"]) == (
+        4 * 1000,
+        4 * 200,
+        4 * 150,
+    )
+    admin = gw.admin("GET", "/costs?tenant=acme&by=model").json()  # the operator's view: the same totals
+    assert (admin["cache_write_1h_tokens"], admin["groups"][0]["cache_write_tokens"]) == (4 * 150, 4 * 200)
 
 
 def test_anthropic_one_hour_cache_writes_at_their_rate(gw: Gateway) -> None:
