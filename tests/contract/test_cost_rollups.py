@@ -191,3 +191,37 @@ async def test_a_steady_state_request_makes_writes_only(store: Store) -> None:
         assert sorted(seen) == ["PutItem", "UpdateItem", "UpdateItem", "UpdateItem", "UpdateItem"]
     else:
         assert sorted(seen) == ["add_rollup", "advance_audit_head", "put_audit_entry", "reserve", "settle"]
+
+
+async def test_the_token_parts_add_up_and_are_reported(store: Store) -> None:
+    """Cache reads, cache writes (their 1-hour part too) and reasoning tokens are counters of the row like
+    the others: added atomically with the settle, totalled by the cost report, recomputed by verify."""
+    await store.set_capacity("acme", "team", 100_000)
+    ledger = ledger_of(store)
+    parts = Usage(
+        100, 40, cached_tokens=60, reasoning_tokens=30, cache_write_tokens=20, cache_write_1h_tokens=5
+    )
+    await request(ledger, "p-1", parts, reserve=500)
+    await request(ledger, "p-2", parts, reserve=500)
+    await request(ledger, "plain", Usage(10, 5))
+    [row] = await store.list_rollups("acme")
+    assert (row.cached_tokens, row.cache_write_tokens, row.cache_write_1h_tokens, row.reasoning_tokens) == (
+        120,
+        40,
+        10,
+        60,
+    )
+    report = await rollups.cost_report(store, "acme", None, None, None)
+    assert (report["prompt_tokens"], report["completion_tokens"]) == (210, 85)
+    assert (report["cached_tokens"], report["cache_write_tokens"], report["reasoning_tokens"]) == (
+        120,
+        40,
+        60,
+    )
+    assert report["groups"][0]["cache_write_1h_tokens"] == 10
+    from_entries = summarize_costs(await store.list_costs("acme"), None)
+    assert {k: report[k] for k in from_entries} == from_entries
+    assert (await rollups.verify(store, "acme", None, None))["valid"] is True
+    await store.add_rollup(replace(cell(), reasoning_tokens=-7, cached_tokens=3))  # a correction adds too
+    [row] = await store.list_rollups("acme", "2026-11-01", "2026-11-02")
+    assert (row.reasoning_tokens, row.cached_tokens, row.cache_write_tokens) == (-7, 3, 0)

@@ -346,3 +346,21 @@ def test_dynalite_survives_a_client_that_leaves_mid_request(tmp_path: Path) -> N
 
     assert any(name.startswith("tollgate-") for name in asyncio.run(tables()))
     assert backend_dynamodb.dynalite_url() == url  # the same process, not a restarted one
+
+
+async def test_a_rollup_item_from_before_the_token_parts_reads_them_as_zero(dynamo: DynamoDBStore) -> None:
+    """An item written before the cached/cache-write/reasoning counters existed has no such attributes:
+    they read as 0, and the next ADD creates them."""
+    from dataclasses import replace
+
+    from tollgate.store.dynamodb_rollups import rollup_key
+    from tollgate.store.rollup_base import Rollup
+
+    old = Rollup("acme", "2026-11-01", "k1", "openai", "m", requests=2, prompt_tokens=30, cost_micro_usd=9)
+    cell = {name: items.s(getattr(old, name)) for name in ("tenant", "day", "key_id", "provider", "model")}
+    counts = {name: items.n(getattr(old, name)) for name in ("requests", "prompt_tokens", "cost_micro_usd")}
+    await dynamo.call("put_item", Item={**rollup_key(old), **cell, **counts})
+    assert await dynamo.list_rollups("acme") == [old]
+    await dynamo.add_rollup(replace(old, requests=1, prompt_tokens=0, cost_micro_usd=0, cached_tokens=4))
+    [row] = await dynamo.list_rollups("acme")
+    assert (row.requests, row.cached_tokens, row.reasoning_tokens) == (3, 4, 0)

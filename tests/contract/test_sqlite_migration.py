@@ -4,9 +4,11 @@ keys gain ``pools``, reservations their holder, and the ``swept`` markers a tabl
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 from tollgate.store.base import Holder, Pool
+from tollgate.store.rollup_base import Rollup
 from tollgate.store.sqlite import SQLiteStore
 from tollgate.store.sqlite_schema import SCHEMA_VERSION
 
@@ -51,3 +53,33 @@ async def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     conn.close()
+
+
+ROLLUPS_BEFORE_TOKEN_PARTS = (
+    """CREATE TABLE cost_rollups (tenant TEXT NOT NULL, day TEXT NOT NULL, key_id TEXT NOT NULL,
+       provider TEXT NOT NULL, model TEXT NOT NULL, requests INTEGER NOT NULL DEFAULT 0,
+       refused INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER NOT NULL DEFAULT 0,
+       completion_tokens INTEGER NOT NULL DEFAULT 0, cost_micro_usd INTEGER NOT NULL DEFAULT 0,
+       unpriced_requests INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (tenant, day, key_id, provider, model))""",
+    "INSERT INTO cost_rollups VALUES ('acme', '2026-11-01', 'k1', 'openai', 'm', 2, 0, 30, 5, 9, 0)",
+    "PRAGMA user_version = 3",
+)
+
+
+async def test_rollups_from_before_the_token_parts_gain_them_as_zero(tmp_path: Path) -> None:
+    path = tmp_path / "rollups.db"
+    with sqlite3.connect(path) as conn:
+        for statement in ROLLUPS_BEFORE_TOKEN_PARTS:
+            conn.execute(statement)
+    conn.close()
+    store = SQLiteStore(str(path))
+    try:
+        await store.init_schema()
+        old = Rollup("acme", "2026-11-01", "k1", "openai", "m", 2, 0, 30, 5, 9, 0)
+        assert await store.list_rollups("acme") == [old]
+        await store.add_rollup(replace(old, requests=1, prompt_tokens=0, completion_tokens=0,
+                                       cost_micro_usd=0, reasoning_tokens=6))  # fmt: skip
+        [row] = await store.list_rollups("acme")
+        assert (row.requests, row.reasoning_tokens, row.cached_tokens) == (3, 6, 0)
+    finally:
+        await store.aclose()

@@ -71,6 +71,7 @@ class Script:
     stop_reason: str | None = None  # default: tool_use when a tool is used, else end_turn
     usage: tuple[int, int] = (11, 7)
     cache: tuple[int, int] = (0, 0)  # (cacheReadInputTokens, cacheWriteInputTokens), reported when not 0
+    cache_1h: int = 0  # of the writes, how many had a 1-hour TTL (``cacheDetails``), reported when not 0
     delay: float = 0.0
     error: str | None = None
     stream_error: str | None = None
@@ -129,16 +130,20 @@ def exception_frame(exception_type: str, message: str) -> bytes:
 # ------------------------------------------------------------------------------------------- answers
 
 
-def _usage(script: Script) -> dict[str, int]:
+def _usage(script: Script) -> dict[str, Any]:
     prompt, completion = script.usage
     read, write = script.cache
-    usage = {
+    usage: dict[str, Any] = {
         "inputTokens": prompt,
         "outputTokens": completion,
         "totalTokens": prompt + completion + read + write,
     }
     if read or write:
         usage |= {"cacheReadInputTokens": read, "cacheWriteInputTokens": write}
+    if script.cache_1h:  # sorted as Bedrock sends them: 1h before 5m
+        one_hour, five_minutes = script.cache_1h, write - script.cache_1h
+        details = [{"ttl": "1h", "inputTokens": one_hour}, {"ttl": "5m", "inputTokens": five_minutes}]
+        usage["cacheDetails"] = [d for d in details if d["inputTokens"]]
     return usage
 
 

@@ -246,3 +246,31 @@ def test_a_change_applies_at_once_in_the_process_that_made_it_despite_the_cache(
     assert gw.chat(key).headers["x-ratelimit-limit-requests"] == "7"
     assert gw.admin("DELETE", f"/limits/acme/keys/{key_id}").status_code == 200
     assert "x-ratelimit-limit-requests" not in gw.chat(key).headers
+
+
+def test_a_hoosh_report_corrects_the_tpm_count_of_its_reserve(gw: Gateway, clock: ManualClock) -> None:
+    """``/v1/tokens/reserve`` counts its tokens against TPM; ``/v1/tokens/report`` corrects that count to
+    the tokens used while the reserve's minute lasts (the same bucket), and writes nothing after it."""
+    key, key_id = new_key(gw, "acme")
+    assert gw.admin("PUT", "/budgets/acme/default", json={"tokens": 1_000_000}).status_code == 200
+    assert set_limit(gw, "acme", key_id, tpm=1000).status_code == 200
+    auth = {"Authorization": f"Bearer {key}"}
+
+    def reserve(tokens: int) -> httpx.Response:
+        return httpx.post(f"{gw.url}/v1/tokens/reserve", headers=auth, json={"tokens": tokens})
+
+    def report(reservation_id: str, actual: int) -> httpx.Response:
+        body = {"reservation_id": reservation_id, "actual": actual}
+        return httpx.post(f"{gw.url}/v1/tokens/report", headers=auth, json=body)
+
+    first = reserve(800)
+    assert first.status_code == 200 and window(first, "tokens")[1] == "200"
+    assert reserve(300).status_code == 429  # 800 counted: 300 more do not fit
+    assert report(first.json()["reservation_id"], 100).status_code == 200  # used 100 of the 800
+    second = reserve(800)  # fits only because the report gave 700 back: 100 + 800
+    assert second.status_code == 200 and window(second, "tokens")[1] == "100"
+    clock.now = START + timedelta(seconds=50)  # the next minute: the old bucket is closed
+    third = reserve(900)
+    assert third.status_code == 200 and window(third, "tokens")[1] == "100"
+    assert report(second.json()["reservation_id"], 0).status_code == 200  # last minute's: nothing to correct
+    assert reserve(200).status_code == 429  # the 900 of this minute still count in full

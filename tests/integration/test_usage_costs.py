@@ -54,7 +54,8 @@ BEDROCK_COST = 400 * 0.80 + 1000 * 0.08 + 200 * 1.00 + 50 * 4.00  # 800
 def gw(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start_gateway: Callable[..., ServerThread]
 ) -> Iterator[Gateway]:
-    prices = {"openai": {"gpt-4o-mini": RATES, "gpt-5": RATES}, "claude": {"claude-sonnet-4-5": RATES}}
+    claude_rates = {**RATES, "cache_write_1h": "5"}
+    prices = {"openai": {"gpt-4o-mini": RATES, "gpt-5": RATES}, "claude": {"claude-sonnet-4-5": claude_rates}}
     (tmp_path / "prices.json").write_text(json.dumps(prices))
     openai_fake, claude_fake = FakeOpenAIResponses(), FakeAnthropic()
     with (
@@ -217,3 +218,79 @@ def test_bedrock_converse_and_stream(gw: Gateway) -> None:
     assert response.usage is not None and response.usage.input_tokens == 1600
     assert response.usage.input_tokens_details.cached_tokens == 1000
     assert field(response.usage.input_tokens_details, "cache_write_tokens") == 200
+
+
+# 1-hour cache writes (Anthropic's ``cache_control: {"ttl": "1h"}``) at their own rate: of 200 writes, 150
+# had a 1-hour TTL. The rates file prices them at 5 micro-USD for claude-sonnet-4-5 (the fixture).
+ANTHROPIC_1H_USAGE = {
+    **ANTHROPIC_USAGE,
+    "cache_creation": {"ephemeral_5m_input_tokens": 50, "ephemeral_1h_input_tokens": 150},
+}
+ANTHROPIC_1H_COST = 400 * 1 + 1000 * 0.5 + 50 * 3 + 150 * 5 + 50 * 2  # 1,900 (1,600 with every write at 5m)
+BEDROCK_1H_COST = 400 * 0.80 + 1000 * 0.08 + 50 * 1.00 + 150 * 1.60 + 50 * 4.00  # 890 (the packaged 2x input)
+
+
+def chat_costs(gw: Gateway, key: str, model: str) -> list[Any]:
+    """The chat endpoint, buffered then streamed: both usages."""
+    chat = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0).chat.completions
+    ask: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    buffered = chat.create(**ask)
+    chunks = list(chat.create(**ask, stream=True, stream_options={"include_usage": True}))
+    return [buffered.usage, chunks[-1].usage]
+
+
+def messages_usages(gw: Gateway, key: str, model: str) -> list[Any]:
+    client = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0)
+    ask: dict[str, Any] = {"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+    buffered = client.messages.create(**ask)
+    with client.messages.stream(**ask) as stream:
+        streamed = stream.get_final_message()
+    return [buffered.usage, streamed.usage]
+
+
+def assert_one_hour_priced(gw: Gateway, key: str, cost: int) -> None:
+    """Four answers (messages buffered and streamed, chat buffered and streamed): each audited at the
+    1-hour rate with the 1-hour part in its details, the rollups the same sum."""
+    entries = audited(gw, key)
+    assert [e["cost_micro_usd"] for e in entries] == [cost] * 4
+    for entry in entries:
+        assert entry["details"]["cache_write_tokens"] == 200
+        assert entry["details"]["cache_write_1h_tokens"] == 150
+    costs = gw.get(key, "/v1/costs").json()
+    assert costs["total_cost_micro_usd"] == 4 * cost
+    assert (costs["cached_tokens"], costs["cache_write_tokens"], costs["cache_write_1h_tokens"]) == (
+        4 * 1000,
+        4 * 200,
+        4 * 150,
+    )
+    admin = gw.admin("GET", "/costs?tenant=acme&by=model").json()  # the operator's view: the same totals
+    assert (admin["cache_write_1h_tokens"], admin["groups"][0]["cache_write_tokens"]) == (4 * 150, 4 * 200)
+
+
+def test_anthropic_one_hour_cache_writes_at_their_rate(gw: Gateway) -> None:
+    gw.claude.script = Script(texts=["Hi", " there"], usage_override=ANTHROPIC_1H_USAGE)  # type: ignore[attr-defined]
+    key = gw.new_key("acme")
+    buffered, streamed = messages_usages(gw, key, "claude/claude-sonnet-4-5")
+    assert buffered.cache_creation_input_tokens == streamed.cache_creation_input_tokens == 200
+    # the split by TTL, as Anthropic sends it (the SDK's stream accumulator keeps only message_start's)
+    assert buffered.cache_creation is not None
+    assert (
+        buffered.cache_creation.ephemeral_5m_input_tokens,
+        buffered.cache_creation.ephemeral_1h_input_tokens,
+    ) == (
+        50,
+        150,
+    )
+    for usage in chat_costs(gw, key, "claude/claude-sonnet-4-5"):
+        assert usage is not None and usage.prompt_tokens == 1600
+    assert_one_hour_priced(gw, key, ANTHROPIC_1H_COST)
+
+
+def test_bedrock_one_hour_cache_writes_at_their_rate(gw: Gateway) -> None:
+    gw.bedrock.script(texts=["Hi", " there"], usage=(400, 50), cache=(1000, 200), cache_1h=150)  # type: ignore[attr-defined]
+    key = gw.new_key("acme")
+    buffered, _ = messages_usages(gw, key, f"bedrock/{PROFILE}")
+    assert buffered.cache_creation is not None and buffered.cache_creation.ephemeral_1h_input_tokens == 150
+    chat_costs(gw, key, f"bedrock/{PROFILE}")
+    assert [r.operation for r in gw.bedrock.requests] == ["converse", "converse-stream"] * 2  # type: ignore[attr-defined]
+    assert_one_hour_priced(gw, key, BEDROCK_1H_COST)

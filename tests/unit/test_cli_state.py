@@ -44,7 +44,7 @@ def test_keys_lifecycle(tollgate) -> None:  # type: ignore[no-untyped-def]
     assert created["key"] not in tollgate("keys", "list").stdout
     assert tollgate("keys", "revoke", created["key_id"]).returncode == 0
     assert json.loads(tollgate("keys", "list", "--tenant", "acme", "--json").stdout)[0]["revoked_at"]
-    assert tollgate("keys", "revoke", "key_nope", check=False).returncode == 1
+    assert tollgate("keys", "revoke", "key_nope", check=False).returncode == 2  # an unknown id: exit 2
     stored = sqlite3.connect(tollgate.db).execute("select * from keys").fetchall()
     assert created["key"] not in repr(stored)  # only the hash is stored
 
@@ -67,6 +67,7 @@ def test_budgets(tollgate) -> None:  # type: ignore[no-untyped-def]
             "spent": 0,
             "reserved": 0,
             "remaining": 5000,
+            "overdrawn": 0,
             "period_key": "all",
             "resets_at": None,
             "alert_at": [],
@@ -211,7 +212,9 @@ def test_costs(tollgate) -> None:  # type: ignore[no-untyped-def]
         tollgate("costs", "--since", "2026-11-02T05:00", "--until", "2026-11-02T06:00", "--json").stdout
     )
     assert (middle["since_day"], middle["until_day"], middle["requests"]) == ("2026-11-02", "2026-11-03", 2)
-    assert "total $0.000024 over 6 requests" in tollgate("costs").stdout
+    text = tollgate("costs").stdout
+    assert "total $0.000024 over 6 requests" in text
+    assert "0 cache reads, 0 cache writes of which 0 1-hour" in text and "0 reasoning" in text  # the parts
     with sqlite3.connect(tollgate.db) as db:  # an edited rollup is reported
         db.execute("update cost_rollups set cost_micro_usd = 1 where day = '2026-11-03'")
     edited = tollgate("costs", "--verify", "--json", check=False)

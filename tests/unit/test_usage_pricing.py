@@ -47,10 +47,54 @@ def test_defaults_cache_rates_are_input_reasoning_is_output(tmp_path: Path) -> N
     pricing = pricing_from(
         tmp_path, {"plain": ["1", "2"], "read": ["1", "2", "0.25"], "nulls": [1, 2, None, None, 8]}
     )
-    assert pricing.price("openai", "plain") == Price(*(Decimal(n) for n in ("1", "2", "1", "1", "2")))
+    assert pricing.price("openai", "plain") == Price(*(Decimal(n) for n in ("1", "2", "1", "1", "2", "1")))
     assert pricing.cost("openai", "plain", PARTS) == 1000 + 600  # the same as without parts
     assert pricing.cost("openai", "read", PARTS) == 300 + 600 * 0.25 + 100 + 600
     assert pricing.cost("openai", "nulls", PARTS) == 1000 + 100 * 2 + 200 * 8
+
+
+def test_one_hour_cache_writes_at_their_own_rate(tmp_path: Path) -> None:
+    """Of 100 writes, 40 with a 1-hour TTL: those at ``cache_write_1h``, the rest at ``cache_write``; left
+    out, the 1-hour rate is twice the input rate where cache writes are priced (Anthropic's), else input."""
+    one_hour = Usage(1000, 300, cached_tokens=600, cache_write_tokens=100, cache_write_1h_tokens=40)
+    pricing = pricing_from(
+        tmp_path,
+        {
+            "m": {**RATES, "cache_write_1h": "7"},
+            "dflt": RATES,
+            "plain": ["1", "2"],
+            "ordered": [1, 2, 0.5, 3, 4, 9],
+        },
+    )
+    base = 300 * 1 + 600 * 0.5 + 100 * 2 + 200 * 2  # the uncached input, reads and output
+    assert pricing.cost("openai", "m", one_hour) == base + 60 * 3 + 40 * 7
+    assert pricing.cost("openai", "ordered", one_hour) == base + 60 * 3 + 40 * 9
+    assert pricing.cost("openai", "dflt", one_hour) == base + 60 * 3 + 40 * 3  # max(3, 2 x 1)
+    assert pricing.price("openai", "plain") is not None
+    assert pricing.cost("openai", "plain", one_hour) == 1000 + 600  # an unpriced cache: every token input
+    # capped: more 1-hour writes than writes are charged as writes only
+    assert (
+        pricing.cost("openai", "m", Usage(100, 0, cache_write_tokens=10, cache_write_1h_tokens=50)) == 90 + 70
+    )
+    # the packaged Claude entries: 1-hour writes at 2x input on Anthropic and Bedrock alike
+    packaged = Pricing.load()
+    sonnet = packaged.price("claude", "claude-sonnet-4-5")
+    assert sonnet is not None and (sonnet.cache_write, sonnet.cache_write_1h) == (
+        Decimal("3.75"),
+        Decimal("6.00"),
+    )
+    assert packaged.price("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0") == sonnet
+    models = ("claude-3-5-haiku", "claude-opus-4-1", "anthropic.claude-haiku-4-5-20251001-v1:0")
+    claude_like = [
+        price
+        for provider in ("claude", "bedrock", "openrouter")
+        for model in (*models, "anthropic/claude-sonnet-4")
+        if (price := packaged.price(provider, model)) is not None
+    ]
+    assert len(claude_like) == 4
+    assert all(
+        p.cache_write_1h == p.input * 2 and p.cache_write == p.input * Decimal("1.25") for p in claude_like
+    )
 
 
 def test_rounded_once_half_up(tmp_path: Path) -> None:
@@ -81,7 +125,8 @@ def test_packaged_table_has_cache_rates() -> None:
     ("price", "message"),
     [
         (["1"], "must be [input, output"),
-        (["1", "2", "3", "4", "5", "6"], "must be [input, output"),
+        (["1", "2", "3", "4", "5", "6", "7"], "must be [input, output"),
+        (["1", "2", None, None, None, "-1"], "m.cache_write_1h must be a number"),
         ({"input": "1", "output": "2", "cache": "1"}, "with keys input, output"),
         ({"input": "1"}, "needs both an input and an output rate"),
         ([None, "2"], "needs both an input and an output rate"),
@@ -101,12 +146,19 @@ def test_bad_prices_are_named(tmp_path: Path, price: Any, message: str) -> None:
 def test_usage_sums_and_uncached() -> None:
     total = PARTS + Usage(10, 5, estimated=True, cached_tokens=4)
     assert total == Usage(1010, 305, True, 604, 200, 100)
+    assert (
+        Usage(1, 0, cache_write_1h_tokens=2) + Usage(1, 0, cache_write_1h_tokens=3)
+    ).cache_write_1h_tokens == 5
     assert PARTS.uncached_prompt_tokens == 300 and Usage(5, 0, cached_tokens=9).uncached_prompt_tokens == 0
 
 
 def test_usage_details_for_the_audit_entry() -> None:
     assert usage_details(Usage(5, 5)) == {}  # entries without parts hash exactly as before
     assert usage_details(PARTS) == {"cached_tokens": 600, "cache_write_tokens": 100, "reasoning_tokens": 200}
+    assert usage_details(Usage(9, 1, cache_write_tokens=5, cache_write_1h_tokens=3)) == {
+        "cache_write_tokens": 5,
+        "cache_write_1h_tokens": 3,
+    }
     charge = Charge("t", "k", "p", "r", "openai", "m", Usage(1, 1, reasoning_tokens=1), attempts=2)
     assert charge.details() == {"attempts": 2, "reasoning_tokens": 1}
     assert Charge("t", "k", "p", "r", "openai", "m", Usage(1, 1)).details() is None
@@ -145,3 +197,33 @@ def test_odd_upstream_counts_are_zero_never_a_failure() -> None:
     assert anthropic.usage_of(
         {"input_tokens": 2, "cache_read_input_tokens": None, "output_tokens": 1.0}
     ) == Usage(2, 1)
+
+
+def test_one_hour_writes_from_each_upstream_shape() -> None:
+    """Anthropic's ``cache_creation`` and Bedrock's ``cacheDetails`` give the 1-hour part of the writes
+    (capped at the writes; odd shapes count 0), and /v1/messages shows the split as Anthropic does."""
+    raw = {
+        "input_tokens": 10,
+        "cache_creation_input_tokens": 30,
+        "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 20},
+        "output_tokens": 2,
+    }
+    assert anthropic.usage_of(raw) == Usage(40, 2, cache_write_tokens=30, cache_write_1h_tokens=20)
+    over = {**raw, "cache_creation": {"ephemeral_1h_input_tokens": 99}}
+    assert anthropic.usage_of(over).cache_write_1h_tokens == 30
+    assert anthropic.usage_of({**raw, "cache_creation": [20]}).cache_write_1h_tokens == 0
+    converse = {
+        "inputTokens": 10,
+        "outputTokens": 2,
+        "cacheWriteInputTokens": 30,
+        "cacheDetails": [{"ttl": "1h", "inputTokens": 20}, {"ttl": "5m", "inputTokens": 10}],
+    }
+    assert bedrock_mapping.usage(converse) == Usage(40, 2, cache_write_tokens=30, cache_write_1h_tokens=20)
+    assert bedrock_mapping.usage({**converse, "cacheDetails": "1h"}) == Usage(40, 2, cache_write_tokens=30)
+    assert anthropic_messages.usage_body(Usage(40, 2, cache_write_tokens=30, cache_write_1h_tokens=20)) == {
+        "input_tokens": 10,
+        "cache_creation_input_tokens": 30,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 2,
+        "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 20},
+    }

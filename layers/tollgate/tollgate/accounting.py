@@ -20,6 +20,7 @@ from .providers.base import ChatCall, Usage
 from .providers.catalog import LOCAL_PROVIDERS
 from .schemas.openai import ChatCompletionRequest
 from .store.base import ABANDONED, AuditEntry
+from .store.rollup_base import COUNTERS, TOKEN_PARTS
 
 _REGION_PREFIX = re.compile(r"^(us|eu|apac|au|ca|jp|us-gov|global)\.")
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8})$")
@@ -98,13 +99,18 @@ def reservation_estimate(call: ChatCall) -> int:
 @dataclass(frozen=True, slots=True)
 class Price:
     """One model's rates, USD per million tokens. A rate the table leaves out takes the one it is a kind
-    of: cache reads and cache writes the input rate, reasoning the output rate."""
+    of: cache reads and cache writes the input rate, reasoning the output rate. A 1-hour cache write
+    (Anthropic's ``ttl: "1h"``, reported only by Anthropic and Bedrock's Claude) left out costs what
+    Anthropic bills for it, twice the input rate (its 5-minute write, ``cache_write``, is 1.25 times),
+    when the entry prices cache writes, else the input rate like the other cache rates (so a model whose
+    cache is not priced keeps the bound it had)."""
 
     input: Decimal
     output: Decimal
     cache_read: Decimal
     cache_write: Decimal
     reasoning: Decimal
+    cache_write_1h: Decimal
 
     @classmethod
     def of(
@@ -114,6 +120,7 @@ class Price:
         cache_read: Decimal | None = None,
         cache_write: Decimal | None = None,
         reasoning: Decimal | None = None,
+        cache_write_1h: Decimal | None = None,
     ) -> Price:
         return cls(
             input,
@@ -121,30 +128,40 @@ class Price:
             input if cache_read is None else cache_read,
             input if cache_write is None else cache_write,
             output if reasoning is None else reasoning,
+            _one_hour_write(input, cache_write) if cache_write_1h is None else cache_write_1h,
         )
 
     def highest(self) -> Decimal:
         """The most one token can cost (micro-USD): what an upper bound on a request's cost uses."""
-        return max(self.input, self.output, self.cache_read, self.cache_write, self.reasoning)
+        return max(
+            self.input, self.output, self.cache_read, self.cache_write, self.reasoning, self.cache_write_1h
+        )
 
     def cost(self, usage: Usage) -> Decimal:
         """Exact micro-USD: each token at one rate. ``prompt_tokens`` holds the cache reads and writes and
         ``completion_tokens`` the reasoning (``providers.base.Usage``), so those parts are taken out of
-        them first (and capped at them, should an upstream report more), never charged twice."""
+        them first (and capped at them, should an upstream report more), never charged twice; the
+        writes' 1-hour part is taken out of the writes the same way."""
         cached = min(usage.cached_tokens, usage.prompt_tokens)
         written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+        one_hour = min(usage.cache_write_1h_tokens, written)
         reasoning = min(usage.reasoning_tokens, usage.completion_tokens)
         return (
             Decimal(usage.prompt_tokens - cached - written) * self.input
             + Decimal(cached) * self.cache_read
-            + Decimal(written) * self.cache_write
+            + Decimal(written - one_hour) * self.cache_write
+            + Decimal(one_hour) * self.cache_write_1h
             + Decimal(usage.completion_tokens - reasoning) * self.output
             + Decimal(reasoning) * self.reasoning
         )
 
 
+def _one_hour_write(input: Decimal, cache_write: Decimal | None) -> Decimal:
+    return input if cache_write is None else max(cache_write, input * 2)
+
+
 FREE = Price.of(Decimal(0), Decimal(0))
-RATE_NAMES = ("input", "output", "cache_read", "cache_write", "reasoning")
+RATE_NAMES = ("input", "output", "cache_read", "cache_write", "reasoning", "cache_write_1h")
 
 
 class Pricing:
@@ -200,16 +217,16 @@ def _rate(value: Any, where: str) -> Decimal | None:
 
 
 def _price(value: Any, where: str) -> Price:
-    """``[input, output]`` (optionally ``cache_read, cache_write, reasoning`` after them; null or left out:
-    the default) or an object with those names; input and output are required."""
+    """``[input, output]`` (optionally ``cache_read, cache_write, reasoning, cache_write_1h`` after them;
+    null or left out: the default) or an object with those names; input and output are required."""
     if isinstance(value, list) and 2 <= len(value) <= len(RATE_NAMES):
         named = dict(zip(RATE_NAMES, value, strict=False))
     elif isinstance(value, dict) and not set(value) - set(RATE_NAMES):
         named = value
     else:
         raise ValueError(
-            f"pricing: {where} must be [input, output, cache_read?, cache_write?, reasoning?] or an object "
-            f"with keys {', '.join(RATE_NAMES)}"
+            f"pricing: {where} must be [input, output, cache_read?, cache_write?, reasoning?, "
+            f"cache_write_1h?] or an object with keys {', '.join(RATE_NAMES)}"
         )
     rates = {name: _rate(named.get(name), f"{where}.{name}") for name in RATE_NAMES}
     input_rate, output_rate = rates.pop("input"), rates.pop("output")
@@ -235,6 +252,7 @@ def usage_details(usage: Usage) -> dict[str, int]:
     parts = {
         "cached_tokens": usage.cached_tokens,
         "cache_write_tokens": usage.cache_write_tokens,
+        "cache_write_1h_tokens": usage.cache_write_1h_tokens,
         "reasoning_tokens": usage.reasoning_tokens,
     }
     return {name: count for name, count in parts.items() if count}
@@ -255,7 +273,16 @@ def _group_key(entry: AuditEntry, group_by: str | None) -> str:
     return "all"
 
 
-_COUNTS = ("requests", "refused", "prompt_tokens", "completion_tokens", "cost_micro_usd", "unpriced_requests")
+_COUNTS = COUNTERS
+# the token totals a cost report gives beside its groups
+TOTALS = ("prompt_tokens", "completion_tokens", *TOKEN_PARTS)
+
+
+def token_parts(entry: AuditEntry) -> dict[str, int]:
+    """The token parts priced at their own rates that an entry's ``details`` holds (``usage_details``),
+    0 where it holds none (entries before them, local models)."""
+    details = entry.details or {}
+    return {name: value if isinstance(value := details.get(name), int) else 0 for name in TOKEN_PARTS}
 
 
 def refused(entry: AuditEntry) -> bool:
@@ -294,6 +321,8 @@ def summarize_costs(entries: Iterable[AuditEntry], group_by: str | None) -> dict
         group["completion_tokens"] += entry.completion_tokens
         group["cost_micro_usd"] += entry.cost_micro_usd or 0
         group["unpriced_requests"] += entry.cost_micro_usd is None
+        for name, count in token_parts(entry).items():
+            group[name] += count
     total = sum(g["cost_micro_usd"] for g in groups.values())
     rows = [
         {"group": name, **{f: values[f] for f in _COUNTS}, "cost_usd": float(usd(values["cost_micro_usd"]))}
@@ -306,5 +335,6 @@ def summarize_costs(entries: Iterable[AuditEntry], group_by: str | None) -> dict
         "requests": sum(g["requests"] for g in groups.values()),
         "unpriced_requests": sum(g["unpriced_requests"] for g in groups.values()),
         "refused": sum(g["refused"] for g in groups.values()),
+        **{name: sum(g[name] for g in groups.values()) for name in TOTALS},
         "groups": rows,
     }

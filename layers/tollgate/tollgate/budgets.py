@@ -57,6 +57,12 @@ class AlertLevel(NamedTuple):
     alert_at: tuple[int, ...]
 
 
+def overdrawn(limit: int | None, used: int, reserved: int) -> int:
+    """How far a budget's settled + reserved is past its limit (0 within it or without a limit): usage
+    above a reservation is charged in full (``tollgate.overdraft``)."""
+    return 0 if limit is None else max(used + reserved - limit, 0)
+
+
 def usd_rules(rules: Iterable[BudgetRule]) -> list[BudgetRule]:
     """The rules that hold a USD budget (the others hold only alert thresholds)."""
     return [r for r in rules if r.usd_limit is not None]
@@ -233,12 +239,17 @@ class Budgets:
             retry_after=wait,
         )
 
-    async def settle(self, tenant: str, request_id: str, holds: Sequence[Hold], cost: int) -> None:
-        """Charge ``cost`` (micro-USD) to each hold's counter, releasing the rest (exactly once each)."""
-        for hold in holds:
+    async def settle(
+        self, tenant: str, request_id: str, holds: Sequence[Hold], cost: int
+    ) -> list[UsdCounter | None]:
+        """Charge ``cost`` (micro-USD) to each hold's counter, releasing the rest (exactly once each);
+        the counters as each settle answered (None: nothing was settled)."""
+        return [
             await self.store.settle_usd(
                 tenant, hold.budget_id, hold.period_key, request_id, cost, reserved=hold.amount
             )
+            for hold in holds
+        ]
 
     # ------------------------------------------------------------------------------------------ reading
 
@@ -258,6 +269,7 @@ class Budgets:
             "spent": counter.used,
             "reserved": counter.reserved,
             "remaining": max(rule.usd_limit - counter.used - counter.reserved, 0),
+            "overdrawn": overdrawn(rule.usd_limit, counter.used, counter.reserved),  # tollgate.overdraft
             "period_key": period.key,
             "resets_at": period.resets_at,
             "alert_at": list(rule.alert_at),
@@ -276,6 +288,7 @@ class Budgets:
             "spent": pool.used,
             "reserved": pool.reserved,
             "remaining": pool.remaining,
+            "overdrawn": overdrawn(pool.capacity, pool.used, pool.reserved),  # tollgate.overdraft
             "period_key": "all",
             "resets_at": None,
             "alert_at": list(rule.alert_at) if rule is not None else [],

@@ -17,6 +17,8 @@ from .cli_args import Parser, count_type
 from .config import Settings
 from .config_errors import SettingsError, describe_settings_error, is_settings_error
 from .engine.routes import ConfigError
+from .errors import NotFound
+from .names import printable
 
 T = TypeVar("T")
 
@@ -145,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (SettingsError, ConfigError) as exc:
         print(f"tollgate: {exc}", file=sys.stderr)
+        return 2
+    except NotFound as exc:  # an unknown tenant, key, ... named on the command line
+        print(f"tollgate: {printable(exc.message)}", file=sys.stderr)
         return 2
     except ValidationError as exc:
         if not is_settings_error(exc):

@@ -19,11 +19,12 @@ from .cli_budgets import (
     key_budget,
     store_key_budget,
 )
+from .cli_checks import require_tenant
 from .cli_costs import add_costs_command
 from .cli_rotate import add_rotate_command
 from .config import Settings
 from .context import AppContext
-from .errors import BadRequest
+from .errors import BadRequest, NotFound
 from .keys import new_key_record, store_key
 from .names import printable
 from .schemas.limits import MAX_BUDGET_TOKENS, MAX_EXPIRES_IN_SECONDS
@@ -87,11 +88,10 @@ def keys_list(args: argparse.Namespace) -> int:
 
 def keys_revoke(args: argparse.Namespace) -> int:
     async def revoke(store: Any, _: Settings) -> Any:
-        return await store.revoke_key(args.key_id, now_str())
+        if await store.revoke_key(args.key_id, now_str()) is None:
+            raise NotFound(f"no key {args.key_id!r}", param="key_id")  # exit 2 (cli.main)
 
-    if _with_store(revoke) is None:
-        print(f"tollgate: no key {args.key_id}", file=sys.stderr)
-        return 1
+    _with_store(revoke)
     print(f"revoked {args.key_id}")
     return 0
 
@@ -124,8 +124,8 @@ def audit_verify(args: argparse.Namespace) -> int:
 
     results = _with_store(check)
     if args.tenant and results[args.tenant].entries == 0 and results[args.tenant].head_seq == 0:
-        print(f"tollgate: no audit entries for tenant '{args.tenant}'", file=sys.stderr)
-        return 1
+        # a tenant with no audit log is a wrong argument (exit 2), not a chain that failed (exit 1)
+        raise NotFound(f"no audit entries for tenant {args.tenant!r}", param="tenant")
     for tenant, result in results.items():
         print(_verification_line(tenant, result))
     return 0 if all(r.valid for r in results.values()) else 1
@@ -146,6 +146,8 @@ def audit_export(args: argparse.Namespace) -> int:
     async def export(store: Any, _: Settings) -> None:
         import json
 
+        if args.tenant:
+            await require_tenant(store, args.tenant)
         tenants = [args.tenant] if args.tenant else await store.audit_tenants()
         for tenant in tenants:
             async for entry in audit.export_by_time(store, tenant):

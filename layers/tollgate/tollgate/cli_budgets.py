@@ -19,6 +19,7 @@ from .budget_admin import (
 )
 from .budget_periods import PERIODS, check_timezone
 from .cli import _print, _with_store
+from .cli_checks import require_key
 from .config import Settings
 from .context import AppContext
 from .errors import BadRequest
@@ -100,9 +101,7 @@ def budgets_set(args: argparse.Namespace) -> int:
 
     async def apply(store: Any, _: Settings) -> dict[str, Any]:
         if args.key:
-            keys = [k for k in await store.list_keys(args.tenant) if k.key_id == args.key]
-            if not keys:
-                raise LookupError(f"no key {args.key} in tenant {args.tenant}")
+            await require_key(store, args.tenant, args.key)
             rule = await set_key_budget(store, args.tenant, args.key, change)
             return {"tenant": args.tenant, "key_id": args.key, "usd_budget": await _usd_view(store, rule)}
         from .api.tokens import pool_view
@@ -112,11 +111,7 @@ def budgets_set(args: argparse.Namespace) -> int:
         alert_at = list(rule.alert_at) if rule is not None else []
         return {"tenant": args.tenant, **pool_view(pool), "usd_budget": usd_budget, "alert_at": alert_at}
 
-    try:
-        _print(_with_store(apply))
-    except LookupError as exc:
-        print(f"tollgate: {exc.args[0]}", file=sys.stderr)
-        return 1
+    _print(_with_store(apply))  # an unknown key: NotFound, exit 2 (cli.main)
     return 0
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from . import rollups
 from .cli import _print, _with_store
 from .cli_args import SINCE_FORMS, name_type, since_time
+from .cli_checks import require_tenant
 from .config import Settings
 from .names import printable
 
@@ -22,6 +23,8 @@ def costs(args: argparse.Namespace) -> int:
     since, until = args.since, args.until
 
     async def summary(store: Any, _: Settings) -> dict[str, Any]:
+        if args.tenant:
+            await require_tenant(store, args.tenant)  # a typo is exit 2, not a report of $0
         return await rollups.cost_report(store, args.tenant, since, until, args.by)
 
     result = {"tenant": args.tenant, "since": since, "until": until, **_with_store(summary)}
@@ -31,6 +34,11 @@ def costs(args: argparse.Namespace) -> int:
     print(
         f"total ${result['total_cost_usd']:.6f} over {result['requests']} requests "
         f"({result['unpriced_requests']} unpriced, {result['refused']} refused)"
+    )
+    print(
+        f"tokens: {result['prompt_tokens']} in ({result['cached_tokens']} cache reads, "
+        f"{result['cache_write_tokens']} cache writes of which {result['cache_write_1h_tokens']} 1-hour), "
+        f"{result['completion_tokens']} out ({result['reasoning_tokens']} reasoning)"
     )
     for row in result["groups"]:
         print(
@@ -44,6 +52,8 @@ def _verify(args: argparse.Namespace) -> int:
     """Exit 0 when the rollups equal the audit entries' sums, 1 when a row differs (each is printed)."""
 
     async def check(store: Any, _: Settings) -> dict[str, Any]:
+        if args.tenant:
+            await require_tenant(store, args.tenant)
         return await rollups.verify(store, args.tenant, args.since, args.until, repair=args.repair)
 
     result = _with_store(check)

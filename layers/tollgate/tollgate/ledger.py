@@ -9,7 +9,7 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import audit, rollups
+from . import audit, overdraft, rollups
 from .accounting import Pricing, usage_details, usd
 from .alerts import budgets as budget_alerts
 from .alerts.watch import AlertWatch
@@ -22,6 +22,7 @@ from .logs import log_event
 from .providers.base import Usage
 from .schemas.openai import Message
 from .store.base import AuditEntry, Holder, Overdrawn, Reservation, Store, UnknownPool
+from .store.budget_records import BudgetRule
 from .timeutil import Clock, after, now_str, utc_now
 
 logger = logging.getLogger("tollgate.ledger")
@@ -44,6 +45,7 @@ class Booking:
     new_messages: list[dict[str, Any]] = field(default_factory=list)
     admission: Admission | None = None  # the caller's rate limits (tollgate.limits): TPM counts here
     usd_holds: list[Hold] = field(default_factory=list)  # USD budgets held (``budgets.Budgets``)
+    rules: Sequence[BudgetRule] = ()  # the budget rules the reserve read (``tollgate.overdraft`` uses them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +172,7 @@ class Ledger:
                 raise pool_exhausted(booking.pool, tokens, exc.available) from exc
             raise
         booking.reservation_id, booking.reserved, booking.holder = request_id, tokens, holder
-        booking.usd_holds = holds
+        booking.usd_holds, booking.rules = holds, rules
         if self.alerts is not None:
             await budget_alerts.reserved(self.alerts, tenant, rules, holds, pool)
 
@@ -244,6 +246,7 @@ class Ledger:
             settled = await self.store.settle(
                 tenant, booking.pool, rid, actual, reserved=booking.reserved, totals_only=True
             )
+            await overdraft.tokens_settled(self.alerts, booking.rules, settled, rid, booking.reserved, actual)
             if settled is not None and settled.corrected is not None:
                 tokens, swept_at = settled.corrected
                 holder = booking.holder or Holder()
@@ -251,11 +254,20 @@ class Ledger:
                 change = rollups.abandoned_change(self.pricing, estimate, swept_at)
                 await self.store.add_rollup(change.negated())
         finally:
-            await self._settle_usd(tenant, rid, holds, cost)
+            await self._settle_usd(tenant, rid, holds, cost, booking.rules)
 
-    async def _settle_usd(self, tenant: str, request_id: str, holds: list[Hold], cost: int | None) -> None:
+    async def _settle_usd(
+        self,
+        tenant: str,
+        request_id: str,
+        holds: list[Hold],
+        cost: int | None,
+        rules: Sequence[BudgetRule] = (),
+    ) -> None:
         for hold in holds:  # priced (an unpriced model is refused under a USD budget); else its bound
-            await self.budgets.settle(tenant, request_id, [hold], hold.amount if cost is None else cost)
+            charged = hold.amount if cost is None else cost
+            [counter] = await self.budgets.settle(tenant, request_id, [hold], charged)
+            await overdraft.usd_settled(self.alerts, tenant, rules, hold, counter, request_id, charged)
 
     async def audit_abandoned(self, reservation: Reservation, at: str) -> AuditEntry:
         """The sweep's entry for a reservation nobody settled: status ``abandoned`` (itself the mark that

@@ -18,7 +18,7 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from .errors import RateLimited
@@ -136,6 +136,19 @@ class Admission:
                 if actual != admitted
             )
         )
+
+    async def correct(self, held: int, held_at: datetime, actual: int) -> None:
+        """A hoosh report (``/v1/tokens/report``, perhaps from another process): correct the ``held``
+        tokens its reserve counted at ``held_at`` to ``actual``, in the buckets of that minute (the limits
+        that apply now). Only while that minute is the current one: a closed bucket admits nothing more,
+        so a report that comes later has nothing to correct (and writes nothing)."""
+        if actual == held:
+            return
+        minute = int(held_at.timestamp() // BUCKET_SECONDS)
+        if minute != int(self.clock().timestamp() // BUCKET_SECONDS):
+            return
+        buckets = [self._bucket(lim, TOKENS) for lim in self.limits if lim.tpm is not None]
+        await asyncio.gather(*(self.store.add_to_bucket(b, actual - held, e) for b, e, _ in buckets))
 
     async def status(self) -> list[dict[str, Any]]:
         """Each limit with this minute's use: for the caller's own ``GET /v1/limits`` (no counting)."""

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 
-from .accounting import Pricing, refused, usd, without_superseded
+from .accounting import TOTALS, Pricing, refused, token_parts, usd, without_superseded
 from .store.base import ABANDONED, AuditEntry, Reservation
 from .store.rollup_base import COUNTERS, Rollup, RollupStore
 from .timeutil import format_time, parse_time
@@ -39,6 +39,7 @@ def change_of(entry: AuditEntry) -> Rollup:
     cell = (entry.tenant, entry.at[:10], entry.key_id, entry.provider, entry.model)
     if refused(entry):
         return Rollup(*cell, refused=1)
+    parts = token_parts(entry)
     return Rollup(
         *cell,
         requests=1,
@@ -46,6 +47,10 @@ def change_of(entry: AuditEntry) -> Rollup:
         completion_tokens=entry.completion_tokens,
         cost_micro_usd=entry.cost_micro_usd or 0,
         unpriced_requests=int(entry.cost_micro_usd is None),
+        cached_tokens=parts["cached_tokens"],
+        cache_write_tokens=parts["cache_write_tokens"],
+        cache_write_1h_tokens=parts["cache_write_1h_tokens"],
+        reasoning_tokens=parts["reasoning_tokens"],
     )
 
 
@@ -127,6 +132,7 @@ def summarize(rows: Iterable[Rollup], group_by: str | None) -> dict[str, Any]:
         "requests": sum(g["requests"] for g in groups.values()),
         "unpriced_requests": sum(g["unpriced_requests"] for g in groups.values()),
         "refused": sum(g["refused"] for g in groups.values()),
+        **{name: sum(g[name] for g in groups.values()) for name in TOTALS},
         "groups": [
             {"group": name, **values, "cost_usd": float(usd(values["cost_micro_usd"]))}
             for name, values in sorted(groups.items())

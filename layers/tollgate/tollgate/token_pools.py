@@ -50,6 +50,7 @@ async def reserve(
     pool: str,
     tokens: int,
     alerts: tuple[AlertWatch, Budgets] | None = None,
+    at: str | None = None,
 ) -> tuple[str, Pool]:
     """Hold ``tokens`` in one of the key's pools; returns the reservation id and the pool after. With
     ``alerts`` (the watch, and the budgets whose cached rules hold the thresholds), the pool's token
@@ -58,7 +59,8 @@ async def reserve(
     One conditional write, no read first (the store refuses a missing pool, and a reservation that does
     not fit): the pool is read only on a refusal, to tell a reservation larger than the pool could ever
     hold (400) from an exhausted budget (429), or before a reservation over ``UNLIMITED_POOL_MAX_TOKENS``
-    (which only a pool with a larger capacity may take)."""
+    (which only a pool with a larger capacity may take). ``at``: the reservation's time (default now; the
+    app passes its clock's, the one its TPM count used, so a report can correct that count)."""
     principal.check_pool(pool)
     if tokens > UNLIMITED_POOL_MAX_TOKENS and (
         error := _too_many(await existing_pool(store, principal, pool), tokens)
@@ -67,7 +69,7 @@ async def reserve(
     reservation_id = PREFIX + secrets.token_hex(12)
     holder = Holder(principal.key_id, PROVIDER, pool)
     try:
-        after = await store.reserve(principal.tenant, pool, reservation_id, tokens, now_str(), holder)
+        after = await store.reserve(principal.tenant, pool, reservation_id, tokens, at or now_str(), holder)
     except Overdrawn as exc:
         found = await store.get_pool(principal.tenant, pool)
         if found is not None and (error := _too_many(found, tokens)):
@@ -93,6 +95,23 @@ async def report(
 ) -> Pool:
     """Settle a reservation by id, or (the older form) one of this key's open token reservations of
     exactly ``reserved`` tokens (then, for reservations an older tollgate held anonymously, by amount)."""
+    pool_after, _ = await report_hold(
+        store, principal, pool, actual, reservation_id=reservation_id, reserved=reserved
+    )
+    return pool_after
+
+
+async def report_hold(
+    store: BudgetStore,
+    principal: Principal,
+    pool: str,
+    actual: int,
+    *,
+    reservation_id: str | None = None,
+    reserved: int | None = None,
+) -> tuple[Pool, tuple[int, str] | None]:
+    """``report``, with what the settled reservation held and when it was reserved (from the pool read
+    the report makes anyway; None for an anonymous legacy one): the TPM correction needs them."""
     found = await existing_pool(store, principal, pool)
     if reservation_id is not None:
         candidates = [reservation_id] if _reportable(found, principal, reservation_id) else []
@@ -106,11 +125,11 @@ async def report(
         held = found.reservations[rid][0] if rid in found.reservations else None
         settled = await store.settle(principal.tenant, pool, rid, actual, reserved=held)
         if settled is not None:
-            return settled
+            return settled, found.reservations.get(rid)
     if reservation_id is None and reserved is not None:
         legacy = await store.settle_anonymous(principal.tenant, pool, reserved, actual)
         if legacy is not None:
-            return legacy
+            return legacy, None
     what = repr(reservation_id) if reservation_id is not None else f"of {reserved} tokens"
     raise BadRequest(
         f"no open token reservation {what} in pool {pool!r} for this key",

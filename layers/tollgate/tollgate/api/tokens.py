@@ -13,6 +13,7 @@ from .. import token_pools
 from ..context import AppContext
 from ..schemas.tollgate import TokensReport, TokensRequest
 from ..store.base import Pool
+from ..timeutil import format_time, parse_time
 from .body import decode_json_object, validate
 from .caller import METERED, Caller
 
@@ -50,11 +51,11 @@ async def tokens_reserve(
     body: TokensRequest = await _body(request, TokensRequest)
     alerts = None if ctx.alerts is None else (ctx.alerts, ctx.ledger.budgets)
     admission = caller.admission
-    if admission is not None:  # the tokens count against TPM when reserved (the report is not corrected)
+    if admission is not None:  # the tokens count against TPM when reserved (the report corrects them)
         await admission.admit_tokens(body.tokens)
     try:
         reservation_id, pool = await token_pools.reserve(
-            ctx.store, principal, body.pool or principal.pool, body.tokens, alerts
+            ctx.store, principal, body.pool or principal.pool, body.tokens, alerts, format_time(ctx.clock())
         )
     except BaseException:
         if admission is not None:
@@ -70,7 +71,7 @@ async def tokens_report(
 ) -> dict[str, Any]:
     principal = caller.principal
     body: TokensReport = await _body(request, TokensReport)
-    pool = await token_pools.report(
+    pool, hold = await token_pools.report_hold(
         ctx.store,
         principal,
         body.pool or principal.pool,
@@ -78,6 +79,9 @@ async def tokens_report(
         reservation_id=body.reservation_id,
         reserved=body.reserved,
     )
+    if caller.admission is not None and hold is not None:  # the reserve's TPM count, corrected
+        held, held_at = hold
+        await caller.admission.correct(held, parse_time(held_at), body.actual)
     return {"used": pool.used, "available": pool.remaining}
 
 

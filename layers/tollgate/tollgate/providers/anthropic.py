@@ -251,12 +251,17 @@ def _prompt_tokens(usage: dict[str, Any]) -> int:
 
 
 def usage_of(usage: dict[str, Any]) -> Usage:
-    """A Messages ``usage`` object -> tollgate's (prompt tokens with the cache reads and writes in them)."""
+    """A Messages ``usage`` object -> tollgate's (prompt tokens with the cache reads and writes in them;
+    the writes' 1-hour part from ``cache_creation.ephemeral_1h_input_tokens``, capped at the writes)."""
+    written = token_count(usage.get(_CACHE_WRITE))
+    creation = usage.get("cache_creation")
+    one_hour = token_count(creation.get("ephemeral_1h_input_tokens")) if isinstance(creation, dict) else 0
     return Usage(
         _prompt_tokens(usage),
         token_count(usage.get("output_tokens")),
         cached_tokens=token_count(usage.get(_CACHE_READ)),
-        cache_write_tokens=token_count(usage.get(_CACHE_WRITE)),
+        cache_write_tokens=written,
+        cache_write_1h_tokens=min(one_hour, written),
     )
 
 
@@ -382,6 +387,7 @@ class StreamParser:
             completion,
             cached_tokens=max(seen.cached_tokens, usage.cached_tokens),
             cache_write_tokens=max(seen.cache_write_tokens, usage.cache_write_tokens),
+            cache_write_1h_tokens=max(seen.cache_write_1h_tokens, usage.cache_write_1h_tokens),
         )
         finish = _finish((payload.get("delta") or {}).get("stop_reason"))
         return [finish] if finish else []

@@ -114,6 +114,9 @@ class Usage:
     cached_tokens: int = 0  # prompt tokens read from the cache
     reasoning_tokens: int = 0  # completion tokens spent reasoning
     cache_write_tokens: int = 0  # prompt tokens written to the cache
+    # the part of cache_write_tokens written with a 1-hour TTL (Anthropic's ``ephemeral_1h_input_tokens``,
+    # Bedrock's ``cacheDetails`` ttl 1h): billed at their own, higher rate
+    cache_write_1h_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -133,6 +136,7 @@ class Usage:
             self.cached_tokens + other.cached_tokens,
             self.reasoning_tokens + other.reasoning_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
+            self.cache_write_1h_tokens + other.cache_write_1h_tokens,
         )
 
 

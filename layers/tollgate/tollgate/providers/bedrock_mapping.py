@@ -262,11 +262,22 @@ def usage(raw: Mapping[str, Any] | None) -> Usage | None:
     if not raw:
         return None
     prompt = sum(token_count(raw.get(key)) for key in PROMPT_TOKEN_FIELDS)
+    written = token_count(raw.get("cacheWriteInputTokens"))
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=token_count(raw.get("outputTokens")),
         cached_tokens=token_count(raw.get("cacheReadInputTokens")),
-        cache_write_tokens=token_count(raw.get("cacheWriteInputTokens")),
+        cache_write_tokens=written,
+        cache_write_1h_tokens=min(_one_hour_writes(raw.get("cacheDetails")), written),
+    )
+
+
+def _one_hour_writes(details: Any) -> int:
+    """The cache writes with a 1-hour TTL: ``cacheDetails`` is ``[{"ttl": "1h"|"5m", "inputTokens": N}]``."""
+    if not isinstance(details, list):
+        return 0
+    return sum(
+        token_count(d.get("inputTokens")) for d in details if isinstance(d, Mapping) and d.get("ttl") == "1h"
     )
 
 

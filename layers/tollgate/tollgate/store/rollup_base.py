@@ -19,7 +19,14 @@ COUNTERS = (
     "completion_tokens",
     "cost_micro_usd",
     "unpriced_requests",
+    # the token parts priced at their own rates (an entry's ``details``); rows written before they
+    # existed read them as 0
+    "cached_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
 )
+TOKEN_PARTS = ("cached_tokens", "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +44,22 @@ class Rollup:
     completion_tokens: int = 0
     cost_micro_usd: int = 0  # unpriced requests add 0 here and 1 to unpriced_requests
     unpriced_requests: int = 0
+    cached_tokens: int = 0  # prompt tokens read from the cache
+    cache_write_tokens: int = 0  # prompt tokens written to it (the 1-hour ones included)
+    cache_write_1h_tokens: int = 0  # of those, the ones written with a 1-hour TTL
+    reasoning_tokens: int = 0  # completion tokens spent reasoning
 
     @classmethod
     def of(cls, cell: Sequence[str], counts: Sequence[int]) -> Rollup:
+        """A row from its cell and its counters in ``COUNTERS`` order (missing trailing ones: 0)."""
         tenant, day, key_id, provider, model = (str(c) for c in cell)
-        requests, refused, prompt, completion, cost, unpriced = (int(c) for c in counts)
         return cls(
-            tenant, day, key_id, provider, model, requests, refused, prompt, completion, cost, unpriced
+            tenant,
+            day,
+            key_id,
+            provider,
+            model,
+            **{n: int(c) for n, c in zip(COUNTERS, counts, strict=False)},
         )
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from .rollup_base import COUNTERS, Rollup
+from .rollup_base import COUNTERS, TOKEN_PARTS, Rollup
 
 ROLLUPS_TABLE = """CREATE TABLE IF NOT EXISTS cost_rollups (
         tenant TEXT NOT NULL,
@@ -18,9 +18,15 @@ ROLLUPS_TABLE = """CREATE TABLE IF NOT EXISTS cost_rollups (
         completion_tokens INTEGER NOT NULL DEFAULT 0,
         cost_micro_usd INTEGER NOT NULL DEFAULT 0,
         unpriced_requests INTEGER NOT NULL DEFAULT 0,
+        cached_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0,
+        reasoning_tokens INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (tenant, day, key_id, provider, model)
     )"""
 
+# counters added after the table's first version: a file from before gets them (0) when it opens
+ADDED_ROLLUP_COLUMNS = tuple(("cost_rollups", name, "INTEGER NOT NULL DEFAULT 0") for name in TOKEN_PARTS)
 _CELL = "tenant, day, key_id, provider, model"
 _COLUMNS = f"{_CELL}, {', '.join(COUNTERS)}"
 _ADD = ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTERS)
@@ -28,7 +34,7 @@ _ADD = ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTERS)
 
 def add_rollup(conn: sqlite3.Connection, change: Rollup) -> None:
     conn.execute(
-        f"INSERT INTO cost_rollups ({_COLUMNS}) VALUES ({', '.join('?' * 11)}) "  # noqa: S608
+        f"INSERT INTO cost_rollups ({_COLUMNS}) VALUES ({', '.join('?' * (5 + len(COUNTERS)))}) "  # noqa: S608
         f"ON CONFLICT ({_CELL}) DO UPDATE SET {_ADD}",
         (*change.cell, *(int(v) for v in change.counts().values())),
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 from .base import ApiKey, AuditEntry
 from .sqlite_limits import LIMIT_TABLES
-from .sqlite_rollups import ROLLUPS_TABLE
+from .sqlite_rollups import ADDED_ROLLUP_COLUMNS, ROLLUPS_TABLE
 from .sqlite_rotation import ROTATION_TABLES
 
 SCHEMA_VERSION = 3
@@ -165,6 +165,7 @@ ADDED_COLUMNS = (
     ("reservations", "key_id", "TEXT NOT NULL DEFAULT ''"),
     ("reservations", "provider", "TEXT NOT NULL DEFAULT ''"),
     ("reservations", "model", "TEXT NOT NULL DEFAULT ''"),
+    *ADDED_ROLLUP_COLUMNS,
 )
 AUDIT_COLUMNS = (
     "tenant, seq, at, request_id, key_id, provider, model, status, prompt_tokens, completion_tokens, "

@@ -85,15 +85,23 @@ def tool_input(arguments: str, name: str) -> dict[str, Any]:
     return value
 
 
-def usage_body(usage: Usage) -> dict[str, int]:
+def usage_body(usage: Usage) -> dict[str, Any]:
     """Anthropic usage: ``input_tokens`` leaves out the cache reads and writes, which have fields of their
-    own (tollgate's ``prompt_tokens`` holds all three). Anthropic reports no reasoning count."""
-    return {
+    own (tollgate's ``prompt_tokens`` holds all three); the writes split by TTL in ``cache_creation`` when
+    some had a 1-hour TTL. Anthropic reports no reasoning count."""
+    body: dict[str, Any] = {
         "input_tokens": usage.uncached_prompt_tokens,
         "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cached_tokens,
         "output_tokens": usage.completion_tokens,
     }
+    if usage.cache_write_1h_tokens:
+        one_hour = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
+        body["cache_creation"] = {
+            "ephemeral_5m_input_tokens": usage.cache_write_tokens - one_hour,
+            "ephemeral_1h_input_tokens": one_hour,
+        }
+    return body
 
 
 def anthropic_blocks(pieces: list[ThinkingDelta | NativeBlock]) -> list[Block]:
