@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
-import sys
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -301,13 +300,14 @@ def test_admin_and_authorizer_use_snapstart_through_a_published_alias(name: str)
     assert doc["Resources"][version]["Type"] == "AWS::Lambda::Version"
 
 
-def test_the_layer_is_built_by_sam_from_requirements() -> None:
+def test_the_layer_is_built_by_its_makefile_from_requirements() -> None:
     source = TEMPLATE.read_text()
-    assert "BuildMethod: python3.12" in source
+    assert "BuildMethod: makefile" in source
     (layer,) = resources_of_type(transformed(), "AWS::Lambda::LayerVersion").values()
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12", "python3.13"]
     assert not (REPO / "layers" / "tollgate" / "python").exists()
     assert (REPO / "layers" / "tollgate" / "requirements.txt").is_file()
+    assert "build-TollgateLayer:" in (REPO / "layers" / "tollgate" / "Makefile").read_text()
 
 
 def test_the_secret_is_json_keyed_by_the_local_variable_names_with_a_random_audit_key() -> None:
@@ -515,39 +515,41 @@ def _tree_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def _runtime_python() -> Path | None:
+    """The Lambda runtime's Python (template.yaml: python3.12) on this machine: PATH or pyenv."""
+    found = shutil.which("python3.12")
+    candidates = [Path(found)] if found else []
+    candidates += sorted((Path.home() / ".pyenv" / "versions").glob("3.12.*/bin/python3.12"))
+    for candidate in candidates:
+        if subprocess.run([candidate, "-c", "import sys"], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
 @pytest.mark.slow
-def test_the_layer_is_well_under_lambdas_unzipped_limit() -> None:
-    """What `sam build` would put in the layer (it needs Docker or a python3.12 here): the runtime
-    requirements as Lambda wheels, plus the tollgate package. Needs PyPI."""
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / "python"
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-                str(target),
-                "--platform",
-                "manylinux2014_aarch64",
-                "--python-version",
-                "3.12",
-                "--implementation",
-                "cp",
-                "--only-binary=:all:",
-                "-r",
-                str(REPO / "layers" / "tollgate" / "requirements.txt"),
-            ],
-            check=True,
-            timeout=600,
-        )
-        package = REPO / "layers" / "tollgate" / "tollgate"
-        size = _tree_bytes(target) + sum(
-            p.stat().st_size for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-        )
+def test_the_layer_is_built_with_its_bytecode_well_under_lambdas_unzipped_limit(tmp_path: Path) -> None:
+    """What `sam build` makes of the layer (layers/tollgate/Makefile): the runtime requirements as Lambda
+    arm64 wheels and the tollgate package, every module with an unchecked hash-based .pyc for python3.12
+    (/opt is read-only: a module without one is compiled on every cold start). Needs PyPI."""
+    python = _runtime_python()
+    if python is None:
+        pytest.skip("no python3.12 here to compile the layer's bytecode with")
+    subprocess.run(
+        ["make", "-s", "-C", str(REPO / "layers" / "tollgate"), "build-TollgateLayer"],
+        env={**os.environ, "ARTIFACTS_DIR": str(tmp_path), "COMPILERS": str(python)},
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    root = tmp_path / "python"
+    sources = sorted(root.rglob("*.py"))
+    assert root / "tollgate" / "chat_entry.py" in sources and (root / "litestar").is_dir()
+    missing = [p for p in sources if not (p.parent / "__pycache__" / f"{p.stem}.cpython-312.pyc").is_file()]
+    assert missing == []
+    header = (root / "tollgate" / "__pycache__" / "chat_entry.cpython-312.pyc").read_bytes()[:8]
+    assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, unchecked (PEP 552)
+    assert not (root / "tollgate.egg-info").exists()
+    size = _tree_bytes(root)
     print(f"\nlayer unzipped: {size / 2**20:.1f} MiB of Lambda's 250 MiB (function + layers)")
     assert size < 0.75 * LAMBDA_UNZIPPED_LIMIT
 
