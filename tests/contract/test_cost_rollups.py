@@ -190,4 +190,4 @@ async def test_a_steady_state_request_makes_writes_only(store: Store) -> None:
     if isinstance(store, DynamoDBStore):
         assert sorted(seen) == ["PutItem", "UpdateItem", "UpdateItem", "UpdateItem", "UpdateItem"]
     else:
-        assert sorted(seen) == ["add_rollup", "advance_audit_head", "put_audit_entry", "reserve", "settle"]
+        assert sorted(seen) == ["add_rollup", "append_audit_link", "reserve", "settle"]

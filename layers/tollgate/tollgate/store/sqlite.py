@@ -119,21 +119,35 @@ class _Runner:
         self._inflight: set[asyncio.Future[Any]] = set()
         self._closed = False
         self._inline = InlineWriter(path)
+        self._checkpointing: asyncio.Future[None] | None = None
 
     async def quick_write(
         self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """A short write: on the loop's thread if it can start at once, else as ``write`` (sqlite_inline)."""
-        if self._closed:
-            raise StoreClosed("the SQLite store is closed")
-        result = self._inline.attempt(self._write_lock, _transaction, functools.partial(fn, **kwargs), *args)
-        if result is BUSY:
-            return await self.write(fn, *args, **kwargs)
-        if self._inline.checkpoint_due():  # on a worker; not awaited
+        call = functools.partial(fn, **kwargs)
+        while True:
+            if self._closed:
+                raise StoreClosed("the SQLite store is closed")
+            result = self._inline.attempt(self._write_lock, _transaction, call, *args)
+            if result is not BUSY:
+                break
+            checkpointing = self._checkpointing
+            if checkpointing is None:
+                return await self.write(fn, *args, **kwargs)
+            # our own checkpoint holds the lock (it syncs the files: ~ms): wait for it here and try again,
+            # rather than queue on the pool (a thread hop each, and each holds the lock in turn: issue 14)
+            await asyncio.wait((checkpointing,))
+        if self._checkpointing is None and self._inline.checkpoint_due():  # on a worker; not awaited
             future = asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint)
+            self._checkpointing = future
+            future.add_done_callback(self._checkpoint_done)  # first: before any waiter resumes
             self._inflight.add(future)
             future.add_done_callback(self._inflight.discard)
         return result  # type: ignore[no-any-return]
+
+    def _checkpoint_done(self, _: asyncio.Future[None]) -> None:
+        self._checkpointing = None
 
     def _checkpoint(self) -> None:
         # under the write lock: no commit of this process lands meanwhile, so the checkpoint can copy the
@@ -356,6 +370,9 @@ class SQLiteStore(SQLiteAlerts, SQLiteBudgets, SQLiteLimits):
         self, tenant: str, head: AuditHead, previous_seq: int, *, segment: str = ""
     ) -> bool:
         return await self._run.quick_write(ops.advance_audit_head, tenant, head, previous_seq, segment)
+
+    async def append_audit_link(self, link: AuditEntry, previous_seq: int) -> tuple[bool, bool]:
+        return await self._run.quick_write(ops.append_audit_link, link, previous_seq)
 
     async def get_audit_entry(self, tenant: str, seq: int, *, segment: str = "") -> AuditEntry | None:
         return await self._run.read(ops.get_audit_entry, tenant, seq, segment)
