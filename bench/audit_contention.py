@@ -73,6 +73,11 @@ class RaceCounter:
         self.lost += not stored
         return stored
 
+    async def append_audit_link(self, link: AuditEntry, previous_seq: int) -> tuple[bool, bool]:
+        written, advanced = await self.inner.append_audit_link(link, previous_seq)
+        self.lost += not written
+        return written, advanced
+
 
 def new_entry(tenant: str) -> AuditEntry:
     return AuditEntry(

@@ -143,6 +143,9 @@ class NullStore:
     ) -> bool:
         return True
 
+    async def append_audit_link(self, link: AuditEntry, previous_seq: int) -> tuple[bool, bool]:
+        return True, True
+
     async def get_audit_entry(self, tenant: str, seq: int, *, segment: str = "") -> AuditEntry | None:
         return None
 

@@ -190,7 +190,7 @@ async def test_a_steady_state_request_makes_writes_only(store: Store) -> None:
     if isinstance(store, DynamoDBStore):
         assert sorted(seen) == ["PutItem", "UpdateItem", "UpdateItem", "UpdateItem", "UpdateItem"]
     else:
-        assert sorted(seen) == ["add_rollup", "advance_audit_head", "put_audit_entry", "reserve", "settle"]
+        assert sorted(seen) == ["add_rollup", "append_audit_link", "reserve", "settle"]
 
 
 async def test_the_token_parts_add_up_and_are_reported(store: Store) -> None:

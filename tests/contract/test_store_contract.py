@@ -408,6 +408,31 @@ async def test_conditional_put_and_head(store: Store) -> None:
     assert await store.audit_head("acme") == AuditHead(2, "d" * 64)
 
 
+async def test_append_audit_link_writes_the_entry_and_moves_the_head(store: Store) -> None:
+    first = replace(draft(), seq=1, prev_hash=audit.GENESIS, hash="a" * 64)
+    assert await store.append_audit_link(first, 0) == (True, True)
+    assert await store.audit_head("acme") == AuditHead(1, "a" * 64)
+    assert await store.get_audit_entry("acme", 1) == first
+    # the seq is taken: nothing is written, the head stays
+    taken = replace(first, request_id="other", hash="b" * 64)
+    assert await store.append_audit_link(taken, 0) == (False, False)
+    assert await store.get_audit_entry("acme", 1) == first
+    assert await store.audit_head("acme") == AuditHead(1, "a" * 64)
+    # the head is not where the writer thought: the entry is written, the head stays (an unconfirmed tail)
+    third = replace(draft(), seq=3, prev_hash="x" * 64, hash="c" * 64)
+    assert await store.append_audit_link(third, 2) == (True, False)
+    assert await store.get_audit_entry("acme", 3) == third
+    assert await store.audit_head("acme") == AuditHead(1, "a" * 64)
+    second = replace(draft(), seq=2, prev_hash="a" * 64, hash="d" * 64)
+    assert await store.append_audit_link(second, 1) == (True, True)
+    assert await store.audit_head("acme") == AuditHead(2, "d" * 64)
+    # another segment has its own head
+    other = replace(draft(), seq=1, prev_hash=audit.GENESIS, hash="e" * 64, segment="w" + "1" * 16)
+    assert await store.append_audit_link(other, 0) == (True, True)
+    assert await store.audit_head("acme", segment=other.segment) == AuditHead(1, "e" * 64)
+    assert await store.audit_head("acme") == AuditHead(2, "d" * 64)
+
+
 async def broken_at(store: Store, key: bytes | None = None) -> int | None:
     result = await audit.verify(store, "acme", key)
     assert not result.valid

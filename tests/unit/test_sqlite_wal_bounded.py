@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,3 +79,47 @@ async def test_the_wal_stays_bounded_under_steady_load(tmp_path: Path) -> None:
     # (~2,600; the file keeps its largest size)
     commits = 2 * workers * each
     assert frames < commits // 4, frames
+
+
+async def test_writes_meanwhile_wait_for_the_checkpoint_on_the_loop_not_on_the_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint syncs the files (~ms) under the write lock: the per-request writes that arrive meanwhile
+    wait for it on the loop and then run there, instead of each taking a thread hop to the pool."""
+    monkeypatch.setattr(sqlite_inline, "CHECKPOINT_EVERY", 3)
+    store = await _store(tmp_path / "wal.db")
+    runner = store._run
+    hops: list[str] = []
+    submit = runner._submit
+
+    async def counted(call: Any) -> Any:
+        hops.append("hop")
+        return await submit(call)
+
+    monkeypatch.setattr(runner, "_submit", counted)
+    started, release = threading.Event(), threading.Event()
+    real = sqlite_store.checkpoint
+
+    def slow_checkpoint(conn: sqlite3.Connection) -> None:
+        started.set()
+        release.wait(10)
+        real(conn)
+
+    monkeypatch.setattr(sqlite_store, "checkpoint", slow_checkpoint)
+    try:
+        for n in range(3):  # the third commit hands a checkpoint to the pool
+            await store.reserve("t", "p", f"r{n}", 1, "2026-01-01T00:00:00Z")
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+        assert runner._write_lock.locked()
+        waiting = [asyncio.create_task(store.settle("t", "p", f"r{n}", 1)) for n in range(3)]
+        await asyncio.sleep(0)
+        assert not any(task.done() for task in waiting)  # the lock is held: nothing could be written
+        release.set()
+        settled = await asyncio.gather(*waiting)
+        assert [pool is not None for pool in settled] == [True] * 3
+        assert hops == []  # all three on the loop, after the checkpoint
+        final = await store.get_pool("t", "p")
+        assert final is not None and (final.used, final.reserved) == (3, 0)
+    finally:
+        release.set()
+        await store.aclose()

@@ -170,7 +170,8 @@ class _Segment:
 class AuditWriter:
     """A process's appends: per tenant, a segment of its own (opened on the first append), one append in
     flight at a time, its head known here: one conditional put and one conditional head update per
-    entry, no read, and no other process ever writes to it."""
+    entry (``append_audit_link``: one transaction on SQLite), no read, and no other process ever writes
+    to it."""
 
     def __init__(self, store: AuditStore, key: bytes | None) -> None:
         self.store = store
@@ -196,14 +197,14 @@ class AuditWriter:
             segment = await open_segment(self.store, tenant, entry.at, self.key)
             current = _Segment(segment, AuditHead(0, GENESIS))
         link = chained(replace(entry, segment=current.segment), current.head, self.key)
-        if not await self.store.put_audit_entry(link):
+        written, advanced = await self.store.append_audit_link(link, current.head.seq)
+        if not written:
             log.warning(
                 "audit segment %s of tenant %s was written by another writer", current.segment, tenant
             )
             return None
-        head = AuditHead(link.seq, link.hash)
-        if await self.store.advance_audit_head(tenant, head, current.head.seq, segment=current.segment):
-            self._segments[tenant] = _Segment(current.segment, head)
+        if advanced:
+            self._segments[tenant] = _Segment(current.segment, AuditHead(link.seq, link.hash))
         return link
 
 

@@ -23,6 +23,7 @@ from .providers.base import Usage
 from .schemas.openai import Message
 from .store.base import AuditEntry, Holder, Overdrawn, Reservation, Store, UnknownPool
 from .store.budget_records import BudgetRule
+from .store.sqlite_group import group_writes
 from .timeutil import Clock, after, now_str, utc_now
 
 logger = logging.getLogger("tollgate.ledger")
@@ -206,7 +207,9 @@ class Ledger:
             jobs.append(booking.admission.settle(usage.total_tokens))
         if save_session and booking.session_id is not None and status == "ok" and answer is not None:
             jobs.append(self._save_session(booking, answer))
-        results = await asyncio.gather(*jobs, return_exceptions=True)
+        gathered = asyncio.gather(*jobs, return_exceptions=True)
+        group_writes(self.store)  # SQLite: the settle, the rollup and the audit link in one transaction
+        results = await gathered
         booking.reservation_id, booking.reserved = None, 0
         for result in results:
             if isinstance(result, BaseException):

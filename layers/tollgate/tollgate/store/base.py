@@ -336,6 +336,11 @@ class AuditStore(Protocol):
         ``previous_seq`` 0 means no head yet or a head at seq 0 (a writer creates its segment's head at 0
         before registering the segment)."""
 
+    async def append_audit_link(self, link: AuditEntry, previous_seq: int) -> tuple[bool, bool]:
+        """``put_audit_entry(link)`` and, when it was written, ``advance_audit_head`` to it from
+        ``previous_seq``: (written, advanced). One transaction where the store has them (SQLite), so a crash
+        cannot leave the entry without its head; else the two calls in turn (DynamoDB)."""
+
     async def get_audit_entry(self, tenant: str, seq: int, *, segment: str = "") -> AuditEntry | None: ...
 
     async def list_audit(

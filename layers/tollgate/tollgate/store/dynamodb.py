@@ -442,6 +442,12 @@ class DynamoDBStore(
         request = items.advance_head_request(tenant, head, previous_seq, segment)
         return await self._conditional("update_item", **request) is not None
 
+    async def append_audit_link(self, link: AuditEntry, previous_seq: int) -> tuple[bool, bool]:
+        if not await self.put_audit_entry(link):  # two conditional writes (a transaction costs double)
+            return False, False
+        head = AuditHead(link.seq, link.hash)
+        return True, await self.advance_audit_head(link.tenant, head, previous_seq, segment=link.segment)
+
     async def get_audit_entry(self, tenant: str, seq: int, *, segment: str = "") -> AuditEntry | None:
         item = await self._get(items.entry_key(tenant, seq, segment))
         return None if item is None else items.entry_from_item(item)

@@ -48,6 +48,7 @@ from .base import (
 from .rollup_base import Rollup
 from .sqlite_alerts import SQLiteAlerts
 from .sqlite_budgets import SQLiteBudgets, create_budget_schema
+from .sqlite_group import Member, WriteGroups, fail, resolve, run_members
 from .sqlite_inline import BUSY, InlineWriter, checkpoint
 from .sqlite_limits import SQLiteLimits
 from .sqlite_schema import create_schema
@@ -119,21 +120,64 @@ class _Runner:
         self._inflight: set[asyncio.Future[Any]] = set()
         self._closed = False
         self._inline = InlineWriter(path)
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._groups = WriteGroups()
 
     async def quick_write(
         self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """A short write: on the loop's thread if it can start at once, else as ``write`` (sqlite_inline)."""
+        """A short write: on the loop's thread if it can start at once, else as ``write`` (sqlite_inline);
+        while a group collects (``group_writes``), one transaction with the group's other writes."""
+        call = functools.partial(fn, **kwargs) if kwargs else fn
+        if self._groups.collecting is not None and not self._closed:
+            return await self._groups.join(call, args)  # type: ignore[no-any-return]
+        return await self._quick(call, *args)
+
+    def group_writes(self) -> None:
+        """The quick writes started before the loop's next callback: one transaction (sqlite_group)."""
+        if not self._closed:
+            self._groups.start(self._flush_group)
+
+    def _flush_group(self, members: list[Member]) -> None:
         if self._closed:
-            raise StoreClosed("the SQLite store is closed")
-        result = self._inline.attempt(self._write_lock, _transaction, functools.partial(fn, **kwargs), *args)
-        if result is BUSY:
-            return await self.write(fn, *args, **kwargs)
-        if self._inline.checkpoint_due():  # on a worker; not awaited
+            fail(members, StoreClosed("the SQLite store is closed"))
+            return
+        try:
+            results = self._inline.attempt(self._write_lock, _transaction, run_members, members)
+        except Exception:  # rolled back, nothing written: each on its own, with its own error if any
+            results = BUSY
+        if results is BUSY:
+            self._groups.alone(members, self._quick)
+            return
+        resolve(members, results)
+        self._checkpoint_if_due()
+
+    async def _quick(self, call: Callable[..., T], *args: Any) -> T:
+        while True:
+            if self._closed:
+                raise StoreClosed("the SQLite store is closed")
+            result = self._inline.attempt(self._write_lock, _transaction, call, *args)
+            if result is not BUSY:
+                break
+            checkpointing = self._checkpointing
+            if checkpointing is None:
+                return await self.write(call, *args)
+            # our own checkpoint holds the lock (it syncs the files: ~ms): wait for it here and try again,
+            # rather than queue on the pool (a thread hop each, and each holds the lock in turn: issue 14)
+            await asyncio.wait((checkpointing,))
+        self._checkpoint_if_due()
+        return result  # type: ignore[no-any-return]
+
+    def _checkpoint_if_due(self) -> None:
+        if self._checkpointing is None and self._inline.checkpoint_due():  # on a worker; not awaited
             future = asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint)
+            self._checkpointing = future
+            future.add_done_callback(self._checkpoint_done)  # first: before any waiter resumes
             self._inflight.add(future)
             future.add_done_callback(self._inflight.discard)
-        return result  # type: ignore[no-any-return]
+
+    def _checkpoint_done(self, _: asyncio.Future[None]) -> None:
+        self._checkpointing = None
 
     def _checkpoint(self) -> None:
         # under the write lock: no commit of this process lands meanwhile, so the checkpoint can copy the
@@ -218,6 +262,10 @@ class SQLiteStore(SQLiteAlerts, SQLiteBudgets, SQLiteLimits):
 
     async def aclose(self) -> None:
         await self._run.close()
+
+    def group_writes(self) -> None:
+        """The quick writes started so far in this loop iteration share one transaction (sqlite_group)."""
+        self._run.group_writes()
 
     # -------------------------------------------------------------------------------------------- keys
 
@@ -356,6 +404,9 @@ class SQLiteStore(SQLiteAlerts, SQLiteBudgets, SQLiteLimits):
         self, tenant: str, head: AuditHead, previous_seq: int, *, segment: str = ""
     ) -> bool:
         return await self._run.quick_write(ops.advance_audit_head, tenant, head, previous_seq, segment)
+
+    async def append_audit_link(self, link: AuditEntry, previous_seq: int) -> tuple[bool, bool]:
+        return await self._run.quick_write(ops.append_audit_link, link, previous_seq)
 
     async def get_audit_entry(self, tenant: str, seq: int, *, segment: str = "") -> AuditEntry | None:
         return await self._run.read(ops.get_audit_entry, tenant, seq, segment)

@@ -67,6 +67,20 @@ def any_keys(conn: sqlite3.Connection) -> bool:
 
 # --------------------------------------------------------------------------------------------- budgets
 
+# ``UPDATE … RETURNING`` (SQLite 3.35+) saves the read of the totals after reserve and settle; an older
+# SQLite takes the extra statements
+RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+_RETURNING_TOTALS = " RETURNING capacity, used, reserved" if RETURNING else ""
+_RESERVE = (
+    "UPDATE pools SET reserved = reserved + ? "  # noqa: S608 (constants)
+    "WHERE tenant = ? AND pool = ? AND (capacity IS NULL OR capacity - used - reserved >= ?)"
+    + _RETURNING_TOTALS
+)
+_SETTLE = (
+    "UPDATE pools SET reserved = reserved - ?, used = used + ? WHERE tenant = ? AND pool = ?"  # noqa: S608
+    + _RETURNING_TOTALS
+)
+
 
 def get_pool(conn: sqlite3.Connection, tenant: str, pool: str) -> Pool | None:
     row = conn.execute(
@@ -128,19 +142,18 @@ def reserve(
     holder: Holder,
     totals_only: bool = False,
 ) -> Pool:
-    """Hold ``tokens`` if capacity - used - reserved covers them; a known reservation id changes nothing."""
+    """Hold ``tokens`` if capacity - used - reserved covers them; a known reservation id changes nothing.
+
+    The common case is two statements: the conditional update returns the totals (RETURNING), then the
+    reservation row; an unknown pool or a refusal is told apart only after the update found no row."""
     reservation_id, tokens, at = reservation
-    exists = conn.execute("SELECT 1 FROM pools WHERE tenant = ? AND pool = ?", (tenant, pool)).fetchone()
-    if exists is None:
-        raise UnknownPool(tenant, pool)
     if _held(conn, tenant, pool, reservation_id) is not None:
+        _known_pool(conn, tenant, pool)
         return _pool(conn, tenant, pool, totals_only)
-    cursor = conn.execute(
-        "UPDATE pools SET reserved = reserved + ? "
-        "WHERE tenant = ? AND pool = ? AND (capacity IS NULL OR capacity - used - reserved >= ?)",
-        (int(tokens), tenant, pool, int(tokens)),
-    )
-    if cursor.rowcount == 0:
+    cursor = conn.execute(_RESERVE, (int(tokens), tenant, pool, int(tokens)))
+    rows = cursor.fetchall()
+    if not (rows if RETURNING else cursor.rowcount == 1):
+        _known_pool(conn, tenant, pool)
         remaining = _pool(conn, tenant, pool).remaining
         raise Overdrawn(max(0, remaining or 0))
     conn.execute(
@@ -148,7 +161,31 @@ def reserve(
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (tenant, pool, reservation_id, int(tokens), at, holder.key_id, holder.provider, holder.model),
     )
+    if totals_only and rows:
+        return _totals(tenant, pool, rows[0])
     return _pool(conn, tenant, pool, totals_only)
+
+
+def _release(conn: sqlite3.Connection, key: tuple[str, str, str]) -> int | None:
+    """Delete a held reservation; the tokens it held, None when it was not held."""
+    delete = "DELETE FROM reservations WHERE tenant = ? AND pool = ? AND reservation_id = ?"
+    if RETURNING:
+        rows = conn.execute(delete + " RETURNING tokens", key).fetchall()
+        return int(rows[0][0]) if rows else None
+    tokens = _held(conn, *key)
+    if tokens is not None:
+        conn.execute(delete, key)
+    return tokens
+
+
+def _known_pool(conn: sqlite3.Connection, tenant: str, pool: str) -> None:
+    exists = conn.execute("SELECT 1 FROM pools WHERE tenant = ? AND pool = ?", (tenant, pool)).fetchone()
+    if exists is None:
+        raise UnknownPool(tenant, pool)
+
+
+def _totals(tenant: str, pool: str, row: tuple[Any, ...]) -> Pool:
+    return Pool(tenant, pool, opt_int(row[0]), int(row[1]), int(row[2]))
 
 
 def _held(conn: sqlite3.Connection, tenant: str, pool: str, reservation_id: str) -> int | None:
@@ -177,13 +214,11 @@ def settle(
 ) -> Pool | None:
     """Release the reservation and charge ``actual``; or correct a swept one's charge (exactly once)."""
     key = (tenant, pool, reservation_id)
-    tokens = _held(conn, *key)
-    if tokens is not None:
-        conn.execute("DELETE FROM reservations WHERE tenant = ? AND pool = ? AND reservation_id = ?", key)
-        conn.execute(
-            "UPDATE pools SET reserved = reserved - ?, used = used + ? WHERE tenant = ? AND pool = ?",
-            (tokens, int(actual), tenant, pool),
-        )
+    tokens = _release(conn, key)
+    if tokens is not None:  # with RETURNING two statements: the delete gives the tokens, the update totals
+        rows = conn.execute(_SETTLE, (tokens, int(actual), tenant, pool)).fetchall()
+        if totals_only and rows:
+            return _totals(tenant, pool, rows[0])
         return _pool(conn, tenant, pool, totals_only)
     marker = _marker(conn, *key)
     if marker is None:
@@ -326,6 +361,14 @@ def advance_audit_head(
             (int(head.seq), head.hash, tenant, segment, int(previous_seq)),
         )
     return cursor.rowcount == 1
+
+
+def append_audit_link(conn: sqlite3.Connection, link: AuditEntry, previous_seq: int) -> tuple[bool, bool]:
+    """The entry and its head in one transaction: one commit instead of two per request."""
+    if not put_audit_entry(conn, link):
+        return False, False
+    head = AuditHead(link.seq, link.hash)
+    return True, advance_audit_head(conn, link.tenant, head, previous_seq, link.segment)
 
 
 def get_audit_entry(conn: sqlite3.Connection, tenant: str, seq: int, segment: str) -> AuditEntry | None:
