@@ -121,9 +121,11 @@ async def load(pairs: list[tuple[httpload.Target, str]], concurrency: int, secon
     }
 
 
-async def _paced(target: httpload.Target, raw: bytes, interval: float, seconds: float) -> httpload.Samples:
-    """Open loop: one request every ``interval`` seconds, each on an idle keep-alive connection (a new one
-    when all are busy), whatever the answers' latency."""
+async def _paced(
+    target: httpload.Target, raw: bytes, interval: float, seconds: float, offset: float = 0.0
+) -> httpload.Samples:
+    """Open loop: one request every ``interval`` seconds from ``offset`` on, each on an idle keep-alive
+    connection (a new one when all are busy), whatever the answers' latency."""
     samples, idle = httpload.Samples(), list[httpload.Connection]()
     opened: list[httpload.Connection] = []
 
@@ -134,7 +136,7 @@ async def _paced(target: httpload.Target, raw: bytes, interval: float, seconds: 
         samples.add(await conn.send(raw))
         idle.append(conn)
 
-    tasks, start = [], time.perf_counter()
+    tasks, start = [], time.perf_counter() + offset
     for k in range(max(1, int(seconds / interval))):
         await asyncio.sleep(max(0.0, start + k * interval - time.perf_counter()))
         tasks.append(asyncio.create_task(one()))
@@ -145,10 +147,17 @@ async def _paced(target: httpload.Target, raw: bytes, interval: float, seconds: 
 
 
 async def fixed_rate(pairs: list[tuple[httpload.Target, str]], rate: float, seconds: float) -> dict[str, Any]:
-    """``rate`` requests/s in all, spread evenly over the pairs; latency percentiles."""
+    """``rate`` requests/s in all, spread evenly over the pairs and in time; latency percentiles.
+
+    Pair i starts ``i / rate`` s after pair 0, so the requests arrive one every ``1 / rate`` s whatever the
+    number of pairs; started together, the pairs would send bursts of ``len(pairs)`` requests at once
+    every ``len(pairs) / rate`` s, whose queueing on the CPUs grows with the number of pairs."""
     interval = len(pairs) / rate
     runs = await asyncio.gather(
-        *(_paced(t, httpload.encode_post(t, CHAT, k), interval, seconds) for t, k in pairs)
+        *(
+            _paced(t, httpload.encode_post(t, CHAT, k), interval, seconds, offset=i / rate)
+            for i, (t, k) in enumerate(pairs)
+        )
     )
     total = [t for samples in runs for t in samples.total]
     return {
