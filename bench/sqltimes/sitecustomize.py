@@ -56,7 +56,7 @@ if _DIR:
         _record("inline-busy" if busy else "inline-ok", _name(fn), time.perf_counter() - began)
         return result
 
-    _inline.InlineWriter.attempt = attempt  # type: ignore[method-assign]
+    _inline.InlineWriter.attempt = attempt  # type: ignore[method-assign,assignment]
 
     def _timed(kind: str, original: Any) -> Any:
         async def timed(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
