@@ -121,9 +121,21 @@ async def load(pairs: list[tuple[httpload.Target, str]], concurrency: int, secon
     }
 
 
-async def _paced(target: httpload.Target, raw: bytes, interval: float, seconds: float) -> httpload.Samples:
-    """Open loop: one request every ``interval`` seconds, each on an idle keep-alive connection (a new one
-    when all are busy), whatever the answers' latency."""
+def send_times(pairs: int, rate: float, seconds: float, *, bursts: bool = False) -> list[list[float]]:
+    """When each pair sends (seconds from the start) for ``rate`` requests/s in all over ``seconds``.
+
+    Request j goes to pair ``j % pairs`` at ``j / rate`` s: each pair sends every ``pairs / rate`` s, pair i
+    starting ``i / rate`` s after pair 0, so the requests arrive one every ``1 / rate`` s whatever the
+    number of pairs. ``bursts`` starts every pair at 0 (this bench before 2026-11-26 19:30 UTC): bursts of
+    ``pairs`` requests at once, whose queueing on the CPUs grows with the number of gateways (measured:
+    SQLite, 20 req/s, N=8, p50 14 ms in bursts vs 3 ms staggered; docs/scale.md)."""
+    total = max(pairs, int(rate * seconds))
+    return [[(j - i if bursts else j) / rate for j in range(i, total, pairs)] for i in range(pairs)]
+
+
+async def _paced(target: httpload.Target, raw: bytes, times: list[float]) -> httpload.Samples:
+    """Open loop: one request at each of ``times`` (seconds from now), each on an idle keep-alive
+    connection (a new one when all are busy), whatever the answers' latency."""
     samples, idle = httpload.Samples(), list[httpload.Connection]()
     opened: list[httpload.Connection] = []
 
@@ -135,8 +147,8 @@ async def _paced(target: httpload.Target, raw: bytes, interval: float, seconds: 
         idle.append(conn)
 
     tasks, start = [], time.perf_counter()
-    for k in range(max(1, int(seconds / interval))):
-        await asyncio.sleep(max(0.0, start + k * interval - time.perf_counter()))
+    for at in times:
+        await asyncio.sleep(max(0.0, start + at - time.perf_counter()))
         tasks.append(asyncio.create_task(one()))
     await asyncio.gather(*tasks)
     for conn in opened:
@@ -144,11 +156,14 @@ async def _paced(target: httpload.Target, raw: bytes, interval: float, seconds: 
     return samples
 
 
-async def fixed_rate(pairs: list[tuple[httpload.Target, str]], rate: float, seconds: float) -> dict[str, Any]:
-    """``rate`` requests/s in all, spread evenly over the pairs; latency percentiles."""
-    interval = len(pairs) / rate
+async def fixed_rate(
+    pairs: list[tuple[httpload.Target, str]], rate: float, seconds: float, *, bursts: bool = False
+) -> dict[str, Any]:
+    """``rate`` requests/s in all, spread evenly over the pairs and in time (``send_times``); latency
+    percentiles."""
+    schedule = send_times(len(pairs), rate, seconds, bursts=bursts)
     runs = await asyncio.gather(
-        *(_paced(t, httpload.encode_post(t, CHAT, k), interval, seconds) for t, k in pairs)
+        *(_paced(t, httpload.encode_post(t, CHAT, k), at) for (t, k), at in zip(pairs, schedule, strict=True))
     )
     total = [t for samples in runs for t in samples.total]
     return {
