@@ -316,13 +316,21 @@ def dynalite(log_path: Path) -> Iterator[str]:
         )
     port = _free_port()
     argv = [node, str(DYNALITE_SERVER), "--host", "127.0.0.1", "--port", str(port), "--createTableMs", "0"]
+    with serving("dynalite", argv, port, log_path, timeout=20) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(name: str, argv: list[str], port: int, log_path: Path, *, timeout: float) -> Iterator[str]:
+    """Run ``argv`` (a server listening on 127.0.0.1:``port``), logging to ``log_path``; yields its URL once
+    it accepts connections and stops it on the way out."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + timeout
             while not _listening(port):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"dynalite did not start; see {log_path}")
+                    raise RuntimeError(f"{name} did not start; see {log_path}")
                 time.sleep(0.05)
             yield f"http://127.0.0.1:{port}"
         finally:

@@ -22,7 +22,6 @@ import contextlib
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -33,7 +32,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from audit_contention import REGION, _free_port, _listening, dynalite
+from audit_contention import REGION, _free_port, dynalite, serving
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
@@ -45,24 +44,9 @@ SHAPES = ("one-item", "same-pk", "own-pk")
 def moto(log_path: Path) -> Iterator[str]:
     exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
     port = _free_port()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while not _listening(port):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start; see {log_path}")
-                time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    argv = [exe, "-H", "127.0.0.1", "-p", str(port)]
+    with serving("moto_server", argv, port, log_path, timeout=30) as url:
+        yield url
 
 
 def client(url: str) -> Any:
