@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpload
 import servers
-from audit_contention import REGION, dynalite
-from scale import AUDIT_KEY, CHAT, fixed_rate, gateways, provision, store_env
+from audit_contention import dynalite
+from scale import AUDIT_KEY, CHAT, fixed_rate, gateways, point_at, provision, store_env
 
 
 def probe(kind: str, n: int, args: argparse.Namespace, workdir: Path, stub_port: int) -> list[str]:
@@ -92,15 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         with servers.running(stub, "/health"), contextlib.ExitStack() as stack:
             for kind in args.stores.split(","):
                 if kind == "dynamodb":
-                    url = stack.enter_context(dynalite(workdir / "dynalite.log"))
-                    os.environ.update(
-                        AWS_ENDPOINT_URL_DYNAMODB=url,
-                        AWS_ACCESS_KEY_ID="bench",
-                        AWS_SECRET_ACCESS_KEY="bench",
-                        AWS_REGION=REGION,
-                        AWS_CONFIG_FILE=str(workdir / "absent"),
-                        AWS_SHARED_CREDENTIALS_FILE=str(workdir / "absent"),
-                    )
+                    point_at(stack.enter_context(dynalite(workdir / "dynalite.log")), workdir)
                 for n in (int(x) for x in args.n.split(",")):
                     probe(kind, n, args, workdir, stub_port)
     return 0

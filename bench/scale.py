@@ -286,6 +286,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def point_at(url: str, workdir: Path) -> None:
+    """Send this process's DynamoDB calls (and the gateways it starts) to the emulator at ``url``."""
+    os.environ.update(
+        AWS_ENDPOINT_URL_DYNAMODB=url,
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_REGION=REGION,
+        AWS_CONFIG_FILE=str(workdir / "absent"),
+        AWS_SHARED_CREDENTIALS_FILE=str(workdir / "absent"),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.getLogger("tollgate.store.dynamodb").setLevel(logging.ERROR)  # dynalite has no TTL: expected
@@ -304,15 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             for kind in stores:
                 if kind == "dynamodb":
                     emulator = moto if args.emulator == "moto" else dynalite
-                    url = stack.enter_context(emulator(workdir / f"{args.emulator}.log"))
-                    os.environ.update(
-                        AWS_ENDPOINT_URL_DYNAMODB=url,
-                        AWS_ACCESS_KEY_ID="bench",
-                        AWS_SECRET_ACCESS_KEY="bench",
-                        AWS_REGION=REGION,
-                        AWS_CONFIG_FILE=str(workdir / "absent"),
-                        AWS_SHARED_CREDENTIALS_FILE=str(workdir / "absent"),
-                    )
+                    point_at(stack.enter_context(emulator(workdir / f"{args.emulator}.log")), workdir)
                 for n in levels:
                     row = run_level(kind, n, args, workdir, stub_port)
                     rows.append(row)
