@@ -98,3 +98,38 @@ async def test_usage_within_the_reservation_logs_nothing(
     views = await ledger.budgets.views("acme")
     assert [v["overdrawn"] for v in views] == [0, 0]
     assert json.dumps(views)  # plain JSON for GET /v1/budgets
+
+
+async def test_a_failing_overdraft_check_loses_no_money(
+    store: Store, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks run after every money write: an alert store that fails leaves the pool settled and every
+    USD hold (the key's and the pool's) settled, and logs the failure."""
+    clock = Clock("2026-11-26T10:00:00")
+    ledger = await _ledger(store, clock)
+    await store.set_capacity("acme", "team", 1000)
+    await store.put_budget_rule(BudgetRule("acme", "key", "key_a", 1000, "daily", alert_at=(80,)))
+    await store.put_budget_rule(BudgetRule("acme", "pool", "team", 1000, "daily", alert_at=(80,)))
+    watch(ledger, store, clock)
+    assert ledger.alerts is not None
+
+    async def broken(*_: object) -> None:
+        raise RuntimeError("alert store down")
+
+    booking = ledger.book(KEY, None, "0" * 64)
+    await ledger.reserve(booking, "r1", 100, MINI)
+    monkeypatch.setattr(ledger.alerts, "observe", broken)
+    caplog.set_level(logging.ERROR, "tollgate.ledger")
+    charge = Charge("acme", "key_a", "team", "r1", MINI.provider, MINI.model, Usage(0, 2000))
+    await ledger.finish(booking, charge, "ok", {"role": "assistant", "content": "x"}, save_session=False)
+
+    pool = await store.get_pool("acme", "team")
+    assert pool is not None and (pool.used, pool.reserved) == (2000, 0)
+    usd = sorted(
+        (v["scope"], v["name"], v["spent"], v["reserved"])
+        for v in await ledger.budgets.views("acme")
+        if v["kind"] == "usd"
+    )
+    assert usd == [("key", "key_a", 1200, 0), ("pool", "team", 1200, 0)]
+    failed = [r.getMessage() for r in caplog.records if "overdraft_check_failed" in r.getMessage()]
+    assert len(failed) == 3 and all("alert store down" in line for line in failed)

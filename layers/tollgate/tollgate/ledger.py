@@ -22,7 +22,7 @@ from .logs import log_event
 from .providers.base import Usage
 from .schemas.openai import Message
 from .store.base import AuditEntry, Holder, Overdrawn, Reservation, Store, UnknownPool
-from .store.budget_records import BudgetRule
+from .store.budget_records import BudgetRule, UsdCounter
 from .store.sqlite_group import group_writes
 from .timeutil import Clock, after, now_str, utc_now
 
@@ -241,7 +241,8 @@ class Ledger:
     async def _settle(self, booking: Booking, actual: int, cost: int | None) -> None:
         """One conditional write carrying the tokens reserved (no read); when it corrected the sweep's
         charge instead, the sweep's estimate leaves the cost rollups (the request counts once). The USD
-        holds settle after it, whatever happened to the tokens."""
+        holds settle after it, whatever happened to the tokens. The overdraft checks (logs, alerts) run
+        after every money write, and their failure is logged, never lost money."""
         assert booking.reservation_id is not None
         tenant, rid, holds = booking.principal.tenant, booking.reservation_id, booking.usd_holds
         booking.usd_holds = []
@@ -249,7 +250,6 @@ class Ledger:
             settled = await self.store.settle(
                 tenant, booking.pool, rid, actual, reserved=booking.reserved, totals_only=True
             )
-            await overdraft.tokens_settled(self.alerts, booking.rules, settled, rid, booking.reserved, actual)
             if settled is not None and settled.corrected is not None:
                 tokens, swept_at = settled.corrected
                 holder = booking.holder or Holder()
@@ -258,6 +258,8 @@ class Ledger:
                 await self.store.add_rollup(change.negated())
         finally:
             await self._settle_usd(tenant, rid, holds, cost, booking.rules)
+        check = overdraft.tokens_settled(self.alerts, booking.rules, settled, rid, booking.reserved, actual)
+        await _checked(rid, check)
 
     async def _settle_usd(
         self,
@@ -267,10 +269,23 @@ class Ledger:
         cost: int | None,
         rules: Sequence[BudgetRule] = (),
     ) -> None:
+        """Every hold is settled even when one of them fails (the first failure is raised after the
+        rest); then each settled one's overdraft check."""
+        settled: list[tuple[Hold, UsdCounter | None, int]] = []
+        failure: BaseException | None = None
         for hold in holds:  # priced (an unpriced model is refused under a USD budget); else its bound
             charged = hold.amount if cost is None else cost
-            [counter] = await self.budgets.settle(tenant, request_id, [hold], charged)
-            await overdraft.usd_settled(self.alerts, tenant, rules, hold, counter, request_id, charged)
+            try:
+                [counter] = await self.budgets.settle(tenant, request_id, [hold], charged)
+            except Exception as exc:
+                failure = failure or exc
+                continue
+            settled.append((hold, counter, charged))
+        for hold, counter, charged in settled:
+            check = overdraft.usd_settled(self.alerts, tenant, rules, hold, counter, request_id, charged)
+            await _checked(request_id, check)
+        if failure is not None:
+            raise failure
 
     async def audit_abandoned(self, reservation: Reservation, at: str) -> AuditEntry:
         """The sweep's entry for a reservation nobody settled: status ``abandoned`` (itself the mark that
@@ -317,3 +332,17 @@ class Ledger:
                 return
             history, version = await self.store.load_session(tenant, sid)
         raise RuntimeError(f"session {sid} changed {SESSION_SAVE_ATTEMPTS} times while saving")
+
+
+async def _checked(request_id: str, check: Coroutine[Any, Any, None]) -> None:
+    """An overdraft check (log lines, alert outbox) after the money is written: a failure is logged."""
+    try:
+        await check
+    except Exception as exc:
+        log_event(
+            logger,
+            logging.ERROR,
+            "overdraft_check_failed",
+            request_id=request_id,
+            error=f"{type(exc).__name__}: {exc}",
+        )
