@@ -4,6 +4,7 @@ streamed answers, and the admin API's checks."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -274,3 +275,67 @@ def test_a_hoosh_report_corrects_the_tpm_count_of_its_reserve(gw: Gateway, clock
     assert third.status_code == 200 and window(third, "tokens")[1] == "100"
     assert report(second.json()["reservation_id"], 0).status_code == 200  # last minute's: nothing to correct
     assert reserve(200).status_code == 429  # the 900 of this minute still count in full
+
+
+class TickingClock(ManualClock):
+    """A minute passes at every read: any two reads of one request land in different minutes."""
+
+    def __call__(self) -> datetime:
+        now = self.now
+        self.advance(60)
+        return now
+
+
+def test_a_hoosh_reserve_counts_tpm_in_the_minute_it_records(
+    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    """The reserve reads the time once: the TPM bucket its tokens are counted in is the minute of the
+    hold's ``at``, which is the bucket a later report corrects."""
+    path = tmp_path / "state.db"
+    gw = Gateway(
+        start_gateway(
+            gateway_settings(fake_openai),
+            include_admin=True,
+            store=SQLiteStore(str(path)),
+            clock=TickingClock(START),
+        ),
+        fake_openai,
+    )
+    key, key_id = new_key(gw, "acme")
+    assert gw.admin("PUT", "/budgets/acme/default", json={"tokens": 1_000_000}).status_code == 200
+    assert set_limit(gw, "acme", key_id, tpm=1000).status_code == 200
+    reserved = httpx.post(
+        f"{gw.url}/v1/tokens/reserve", headers={"Authorization": f"Bearer {key}"}, json={"tokens": 800}
+    )
+    assert reserved.status_code == 200, reserved.text
+    with sqlite3.connect(path) as conn:
+        [(held_at,)] = conn.execute("SELECT at FROM reservations").fetchall()
+        counted = conn.execute("SELECT bucket FROM rate_counters WHERE count = 800").fetchall()
+    minute = int(datetime.fromisoformat(held_at.replace("Z", "+00:00")).timestamp() // 60)
+    assert [bucket.rsplit("#", 1)[1] for (bucket,) in counted] == [str(minute)]
+
+
+class BucketsDown(SQLiteStore):
+    async def add_to_bucket(self, bucket: str, amount: int, expires_epoch: int) -> int:
+        raise RuntimeError("rate counters unavailable")
+
+
+def test_a_report_whose_tpm_correction_fails_still_records_the_usage(
+    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path, clock: ManualClock
+) -> None:
+    """The usage is written first; a rate-limit correction that fails is logged, not a 500."""
+    store = BucketsDown(str(tmp_path / "state.db"))
+    gw = Gateway(
+        start_gateway(gateway_settings(fake_openai), include_admin=True, store=store, clock=clock),
+        fake_openai,
+    )
+    key, key_id = new_key(gw, "acme")
+    assert gw.admin("PUT", "/budgets/acme/default", json={"tokens": 1_000_000}).status_code == 200
+    assert set_limit(gw, "acme", key_id, tpm=1000).status_code == 200
+    auth = {"Authorization": f"Bearer {key}"}
+    reserved = httpx.post(f"{gw.url}/v1/tokens/reserve", headers=auth, json={"tokens": 800})
+    assert reserved.status_code == 200, reserved.text
+    body = {"reservation_id": reserved.json()["reservation_id"], "actual": 100}
+    report = httpx.post(f"{gw.url}/v1/tokens/report", headers=auth, json=body)
+    assert report.status_code == 200, report.text
+    assert report.json()["used"] == 100

@@ -61,21 +61,22 @@ class Admission:
     windows: dict[str, Window] = field(default_factory=dict)
     pending: list[tuple[str, int]] = field(default_factory=list)  # TPM buckets and the tokens admitted
 
-    def _bucket(self, limit: RateLimit, kind: str) -> tuple[str, int, float]:
-        """The bucket of this minute, its expiry (epoch seconds), and the seconds until it ends."""
-        now = self.clock().timestamp()
+    def _bucket(self, limit: RateLimit, kind: str, at: datetime | None = None) -> tuple[str, int, float]:
+        """The bucket of this minute (of ``at``, default now), its expiry (epoch seconds), and the seconds
+        until it ends."""
+        now = (at or self.clock()).timestamp()
         minute = int(now // BUCKET_SECONDS)
         end = (minute + 1) * BUCKET_SECONDS
         return f"{limit.scope}#{_BUCKET_KIND[kind]}#{minute}", end + BUCKET_KEEP_SECONDS, end - now
 
-    async def _count(self, kind: str, amount: int) -> list[str]:
+    async def _count(self, kind: str, amount: int, at: datetime | None = None) -> list[str]:
         """Count ``amount`` against every limit of ``kind``; 429 when one is full (what the others
         counted for this request is given back). Returns the buckets counted."""
         chosen = [(lim, lim.rpm if kind == REQUESTS else lim.tpm) for lim in self.limits]
         applied = [(lim, cap) for lim, cap in chosen if cap is not None]
         if not applied:
             return []
-        buckets = [self._bucket(lim, kind) for lim, _ in applied]
+        buckets = [self._bucket(lim, kind, at) for lim, _ in applied]
         counted = await asyncio.gather(
             *(
                 self.store.count_in_bucket(bucket, amount, cap, expires)
@@ -118,9 +119,11 @@ class Admission:
         """Count this request against every RPM limit that applies (429 when one is full)."""
         await self._count(REQUESTS, 1)
 
-    async def admit_tokens(self, tokens: int) -> None:
-        """Count the reserved estimate against every TPM limit that applies (429 when it does not fit)."""
-        for bucket in await self._count(TOKENS, tokens):
+    async def admit_tokens(self, tokens: int, at: datetime | None = None) -> None:
+        """Count the reserved estimate against every TPM limit that applies (429 when it does not fit),
+        in the buckets of ``at``'s minute (default now: a reserve that records its time passes it, so a
+        later correction finds the bucket it was counted in)."""
+        for bucket in await self._count(TOKENS, tokens, at):
             self.pending.append((bucket, tokens))
 
     async def settle(self, actual: int) -> None:

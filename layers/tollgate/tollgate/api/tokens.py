@@ -3,6 +3,7 @@ list. The rules live in ``tollgate.token_pools``."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio
@@ -11,11 +12,14 @@ from litestar.di import NamedDependency
 
 from .. import token_pools
 from ..context import AppContext
+from ..logs import log_event
 from ..schemas.tollgate import TokensReport, TokensRequest
 from ..store.base import Pool
 from ..timeutil import format_time, parse_time
 from .body import decode_json_object, validate
 from .caller import METERED, Caller
+
+logger = logging.getLogger(__name__)
 
 
 def pool_view(pool: Pool) -> dict[str, Any]:
@@ -50,12 +54,12 @@ async def tokens_reserve(
     principal = caller.principal
     body: TokensRequest = await _body(request, TokensRequest)
     alerts = None if ctx.alerts is None else (ctx.alerts, ctx.ledger.budgets)
-    admission = caller.admission
+    admission, now = caller.admission, ctx.clock()  # one time: the TPM bucket's minute and the hold's
     if admission is not None:  # the tokens count against TPM when reserved (the report corrects them)
-        await admission.admit_tokens(body.tokens)
+        await admission.admit_tokens(body.tokens, now)
     try:
         reservation_id, pool = await token_pools.reserve(
-            ctx.store, principal, body.pool or principal.pool, body.tokens, alerts, format_time(ctx.clock())
+            ctx.store, principal, body.pool or principal.pool, body.tokens, alerts, format_time(now)
         )
     except BaseException:
         if admission is not None:
@@ -81,7 +85,11 @@ async def tokens_report(
     )
     if caller.admission is not None and hold is not None:  # the reserve's TPM count, corrected
         held, held_at = hold
-        await caller.admission.correct(held, parse_time(held_at), body.actual)
+        try:
+            await caller.admission.correct(held, parse_time(held_at), body.actual)
+        except Exception as exc:  # the usage is recorded; a rate-limit count left high only refuses early
+            error = f"{type(exc).__name__}: {exc}"
+            log_event(logger, logging.ERROR, "rate_limit_correction_failed", error=error)
     return {"used": pool.used, "available": pool.remaining}
 
 
