@@ -2,7 +2,8 @@
 
 ``POST <any path>`` answers a fixed ``chat.completion``; with ``"stream": true`` in the body it answers a
 fixed SSE stream (role, 8 content chunks, finish, usage, ``[DONE]``), one HTTP chunk per event.
-``GET <any path>`` answers ``ok`` (readiness probe).
+``GET <any path>`` answers ``ok`` (readiness probe). ``--stream-chunks N --stream-interval-ms T``: streams
+of N content chunks, one every T ms, as a model decodes (``bench/stream_cpu.py``).
 
 Run: ``python bench/stub_upstream.py --port 8901``.
 """
@@ -10,6 +11,7 @@ Run: ``python bench/stub_upstream.py --port 8901``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -84,10 +86,33 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(parts)
 
 
+def long_stream(chunks: int) -> list[bytes]:
+    """A stream of ``chunks`` content chunks (the words over and over), then finish, usage, ``[DONE]``."""
+    usage = {"prompt_tokens": 9, "completion_tokens": chunks, "total_tokens": 9 + chunks}
+    body = [_chunk({"content": WORDS[i % len(WORDS)]}) for i in range(chunks)]
+    last = b"data: " + _json({**json.loads(_chunk(None)[6:]), "usage": usage}) + b"\n\n"
+    return [
+        _chunk({"role": "assistant", "content": ""}),
+        *body,
+        _chunk({}, "stop"),
+        last,
+        b"data: [DONE]\n\n",
+    ]
+
+
+class Pace:
+    """What a streamed answer is made of, and the pause between its events (a model's decode time)."""
+
+    events: list[bytes] = STREAM_EVENTS
+    interval = 0.0
+
+
 async def _send_stream(send: Send) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-    for event in STREAM_EVENTS:
+    for event in Pace.events:
         await send({"type": "http.response.body", "body": event, "more_body": True})
+        if Pace.interval:
+            await asyncio.sleep(Pace.interval)
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
@@ -124,7 +149,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--stream-chunks", type=int, default=0, help="content chunks per stream (default 8)")
+    parser.add_argument("--stream-interval-ms", type=float, default=0.0, help="pause after each event")
     args = parser.parse_args()
+    if args.stream_chunks:
+        Pace.events = long_stream(args.stream_chunks)
+    Pace.interval = args.stream_interval_ms / 1000
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, workers=1)
 
 

@@ -247,3 +247,16 @@ def test_an_earlier_runs_json_renders_again(bench: dict[str, ModuleType]) -> Non
     reloaded = json.loads(json.dumps(bench["peers"].jsonable(results), allow_nan=False))
     row = next(line for line in bench["peers_report"].render(reloaded).splitlines() if "req/s)" in line)
     assert row.split()[-3:] == ["300.0", "-", "-"]
+
+
+def test_the_stub_long_stream_is_well_formed() -> None:
+    """``stub_upstream.py --stream-chunks N``: role, N content chunks, finish, usage counting N, [DONE]."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    stub = importlib.import_module("stub_upstream")
+    events = stub.long_stream(20)
+    assert events[-1] == b"data: [DONE]\n\n" and all(e.endswith(b"\n\n") for e in events)
+    payloads = [json.loads(e[6:]) for e in events[:-1]]
+    contents = [c["delta"].get("content") for p in payloads[1:-2] for c in p["choices"]]
+    assert len(contents) == 20 and all(contents)
+    assert payloads[-2]["choices"][0]["finish_reason"] == "stop"
+    assert payloads[-1]["usage"]["completion_tokens"] == 20 and payloads[-1]["choices"] == []
