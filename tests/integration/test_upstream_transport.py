@@ -67,6 +67,26 @@ async def test_body_headers_and_keep_alive(client: httpx.AsyncClient) -> None:
     assert not any(line.startswith(b"content-type") for line in lines)  # none that httpx did not send
 
 
+async def test_upstream_cookies_are_neither_kept_nor_sent(client: httpx.AsyncClient) -> None:
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(2):
+            seen.append(await _read_head(reader))
+            writer.write(b"HTTP/1.1 200 OK\r\nSet-Cookie: session=tenant-a; Path=/\r\n")
+            writer.write(b"Content-Length: 2\r\n\r\n{}")
+            await writer.drain()
+        writer.close()
+
+    server, url = await _server(handler)
+    async with server:
+        for _ in range(2):
+            response = await client.post(f"{url}/v1/x", content=b"{}")
+            assert response.headers["set-cookie"] == "session=tenant-a; Path=/"  # passed on, not kept
+    assert len(client.cookies) == 0 and len(client.cookies.jar) == 0
+    assert all(b"cookie" not in head.lower() for head in seen)
+
+
 async def test_stream_chunks_arrive_before_the_end(client: httpx.AsyncClient) -> None:
     release = asyncio.Event()
 

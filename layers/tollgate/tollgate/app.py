@@ -87,7 +87,23 @@ def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None =
         max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
     )
     # Upstream cookies are never kept: the client is shared by every tenant.
-    return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, cookies=NoCookieJar())
+    client = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
+    client._cookies = NoCookies()  # the public setter would copy it into a plain ``httpx.Cookies``
+    return client
+
+
+class NoCookies(httpx.Cookies):
+    """The client's cookies: none kept, none sent. httpx calls ``extract_cookies`` on every response and
+    builds two urllib wrappers of the request and response for the jar (~20 µs); skipped here."""
+
+    def __init__(self) -> None:
+        super().__init__(NoCookieJar())
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
 
 
 class NoCookieJar(CookieJar):
