@@ -42,7 +42,13 @@ def _event(body: dict[str, Any]) -> bytes:
 def upstream_events(chunks: int) -> list[bytes]:
     def chunk(delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
         choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
-        return {"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1, "model": MODEL, "choices": choices}
+        return {
+            "id": "chatcmpl-s",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": MODEL,
+            "choices": choices,
+        }
 
     usage = {"prompt_tokens": 20, "completion_tokens": chunks, "total_tokens": 20 + chunks}
     events = [_event(chunk({"role": "assistant", "content": ""}))]
@@ -108,13 +114,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         import uvicorn
 
-        uvicorn.run(upstream_app(args.chunks, args.interval_ms / 1000), host=servers.HOST, port=args.serve, log_level="warning")
+        uvicorn.run(
+            upstream_app(args.chunks, args.interval_ms / 1000),
+            host=servers.HOST,
+            port=args.serve,
+            log_level="warning",
+        )
         return 0
     work = Path(tempfile.mkdtemp(prefix="tollgate-streamcpu-"))
     up_port, gw_port = servers.free_port(), servers.free_port()
     up_argv = [sys.executable, __file__, "--serve", str(up_port), "--chunks", str(args.chunks)]
     up_argv += ["--interval-ms", str(args.interval_ms)]
-    upstream = servers.Server("upstream", up_argv, servers.gateway_env(up_port, work, "INFO"), work / "up.log", up_port)
+    upstream = servers.Server(
+        "upstream", up_argv, servers.gateway_env(up_port, work, "INFO"), work / "up.log", up_port
+    )
     env = servers.gateway_env(up_port, work, "INFO")
     key = provision_key(env)
     gw_argv = servers.gateway_argv(gw_port, "tollgate.app:create_app", args.profile)
@@ -129,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             if seen < args.answers * args.chunks:
                 raise RuntimeError(f"{path}: the client saw {seen} deltas of {args.answers * args.chunks}")
             per_chunk = used / (args.answers * args.chunks) * 1e6
-            print(f"{path:22s} {args.answers} x {args.chunks} chunks: gateway CPU {used:.2f} s, {per_chunk:.1f} µs/chunk")
+            print(
+                f"{path:22s} {args.answers} x {args.chunks} chunks:"
+                f" gateway CPU {used:.2f} s, {per_chunk:.1f} µs/chunk"
+            )
     if args.profile:
         for row in profile_summary(args.profile, 20):
             print(f"  {row['tottime_s']:8.3f} s  {row['calls']:8d}  {row['function']}")
