@@ -1,12 +1,15 @@
 """iter_sse_bytes (the upstream SSE parser over raw bytes) gives the events iter_sse gives over lines,
-wherever the reads split the stream."""
+wherever the reads split the stream; parse_stream drops only a repeated, unchanged ResponseMeta."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 
+from tollgate.providers.base import ResponseMeta, TextDelta
+from tollgate.providers.openai_compat import parse_stream
 from tollgate.providers.sse import SSEvent, iter_sse, iter_sse_bytes
 
 STREAM = (
@@ -54,3 +57,22 @@ async def test_last_event_without_blank_line_and_bad_utf8() -> None:
     data = b'data: {"x":1}\n\ndata: caf\xff'
     got = await _collect(iter_sse_bytes(_pieces(data, 5)))
     assert got == [SSEvent(None, '{"x":1}'), SSEvent(None, "caf\ufffd")]
+
+
+async def test_parse_stream_drops_only_repeated_response_meta() -> None:
+    def event(model: str, content: str) -> str:
+        payload = {"id": "c1", "model": model, "choices": [{"index": 0, "delta": {"content": content}}]}
+        return f"data: {json.dumps(payload)}\n\n"
+
+    data = (
+        event("m1", "a") + event("m1", "b") + event("m2", "c") + event("m2", "d") + "data: [DONE]\n\n"
+    ).encode()
+    chunks = [chunk async for chunk in parse_stream(iter_sse_bytes(_pieces(data, 50)))]
+    assert chunks == [
+        ResponseMeta("m1", "c1"),
+        TextDelta("a"),
+        TextDelta("b"),
+        ResponseMeta("m2", "c1"),
+        TextDelta("c"),
+        TextDelta("d"),
+    ]
