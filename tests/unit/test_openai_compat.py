@@ -20,7 +20,7 @@ from tollgate.providers.openai_compat import (
     parse_response,
     to_upstream,
 )
-from tollgate.providers.sse import iter_sse
+from tollgate.providers.sse import iter_sse_bytes
 from tollgate.schemas.openai import ChatCompletionRequest
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "openai"
@@ -32,14 +32,14 @@ def make_call(provider: str = "openai", **body: Any) -> ChatCall:
     return ChatCall(request_id="r1", provider=provider, model="m-1", max_tokens=77, request=request)
 
 
-async def _lines(text: str) -> Any:
+async def _reads(text: str) -> Any:
     for line in text.split("\n"):
-        yield line
+        yield (line + "\n").encode()
 
 
 async def parse_fixture(name: str) -> list[Any]:
     chunks: list[Any] = []
-    async for event in iter_sse(_lines((FIXTURES / name).read_text())):
+    async for event in iter_sse_bytes(_reads((FIXTURES / name).read_text())):
         if event.data != "[DONE]":
             chunks += parse_chunk(json.loads(event.data))
     return chunks

@@ -125,16 +125,21 @@ async def sse_stream(
     builder = ResponseBuilder(call)
     outcome: Outcome | None = None
     try:
-        for frame in encoder.start():
-            yield frame
-        async for chunk in _chain([] if first is None else [first], chunks):
+        if frames := encoder.start():
+            yield _joined(frames)
+        if first is not None:
+            builder.add(first)
+            if frames := encoder.chunk(first):
+                yield _joined(frames)
+        # the hot loop: one pass per upstream chunk, no extra generator layer, one write per chunk
+        async for chunk in chunks:
             builder.add(chunk)
-            for frame in encoder.chunk(chunk):
-                yield frame
+            if frames := encoder.chunk(chunk):
+                yield _joined(frames)
         outcome = builder.outcome()
         extension = await _finish_shielded(tracker, outcome)
-        for frame in encoder.end(builder, outcome, extension):
-            yield frame
+        if frames := encoder.end(builder, outcome, extension):
+            yield _joined(frames)
     except TollgateError as exc:
         outcome = builder.outcome(exc.code or "error", exc)
         await _finish_shielded(tracker, outcome)
@@ -181,6 +186,11 @@ async def with_first(first: Chunk | None, rest: AsyncIterator[Chunk]) -> AsyncIt
     finally:
         with anyio.CancelScope(shield=True):
             await _aclose(rest)
+
+
+def _joined(frames: list[bytes]) -> bytes:
+    """One chunk's frames as one write (one ASGI send, one socket write); the bytes are the same."""
+    return frames[0] if len(frames) == 1 else b"".join(frames)
 
 
 async def _chain(pending: list[Chunk], rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:

@@ -15,7 +15,7 @@ import msgspec
 from ..config import ProviderConfig
 from .base import ChatCall, Chunk
 from .http_errors import decode_upstream_json, error_for_exception, error_for_status, raise_for_upstream
-from .sse import SSEvent, iter_sse
+from .sse import SSEvent, iter_sse_bytes
 
 StreamParse = Callable[[AsyncIterator[SSEvent]], AsyncIterator[Chunk]]
 
@@ -87,7 +87,7 @@ class HTTPProvider:
         response = await self._client.send(request, stream=True)
         try:
             await raise_for_upstream(self.name, response)
-            async for chunk in self._parse_stream(iter_sse(response.aiter_lines())):
+            async for chunk in self._parse_stream(iter_sse_bytes(response.aiter_bytes())):
                 yield chunk
         finally:
             await response.aclose()

@@ -221,13 +221,20 @@ def _error_text(error: Any) -> str:
 async def _data_events(
     events: AsyncIterator[SSEvent], parse: Callable[[dict[str, Any]], list[Chunk]]
 ) -> AsyncIterator[Chunk]:
-    """SSE events -> chunks; after ``[DONE]`` the body is read to its end so the connection is reused."""
+    """SSE events -> chunks; after ``[DONE]`` the body is read to its end so the connection is reused.
+    A ``ResponseMeta`` equal to the last one is dropped (every OpenAI chunk repeats its id and model):
+    it would change nothing downstream, and each chunk crosses every layer up to the client's socket."""
     done = False
+    meta: Chunk | None = None
     async for event in events:
         if done or event.data == "[DONE]":
             done = True
             continue
         for chunk in parse(decode_upstream_json(event.data)):
+            if isinstance(chunk, ResponseMeta):
+                if chunk == meta:
+                    continue
+                meta = chunk
             yield chunk
 
 

@@ -30,18 +30,33 @@ def parse_sse_lines(lines: list[str]) -> SSEvent | None:
     return SSEvent(event=event, data="\n".join(data))
 
 
-async def iter_sse(lines: AsyncIterator[str]) -> AsyncIterator[SSEvent]:
-    """Group text lines into events as they arrive; never waits for more than one event."""
+async def iter_sse_bytes(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEvent]:
+    """Events from the upstream's (decoded) body bytes as they arrive, never waiting for more than one event:
+    lines split here, without httpx's text and line decoder layers on every read. Line ends: ``\\n``,
+    ``\\r\\n`` or ``\\r``; UTF-8, bad bytes replaced."""
+    buffer = b""
     pending: list[str] = []
-    async for raw in lines:
-        line = raw.rstrip("\r")
-        if line:
-            pending.append(line)
+    async for data in chunks:
+        buffer += data
+        if b"\r" in buffer:
+            # a trailing \r may be the first half of \r\n: keep it until the next read
+            held = buffer.endswith(b"\r")
+            body = buffer[:-1] if held else buffer
+            buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if held else b"")
+        if b"\n" not in buffer:
             continue
-        event = parse_sse_lines(pending)
-        pending = []
-        if event is not None:
-            yield event
+        *lines, buffer = buffer.split(b"\n")
+        for raw in lines:
+            if raw:
+                pending.append(raw.decode("utf-8", "replace"))
+                continue
+            event = parse_sse_lines(pending)
+            pending = []
+            if event is not None:
+                yield event
+    tail = buffer.rstrip(b"\r")
+    if tail:
+        pending.append(tail.decode("utf-8", "replace"))
     event = parse_sse_lines(pending)
     if event is not None:
         yield event
