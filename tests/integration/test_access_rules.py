@@ -7,6 +7,7 @@ import base64
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -93,3 +94,16 @@ def test_revocation_through_the_admin_api_bites_at_once(
     assert gw.admin("POST", f"/keys/{key_id}/revoke").status_code == 200
     refused = gw.chat(key)
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "key_revoked"
+
+
+def test_the_chat_key_is_checked_before_the_body_is_parsed(gw: Gateway) -> None:
+    # the chat handler resolves its caller itself (no dependency injection): still before the body
+    good = gw.new_key("acme")
+    for key in ("tg-not-a-key", None):
+        headers = {"content-type": "application/json"} | ({"authorization": f"Bearer {key}"} if key else {})
+        refused = httpx.post(
+            f"{gw.url}/v1/chat/completions", content=b"{not json", headers=headers, timeout=10
+        )
+        assert refused.status_code == 401, refused.text
+    assert len(gw.upstream.requests) == 0
+    assert gw.chat(good, {"model": "openai/gpt-4o"}).status_code == 200
