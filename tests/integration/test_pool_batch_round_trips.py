@@ -51,3 +51,23 @@ async def test_concurrent_requests_make_fewer_pool_writes_and_a_lone_one_the_sam
             {},
         )
         assert pool.capacity is not None and pool.capacity - pool.used == 10_000 - 7 * (REQUESTS + 1)
+
+
+async def test_a_refused_batch_is_rerun_member_by_member(tmp_path: Path) -> None:
+    async with dynamodb_store(tmp_path, kind="dynalite") as store:
+        await store.set_capacity("acme", "p", 100)
+        at = "2026-11-26T00:00:00Z"
+        await store.reserve("acme", "p", "held", 10, at)
+        calls = _recorder(store)
+        outcomes = await asyncio.gather(
+            store.reserve("acme", "p", "first", 5, at, totals_only=True),  # in flight: the others wait
+            store.reserve("acme", "p", "held", 10, at, totals_only=True),  # a retry: fails the batch
+            store.reserve("acme", "p", "a", 10, at, totals_only=True),
+            store.reserve("acme", "p", "b", 10, at, totals_only=True),
+        )
+        assert [sorted(pool.reservations) for pool in outcomes][-1] == ["a", "b", "first", "held"]
+        # the first alone, the batch of three (refused: "held" exists), then each of the three alone
+        assert calls["UpdateItem:POOL"] == 1 + 1 + 3
+        assert calls["GetItem:POOL"] <= 1  # the retry's read when the server does not return the old item
+        pool = await store.get_pool("acme", "p")
+        assert pool is not None and pool.reserved == 35

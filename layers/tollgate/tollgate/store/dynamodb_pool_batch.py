@@ -94,6 +94,7 @@ class PoolBatches:
         self._finish = finish  # the new item -> what each member returns
         self._limit = limit
         self._waiting: dict[tuple[str, str], list[Member]] = {}  # present: a write on the pool is in flight
+        self._flushing: set[asyncio.Task[None]] = set()  # held until done (the loop keeps weak references)
 
     async def write(self, tenant: str, pool: str, member: Member) -> Any:
         key = (tenant, pool)
@@ -107,7 +108,9 @@ class PoolBatches:
             return await member.alone()
         finally:
             if self._waiting[key]:
-                asyncio.get_running_loop().create_task(self._flush(key))
+                task = asyncio.get_running_loop().create_task(self._flush(key))
+                self._flushing.add(task)
+                task.add_done_callback(self._flushing.discard)
             else:
                 del self._waiting[key]
 
