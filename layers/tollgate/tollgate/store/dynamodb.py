@@ -40,6 +40,7 @@ pool, never the loop's default executor. The endpoint comes only from boto3's ow
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,7 @@ from typing import Any, TypeVar
 from ..aws import LazyClient
 from ..timeutil import epoch_seconds, now_str
 from . import dynamodb_items as items
+from . import dynamodb_pool_batch as pool_batch
 from . import dynamodb_segments as segments
 from . import dynamodb_sweep as sweeping
 from .base import (
@@ -120,6 +122,7 @@ class DynamoDBStore(
         )
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dynamodb")
         self._closed = False
+        self._pool_batches = pool_batch.PoolBatches(self._pool_batch_write, items.pool_from_item)
 
     # ---------------------------------------------------------------------------------------- plumbing
 
@@ -293,6 +296,18 @@ class DynamoDBStore(
         *,
         totals_only: bool = False,  # the update returns the item anyway: nothing to save
     ) -> Pool:
+        alone = functools.partial(self._reserve_alone, tenant, pool, reservation_id, tokens, at, holder)
+        member = pool_batch.Member(reservation_id, tokens, alone, at=at, holder=holder)
+        result: Pool = await self._pool_batches.write(tenant, pool, member)
+        return result
+
+    async def _pool_batch_write(self, request: Request) -> Item | None:
+        response = await self._conditional("update_item", **request)
+        return None if response is None else response["Attributes"]
+
+    async def _reserve_alone(
+        self, tenant: str, pool: str, reservation_id: str, tokens: int, at: str, holder: Holder
+    ) -> Pool:
         request = items.reserve_request(tenant, pool, reservation_id, tokens, at, holder)
         for _ in range(_ATTEMPTS):
             try:
@@ -318,6 +333,16 @@ class DynamoDBStore(
         *,
         reserved: int | None = None,
         totals_only: bool = False,  # as for reserve
+    ) -> Pool | None:
+        alone = functools.partial(self._settle_alone, tenant, pool, reservation_id, actual, reserved)
+        if reserved is None:
+            return await alone()
+        member = pool_batch.Member(reservation_id, reserved, alone, actual=actual)
+        result: Pool | None = await self._pool_batches.write(tenant, pool, member)
+        return result
+
+    async def _settle_alone(
+        self, tenant: str, pool: str, reservation_id: str, actual: int, reserved: int | None
     ) -> Pool | None:
         if reserved is not None:  # the steady state: the update carries the condition, no read first
             request = items.settle_request(tenant, pool, reservation_id, reserved, actual)
