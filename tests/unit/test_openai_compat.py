@@ -176,3 +176,28 @@ def test_upstream_json_nested_too_deep_is_an_upstream_error() -> None:
     depth = 200_000  # past msgspec's recursion limit on every Python (3.13's C limit is higher than 3.11's)
     with pytest.raises(UpstreamError, match="nested too deep"):
         decode_upstream_json(b'{"a":' + b"[" * depth + b"]" * depth + b"}")
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+async def test_a_streamed_body_is_read_raw_or_decoded_as_encoded(encoding: str | None) -> None:
+    import gzip
+
+    events = [
+        {"id": "u1", "model": "m-up", "choices": [{"index": 0, "delta": {"content": "Hé"}}]},
+        {"id": "u1", "model": "m-up", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    ]
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\r\n\r\n" for e in events) + b"data: [DONE]\n\n"
+    headers = {"content-type": "text/event-stream"}
+    if encoding:
+        body, headers["content-encoding"] = gzip.compress(body), encoding
+
+    async def pieces() -> Any:
+        for start in range(0, len(body), 5):  # many small reads: events cut mid-line and mid-character
+            yield body[start : start + 5]
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, headers=headers, content=pieces()))
+    config = Settings(openai_api_key="sk", openai_base_url="http://upstream.test/v1").provider("openai")
+    async with httpx.AsyncClient(transport=transport) as client:
+        chunks = [c async for c in OpenAICompatProvider(config, client).chat(make_call(stream=True))]
+    assert [c for c in chunks if not isinstance(c, ResponseMeta)] == [TextDelta("Hé"), Finish("stop")]
+    assert ResponseMeta(model="m-up", upstream_id="u1") in chunks
