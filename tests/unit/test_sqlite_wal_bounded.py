@@ -76,9 +76,11 @@ async def test_the_wal_stays_bounded_under_steady_load(tmp_path: Path) -> None:
         await store.aclose()
     # every commit writes at least one frame (these ~4): a WAL never restarted holds > 2 * workers * each
     # frames (~128,000 before the fix); restarted after each checkpoint it holds a few checkpoints' worth
-    # (~2,600; the file keeps its largest size)
+    # (~2,600 on a quiet machine; the file keeps its largest size). A restart waits until no reader still
+    # uses the WAL, so on a loaded machine (CI runs two suites side by side) it comes later: 8,000 frames
+    # were seen there. The bound is one frame per commit: 4x below a WAL that is never restarted.
     commits = 2 * workers * each
-    assert frames < commits // 4, frames
+    assert frames < commits, frames
 
 
 async def test_writes_meanwhile_wait_for_the_checkpoint_on_the_loop_not_on_the_pool(
