@@ -342,18 +342,23 @@ def serving(name: str, argv: list[str], port: int, log_path: Path, *, timeout: f
                 process.wait()
 
 
+def point_at(url: str, workdir: Path) -> None:
+    """Send this process's DynamoDB calls (and the gateways it starts) to the emulator at ``url``."""
+    os.environ.update(
+        AWS_ENDPOINT_URL_DYNAMODB=url,
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_REGION=REGION,
+        AWS_CONFIG_FILE=str(workdir / "absent"),
+        AWS_SHARED_CREDENTIALS_FILE=str(workdir / "absent"),
+    )
+
+
 @contextlib.asynccontextmanager
 async def dynamodb_store(workdir: Path) -> AsyncIterator[tuple[str, Store]]:
     logging.getLogger("tollgate.store.dynamodb").setLevel(logging.ERROR)  # dynalite has no TTL: expected
     with dynalite(workdir / "dynalite.log") as url:
-        os.environ.update(
-            AWS_ENDPOINT_URL_DYNAMODB=url,
-            AWS_ACCESS_KEY_ID="bench",
-            AWS_SECRET_ACCESS_KEY="bench",
-            AWS_REGION=REGION,
-            AWS_CONFIG_FILE=str(workdir / "absent"),
-            AWS_SHARED_CREDENTIALS_FILE=str(workdir / "absent"),
-        )
+        point_at(url, workdir)
         spec = f"dynamodb:audit-bench-{uuid.uuid4().hex[:8]}"
         store = open_store(spec)
         await store.init_schema()

@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpload
 import servers
-from audit_contention import dynalite
-from scale import AUDIT_KEY, CHAT, fixed_rate, gateways, point_at, provision, store_env
+from audit_contention import dynalite, point_at
+from scale import AUDIT_KEY, CHAT, fixed_rate, gateways, provision, store_env
 
 
 def probe(kind: str, n: int, args: argparse.Namespace, workdir: Path, stub_port: int) -> list[str]:

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpload
 import servers
-from audit_contention import REGION, dynalite
+from audit_contention import REGION, dynalite, point_at
 from item_contention import moto
 from tollgate import audit, rollups
 from tollgate.keys import new_key_record, store_key
@@ -284,18 +284,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=5, help="requests per gateway and key before timing")
     return parser.parse_args(argv)
-
-
-def point_at(url: str, workdir: Path) -> None:
-    """Send this process's DynamoDB calls (and the gateways it starts) to the emulator at ``url``."""
-    os.environ.update(
-        AWS_ENDPOINT_URL_DYNAMODB=url,
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_REGION=REGION,
-        AWS_CONFIG_FILE=str(workdir / "absent"),
-        AWS_SHARED_CREDENTIALS_FILE=str(workdir / "absent"),
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
