@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tollgate import audit
-from tollgate.store.base import Overdrawn, Pool, Store
+from tollgate.store.base import NOBODY, Holder, Overdrawn, Pool, Store
 
 from .test_store_contract import at, draft
 
@@ -16,15 +16,26 @@ APPENDS = 60
 TIMEOUT = 120
 
 
-async def reserve_or_refuse(store: Store, reservation_id: str) -> bool:
+async def reserve_or_refuse(
+    store: Store,
+    reservation_id: str,
+    tokens: int = EACH,
+    holder: Holder = NOBODY,
+    *,
+    totals_only: bool = False,
+) -> bool:
+    """Reserve ``tokens`` on acme/p: True if held (the pool never past its capacity), False if refused
+    (with less than ``tokens`` available)."""
     try:
-        pool = await store.reserve("acme", "p", reservation_id, EACH, at(1))
+        pool = await store.reserve(
+            "acme", "p", reservation_id, tokens, at(1), holder, totals_only=totals_only
+        )
     except Overdrawn as refused:
         available = refused.available
     else:
         assert pool.capacity is not None and pool.used + pool.reserved <= pool.capacity
         return True
-    assert 0 <= available < EACH
+    assert 0 <= available < tokens
     return False
 
 
