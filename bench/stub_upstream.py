@@ -49,7 +49,9 @@ COMPLETION = _json(
 )
 
 
-def _chunk(delta: dict[str, Any] | None, finish: str | None = None, usage: bool = False) -> bytes:
+def _chunk(
+    delta: dict[str, Any] | None, finish: str | None = None, usage: dict[str, int] | None = None
+) -> bytes:
     body: dict[str, Any] = {
         "id": "chatcmpl-stub",
         "object": "chat.completion.chunk",
@@ -57,18 +59,10 @@ def _chunk(delta: dict[str, Any] | None, finish: str | None = None, usage: bool 
         "model": MODEL,
         "choices": [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
-    if usage:
-        body["usage"] = USAGE
+    if usage is not None:
+        body["usage"] = usage
     return b"data: " + _json(body) + b"\n\n"
 
-
-STREAM_EVENTS: list[bytes] = [
-    _chunk({"role": "assistant", "content": ""}),
-    *(_chunk({"content": word}) for word in WORDS),
-    _chunk({}, "stop"),
-    _chunk(None, usage=True),
-    b"data: [DONE]\n\n",
-]
 
 JSON_HEADERS = [
     (b"content-type", b"application/json"),
@@ -89,15 +83,16 @@ async def _read_body(receive: Receive) -> bytes:
 def long_stream(chunks: int) -> list[bytes]:
     """A stream of ``chunks`` content chunks (the words over and over), then finish, usage, ``[DONE]``."""
     usage = {"prompt_tokens": 9, "completion_tokens": chunks, "total_tokens": 9 + chunks}
-    body = [_chunk({"content": WORDS[i % len(WORDS)]}) for i in range(chunks)]
-    last = b"data: " + _json({**json.loads(_chunk(None)[6:]), "usage": usage}) + b"\n\n"
     return [
         _chunk({"role": "assistant", "content": ""}),
-        *body,
+        *(_chunk({"content": WORDS[i % len(WORDS)]}) for i in range(chunks)),
         _chunk({}, "stop"),
-        last,
+        _chunk(None, usage=usage),
         b"data: [DONE]\n\n",
     ]
+
+
+STREAM_EVENTS = long_stream(len(WORDS))  # the default answer: each word once
 
 
 class Pace:
