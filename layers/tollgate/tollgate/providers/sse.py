@@ -33,20 +33,25 @@ def parse_sse_lines(lines: list[str]) -> SSEvent | None:
 async def iter_sse_bytes(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEvent]:
     """Events from the upstream's (decoded) body bytes as they arrive, never waiting for more than one event:
     lines split here, without httpx's text and line decoder layers on every read. Line ends: ``\\n``,
-    ``\\r\\n`` or ``\\r``; UTF-8, bad bytes replaced."""
-    buffer = b""
+    ``\\r\\n`` or ``\\r``; UTF-8, bad bytes replaced. Each read is scanned once and a line's parts are
+    joined once, so a long line arriving in many small reads costs time linear in its length."""
+    partial: list[bytes] = []  # the current line so far (no line end inside)
+    held_cr = False  # the last read ended with \r: a \n at the start of the next one is the same line end
     pending: list[str] = []
     async for data in chunks:
-        buffer += data
-        if b"\r" in buffer:
-            # a trailing \r may be the first half of \r\n: keep it until the next read
-            held = buffer.endswith(b"\r")
-            body = buffer[:-1] if held else buffer
-            buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if held else b"")
-        if b"\n" not in buffer:
+        if held_cr:
+            data, held_cr = b"\r" + data, False
+        if data.endswith(b"\r"):
+            data, held_cr = data[:-1], True
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if b"\n" not in data:
+            if data:
+                partial.append(data)
             continue
-        *lines, buffer = buffer.split(b"\n")
-        for raw in lines:
+        first, *lines, rest = data.split(b"\n")
+        partial.append(first)
+        for raw in (b"".join(partial), *lines):
             if raw:
                 pending.append(raw.decode("utf-8", "replace"))
                 continue
@@ -54,7 +59,8 @@ async def iter_sse_bytes(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEvent]
             pending = []
             if event is not None:
                 yield event
-    tail = buffer.rstrip(b"\r")
+        partial = [rest] if rest else []
+    tail = b"".join(partial)
     if tail:
         pending.append(tail.decode("utf-8", "replace"))
     event = parse_sse_lines(pending)
