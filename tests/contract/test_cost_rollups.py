@@ -1,21 +1,35 @@
 """Cost rollups on every backend (SQLite, moto, dynalite): one atomic add per request, ranges of whole days,
 the same totals as the audit entries (abandoned-then-settled requests once, the registry never), and
 ``verify`` naming an edited row; plus the settle that carries its reservation's tokens instead of reading.
+Many writers on one cell read back as one row; on DynamoDB they add to up to 8 shard items of the cell
+(an unsharded row from before is shard 0), and an edited shard is named by ``verify`` as its cell.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
+from pathlib import Path
 
+import pytest
+
+from tests.contract.backend_dynamodb import dynamodb_store
+from tests.contract.backend_sqlite import sqlite_store
 from tollgate import rollups
 from tollgate.accounting import Pricing, summarize_costs
 from tollgate.audit import AuditWriter
 from tollgate.keys import Principal
 from tollgate.ledger import Charge, Ledger
 from tollgate.providers.base import Usage
+from tollgate.store import dynamodb_items as items
 from tollgate.store.base import Holder, Pool, Store
+from tollgate.store.dynamodb import DynamoDBStore
+from tollgate.store.dynamodb_items import Item
+from tollgate.store.dynamodb_rollups import LAST_DAY, ROLLUP_SHARDS, add_request, rollup_key
 from tollgate.store.rollup_base import Rollup
 from tollgate.sweeper import Sweeper
 from tollgate.timeutil import utc_now
@@ -55,13 +69,6 @@ async def test_rollups_add_up_and_list_by_whole_days(store: Store) -> None:
     for tenant in ("acme", "beta"):  # every tenant's: the tenants are those with an audit log
         await AuditWriter(store, KEY).append(draft(tenant, 1))
     assert [r.tenant for r in await store.list_rollups(None)] == ["acme", "acme", "beta"]
-
-
-async def test_concurrent_adds_to_one_row_are_never_lost(concurrent_store: Store) -> None:
-    one = replace(cell(), requests=1, prompt_tokens=3, cost_micro_usd=2)
-    await asyncio.gather(*(concurrent_store.add_rollup(one) for _ in range(40)))
-    [row] = await concurrent_store.list_rollups("acme")
-    assert (row.requests, row.prompt_tokens, row.cost_micro_usd) == (40, 120, 80)
 
 
 async def test_settle_carries_the_reserved_tokens(store: Store) -> None:
@@ -225,3 +232,136 @@ async def test_the_token_parts_add_up_and_are_reported(store: Store) -> None:
     await store.add_rollup(replace(cell(), reasoning_tokens=-7, cached_tokens=3))  # a correction adds too
     [row] = await store.list_rollups("acme", "2026-11-01", "2026-11-02")
     assert (row.reasoning_tokens, row.cached_tokens, row.cache_write_tokens) == (-7, 3, 0)
+
+
+# ------------------------------------------------------------------- one cell, many writers (sharded rows)
+
+
+@pytest.fixture(params=["sqlite", "moto", "dynalite"])
+async def adders(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """Every backend for concurrent adds. moto is not thread-safe (DESIGN.md §6): its store makes one call
+    at a time (the adds still interleave on the loop); SQLite and dynalite take them side by side."""
+    if request.param == "sqlite":
+        async with sqlite_store(tmp_path) as store:
+            yield store
+    else:
+        threads = 1 if request.param == "moto" else 16
+        async with dynamodb_store(tmp_path, kind=request.param, threads=threads) as dynamo:
+            yield dynamo
+
+
+@pytest.fixture(params=["moto", "dynalite"])
+async def dynamo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DynamoDBStore]:
+    async with dynamodb_store(tmp_path, kind=request.param) as store:
+        yield store
+
+
+async def test_many_concurrent_adds_to_one_cell_read_back_as_one_row(adders: Store) -> None:
+    one = replace(cell(), requests=1, prompt_tokens=3, cached_tokens=1, cost_micro_usd=2)
+    other = replace(cell(key="k2"), requests=1, cost_micro_usd=5)
+    await asyncio.gather(
+        *(adders.add_rollup(one) for _ in range(120)), *(adders.add_rollup(other) for _ in range(8))
+    )
+    first = replace(one, requests=120, prompt_tokens=360, cached_tokens=120, cost_micro_usd=240)
+    second = replace(other, requests=8, cost_micro_usd=40)
+    assert await adders.list_rollups("acme") == [first, second]
+    assert await adders.list_rollups("acme", "2026-11-01", "2026-11-02") == [first, second]
+    report = await rollups.cost_report(adders, "acme", "2026-11-01", "2026-11-02", "key")
+    assert [(g["group"], g["requests"]) for g in report["groups"]] == [("k1", 120), ("k2", 8)]
+
+
+def unsharded_sk(change: Rollup) -> str:
+    """The sort key every rollup item had before sharding (pinned here, not taken from the code)."""
+    names = json.dumps([change.key_id, change.provider, change.model], separators=(",", ":"))
+    return f"{change.day}#{hashlib.sha256(names.encode()).hexdigest()[:32]}"
+
+
+async def rollup_items(store: DynamoDBStore, tenant: str = "acme") -> dict[str, Item]:
+    """The tenant's raw rollup items by sort key: one direct Query, as someone reading the table would."""
+    response = await store.call(
+        "query",
+        KeyConditionExpression="#pk = :pk",
+        ExpressionAttributeNames={"#pk": items.PK},
+        ExpressionAttributeValues={":pk": items.s(f"ROLLUP#{tenant}")},
+        ConsistentRead=True,
+    )
+    assert "LastEvaluatedKey" not in response
+    return {item[items.SK]["S"]: item for item in response["Items"]}
+
+
+async def test_the_adds_of_one_cell_are_spread_over_shard_items(dynamo: DynamoDBStore) -> None:
+    one = replace(cell(), requests=1, cost_micro_usd=3)
+    for _ in range(64):  # one at a time: the spreading is the store's choice, not the threads'
+        await dynamo.add_rollup(one)
+    raw = await rollup_items(dynamo)
+    shard_keys = {rollup_key(one, k)[items.SK]["S"] for k in range(ROLLUP_SHARDS)}
+    assert 2 <= len(raw) <= ROLLUP_SHARDS == 8  # all 64 on one item: probability 8**-63
+    assert set(raw) <= shard_keys
+    assert sum(int(item["requests"]["N"]) for item in raw.values()) == 64
+    assert await dynamo.list_rollups("acme") == [replace(one, requests=64, cost_micro_usd=192)]
+
+
+async def test_every_shard_key_sorts_inside_its_day(dynamo: DynamoDBStore) -> None:
+    """``SK BETWEEN <since> AND <until>``: each of the 8 shard keys of day D is in [D, D+1), the last
+    possible day's in [9999-12-31, LAST_DAY]."""
+    days = ("2026-10-31", "2026-11-01", "2026-11-02", "9999-12-31")
+    for day in days:
+        for shard in range(ROLLUP_SHARDS):  # every shard written, so a key outside its day would show
+            await dynamo.call("update_item", **add_request(replace(cell(day=day), requests=1), shard))
+    raw = await rollup_items(dynamo)
+    assert len(raw) == len(days) * ROLLUP_SHARDS
+    for sk in raw:
+        of = date.fromisoformat(sk[:10])
+        after = LAST_DAY if of == date.max else (of + timedelta(days=1)).isoformat()
+        assert sk[:10] < sk < after
+    assert unsharded_sk(cell()) in raw and f"{unsharded_sk(cell())}#7" in raw
+    row = {day: replace(cell(day=day), requests=ROLLUP_SHARDS) for day in days}
+    assert await dynamo.list_rollups("acme", "2026-11-01", "2026-11-02") == [row["2026-11-01"]]
+    assert await dynamo.list_rollups("acme", "2026-11-01", "2026-11-03") == [
+        row["2026-11-01"],
+        row["2026-11-02"],
+    ]
+    assert await dynamo.list_rollups("acme", until_day="2026-11-01") == [row["2026-10-31"]]
+    assert await dynamo.list_rollups("acme", "2026-11-02") == [row["2026-11-02"], row["9999-12-31"]]
+    assert await dynamo.list_rollups("acme", "9999-12-31") == [row["9999-12-31"]]
+
+
+async def test_a_row_from_before_sharding_is_shard_zero_and_summed(dynamo: DynamoDBStore) -> None:
+    old = replace(cell(), requests=5, prompt_tokens=50, cost_micro_usd=70)
+    legacy = {items.PK: items.s("ROLLUP#acme"), items.SK: items.s(unsharded_sk(old))}
+    assert rollup_key(old) == legacy
+    names = {name: items.s(getattr(old, name)) for name in ("tenant", "day", "key_id", "provider", "model")}
+    counts = {name: items.n(getattr(old, name)) for name in ("requests", "prompt_tokens", "cost_micro_usd")}
+    await dynamo.call("put_item", Item={**legacy, **names, **counts})
+    assert await dynamo.list_rollups("acme") == [old]
+    for _ in range(24):
+        await dynamo.add_rollup(replace(cell(), requests=1, prompt_tokens=2, cost_micro_usd=1))
+    assert len(await rollup_items(dynamo)) >= 2
+    assert await dynamo.list_rollups("acme") == [
+        replace(old, requests=29, prompt_tokens=98, cost_micro_usd=94)
+    ]
+
+
+async def test_an_edited_shard_is_reported_by_verify_and_repaired(dynamo: DynamoDBStore) -> None:
+    await dynamo.set_capacity("acme", "team", 100_000)
+    ledger = ledger_of(dynamo)
+    for number in range(12):
+        await request(ledger, f"ok-{number}", Usage(10, 5), reserve=100)
+    assert (await rollups.verify(dynamo, "acme", None, None))["valid"] is True
+    raw = await rollup_items(dynamo)
+    assert len(raw) >= 2
+    sk, item = max(raw.items(), key=lambda pair: int(pair[1]["cost_micro_usd"]["N"]))
+    lowered = int(item["cost_micro_usd"]["N"])
+    assert lowered > 0
+    await dynamo.call("put_item", Item={**item, "cost_micro_usd": items.n(0)})  # someone zeroed one shard
+    check = await rollups.verify(dynamo, "acme", None, None)
+    [diff] = check["differences"]
+    assert check["valid"] is False
+    assert (diff["tenant"], diff["key_id"], diff["model"]) == ("acme", ALICE.key_id, "gpt-4o-mini")
+    assert sk.startswith(diff["day"] + "#")
+    assert diff["rollup"]["cost_micro_usd"] == diff["audit"]["cost_micro_usd"] - lowered
+    assert diff["rollup"]["requests"] == diff["audit"]["requests"] == 12
+    assert (await rollups.verify(dynamo, "acme", None, None, repair=True))["repaired"] is True
+    assert (await rollups.verify(dynamo, "acme", None, None))["valid"] is True
+    [row] = await dynamo.list_rollups("acme")
+    assert row.cost_micro_usd == diff["audit"]["cost_micro_usd"]

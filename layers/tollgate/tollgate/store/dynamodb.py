@@ -13,7 +13,7 @@ Item layout (single table, key schema and indexes in ``template.yaml`` / ``table
     segment head  AUDIT#<tenant>     HEAD#<segment>      AUDIT / <tenant> (registry only)
     segment entry AUDIT#<tenant>     SEG#<seg>#<seq:012d>  AUDIT / <tenant> (registry seq 1 only)
                                                      COST#<tenant> / <at>#<seg>#<seq:012d> (not the registry)
-    cost rollup   ROLLUP#<tenant>    <day>#<cell hash>   -                     -       (dynamodb_rollups)
+    cost rollup   ROLLUP#<tenant>    <day>#<cell hash>[#<k>]  -                -       (k: shard 1-7)
 
 GSI1 (KEYS_ONLY) is a directory of the few items listed across tenants: keys (and a key by its id), pools,
 and the tenants that have an audit chain. It projects keys only, so the hot updates of pool and head items
