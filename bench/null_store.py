@@ -87,6 +87,7 @@ class NullStore:
         holder: Holder = NOBODY,
         *,
         totals_only: bool = False,
+        leased: bool = False,
     ) -> Pool:
         return _pool(tenant, pool)
 

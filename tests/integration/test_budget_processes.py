@@ -144,3 +144,46 @@ def _reopen(kind: str, env: dict[str, str], tmp_path: Path) -> Store:
     from tollgate.store.dynamodb import DynamoDBStore
 
     return DynamoDBStore(env["TOLLGATE_TABLE"], region=REGION)
+
+
+POOL_TOKENS = 290  # ten upper bounds of 29 tokens; each request then uses 14
+
+
+async def pool_books(store: Store) -> tuple[int, int, int]:
+    """(used, reserved) of pool acme/team from a fresh store, and the tokens the audit entries charged."""
+    try:
+        pool = await store.get_pool("acme", "team")
+        assert pool is not None and pool.capacity == POOL_TOKENS
+        charged = sum(e.prompt_tokens + e.completion_tokens for e in await store.list_costs("acme"))
+        return pool.used, pool.reserved, charged
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "dynalite"])
+def test_four_gateways_never_pass_a_token_pool(kind: str, fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    """The same load on a token pool: on DynamoDB each gateway reserves in its own lease of the pool
+    (``store/dynamodb_leases.py``), and the leases never add up past the capacity."""
+    with store_env(kind, tmp_path) as (env, store):
+        asyncio.run(_init(store, kind))
+        base = _serve_env(tmp_path / "gateways.db", fake_openai.url)  # type: ignore[attr-defined]
+        with gateways(tmp_path, base | env, 4) as urls:
+            admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+            capped = httpx.put(
+                f"{urls[0]}/admin/budgets/acme/team", json={"tokens": POOL_TOKENS}, headers=admin, timeout=30
+            )
+            assert capped.status_code == 200, capped.text
+            created = httpx.post(
+                f"{urls[0]}/admin/keys", json={"tenant": "acme", "pool": "team"}, headers=admin, timeout=30
+            )
+            assert created.status_code == 201, created.text
+            responses = asyncio.run(fire(urls, created.json()["key"]))
+        used, reserved, charged = asyncio.run(pool_books(_reopen(kind, env, tmp_path)))
+    served = [r for r in responses if r.status_code == 200]
+    refused = [r for r in responses if r.status_code != 200]
+    assert {r.status_code for r in refused} <= {429}
+    assert {r.json()["error"]["code"] for r in refused} <= {"budget_exceeded"}
+    assert len(served) >= POOL_TOKENS // 29  # that many fit even when all are in flight at once
+    assert reserved == 0 and used == 14 * len(served) == charged  # every reservation settled once
+    assert used <= POOL_TOKENS  # never past the capacity
+    print(f"\n{kind}: {len(served)} served, {len(refused)} refused, used {used} of {POOL_TOKENS} tokens")

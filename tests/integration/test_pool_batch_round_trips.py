@@ -21,15 +21,17 @@ def _recorder(store: DynamoDBStore) -> Counter[str]:
     calls: Counter[str] = Counter()
 
     def record(model: Any, params: dict[str, Any], **_: Any) -> None:
-        pk = params.get("Key", {}).get("PK", {}).get("S", "")
-        calls[f"{model.name}:{pk.split('#')[0]}"] += 1
+        key = params.get("Key", {})
+        pk, sk = key.get("PK", {}).get("S", ""), key.get("SK", {}).get("S", "")
+        calls[f"{model.name}:{'LEASE' if sk.startswith('LEASE#') else pk.split('#')[0]}"] += 1
 
     store.client().meta.events.register("before-parameter-build.dynamodb", record)
     return calls
 
 
-async def _request(store: DynamoDBStore, rid: str) -> None:
-    await store.reserve("acme", "p", rid, 10, "2026-11-26T00:00:00Z", Holder("k"), totals_only=True)
+async def _request(store: DynamoDBStore, rid: str, leased: bool = False) -> None:
+    at = "2026-11-26T00:00:00Z"
+    await store.reserve("acme", "p", rid, 10, at, Holder("k"), totals_only=True, leased=leased)
     assert await store.settle("acme", "p", rid, 7, reserved=10, totals_only=True) is not None
 
 
@@ -71,3 +73,22 @@ async def test_a_refused_batch_is_rerun_member_by_member(tmp_path: Path) -> None
         assert calls["GetItem:POOL"] <= 1  # the retry's read when the server does not return the old item
         pool = await store.get_pool("acme", "p")
         assert pool is not None and pool.reserved == 35
+
+
+async def test_concurrent_leased_requests_batch_on_the_writer_s_shard(tmp_path: Path) -> None:
+    async with dynamodb_store(tmp_path, kind="dynalite") as store:
+        await store.set_capacity("acme", "p", 100_000)
+        await _request(store, "warm", leased=True)  # the first lease: the pool item once
+        calls = _recorder(store)
+        await _request(store, "lone", leased=True)
+        assert calls == Counter({"UpdateItem:LEASE": 2})  # c=1: reserve and settle on the shard
+
+        # the first burst outgrows the first lease (16 reservations): the writer's leases double
+        await asyncio.gather(*(_request(store, f"w{i}", leased=True) for i in range(REQUESTS)))
+        calls.clear()
+        await asyncio.gather(*(_request(store, f"r{i}", leased=True) for i in range(REQUESTS)))
+        assert calls["UpdateItem:LEASE"] < REQUESTS  # of 2 * REQUESTS unbatched (measured: 24-25)
+        assert calls["UpdateItem:POOL"] <= 1  # at most one more lease
+        assert set(calls) <= {"UpdateItem:LEASE", "UpdateItem:POOL", "GetItem:LEASE"}  # a failed batch's read
+        pool = await store.get_pool("acme", "p")
+        assert pool is not None and (pool.used, pool.reserved) == (7 * (2 * REQUESTS + 2), 0)

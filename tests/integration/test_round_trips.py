@@ -3,7 +3,9 @@
 Target (issue 11, "no reads on the steady-state hot path"): without a session, no read at all (the key
 lookup cached) and 5 writes: reserve, settle (carrying its reservation's tokens: no read first), the audit
 entry (the cost record) and its segment head, and the entry's cost rollup (one atomic add). A session adds
-one read (its history) and one write.
+one read (its history) and one write. On DynamoDB the reserve and the settle go to the writer's own lease
+shard of the pool (``store/dynamodb_leases.py``), not to the pool item: the pool item is written once per
+lease (the warm-up takes the first).
 
 - DynamoDB (dynalite) through the real gateway on a socket: every DynamoDB API call the store's client
   makes is recorded with botocore's ``before-parameter-build`` event (once per API call; retries of one call
@@ -305,7 +307,7 @@ def test_round_trips_per_request_on_dynamodb(dynamodb_gateway: tuple[Gateway, Re
     assert dict(counts["non-streamed"].operations) == {
         "PutItem(SEG)": 1,  # the audit entry
         "UpdateItem(HEAD)": 1,  # its segment head
-        "UpdateItem(POOL)": 2,  # reserve, settle
+        "UpdateItem(LEASE)": 2,  # reserve, settle: on this writer's lease shard, not on the pool item
         "UpdateItem(ROLLUP)": 1,  # the cost rollup
     }
     # the same work whether streamed or not

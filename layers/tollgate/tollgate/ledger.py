@@ -162,8 +162,16 @@ class Ledger:
                 await budget_alerts.usd_refused(self.alerts, tenant, rules, refusal, self.budgets.clock)
             raise
         try:
+            watched = self.alerts is not None and budget_alerts.pool_watched(rules, booking.pool)
             pool = await self.store.reserve(
-                tenant, booking.pool, request_id, tokens, now_str(), holder, totals_only=True
+                tenant,
+                booking.pool,
+                request_id,
+                tokens,
+                now_str(),
+                holder,
+                totals_only=True,
+                leased=not watched,
             )
         except Exception as exc:
             await self.budgets.settle(tenant, request_id, holds, 0)

@@ -34,6 +34,12 @@ def _find(rules: Sequence[BudgetRule], budget: str) -> BudgetRule | None:
     return next((r for r in rules if r.budget_id == budget), None)
 
 
+def pool_watched(rules: Sequence[BudgetRule], pool: str) -> bool:
+    """Whether the pool's rule has alert thresholds: then a reserve's answer must carry its real totals."""
+    rule = _find(rules, budget_id(POOL_SCOPE, pool))
+    return rule is not None and bool(rule.alert_at)
+
+
 def pool_level(tenant: str, rules: Sequence[BudgetRule], pool: Pool) -> AlertLevel | None:
     """The pool's token use (None without a capacity or without thresholds on the pool's rule)."""
     rule = _find(rules, budget_id(POOL_SCOPE, pool.pool))

@@ -73,11 +73,13 @@ class KeyStore(Protocol):
 
 
 class Overdrawn(TollgateError):
-    """A reservation did not fit; ``available`` is what the pool had left (never below 0)."""
+    """A reservation did not fit; ``available`` is what the pool had left (never below 0), ``leased``
+    what of the pool writers held in leases then (DynamoDB; the store reclaims them before refusing)."""
 
-    def __init__(self, available: int) -> None:
+    def __init__(self, available: int, leased: int = 0) -> None:
         super().__init__(f"budget exhausted: {available} tokens available")
         self.available = available
+        self.leased = leased
 
 
 class UnknownPool(Forbidden):
@@ -157,6 +159,7 @@ class BudgetStore(Protocol):
         holder: Holder = NOBODY,
         *,
         totals_only: bool = False,
+        leased: bool = False,
     ) -> Pool:
         """One conditional write: hold ``tokens`` under ``reservation_id`` if they fit.
 
@@ -166,6 +169,11 @@ class BudgetStore(Protocol):
 
         ``totals_only``: the caller reads only the pool's totals (capacity, used, reserved); the store
         may then leave ``reservations``, ``holders`` and ``swept`` empty rather than read them (the hot path).
+
+        ``leased``: the caller reads nothing of the answer's totals either (no threshold alerts on this
+        pool); a store may then hold the tokens in a lease of this writer's (DynamoDB's escrow leases,
+        ``dynamodb_leases``), whose answer carries the pool's totals as of the writer's last lease. The
+        settle finds the reservation wherever it is held; the views and the sweep see every lease.
         """
 
     async def settle(

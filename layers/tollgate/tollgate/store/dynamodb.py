@@ -5,6 +5,7 @@ Item layout (single table, key schema and indexes in ``template.yaml`` / ``table
     item          PK                 SK                  GSI1PK / GSI1SK       GSI2PK / GSI2SK
     key           KEY#<key_hash>     KEY                 KEYS / <key_id>       -
     pool          POOL#<tenant>      POOL#<pool>         POOLS / <tenant>#<pool>
+    lease shard   POOL#<tenant>      LEASE#<len>:<pool>#<writer>  -       (dynamodb_lease_items)
     session       SESSION#<tenant>   SESSION#<id>        -                     -       (TTL: expires_at_epoch)
     response      RESPONSE#<tenant>  RESPONSE#<id>       -                     -       (TTL)
     audit head    AUDIT#<tenant>     HEAD                AUDIT / <tenant>      -       (legacy chain)
@@ -22,15 +23,9 @@ cost records (= audit entries, written once) by tenant and time; ``list_costs`` 
 tenants come from GSI1), never a Scan. Index reads are eventually consistent: a new key is revocable by id,
 and counts for ``any_keys``, a moment after it is created. Only ``sweep_sessions`` Scans (TTL's job here).
 
-Pool item: ``capacity`` (absent: unlimited), ``used``, ``reserved`` (named and anonymous), ``anon_reserved``,
-``remaining`` = (capacity or 0) - used - reserved (kept by every write, negative for unlimited pools),
-``reservations``, a map id -> {tokens, at, key_id, provider, model}, and ``swept`` (``dynamodb_sweep``).
-Reserve = one UpdateItem conditioned on the pool existing and ``attribute_not_exists(capacity) OR
-remaining >= :e``; only an operator creates a pool (a conditional put: ``create_pool``, ``set_capacity``).
-Settle = one UpdateItem that REMOVEs the reservation, conditioned on it still holding the tokens the caller
-reserved (exactly once; no read); a caller that does not know them, or whose reservation the sweep took,
-reads the reservation and its marker first (one consistent GetItem). Open reservations share the pool
-item's 400 KB (about 100 bytes each: thousands at once per pool).
+Pools (items, reserve, settle, escrow leases, sweep): ``dynamodb_pools`` and ``dynamodb_leases``. Open
+reservations share their item's 400 KB (about 100 bytes each): a direct one the pool item's, a leased one
+its writer's shard's.
 
 boto3 is imported, and the client built, on first use; every call runs on this store's own bounded thread
 pool, never the loop's default executor. The endpoint comes only from boto3's own configuration
@@ -40,36 +35,28 @@ pool, never the loop's default executor. The endpoint comes only from boto3's ow
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from ..aws import LazyClient
 from ..timeutil import epoch_seconds, now_str
 from . import dynamodb_items as items
-from . import dynamodb_pool_batch as pool_batch
 from . import dynamodb_segments as segments
-from . import dynamodb_sweep as sweeping
 from .base import (
-    NOBODY,
     ApiKey,
     AuditEntry,
     AuditHead,
-    BeforeCharge,
-    Holder,
     KeyExists,
-    Overdrawn,
-    Pool,
-    Reservation,
-    UnknownPool,
 )
 from .dynamodb_alerts import DynamoDBAlerts
 from .dynamodb_budgets import DynamoDBBudgets
-from .dynamodb_items import Item, Request, expression, get_n, get_s, opt_n
+from .dynamodb_items import Item, Request, get_s
 from .dynamodb_limits import DynamoDBLimits
+from .dynamodb_pools import DynamoDBPools
+from .dynamodb_primitives import ConditionFailed as _ConditionFailed
+from .dynamodb_primitives import StoreConflict
 from .dynamodb_responses import DynamoDBResponses
 from .dynamodb_rollups import DynamoDBRollups
 from .dynamodb_rotation import DynamoDBRotation
@@ -83,18 +70,6 @@ _ATTEMPTS = 20
 _TTL_UNSUPPORTED = {"UnknownOperationException", "NotImplemented"}  # dynalite: the former
 
 
-class StoreConflict(RuntimeError):
-    """A write kept losing to concurrent writers, or DynamoDB kept throttling a batch read."""
-
-
-class _ConditionFailed(Exception):
-    """A ConditionalCheckFailedException; ``item`` is the old item when the server returned it."""
-
-    def __init__(self, item: Item | None) -> None:
-        super().__init__("condition failed")
-        self.item = item
-
-
 def error_code(exc: BaseException) -> str | None:
     """The AWS error code of a botocore ``ClientError`` (None for anything else)."""
     response = getattr(exc, "response", None)
@@ -105,7 +80,13 @@ def error_code(exc: BaseException) -> str | None:
 
 
 class DynamoDBStore(
-    DynamoDBRollups, DynamoDBResponses, DynamoDBAlerts, DynamoDBBudgets, DynamoDBLimits, DynamoDBRotation
+    DynamoDBPools,
+    DynamoDBRollups,
+    DynamoDBResponses,
+    DynamoDBAlerts,
+    DynamoDBBudgets,
+    DynamoDBLimits,
+    DynamoDBRotation,
 ):
     """Every ``Store`` method over boto3's low-level DynamoDB client."""
 
@@ -122,7 +103,7 @@ class DynamoDBStore(
         )
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dynamodb")
         self._closed = False
-        self._pool_batches = pool_batch.PoolBatches(self._pool_batch_write, items.pool_from_item)
+        self._pool_batches, self._leases = self._pool_parts()
 
     # ---------------------------------------------------------------------------------------- plumbing
 
@@ -260,156 +241,6 @@ class DynamoDBStore(
 
     async def any_keys(self) -> bool:
         return bool(await self._query(items.directory_request(items.KEYS_DIR), limit=1))
-
-    # ----------------------------------------------------------------------------------------- budgets
-
-    async def _create_pool(self, tenant: str, pool: str, capacity: int | None) -> bool:
-        """Put an empty pool unless one exists (one conditional put); whether this call created it."""
-        item = items.new_pool_item(tenant, pool, capacity)
-        return await self._conditional("put_item", Item=item, **items.if_absent()) is not None
-
-    async def set_capacity(self, tenant: str, pool: str, tokens: int | None) -> Pool:
-        for _ in range(_ATTEMPTS):
-            item = await self._get(items.pool_key(tenant, pool))
-            if item is None:
-                if await self._create_pool(tenant, pool, tokens):
-                    return items.pool_from_item(items.new_pool_item(tenant, pool, tokens))
-                continue
-            old = opt_n(item, "capacity")
-            request = items.capacity_request(tenant, pool, old, tokens)
-            response = await self._conditional("update_item", **request)
-            if response is not None:
-                return items.pool_from_item(response["Attributes"])
-        raise StoreConflict(f"could not set the capacity of pool {tenant}/{pool}")
-
-    async def create_pool(self, tenant: str, pool: str) -> bool:
-        return await self._create_pool(tenant, pool, None)
-
-    async def reserve(
-        self,
-        tenant: str,
-        pool: str,
-        reservation_id: str,
-        tokens: int,
-        at: str,
-        holder: Holder = NOBODY,
-        *,
-        totals_only: bool = False,  # the update returns the item anyway: nothing to save
-    ) -> Pool:
-        alone = functools.partial(self._reserve_alone, tenant, pool, reservation_id, tokens, at, holder)
-        member = pool_batch.Member(reservation_id, tokens, alone, at=at, holder=holder)
-        result: Pool = await self._pool_batches.write(tenant, pool, member)
-        return result
-
-    async def _pool_batch_write(self, request: Request) -> Item | None:
-        response = await self._conditional("update_item", **request)
-        return None if response is None else response["Attributes"]
-
-    async def _reserve_alone(
-        self, tenant: str, pool: str, reservation_id: str, tokens: int, at: str, holder: Holder
-    ) -> Pool:
-        request = items.reserve_request(tenant, pool, reservation_id, tokens, at, holder)
-        for _ in range(_ATTEMPTS):
-            try:
-                response = await self.call("update_item", **request)
-                return items.pool_from_item(response["Attributes"])
-            except _ConditionFailed as failed:
-                old = failed.item or await self._get(items.pool_key(tenant, pool))
-            if old is None:
-                raise UnknownPool(tenant, pool)  # only an operator creates pools
-            if reservation_id in old.get("reservations", {}).get("M", {}):
-                return items.pool_from_item(old)  # a retried reserve: already held, once
-            if "capacity" in old and get_n(old, "remaining") < tokens:
-                raise Overdrawn(max(get_n(old, "remaining"), 0))
-            # The old item came from a later read and the reservation fits now: try again.
-        raise StoreConflict(f"could not reserve in pool {tenant}/{pool}")
-
-    async def settle(
-        self,
-        tenant: str,
-        pool: str,
-        reservation_id: str,
-        actual: int,
-        *,
-        reserved: int | None = None,
-        totals_only: bool = False,  # as for reserve
-    ) -> Pool | None:
-        alone = functools.partial(self._settle_alone, tenant, pool, reservation_id, actual, reserved)
-        if reserved is None:
-            return await alone()
-        member = pool_batch.Member(reservation_id, reserved, alone, actual=actual)
-        result: Pool | None = await self._pool_batches.write(tenant, pool, member)
-        return result
-
-    async def _settle_alone(
-        self, tenant: str, pool: str, reservation_id: str, actual: int, reserved: int | None
-    ) -> Pool | None:
-        if reserved is not None:  # the steady state: the update carries the condition, no read first
-            request = items.settle_request(tenant, pool, reservation_id, reserved, actual)
-            response = await self._conditional("update_item", **request)
-            if response is not None:
-                return items.pool_from_item(response["Attributes"])
-        key = items.pool_key(tenant, pool)
-        item = await self._get(key, **sweeping.settle_projection(reservation_id)) or {}
-        held = item.get("reservations", {}).get("M", {}).get(reservation_id)
-        marker = item.get("swept", {}).get("M", {}).get(reservation_id)
-        if held is not None:
-            tokens = get_n(held["M"], "tokens")
-            request = items.settle_request(tenant, pool, reservation_id, tokens, actual)
-        elif marker is not None:
-            charged = get_n(marker["M"], "tokens")
-            request = sweeping.correct_request(tenant, pool, reservation_id, charged, actual)
-        else:
-            return None
-        response = await self._conditional("update_item", **request)
-        if response is None:
-            return None
-        settled = items.pool_from_item(response["Attributes"])
-        return settled if marker is None else replace(settled, corrected=(charged, get_s(marker["M"], "at")))
-
-    async def settle_anonymous(self, tenant: str, pool: str, reserved: int, actual: int) -> Pool | None:
-        request = items.settle_anonymous_request(tenant, pool, reserved, actual)
-        response = await self._conditional("update_item", **request)
-        return None if response is None else items.pool_from_item(response["Attributes"])
-
-    async def get_pool(self, tenant: str, pool: str) -> Pool | None:
-        item = await self._get(items.pool_key(tenant, pool))
-        return None if item is None else items.pool_from_item(item)
-
-    async def list_pools(self, tenant: str | None = None) -> list[Pool]:
-        if tenant is None:
-            found = await self._listed(items.POOLS_DIR)
-        else:
-            pk = items.pool_key(tenant, "")[items.PK]
-            request = expression(values={":pk": pk}, KeyConditionExpression="#pk = :pk")
-            found = await self._query({**request, "ConsistentRead": True})
-        return sorted((items.pool_from_item(i) for i in found), key=lambda p: (p.tenant, p.pool))
-
-    async def sweep_reservations(
-        self, older_than: str, at: str, before_charge: BeforeCharge | None = None
-    ) -> list[Reservation]:
-        swept: list[Reservation] = []
-        for pool in await self.list_pools():
-            for rid, (_, marked) in sorted(pool.swept.items()):  # first: this sweep's own markers stay
-                if marked < older_than:
-                    request = sweeping.drop_marker_request(pool.tenant, pool.pool, rid, marked)
-                    await self._conditional("update_item", **request)
-            old = [
-                Reservation(pool.tenant, pool.pool, rid, tokens, held_at, pool.holders.get(rid, NOBODY))
-                for rid, (tokens, held_at) in sorted(pool.reservations.items(), key=lambda r: r[1][1])
-                if held_at < older_than
-            ]
-            if old:
-                await self._conditional("update_item", **sweeping.swept_map_request(pool.tenant, pool.pool))
-            for reservation in old:
-                if before_charge is not None:
-                    await before_charge(reservation)
-                request = sweeping.sweep_request(
-                    pool.tenant, pool.pool, reservation.reservation_id, reservation.tokens, at
-                )
-                if await self._conditional("update_item", **request) is not None:
-                    swept.append(reservation)
-        return swept
 
     # ---------------------------------------------------------------------------------------- sessions
 

@@ -231,12 +231,12 @@ def reservation_value(tokens: int, at: str, holder: Holder) -> Attr:
     return {"M": value}
 
 
-def reserve_request(tenant: str, pool: str, rid: str, tokens: int, at: str, holder: Holder) -> Request:
+def reserve_request(key: Item, rid: str, tokens: int, at: str, holder: Holder) -> Request:
     """Hold ``tokens`` if they fit: one conditional UpdateItem on an existing pool item."""
     condition = "attribute_exists(#pk) AND (attribute_not_exists(#cap) OR #rem >= :e)"
     condition += " AND attribute_not_exists(#map.#rid)"
     request = expression(
-        key=pool_key(tenant, pool),
+        key=key,
         values={":e": n(tokens), ":r": reservation_value(tokens, at, holder)},
         names={"#rid": rid},
         UpdateExpression="SET #rem = #rem - :e, #rsv = #rsv + :e, #map.#rid = :r",
@@ -245,10 +245,10 @@ def reserve_request(tenant: str, pool: str, rid: str, tokens: int, at: str, hold
     return {**request, "ReturnValues": "ALL_NEW", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
 
 
-def settle_request(tenant: str, pool: str, rid: str, tokens: int, actual: int) -> Request:
+def settle_request(key: Item, rid: str, tokens: int, actual: int) -> Request:
     """Release reservation ``rid`` (``tokens``, as read) and charge ``actual``, if it is still held."""
     request = expression(
-        key=pool_key(tenant, pool),
+        key=key,
         values={":t": n(tokens), ":a": n(actual), ":d": n(tokens - actual)},
         names={"#rid": rid},
         UpdateExpression="SET #rem = #rem + :d, #rsv = #rsv - :t, #used = #used + :a REMOVE #map.#rid",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .dynamodb_items import GSI1PK, GSI1SK, PK, SK, TTL_ATTRIBUTE, Item, Request, get_s, n, opt_n, s
-from .dynamodb_primitives import DynamoDBPrimitives
+from .dynamodb_primitives import ConditionFailed, DynamoDBPrimitives
 from .limits_base import Counted, RateLimit
 
 if TYPE_CHECKING:
@@ -107,11 +107,9 @@ class DynamoDBLimits(DynamoDBPrimitives):
         return _sorted([lim for lim in found if tenant is None or lim.tenant == tenant])
 
     async def count_in_bucket(self, bucket: str, amount: int, limit: int, expires_epoch: int) -> Counted:
-        from .dynamodb import _ConditionFailed  # the store's own condition signal (no import cycle at load)
-
         try:
             response = await self.call("update_item", **count_request(bucket, amount, limit, expires_epoch))
-        except _ConditionFailed as failed:
+        except ConditionFailed as failed:
             item = failed.item if failed.item is not None else await self._get(counter_key(bucket))
             return Counted(False, opt_n(item, "count") or 0 if item is not None else 0)
         return Counted(True, int(response["Attributes"]["count"]["N"]))

@@ -12,7 +12,8 @@ ordinary single-write path, so each caller gets exactly the outcome it gets with
 
 Nothing waits when nothing is in flight: a lone request makes exactly the calls it made before. On Lambda
 one execution environment serves one request at a time, so batching happens only in multi-request
-processes (``tollgate serve``, a container).
+processes (``tollgate serve``, a container). A writer's lease shard (``dynamodb_leases``) is batched the
+same way (``shard=True``: the batch also requires the shard open and records the last reserve's time).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .base import Holder
-from .dynamodb_items import Item, Request, expression, n, pool_key, reservation_value
+from .dynamodb_items import PK, SK, Item, Request, expression, n, reservation_value, s
 
 MAX_MEMBERS = 16  # DynamoDB's 4 KB expression limit: ~80 characters of expression per member
 
@@ -45,13 +46,22 @@ class Member:
         return self.actual is None
 
 
-def batch_request(tenant: str, pool: str, members: list[Member]) -> Request:
-    """One conditional UpdateItem for every member (their rids are distinct)."""
+def batch_request(key: Item, members: list[Member], *, shard: bool = False) -> Request:
+    """One conditional UpdateItem for every member (their rids are distinct) on a pool item or, with
+    ``shard``, on an open lease shard."""
     values: Item = {}
     names: dict[str, str] = {}
     sets: list[str] = []
     removes: list[str] = []
     conditions = ["attribute_exists(#pk)"]
+    if shard:
+        names["#closed"] = "closed"
+        conditions.append("attribute_not_exists(#closed)")
+        reserved_at = max((m.at for m in members if m.is_reserve), default="")
+        if reserved_at:
+            names["#touch"] = "touched"
+            values[":at"] = s(reserved_at)
+            sets.append("#touch = :at")
     held = sum(m.tokens for m in members if m.is_reserve)
     released = sum(m.tokens for m in members if not m.is_reserve)
     charged = sum(m.actual or 0 for m in members)
@@ -74,7 +84,7 @@ def batch_request(tenant: str, pool: str, members: list[Member]) -> Request:
     if removes:
         update += " REMOVE " + ", ".join(removes)
     request = expression(
-        key=pool_key(tenant, pool),
+        key=key,
         values=values,
         names=names,
         UpdateExpression=update,
@@ -87,17 +97,17 @@ Send = Callable[[Request], Awaitable[Item | None]]  # the batch's UpdateItem: th
 
 
 class PoolBatches:
-    """The writes waiting on each pool item of one store instance (one event loop)."""
+    """The writes waiting on each pool item (or lease shard) of one store instance (one event loop)."""
 
     def __init__(self, send: Send, finish: Callable[[Item], Any], limit: int = MAX_MEMBERS) -> None:
         self._send = send
         self._finish = finish  # the new item -> what each member returns
         self._limit = limit
-        self._waiting: dict[tuple[str, str], list[Member]] = {}  # present: a write on the pool is in flight
+        self._waiting: dict[tuple[str, str], list[Member]] = {}  # present: a write on the item is in flight
         self._flushing: set[asyncio.Task[None]] = set()  # held until done (the loop keeps weak references)
 
-    async def write(self, tenant: str, pool: str, member: Member) -> Any:
-        key = (tenant, pool)
+    async def write(self, item_key: Item, member: Member, *, shard: bool = False) -> Any:
+        key = (item_key[PK]["S"], item_key[SK]["S"])
         waiting = self._waiting.get(key)
         if waiting is not None:  # wait for the write in flight, then go with the next batch
             member.future = asyncio.get_running_loop().create_future()
@@ -108,13 +118,13 @@ class PoolBatches:
             return await member.alone()
         finally:
             if self._waiting[key]:
-                task = asyncio.get_running_loop().create_task(self._flush(key))
+                task = asyncio.get_running_loop().create_task(self._flush(key, item_key, shard))
                 self._flushing.add(task)
                 task.add_done_callback(self._flushing.discard)
             else:
                 del self._waiting[key]
 
-    async def _flush(self, key: tuple[str, str]) -> None:
+    async def _flush(self, key: tuple[str, str], item_key: Item, shard: bool) -> None:
         """Send the waiting writes batch after batch until none waits (new ones join meanwhile)."""
         waiting = self._waiting[key]
         try:
@@ -128,15 +138,15 @@ class PoolBatches:
                         batch.append(m)
                         rids.add(m.rid)
                         waiting.remove(m)
-                await self._run(key, batch)
+                await self._run(item_key, shard, batch)
         finally:
             del self._waiting[key]
 
-    async def _run(self, key: tuple[str, str], batch: list[Member]) -> None:
+    async def _run(self, item_key: Item, shard: bool, batch: list[Member]) -> None:
         item: Item | None = None
         if len(batch) > 1:
             try:
-                item = await self._send(batch_request(*key, batch))
+                item = await self._send(batch_request(item_key, batch, shard=shard))
             except Exception:
                 item = None  # re-run one by one: each caller gets its own error
         if item is not None:

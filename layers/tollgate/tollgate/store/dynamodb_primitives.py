@@ -5,10 +5,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .dynamodb_items import Item
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
-    from .dynamodb_items import Item, Request
+    from .dynamodb_items import Request
+
+
+class StoreConflict(RuntimeError):
+    """A write kept losing to concurrent writers, or DynamoDB kept throttling a batch read."""
+
+
+class ConditionFailed(Exception):
+    """A ConditionalCheckFailedException; ``item`` is the old item when the server returned it."""
+
+    def __init__(self, item: Item | None) -> None:
+        super().__init__("condition failed")
+        self.item = item
 
 
 class DynamoDBPrimitives:

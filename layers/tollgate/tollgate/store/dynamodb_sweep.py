@@ -4,20 +4,21 @@ A pool item keeps a ``swept`` map beside ``reservations``: id -> {tokens, at} fo
 sweep charged (its upper bound), so that a settle arriving after the sweep corrects the charge to the real
 usage exactly once (it REMOVEs the marker in the same conditional write). Pool items written before the
 map existed get it from ``swept_map_request`` (a nested path can only be set inside an existing map).
-Every request here is one conditional UpdateItem on one pool item (DESIGN.md §5).
+Every request here is one conditional UpdateItem on one pool item or lease shard (DESIGN.md §5), named
+by its key.
 """
 
 from __future__ import annotations
 
-from .dynamodb_items import Request, expression, n, pool_key, s
+from .dynamodb_items import Item, Request, expression, n, s
 
 SWEPT = {"#swept": "swept"}
 
 
-def swept_map_request(tenant: str, pool: str) -> Request:
+def swept_map_request(key: Item) -> Request:
     """Give an older pool item its empty ``swept`` map (changes nothing once it is there)."""
     return expression(
-        key=pool_key(tenant, pool),
+        key=key,
         values={":empty": {"M": {}}},
         names=SWEPT,
         UpdateExpression="SET #swept = :empty",
@@ -25,12 +26,12 @@ def swept_map_request(tenant: str, pool: str) -> Request:
     )
 
 
-def sweep_request(tenant: str, pool: str, rid: str, tokens: int, at: str) -> Request:
+def sweep_request(key: Item, rid: str, tokens: int, at: str) -> Request:
     """Charge reservation ``rid``'s ``tokens`` (as read), if still held, and leave its marker.
 
     ``remaining`` does not move: the tokens go from reserved to used."""
     request = expression(
-        key=pool_key(tenant, pool),
+        key=key,
         values={":t": n(tokens), ":m": {"M": {"tokens": n(tokens), "at": s(at)}}},
         names={**SWEPT, "#rid": rid},
         UpdateExpression="SET #rsv = #rsv - :t, #used = #used + :t, #swept.#rid = :m REMOVE #map.#rid",
@@ -39,10 +40,10 @@ def sweep_request(tenant: str, pool: str, rid: str, tokens: int, at: str) -> Req
     return {**request, "ReturnValues": "ALL_NEW"}
 
 
-def correct_request(tenant: str, pool: str, rid: str, charged: int, actual: int) -> Request:
+def correct_request(key: Item, rid: str, charged: int, actual: int) -> Request:
     """A late settle of a swept reservation: charge ``actual - charged`` more and drop the marker."""
     request = expression(
-        key=pool_key(tenant, pool),
+        key=key,
         values={":c": n(charged), ":d": n(actual - charged)},
         names={**SWEPT, "#rid": rid},
         UpdateExpression="SET #used = #used + :d, #rem = #rem - :d REMOVE #swept.#rid",
@@ -51,10 +52,10 @@ def correct_request(tenant: str, pool: str, rid: str, charged: int, actual: int)
     return {**request, "ReturnValues": "ALL_NEW"}
 
 
-def drop_marker_request(tenant: str, pool: str, rid: str, at: str) -> Request:
+def drop_marker_request(key: Item, rid: str, at: str) -> Request:
     """Forget the marker of a request that never came back (if it is still the one swept at ``at``)."""
     return expression(
-        key=pool_key(tenant, pool),
+        key=key,
         values={":at": s(at)},
         names={**SWEPT, "#rid": rid, "#at": "at"},
         UpdateExpression="REMOVE #swept.#rid",

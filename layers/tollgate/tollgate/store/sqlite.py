@@ -305,6 +305,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteBudgets, SQLiteLimits):
         holder: Holder = NOBODY,
         *,
         totals_only: bool = False,
+        leased: bool = False,  # one file, one writer at a time: nothing to spread
     ) -> Pool:
         reservation = (reservation_id, tokens, at)
         return await self._run.quick_write(ops.reserve, tenant, pool, reservation, holder, totals_only)
