@@ -11,9 +11,10 @@ writes) are checked on moto and dynalite below.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -269,3 +270,62 @@ async def test_refusals_of_an_exhausted_pool_do_not_query_every_time(
             await first.reserve("acme", "p", "r3", 999, at(4))
         assert log.take().count(("Query", False)) == 0
         await first.reserve("acme", "p", "r4", 970, at(5))  # what is left still fits at once
+
+
+# ------------------------------------------------------------------------- attacks (review of issue 11)
+
+
+def _on_extend(store: DynamoDBStore, action: Callable[[], Awaitable[object]]) -> None:
+    """Run ``action()`` once, just before ``store``'s next shard extension (between grant and extend)."""
+    real = store._conditional
+    armed = [True]
+
+    async def hooked(operation: str, **request: Any) -> dict[str, Any] | None:
+        extension = str(request.get("UpdateExpression", "")).startswith("SET #cap = if_not_exists")
+        if armed[0] and extension and lease.is_shard(request["Key"]):
+            armed[0] = False
+            await action()
+        return await real(operation, **request)
+
+    store._conditional = hooked  # type: ignore[method-assign]
+
+
+async def test_a_capacity_lowered_between_a_grant_and_its_extension_is_not_outrun(
+    dynamo: DynamoDBStore, tmp_path: Path
+) -> None:
+    await dynamo.set_capacity("acme", "p", 100_000)
+    async with writers(dynamo, tmp_path, 2) as (first, operator):
+        assert isinstance(first, DynamoDBStore)
+        _on_extend(first, lambda: operator.set_capacity("acme", "p", 1000))
+        held = 0
+        for i in range(40):
+            try:
+                await first.reserve("acme", "p", f"r{i}", 100, at(1), leased=True)
+            except Overdrawn:
+                break
+            held += 100
+        assert held <= 1000
+        pool = await dynamo.get_pool("acme", "p")
+        assert pool is not None and pool.reserved <= 1000
+
+
+async def test_a_capacity_set_on_an_unlimited_pool_mid_lease_is_not_outrun(
+    dynamo: DynamoDBStore, tmp_path: Path
+) -> None:
+    await dynamo.create_pool("acme", "p")
+    async with writers(dynamo, tmp_path, 2) as (first, operator):
+        assert isinstance(first, DynamoDBStore)
+        await first.reserve("acme", "p", "r0", 100, at(1), leased=True)  # an unlimited lease
+        await first.settle("acme", "p", "r0", 100, reserved=100)
+        await first._leases.reclaim("acme", "p")  # its shard needs a new lease for the next reserve
+        _on_extend(first, lambda: operator.set_capacity("acme", "p", 1000))
+        held = 0
+        for i in range(1, 40):
+            try:
+                await first.reserve("acme", "p", f"r{i}", 100, at(1), leased=True)
+            except Overdrawn:
+                break
+            held += 100
+        assert held <= 900
+        pool = await dynamo.get_pool("acme", "p")
+        assert pool is not None and pool.used + pool.reserved <= 1000

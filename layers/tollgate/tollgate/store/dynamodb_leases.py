@@ -39,7 +39,17 @@ from dataclasses import dataclass, replace
 from ..timeutil import epoch_seconds
 from . import dynamodb_lease_items as lease
 from .base import Holder, Pool, UnknownPool
-from .dynamodb_items import PK, SK, Item, get_n, get_s, pool_from_item, pool_key, reservation_value
+from .dynamodb_items import (
+    PK,
+    SK,
+    Item,
+    get_n,
+    get_s,
+    opt_n,
+    pool_from_item,
+    pool_key,
+    reservation_value,
+)
 from .dynamodb_pool_batch import Member, PoolBatches
 from .dynamodb_primitives import ConditionFailed, DynamoDBPrimitives, StoreConflict
 
@@ -223,6 +233,13 @@ class PoolLeases:
             return True
         shard.created, shard.leases, shard.last = True, shard.leases + 1, size
         self._shards[name] = shard
+        granted_under = self._rooms[name].pool.capacity
+        now = await self._store._get(key)
+        if now is not None and opt_n(now, "capacity") != granted_under:
+            # The capacity changed between the grant and the extension: the change's reclaim may have
+            # read the shard before the extension, so give back what this lease left unused now.
+            await self._reclaim_shard(key, shard.key, None)
+            self._rooms[name] = _totals(now)
         return True
 
     def _size(self, name: tuple[str, str], want: int, tokens: int) -> int | None:
@@ -280,20 +297,25 @@ class PoolLeases:
         key = pool_key(tenant, pool)
         given = 0
         for found in await self.shards(tenant, pool):
-            shard: Item | None = found
-            shard_key = {PK: found[PK], SK: found[SK]}
-            for _ in range(_ATTEMPTS):  # a busy writer moves its shard between the read and the cut
-                if shard is None or "closed" in shard or get_n(shard, "remaining") <= 0:
-                    break
-                unused = get_n(shard, "remaining")
-                cut = lease.cut_request(shard_key, unused)
-                if await self._store._conditional("update_item", **cut) is not None:
-                    back = lease.give_back_request(key, _writer(shard), unused)
-                    if await self._store._conditional("update_item", **back) is not None:
-                        given += unused
-                    break
-                shard = await self._store._get(shard_key)
+            given += await self._reclaim_shard(key, {PK: found[PK], SK: found[SK]}, found)
         return given
+
+    async def _reclaim_shard(self, key: Item, shard_key: Item, shard: Item | None) -> int:
+        """Give the unused part of one shard's lease back (``shard``: as read; None: read it now)."""
+        if shard is None:
+            shard = await self._store._get(shard_key)
+        for _ in range(_ATTEMPTS):  # a busy writer moves its shard between the read and the cut
+            if shard is None or "closed" in shard or get_n(shard, "remaining") <= 0:
+                return 0
+            unused = get_n(shard, "remaining")
+            cut = lease.cut_request(shard_key, unused)
+            if await self._store._conditional("update_item", **cut) is not None:
+                back = lease.give_back_request(key, _writer(shard), unused)
+                if await self._store._conditional("update_item", **back) is not None:
+                    return unused
+                return 0
+            shard = await self._store._get(shard_key)
+        return 0
 
     # ----------------------------------------------------------------------------------- the sweep
 
