@@ -56,7 +56,7 @@ from .dynamodb_primitives import ConditionFailed, DynamoDBPrimitives, StoreConfl
 LEASE_SHARE = 8  # a lease takes at most 1/LEASE_SHARE of what the pool item has left
 LEASE_REQUESTS = 16  # ... asking for this many reservations of the size that asked, or twice the last lease
 UNLIMITED_LEASE = 10**12  # an unlimited pool's lease (cut back when the pool gets a capacity)
-RECLAIM_SECONDS = 1.0  # after a reclaim that found nothing, refusals skip it this long (each is a Query)
+RECLAIM_SECONDS = 1.0  # a reclaim that found nothing, or a room too small for a lease, is trusted this long
 MAX_HELD = 100_000  # reservation ids remembered until their settle (a forgotten one costs a Query)
 _ATTEMPTS = 8
 
@@ -78,11 +78,12 @@ class Room:
 
     pool: Pool
     remaining: int
+    seen: float  # (monotonic) when: a room too small for a lease is asked again once it is this old
 
 
-def _totals(item: Item) -> Room:
+def _totals(item: Item, seen: float) -> Room:
     pool = replace(pool_from_item(item), reservations={}, holders={}, swept={})
-    return Room(pool, get_n(item, "remaining"))
+    return Room(pool, get_n(item, "remaining"), seen)
 
 
 def _writer(item: Item) -> str:
@@ -218,10 +219,10 @@ class PoolLeases:
                 old = failed.item or await self._store._get(key)
                 if old is None:
                     raise UnknownPool(tenant, pool) from None  # only an operator creates pools
-                self._rooms[name] = _totals(old)
+                self._rooms[name] = _totals(old, self._monotonic())
                 size = self._size(name, max(tokens * LEASE_REQUESTS, 2 * shard.last), tokens)
                 continue
-            self._rooms[name] = _totals(response["Attributes"])
+            self._rooms[name] = _totals(response["Attributes"], self._monotonic())
             break
         else:
             return False
@@ -239,7 +240,7 @@ class PoolLeases:
             # The capacity changed between the grant and the extension: the change's reclaim may have
             # read the shard before the extension, so give back what this lease left unused now.
             await self._reclaim_shard(key, shard.key, None)
-            self._rooms[name] = _totals(now)
+            self._rooms[name] = _totals(now, self._monotonic())
         return True
 
     def _size(self, name: tuple[str, str], want: int, tokens: int) -> int | None:
@@ -250,7 +251,11 @@ class PoolLeases:
         if room.pool.capacity is None:
             return UNLIMITED_LEASE
         size = min(want, room.remaining // LEASE_SHARE)
-        return size if size >= tokens else None
+        if size >= tokens:
+            return size
+        if self._monotonic() - room.seen >= RECLAIM_SECONDS:
+            return want  # seen a while ago (a capacity raised or removed since?): the grant's condition tells
+        return None
 
     def _answer(self, tenant: str, pool: str) -> Pool:
         room = self._rooms.get((tenant, pool))
