@@ -368,3 +368,29 @@ async def test_a_writer_leases_again_once_its_capped_pool_is_made_unlimited(
         pool_item, shards = await _items(dynamo)
         assert set(pool_item["reservations"]["M"]) == {"big", "r0"}  # type: ignore[index]
         assert len(shards) == 1
+
+
+async def test_a_capacity_change_cut_short_by_a_crash_is_repaired_by_the_next_sweep(
+    dynamo: DynamoDBStore, tmp_path: Path
+) -> None:
+    await dynamo.create_pool("acme", "p")
+    async with writers(dynamo, tmp_path, 2) as (first, operator):
+        assert isinstance(operator, DynamoDBStore)
+        await first.reserve("acme", "p", "r0", 100, at(9), leased=True)  # a lease of 1600
+
+        async def crash(tenant: str, pool: str, *, refused: bool = False) -> int:
+            raise ConnectionError("the process died between the capacity write and its reclaim")
+
+        operator._leases.reclaim = crash  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await operator.set_capacity("acme", "p", 1000)
+        await dynamo.sweep_reservations(at(1), at(10))  # nothing is old: only the repair
+        held = 100
+        for i in range(1, 40):
+            try:
+                await first.reserve("acme", "p", f"r{i}", 100, at(10), leased=True)
+            except Overdrawn:
+                break
+            held += 100
+        assert held <= 1000
+        assert totals(await dynamo.get_pool("acme", "p")) == (1000, 0, held)

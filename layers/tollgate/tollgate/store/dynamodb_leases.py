@@ -327,7 +327,8 @@ class PoolLeases:
     async def fold_idle(self, tenant: str, pool: str, older_than: str, at: str) -> int:
         """Fold every shard idle since before ``older_than`` (nothing held or marked in it) into the pool
         item, finish folds a crash left half done, and give back grants whose shard never came to be
-        and whose writer is that old. The shards folded."""
+        and whose writer is that old; a capped pool item left below zero while leases are out gets their
+        unused parts back (a capacity change whose own reclaim a crash cut short). The shards folded."""
         key = pool_key(tenant, pool)
         shards = await self.shards(tenant, pool)
         item = await self._store._get(key)
@@ -357,6 +358,8 @@ class PoolLeases:
                 await self._store._conditional(
                     "update_item", **lease.drop_grant_request(key, writer, granted)
                 )
+        if "capacity" in item and get_n(item, "remaining") < 0 and grants:
+            await self._reclaim(tenant, pool)  # e.g. a capacity change whose reclaim a crash cut short
         return folded
 
     async def _fold(self, key: Item, writer: str, granted: int, used: int) -> None:
