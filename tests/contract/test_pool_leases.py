@@ -394,3 +394,10 @@ async def test_a_capacity_change_cut_short_by_a_crash_is_repaired_by_the_next_sw
             held += 100
         assert held <= 1000
         assert totals(await dynamo.get_pool("acme", "p")) == (1000, 0, held)
+
+
+async def test_a_writers_first_lease_takes_at_most_an_eighth_of_the_pool(dynamo: DynamoDBStore) -> None:
+    await dynamo.set_capacity("acme", "p", 10_000)
+    await dynamo.reserve("acme", "p", "r1", 100, at(1), leased=True)  # asks for 16 x 100
+    pool_item, _ = await _items(dynamo)
+    assert list(lease.grants_of(pool_item).values()) == [10_000 // 8]  # type: ignore[arg-type]

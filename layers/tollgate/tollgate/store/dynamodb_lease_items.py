@@ -87,14 +87,15 @@ def _grant_names(writer: str) -> dict[str, str]:
     return {"#g": GRANT_PREFIX + writer}
 
 
-def grant_request(pool_key: Item, writer: str, tokens: int) -> Request:
-    """Take ``tokens`` from the pool for ``writer`` if they fit (an unlimited pool always grants)."""
+def grant_request(pool_key: Item, writer: str, tokens: int, share: int = 1) -> Request:
+    """Take ``tokens`` from the pool for ``writer`` if they are at most 1/``share`` of what it has left
+    (an unlimited pool always grants)."""
     request = expression(
         key=pool_key,
-        values={":l": n(tokens), ":zero": n(0)},
+        values={":l": n(tokens), ":least": n(tokens * share), ":zero": n(0)},
         names=_grant_names(writer),
         UpdateExpression="SET #rem = #rem - :l, #g = if_not_exists(#g, :zero) + :l",
-        ConditionExpression="attribute_exists(#pk) AND (attribute_not_exists(#cap) OR #rem >= :l)",
+        ConditionExpression="attribute_exists(#pk) AND (attribute_not_exists(#cap) OR #rem >= :least)",
     )
     return {**request, "ReturnValues": "ALL_NEW", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
 

@@ -213,7 +213,7 @@ class PoolLeases:
                 return False
             try:
                 response = await self._store.call(
-                    "update_item", **lease.grant_request(key, shard.writer, size)
+                    "update_item", **lease.grant_request(key, shard.writer, size, LEASE_SHARE)
                 )
             except ConditionFailed as failed:
                 old = failed.item or await self._store._get(key)
