@@ -401,3 +401,19 @@ async def test_a_writers_first_lease_takes_at_most_an_eighth_of_the_pool(dynamo:
     await dynamo.reserve("acme", "p", "r1", 100, at(1), leased=True)  # asks for 16 x 100
     pool_item, _ = await _items(dynamo)
     assert list(lease.grants_of(pool_item).values()) == [10_000 // 8]  # type: ignore[arg-type]
+
+
+@pytest.mark.xfail(strict=True, reason="review of issue 11: refusals skip the reclaim for RECLAIM_SECONDS")
+async def test_a_refusal_right_after_an_empty_reclaim_still_means_the_pool_is_spent(
+    dynamo: DynamoDBStore, tmp_path: Path
+) -> None:
+    await dynamo.set_capacity("acme", "p", 1000)
+    async with writers(dynamo, tmp_path, 2) as (first, second):
+        assert isinstance(first, DynamoDBStore)
+        first._leases._monotonic = lambda: 0.0  # no time passes
+        await second.reserve("acme", "p", "held", 100, at(1), leased=True)  # a lease of 125
+        await second.reserve("acme", "p", "more", 25, at(1), leased=True)  # all of it
+        with pytest.raises(Overdrawn):  # the reclaim finds nothing unused
+            await first.reserve("acme", "p", "r1", 900, at(2))
+        await second.settle("acme", "p", "held", 0, reserved=100)  # 100 unused on its shard now
+        await first.reserve("acme", "p", "r2", 900, at(3))  # 875 left + 100 unused >= 900
