@@ -417,3 +417,13 @@ async def test_a_refusal_right_after_an_empty_reclaim_still_means_the_pool_is_sp
             await first.reserve("acme", "p", "r1", 900, at(2))
         await second.settle("acme", "p", "held", 0, reserved=100)  # 100 unused on its shard now
         await first.reserve("acme", "p", "r2", 900, at(3))  # 875 left + 100 unused >= 900
+
+
+async def test_a_settle_never_reaches_another_tenants_shard_by_its_id(dynamo: DynamoDBStore) -> None:
+    await dynamo.set_capacity("acme", "p", 10_000)
+    await dynamo.set_capacity("evil", "p", 10_000)
+    await dynamo.reserve("acme", "p", "same-id", 100, at(1), leased=True)
+    await dynamo.reserve("evil", "p", "same-id", 100, at(1))  # on its pool item
+    await dynamo.settle("evil", "p", "same-id", 50, reserved=100)
+    assert totals(await dynamo.get_pool("acme", "p")) == (10_000, 0, 100)
+    assert totals(await dynamo.get_pool("evil", "p")) == (10_000, 50, 0)

@@ -127,7 +127,7 @@ class PoolLeases:
         self._shards: dict[tuple[str, str], Shard] = {}
         self._rooms: dict[tuple[str, str], Room] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._held: dict[str, Item] = {}  # reservation id -> the shard key it is held on, until settled
+        self._held: dict[tuple[str, str, str], Item] = {}  # (tenant, pool, id) -> its shard, until settled
 
     # ------------------------------------------------------------------------------------ hot path
 
@@ -159,18 +159,19 @@ class PoolLeases:
                     if not await self._locked_lease(name, leases, tokens):
                         return None
                     continue
-            self._hold(rid, shard.key)
+            self._hold((tenant, pool, rid), shard.key)
             return self._answer(tenant, pool)
         return None  # the shard kept moving under it: the pool item's own path is always right
 
-    def _hold(self, rid: str, key: Item) -> None:
+    def _hold(self, held: tuple[str, str, str], key: Item) -> None:
         if len(self._held) >= MAX_HELD:  # settles that never came: the oldest is found by a Query instead
             del self._held[next(iter(self._held))]
-        self._held[rid] = key
+        self._held[held] = key
 
-    def holding(self, rid: str) -> Item | None:
-        """The shard key reservation ``rid`` was held on by this writer (forgotten from now on)."""
-        return self._held.pop(rid, None)
+    def holding(self, tenant: str, pool: str, rid: str) -> Item | None:
+        """The shard key reservation ``rid`` of this pool was held on by this writer (forgotten from now
+        on). Keyed by the pool too: an id reused by another tenant never reaches this one's shard."""
+        return self._held.pop((tenant, pool, rid), None)
 
     async def settled(self, settled: Pool, shard_key: Item, actual: int, reserved: int | None) -> Pool:
         """After a settle on a shard: a shard taken past its lease gets the difference granted (the pool

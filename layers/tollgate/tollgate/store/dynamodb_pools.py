@@ -134,7 +134,7 @@ class DynamoDBPools(DynamoDBPrimitives):
         reserved: int | None = None,
         totals_only: bool = False,  # as for reserve
     ) -> Pool | None:
-        shard = self._leases.holding(reservation_id)
+        shard = self._leases.holding(tenant, pool, reservation_id)
         if shard is not None:
             return await self._settle_on_shard(shard, reservation_id, actual, reserved)
         alone = functools.partial(self._settle_alone, tenant, pool, reservation_id, actual, reserved)
