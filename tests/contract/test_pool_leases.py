@@ -444,3 +444,27 @@ async def test_a_reclaim_cut_short_by_a_crash_on_a_busy_shard_is_repaired_by_the
     await dynamo.call("update_item", **lease.cut_request(key, 25))  # then the crash: 25 never given back
     await dynamo.sweep_reservations(at(0), at(5))  # the shard is busy: nothing to fold
     await dynamo.reserve("acme", "p", "r2", 900, at(6))  # 1000 - 100 held: must fit
+
+
+async def test_a_lease_for_a_shard_folded_meanwhile_is_not_charged_twice(dynamo: DynamoDBStore) -> None:
+    await dynamo.set_capacity("acme", "p", 10_000)
+    await dynamo.reserve("acme", "p", "r1", 1200, at(1), leased=True)  # a lease of 1250
+    await dynamo.settle("acme", "p", "r1", 1200, reserved=1200)
+    _, [shard] = await _items(dynamo)
+    key = {PK: shard[PK], SK: shard[SK]}
+    writer = shard["writer"]["S"]
+    real = dynamo.call
+    armed = [True]
+
+    async def hooked(operation: str, **request: Any) -> dict[str, Any]:
+        if armed[0] and str(request.get("UpdateExpression", "")).startswith("SET #rem = #rem - :l, #g"):
+            armed[0] = False  # a sweep folds the shard between the writer's read and its grant, and dies
+            await real("update_item", **lease.close_request(key, at(1), 1200, at(3)))
+            await real("update_item", **lease.fold_request(pool_key("acme", "p"), writer, 1250, 1200))
+        return await real(operation, **request)
+
+    dynamo.call = hooked  # type: ignore[method-assign]
+    await dynamo.reserve("acme", "p", "r2", 100, at(4), leased=True)  # its shard has 50 left: a lease
+    assert totals(await dynamo.get_pool("acme", "p")) == (10_000, 1200, 100)
+    await dynamo.sweep_reservations(at(2), at(5))  # finishes the fold: deletes the closed shard
+    assert totals(await dynamo.get_pool("acme", "p")) == (10_000, 1200, 100)

@@ -87,15 +87,21 @@ def _grant_names(writer: str) -> dict[str, str]:
     return {"#g": GRANT_PREFIX + writer}
 
 
-def grant_request(pool_key: Item, writer: str, tokens: int, share: int = 1) -> Request:
+def grant_request(
+    pool_key: Item, writer: str, tokens: int, share: int = 1, *, existing: bool | None = None
+) -> Request:
     """Take ``tokens`` from the pool for ``writer`` if they are at most 1/``share`` of what it has left
-    (an unlimited pool always grants)."""
+    (an unlimited pool always grants). ``existing``: only if the writer's grant is (True: its shard was
+    not folded meanwhile, which removes the grant) or is not (False: a new writer) there."""
+    condition = "attribute_exists(#pk) AND (attribute_not_exists(#cap) OR #rem >= :least)"
+    if existing is not None:
+        condition += " AND attribute_exists(#g)" if existing else " AND attribute_not_exists(#g)"
     request = expression(
         key=pool_key,
         values={":l": n(tokens), ":least": n(tokens * share), ":zero": n(0)},
         names=_grant_names(writer),
         UpdateExpression="SET #rem = #rem - :l, #g = if_not_exists(#g, :zero) + :l",
-        ConditionExpression="attribute_exists(#pk) AND (attribute_not_exists(#cap) OR #rem >= :least)",
+        ConditionExpression=condition,
     )
     return {**request, "ReturnValues": "ALL_NEW", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
 

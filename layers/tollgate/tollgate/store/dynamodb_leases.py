@@ -213,13 +213,15 @@ class PoolLeases:
             if size is None:
                 return False
             try:
-                response = await self._store.call(
-                    "update_item", **lease.grant_request(key, shard.writer, size, LEASE_SHARE)
-                )
+                grant = lease.grant_request(key, shard.writer, size, LEASE_SHARE, existing=shard.created)
+                response = await self._store.call("update_item", **grant)
             except ConditionFailed as failed:
                 old = failed.item or await self._store._get(key)
                 if old is None:
                     raise UnknownPool(tenant, pool) from None  # only an operator creates pools
+                if shard.created and shard.writer not in lease.grants_of(old):
+                    self._forget(name, shard)  # folded by the sweep meanwhile: a new shard next
+                    return True
                 self._rooms[name] = _totals(old, self._monotonic())
                 size = self._size(name, max(tokens * LEASE_REQUESTS, 2 * shard.last), tokens)
                 continue
