@@ -83,8 +83,15 @@ def grants_of(pool_item: Item) -> dict[str, int]:
     }
 
 
-def _grant_names(writer: str) -> dict[str, str]:
-    return {"#g": GRANT_PREFIX + writer}
+def _on_grant(pool_key: Item, writer: str, values: Item, update: str, condition: str) -> Request:
+    """An update of the pool item that moves tokens between ``remaining`` and ``writer``'s grant (``#g``)."""
+    return expression(
+        key=pool_key,
+        values=values,
+        names={"#g": GRANT_PREFIX + writer},
+        UpdateExpression=update,
+        ConditionExpression=condition,
+    )
 
 
 def grant_request(
@@ -96,13 +103,9 @@ def grant_request(
     condition = "attribute_exists(#pk) AND (attribute_not_exists(#cap) OR #rem >= :least)"
     if existing is not None:
         condition += " AND attribute_exists(#g)" if existing else " AND attribute_not_exists(#g)"
-    request = expression(
-        key=pool_key,
-        values={":l": n(tokens), ":least": n(tokens * share), ":zero": n(0)},
-        names=_grant_names(writer),
-        UpdateExpression="SET #rem = #rem - :l, #g = if_not_exists(#g, :zero) + :l",
-        ConditionExpression=condition,
-    )
+    values = {":l": n(tokens), ":least": n(tokens * share), ":zero": n(0)}
+    update = "SET #rem = #rem - :l, #g = if_not_exists(#g, :zero) + :l"
+    request = _on_grant(pool_key, writer, values, update, condition)
     return {**request, "ReturnValues": "ALL_NEW", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
 
 
@@ -110,24 +113,13 @@ def cover_request(pool_key: Item, writer: str, tokens: int) -> Request:
     """Grant ``tokens`` that a settle already spent past the writer's lease (usage above a reservation):
     unconditional on the capacity, as an overdraft on the pool item itself is; only while the grant is
     there (a folded shard's overdraft was charged by its fold)."""
-    return expression(
-        key=pool_key,
-        values={":l": n(tokens)},
-        names=_grant_names(writer),
-        UpdateExpression="SET #rem = #rem - :l, #g = #g + :l",
-        ConditionExpression="attribute_exists(#g)",
-    )
+    update = "SET #rem = #rem - :l, #g = #g + :l"
+    return _on_grant(pool_key, writer, {":l": n(tokens)}, update, "attribute_exists(#g)")
 
 
 def give_back_request(pool_key: Item, writer: str, tokens: int) -> Request:
     """Return ``tokens`` of ``writer``'s grant to the pool (if it still holds that many)."""
-    return expression(
-        key=pool_key,
-        values={":l": n(tokens)},
-        names=_grant_names(writer),
-        UpdateExpression="SET #rem = #rem + :l, #g = #g - :l",
-        ConditionExpression="#g >= :l",
-    )
+    return _on_grant(pool_key, writer, {":l": n(tokens)}, "SET #rem = #rem + :l, #g = #g - :l", "#g >= :l")
 
 
 def extend_request(key: Item, tenant: str, pool: str, writer: str, tokens: int, *, first: bool) -> Request:
@@ -204,24 +196,14 @@ def close_request(key: Item, touched: str, used: int, at: str) -> Request:
 
 def fold_request(pool_key: Item, writer: str, granted: int, used: int) -> Request:
     """Charge a closed shard's ``used`` to the pool item and give back the rest of its grant, once."""
-    return expression(
-        key=pool_key,
-        values={":g": n(granted), ":u": n(used), ":back": n(granted - used)},
-        names=_grant_names(writer),
-        UpdateExpression="SET #used = #used + :u, #rem = #rem + :back REMOVE #g",
-        ConditionExpression="#g = :g",
-    )
+    values = {":g": n(granted), ":u": n(used), ":back": n(granted - used)}
+    update = "SET #used = #used + :u, #rem = #rem + :back REMOVE #g"
+    return _on_grant(pool_key, writer, values, update, "#g = :g")
 
 
 def drop_grant_request(pool_key: Item, writer: str, granted: int) -> Request:
     """Give back the whole grant of a writer whose shard never came to be (or is gone), once."""
-    return expression(
-        key=pool_key,
-        values={":g": n(granted)},
-        names=_grant_names(writer),
-        UpdateExpression="SET #rem = #rem + :g REMOVE #g",
-        ConditionExpression="#g = :g",
-    )
+    return _on_grant(pool_key, writer, {":g": n(granted)}, "SET #rem = #rem + :g REMOVE #g", "#g = :g")
 
 
 def delete_closed_request(key: Item) -> Request:
