@@ -331,8 +331,9 @@ async def test_a_capacity_set_on_an_unlimited_pool_mid_lease_is_not_outrun(
         assert pool is not None and pool.used + pool.reserved <= 1000
 
 
+@pytest.mark.parametrize("raised_to", [1_000_000, None], ids=["raised", "made-unlimited"])
 async def test_a_writer_that_saw_a_pool_nearly_spent_leases_again_once_it_is_raised(
-    dynamo: DynamoDBStore, tmp_path: Path
+    dynamo: DynamoDBStore, tmp_path: Path, raised_to: int | None
 ) -> None:
     await dynamo.set_capacity("acme", "p", 1000)
     async with writers(dynamo, tmp_path, 2) as (first, operator):
@@ -341,28 +342,8 @@ async def test_a_writer_that_saw_a_pool_nearly_spent_leases_again_once_it_is_rai
         first._leases._monotonic = lambda: clock[0]
         await operator.reserve("acme", "p", "big", 900, at(1))
         await first.reserve("acme", "p", "r0", 50, at(1), leased=True)  # too little left for a lease
-        await operator.settle("acme", "p", "big", 0, reserved=900)
-        await operator.set_capacity("acme", "p", 1_000_000)
+        await operator.set_capacity("acme", "p", raised_to)
         clock[0] += 60  # a minute on: what it saw of the pool item is old
-        for i in range(1, 4):
-            await first.reserve("acme", "p", f"r{i}", 50, at(2), leased=True)
-        pool_item, shards = await _items(dynamo)
-        assert set(pool_item["reservations"]["M"]) == {"r0"}  # type: ignore[index]
-        assert len(shards) == 1
-
-
-async def test_a_writer_leases_again_once_its_capped_pool_is_made_unlimited(
-    dynamo: DynamoDBStore, tmp_path: Path
-) -> None:
-    await dynamo.set_capacity("acme", "p", 1000)
-    async with writers(dynamo, tmp_path, 2) as (first, operator):
-        assert isinstance(first, DynamoDBStore)
-        clock = [0.0]
-        first._leases._monotonic = lambda: clock[0]
-        await operator.reserve("acme", "p", "big", 900, at(1))
-        await first.reserve("acme", "p", "r0", 50, at(1), leased=True)  # too little left for a lease
-        await operator.set_capacity("acme", "p", None)
-        clock[0] += 60
         for i in range(1, 4):
             await first.reserve("acme", "p", f"r{i}", 50, at(2), leased=True)
         pool_item, shards = await _items(dynamo)
