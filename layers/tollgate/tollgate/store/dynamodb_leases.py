@@ -208,7 +208,8 @@ class PoolLeases:
             writer = lease.new_writer(self._clock())
             shard = Shard(writer, lease.shard_key(tenant, pool, writer))
         key = pool_key(tenant, pool)
-        size = self._size(name, max(tokens * LEASE_REQUESTS, 2 * shard.last), tokens)
+        want = max(tokens * LEASE_REQUESTS, 2 * shard.last)
+        size = self._size(name, want, tokens)
         for _ in range(3):
             if size is None:
                 return False
@@ -223,7 +224,7 @@ class PoolLeases:
                     self._forget(name, shard)  # folded by the sweep meanwhile: a new shard next
                     return True
                 self._rooms[name] = _totals(old, self._monotonic())
-                size = self._size(name, max(tokens * LEASE_REQUESTS, 2 * shard.last), tokens)
+                size = self._size(name, want, tokens)
                 continue
             self._rooms[name] = _totals(response["Attributes"], self._monotonic())
             break
@@ -281,9 +282,7 @@ class PoolLeases:
     async def find(self, tenant: str, pool: str, rid: str) -> Item | None:
         """The key of the shard that holds reservation ``rid`` or its sweep marker (None: no shard does)."""
         for shard in await self.shards(tenant, pool):
-            if rid in shard.get("reservations", {}).get("M", {}) or rid in shard.get("swept", {}).get(
-                "M", {}
-            ):
+            if any(rid in shard.get(name, {}).get("M", {}) for name in ("reservations", "swept")):
                 return {PK: shard[PK], SK: shard[SK]}
         return None
 

@@ -58,9 +58,8 @@ class DynamoDBPools(DynamoDBPrimitives):
             old = opt_n(item, "capacity")
             request = items.capacity_request(tenant, pool, old, tokens)
             if await self._conditional("update_item", **request) is not None:
-                await self._leases.reclaim(
-                    tenant, pool
-                )  # leases taken before must not outrun the new capacity
+                # leases taken before must not outrun the new capacity
+                await self._leases.reclaim(tenant, pool)
                 changed = await self._leases.view(tenant, pool)
                 if changed is not None:
                     return changed
@@ -137,12 +136,8 @@ class DynamoDBPools(DynamoDBPrimitives):
         shard = self._leases.holding(tenant, pool, reservation_id)
         if shard is not None:
             return await self._settle_on_shard(shard, reservation_id, actual, reserved)
-        alone = functools.partial(self._settle_alone, tenant, pool, reservation_id, actual, reserved)
-        if reserved is None:
-            result = await alone()
-        else:
-            member = pool_batch.Member(reservation_id, reserved, alone, actual=actual)
-            result = await self._pool_batches.write(items.pool_key(tenant, pool), member)
+        key = items.pool_key(tenant, pool)
+        result = await self._settle_batched(key, reservation_id, actual, reserved, shard=False)
         if result is None:  # not on the pool item: held on a shard by another writer (a hoosh report)?
             shard = await self._leases.find(tenant, pool, reservation_id)
             if shard is not None:
@@ -150,18 +145,20 @@ class DynamoDBPools(DynamoDBPrimitives):
         return result
 
     async def _settle_on_shard(self, shard: Item, rid: str, actual: int, reserved: int | None) -> Pool | None:
-        alone = functools.partial(self._settle_at, shard, rid, actual, reserved)
-        if reserved is None:
-            settled = await alone()
-        else:
-            member = pool_batch.Member(rid, reserved, alone, actual=actual)
-            settled = await self._pool_batches.write(shard, member, shard=True)
+        settled = await self._settle_batched(shard, rid, actual, reserved, shard=True)
         return None if settled is None else await self._leases.settled(settled, shard, actual, reserved)
 
-    async def _settle_alone(
-        self, tenant: str, pool: str, reservation_id: str, actual: int, reserved: int | None
+    async def _settle_batched(
+        self, key: Item, rid: str, actual: int, reserved: int | None, *, shard: bool
     ) -> Pool | None:
-        return await self._settle_at(items.pool_key(tenant, pool), reservation_id, actual, reserved)
+        """Settle on a pool item or a shard (``key``) through its group commit; a settle that does not know
+        its tokens reads them first, alone."""
+        alone = functools.partial(self._settle_at, key, rid, actual, reserved)
+        if reserved is None:
+            return await alone()
+        member = pool_batch.Member(rid, reserved, alone, actual=actual)
+        result: Pool | None = await self._pool_batches.write(key, member, shard=shard)
+        return result
 
     async def _settle_at(
         self, key: Item, reservation_id: str, actual: int, reserved: int | None
