@@ -45,6 +45,19 @@ async def writers(store: Store, tmp_path: Path, count: int) -> AsyncIterator[lis
         yield [store, *others]
 
 
+async def reserve_until_refused(every: list[Store], ids: range, tokens: int, at: str) -> list[str]:
+    """Leased reserves of ``tokens`` under ``r<i>``, writer ``i % len(every)`` each, until one is refused:
+    the ids held."""
+    held: list[str] = []
+    for i in ids:
+        try:
+            await every[i % len(every)].reserve("acme", "p", f"r{i}", tokens, at, leased=True)
+        except Overdrawn:
+            break
+        held.append(f"r{i}")
+    return held
+
+
 def totals(pool: Pool | None) -> tuple[int | None, int, int]:
     assert pool is not None
     return pool.capacity, pool.used, pool.reserved
@@ -55,14 +68,7 @@ async def test_writers_never_pass_the_capacity_and_refuse_only_when_it_is_spent(
 ) -> None:
     await store.set_capacity("acme", "p", 1000)
     async with writers(store, tmp_path, 3) as every:
-        held: list[str] = []
-        for i in range(40):  # round robin: each writer leases, then the pool runs low
-            writer = every[i % 3]
-            try:
-                await writer.reserve("acme", "p", f"r{i}", 30, at(1), leased=True)
-            except Overdrawn:
-                break
-            held.append(f"r{i}")
+        held = await reserve_until_refused(every, range(40), 30, at(1))  # each leases, then the pool runs low
         assert len(held) == 1000 // 30  # refused only when 30 no longer fit anywhere
         assert totals(await store.get_pool("acme", "p")) == (1000, 0, 990)
         for i, rid in enumerate(held):
@@ -297,13 +303,7 @@ async def test_a_capacity_lowered_between_a_grant_and_its_extension_is_not_outru
     async with writers(dynamo, tmp_path, 2) as (first, operator):
         assert isinstance(first, DynamoDBStore)
         _on_extend(first, lambda: operator.set_capacity("acme", "p", 1000))
-        held = 0
-        for i in range(40):
-            try:
-                await first.reserve("acme", "p", f"r{i}", 100, at(1), leased=True)
-            except Overdrawn:
-                break
-            held += 100
+        held = 100 * len(await reserve_until_refused([first], range(40), 100, at(1)))
         assert held <= 1000
         pool = await dynamo.get_pool("acme", "p")
         assert pool is not None and pool.reserved <= 1000
@@ -319,13 +319,7 @@ async def test_a_capacity_set_on_an_unlimited_pool_mid_lease_is_not_outrun(
         await first.settle("acme", "p", "r0", 100, reserved=100)
         await first._leases.reclaim("acme", "p")  # its shard needs a new lease for the next reserve
         _on_extend(first, lambda: operator.set_capacity("acme", "p", 1000))
-        held = 0
-        for i in range(1, 40):
-            try:
-                await first.reserve("acme", "p", f"r{i}", 100, at(1), leased=True)
-            except Overdrawn:
-                break
-            held += 100
+        held = 100 * len(await reserve_until_refused([first], range(1, 40), 100, at(1)))
         assert held <= 900
         pool = await dynamo.get_pool("acme", "p")
         assert pool is not None and pool.used + pool.reserved <= 1000
@@ -366,13 +360,7 @@ async def test_a_capacity_change_cut_short_by_a_crash_is_repaired_by_the_next_sw
         with pytest.raises(ConnectionError):
             await operator.set_capacity("acme", "p", 1000)
         await dynamo.sweep_reservations(at(1), at(10))  # nothing is old: only the repair
-        held = 100
-        for i in range(1, 40):
-            try:
-                await first.reserve("acme", "p", f"r{i}", 100, at(10), leased=True)
-            except Overdrawn:
-                break
-            held += 100
+        held = 100 + 100 * len(await reserve_until_refused([first], range(1, 40), 100, at(10)))
         assert held <= 1000
         assert totals(await dynamo.get_pool("acme", "p")) == (1000, 0, held)
 
