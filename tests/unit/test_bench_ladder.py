@@ -163,3 +163,19 @@ def _echo_upstream() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_app_cpu_measures_both_stores_of_this_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/app_cpu.py end to end at a tiny count: each store's run answers 200s and reports a number."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        app_cpu = importlib.import_module("app_cpu")
+    finally:
+        sys.path.remove(str(BENCH))
+    assert app_cpu.main(["--rounds", "1", "--requests", "20"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [(tree.strip(), store.strip()) for tree, store, _, _ in rows] == [
+        ("this tree", "sqlite"),
+        ("this tree", "null"),
+    ]
+    assert all(float(median) > 0 for _, _, median, _ in rows)
