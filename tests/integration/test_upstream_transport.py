@@ -13,6 +13,9 @@ import pytest
 
 from tollgate.app import http_client
 from tollgate.config import Settings
+from tollgate.errors import UpstreamTimeout
+from tollgate.providers.http_provider import HTTPProvider
+from tollgate.providers.registry import build_providers
 from tollgate.upstream_transport import AiohttpHttpxTransport, upstream_transport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -161,3 +164,74 @@ def test_httpcore_on_request_or_behind_a_proxy(monkeypatch: pytest.MonkeyPatch) 
     assert upstream_transport(_settings(http_transport="httpcore")) is None
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     assert upstream_transport(_settings()) is None
+
+
+# ------------------------------------------------------- a provider's call: straight through the transport
+
+
+def _openai(client: httpx.AsyncClient, base: str) -> HTTPProvider:
+    settings = _settings(openai_base_url=f"{base}/v1", openai_api_key="sk-upstream")
+    provider = build_providers(settings, client)["openai"]
+    assert isinstance(provider, HTTPProvider)
+    return provider
+
+
+async def test_a_provider_call_sends_the_clients_headers_and_its_own(client: httpx.AsyncClient) -> None:
+    """HTTPProvider sends through the client's transport (not ``client.send``): the client's default
+    headers, the provider's key and the JSON body still go out, and the answer comes back read."""
+    heads: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await _read_head(reader))
+        writer.write(
+            b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
+        )
+        await writer.drain()
+        writer.close()
+
+    server, base = await _server(answer)
+    async with server:
+        provider = _openai(client, base)
+        assert await provider.post_json(f"{base}/v1/embeddings", {"input": "hi"}) == {"ok": True}
+    head = heads[0].lower()
+    assert head.startswith(b"post /v1/embeddings http/1.1\r\n")
+    for line in (b"authorization: bearer sk-upstream", b"content-type: application/json", b"accept: */*"):
+        assert line in head
+    assert b"user-agent: python-httpx/" in head and b"accept-encoding: " in head
+    assert head.endswith(b'\r\n\r\n{"input":"hi"}')
+
+
+async def test_a_provider_call_keeps_the_clients_timeout(client: httpx.AsyncClient) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        await asyncio.sleep(3)  # past the client's 0.5 s read timeout
+
+    server, base = await _server(silent)
+    async with server:
+        with pytest.raises(UpstreamTimeout):
+            await _openai(client, base).post_json(f"{base}/v1/embeddings", {"input": "hi"})
+
+
+async def test_a_provider_call_goes_through_the_clients_mount_for_its_url() -> None:
+    """A proxy is a mount of the client (httpx sets them up from the proxy variables); the provider's
+    call takes the mount for its URL, as ``client.send`` would."""
+    seen: list[str] = []
+
+    def proxy(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={"via": "mount"})
+
+    base = "http://upstream.invalid:8080"
+    mounts = {base: httpx.MockTransport(proxy)}
+    async with httpx.AsyncClient(
+        mounts=mounts, transport=httpx.MockTransport(lambda _: httpx.Response(500))
+    ) as c:
+        assert await _openai(c, base).post_json(f"{base}/v1/embeddings", {}) == {"via": "mount"}
+    assert seen == [f"{base}/v1/embeddings"]
+
+
+async def test_a_closed_client_refuses_a_provider_call_as_httpx_does(client: httpx.AsyncClient) -> None:
+    provider = _openai(client, "http://127.0.0.1:9")
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        await provider.post_json("http://127.0.0.1:9/v1/embeddings", {})

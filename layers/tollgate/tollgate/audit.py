@@ -30,7 +30,7 @@ import random
 import secrets
 import time
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
@@ -60,7 +60,11 @@ _ENTRY_FIELDS = tuple(f.name for f in dataclass_fields(AuditEntry))
 
 
 def entry_hash(entry: AuditEntry, key: bytes | None) -> str:
-    fields = {name: getattr(entry, name) for name in _ENTRY_FIELDS}  # shallow: nothing below is changed
+    return _fields_hash({name: getattr(entry, name) for name in _ENTRY_FIELDS}, key)
+
+
+def _fields_hash(fields: dict[str, Any], key: bytes | None) -> str:
+    """The hash of an entry given as its fields (a dict this consumes; nothing below it is changed)."""
     del fields["hash"]
     if not fields["segment"]:
         del fields["segment"]
@@ -78,11 +82,18 @@ class AuditConflict(Exception):
     """Could not append after many attempts (extreme contention on one tenant's chain)."""
 
 
-def chained(entry: AuditEntry, head: AuditHead | None, key: bytes | None) -> AuditEntry:
-    """``entry`` as the link after ``head`` (None: the first link): seq, prev_hash and hash filled in."""
+def chained(
+    entry: AuditEntry, head: AuditHead | None, key: bytes | None, *, segment: str | None = None
+) -> AuditEntry:
+    """``entry`` as the link after ``head`` (None: the first link): seq, prev_hash and hash filled in, and
+    moved to ``segment`` when one is given. One new entry, built once (it is on every request's path)."""
     seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
-    link = replace(entry, seq=seq + 1, prev_hash=prev, hash="")
-    return replace(link, hash=entry_hash(link, key))
+    fields = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
+    fields.update(seq=seq + 1, prev_hash=prev, hash="")
+    if segment is not None:
+        fields["segment"] = segment
+    fields["hash"] = _fields_hash(dict(fields), key)
+    return AuditEntry(**fields)
 
 
 async def append(
@@ -196,7 +207,7 @@ class AuditWriter:
         if current is None:
             segment = await open_segment(self.store, tenant, entry.at, self.key)
             current = _Segment(segment, AuditHead(0, GENESIS))
-        link = chained(replace(entry, segment=current.segment), current.head, self.key)
+        link = chained(entry, current.head, self.key, segment=current.segment)
         written, advanced = await self.store.append_audit_link(link, current.head.seq)
         if not written:
             log.warning(

@@ -160,8 +160,9 @@ class Authenticator:
             return OPEN_PRINCIPAL
         if key is None:
             raise Unauthorized("missing API key: send Authorization: Bearer <key> or x-api-key")
-        record = await self._lookup(hash_key(key))
-        if record is None or not hmac.compare_digest(record.key_hash, hash_key(key)):
+        presented = hash_key(key)
+        record = await self._lookup(presented)
+        if record is None or not hmac.compare_digest(record.key_hash, presented):
             raise Unauthorized("invalid API key")
         now = format_time(self._clock())
         if record.revoked_at is not None:
