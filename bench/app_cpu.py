@@ -32,6 +32,24 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 
+def post_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The ASGI scope of one HTTP/1.1 POST from a loopback client."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+
+
 def _drive(app: Any, body: bytes, key: str, count: int) -> float:
     """Lifespan, a warm-up, then ``count`` requests; CPU µs per request."""
 
@@ -56,20 +74,7 @@ def _drive(app: Any, body: bytes, key: str, count: int) -> float:
             (b"authorization", f"Bearer {key}".encode()),
             (b"content-length", str(len(body)).encode()),
         ]
-        http = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/v1/chat/completions",
-            "raw_path": b"/v1/chat/completions",
-            "query_string": b"",
-            "root_path": "",
-            "headers": headers,
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8080),
-        }
+        http = post_scope("/v1/chat/completions", headers)
         sent: list[dict[str, Any]] = []
 
         async def receive() -> dict[str, Any]:

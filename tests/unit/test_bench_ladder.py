@@ -20,22 +20,22 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-@pytest.fixture(scope="module")
-def ladder() -> ModuleType:
+def _bench(name: str) -> ModuleType:
     sys.path.insert(0, str(BENCH))
     try:
-        return importlib.import_module("ladder")
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCH))
+
+
+@pytest.fixture(scope="module")
+def ladder() -> ModuleType:
+    return _bench("ladder")
 
 
 @pytest.fixture(scope="module")
 def floor_apps() -> ModuleType:
-    sys.path.insert(0, str(BENCH))
-    try:
-        return importlib.import_module("floor_apps")
-    finally:
-        sys.path.remove(str(BENCH))
+    return _bench("floor_apps")
 
 
 def _stats(p50: float, cpu: float, rps: float, errors: int = 0) -> dict[str, Any]:
@@ -106,20 +106,7 @@ def _asgi_post(app: Any, body: bytes, path: str = "/v1/chat/completions") -> tup
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"content-type", b"application/json")],
-            "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 2),
-        }
+        scope = _bench("app_cpu").post_scope(path, [(b"content-type", b"application/json")])
         await app(scope, receive, send)
         await lifespan.put({"type": "lifespan.shutdown"})
         await asyncio.wait_for(task, 10)
@@ -167,12 +154,7 @@ def _echo_upstream() -> Iterator[str]:
 
 def test_app_cpu_measures_both_stores_of_this_tree(capsys: pytest.CaptureFixture[str]) -> None:
     """bench/app_cpu.py end to end at a tiny count: each store's run answers 200s and reports a number."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        app_cpu = importlib.import_module("app_cpu")
-    finally:
-        sys.path.remove(str(BENCH))
-    assert app_cpu.main(["--rounds", "1", "--requests", "20"]) == 0
+    assert _bench("app_cpu").main(["--rounds", "1", "--requests", "20"]) == 0
     rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()[2:]]
     assert [(tree.strip(), store.strip()) for tree, store, _, _ in rows] == [
         ("this tree", "sqlite"),
