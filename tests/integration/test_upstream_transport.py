@@ -235,3 +235,26 @@ async def test_a_closed_client_refuses_a_provider_call_as_httpx_does(client: htt
     await client.aclose()
     with pytest.raises(RuntimeError, match="client has been closed"):
         await provider.post_json("http://127.0.0.1:9/v1/embeddings", {})
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+async def test_credentials_in_a_base_url_still_become_basic_auth(transport: str) -> None:
+    """``user:password@`` in a provider's base URL (an Ollama behind a password-protected proxy): httpx's
+    auth step turns it into Basic auth, so such a call still goes through ``client.send``; the aiohttp
+    transport sends the URL without them (aiohttp refuses credentials next to an Authorization header)."""
+    heads: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await _read_head(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server, base = await _server(answer)
+    with_credentials = base.replace("http://", "http://user:secret@")
+    settings = _settings(http_transport=transport, ollama_base_url=with_credentials)
+    async with server, http_client(settings) as shared:
+        provider = build_providers(settings, shared)["ollama"]
+        assert isinstance(provider, HTTPProvider)
+        assert await provider.post_json(f"{with_credentials}/v1/embeddings", {}) == {}
+    assert b"authorization: basic dxnlcjpzzwnyzxq=" in heads[0].lower()  # base64("user:secret")

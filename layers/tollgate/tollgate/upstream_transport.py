@@ -48,10 +48,12 @@ class AiohttpHttpxTransport(AiohttpTransport):
             data: bytes | None = request.content or None
         except httpx.RequestNotRead:  # a streamed request body (tollgate itself always sends bytes)
             data = await request.aread() or None
+        # user:password@ in the URL: httpx's auth step already made it the Authorization header, and
+        # aiohttp refuses a URL with credentials next to one (a ValueError, not an httpx error)
         with _mapped(request):
             response = await self.client.request(
                 request.method,
-                str(request.url),
+                str(request.url.copy_with(userinfo=b"") if request.url.userinfo else request.url),
                 headers=request.headers,
                 data=data,
                 skip_auto_headers=_NO_AUTO_HEADERS,  # send exactly httpx's headers

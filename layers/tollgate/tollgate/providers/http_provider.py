@@ -89,10 +89,13 @@ class HTTPProvider:
         transport for the URL. ``build_request`` still applies the client's headers, timeouts and base URL;
         what is left out is what tollgate never uses and ~20 µs a request: auth flows (keys travel in
         headers), redirects (``follow_redirects`` is off: a 3xx comes back as it is, as before), cookies
-        (the shared client keeps none: ``app.NoCookies``), event hooks (none) and the elapsed-time wrapper."""
+        (the shared client keeps none: ``app.NoCookies``), event hooks (none) and the elapsed-time wrapper
+        (``response.elapsed`` is not set). A URL with credentials in it still goes through ``client.send``."""
         if self._client.is_closed:  # what ``client.send`` says
             raise RuntimeError("Cannot send a request, as the client has been closed.")
         request = self._client.build_request("POST", url, content=content, headers=headers)
+        if request.url.userinfo:  # user:password@ in a base URL: httpx's auth step makes it Basic auth
+            return await self._client.send(request, stream=stream)
         response = await self._client._transport_for_url(request.url).handle_async_request(request)
         response.request = request
         if not stream:
