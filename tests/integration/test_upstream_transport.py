@@ -205,6 +205,7 @@ async def test_a_provider_call_keeps_the_clients_timeout(client: httpx.AsyncClie
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_head(reader)
         await asyncio.sleep(3)  # past the client's 0.5 s read timeout
+        writer.close()  # Python 3.12's Server.wait_closed waits for every connection to close
 
     server, base = await _server(silent)
     async with server:
