@@ -69,9 +69,7 @@ class Stack:
 
 
 def gateway_env(stub_port: int, state: Path, log_level: str) -> dict[str, str]:
-    env = servers.gateway_env(stub_port, state, log_level)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(servers.BENCH_DIR), env.get("PYTHONPATH")) if p)
-    return env
+    return servers.with_bench_on_path(servers.gateway_env(stub_port, state, log_level))
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -50,24 +52,32 @@ def post_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
     }
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app: Any) -> AsyncIterator[None]:
+    """The app's ASGI lifespan around the block: started (an error if startup fails), then shut down."""
+    incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    said: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await incoming.put({"type": "lifespan.startup"})
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    running = asyncio.ensure_future(app(scope, incoming.get, said.put))
+    started = await asyncio.wait_for(said.get(), 30)
+    if started["type"] != "lifespan.startup.complete":
+        raise RuntimeError(f"startup failed: {started}")
+    try:
+        yield
+    finally:
+        await incoming.put({"type": "lifespan.shutdown"})
+        await asyncio.wait_for(running, 30)
+
+
 def _drive(app: Any, body: bytes, key: str, count: int) -> float:
     """Lifespan, a warm-up, then ``count`` requests; CPU µs per request."""
 
     async def run() -> float:
-        lifespan: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        said: list[dict[str, Any]] = []
-        answered = asyncio.Event()
+        async with lifespan(app):
+            return await measure()
 
-        async def lifespan_send(message: dict[str, Any]) -> None:
-            said.append(message)
-            answered.set()
-
-        await lifespan.put({"type": "lifespan.startup"})
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-        running = asyncio.ensure_future(app(scope, lifespan.get, lifespan_send))
-        await asyncio.wait_for(answered.wait(), 30)
-        if said[0]["type"] != "lifespan.startup.complete":
-            raise RuntimeError(f"startup failed: {said[0]}")
+    async def measure() -> float:
         headers = [
             (b"host", b"127.0.0.1"),
             (b"content-type", b"application/json"),
@@ -94,10 +104,7 @@ def _drive(app: Any, body: bytes, key: str, count: int) -> float:
         began = time.process_time()
         for _ in range(count):
             await one()
-        cpu = (time.process_time() - began) / count * 1e6
-        await lifespan.put({"type": "lifespan.shutdown"})
-        await running
-        return cpu
+        return (time.process_time() - began) / count * 1e6
 
     try:
         import uvloop

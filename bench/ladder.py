@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -47,25 +46,17 @@ FLOORS = {
 RUNGS = [*FLOORS, "tollgate-null", "tollgate"]
 
 
-def _with_bench_path(env: dict[str, str]) -> dict[str, str]:
-    paths = [str(servers.BENCH_DIR), env.get("PYTHONPATH", "")]
-    return {**env, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
-
-
 def rung(name: str, port: int, stub_port: int, state: Path) -> peer_targets.Launch:
     if name in FLOORS:
-        bare = {k: v for k, v in os.environ.items() if not k.startswith(("TOLLGATE_", "OPENAI_", "AWS_"))}
-        env = _with_bench_path(
-            {**bare, "LADDER_UPSTREAM": f"http://{servers.HOST}:{stub_port}/v1/chat/completions"}
-        )
+        upstream = f"http://{servers.HOST}:{stub_port}/v1/chat/completions"
+        env = servers.with_bench_on_path({**servers.without_settings(), "LADDER_UPSTREAM": upstream})
         argv = servers.gateway_argv(port, FLOORS[name], None)
         return peer_targets.Launch(name, argv, env, "/health", peer_targets.STUB_KEY, "floor_apps.py")
     if name == "tollgate-null":
-        env = _with_bench_path(servers.gateway_env(stub_port, state, "WARNING"))
+        env = servers.with_bench_on_path(servers.gateway_env(stub_port, state, "WARNING"))
         argv = servers.gateway_argv(port, "null_store:create_app", None)
         return peer_targets.Launch(name, argv, env, "/health", "sk-any-key", "null_store.py")
-    launch = peer_targets.tollgate(port, stub_port, state, "WARNING", "chat")
-    return peer_targets.Launch(name, launch.argv, launch.env, launch.ready, launch.api_key, launch.version)
+    return peer_targets.tollgate(port, stub_port, state, "WARNING", "chat")  # its name is "tollgate"
 
 
 def start_all(stack: contextlib.ExitStack, state: Path, portkey: bool) -> list[Running]:

@@ -122,9 +122,20 @@ def gateway_argv(port: int, factory: str, profile_to: Path | None) -> list[str]:
     ]
 
 
+def without_settings() -> dict[str, str]:
+    """This process's environment without tollgate's, OpenAI's or AWS settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TOLLGATE_", "OPENAI_", "AWS_"))}
+
+
+def with_bench_on_path(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with bench/ first on PYTHONPATH (for ``--factory null_store:...`` and the like)."""
+    paths = [str(BENCH_DIR), env.get("PYTHONPATH", "")]
+    return {**env, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
 def gateway_env(upstream_port: int, workdir: Path, log_level: str) -> dict[str, str]:
     """Settings by environment, as on Lambda; nothing of the caller's provider config leaks in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOLLGATE_", "OPENAI_", "AWS_"))}
+    env = without_settings()
     env.update(
         TOLLGATE_DEFAULT_PROVIDER="openai",
         OPENAI_API_KEY="sk-bench",

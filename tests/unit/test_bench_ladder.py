@@ -85,20 +85,10 @@ def test_bad_options_are_refused(ladder: ModuleType, argv: list[str]) -> None:
 def _asgi_post(app: Any, body: bytes, path: str = "/v1/chat/completions") -> tuple[int, bytes]:
     """One request through an ASGI app's lifespan and one POST; the status and the body it answered."""
 
+    app_cpu = _bench("app_cpu")
+
     async def run() -> tuple[int, bytes]:
-        lifespan: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        started = asyncio.Event()
         sent: list[dict[str, Any]] = []
-
-        async def lifespan_send(message: dict[str, Any]) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                started.set()
-
-        await lifespan.put({"type": "lifespan.startup"})
-        task = asyncio.ensure_future(
-            app({"type": "lifespan", "asgi": {"version": "3.0"}}, lifespan.get, lifespan_send)
-        )
-        await asyncio.wait_for(started.wait(), 10)
 
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
@@ -106,10 +96,8 @@ def _asgi_post(app: Any, body: bytes, path: str = "/v1/chat/completions") -> tup
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        scope = _bench("app_cpu").post_scope(path, [(b"content-type", b"application/json")])
-        await app(scope, receive, send)
-        await lifespan.put({"type": "lifespan.shutdown"})
-        await asyncio.wait_for(task, 10)
+        async with app_cpu.lifespan(app):
+            await app(app_cpu.post_scope(path, [(b"content-type", b"application/json")]), receive, send)
         return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
     return asyncio.run(run())
