@@ -169,6 +169,19 @@ def test_httpcore_on_request_or_behind_a_proxy(monkeypatch: pytest.MonkeyPatch) 
 # ------------------------------------------------------- a provider's call: straight through the transport
 
 
+def _answering_json(body: bytes, heads: list[bytes]) -> Handler:
+    """An upstream that keeps each request's head in ``heads`` and answers 200 with the JSON ``body``."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await _read_head(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    return answer
+
+
 def _openai(client: httpx.AsyncClient, base: str) -> HTTPProvider:
     settings = _settings(openai_base_url=f"{base}/v1", openai_api_key="sk-upstream")
     provider = build_providers(settings, client)["openai"]
@@ -180,16 +193,7 @@ async def test_a_provider_call_sends_the_clients_headers_and_its_own(client: htt
     """HTTPProvider sends through the client's transport (not ``client.send``): the client's default
     headers, the provider's key and the JSON body still go out, and the answer comes back read."""
     heads: list[bytes] = []
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        heads.append(await _read_head(reader))
-        writer.write(
-            b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
-        )
-        await writer.drain()
-        writer.close()
-
-    server, base = await _server(answer)
+    server, base = await _server(_answering_json(b'{"ok":true}', heads))
     async with server:
         provider = _openai(client, base)
         assert await provider.post_json(f"{base}/v1/embeddings", {"input": "hi"}) == {"ok": True}
@@ -244,14 +248,7 @@ async def test_credentials_in_a_base_url_still_become_basic_auth(transport: str)
     auth step turns it into Basic auth, so such a call still goes through ``client.send``; the aiohttp
     transport sends the URL without them (aiohttp refuses credentials next to an Authorization header)."""
     heads: list[bytes] = []
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        heads.append(await _read_head(reader))
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-        await writer.drain()
-        writer.close()
-
-    server, base = await _server(answer)
+    server, base = await _server(_answering_json(b"{}", heads))
     with_credentials = base.replace("http://", "http://user:secret@")
     settings = _settings(http_transport=transport, ollama_base_url=with_credentials)
     async with server, http_client(settings) as shared:

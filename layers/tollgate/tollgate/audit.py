@@ -59,12 +59,16 @@ def sha256_hex(data: bytes | str) -> str:
 _ENTRY_FIELDS = tuple(f.name for f in dataclass_fields(AuditEntry))
 
 
+def _fields(entry: AuditEntry) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in _ENTRY_FIELDS}  # shallow: nothing below is changed
+
+
 def entry_hash(entry: AuditEntry, key: bytes | None) -> str:
-    return _fields_hash({name: getattr(entry, name) for name in _ENTRY_FIELDS}, key)
+    return _fields_hash(_fields(entry), key)
 
 
 def _fields_hash(fields: dict[str, Any], key: bytes | None) -> str:
-    """The hash of an entry given as its fields (a dict this consumes; nothing below it is changed)."""
+    """The hash of an entry given as its fields (a dict this consumes)."""
     del fields["hash"]
     if not fields["segment"]:
         del fields["segment"]
@@ -88,7 +92,7 @@ def chained(
     """``entry`` as the link after ``head`` (None: the first link): seq, prev_hash and hash filled in, and
     moved to ``segment`` when one is given. One new entry, built once (it is on every request's path)."""
     seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
-    fields = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
+    fields = _fields(entry)
     fields.update(seq=seq + 1, prev_hash=prev, hash="")
     if segment is not None:
         fields["segment"] = segment

@@ -50,10 +50,11 @@ class AiohttpHttpxTransport(AiohttpTransport):
             data = await request.aread() or None
         # user:password@ in the URL: httpx's auth step already made it the Authorization header, and
         # aiohttp refuses a URL with credentials next to one (a ValueError, not an httpx error)
+        url = request.url.copy_with(userinfo=b"") if request.url.userinfo else request.url
         with _mapped(request):
             response = await self.client.request(
                 request.method,
-                str(request.url.copy_with(userinfo=b"") if request.url.userinfo else request.url),
+                str(url),
                 headers=request.headers,
                 data=data,
                 skip_auto_headers=_NO_AUTO_HEADERS,  # send exactly httpx's headers
