@@ -27,7 +27,7 @@ from typing import Any
 
 from .accounting import TOTALS, Pricing, refused, token_parts, usd, without_superseded
 from .store.base import ABANDONED, AuditEntry, Reservation
-from .store.rollup_base import COUNTERS, Rollup, RollupStore
+from .store.rollup_base import COUNTERS, Rollup, RollupStore, by_cell
 from .timeutil import format_time, parse_time
 
 Cell = tuple[str, str, str, str, str]
@@ -86,11 +86,9 @@ def abandoned_change(pricing: Pricing, reservation: Reservation, at: str) -> Rol
 
 def recompute(entries: Iterable[AuditEntry]) -> dict[Cell, Rollup]:
     """The rows the entries add up to (registry entries left out, superseded estimates dropped)."""
-    rows: dict[Cell, Rollup] = {}
-    for entry in without_superseded(e for e in entries if e.status != "segment_opened"):
-        change = change_of(entry)
-        rows[change.cell] = rows[change.cell].plus(change) if change.cell in rows else change
-    return rows
+    return by_cell(
+        change_of(e) for e in without_superseded(e for e in entries if e.status != "segment_opened")
+    )
 
 
 def day_range(since: str | None, until: str | None) -> tuple[str | None, str | None]:

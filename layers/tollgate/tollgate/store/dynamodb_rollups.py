@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from .dynamodb_items import PK, SK, Item, Request, expression, get_n, get_s, n, s
 from .dynamodb_primitives import DynamoDBPrimitives
-from .rollup_base import COUNTERS, Rollup
+from .rollup_base import COUNTERS, Rollup, by_cell
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Iterable
@@ -66,11 +66,7 @@ def rollup_from_item(item: Item) -> Rollup:
 
 def summed(shards: Iterable[Rollup]) -> list[Rollup]:
     """One row per cell, the sum of its shards, sorted by cell."""
-    rows: dict[tuple[str, ...], Rollup] = {}
-    for shard in shards:
-        have = rows.get(shard.cell)
-        rows[shard.cell] = shard if have is None else have.plus(shard)
-    return sorted(rows.values(), key=lambda r: r.cell)
+    return sorted(by_cell(shards).values(), key=lambda r: r.cell)
 
 
 class DynamoDBRollups(DynamoDBPrimitives):

@@ -8,7 +8,7 @@ never a read-modify-write. Reading a range is O(days x keys x models), never O(r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Protocol
 
@@ -80,6 +80,15 @@ class Rollup:
 
 
 assert {f.name for f in fields(Rollup)} >= set(COUNTERS)
+
+
+def by_cell(changes: Iterable[Rollup]) -> dict[tuple[str, str, str, str, str], Rollup]:
+    """One row per cell: the sum of the changes to it."""
+    rows: dict[tuple[str, str, str, str, str], Rollup] = {}
+    for change in changes:
+        have = rows.get(change.cell)
+        rows[change.cell] = change if have is None else have.plus(change)
+    return rows
 
 
 class RollupStore(Protocol):
