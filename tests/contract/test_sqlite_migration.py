@@ -83,3 +83,95 @@ async def test_rollups_from_before_the_token_parts_gain_them_as_zero(tmp_path: P
         assert (row.requests, row.reasoning_tokens, row.cached_tokens) == (3, 6, 0)
     finally:
         await store.aclose()
+
+
+HOLDS_WITH_ROWIDS = (  # the holds tables as tollgate wrote them before the sixth performance pass
+    """CREATE TABLE pools (tenant TEXT NOT NULL, pool TEXT NOT NULL, capacity INTEGER,
+       used INTEGER NOT NULL DEFAULT 0, reserved INTEGER NOT NULL DEFAULT 0,
+       anon_reserved INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (tenant, pool))""",
+    """CREATE TABLE reservations (tenant TEXT NOT NULL, pool TEXT NOT NULL, reservation_id TEXT NOT NULL,
+       tokens INTEGER NOT NULL, at TEXT NOT NULL, key_id TEXT NOT NULL DEFAULT '',
+       provider TEXT NOT NULL DEFAULT '', model TEXT NOT NULL DEFAULT '',
+       PRIMARY KEY (tenant, pool, reservation_id))""",
+    "CREATE INDEX reservations_by_time ON reservations (at)",
+    """CREATE TABLE usd_counters (tenant TEXT NOT NULL, budget TEXT NOT NULL, period TEXT NOT NULL,
+       used INTEGER NOT NULL DEFAULT 0, reserved INTEGER NOT NULL DEFAULT 0,
+       PRIMARY KEY (tenant, budget, period))""",
+    """CREATE TABLE usd_reservations (tenant TEXT NOT NULL, budget TEXT NOT NULL, period TEXT NOT NULL,
+       reservation_id TEXT NOT NULL, amount INTEGER NOT NULL, at TEXT NOT NULL,
+       PRIMARY KEY (tenant, budget, period, reservation_id))""",
+    "CREATE INDEX usd_reservations_by_time ON usd_reservations (at)",
+    "INSERT INTO pools (tenant, pool, capacity, reserved) VALUES ('acme', 'team', 1000, 150)",
+    f"INSERT INTO reservations VALUES ('acme', 'team', 'in-flight', 100, '{at(1)}', 'k1', 'openai', 'm')",
+    f"INSERT INTO reservations VALUES ('acme', 'team', 'stuck', 50, '{at(2)}', 'k2', 'openai', 'm')",
+    "INSERT INTO usd_counters (tenant, budget, period, reserved) VALUES ('acme', 'tenant', 'all', 700)",
+    f"INSERT INTO usd_reservations VALUES ('acme', 'tenant', 'all', 'in-flight', 300, '{at(1)}')",
+    f"INSERT INTO usd_reservations VALUES ('acme', 'tenant', 'all', 'stuck', 400, '{at(2)}')",
+    "PRAGMA user_version = 3",
+)
+
+
+def _layout(path: Path) -> dict[str, str]:
+    """Each holds table's and time index's SQL, as the file has it."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE name LIKE '%reservations%' ORDER BY name"
+        ).fetchall()
+    conn.close()
+    return {str(name): str(sql) for name, sql in rows}
+
+
+async def test_holds_tables_with_rowids_are_rebuilt_without_them_and_keep_what_is_in_flight(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "holds.db"
+    with sqlite3.connect(path) as conn:
+        for statement in HOLDS_WITH_ROWIDS:
+            conn.execute(statement)
+    conn.close()
+    store = SQLiteStore(str(path))
+    try:
+        await store.init_schema()
+        layout = _layout(path)
+        assert set(layout) == {"reservations", "usd_reservations"}  # the time indexes are gone
+        assert all("WITHOUT ROWID" in sql for sql in layout.values())
+        await store.init_schema()  # idempotent
+        assert _layout(path) == layout
+        pool = await store.get_pool("acme", "team")
+        assert pool is not None and pool.reservations == {"in-flight": (100, at(1)), "stuck": (50, at(2))}
+        assert pool.holders["stuck"] == Holder("k2", "openai", "m")
+        # the sweep finds the old holds without the time index, and a settle finds its hold
+        assert [r.reservation_id for r in await store.sweep_reservations(at(2), at(9))] == ["in-flight"]
+        assert [r.reservation_id for r in await store.sweep_usd_reservations(at(2), at(9))] == ["in-flight"]
+        settled = await store.settle("acme", "team", "stuck", 20)
+        assert settled is not None and (settled.used, settled.reserved) == (100 + 20, 0)
+        counter = await store.settle_usd("acme", "tenant", "all", "stuck", 250)
+        assert counter is not None and (counter.used, counter.reserved) == (300 + 250, 0)
+    finally:
+        await store.aclose()
+
+
+async def test_an_older_tollgates_time_index_on_the_new_table_works_and_goes_again(tmp_path: Path) -> None:
+    path = tmp_path / "rollback.db"
+    store = SQLiteStore(str(path))
+    try:
+        await store.init_schema()
+    finally:
+        await store.aclose()
+    with sqlite3.connect(path) as conn:  # what an older tollgate's schema step runs on this file
+        conn.execute("CREATE INDEX IF NOT EXISTS reservations_by_time ON reservations (at)")
+        conn.execute("INSERT INTO pools (tenant, pool, capacity, reserved) VALUES ('acme', 'team', 100, 5)")
+        conn.execute(f"INSERT INTO reservations (tenant, pool, reservation_id, tokens, at) "
+                     f"VALUES ('acme', 'team', 'r1', 5, '{at(1)}')")  # fmt: skip
+    conn.close()
+    assert "reservations_by_time" in _layout(path)
+    store = SQLiteStore(str(path))
+    try:
+        await store.init_schema()
+        assert "reservations_by_time" not in _layout(path)
+        [swept] = await store.sweep_reservations(at(5), at(9))
+        assert (swept.reservation_id, swept.tokens) == ("r1", 5)
+        pool = await store.get_pool("acme", "team")
+        assert pool is not None and (pool.used, pool.reserved) == (5, 0)
+    finally:
+        await store.aclose()

@@ -4,9 +4,10 @@ Every write runs inside the store's ``BEGIN IMMEDIATE`` transaction (``sqlite.SQ
 check-then-update is atomic across threads and processes sharing the file. ``SQLiteBudgets`` is mixed into
 ``SQLiteStore``; the statements are plain functions of a connection, like ``sqlite_ops``.
 
-The sweep reads holds by time (an index on ``at``), never counters, and then deletes the expired counters
-(and any markers left in them): those whose period key sorts below ``budget_records.sweep_floor`` (an
-``all`` counter never does), so the tables stay bounded however long the history.
+The sweep reads holds by time (the holds in flight: a small table, read whole), never counters, and then
+deletes the expired counters (and any markers left in them): those whose period key sorts below
+``budget_records.sweep_floor`` (an ``all`` counter never does), so the tables stay bounded however long the
+history.
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from ..timeutil import parse_time
 from .base import Overdrawn
 from .budget_records import BudgetRule, UsdCounter, UsdReservation, sweep_floor, sweep_margin
+from .sqlite_schema import lean_holds
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
+# like ``reservations`` (``sqlite_schema.lean_holds``): one b-tree entry per hold in flight, no time index
+USD_RESERVATIONS_TABLE = """CREATE TABLE IF NOT EXISTS usd_reservations (
+        tenant TEXT NOT NULL, budget TEXT NOT NULL, period TEXT NOT NULL, reservation_id TEXT NOT NULL,
+        amount INTEGER NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (tenant, budget, period, reservation_id)) WITHOUT ROWID"""
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS budget_rules (
         tenant TEXT NOT NULL, scope TEXT NOT NULL, name TEXT NOT NULL,
@@ -32,11 +39,7 @@ SCHEMA = (
         tenant TEXT NOT NULL, budget TEXT NOT NULL, period TEXT NOT NULL,
         used INTEGER NOT NULL DEFAULT 0, reserved INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (tenant, budget, period))""",
-    """CREATE TABLE IF NOT EXISTS usd_reservations (
-        tenant TEXT NOT NULL, budget TEXT NOT NULL, period TEXT NOT NULL, reservation_id TEXT NOT NULL,
-        amount INTEGER NOT NULL, at TEXT NOT NULL,
-        PRIMARY KEY (tenant, budget, period, reservation_id))""",
-    "CREATE INDEX IF NOT EXISTS usd_reservations_by_time ON usd_reservations (at)",
+    USD_RESERVATIONS_TABLE,
     """CREATE TABLE IF NOT EXISTS usd_swept (
         tenant TEXT NOT NULL, budget TEXT NOT NULL, period TEXT NOT NULL, reservation_id TEXT NOT NULL,
         amount INTEGER NOT NULL, at TEXT NOT NULL,
@@ -50,6 +53,7 @@ CounterKey = tuple[str, str, str]  # tenant, budget, period
 def create_budget_schema(conn: sqlite3.Connection) -> None:
     for statement in SCHEMA:
         conn.execute(statement)
+    lean_holds(conn, "usd_reservations", USD_RESERVATIONS_TABLE, "usd_reservations_by_time")
 
 
 def _rule(row: tuple[Any, ...]) -> BudgetRule:

@@ -66,6 +66,39 @@ SEGMENT_MIGRATION = (
     AUDIT_BY_TIME,
 )
 
+# The holds of requests in flight: one row per request, written by its reserve and deleted by its settle, so
+# the table holds what is in flight (and what the sweep has yet to charge). ``WITHOUT ROWID`` and no index
+# on ``at``: a row is one b-tree entry, so a reserve's and a settle's commit each write one page of this
+# table to the WAL instead of three (table, primary-key index, time index; ``docs/performance.md``, sixth
+# pass). The sweep's ``at < ?`` reads the whole table, which is small.
+RESERVATIONS_TABLE = """CREATE TABLE IF NOT EXISTS reservations (
+        tenant TEXT NOT NULL,
+        pool TEXT NOT NULL,
+        reservation_id TEXT NOT NULL,
+        tokens INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        key_id TEXT NOT NULL DEFAULT '',
+        provider TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (tenant, pool, reservation_id)
+    ) WITHOUT ROWID"""
+
+
+def lean_holds(conn: sqlite3.Connection, table: str, create: str, dropped_index: str) -> None:
+    """Inside the caller's write transaction: a holds table written before it was ``WITHOUT ROWID`` is
+    rebuilt as ``create`` with its rows (it holds only what is in flight, so this is quick), and the time
+    index an older tollgate creates on it is dropped. An older tollgate still reads and writes the new
+    table (the same columns; it adds its index back, which costs only speed)."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+    if row is not None and "WITHOUT ROWID" not in str(row[0]).upper():
+        columns = ", ".join(sorted(_columns(conn, table)))
+        conn.execute(f"ALTER TABLE {table} RENAME TO {table}_rowid")
+        conn.execute(create)
+        conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_rowid")  # noqa: S608
+        conn.execute(f"DROP TABLE {table}_rowid")  # its indexes go with it
+    conn.execute(f"DROP INDEX IF EXISTS {dropped_index}")
+
+
 # budget threshold alerts (``tollgate.alerts``; statements in sqlite_alerts.py)
 ALERT_TABLES = (
     """CREATE TABLE IF NOT EXISTS alerts (
@@ -109,18 +142,7 @@ TABLES = (
         anon_reserved INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (tenant, pool)
     )""",
-    """CREATE TABLE IF NOT EXISTS reservations (
-        tenant TEXT NOT NULL,
-        pool TEXT NOT NULL,
-        reservation_id TEXT NOT NULL,
-        tokens INTEGER NOT NULL,
-        at TEXT NOT NULL,
-        key_id TEXT NOT NULL DEFAULT '',
-        provider TEXT NOT NULL DEFAULT '',
-        model TEXT NOT NULL DEFAULT '',
-        PRIMARY KEY (tenant, pool, reservation_id)
-    )""",
-    "CREATE INDEX IF NOT EXISTS reservations_by_time ON reservations (at)",
+    RESERVATIONS_TABLE,
     """CREATE TABLE IF NOT EXISTS swept (
         tenant TEXT NOT NULL,
         pool TEXT NOT NULL,
@@ -198,6 +220,7 @@ def create_schema(conn: sqlite3.Connection) -> None:
     for table, column, definition in ADDED_COLUMNS:
         if column not in _columns(conn, table):
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    lean_holds(conn, "reservations", RESERVATIONS_TABLE, "reservations_by_time")
     if version < SCHEMA_VERSION:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
