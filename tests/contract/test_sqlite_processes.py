@@ -24,7 +24,7 @@ from tollgate import audit
 from tollgate.store import sqlite_inline
 from tollgate.store.base import Overdrawn
 from tollgate.store.sqlite import SQLiteStore, StoreClosed
-from tollgate.store.sqlite_schema import SCHEMA_VERSION
+from tollgate.store.sqlite_schema import RESERVATIONS_TABLE, SCHEMA_VERSION
 
 from .test_store_contract import at, draft
 
@@ -147,6 +147,40 @@ def test_processes_never_reserve_past_capacity(tmp_path: Path) -> None:
             await store.aclose()
 
     asyncio.run(check())
+
+
+def test_processes_rebuilding_an_older_holds_table_at_once_keep_its_hold_and_the_capacity(
+    tmp_path: Path,
+) -> None:
+    """Every worker's ``init_schema`` finds the holds table of an older file (with rowids and a time index)
+    at the same moment; one rebuilds it, the others find it rebuilt, and the reservations stay exact."""
+    path = tmp_path / "tollgate.db"
+    asyncio.run(_prepared(path, CAPACITY))
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE reservations")
+        conn.execute(RESERVATIONS_TABLE.replace("WITHOUT ROWID", ""))  # the same table, with rowids
+        conn.execute("CREATE INDEX reservations_by_time ON reservations (at)")
+        conn.execute(f"INSERT INTO reservations (tenant, pool, reservation_id, tokens, at) "
+                     f"VALUES ('acme', 'p', 'older', {EACH}, '{at(0)}')")  # fmt: skip
+        conn.execute("UPDATE pools SET reserved = ? WHERE tenant = 'acme' AND pool = 'p'", (EACH,))
+    conn.close()
+    admitted = [rid for ids in run_workers(_reserve_worker, path) for rid in ids]
+    assert len(admitted) == CAPACITY // EACH - 1
+
+    async def check() -> None:
+        store = SQLiteStore(str(path))
+        try:
+            pool = await store.get_pool("acme", "p")
+            assert pool is not None and pool.reserved == CAPACITY
+            assert set(pool.reservations) == {"older", *admitted}
+        finally:
+            await store.aclose()
+
+    asyncio.run(check())
+    with sqlite3.connect(path) as conn:
+        tables = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE 'reservations%'"))
+    conn.close()
+    assert set(tables) == {"reservations"} and "WITHOUT ROWID" in tables["reservations"]
 
 
 def test_processes_append_one_verified_chain(tmp_path: Path) -> None:
