@@ -30,12 +30,17 @@ VERSION_1 = (
 )
 
 
-async def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
+def _written(path: Path, statements: tuple[str, ...]) -> None:
+    """A file as an older tollgate left it."""
     with sqlite3.connect(path) as conn:
-        for statement in VERSION_1:
+        for statement in statements:
             conn.execute(statement)
     conn.close()
+
+
+async def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _written(path, VERSION_1)
     store = SQLiteStore(str(path))
     try:
         await store.init_schema()
@@ -68,10 +73,7 @@ ROLLUPS_BEFORE_TOKEN_PARTS = (
 
 async def test_rollups_from_before_the_token_parts_gain_them_as_zero(tmp_path: Path) -> None:
     path = tmp_path / "rollups.db"
-    with sqlite3.connect(path) as conn:
-        for statement in ROLLUPS_BEFORE_TOKEN_PARTS:
-            conn.execute(statement)
-    conn.close()
+    _written(path, ROLLUPS_BEFORE_TOKEN_PARTS)
     store = SQLiteStore(str(path))
     try:
         await store.init_schema()
@@ -125,10 +127,7 @@ async def test_holds_tables_with_rowids_are_rebuilt_without_them_and_keep_what_i
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "holds.db"
-    with sqlite3.connect(path) as conn:
-        for statement in HOLDS_WITH_ROWIDS:
-            conn.execute(statement)
-    conn.close()
+    _written(path, HOLDS_WITH_ROWIDS)
     store = SQLiteStore(str(path))
     try:
         await store.init_schema()
