@@ -134,6 +134,11 @@ class PoolBatches:
                 for m in list(waiting):
                     if len(batch) == self._limit:
                         break
+                    if m.is_reserve and m.future is not None and m.future.cancelled():
+                        # its caller went away before it was sent: no hold that nobody would settle (a
+                        # settle still goes: it is the charge, and the caller's finish is shielded anyway)
+                        waiting.remove(m)
+                        continue
                     if m.rid not in rids:  # one path once per expression; a repeat goes next time
                         batch.append(m)
                         rids.add(m.rid)
