@@ -5,8 +5,10 @@ unpriced one through; ``Budgets.views`` and ``alert_levels`` report what is used
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
 import pytest
 
@@ -183,3 +185,36 @@ async def test_a_process_reuses_the_rules_it_read_until_told_to_forget(store: St
     uncached = Budgets(store, PRICES)  # cache_seconds 0: every request reads the rules
     await store.put_budget_rule(BudgetRule("acme", "pool", "team", 5, "none"))
     assert [r.budget_id for r in await uncached.rules("acme", "key_a", "team")] == ["key:key_a", "pool:team"]
+
+
+class _FailsAfterWriting:
+    """The store, except that ``reserve`` writes its hold and then fails (a lost answer, a cancel)."""
+
+    def __init__(self, store: Store, error: BaseException) -> None:
+        self._store, self._error = store, error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def reserve(self, *args: Any, **kwargs: Any) -> Any:
+        await self._store.reserve(*args, **kwargs)
+        raise self._error
+
+
+@pytest.mark.parametrize("error", [ConnectionError("connection reset"), asyncio.CancelledError()])
+async def test_a_reserve_that_fails_after_writing_its_hold_leaves_nothing_held(
+    store: Store, error: BaseException
+) -> None:
+    await store.create_pool("acme", "team")
+    await store.set_capacity("acme", "team", 5_000)
+    await store.put_budget_rule(BudgetRule("acme", "key", "key_a", 10_000, "daily"))
+    failing = cast(Store, _FailsAfterWriting(store, error))
+    ledger = Ledger(failing, PRICES, audit_key=None, session_keep=10, session_ttl=60,
+                    clock=Clock("2026-11-26T10:00:00"))  # fmt: skip
+    with pytest.raises(type(error)):
+        await ledger.reserve(ledger.book(KEY, None, "0" * 64), "r1", 1000, MINI)
+    pool = await store.get_pool("acme", "team")
+    assert pool is not None and (pool.used, pool.reserved, pool.reservations) == (0, 0, {})
+    key = await store.get_usd_counter("acme", "key:key_a", "2026-11-26")
+    assert key is not None and (key.used, key.reserved, key.reservations) == (0, 0, {})
+    assert await store.sweep_reservations("9999-01-01T00:00:00.000000Z", "9999-01-01T00:00:00.000000Z") == []

@@ -9,6 +9,8 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from . import audit, overdraft, rollups
 from .accounting import Pricing, usage_details, usd
 from .alerts import budgets as budget_alerts
@@ -173,8 +175,11 @@ class Ledger:
                 totals_only=True,
                 leased=not watched,
             )
-        except Exception as exc:
-            await self.budgets.settle(tenant, request_id, holds, 0)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):  # also when cancelled: nothing was spent, nothing stays held
+                if not isinstance(exc, Overdrawn):  # an error or a cancel may come after the hold was written
+                    await self._release_hold(tenant, booking.pool, request_id, tokens)
+                await self.budgets.settle(tenant, request_id, holds, 0)
             if isinstance(exc, Overdrawn):
                 if self.alerts is not None:
                     await budget_alerts.pool_refused(self.alerts, self.store, tenant, rules, booking.pool)
@@ -184,6 +189,14 @@ class Ledger:
         booking.usd_holds, booking.rules = holds, rules
         if self.alerts is not None:
             await budget_alerts.reserved(self.alerts, tenant, rules, holds, pool)
+
+    async def _release_hold(self, tenant: str, pool: str, request_id: str, tokens: int) -> None:
+        """Give back a token hold that a failed or cancelled reserve may have written (no upstream call was
+        made: nothing is charged); if the store fails here too, the sweep charges the hold later."""
+        try:
+            await self.store.settle(tenant, pool, request_id, 0, reserved=tokens, totals_only=True)
+        except Exception as error:  # the reserve's own error is the one the caller gets
+            log_event(logger, logging.WARNING, "reserve_release_failed", request_id=request_id, error=error)
 
     async def load_history(self, booking: Booking, session_id: str) -> list[Message]:
         history, version = await self.store.load_session(booking.principal.tenant, session_id)
