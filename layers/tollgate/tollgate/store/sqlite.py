@@ -37,8 +37,6 @@ from . import sqlite_rotation as rotation
 from .base import (
     NOBODY,
     ApiKey,
-    AuditEntry,
-    AuditHead,
     BeforeCharge,
     Holder,
     Pool,
@@ -47,6 +45,7 @@ from .base import (
 )
 from .rollup_base import Rollup
 from .sqlite_alerts import SQLiteAlerts
+from .sqlite_audit import SQLiteAudit
 from .sqlite_budgets import SQLiteBudgets, create_budget_schema
 from .sqlite_group import Member, WriteGroups, fail, resolve, run_members
 from .sqlite_inline import BUSY, InlineWriter, checkpoint
@@ -245,7 +244,7 @@ def _transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *ar
     return result
 
 
-class SQLiteStore(SQLiteAlerts, SQLiteBudgets, SQLiteLimits):
+class SQLiteStore(SQLiteAlerts, SQLiteAudit, SQLiteBudgets, SQLiteLimits):
     """Implements ``tollgate.store.base.Store`` on one SQLite file."""
 
     def __init__(self, path: str, *, threads: int = 16, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
@@ -389,48 +388,3 @@ class SQLiteStore(SQLiteAlerts, SQLiteBudgets, SQLiteLimits):
         self, tenant: str | None, since_day: str | None = None, until_day: str | None = None
     ) -> list[Rollup]:
         return await self._run.read(rollups.list_rollups, tenant, since_day, until_day)
-
-    # ------------------------------------------------------------------------------------------- audit
-
-    async def audit_head(self, tenant: str, *, segment: str = "") -> AuditHead | None:
-        return await self._run.read(ops.audit_head, tenant, segment)
-
-    async def audit_heads(self, tenant: str) -> dict[str, AuditHead]:
-        return await self._run.read(ops.audit_heads, tenant)
-
-    async def put_audit_entry(self, entry: AuditEntry) -> bool:
-        return await self._run.quick_write(ops.put_audit_entry, entry)
-
-    async def advance_audit_head(
-        self, tenant: str, head: AuditHead, previous_seq: int, *, segment: str = ""
-    ) -> bool:
-        return await self._run.quick_write(ops.advance_audit_head, tenant, head, previous_seq, segment)
-
-    async def append_audit_link(self, link: AuditEntry, previous_seq: int) -> tuple[bool, bool]:
-        return await self._run.quick_write(ops.append_audit_link, link, previous_seq)
-
-    async def get_audit_entry(self, tenant: str, seq: int, *, segment: str = "") -> AuditEntry | None:
-        return await self._run.read(ops.get_audit_entry, tenant, seq, segment)
-
-    async def list_audit(
-        self, tenant: str, after_seq: int = 0, limit: int = 1000, *, segment: str = ""
-    ) -> list[AuditEntry]:
-        return await self._run.read(ops.list_audit, tenant, after_seq, limit, segment)
-
-    async def scan_audit(
-        self, tenant: str, after: tuple[str, int] | None = None, limit: int = 1000
-    ) -> list[AuditEntry]:
-        return await self._run.read(ops.scan_audit, tenant, after, limit)
-
-    async def recent_audit(
-        self, tenant: str, before: tuple[str, str, int] | None = None, limit: int = 100
-    ) -> list[AuditEntry]:
-        return await self._run.read(ops.recent_audit, tenant, before, limit)
-
-    async def audit_tenants(self) -> list[str]:
-        return await self._run.read(ops.audit_tenants)
-
-    async def list_costs(
-        self, tenant: str | None, since: str | None = None, until: str | None = None
-    ) -> list[AuditEntry]:
-        return await self._run.read(ops.list_costs, tenant, since, until)

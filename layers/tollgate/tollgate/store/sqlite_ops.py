@@ -13,10 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from .base import (
-    REGISTRY_SEGMENT,
     ApiKey,
-    AuditEntry,
-    AuditHead,
     Holder,
     KeyExists,
     Overdrawn,
@@ -25,10 +22,7 @@ from .base import (
     UnknownPool,
 )
 from .sqlite_schema import (
-    AUDIT_COLUMNS,
     KEY_COLUMNS,
-    entry_from_row,
-    entry_params,
     key_from_row,
     key_params,
     opt_int,
@@ -318,121 +312,3 @@ def delete_session(conn: sqlite3.Connection, tenant: str, session_id: str) -> bo
 
 def sweep_sessions(conn: sqlite3.Connection, now: str) -> int:
     return conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,)).rowcount
-
-
-# ----------------------------------------------------------------------------------------------- audit
-
-
-def audit_head(conn: sqlite3.Connection, tenant: str, segment: str) -> AuditHead | None:
-    row = conn.execute(
-        "SELECT seq, hash FROM audit_heads WHERE tenant = ? AND segment = ?", (tenant, segment)
-    ).fetchone()
-    return None if row is None else AuditHead(int(row[0]), row[1])
-
-
-def audit_heads(conn: sqlite3.Connection, tenant: str) -> dict[str, AuditHead]:
-    rows = conn.execute("SELECT segment, seq, hash FROM audit_heads WHERE tenant = ?", (tenant,))
-    return {str(segment): AuditHead(int(seq), str(hash_)) for segment, seq, hash_ in rows}
-
-
-def put_audit_entry(conn: sqlite3.Connection, entry: AuditEntry) -> bool:
-    placeholders = ", ".join("?" * 17)
-    cursor = conn.execute(
-        f"INSERT OR IGNORE INTO audit_entries ({AUDIT_COLUMNS}) VALUES ({placeholders})",  # noqa: S608
-        entry_params(entry),
-    )
-    return cursor.rowcount == 1
-
-
-def advance_audit_head(
-    conn: sqlite3.Connection, tenant: str, head: AuditHead, previous_seq: int, segment: str
-) -> bool:
-    """``previous_seq`` 0: create the head, or move one still at seq 0."""
-    if previous_seq == 0:
-        cursor = conn.execute(
-            "INSERT INTO audit_heads (tenant, segment, seq, hash) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (tenant, segment) DO UPDATE SET seq = excluded.seq, hash = excluded.hash "
-            "WHERE audit_heads.seq = 0",
-            (tenant, segment, int(head.seq), head.hash),
-        )
-    else:
-        cursor = conn.execute(
-            "UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant = ? AND segment = ? AND seq = ?",
-            (int(head.seq), head.hash, tenant, segment, int(previous_seq)),
-        )
-    return cursor.rowcount == 1
-
-
-def append_audit_link(conn: sqlite3.Connection, link: AuditEntry, previous_seq: int) -> tuple[bool, bool]:
-    """The entry and its head in one transaction: one commit instead of two per request."""
-    if not put_audit_entry(conn, link):
-        return False, False
-    head = AuditHead(link.seq, link.hash)
-    return True, advance_audit_head(conn, link.tenant, head, previous_seq, link.segment)
-
-
-def get_audit_entry(conn: sqlite3.Connection, tenant: str, seq: int, segment: str) -> AuditEntry | None:
-    row = conn.execute(
-        f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE tenant = ? AND segment = ? AND seq = ?",  # noqa: S608
-        (tenant, segment, int(seq)),
-    ).fetchone()
-    return None if row is None else entry_from_row(row)
-
-
-def list_audit(
-    conn: sqlite3.Connection, tenant: str, after_seq: int, limit: int, segment: str
-) -> list[AuditEntry]:
-    rows = conn.execute(
-        f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE tenant = ? AND segment = ? AND seq > ? "  # noqa: S608
-        "ORDER BY seq LIMIT ?",
-        (tenant, segment, int(after_seq), int(limit)),
-    )
-    return [entry_from_row(row) for row in rows]
-
-
-def scan_audit(
-    conn: sqlite3.Connection, tenant: str, after: tuple[str, int] | None, limit: int
-) -> list[AuditEntry]:
-    segment, seq = after if after is not None else ("", -1)
-    rows = conn.execute(
-        f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE tenant = ? AND (segment, seq) > (?, ?) "  # noqa: S608
-        "ORDER BY segment, seq LIMIT ?",
-        (tenant, segment, int(seq), int(limit)),
-    )
-    return [entry_from_row(row) for row in rows]
-
-
-def recent_audit(
-    conn: sqlite3.Connection, tenant: str, before: tuple[str, str, int] | None, limit: int
-) -> list[AuditEntry]:
-    """Newest first by (at, segment, seq); the registry is not a request record."""
-    clause, params = "", [tenant, REGISTRY_SEGMENT]
-    if before is not None:
-        clause = " AND (at, segment, seq) < (?, ?, ?)"
-        params += [before[0], before[1]]
-    rows = conn.execute(
-        f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE tenant = ? AND segment != ?{clause} "  # noqa: S608
-        "ORDER BY at DESC, segment DESC, seq DESC LIMIT ?",
-        (*params, *([int(before[2])] if before is not None else []), int(limit)),
-    )
-    return [entry_from_row(row) for row in rows]
-
-
-def audit_tenants(conn: sqlite3.Connection) -> list[str]:
-    rows = conn.execute(
-        "SELECT tenant FROM audit_entries UNION SELECT tenant FROM audit_heads ORDER BY tenant"
-    )
-    return [str(row[0]) for row in rows]
-
-
-def list_costs(
-    conn: sqlite3.Connection, tenant: str | None, since: str | None, until: str | None
-) -> list[AuditEntry]:
-    clauses, params = ["segment != ?"], [REGISTRY_SEGMENT]
-    for clause, value in (("tenant = ?", tenant), ("at >= ?", since), ("at < ?", until)):
-        if value is not None:
-            clauses.append(clause)
-            params.append(value)
-    where = " AND ".join(clauses)
-    query = f"SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE {where} ORDER BY at, tenant, segment, seq"  # noqa: S608
-    return [entry_from_row(row) for row in conn.execute(query, params)]
