@@ -17,7 +17,7 @@ from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import ADMIN_KEY, Gateway
 from tollgate.api.errors import status_and_type
 from tollgate.config import Settings
-from tollgate.providers.bedrock_mapping import error_for_exception
+from tollgate.providers.bedrock_errors import error_for_exception
 from tollgate.store.sqlite import SQLiteStore
 
 LLAMA_KEY = "sk-llama-secret-never-shown"

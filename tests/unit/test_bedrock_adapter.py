@@ -32,9 +32,9 @@ from tollgate.errors import (
     UpstreamUnavailable,
 )
 from tollgate.providers.base import ChatCall, Finish, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from tollgate.providers.bedrock_errors import error_for_exception
 from tollgate.providers.bedrock_mapping import (
     StreamState,
-    error_for_exception,
     parse_response,
     parse_stream_event,
     to_converse,

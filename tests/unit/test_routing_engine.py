@@ -13,7 +13,7 @@ from tollgate.engine.plan import AttemptPlan, Candidate, OnlyPlan, plan_for
 from tollgate.engine.retry import delay_before, exhausted, retryable
 from tollgate.engine.routes import ConfigError, load_config, parse_config
 from tollgate.errors import BudgetExceeded, TollgateError
-from tollgate.providers.bedrock_mapping import error_for_code
+from tollgate.providers.bedrock_errors import error_for_code
 from tollgate.providers.http_errors import error_for_status
 
 GOOD = """

@@ -24,9 +24,9 @@ from ..config import ProviderConfig
 from ..errors import UpstreamUnavailable
 from .base import ChatCall, Chunk, EmbeddingCall, EmbeddingResult, ResponseMeta
 from .bedrock_embeddings import Invocation, combine, invoke_requests, token_count
+from .bedrock_errors import error_for_exception
 from .bedrock_mapping import (
     StreamState,
-    error_for_exception,
     parse_response,
     parse_stream_event,
     response_meta,
