@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tollgate.store import dynamodb_items as items
+from tollgate.store import dynamodb_audit_items as audit_items
 from tollgate.store.base import AuditEntry, AuditHead
 from tollgate.store.dynamodb import DynamoDBStore
 
@@ -49,14 +49,14 @@ class Tamper:
         return entry
 
     async def _put_at(self, tenant: str, seq: int, entry: AuditEntry) -> None:
-        item = {**items.entry_item(entry), **items.entry_key(tenant, seq, entry.segment)}
+        item = {**audit_items.entry_item(entry), **audit_items.entry_key(tenant, seq, entry.segment)}
         await self._store.call("put_item", Item=item)
 
     async def edit_entry(self, tenant: str, seq: int, *, segment: str = "", **fields: Any) -> None:
         await self._put_at(tenant, seq, replace(await self._entry(tenant, seq, segment), **fields))
 
     async def delete_entry(self, tenant: str, seq: int, *, segment: str = "") -> None:
-        key = items.entry_key(tenant, seq, segment)
+        key = audit_items.entry_key(tenant, seq, segment)
         response = await self._store.call("delete_item", Key=key, ReturnValues="ALL_OLD")
         assert "Attributes" in response
 
@@ -67,13 +67,13 @@ class Tamper:
         await self._put_at(tenant, b, replace(first, seq=b))
 
     async def insert_entry(self, entry: AuditEntry) -> None:
-        await self._store.call("put_item", Item=items.entry_item(entry))
+        await self._store.call("put_item", Item=audit_items.entry_item(entry))
 
     async def set_head(self, tenant: str, seq: int, hash: str, *, segment: str = "") -> None:
-        await self._store.call("put_item", Item=items.head_item(tenant, AuditHead(seq, hash), segment))
+        await self._store.call("put_item", Item=audit_items.head_item(tenant, AuditHead(seq, hash), segment))
 
     async def delete_head(self, tenant: str, *, segment: str = "") -> None:
-        key = items.head_key(tenant, segment)
+        key = audit_items.head_key(tenant, segment)
         response = await self._store.call("delete_item", Key=key, ReturnValues="ALL_OLD")
         assert "Attributes" in response
 

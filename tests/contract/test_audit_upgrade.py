@@ -15,6 +15,7 @@ import pytest
 
 from tests.contract.backend_dynamodb import dynamodb_store
 from tollgate import audit
+from tollgate.store import dynamodb_audit_items as audit_items
 from tollgate.store import dynamodb_items as items
 from tollgate.store.base import AuditEntry, AuditHead, Store
 from tollgate.store.sqlite import SQLiteStore
@@ -122,7 +123,7 @@ async def test_old_dynamodb_items_verify_as_the_legacy_segment(tmp_path: Path, k
     legacy = legacy_chain(4, with_details=True)
     async with dynamodb_store(tmp_path, kind=kind) as store:
         for entry in legacy:
-            item = items.entry_item(entry)
+            item = audit_items.entry_item(entry)
             assert items.get_s(item, items.SK).startswith("SEQ#") and "segment" not in item
             await store.call("put_item", Item=item)
         head = {

@@ -19,6 +19,7 @@ import yaml
 from tests.contract import backend_dynamodb
 from tests.contract.backend_dynamodb import REPO, backend, dynamodb_store
 from tollgate import audit, timeutil
+from tollgate.store import dynamodb_audit_items as audit_items
 from tollgate.store import dynamodb_items as items
 from tollgate.store import table
 from tollgate.store.base import AuditEntry, AuditHead, Overdrawn, Pool, UnknownPool
@@ -180,7 +181,7 @@ def _entry_fields() -> dict[str, Any]:
 async def test_numbers_come_back_as_ints_and_none_as_absent(dynamo: DynamoDBStore, cost: int | None) -> None:
     entry = AuditEntry(**{**_entry_fields(), "seq": 1, "cost_micro_usd": cost, "prompt_tokens": 2**53 + 1})
     assert await dynamo.put_audit_entry(entry)
-    raw = (await dynamo.call("get_item", Key=items.entry_key("acme", 1)))["Item"]
+    raw = (await dynamo.call("get_item", Key=audit_items.entry_key("acme", 1)))["Item"]
     assert ("cost_micro_usd" in raw) is (cost is not None)
     read = await dynamo.get_audit_entry("acme", 1)
     assert read == entry and type(read.cost_micro_usd) is type(cost) and type(read.prompt_tokens) is int
@@ -302,14 +303,14 @@ async def test_a_writer_opens_its_segment_once_then_never_reads(dynamo: DynamoDB
     ]
     await writer.append(draft("acme", 1))
     assert log.take() == [CONDITIONAL_PUT, CONDITIONAL_UPDATE]
-    raw = (await dynamo.call("get_item", Key=items.entry_key("acme", 1, first.segment)))["Item"]
+    raw = (await dynamo.call("get_item", Key=audit_items.entry_key("acme", 1, first.segment)))["Item"]
     assert items.get_s(raw, items.SK) == f"SEG#{first.segment}#000000000001"
     assert items.get_s(raw, items.GSI2PK) == "COST#acme" and items.GSI1PK not in raw
     [registry] = await dynamo.list_audit("acme", segment="registry")
-    raw = (await dynamo.call("get_item", Key=items.entry_key("acme", 1, "registry")))["Item"]
+    raw = (await dynamo.call("get_item", Key=audit_items.entry_key("acme", 1, "registry")))["Item"]
     assert items.GSI2PK not in raw and items.get_s(raw, items.GSI1PK) == items.AUDIT_DIR
     assert registry.request_id == first.segment
-    head = (await dynamo.call("get_item", Key=items.head_key("acme", first.segment)))["Item"]
+    head = (await dynamo.call("get_item", Key=audit_items.head_key("acme", first.segment)))["Item"]
     assert items.get_s(head, items.SK) == f"HEAD#{first.segment}" and items.GSI1PK not in head
 
 

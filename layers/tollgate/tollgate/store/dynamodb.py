@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 
 from ..aws import LazyClient
 from ..timeutil import epoch_seconds, now_str
+from . import dynamodb_audit_items as audit_items
 from . import dynamodb_items as items
 from . import dynamodb_segments as segments
 from .base import (
@@ -278,24 +279,24 @@ class DynamoDBStore(
     # ------------------------------------------------------------------------------------------- audit
 
     async def audit_head(self, tenant: str, *, segment: str = "") -> AuditHead | None:
-        item = await self._get(items.head_key(tenant, segment))
-        return None if item is None else items.head_from_item(item)
+        item = await self._get(audit_items.head_key(tenant, segment))
+        return None if item is None else audit_items.head_from_item(item)
 
     async def audit_heads(self, tenant: str) -> dict[str, AuditHead]:
         found = await self._query(segments.heads_request(tenant))
-        return {get_s(i, "segment") if "segment" in i else "": items.head_from_item(i) for i in found}
+        return {get_s(i, "segment") if "segment" in i else "": audit_items.head_from_item(i) for i in found}
 
     async def put_audit_entry(self, entry: AuditEntry) -> bool:
-        item = items.entry_item(entry)
+        item = audit_items.entry_item(entry)
         return await self._conditional("put_item", Item=item, **items.if_absent()) is not None
 
     async def advance_audit_head(
         self, tenant: str, head: AuditHead, previous_seq: int, *, segment: str = ""
     ) -> bool:
         if previous_seq == 0:
-            item = items.head_item(tenant, head, segment)
-            return await self._conditional("put_item", Item=item, **items.first_head_condition()) is not None
-        request = items.advance_head_request(tenant, head, previous_seq, segment)
+            item, first = audit_items.head_item(tenant, head, segment), audit_items.first_head_condition()
+            return await self._conditional("put_item", Item=item, **first) is not None
+        request = audit_items.advance_head_request(tenant, head, previous_seq, segment)
         return await self._conditional("update_item", **request) is not None
 
     async def append_audit_link(self, link: AuditEntry, previous_seq: int) -> tuple[bool, bool]:
@@ -305,16 +306,16 @@ class DynamoDBStore(
         return True, await self.advance_audit_head(link.tenant, head, previous_seq, segment=link.segment)
 
     async def get_audit_entry(self, tenant: str, seq: int, *, segment: str = "") -> AuditEntry | None:
-        item = await self._get(items.entry_key(tenant, seq, segment))
-        return None if item is None else items.entry_from_item(item)
+        item = await self._get(audit_items.entry_key(tenant, seq, segment))
+        return None if item is None else audit_items.entry_from_item(item)
 
     async def list_audit(
         self, tenant: str, after_seq: int = 0, limit: int = 1000, *, segment: str = ""
     ) -> list[AuditEntry]:
         if limit <= 0:
             return []
-        found = await self._query(items.list_audit_request(tenant, after_seq, segment), limit=limit)
-        return [items.entry_from_item(item) for item in found]
+        found = await self._query(audit_items.list_audit_request(tenant, after_seq, segment), limit=limit)
+        return [audit_items.entry_from_item(item) for item in found]
 
     async def scan_audit(
         self, tenant: str, after: tuple[str, int] | None = None, limit: int = 1000
@@ -322,7 +323,7 @@ class DynamoDBStore(
         if limit <= 0:
             return []
         found = await self._query(segments.scan_request(tenant, after), limit=limit)
-        return [items.entry_from_item(item) for item in found]
+        return [audit_items.entry_from_item(item) for item in found]
 
     async def recent_audit(
         self, tenant: str, before: tuple[str, str, int] | None = None, limit: int = 100
@@ -330,7 +331,7 @@ class DynamoDBStore(
         if limit <= 0:
             return []
         found = await self._query(segments.recent_request(tenant, before), limit=limit)
-        return [items.entry_from_item(item) for item in found]
+        return [audit_items.entry_from_item(item) for item in found]
 
     async def audit_tenants(self) -> list[str]:
         found = await self._query(items.directory_request(items.AUDIT_DIR))
@@ -348,6 +349,6 @@ class DynamoDBStore(
     async def _costs_of(self, tenant: str, since: str | None, until: str | None) -> list[AuditEntry]:
         if since is not None and until is not None and since >= until:
             return []
-        found = await self._query(items.costs_request(tenant, since, until))
-        entries = [items.entry_from_item(item) for item in found]
+        found = await self._query(audit_items.costs_request(tenant, since, until))
+        entries = [audit_items.entry_from_item(item) for item in found]
         return [e for e in entries if (since is None or e.at >= since) and (until is None or e.at < until)]

@@ -9,6 +9,7 @@ in it), read backwards.
 
 from __future__ import annotations
 
+from .dynamodb_audit_items import cost_sk, head_key, seq_sk
 from .dynamodb_items import (
     GSI2,
     HEAD_SK,
@@ -16,11 +17,8 @@ from .dynamodb_items import (
     PK,
     SEGMENT_PREFIX,
     Request,
-    cost_sk,
     expression,
-    head_key,
     s,
-    seq_sk,
 )
 
 
