@@ -14,16 +14,8 @@ import pytest
 from tollgate import errors
 from tollgate.anthropic_tables import STOP_REASONS
 from tollgate.config import ProviderConfig, Settings
-from tollgate.providers.anthropic import (
-    ERROR_TYPES,
-    AnthropicProvider,
-    StreamParser,
-    endpoint,
-    error_for_event,
-    headers,
-    parse_response,
-    to_upstream,
-)
+from tollgate.providers.anthropic import AnthropicProvider, endpoint, headers, to_upstream
+from tollgate.providers.anthropic_response import ERROR_TYPES, StreamParser, error_for_event, parse_response
 from tollgate.providers.base import (
     ChatCall,
     Chunk,

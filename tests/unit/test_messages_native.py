@@ -14,7 +14,7 @@ from tollgate.api.messages import anthropic_error
 from tollgate.errors import BadRequest
 from tollgate.lifecycle import Outcome
 from tollgate.providers import anthropic as anthropic_adapter
-from tollgate.providers import bedrock_mapping, openai_compat
+from tollgate.providers import anthropic_response, bedrock_mapping, openai_compat
 from tollgate.providers.anthropic_native import beta_headers
 from tollgate.providers.base import ChatCall, NativeBlock, TextDelta, ThinkingDelta, Usage
 from tollgate.providers.bedrock_native import additional_fields, reasoning_block, thinking_delta
@@ -138,7 +138,7 @@ def test_reasoning_effort(options: AnthropicOptions, effort: str | None) -> None
 
 
 def test_anthropic_stream_thinking_events_become_thinking_deltas() -> None:
-    parser = anthropic_adapter.StreamParser()
+    parser = anthropic_response.StreamParser()
     start = {"index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}
     assert parser.parse_event("content_block_start", start) == [ThinkingDelta(0)]
     text = {"index": 0, "delta": {"type": "thinking_delta", "thinking": "hm"}}
@@ -149,7 +149,7 @@ def test_anthropic_stream_thinking_events_become_thinking_deltas() -> None:
     assert parser.parse_event("content_block_start", redacted) == [
         ThinkingDelta(1, redacted=REDACTED["data"])
     ]
-    whole = anthropic_adapter.parse_response({"content": [THINKING, {"type": "text", "text": "a"}]})
+    whole = anthropic_response.parse_response({"content": [THINKING, {"type": "text", "text": "a"}]})
     assert whole[1:3] == [ThinkingDelta(0, "Let me see.", SIG), TextDelta("a")]
 
 
@@ -244,7 +244,7 @@ def test_client_tools_still_need_an_input_schema() -> None:
 
 
 def test_server_tool_blocks_are_kept_whole_from_the_stream() -> None:
-    parser = anthropic_adapter.StreamParser()
+    parser = anthropic_response.StreamParser()
     use = {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}
     assert parser.parse_event("content_block_start", {"index": 0, "content_block": use}) == []
     for piece in ('{"query": ', '"tollgate"}'):
@@ -255,7 +255,7 @@ def test_server_tool_blocks_are_kept_whole_from_the_stream() -> None:
     result = {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []}
     assert parser.parse_event("content_block_start", {"index": 1, "content_block": result}) == []
     assert parser.parse_event("content_block_stop", {"index": 1}) == [NativeBlock(result)]
-    assert anthropic_adapter.parse_response({"content": [result]})[1] == NativeBlock(result)
+    assert anthropic_response.parse_response({"content": [result]})[1] == NativeBlock(result)
 
 
 def test_native_blocks_keep_their_place_when_rendered_and_streamed() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from tollgate.accounting import Price, Pricing, usage_details
 from tollgate.ledger import Charge
-from tollgate.providers import anthropic, bedrock_mapping, openai_compat
+from tollgate.providers import anthropic_response, bedrock_mapping, openai_compat
 from tollgate.providers.base import Usage, token_count
 from tollgate.wire import anthropic_messages, openai_chat, responses_output
 
@@ -194,7 +194,7 @@ def test_odd_upstream_counts_are_zero_never_a_failure() -> None:
     choice = {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
     assert openai_compat.parse_response({"choices": [choice], "usage": odd})[-1] == Usage(0, 5)
     assert bedrock_mapping.usage({"inputTokens": 3, "cacheReadInputTokens": "lots"}) == Usage(3, 0)
-    assert anthropic.usage_of(
+    assert anthropic_response.usage_of(
         {"input_tokens": 2, "cache_read_input_tokens": None, "output_tokens": 1.0}
     ) == Usage(2, 1)
 
@@ -208,10 +208,10 @@ def test_one_hour_writes_from_each_upstream_shape() -> None:
         "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 20},
         "output_tokens": 2,
     }
-    assert anthropic.usage_of(raw) == Usage(40, 2, cache_write_tokens=30, cache_write_1h_tokens=20)
+    assert anthropic_response.usage_of(raw) == Usage(40, 2, cache_write_tokens=30, cache_write_1h_tokens=20)
     over = {**raw, "cache_creation": {"ephemeral_1h_input_tokens": 99}}
-    assert anthropic.usage_of(over).cache_write_1h_tokens == 30
-    assert anthropic.usage_of({**raw, "cache_creation": [20]}).cache_write_1h_tokens == 0
+    assert anthropic_response.usage_of(over).cache_write_1h_tokens == 30
+    assert anthropic_response.usage_of({**raw, "cache_creation": [20]}).cache_write_1h_tokens == 0
     converse = {
         "inputTokens": 10,
         "outputTokens": 2,
