@@ -176,8 +176,10 @@ class Ledger:
                 leased=not watched,
             )
         except BaseException as exc:
-            with anyio.CancelScope(shield=True):  # also when cancelled: nothing was spent, nothing stays held
-                if not isinstance(exc, Overdrawn):  # an error or a cancel may come after the hold was written
+            # nothing was spent, so nothing stays held, also when cancelled: a refusal wrote no hold, but an
+            # error or a cancel may come after the hold was written
+            with anyio.CancelScope(shield=True):
+                if not isinstance(exc, (Overdrawn, UnknownPool)):
                     await self._release_hold(tenant, booking.pool, request_id, tokens)
                 await self.budgets.settle(tenant, request_id, holds, 0)
             if isinstance(exc, Overdrawn):
