@@ -188,17 +188,25 @@ async def test_a_process_reuses_the_rules_it_read_until_told_to_forget(store: St
 
 
 class _FailsAfterWriting:
-    """The store, except that ``reserve`` writes its hold and then fails (a lost answer, a cancel)."""
+    """The store, except that the ``nth`` call of ``method`` writes its hold and then fails (a lost answer,
+    a cancel)."""
 
-    def __init__(self, store: Store, error: BaseException) -> None:
-        self._store, self._error = store, error
+    def __init__(self, store: Store, error: BaseException, method: str = "reserve", nth: int = 1) -> None:
+        self._store, self._error, self._method, self._left = store, error, method, nth
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+        real = getattr(self._store, name)
+        if name != self._method:
+            return real
 
-    async def reserve(self, *args: Any, **kwargs: Any) -> Any:
-        await self._store.reserve(*args, **kwargs)
-        raise self._error
+        async def writes_then_fails(*args: Any, **kwargs: Any) -> Any:
+            answer = await real(*args, **kwargs)
+            self._left -= 1
+            if self._left == 0:
+                raise self._error
+            return answer
+
+        return writes_then_fails
 
 
 @pytest.mark.parametrize("error", [ConnectionError("connection reset"), asyncio.CancelledError()])
@@ -218,3 +226,24 @@ async def test_a_reserve_that_fails_after_writing_its_hold_leaves_nothing_held(
     key = await store.get_usd_counter("acme", "key:key_a", "2026-11-26")
     assert key is not None and (key.used, key.reserved, key.reservations) == (0, 0, {})
     assert await store.sweep_reservations("9999-01-01T00:00:00.000000Z", "9999-01-01T00:00:00.000000Z") == []
+
+
+@pytest.mark.parametrize("error", [ConnectionError("connection reset"), asyncio.CancelledError()])
+async def test_a_usd_hold_that_fails_after_writing_leaves_no_budget_held(
+    store: Store, error: BaseException
+) -> None:
+    """Two budgets apply; the second one's hold is written and then its answer is lost (or the request is
+    cancelled): both holds are given back, as for a refusal."""
+    await store.create_pool("acme", "team")
+    await store.put_budget_rule(BudgetRule("acme", "key", "key_a", 10_000, "daily"))
+    await store.put_budget_rule(BudgetRule("acme", "pool", "team", 10_000, "daily"))
+    failing = cast(Store, _FailsAfterWriting(store, error, method="reserve_usd", nth=2))
+    ledger = Ledger(failing, PRICES, audit_key=None, session_keep=10, session_ttl=60,
+                    clock=Clock("2026-11-26T10:00:00"))  # fmt: skip
+    with pytest.raises(type(error)):
+        await ledger.reserve(ledger.book(KEY, None, "0" * 64), "r1", 1000, MINI)
+    for budget in ("key:key_a", "pool:team"):
+        counter = await store.get_usd_counter("acme", budget, "2026-11-26")
+        assert counter is not None and (counter.used, counter.reserved, counter.reservations) == (0, 0, {})
+    pool = await store.get_pool("acme", "team")
+    assert pool is not None and (pool.reserved, pool.reservations) == (0, {})  # the token pool came after

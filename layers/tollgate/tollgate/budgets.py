@@ -14,6 +14,7 @@ the alerts read after a reserve or a refusal.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -21,12 +22,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import anyio
+
 from .accounting import Pricing, usd
 from .budget_periods import Window, window
 from .errors import BadRequest, BudgetExceeded
+from .logs import log_event
 from .store.base import Overdrawn, Pool, Store
 from .store.budget_records import KEY_SCOPE, POOL_SCOPE, BudgetRule, UsdCounter, budget_id
 from .timeutil import Clock, format_time, utc_now
+
+logger = logging.getLogger("tollgate.budgets")
 
 Call = tuple[str, str, int]  # provider, model, tokens reserved for it
 
@@ -202,17 +208,35 @@ class Budgets:
             return []  # a local model (price 0) is never blocked by a USD budget
         now = self.clock()
         holds: list[Hold] = []
+        pending: Hold | None = None  # the hold being written: an error or a cancel may come after it landed
         try:
             for rule in rules:
-                holds.append(await self._hold(rule, now, request_id, bound))
-        except Exception:
-            await self.settle(tenant, request_id, holds, 0)
+                period = window(rule.period, rule.timezone, now)
+                pending = Hold(rule.budget_id, period.key, bound)
+                holds.append(await self._hold(rule, period, now, request_id, bound))
+                pending = None
+        except BaseException as exc:  # all or none, also when cancelled: a refusal wrote nothing
+            written = holds if pending is None or isinstance(exc, BudgetExceeded) else [*holds, pending]
+            with anyio.CancelScope(shield=True):
+                await self.release(tenant, request_id, written)
             raise
         return holds
 
-    async def _hold(self, rule: BudgetRule, now: datetime, request_id: str, amount: int) -> Hold:
+    async def release(self, tenant: str, request_id: str, holds: Sequence[Hold]) -> None:
+        """Give back holds of a request that spent nothing (its reserve failed or was cancelled); a hold
+        that cannot be given back now is logged and left to the sweep (which charges its upper bound)."""
+        for hold in holds:
+            try:
+                await self.store.settle_usd(
+                    tenant, hold.budget_id, hold.period_key, request_id, 0, reserved=hold.amount
+                )
+            except Exception as error:  # the reserve's own error is the one the caller gets
+                log_event(logger, logging.WARNING, "usd_release_failed", request_id=request_id, error=error)
+
+    async def _hold(
+        self, rule: BudgetRule, period: Window, now: datetime, request_id: str, amount: int
+    ) -> Hold:
         assert rule.usd_limit is not None
-        period = window(rule.period, rule.timezone, now)
         reservation = (request_id, amount, format_time(now))
         try:
             counter = await self.store.reserve_usd(

@@ -181,7 +181,7 @@ class Ledger:
             with anyio.CancelScope(shield=True):
                 if not isinstance(exc, (Overdrawn, UnknownPool)):
                     await self._release_hold(tenant, booking.pool, request_id, tokens)
-                await self.budgets.settle(tenant, request_id, holds, 0)
+                await self.budgets.release(tenant, request_id, holds)
             if isinstance(exc, Overdrawn):
                 if self.alerts is not None:
                     await budget_alerts.pool_refused(self.alerts, self.store, tenant, rules, booking.pool)
