@@ -213,12 +213,9 @@ class _FailsAfterWriting:
 async def test_a_reserve_that_fails_after_writing_its_hold_leaves_nothing_held(
     store: Store, error: BaseException
 ) -> None:
-    await store.create_pool("acme", "team")
+    ledger = await _ledger(cast(Store, _FailsAfterWriting(store, error)), Clock("2026-11-26T10:00:00"))
     await store.set_capacity("acme", "team", 5_000)
     await store.put_budget_rule(BudgetRule("acme", "key", "key_a", 10_000, "daily"))
-    failing = cast(Store, _FailsAfterWriting(store, error))
-    ledger = Ledger(failing, PRICES, audit_key=None, session_keep=10, session_ttl=60,
-                    clock=Clock("2026-11-26T10:00:00"))  # fmt: skip
     with pytest.raises(type(error)):
         await ledger.reserve(ledger.book(KEY, None, "0" * 64), "r1", 1000, MINI)
     pool = await store.get_pool("acme", "team")
@@ -234,12 +231,10 @@ async def test_a_usd_hold_that_fails_after_writing_leaves_no_budget_held(
 ) -> None:
     """Two budgets apply; the second one's hold is written and then its answer is lost (or the request is
     cancelled): both holds are given back, as for a refusal."""
-    await store.create_pool("acme", "team")
+    failing = cast(Store, _FailsAfterWriting(store, error, method="reserve_usd", nth=2))
+    ledger = await _ledger(failing, Clock("2026-11-26T10:00:00"))
     await store.put_budget_rule(BudgetRule("acme", "key", "key_a", 10_000, "daily"))
     await store.put_budget_rule(BudgetRule("acme", "pool", "team", 10_000, "daily"))
-    failing = cast(Store, _FailsAfterWriting(store, error, method="reserve_usd", nth=2))
-    ledger = Ledger(failing, PRICES, audit_key=None, session_keep=10, session_ttl=60,
-                    clock=Clock("2026-11-26T10:00:00"))  # fmt: skip
     with pytest.raises(type(error)):
         await ledger.reserve(ledger.book(KEY, None, "0" * 64), "r1", 1000, MINI)
     for budget in ("key:key_a", "pool:team"):
