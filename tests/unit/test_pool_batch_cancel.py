@@ -35,21 +35,23 @@ class Upstream:
         return Member(rid=rid, tokens=10, alone=alone, actual=actual, at="2026-11-27T00:00:00Z")
 
 
-async def _settle(*tasks: asyncio.Task[Any]) -> list[Any]:
-    return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+async def _with_one_cancelled(upstream: Upstream, waiting: list[Member], cancelled: int) -> list[Any]:
+    """A write in flight ("first", held), then ``waiting`` queue behind it and the one at ``cancelled`` is
+    cancelled before the flight lands; every outcome, "first"'s first."""
+    batches = PoolBatches(upstream.send, finish=lambda item: "batched")
+    first = asyncio.create_task(batches.write(KEY, upstream.member("first", held=True)))
+    await asyncio.sleep(0)  # in flight: the next ones wait
+    tasks = [asyncio.create_task(batches.write(KEY, member)) for member in waiting]
+    await asyncio.sleep(0)
+    tasks[cancelled].cancel()
+    await asyncio.sleep(0)
+    upstream.release.set()
+    return await asyncio.wait_for(asyncio.gather(first, *tasks, return_exceptions=True), 10)
 
 
 async def test_a_cancelled_waiting_write_is_left_out_of_the_batch() -> None:
     upstream = Upstream()
-    batches = PoolBatches(upstream.send, finish=lambda item: "batched")
-    first = asyncio.create_task(batches.write(KEY, upstream.member("first", held=True)))
-    await asyncio.sleep(0)  # in flight: the next ones wait
-    waiting = [asyncio.create_task(batches.write(KEY, upstream.member(rid))) for rid in ("b", "gone", "d")]
-    await asyncio.sleep(0)
-    waiting[1].cancel()
-    await asyncio.sleep(0)
-    upstream.release.set()
-    results = await _settle(first, *waiting)
+    results = await _with_one_cancelled(upstream, [upstream.member(rid) for rid in ("b", "gone", "d")], 1)
     assert results[0] == "first alone" and results[1] == results[3] == "batched"
     assert isinstance(results[2], asyncio.CancelledError)
     [batch] = upstream.sent
@@ -60,30 +62,13 @@ async def test_a_cancelled_waiting_write_is_left_out_of_the_batch() -> None:
 
 async def test_when_only_one_write_is_left_it_goes_alone() -> None:
     upstream = Upstream()
-    batches = PoolBatches(upstream.send, finish=lambda item: "batched")
-    first = asyncio.create_task(batches.write(KEY, upstream.member("first", held=True)))
-    await asyncio.sleep(0)
-    waiting = [asyncio.create_task(batches.write(KEY, upstream.member(rid))) for rid in ("gone", "kept")]
-    await asyncio.sleep(0)
-    waiting[0].cancel()
-    await asyncio.sleep(0)
-    upstream.release.set()
-    results = await _settle(first, *waiting)
+    results = await _with_one_cancelled(upstream, [upstream.member(rid) for rid in ("gone", "kept")], 0)
     assert results[2] == "kept alone" and isinstance(results[1], asyncio.CancelledError)
     assert upstream.sent == [] and upstream.alone == ["first", "kept"]
 
 
 async def test_a_cancelled_waiting_settle_still_goes() -> None:
     upstream = Upstream()
-    batches = PoolBatches(upstream.send, finish=lambda item: "batched")
-    first = asyncio.create_task(batches.write(KEY, upstream.member("first", held=True)))
-    await asyncio.sleep(0)
-    settle = asyncio.create_task(batches.write(KEY, upstream.member("charged", actual=7)))
-    other = asyncio.create_task(batches.write(KEY, upstream.member("other")))
-    await asyncio.sleep(0)
-    settle.cancel()
-    await asyncio.sleep(0)
-    upstream.release.set()
-    await _settle(first, settle, other)
+    await _with_one_cancelled(upstream, [upstream.member("charged", actual=7), upstream.member("other")], 0)
     [batch] = upstream.sent
     assert {"charged", "other"} <= set(batch["ExpressionAttributeNames"].values())
