@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from tollgate import audit
-from tollgate.store.base import AuditEntry, AuditHead, Store
+from tollgate.store.audit_base import AuditEntry, AuditHead
+from tollgate.store.base import Store
 from tollgate.timeutil import now_str
 
 BENCH_DIR = Path(__file__).resolve().parent

@@ -16,11 +16,10 @@ from litestar import Litestar
 
 from tollgate.app import create_app as tollgate_app
 from tollgate.store.alert_base import Alert
+from tollgate.store.audit_base import AuditEntry, AuditHead
 from tollgate.store.base import (
     NOBODY,
     ApiKey,
-    AuditEntry,
-    AuditHead,
     BeforeCharge,
     Holder,
     Pool,

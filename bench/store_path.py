@@ -23,7 +23,7 @@ import uvloop
 
 from tollgate import rollups
 from tollgate.audit import AuditWriter
-from tollgate.store.base import AuditEntry
+from tollgate.store.audit_base import AuditEntry
 from tollgate.store.sqlite import SQLiteStore
 
 try:

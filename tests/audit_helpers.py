@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tollgate.audit import export_by_time
-from tollgate.store.base import REGISTRY_SEGMENT, AuditEntry, AuditStore
+from tollgate.store.audit_base import REGISTRY_SEGMENT, AuditEntry, AuditStore
 
 
 async def request_entries(store: AuditStore, tenant: str) -> list[AuditEntry]:

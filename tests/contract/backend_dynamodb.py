@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from tollgate.store import dynamodb_audit_items as audit_items
-from tollgate.store.base import AuditEntry, AuditHead
+from tollgate.store.audit_base import AuditEntry, AuditHead
 from tollgate.store.dynamodb import DynamoDBStore
 
 REPO = Path(__file__).resolve().parents[2]

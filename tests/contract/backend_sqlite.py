@@ -13,7 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from tollgate.store.base import AuditEntry
+from tollgate.store.audit_base import AuditEntry
 from tollgate.store.sqlite import SQLiteStore
 from tollgate.store.sqlite_schema import AUDIT_COLUMNS, entry_params
 

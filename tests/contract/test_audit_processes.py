@@ -23,7 +23,8 @@ import pytest
 from tests.contract.backend_dynamodb import REGION, aws_environment, dynalite_url
 from tests.contract.test_sqlite_processes import TIMEOUT, run_workers
 from tollgate import audit
-from tollgate.store.base import AuditHead, Store
+from tollgate.store.audit_base import AuditHead
+from tollgate.store.base import Store
 from tollgate.store.dynamodb import DynamoDBStore
 from tollgate.store.sqlite import SQLiteStore
 

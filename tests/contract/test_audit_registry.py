@@ -11,7 +11,8 @@ from dataclasses import replace
 
 from tollgate import audit
 from tollgate.audit import AuditWriter
-from tollgate.store.base import REGISTRY_SEGMENT, AuditHead, Store
+from tollgate.store.audit_base import REGISTRY_SEGMENT, AuditHead
+from tollgate.store.base import Store
 
 from .test_audit_segments import KEY, Calls
 from .test_store_contract import at, draft

@@ -15,7 +15,8 @@ import pytest
 
 from tollgate import audit
 from tollgate.audit import GENESIS, AuditWriter, chained
-from tollgate.store.base import REGISTRY_SEGMENT, AuditEntry, AuditHead, Store
+from tollgate.store.audit_base import REGISTRY_SEGMENT, AuditEntry, AuditHead
+from tollgate.store.base import Store
 
 from .test_store_contract import HMAC_KEY, at, chain, draft, tamper_of
 

@@ -17,7 +17,8 @@ from tests.contract.backend_dynamodb import dynamodb_store
 from tollgate import audit
 from tollgate.store import dynamodb_audit_items as audit_items
 from tollgate.store import dynamodb_items as items
-from tollgate.store.base import AuditEntry, AuditHead, Store
+from tollgate.store.audit_base import AuditEntry, AuditHead
+from tollgate.store.base import Store
 from tollgate.store.sqlite import SQLiteStore
 from tollgate.store.sqlite_schema import SCHEMA_VERSION, TABLES
 

@@ -22,7 +22,8 @@ from tollgate import audit, timeutil
 from tollgate.store import dynamodb_audit_items as audit_items
 from tollgate.store import dynamodb_items as items
 from tollgate.store import table
-from tollgate.store.base import AuditEntry, AuditHead, Overdrawn, Pool, UnknownPool
+from tollgate.store.audit_base import AuditEntry, AuditHead
+from tollgate.store.base import Overdrawn, Pool, UnknownPool
 from tollgate.store.dynamodb import DynamoDBStore
 
 from .test_store_contract import at, draft

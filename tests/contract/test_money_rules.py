@@ -15,7 +15,8 @@ from tollgate.accounting import Pricing, summarize_costs
 from tollgate.errors import BadRequest, BudgetExceeded, Forbidden
 from tollgate.keys import Principal
 from tollgate.ledger import Ledger
-from tollgate.store.base import ABANDONED, Holder, Pool, Store, UnknownPool
+from tollgate.store.audit_base import ABANDONED
+from tollgate.store.base import Holder, Pool, Store, UnknownPool
 from tollgate.sweeper import Sweeper, SweepTooYoung
 
 from .test_store_contract import T0, at, draft

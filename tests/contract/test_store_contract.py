@@ -13,10 +13,9 @@ from typing import Any, Protocol
 import pytest
 
 from tollgate import audit, timeutil
+from tollgate.store.audit_base import AuditEntry, AuditHead
 from tollgate.store.base import (
     ApiKey,
-    AuditEntry,
-    AuditHead,
     Holder,
     KeyExists,
     Overdrawn,

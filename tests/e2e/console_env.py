@@ -47,7 +47,7 @@ def day(days_ago: int) -> str:
 def seed_spend(db: Path) -> None:
     """Chain a few earlier requests of tenant acme into the store, as the ledger would have."""
     from tollgate import audit, rollups
-    from tollgate.store.base import AuditEntry
+    from tollgate.store.audit_base import AuditEntry
     from tollgate.store.sqlite import SQLiteStore
 
     async def run() -> None:

@@ -37,7 +37,8 @@ from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import ADMIN_KEY, AUDIT_KEY, MESSAGES
 from tollgate import audit, timeutil
 from tollgate.config import Settings
-from tollgate.store.base import ABANDONED, Store
+from tollgate.store.audit_base import ABANDONED
+from tollgate.store.base import Store
 from tollgate.store.factory import open_store
 
 MAX_AGE = 1800

@@ -20,7 +20,7 @@ from tollgate.cli import _serve_banner, build_parser, main
 from tollgate.cli_args import since_time
 from tollgate.config import Settings
 from tollgate.config_errors import SettingsError
-from tollgate.store.base import AuditEntry
+from tollgate.store.audit_base import AuditEntry
 from tollgate.store.sqlite import SQLiteStore
 from tollgate.timeutil import parse_time
 

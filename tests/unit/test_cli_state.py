@@ -163,7 +163,7 @@ def _append_entries(db: Path, count: int) -> None:
         "import asyncio, sys\n"
         "from tollgate import audit\n"
         "from tollgate.store.sqlite import SQLiteStore\n"
-        "from tollgate.store.base import AuditEntry\n"
+        "from tollgate.store.audit_base import AuditEntry\n"
         "async def main():\n"
         "    store = SQLiteStore(sys.argv[1]); await store.init_schema()\n"
         "    for n in range(int(sys.argv[2])):\n"

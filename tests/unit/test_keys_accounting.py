@@ -21,7 +21,8 @@ from tollgate.errors import Forbidden, Unauthorized
 from tollgate.keys import OPEN_PRINCIPAL, Authenticator, Principal, hash_key, key_from_headers, new_key_record
 from tollgate.providers.base import ChatCall
 from tollgate.schemas.openai import ChatCompletionRequest
-from tollgate.store.base import ApiKey, AuditEntry
+from tollgate.store.audit_base import AuditEntry
+from tollgate.store.base import ApiKey
 from tollgate.timeutil import after
 
 

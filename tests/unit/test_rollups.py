@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from tollgate import rollups
 from tollgate.accounting import summarize_costs
-from tollgate.store.base import ABANDONED, AuditEntry
+from tollgate.store.audit_base import ABANDONED, AuditEntry
 
 ENTRY = AuditEntry(
     "acme", 1, "2026-11-01T10:00:00.000000Z", "r1", "k1", "openai", "gpt-4o-mini", "ok", 10, 5, 7,

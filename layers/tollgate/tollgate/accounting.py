@@ -19,7 +19,7 @@ from typing import Any
 from .providers.base import ChatCall, Usage
 from .providers.catalog import LOCAL_PROVIDERS
 from .schemas.openai import ChatCompletionRequest
-from .store.base import ABANDONED, AuditEntry
+from .store.audit_base import ABANDONED, AuditEntry
 from .store.rollup_base import COUNTERS, TOKEN_PARTS
 
 _REGION_PREFIX = re.compile(r"^(us|eu|apac|au|ca|jp|us-gov|global)\.")

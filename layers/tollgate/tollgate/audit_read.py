@@ -15,7 +15,14 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .store.base import LEGACY_SEGMENT, REGISTRY_SEGMENT, SEGMENT_OPENED, AuditEntry, AuditHead, AuditStore
+from .store.audit_base import (
+    LEGACY_SEGMENT,
+    REGISTRY_SEGMENT,
+    SEGMENT_OPENED,
+    AuditEntry,
+    AuditHead,
+    AuditStore,
+)
 
 _GENESIS = "0" * 64  # audit.GENESIS (not imported: audit re-exports this module)
 

@@ -23,7 +23,8 @@ from .limits import Admission
 from .logs import log_event
 from .providers.base import Usage
 from .schemas.openai import Message
-from .store.base import AuditEntry, Holder, Overdrawn, Reservation, Store, UnknownPool
+from .store.audit_base import AuditEntry
+from .store.base import Holder, Overdrawn, Reservation, Store, UnknownPool
 from .store.budget_records import BudgetRule, UsdCounter
 from .store.sqlite_group import group_writes
 from .timeutil import Clock, after, now_str, utc_now

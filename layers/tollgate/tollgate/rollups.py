@@ -26,7 +26,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from .accounting import TOTALS, Pricing, refused, token_parts, usd, without_superseded
-from .store.base import ABANDONED, AuditEntry, Reservation
+from .store.audit_base import ABANDONED, AuditEntry
+from .store.base import Reservation
 from .store.rollup_base import COUNTERS, Rollup, RollupStore, by_cell
 from .timeutil import format_time, parse_time
 

@@ -16,7 +16,7 @@ from ..errors import BadRequest, NotFound
 from ..names import check_name
 from ..schemas.limits import MAX_AUDIT_SEQ
 from ..schemas.openai import NAME_PATTERN
-from ..store.base import AuditEntry
+from ..store.audit_base import AuditEntry
 from ..timeutil import normalize_time
 from .caller import Caller
 

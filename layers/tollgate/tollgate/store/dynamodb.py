@@ -45,10 +45,9 @@ from ..timeutil import epoch_seconds, now_str
 from . import dynamodb_audit_items as audit_items
 from . import dynamodb_items as items
 from . import dynamodb_segments as segments
+from .audit_base import AuditEntry, AuditHead
 from .base import (
     ApiKey,
-    AuditEntry,
-    AuditHead,
     KeyExists,
 )
 from .dynamodb_alerts import DynamoDBAlerts

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .base import LEGACY_SEGMENT, REGISTRY_SEGMENT, AuditEntry, AuditHead
+from .audit_base import LEGACY_SEGMENT, REGISTRY_SEGMENT, AuditEntry, AuditHead
 from .dynamodb_items import (
     AUDIT_DIR,
     GSI1PK,

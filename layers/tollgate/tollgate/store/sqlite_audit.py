@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from .base import REGISTRY_SEGMENT, AuditEntry, AuditHead
+from .audit_base import REGISTRY_SEGMENT, AuditEntry, AuditHead
 from .sqlite_schema import AUDIT_COLUMNS, entry_from_row, entry_params
 
 if TYPE_CHECKING:

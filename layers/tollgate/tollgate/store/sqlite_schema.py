@@ -11,7 +11,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from .base import ApiKey, AuditEntry
+from .audit_base import AuditEntry
+from .base import ApiKey
 from .sqlite_limits import LIMIT_TABLES
 from .sqlite_rollups import ADDED_ROLLUP_COLUMNS, ROLLUPS_TABLE
 from .sqlite_rotation import ROTATION_TABLES
