@@ -204,6 +204,12 @@ def _tool_frames(tool: ToolUse, block: int) -> list[bytes]:
 # --------------------------------------------------------------------------------------------- server
 
 
+def _tool_blocks_without_config(body: dict[str, Any]) -> bool:
+    """What Converse refuses: tool calls or results in the messages and no ``toolConfig``."""
+    blocks = [block for message in body.get("messages") or [] for block in message.get("content") or []]
+    return "toolConfig" not in body and any("toolUse" in b or "toolResult" in b for b in blocks)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
@@ -228,6 +234,9 @@ class _Handler(BaseHTTPRequestHandler):
         if script.error:
             status = HTTP_ERRORS.get(script.error, 400)
             self._json(status, {"message": script.error_message}, script.error)
+        elif parts[2].startswith("converse") and _tool_blocks_without_config(body):
+            message = "The toolConfig field must be defined when using toolUse and toolResult content blocks."
+            self._json(400, {"message": message}, "ValidationException")
         elif parts[2] == "invoke":
             self._invoke(unquote(parts[1]), body)
         elif parts[2] == "count-tokens":

@@ -12,6 +12,7 @@ import pytest
 from tests.fakes.bedrock_server import FakeBedrock, ToolUse
 from tests.fakes.server import ServerThread
 from tollgate.config import Settings
+from tollgate.wire import compaction
 
 PROFILE = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 
@@ -132,3 +133,24 @@ def test_mid_stream_exception_is_an_error_event(gateway: ServerThread, fake: Fak
     )
     frames = [line for line in response.text.splitlines() if line.startswith("data: ")]
     assert '"error"' in frames[-1] and "[DONE]" not in response.text
+
+
+def test_codex_compaction_of_a_tool_history_through_bedrock(gateway: ServerThread, fake: FakeBedrock) -> None:
+    """Codex compacts without tools; Converse refuses tool blocks without a toolConfig (the fake too)."""
+    fake.script(texts=["Checked the weather."], usage=(30, 4))
+    history = [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "weather?"}]},
+        {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+    ]
+    response = httpx.post(
+        f"{gateway.url}/v1/responses/compact",
+        json={"model": "auto", "input": history, "tools": []},
+        timeout=20,
+    )
+    assert response.status_code == 200, response.text
+    output = response.json()["output"]
+    assert output[0]["content"][0]["text"] == "weather?"
+    assert compaction.summary_of(output[-1]) == "Checked the weather."
+    tool_config = fake.requests[-1].body["toolConfig"]
+    assert [tool["toolSpec"]["name"] for tool in tool_config["tools"]] == ["get_weather"]

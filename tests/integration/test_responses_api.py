@@ -18,6 +18,7 @@ from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import ADMIN_KEY, AUDIT_KEY, Gateway
 from tollgate.config import Settings
 from tollgate.store.sqlite import SQLiteStore
+from tollgate.wire import compaction
 
 WEATHER = {
     "type": "function",
@@ -54,9 +55,12 @@ def sdk(gw: Gateway, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0, timeout=20)
 
 
+def auth(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
 def post(gw: Gateway, key: str, body: dict[str, Any]) -> httpx.Response:
-    headers = {"authorization": f"Bearer {key}"}
-    return httpx.post(f"{gw.url}/v1/responses", json=body, headers=headers, timeout=20)
+    return httpx.post(f"{gw.url}/v1/responses", json=body, headers=auth(key), timeout=20)
 
 
 def sent(gw: Gateway, n: int = -1) -> dict[str, Any]:
@@ -263,3 +267,147 @@ def test_every_turn_is_charged_and_audited(gw: Gateway) -> None:
     assert pool["used"] == 28 and pool["reserved"] == 0
     entries = gw.get(key, "/v1/audit").json()["entries"]
     assert [e["status"] for e in entries] == ["ok", "ok"]
+
+
+# ------------------------------------------------------------------------ POST /v1/responses/compact
+
+
+def codex_history() -> list[dict[str, Any]]:
+    """A conversation as Codex CLI sends it for compaction: its context wrapped in tags, real user turns,
+    the assistant's answers, and a tool round trip."""
+
+    def user(text: str) -> dict[str, Any]:
+        return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+    return [
+        user("<environment_context>\n  <cwd>/repo</cwd>\n</environment_context>"),
+        user("fix the failing test"),
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Looking."}]},
+        {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+        {"type": "reasoning", "summary": [], "encrypted_content": "opaque"},
+        user("and keep the public API"),
+    ]
+
+
+def test_compact_summarizes_with_the_routed_model_and_keeps_the_user_turns(gw: Gateway) -> None:
+    gw.upstream.script = Script(texts=["Fixed half; ", "API kept."])
+    key = gw.new_key("acme")
+    gw.set_budget("acme", "default", 10_000)
+    compacted = sdk(gw, key).responses.compact(
+        model="auto", input=codex_history(), instructions="you are codex", extra_body={"tools": [WEATHER]}
+    )
+    assert compacted.object == "response.compaction" and compacted.id.startswith("resp_")
+    *kept, summary = [item.model_dump(exclude_none=True, warnings=False) for item in compacted.output]
+    assert [(o["role"], o["content"][0]["text"]) for o in kept] == [
+        ("user", "fix the failing test"),
+        ("user", "and keep the public API"),
+    ]
+    assert summary["type"] == "compaction" and compaction.summary_of(summary) == "Fixed half; API kept."
+    assert (
+        compacted.usage.input_tokens == 11 and compacted.usage.output_tokens == 2
+    )  # the fake: one per piece
+    body = sent(gw)
+    assert body["stream"] is False and body["tool_choice"] == "none"
+    roles = [m["role"] for m in body["messages"]]
+    assert roles == ["system", "user", "user", "assistant", "tool", "user", "user"]
+    assert body["messages"][-1]["content"] == compaction.COMPACTION_PROMPT
+    # charged and audited like any turn; nothing stored to continue from
+    pool = gw.admin("GET", "/budgets", params={"tenant": "acme"}).json()["pools"][0]
+    assert pool["used"] == 13 and pool["reserved"] == 0
+    assert [e["status"] for e in gw.get(key, "/v1/audit").json()["entries"]] == ["ok"]
+    assert gw.get(key, f"/v1/responses/{compacted.id}").status_code == 404
+
+
+def test_compacted_history_continues_on_any_provider(gw: Gateway) -> None:
+    gw.upstream.script = Script(texts=["the summary"])
+    client = sdk(gw, gw.new_key("acme"))
+    compacted = client.responses.compact(model="auto", input=codex_history())
+    history = [item.model_dump(exclude_none=True, warnings=False) for item in compacted.output]
+    nxt = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go on"}]}
+    gw.upstream.script = Script()
+    answer = client.responses.create(model="auto", input=[*history, nxt])
+    assert answer.output_text == "Hello from fake"
+    messages = sent(gw)["messages"]
+    assert [m["content"] for m in messages] == [
+        "fix the failing test",
+        "and keep the public API",
+        compaction.SUMMARY_PREFIX + "the summary",
+        "go on",
+    ]
+
+
+def codex_compaction_v2(stream: bool) -> dict[str, Any]:
+    """Codex CLI's remote compaction v2: the history and a trigger, on /v1/responses."""
+    trigger = {"type": "compaction_trigger"}
+    return {"model": "auto", "input": [*codex_history(), trigger], "tools": [WEATHER], "stream": stream}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_compaction_trigger_answers_one_compaction_item(gw: Gateway, stream: bool) -> None:
+    gw.upstream.script = Script(texts=["Fixed ", "half."])
+    key = gw.new_key("acme")
+    if stream:
+        with httpx.stream(
+            "POST", f"{gw.url}/v1/responses", json=codex_compaction_v2(True), headers=auth(key), timeout=20
+        ) as response:
+            events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+        assert [e["type"] for e in events] == [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.output_item.done",
+            "response.completed",
+        ]
+        output = events[-1]["response"]["output"]
+        assert events[3]["item"] == output[0]
+    else:
+        output = post(gw, key, codex_compaction_v2(False)).json()["output"]
+    assert len(output) == 1 and output[0]["type"] == "compaction"
+    assert compaction.summary_of(output[0]) == "Fixed half."
+    body = sent(gw)
+    assert body["tool_choice"] == "none" and body["messages"][-1]["content"] == compaction.COMPACTION_PROMPT
+
+
+def test_a_compaction_that_is_not_tollgate_s_is_dropped(gw: Gateway) -> None:
+    key = gw.new_key("acme")
+    foreign = {"type": "compaction", "encrypted_content": "gAAAA-openai-only"}
+    forged = {"type": "compaction", "encrypted_content": compaction.SUMMARY_MARK + "%%%not base64"}
+    response = post(gw, key, {"model": "auto", "input": [foreign, forged, {"role": "user", "content": "hi"}]})
+    assert response.status_code == 200, response.text
+    assert [m["content"] for m in sent(gw)["messages"]] == ["hi"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"input": "x", "stream": True}, 400, "stream"),
+        ({"input": [{"type": "function_call_output", "call_id": "nope", "output": "x"}]}, 400, "input"),
+        ({}, 400, "input"),
+        ({"input": "x", "background": True}, 400, "background"),
+    ],
+)
+def test_compact_bad_input_is_a_clear_4xx(gw: Gateway, body: dict[str, Any], status: int, param: str) -> None:
+    headers = {"authorization": f"Bearer {gw.new_key('acme')}"}
+    response = httpx.post(f"{gw.url}/v1/responses/compact", json={"model": "auto", **body}, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["param"] == param
+    assert not gw.upstream.requests
+
+
+def test_compact_keeps_the_key_s_budget_and_allow_list(gw: Gateway) -> None:
+    refused = gw.new_key("acme", models=["someone-else/model"])
+    response = httpx.post(
+        f"{gw.url}/v1/responses/compact",
+        json={"model": "auto", "input": "x"},
+        headers={"authorization": f"Bearer {refused}"},
+    )
+    assert response.status_code == 403, response.text
+    gw.set_budget("acme", "default", 5)
+    response = httpx.post(
+        f"{gw.url}/v1/responses/compact",
+        json={"model": "auto", "input": "x"},
+        headers={"authorization": f"Bearer {gw.new_key('acme')}"},
+    )
+    assert response.status_code == 429 and response.json()["error"]["code"] == "budget_exceeded"
+    assert not gw.upstream.requests

@@ -33,6 +33,7 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/messages", "post"): MessagesRequest,
     ("/v1/messages/count_tokens", "post"): CountTokensRequest,
     ("/v1/responses", "post"): ResponsesRequest,
+    ("/v1/responses/compact", "post"): ResponsesRequest,
     ("/v1/embeddings", "post"): EmbeddingsRequest,
     ("/v1/tokens/check", "post"): TokensRequest,
     ("/v1/tokens/reserve", "post"): TokensRequest,

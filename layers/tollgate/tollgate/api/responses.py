@@ -1,5 +1,6 @@
-"""POST /v1/responses (the OpenAI Responses API over the shared pipeline) and the stored responses:
-GET /v1/responses/{id}, DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items.
+"""POST /v1/responses (the OpenAI Responses API over the shared pipeline), POST /v1/responses/compact
+(``wire.responses_compact``) and the stored responses: GET /v1/responses/{id}, DELETE /v1/responses/{id},
+GET /v1/responses/{id}/input_items.
 
 A stored response is the caller's tenant's only: another tenant's id answers 404, as a missing one does.
 Errors have the OpenAI error shape, which the Responses API shares.
@@ -14,11 +15,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from ..context import AppContext
-from ..errors import NotFound
+from ..errors import BadRequest, NotFound
 from ..providers.base import ChatCall
 from ..schemas.openai import ChatCompletionRequest
 from ..store.base import StoredResponse
-from ..wire import WireFormat
+from ..wire import WireFormat, responses_compact
 from ..wire.responses import bind, render, to_chat
 from ..wire.responses_request import ResponsesRequest
 from ..wire.responses_stream import ResponsesEncoder
@@ -36,7 +37,16 @@ def _encoder(call: ChatCall) -> ResponsesEncoder:
     return ResponsesEncoder(call)
 
 
+def _parse_compaction(raw: bytes) -> ChatCompletionRequest:
+    """A compaction is one non-streamed turn that stores nothing and calls no tool."""
+    request = validate(ResponsesRequest, decode_json_object(raw))
+    if request.stream:
+        raise BadRequest("a compaction is not streamed; leave stream out", param="stream")
+    return to_chat(request.model_copy(update={"store": False, "text": None}), compact=True)
+
+
 RESPONSES = WireFormat(parse=_parse, render=render, encoder=_encoder, bind=bind)
+COMPACTION = WireFormat(parse=_parse_compaction, render=responses_compact.render, encoder=_encoder, bind=bind)
 
 
 @post("/v1/responses", status_code=200, opt={METERED: True})
@@ -44,6 +54,14 @@ async def create_response(
     request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
 ) -> Response[Any]:
     return await serve(request, ctx, caller, RESPONSES)
+
+
+@post("/v1/responses/compact", status_code=200, opt={METERED: True})
+async def compact_response(
+    request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]
+) -> Response[Any]:
+    """The conversation in ``input`` compacted to a short history to continue from."""
+    return await serve(request, ctx, caller, COMPACTION)
 
 
 async def _stored(ctx: AppContext, caller: Caller, response_id: str) -> StoredResponse:
@@ -96,4 +114,4 @@ async def list_input_items(
     }
 
 
-ROUTES = [create_response, retrieve_response, delete_response, list_input_items]
+ROUTES = [create_response, compact_response, retrieve_response, delete_response, list_input_items]

@@ -148,6 +148,18 @@ def _tool(tool: Tool) -> Block:
     return with_cache_control(result, tool.cache_control)
 
 
+def _used_tools(messages: list[Block]) -> list[Block]:
+    """A definition for each tool the history called, with an open schema."""
+    names = [
+        block["name"]
+        for message in messages
+        if isinstance(message.get("content"), list)
+        for block in message["content"]
+        if isinstance(block, dict) and block.get("type") == "tool_use" and isinstance(block.get("name"), str)
+    ]
+    return [{"name": name, "input_schema": {"type": "object"}} for name in dict.fromkeys(names)]
+
+
 def _tool_choice(choice: str | dict[str, Any]) -> Block:
     if isinstance(choice, str):
         return {"type": TOOL_CHOICES[choice]}
@@ -186,6 +198,9 @@ def to_upstream(call: ChatCall) -> dict[str, Any]:
         body["tools"] = [_tool(tool) for tool in request.tools]
         if request.tool_choice is not None:
             body["tool_choice"] = _tool_choice(request.tool_choice)
+    elif used := _used_tools(body["messages"]):  # tool blocks need their tools defined; none may be called
+        body["tools"] = used
+        body["tool_choice"] = {"type": "none"}
     if request.user:
         body["metadata"] = {"user_id": request.user}
     body["stream"] = call.stream

@@ -7,7 +7,9 @@ exception frame raises its tollgate error: ``bedrock_errors``).
 Choices worth knowing:
 - ``tool_choice: "none"`` has no Converse equivalent: ``toolConfig`` is left out, unless the history
   already holds tool calls or results (Converse then requires ``toolConfig``), in which case the tools are
-  sent without a ``toolChoice`` (the model may still call one).
+  sent without a ``toolChoice`` (the model may still call one). A history with tool calls and no tools
+  given (a summary of a finished agent run, ``/v1/responses/compact``) declares the tools it used, with
+  an open schema, for the same reason.
 - ``response_format``, ``user`` and unknown pass-through fields are dropped (a debug line names the fields).
 - ``prompt_tokens`` counts cache reads and writes too, as OpenAI's ``prompt_tokens`` does.
 - Model ids are passed unchanged: base ids, inference profiles (``us.``/``eu.``/``apac.``/``global.``)
@@ -86,7 +88,7 @@ def to_converse(call: ChatCall) -> dict[str, Any]:
     }
     if system:
         kwargs["system"] = system
-    tool_config = _tool_config(request.function_tools(), request.tool_choice, _has_tool_blocks(turns))
+    tool_config = _tool_config(request.function_tools(), request.tool_choice, turns)
     if tool_config:
         kwargs["toolConfig"] = tool_config
     if fields := additional_fields(call):  # a Messages client's thinking, effort and betas
@@ -196,10 +198,19 @@ def _has_tool_blocks(turns: Iterable[Turn]) -> bool:
     return any("toolUse" in block or "toolResult" in block for turn in turns for block in turn["content"])
 
 
-def _tool_config(tools: list[Tool] | None, choice: Any, history_has_tools: bool) -> dict[str, Any] | None:
+def _used_tools(turns: Iterable[Turn]) -> list[Block]:
+    """A spec for each tool the history called (Converse refuses tool blocks without a ``toolConfig``)."""
+    names = [block["toolUse"]["name"] for turn in turns for block in turn["content"] if "toolUse" in block]
+    return [
+        {"toolSpec": {"name": name, "inputSchema": {"json": EMPTY_SCHEMA}}} for name in dict.fromkeys(names)
+    ]
+
+
+def _tool_config(tools: list[Tool] | None, choice: Any, turns: list[Turn]) -> dict[str, Any] | None:
     if not tools:
-        return None
-    if choice == "none" and not history_has_tools:
+        used = _used_tools(turns)
+        return {"tools": used} if used else None
+    if choice == "none" and not _has_tool_blocks(turns):
         return None
     config: dict[str, Any] = {
         "tools": [b for tool in tools for b in cache_point([_tool_spec(tool)], tool.cache_control)]

@@ -34,6 +34,7 @@ class ResponsesExtras(BaseModel):
     echo: dict[str, Any] = Field(default_factory=dict)  # request fields the response object repeats
     # the client's body, for OpenAI's own /v1/responses (None: translate, e.g. with previous_response_id)
     native: dict[str, Any] | None = None
+    compaction: bool = False  # the answer is a summary, given back as one ``compaction`` item
 
 
 class ResponsesChatRequest(ChatCompletionRequest):

@@ -24,6 +24,7 @@ from ..schemas.openai import ChatCompletionRequest, Message
 from ..schemas.responses import ResponsesChatRequest, ResponsesExtras
 from ..store.base import StoredResponse
 from ..streaming import ResponseBuilder
+from . import compaction
 from .responses_output import output_items, response_id, response_object, status_of, with_call_ids
 from .responses_request import (
     ResponsesRequest,
@@ -104,9 +105,12 @@ def _sampling(request: ResponsesRequest, has_tools: bool) -> dict[str, Any]:
     return fields
 
 
-def to_chat(request: ResponsesRequest, payload: dict[str, Any] | None = None) -> ResponsesChatRequest:
+def to_chat(
+    request: ResponsesRequest, payload: dict[str, Any] | None = None, *, compact: bool = False
+) -> ResponsesChatRequest:
     """A validated Responses request (and its raw ``payload``, for a native upstream) -> the internal chat
-    request (the conversation so far is added by ``bind``, once the caller is known)."""
+    request (the conversation so far is added by ``bind``, once the caller is known). ``compact`` (or a
+    ``compaction_trigger`` item in ``input``) asks for the conversation's summary (``wire.compaction``)."""
     if request.background:
         raise BadRequest("background responses are not supported", param="background")
     tools, origins = convert_tools(request.tools or [])
@@ -115,6 +119,11 @@ def to_chat(request: ResponsesRequest, payload: dict[str, Any] | None = None) ->
         raise BadRequest("input must hold at least one message", param="input")
     if request.instructions:
         messages.insert(0, Message(role="system", content=request.instructions))
+    compacting = compact or compaction.requested(request.input)
+    tool_choice = convert_tool_choice(request.tool_choice, origins)
+    if compacting:
+        messages.append(Message(role="user", content=compaction.COMPACTION_PROMPT))
+        tool_choice = "none" if tools else None
     extras = ResponsesExtras(
         tools=origins,
         store=request.store,
@@ -123,13 +132,14 @@ def to_chat(request: ResponsesRequest, payload: dict[str, Any] | None = None) ->
         input_items=input_items(request),
         echo=_echo(request),
         native=native_body(payload, request),
+        compaction=compacting,
     )
     fields: dict[str, Any] = {
         "model": request.model,
         # a continuation may send nothing new but tool results and reasoning: ``bind`` drops the filler
         "messages": messages or [Message(role="user", content="")],
         "tools": tools or None,
-        "tool_choice": convert_tool_choice(request.tool_choice, origins),
+        "tool_choice": tool_choice,
         "provider": request.provider,
         "pool": request.pool,
         "responses": extras,

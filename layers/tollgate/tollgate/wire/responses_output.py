@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import TollgateError
 from ..providers.base import Usage
 from ..schemas.responses import ResponsesExtras, ToolOrigin
+from . import compaction
 
 Item = dict[str, Any]
 
@@ -105,6 +106,8 @@ def call_item(
 
 def output_items(answer: dict[str, Any] | None, request_id: str, extras: ResponsesExtras) -> list[Item]:
     """The assistant message (OpenAI chat shape) as output items: its text, then its tool calls."""
+    if extras.compaction:
+        return [compaction.item(request_id, str((answer or {}).get("content") or ""))]
     if not answer:
         return []
     items: list[Item] = []

@@ -36,6 +36,7 @@ from ..schemas.openai import (
     ToolCall,
 )
 from ..schemas.responses import ToolOrigin
+from . import compaction
 
 logger = logging.getLogger("tollgate.wire.responses")
 
@@ -58,7 +59,6 @@ HOSTED_ITEMS = frozenset(
         "mcp_call",
         "tool_search_call",
         "tool_search_output",
-        "compaction",
     }
 )
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text", "summary_text"})
@@ -273,6 +273,15 @@ class _Items:
             raise BadRequest(f"{param}.call_id is required", param=f"{param}.call_id")
         self.messages.append(Message(role="tool", tool_call_id=call_id, content=output))
 
+    def summary(self, item: dict[str, Any]) -> None:
+        """tollgate's own compaction item is the summary, as a user message; another's (OpenAI's
+        encrypted one) cannot be read and is dropped."""
+        summary = compaction.summary_of(item)
+        if summary is None:
+            logger.debug("responses: dropped a compaction item that is not tollgate's")
+        else:
+            self.messages.append(Message(role="user", content=compaction.SUMMARY_PREFIX + summary))
+
     def add(self, item: Any, param: str) -> None:
         if not isinstance(item, dict):
             raise BadRequest(f"{param} must be an object", param=param)
@@ -285,7 +294,9 @@ class _Items:
             self.call(item, param, json.dumps({"input": str(item.get("input") or "")}, ensure_ascii=False))
         elif kind in ("function_call_output", "custom_tool_call_output"):
             self.result(item, param, _output_text(item.get("output")))
-        elif kind == "reasoning" or kind in HOSTED_ITEMS:
+        elif kind == compaction.ITEM:
+            self.summary(item)
+        elif kind == "reasoning" or kind == compaction.TRIGGER or kind in HOSTED_ITEMS:
             logger.debug("responses: dropped input item of type %s", kind)
         elif kind == "item_reference":
             raise BadRequest(f"{param}: item_reference is not supported; send the item", param=param)

@@ -25,6 +25,7 @@ from ..lifecycle import Outcome
 from ..providers.base import ChatCall, Chunk, Finish, NativeEvent, ResponseMeta, TextDelta, ToolCallDelta
 from ..schemas.responses import ResponsesChatRequest, ResponsesExtras
 from ..streaming import ResponseBuilder
+from . import compaction
 from .responses_output import (
     Item,
     call_id,
@@ -64,6 +65,7 @@ class ResponsesEncoder:
         self.finish: str | None = None
         self.native = False  # the upstream streams Responses events itself
         self.native_final: dict[str, Any] | None = None  # its completed/incomplete event, held for ``end``
+        self.summary: list[str] = []  # a compaction's text
 
     def _event(self, kind: str, **payload: Any) -> bytes:
         body = {"type": kind, "sequence_number": self.sequence, **payload}
@@ -87,6 +89,10 @@ class ResponsesEncoder:
             return self._native(chunk.payload)
         if self.native:
             return []  # the native events carry it
+        if self.extras.compaction and isinstance(chunk, (TextDelta, ToolCallDelta)):
+            if isinstance(chunk, TextDelta):
+                self.summary.append(chunk.text)
+            return []  # the summary goes out whole, as one item, at the end
         if isinstance(chunk, TextDelta):
             return self._text(chunk.text) if chunk.text else []
         if isinstance(chunk, ToolCallDelta):
@@ -117,7 +123,7 @@ class ResponsesEncoder:
     def end(self, builder: ResponseBuilder, outcome: Outcome, extension: dict[str, Any]) -> list[bytes]:
         if self.native_final is not None:
             return self._native_end(self.native_final, extension)
-        frames = self._close()
+        frames = self._compacted() if self.extras.compaction else self._close()
         status, incomplete = status_of(self.finish)
         body = self._response(status, usage=outcome.usage or builder.final_usage())
         body["incomplete_details"] = incomplete
@@ -131,6 +137,16 @@ class ResponsesEncoder:
         return [*frames, self._event("response.failed", response=failed(self._response("failed"), error))]
 
     # --- items ------------------------------------------------------------------------------------
+
+    def _compacted(self) -> list[bytes]:
+        """A compaction's one output item, added and done at once."""
+        item = compaction.item(self.call.request_id, "".join(self.summary))
+        index = len(self.output)
+        self.output.append(item)
+        return [
+            self._event("response.output_item.added", output_index=index, item=item),
+            self._event("response.output_item.done", output_index=index, item=item),
+        ]
 
     def _added(self, item: Item, tool_index: int | None = None) -> list[bytes]:
         frames = self._close()
