@@ -16,16 +16,46 @@ from ..keys import Principal, key_from_headers
 
 
 def _is_loopback(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """A caller on this machine, asking this machine: open mode's only callers.
+
+    The peer address alone is not enough: a web page the operator visits can reach 127.0.0.1 too. A
+    browser names the page's site in ``Origin`` (every cross-origin POST carries it, even a "simple" one
+    that needs no preflight) and, after a DNS rebinding, the attacker's name in ``Host``. So the Host must
+    be a loopback name, and an ``Origin``, when sent, a loopback origin (the console's own pages are);
+    SDKs and curl send no ``Origin``."""
     client = connection.client
-    return client is not None and _loopback_host(client.host)
+    if client is None or not _loopback_host(client.host):
+        return False
+    headers = connection.headers
+    origin = headers.get("origin")
+    return _loopback_authority(headers.get("host") or "") and (origin is None or _loopback_origin(origin))
 
 
 @functools.lru_cache(maxsize=256)  # peer addresses repeat; parsing one is ~2 µs on every request
 def _loopback_host(host: str) -> bool:
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+@functools.lru_cache(maxsize=256)
+def _loopback_authority(authority: str) -> bool:
+    """``host[:port]`` (a bracketed IPv6 address included) names this machine."""
+    host, _, port = authority.rpartition(":") if not authority.endswith("]") else (authority, "", "")
+    if not host or (port and not port.isdigit()):
+        host = authority  # no port, or a bare IPv6 address
+    return _loopback_host(host)
+
+
+@functools.lru_cache(maxsize=256)
+def _loopback_origin(origin: str) -> bool:
+    scheme, sep, authority = origin.partition("://")
+    return (
+        bool(sep) and scheme in ("http", "https") and "/" not in authority and _loopback_authority(authority)
+    )
 
 
 def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
