@@ -211,6 +211,7 @@ METERED = [
     ("/v1/completions", {"model": "gpt-4o-mini", "prompt": "hello"}),
     ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "hello"}),
     ("/v1/responses", {"model": "gpt-4o-mini", "input": "hello"}),
+    ("/v1/responses/compact", {"model": "gpt-4o-mini", "input": "hello"}),
     ("/v1/tokens/check", {"tokens": 10}),
 ]
 
@@ -233,6 +234,13 @@ def test_every_model_endpoint_is_metered_and_refuses_in_its_own_shape(gw: Gatewa
     refused = httpx.post(f"{gw.url}/v1/messages/count_tokens", json=METERED[3][1], headers=headers)
     assert refused.status_code == 429 and refused.json()["error"]["type"] == "rate_limit_error"
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_reading_the_audit_log_is_metered(gw: Gateway) -> None:
+    """Its verification hashes the tenant's whole log (at most every TOLLGATE_AUDIT_VERIFY_SECONDS)."""
+    key, key_id = new_key(gw, "acme")
+    assert set_limit(gw, "acme", key_id, rpm=2).status_code == 200
+    assert [gw.get(key, "/v1/audit").status_code for _ in range(3)] == [200, 200, 429]
 
 
 def test_a_change_applies_at_once_in_the_process_that_made_it_despite_the_cache(

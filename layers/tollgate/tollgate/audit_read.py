@@ -10,8 +10,10 @@ and every registered segment must still have a head (else it was deleted).
 
 from __future__ import annotations
 
+import asyncio
 import heapq
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -95,6 +97,7 @@ async def verify(store: AuditStore, tenant: str, key: bytes | None, page: int = 
     totals = _Totals(await store.audit_heads(tenant))
     after: tuple[str, int] | None = None
     while True:
+        await asyncio.sleep(0)  # a long log hashes a page at a time; other requests run in between
         batch = await store.scan_audit(tenant, after, page)
         for entry in batch:
             walk = totals.walks.setdefault(entry.segment, _Walk())
@@ -108,6 +111,37 @@ async def verify(store: AuditStore, tenant: str, key: bytes | None, page: int = 
             break
         after = (batch[-1].segment, batch[-1].seq)
     return _conclude(totals)
+
+
+class RecentVerifications:
+    """One process's latest verification of each tenant's log, for ``GET /v1/audit``: at most
+    ``max_age`` seconds old, and one at a time per tenant (callers meanwhile share it), so reading the log
+    in a loop cannot make the gateway hash all of it on every call. ``verify`` itself (the CLI, the admin
+    API) always verifies afresh."""
+
+    def __init__(self, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._max_age = max_age
+        self._clock = clock
+        self._done: dict[str, tuple[float, Verification]] = {}
+        self._running: dict[str, asyncio.Task[Verification]] = {}
+
+    async def get(self, store: AuditStore, tenant: str, key: bytes | None) -> Verification:
+        done = self._done.get(tenant)
+        if done is not None and self._clock() - done[0] < self._max_age:
+            return done[1]
+        task = self._running.get(tenant)
+        if task is None:
+            task = self._running[tenant] = asyncio.ensure_future(self._verify(store, tenant, key))
+        return await asyncio.shield(task)  # a caller that goes away does not cancel the others' answer
+
+    async def _verify(self, store: AuditStore, tenant: str, key: bytes | None) -> Verification:
+        started = self._clock()
+        try:
+            verification = await verify(store, tenant, key, page=250)
+        finally:
+            del self._running[tenant]
+        self._done[tenant] = (started, verification)
+        return verification
 
 
 def _check(entry: AuditEntry, walk: _Walk, computed: str) -> str | None:

@@ -134,6 +134,8 @@ class Settings(FromEnvironment):
     key_cache_seconds: float = Field(30.0, ge=0, validation_alias=_env("TOLLGATE_KEY_CACHE_SECONDS"))
     admin_key: SecretStr | None = Field(None, validation_alias=_env("TOLLGATE_ADMIN_KEY"))
     audit_key: SecretStr | None = Field(None, validation_alias=_env("TOLLGATE_AUDIT_KEY"))
+    # how old the verification GET /v1/audit reports may be (per process; 0: verified on every call)
+    audit_verify_seconds: float = Field(30.0, ge=0, validation_alias=_env("TOLLGATE_AUDIT_VERIFY_SECONDS"))
     session_retention_messages: int = Field(
         24, ge=1, validation_alias=_env("TOLLGATE_SESSION_RETENTION_MESSAGES")
     )

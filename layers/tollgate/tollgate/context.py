@@ -14,6 +14,7 @@ import httpx
 from .accounting import Pricing
 from .alerts.build import build_alerts
 from .alerts.watch import AlertWatch
+from .audit_read import RecentVerifications
 from .config import Settings
 from .engine.route import Router
 from .engine.routes import SSM_PREFIX, RoutingConfig, load_config
@@ -44,6 +45,7 @@ class AppContext:
     sweeper: Sweeper
     limits: RateLimits
     alerts: AlertWatch | None = None  # None: no alert channel configured
+    verifications: RecentVerifications = field(default_factory=lambda: RecentVerifications(30.0))
     started_at: float = field(default_factory=time.time)
     in_flight: int = 0
     http: httpx.AsyncClient | None = None
@@ -96,6 +98,7 @@ class AppContext:
                 outbox=alerts.outbox if alerts else None,
             ),
             limits=RateLimits(store, cache_seconds=settings.key_cache_seconds, clock=clock),
+            verifications=RecentVerifications(settings.audit_verify_seconds),
             clock=clock,
             alerts=alerts,
         )

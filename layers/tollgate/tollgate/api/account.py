@@ -10,7 +10,7 @@ from litestar import delete, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, PathParameter, QueryParameter
 
-from .. import audit, rollups
+from .. import rollups
 from ..context import AppContext
 from ..errors import BadRequest, NotFound
 from ..names import check_name
@@ -18,7 +18,7 @@ from ..schemas.limits import MAX_AUDIT_SEQ
 from ..schemas.openai import NAME_PATTERN
 from ..store.audit_base import AuditEntry
 from ..timeutil import normalize_time
-from .caller import Caller
+from .caller import METERED, Caller
 
 GROUPS = ("model", "day", "key")
 MAX_PAGE = 1000
@@ -95,7 +95,7 @@ async def audit_page(
     return {"entries": entries, "next_after_seq": entries[-1].seq if len(entries) == limit else None}
 
 
-@get("/v1/audit")
+@get("/v1/audit", opt={METERED: True})
 async def audit_log(
     ctx: NamedDependency[AppContext],
     caller: NamedDependency[Caller],
@@ -105,12 +105,13 @@ async def audit_log(
     segment: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     """A page of the tenant's audit log (the newest entries across its writers' segments, listed oldest
-    first; ``next_before`` pages back in time), and ``chain_valid`` from really verifying all of it.
+    first; ``next_before`` pages back in time), and ``chain_valid`` from really verifying all of it, at
+    most ``TOLLGATE_AUDIT_VERIFY_SECONDS`` ago (in this process). Rate limits apply.
 
     The ranges are checked with the query's types, before the key (a 400 naming the parameter)."""
     principal = caller.principal
     page = await audit_page(ctx, principal.tenant, limit, before, segment, after_seq)
-    verification = await audit.verify(ctx.store, principal.tenant, ctx.ledger.audit_key)
+    verification = await ctx.verifications.get(ctx.store, principal.tenant, ctx.ledger.audit_key)
     return {
         "next_before": None,
         "next_after_seq": None,
