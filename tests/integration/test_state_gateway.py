@@ -207,6 +207,13 @@ def test_tenants_never_see_each_other(gw: Gateway) -> None:
     assert {p["pool"] for p in gw.get(alice, "/v1/tokens/pools").json()["pools"]} == {"default"}
 
 
+def test_a_key_lists_only_the_pools_it_may_spend_from(gw: Gateway) -> None:
+    narrow, wide = gw.new_key("acme"), gw.new_key("acme", pools=["team-secret"])
+    gw.set_budget("acme", "team-secret", 1000)
+    assert [p["pool"] for p in gw.get(narrow, "/v1/tokens/pools").json()["pools"]] == ["default"]
+    assert {p["pool"] for p in gw.get(wide, "/v1/tokens/pools").json()["pools"]} == {"default", "team-secret"}
+
+
 def test_hoosh_token_endpoints(gw: Gateway) -> None:
     key = gw.new_key("acme", pools=["tools"])
     gw.set_budget("acme", "tools", 1000)

@@ -74,6 +74,11 @@ class Principal:
     models: tuple[str, ...] | None = None
     pools: tuple[str, ...] = ()  # extra pools the operator allows besides ``pool``
 
+    @property
+    def spendable_pools(self) -> list[str]:
+        """Its own pool first, then the others its operator allowed."""
+        return [self.pool, *(p for p in self.pools if p != self.pool)]
+
     def check_pool(self, pool: str) -> None:
         """A key spends only from the pools its operator gave it (403 ``pool_not_allowed``)."""
         if pool != self.pool and pool not in self.pools:

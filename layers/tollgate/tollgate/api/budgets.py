@@ -25,7 +25,7 @@ from .tokens import pool_view
 @get("/v1/budgets")
 async def my_budgets(ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]) -> dict[str, Any]:
     principal = caller.principal
-    pools = [principal.pool, *(p for p in principal.pools if p != principal.pool)]
+    pools = principal.spendable_pools
     views = await ctx.ledger.budgets.views(principal.tenant, key_id=principal.key_id, pools=pools)
     return {"budgets": views}
 

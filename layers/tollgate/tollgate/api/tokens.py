@@ -95,4 +95,8 @@ async def tokens_report(
 
 @get("/v1/tokens/pools")
 async def tokens_pools(ctx: NamedDependency[AppContext], caller: NamedDependency[Caller]) -> dict[str, Any]:
-    return {"pools": [pool_view(p) for p in await ctx.store.list_pools(caller.principal.tenant)]}
+    """The pools this key may spend from (not the tenant's others)."""
+    principal = caller.principal
+    allowed = set(principal.spendable_pools)
+    pools = await ctx.store.list_pools(principal.tenant)
+    return {"pools": [pool_view(p) for p in pools if p.pool in allowed]}
