@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,26 @@ def test_loop_finishes_on_the_marker_with_every_turn_accounted(gw: Gateway) -> N
     assert sorted(entries) == [f"{rid}:1", f"{rid}:2", f"{rid}:3"]
     assert all(e["status"] == "ok" for e in entries.values())
     assert pool(gw)["reserved"] == 0 and pool(gw)["used"] == 33 + 5
+
+
+def test_a_client_that_leaves_a_buffered_loop_stops_it(gw: Gateway) -> None:
+    """Nobody reads the answer any more: the turn in flight is ended and charged, no later one starts."""
+    key = gw.new_key("acme")
+    gw.set_budget("acme", "default", 100_000)
+    slow = [Script(texts=["working"], initial_delay=0.6) for _ in range(4)]
+    gw.upstream.enqueue(*slow)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{gw.url}/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], **LOOP},
+            headers={"authorization": f"Bearer {key}"},
+            timeout=httpx.Timeout(5, read=0.9),  # leaves during turn 2
+        )
+    time.sleep(2.0)  # a loop that went on would have started turns 3 and 4 by now
+    assert len(gw.upstream.requests) == 2
+    entries = audit_entries(gw, key)
+    assert [entries[k]["status"] for k in sorted(entries)] == ["ok", "cancelled"]  # before its answer
+    assert pool(gw)["reserved"] == 0
 
 
 def test_loop_stops_at_max_turns_and_the_cap_is_a_400(make_gw: GatewayFactory) -> None:

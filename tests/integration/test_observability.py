@@ -68,7 +68,7 @@ def test_client_disconnect_mid_stream_is_still_recorded(
 ) -> None:
     fake_openai.script = Script(texts=["a"] * 20, delay=0.2)
     raw = (
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\n\r\n"
     )
     body = b'{"stream": true, "messages": [{"role": "user", "content": "hi"}]}'

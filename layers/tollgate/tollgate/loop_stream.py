@@ -9,8 +9,10 @@ All of it happens before ``data: [DONE]``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -77,11 +79,41 @@ async def finish_loop(engine: LoopEngine, turns: ExchangeTurns, tracker: Request
     return engine.result.extension() | turns.extension() | tracked
 
 
-async def collect_loop(engine: LoopEngine, turns: ExchangeTurns, tracker: RequestTracker) -> dict[str, Any]:
-    """Run the whole loop (non-streamed); a turn-1 failure is raised to the caller."""
-    async for _ in engine.events():
-        pass
-    return await finish_loop(engine, turns, tracker)
+async def collect_loop(
+    engine: LoopEngine,
+    turns: ExchangeTurns,
+    tracker: RequestTracker,
+    disconnected: Callable[[], Awaitable[object]] | None = None,
+) -> dict[str, Any] | None:
+    """Run the whole loop (non-streamed); a turn-1 failure is raised to the caller. When
+    ``disconnected`` returns first (the client went away), the turn in flight is ended and accounted, no
+    later turn starts, the request finishes as ``client_closed`` (as a streamed loop's does) and the
+    answer is None: nobody is left to read it."""
+    run = asyncio.ensure_future(_drain(engine.events()))
+    watch = asyncio.ensure_future(disconnected()) if disconnected is not None else None
+    try:
+        await asyncio.wait([t for t in (run, watch) if t is not None], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (run, watch):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    if not run.cancelled():
+        run.result()  # the loop's own error, if it raised one
+        return await finish_loop(engine, turns, tracker)
+    with anyio.CancelScope(shield=True):
+        await tracker.finish(Outcome("client_closed", engine.result.usage))
+    return None
+
+
+async def _drain(events: AsyncIterator[Event]) -> None:
+    try:
+        async for _ in events:
+            pass
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _aclose(events)  # ends (and accounts) the turn in flight when cancelled
 
 
 async def loop_sse_stream(

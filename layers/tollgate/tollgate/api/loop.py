@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import Any
 
 import msgspec
 from litestar import Response
 from litestar.response import Stream
+from litestar.types import Receive
 
 from ..context import AppContext
 from ..engine.prepare import Prepared
@@ -21,7 +23,7 @@ from .headers import SSE_HEADERS, response_headers
 
 
 async def serve_loop(
-    ctx: AppContext, tracker: RequestTracker, prepared: Prepared, wire: WireFormat
+    ctx: AppContext, tracker: RequestTracker, prepared: Prepared, wire: WireFormat, receive: Receive
 ) -> Response[Any]:
     request = prepared.request
     spec = LoopSpec.from_request(request, ctx.settings.loop_max_turns_cap)
@@ -50,13 +52,21 @@ async def serve_loop(
         )
         headers = response_headers(tracker.request_id, _served(engine))
         return Stream(body, media_type="text/event-stream", headers=headers | SSE_HEADERS)
-    extension = await collect_loop(engine, turns, tracker)
+    extension = await collect_loop(engine, turns, tracker, functools.partial(_disconnect, receive))
+    if extension is None:  # the client went away: it stopped the loop, and reads nothing
+        return Response(b"", status_code=499)
     result = engine.result
     assert result.last is not None
     result.last.response_id = call.request_id
     headers = response_headers(tracker.request_id, _served(engine) | extension)
     content = msgspec.json.encode(wire.render(result.last, result.outcome(), extension))
     return Response(content, media_type="application/json", headers=headers)
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Returns once the client has gone (its body was read already: nothing else arrives)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _served(engine: LoopEngine) -> dict[str, Any]:

@@ -63,7 +63,7 @@ async def serve(
         prepared = await prepare(ctx, tracker, principal, chat, raw)
         prepared.booking.admission = caller.admission  # TPM counts where the ledger reserves
         if chat.loop_mode is not None:
-            return await serve_loop(ctx, tracker, prepared, wire)
+            return await serve_loop(ctx, tracker, prepared, wire, request.receive)
         exchange = tracker.exchange = Exchange(
             ctx, prepared.booking, prepared.route, prepared.request, tracker.request_id
         )
