@@ -65,6 +65,18 @@ stream_max_retries = 0
 """
 
 
+# Codex's built-in OpenAI provider pointed at tollgate: its remote compaction (a ``compaction_trigger`` item
+# on /v1/responses) runs once the context passes ``compact_at`` tokens. It tries the Responses WebSocket
+# first and falls back to HTTPS after its retries (tollgate has none).
+BUILTIN_OPENAI_CONFIG = """\
+model = "{model}"
+model_provider = "openai"
+openai_base_url = "{base_url}"
+check_for_update_on_startup = false
+model_auto_compact_token_limit = {compact_at}
+"""
+
+
 @dataclass(frozen=True)
 class CodexRun:
     returncode: int
@@ -86,15 +98,21 @@ def run_codex(
     model: str = "auto",
     yolo: bool = False,
     small: Path | None = None,
+    compact_at: int | None = None,
 ) -> CodexRun:
     """``codex exec`` once, in a scratch working directory; ``yolo`` lets it run shell commands without a
     sandbox or approval prompts (``--dangerously-bypass-approvals-and-sandbox``: the test is the sandbox);
     ``small`` replaces Codex's base instructions with that file and turns off the bulkiest features, so the
-    prompt fits a 2048-token context."""
+    prompt fits a 2048-token context; ``compact_at`` uses the built-in ``openai`` provider instead, with
+    remote compaction past that many tokens (``BUILTIN_OPENAI_CONFIG``)."""
     codex = require_codex()
     (home / "codex-home").mkdir(parents=True, exist_ok=True)
     (home / "work").mkdir(exist_ok=True)
     config = CONFIG.format(model=model, base_url=f"{gateway_url}/v1")
+    if compact_at is not None:
+        config = BUILTIN_OPENAI_CONFIG.format(
+            model=model, base_url=f"{gateway_url}/v1", compact_at=compact_at
+        )
     (home / "codex-home" / "config.toml").write_text(config)
     last = home / "last-message.txt"
     command = [codex, "exec", "--skip-git-repo-check", "--ephemeral", "--color", "never", "-o", str(last)]
@@ -112,6 +130,8 @@ def run_codex(
         "TOLLGATE_API_KEY": key,
         "NO_COLOR": "1",
     }
+    if compact_at is not None:
+        env |= {"OPENAI_API_KEY": key, "CODEX_API_KEY": key}
     result = subprocess.run(
         [*command, prompt],
         env=env,

@@ -25,6 +25,7 @@ from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import ADMIN_KEY, AUDIT_KEY, Gateway
 from tollgate.config import Settings
 from tollgate.store.sqlite import SQLiteStore
+from tollgate.wire import compaction
 
 pytestmark = pytest.mark.slow
 
@@ -195,3 +196,27 @@ def test_codex_tool_round_trip_through_anthropic(gateway_for: Callable[..., Gate
     ]
     assert results and results[-1]["tool_use_id"] == "toolu_1"
     assert "claude-42" in json.dumps(results[-1]["content"])
+
+
+def test_codex_compacts_through_tollgate_as_its_openai_provider(
+    gateway_for: Callable[..., Gateway], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Codex's own remote compaction (a ``compaction_trigger`` on /v1/responses), written by the routed
+    model: the summary comes back as tollgate's compaction item and the next turn reads it."""
+    gw = gateway_for(
+        fake_openai,
+        default_provider="openrouter",
+        openrouter_api_key="sk-x",
+        openrouter_base_url=f"{fake_openai.url}/v1",
+    )
+    command = {"id": "call_1", "name": "exec_command", "arguments": ['{"cmd": "echo hi"}']}
+    fake_openai.enqueue(
+        Script(texts=[], tool_calls=[command]), Script(texts=["the summary"]), Script(texts=["done"])
+    )
+    answer, _, entries = run(gw, tmp_path, "run echo hi", yolo=True, compact_at=5)
+    assert answer == "done" and len(entries) == 3
+    bodies = [body for _, _, body in fake_openai.requests]
+    assert bodies[1]["messages"][-1]["content"] == compaction.COMPACTION_PROMPT
+    assert bodies[1]["tool_choice"] == "none"
+    summaries = [m["content"] for m in bodies[2]["messages"] if m["role"] == "user"]
+    assert compaction.SUMMARY_PREFIX + "the summary" in summaries
