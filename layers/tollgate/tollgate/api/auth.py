@@ -64,8 +64,10 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], ctx: AppContext) -> Principal:
     """The caller's principal (401 for a missing, unknown, revoked or expired key)."""
-    loopback = ctx.authenticator.allow_open and _is_loopback(connection)  # only open mode asks
-    return await ctx.authenticator.authenticate(presented_key(connection), loopback=loopback)
+    authenticator = ctx.authenticator
+    # only open mode asks (and once a key exists, keys_exist() is a cached True: nothing to parse)
+    loopback = authenticator.allow_open and not await authenticator.keys_exist() and _is_loopback(connection)
+    return await authenticator.authenticate(presented_key(connection), loopback=loopback)
 
 
 def check_admin(connection: ASGIConnection[Any, Any, Any, Any], ctx: AppContext) -> None:
