@@ -68,3 +68,32 @@ def test_two_megabytes_in_any_block_of_a_messages_request_is_refused(gw: Gateway
     assert refused.status_code == 429, refused.text[:300]
     assert refused.json()["error"]["type"] == "rate_limit_error"
     assert len(gw.upstream.requests) == calls  # no upstream call
+
+
+HELLO = {"type": "message", "role": "user", "content": "hello"}
+SUMMARY = [{"type": "summary_text", "text": "s" * MB2}]
+RESPONSES = {
+    "text": {"input": [{"type": "message", "role": "user", "content": "y" * MB2}]},
+    "reasoning-summary": {"input": [{"type": "reasoning", "id": "rs_1", "summary": SUMMARY}, HELLO]},
+    "web-search-call": {
+        "input": [
+            {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"q": "q" * MB2}},
+            HELLO,
+        ]
+    },
+    "unknown-field": {"input": [HELLO], "brand_new_field": "u" * MB2},
+}
+
+
+@pytest.mark.parametrize("name", list(RESPONSES))
+def test_two_megabytes_anywhere_in_a_native_responses_body_is_refused(gw: Gateway, name: str) -> None:
+    key = gw.new_key("acme", pool="team")
+    gw.set_budget("acme", "team", 100_000)
+    small = _post(gw, "/v1/responses", key, {"model": "gpt-4o-mini", "input": [HELLO], "store": False})
+    assert small.status_code == 200, small.text
+    assert gw.upstream.requests[-1][0] == "/v1/responses"  # served natively
+    calls = len(gw.upstream.requests)
+    body = {"model": "gpt-4o-mini", "store": False, **RESPONSES[name]}
+    refused = _post(gw, "/v1/responses", key, body)
+    assert refused.status_code == 429, refused.text[:300]
+    assert len(gw.upstream.requests) == calls  # no upstream call

@@ -12,9 +12,12 @@ import pytest
 from tollgate.accounting import PromptBound, image_token_bound, reservation_estimate
 from tollgate.api.body import validate
 from tollgate.providers import anthropic as anthropic_adapter
+from tollgate.providers import openai_responses
 from tollgate.providers.base import ChatCall
 from tollgate.schemas.anthropic import MessagesRequest
 from tollgate.wire.anthropic_messages_request import to_chat
+from tollgate.wire.responses import to_chat as to_responses_chat
+from tollgate.wire.responses_request import ResponsesRequest
 
 MB2 = 2_000_000
 PNG = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
@@ -157,3 +160,56 @@ def _string_bytes(value: Any) -> int:
     if isinstance(value, list):
         return sum(_string_bytes(v) for v in value)
     return len(value.encode()) if isinstance(value, str) else 0
+
+
+# ---------------------------------------------------------------------------- native /v1/responses
+
+
+def responses_call(**body: Any) -> ChatCall:
+    payload = {"model": "gpt-4o", "max_output_tokens": 10, **body}
+    request = to_responses_chat(ResponsesRequest.model_validate(payload), payload)
+    return ChatCall("r", "openai", "gpt-4o", 10, request)
+
+
+HELLO = {"type": "message", "role": "user", "content": "hello"}
+HIDDEN = [
+    pytest.param(
+        {
+            "input": [
+                {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "s" * MB2}]},
+                HELLO,
+            ]
+        },
+        id="reasoning-summary",
+    ),
+    pytest.param(
+        {
+            "input": [
+                {
+                    "type": "web_search_call",
+                    "id": "ws_1",
+                    "status": "completed",
+                    "action": {"query": "q" * MB2},
+                },
+                HELLO,
+            ]
+        },
+        id="web-search-call",
+    ),
+    pytest.param({"input": [HELLO], "brand_new_field": {"x": "u" * MB2}}, id="unknown-field"),
+]
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_a_native_responses_request_is_bounded_by_its_raw_body(hidden: dict[str, Any]) -> None:
+    """OpenAI's own /v1/responses gets the client's body as it is: all of it counts."""
+    native = responses_call(**hidden)
+    assert native.native_responses is not None  # what openai_responses.to_upstream sends
+    sent = openai_responses.to_upstream(native)
+    assert reservation_estimate(native) >= _string_bytes(sent) > MB2
+
+
+def test_images_in_a_native_responses_body_count_at_the_image_bound_not_their_bytes() -> None:
+    image = {"type": "input_image", "image_url": "data:image/png;base64," + "A" * MB2}
+    native = responses_call(input=[{"type": "message", "role": "user", "content": [image]}])
+    assert image_token_bound("openai", "gpt-4o") <= reservation_estimate(native) < 10_000

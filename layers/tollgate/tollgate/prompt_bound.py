@@ -5,7 +5,9 @@ byte), every image at its provider's per-image bound, plus chat-template framing
 A message can reach an upstream in two forms: OpenAI-shaped (text, name, tool calls and thinking blocks:
 every adapter) or, for a Messages client's turn, as the blocks it sent (``anthropic_content``,
 ``tool_content``: the Anthropic adapter sends those verbatim, documents, server-tool results and images
-inside tool results included). A message counts as the larger of the two.
+inside tool results included). A message counts as the larger of the two. A Responses API request that
+OpenAI's own /v1/responses may get as the client sent it (``ResponsesExtras.native``: reasoning items,
+hosted-tool calls and unknown fields included) counts as the larger of that raw body and its translation.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from .providers.base import ChatCall
 from .schemas.openai import ChatCompletionRequest, Message, Tool
+from .schemas.responses import ResponsesChatRequest
 
 _PER_MESSAGE_TOKENS = 8
 _BASE_TOKENS = 16
@@ -59,17 +62,22 @@ class Size:
         return Size(max(self.bytes, other.bytes), max(self.images, other.images))
 
 
+# image parts as clients send them (Messages ``image`` blocks, Responses ``input_image`` parts) -> the field
+# holding the image itself, which the per-image bound covers
+_IMAGE_FIELDS = {"image": "source", "input_image": "image_url"}
+
+
 def json_size(value: Any) -> Size:
-    """A block (or any JSON value) as a client sent it: every key and every scalar's bytes, and an
-    ``image`` block as one image (its ``source`` left out: the per-image bound covers it, whatever its
-    size; its other fields count). A base64 ``document`` (a PDF) counts by its encoded length: 4/3 of its
+    """A block (or any JSON value) as a client sent it: every key and every scalar's bytes, and an image
+    part as one image (the image itself left out: the per-image bound covers it, whatever its size; its
+    other fields count). A base64 ``document`` (a PDF) counts by its encoded length: 4/3 of its
     decoded size, so never below it, and no decoding of untrusted data on the request path. Not covered,
     as no byte count can: a PDF's pages billed as images beside their text (and text inflated from
     compressed streams), and a document the upstream fetches itself (a ``url`` or ``file`` source)."""
     if isinstance(value, dict):
-        image = value.get("type") == "image"
-        items = ((k, v) for k, v in value.items() if not (image and k == "source"))
-        return sum((Size(len(str(k).encode())) + json_size(v) for k, v in items), Size(0, int(image)))
+        image = _IMAGE_FIELDS.get(value["type"]) if isinstance(value.get("type"), str) else None
+        items = ((k, v) for k, v in value.items() if k != image)
+        return sum((Size(len(str(k).encode())) + json_size(v) for k, v in items), Size(0, int(bool(image))))
     if isinstance(value, list | tuple):
         return sum((json_size(item) for item in value), Size())
     if isinstance(value, str):
@@ -132,9 +140,11 @@ class PromptBound:
     def of(cls, request: ChatCompletionRequest) -> PromptBound:
         messages = request.messages
         size = sum((message_size(m) for m in messages), Size())
-        extra = _tools_bytes(request.tools or ()) + _unmetered_bytes(request)
+        size += Size(_tools_bytes(request.tools or ()) + _unmetered_bytes(request))
+        if isinstance(request, ResponsesChatRequest) and request.responses.native is not None:
+            size = size.at_least(json_size(request.responses.native))  # OpenAI gets it as it is
         framing = _PER_MESSAGE_TOKENS * len(messages) + _BASE_TOKENS
-        return cls(size.bytes + extra + framing, size.images)
+        return cls(size.bytes + framing, size.images)
 
     def with_call(self, call: ChatCall) -> int:
         """The upper bound for one upstream call: images at its provider's bound, plus its max_tokens."""
