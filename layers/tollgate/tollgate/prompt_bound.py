@@ -13,7 +13,7 @@ hosted-tool calls and unknown fields included) counts as the larger of that raw 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +101,37 @@ def message_size(message: Message) -> Size:
     """The larger of the forms the message can go upstream in (the module's docstring)."""
     native = json_size(message.anthropic_content or []) + json_size(message.tool_content or [])
     return _shaped(message).at_least(native)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string value in a JSON value (keys left out), an image part's image itself left out."""
+    if isinstance(value, dict):
+        image = _IMAGE_FIELDS.get(value["type"]) if isinstance(value.get("type"), str) else None
+        for key, item in value.items():
+            if key != image:
+                yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def message_text(message: Message) -> str:
+    """The text an upstream reads of a message (for an estimate, not a bound): the blocks a Messages
+    client sent where there are some (what an Anthropic upstream gets), else the text, tool calls and
+    thinking blocks; images are left out (they count by the image rule)."""
+    native = [*(message.anthropic_content or ()), *(message.tool_content or ())]
+    if native:
+        return " ".join(_strings(native))
+    calls = [f"{c.function.name} {c.function.arguments}" for c in message.tool_calls or ()]
+    thinking = _strings([block.block() for block in message.thinking_blocks or ()])
+    return " ".join([message.text(), *calls, *thinking]).strip()
+
+
+def tool_json(tool: Tool) -> str:
+    """A tool's definition as the upstream gets it: the Messages client's tool as sent, else OpenAI's."""
+    return json.dumps(tool.anthropic_tool) if tool.anthropic_tool else tool.model_dump_json(exclude_none=True)
 
 
 def _tools_bytes(tools: Iterable[Tool]) -> int:
