@@ -21,7 +21,7 @@ from tollgate.embeddings import (
     reservation,
 )
 from tollgate.errors import BadRequest, UpstreamError
-from tollgate.providers.base import EmbeddingCall, EmbeddingResult, Usage
+from tollgate.providers.base import MAX_TOKEN_COUNT, EmbeddingCall, EmbeddingResult, Usage
 from tollgate.providers.bedrock_embeddings import (
     COHERE_BATCH,
     Invocation,
@@ -207,3 +207,15 @@ def test_token_count_header() -> None:
     assert token_count({"x-amzn-bedrock-input-token-count": "12"}) == 12
     assert token_count({}) is None
     assert token_count({"x-amzn-bedrock-input-token-count": "n/a"}) is None
+
+
+def test_huge_or_odd_embedding_counts_are_clamped_never_a_failure() -> None:
+    call = EmbeddingCall("r", "openai", "m", ("one",))
+    payload: dict[str, Any] = {"data": [{"index": 0, "embedding": [1.0]}]}
+    for reported in (1e20, float("inf"), 10**30):
+        usage = parse_embeddings(payload | {"usage": {"prompt_tokens": reported}}, call).usage
+        assert usage == Usage(MAX_TOKEN_COUNT, 0)
+    assert parse_titan({"embedding": [1.0], "inputTextTokenCount": float("inf")})[1] == MAX_TOKEN_COUNT
+    assert parse_titan({"embedding": [1.0], "inputTextTokenCount": "n/a"})[1] == 0
+    assert token_count({"x-amzn-bedrock-input-token-count": "9" * 30}) == MAX_TOKEN_COUNT
+    assert token_count({"x-amzn-bedrock-input-token-count": "-5"}) == 0

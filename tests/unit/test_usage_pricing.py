@@ -13,7 +13,7 @@ import pytest
 from tollgate.accounting import Price, Pricing, usage_details
 from tollgate.ledger import Charge
 from tollgate.providers import anthropic_response, bedrock_mapping, openai_compat
-from tollgate.providers.base import Usage, token_count
+from tollgate.providers.base import MAX_TOKEN_COUNT, Usage, token_count
 from tollgate.wire import anthropic_messages, openai_chat, responses_output
 
 PARTS = Usage(1000, 300, cached_tokens=600, reasoning_tokens=200, cache_write_tokens=100)
@@ -227,3 +227,23 @@ def test_one_hour_writes_from_each_upstream_shape() -> None:
         "output_tokens": 2,
         "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 20},
     }
+
+
+def test_huge_upstream_counts_are_clamped_never_an_overflow() -> None:
+    """An upstream that reports 1e20, 10**30 or Infinity tokens gets the clamp (10**9 a field): large
+    enough to charge what it claims in full (an overdraft), small enough for every store and sum."""
+    huge = (1e20, 10**30, float("inf"), 10**9 + 1)
+    assert [token_count(v) for v in huge] == [MAX_TOKEN_COUNT] * 4
+    assert token_count(MAX_TOKEN_COUNT) == MAX_TOKEN_COUNT == 10**9
+    assert token_count(float("-inf")) == 0
+    claimed = {
+        "prompt_tokens": 5,
+        "completion_tokens": 1e20,
+        "completion_tokens_details": {"reasoning_tokens": 1e400},
+    }
+    choice = {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+    usage = openai_compat.parse_response({"choices": [choice], "usage": claimed})[-1]
+    assert usage == Usage(5, MAX_TOKEN_COUNT, reasoning_tokens=MAX_TOKEN_COUNT)
+    assert bedrock_mapping.usage({"inputTokens": float("inf"), "outputTokens": 1}) == Usage(
+        MAX_TOKEN_COUNT, 1
+    )

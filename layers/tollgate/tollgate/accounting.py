@@ -1,4 +1,5 @@
-"""Money and tokens, independent of the store: reservation estimates, pricing, cost aggregation.
+"""Money and tokens, independent of the store: reservation estimates (``prompt_bound``, re-exported here),
+pricing, cost aggregation.
 
 Money is integer micro-USD everywhere (USD per million tokens is exactly micro-USD per token, so a
 price table in USD/M multiplies straight into micro-USD); prices are Decimals from JSON text, never floats.
@@ -16,84 +17,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .providers.base import ChatCall, Usage
+from .prompt_bound import PromptBound as PromptBound
+from .prompt_bound import image_token_bound as image_token_bound
+from .prompt_bound import reservation_estimate as reservation_estimate
+from .providers.base import Usage
 from .providers.catalog import LOCAL_PROVIDERS
-from .schemas.openai import ChatCompletionRequest
 from .store.audit_base import ABANDONED, AuditEntry
 from .store.rollup_base import COUNTERS, TOKEN_PARTS
 
 _REGION_PREFIX = re.compile(r"^(us|eu|apac|au|ca|jp|us-gov|global)\.")
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8})$")
-_PER_MESSAGE_TOKENS = 8
-_BASE_TOKENS = 16
-
-
-# Most tokens one image part can cost, by provider (providers resize images, so the bound is per image,
-# whatever its size in bytes). OpenAI tile models: 85 + 170 x 8 tiles = 1,445 (gpt-4o), patch models at most
-# 1,536 patches x 2.46 = 3,779; gpt-4o-mini bills 2,833 + 5,667 x 8 tiles = 48,169. Claude: about
-# width x height / 750 after resizing to ~1.15 MP, ~1,600. Local vision models: Qwen2-VL's default cap is
-# 16,384. Unknown models get their provider's bound, which is always at or above the documented maximum.
-_IMAGE_TOKENS: dict[str, int] = {
-    "openai": 6_000,
-    "openrouter": 6_000,
-    "claude": 5_000,
-    "bedrock": 6_000,
-    "ollama": 16_384,
-    "llama_cpp": 16_384,
-}
-_IMAGE_TOKENS_4O_MINI = 48_169
-
-
-def image_token_bound(provider: str, model: str) -> int:
-    """A safe upper bound on the prompt tokens of one image part sent to ``provider``/``model``."""
-    if "4o-mini" in model:
-        return _IMAGE_TOKENS_4O_MINI
-    return _IMAGE_TOKENS.get(provider, max(_IMAGE_TOKENS.values()))
-
-
-def _unmetered_bytes(request: ChatCompletionRequest) -> int:
-    """The bytes of what goes upstream beside the messages and tools and may be billed as prompt: a
-    structured-output schema (``response_format``, Anthropic's ``output_config``) and the fields passed
-    through as they are (legacy ``functions``, ``prediction``, Anthropic-only fields)."""
-    parts: list[Any] = [request.response_format, request.passthrough()]
-    options = request.anthropic
-    if options is not None:
-        parts += [options.output_config, options.extra]
-    return sum(len(json.dumps(part, default=str).encode()) for part in parts if part)
-
-
-@dataclass(frozen=True, slots=True)
-class PromptBound:
-    """What a request's prompt can cost whoever serves it: every prompt byte as a token (no tokenizer has
-    tokens shorter than a byte; the messages, the tools and every other field an upstream may bill as
-    prompt) plus chat-template framing, and how many image parts it holds."""
-
-    tokens: int
-    images: int
-
-    @classmethod
-    def of(cls, request: ChatCompletionRequest) -> PromptBound:
-        messages = request.messages
-        size = sum(len(m.text().encode()) + len((m.name or "").encode()) for m in messages)
-        size += sum(
-            len(c.function.name.encode()) + len(c.function.arguments.encode())
-            for m in messages
-            for c in m.tool_calls or ()
-        )
-        if request.tools:
-            size += len(json.dumps([t.model_dump(exclude_none=True) for t in request.tools]).encode())
-        size += _unmetered_bytes(request)
-        framing = _PER_MESSAGE_TOKENS * len(messages) + _BASE_TOKENS
-        return cls(size + framing, sum(m.image_count() for m in messages))
-
-    def with_call(self, call: ChatCall) -> int:
-        """The upper bound for one upstream call: images at its provider's bound, plus its max_tokens."""
-        return self.tokens + self.images * image_token_bound(call.provider, call.model) + call.max_tokens
-
-
-def reservation_estimate(call: ChatCall) -> int:
-    """An upper bound on the tokens a call can use (``PromptBound`` plus the call's own part)."""
-    return PromptBound.of(call.request).with_call(call)
 
 
 @dataclass(frozen=True, slots=True)

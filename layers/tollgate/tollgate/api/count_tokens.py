@@ -17,6 +17,7 @@ from litestar.di import NamedDependency
 from ..context import AppContext
 from ..engine.prepare import allowed_route
 from ..errors import UpstreamBadRequest, UpstreamNotFound
+from ..prompt_bound import PromptBound, image_token_bound, message_text, tool_json
 from ..providers.base import ChatCall, TokenCounter
 from ..schemas.anthropic import CountTokensRequest
 from ..tokens import estimate_prompt_tokens, estimate_tokens
@@ -30,10 +31,13 @@ logger = logging.getLogger(__name__)
 
 
 def estimate(call: ChatCall) -> int:
-    """tollgate's estimate: the messages' text and the tools' definitions."""
+    """tollgate's estimate of what the upstream would be sent: every message's text in the form it goes
+    upstream (documents, server-tool results, thinking blocks, tool calls and results included), the
+    tools' definitions, and each image part (user turns and tool results alike) at its provider's bound."""
     request = call.request
-    tools = "".join(tool.model_dump_json(exclude_none=True) for tool in request.tools or [])
-    return estimate_prompt_tokens(m.text() for m in request.messages) + estimate_tokens(tools)
+    tools = "".join(tool_json(tool) for tool in request.tools or [])
+    images = PromptBound.of(request).images * image_token_bound(call.provider, call.model)
+    return estimate_prompt_tokens(message_text(m) for m in request.messages) + estimate_tokens(tools) + images
 
 
 async def counted(ctx: AppContext, call: ChatCall) -> tuple[int, bool]:

@@ -92,12 +92,23 @@ class Finish:
     reason: FinishReason
 
 
+# The most tokens one usage field may claim (a billion: far above any context window or output cap). A
+# count above it (1e20, Infinity, a 30-digit integer) is clamped to it rather than dropped: the request is
+# still charged in full for what the upstream says (an overdraft, which refuses the pool's next request and
+# warns), but no store, sum or price sees a number it cannot hold (SQLite and DynamoDB integers are 64-bit;
+# int(inf) raises), so the request is always settled and audited.
+MAX_TOKEN_COUNT = 1_000_000_000
+
+
 def token_count(value: Any) -> int:
-    """An upstream's token count: a whole number >= 0; anything else (absent, null, a string, a negative
-    or fractional number) counts 0, so an odd usage object can neither fail an answer nor lower a cost."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+    """An upstream's token count: a whole number >= 0, clamped at ``MAX_TOKEN_COUNT``; anything else
+    (absent, null, a string, a negative or fractional number, NaN) counts 0, so an odd usage object can
+    never fail an answer or its settle."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value < 0:
         return 0
-    return int(value) if value >= 0 and value == int(value) else 0
+    if value > MAX_TOKEN_COUNT:
+        return MAX_TOKEN_COUNT
+    return int(value) if value == int(value) else 0
 
 
 @dataclass(frozen=True, slots=True)

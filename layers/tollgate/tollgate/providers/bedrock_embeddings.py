@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import BadRequest, UpstreamError
-from .base import EmbeddingCall, EmbeddingResult, Usage
+from .base import MAX_TOKEN_COUNT, EmbeddingCall, EmbeddingResult, Usage
+from .base import token_count as upstream_count
 from .openai_embeddings import estimated_usage
 
 COHERE_BATCH = 96
@@ -103,7 +104,7 @@ def _floats(raw: Any, what: str) -> list[float]:
 
 def parse_titan(body: Mapping[str, Any]) -> tuple[list[float], int]:
     """``{"embedding": [...], "inputTextTokenCount": n}`` -> (vector, tokens)."""
-    return _floats(body.get("embedding"), "Titan answer"), int(body.get("inputTextTokenCount") or 0)
+    return _floats(body.get("embedding"), "Titan answer"), upstream_count(body.get("inputTextTokenCount"))
 
 
 def parse_cohere(body: Mapping[str, Any]) -> list[list[float]]:
@@ -133,9 +134,10 @@ def combine(call: EmbeddingCall, invocations: list[Invocation]) -> EmbeddingResu
 
 
 def token_count(headers: Mapping[str, Any]) -> int | None:
-    """Bedrock's input-token header (boto3 lowercases header names), or None."""
+    """Bedrock's input-token header (boto3 lowercases header names), clamped at ``MAX_TOKEN_COUNT``;
+    None when absent or not a number."""
     value = headers.get(TOKEN_COUNT_HEADER)
     try:
-        return int(value) if value is not None else None
+        return max(0, min(int(value), MAX_TOKEN_COUNT)) if value is not None else None
     except (TypeError, ValueError):
         return None

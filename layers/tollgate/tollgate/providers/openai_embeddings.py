@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import UpstreamError
 from ..tokens import estimate_tokens
-from .base import EmbeddingCall, EmbeddingResult, Usage
+from .base import EmbeddingCall, EmbeddingResult, Usage, token_count
 
 
 def to_embeddings_upstream(call: EmbeddingCall) -> dict[str, Any]:
@@ -43,5 +43,6 @@ def parse_embeddings(payload: dict[str, Any], call: EmbeddingCall) -> EmbeddingR
     vectors = [vector for _, vector in sorted((_vector(item) for item in data), key=lambda p: p[0])]
     usage = payload.get("usage")
     tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-    result_usage = Usage(int(tokens), 0) if tokens else estimated_usage(call.inputs)
+    counted = token_count(tokens)
+    result_usage = Usage(counted, 0) if counted else estimated_usage(call.inputs)
     return EmbeddingResult(vectors=vectors, usage=result_usage, model=payload.get("model") or call.model)
