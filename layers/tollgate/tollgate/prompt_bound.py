@@ -89,18 +89,23 @@ def _shaped(message: Message) -> Size:
     """The OpenAI-shaped form: text, names and ids, tool calls, thinking blocks (Bedrock sends those)."""
     size = len(message.text().encode()) + len((message.name or "").encode())
     size += len((message.tool_call_id or "").encode())
-    size += sum(
-        len(c.id.encode()) + len(c.function.name.encode()) + len(c.function.arguments.encode())
-        for c in message.tool_calls or ()
-    )
-    thinking = json_size([block.block() for block in message.thinking_blocks or ()])
-    return Size(size + thinking.bytes, message.image_count())
+    if message.tool_calls:
+        size += sum(
+            len(c.id.encode()) + len(c.function.name.encode()) + len(c.function.arguments.encode())
+            for c in message.tool_calls
+        )
+    if message.thinking_blocks:
+        size += json_size([block.block() for block in message.thinking_blocks]).bytes
+    return Size(size, message.image_count())
 
 
 def message_size(message: Message) -> Size:
     """The larger of the forms the message can go upstream in (the module's docstring)."""
+    shaped = _shaped(message)
+    if not message.anthropic_content and not message.tool_content:
+        return shaped  # an OpenAI-shaped message has no other form (the common case: no JSON walk)
     native = json_size(message.anthropic_content or []) + json_size(message.tool_content or [])
-    return _shaped(message).at_least(native)
+    return shaped.at_least(native)
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -170,8 +175,11 @@ class PromptBound:
     @classmethod
     def of(cls, request: ChatCompletionRequest) -> PromptBound:
         messages = request.messages
-        size = sum((message_size(m) for m in messages), Size())
-        size += Size(_tools_bytes(request.tools or ()) + _unmetered_bytes(request))
+        sizes = [message_size(m) for m in messages]
+        size = Size(
+            sum(s.bytes for s in sizes) + _tools_bytes(request.tools or ()) + _unmetered_bytes(request),
+            sum(s.images for s in sizes),
+        )
         if isinstance(request, ResponsesChatRequest) and request.responses.native is not None:
             size = size.at_least(json_size(request.responses.native))  # OpenAI gets it as it is
         framing = _PER_MESSAGE_TOKENS * len(messages) + _BASE_TOKENS
