@@ -154,7 +154,8 @@ class Exchange:
             return
         deployment = call.deployment or call.provider
         cooled = self.ctx.router.health.failed(deployment, _health_note(error))
-        self.ctx.metrics.attempt_failed(call.provider, call.model, retried=again, cooled=cooled)
+        known = self.ctx.router.configured_model(call.provider, call.model)
+        self.ctx.metrics.attempt_failed(call.provider, call.model, retried=again, cooled=cooled, known=known)
         level = logging.INFO if again else logging.WARNING
         log_event(
             logger,
