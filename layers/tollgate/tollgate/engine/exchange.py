@@ -214,7 +214,7 @@ def _priced_call(pricing: Pricing, call: ChatCall, answered: str | None) -> Chat
     called, served = pricing.price(call.provider, call.model), pricing.price(call.provider, answered)
     if served is not None and served == called:
         return call
-    priced = answered if served is not None else call.model
+    priced = replace(call, model=answered) if served is not None else call
     log_event(
         logger,
         logging.WARNING,
@@ -223,9 +223,9 @@ def _priced_call(pricing: Pricing, call: ChatCall, answered: str | None) -> Chat
         provider=call.provider,
         called=call.model,
         served=answered[:200],
-        priced=priced[:200],
+        priced=priced.model[:200],
     )
-    return replace(call, model=answered) if served is not None else call
+    return priced
 
 
 def _upstream_fault(error: TollgateError) -> bool:

@@ -29,6 +29,8 @@ MAX_AUDIT_SEQ = 2**53 - 1  # GET /v1/audit?after_seq (exact as a JSON number eve
 MAX_MODEL_NAME = 512  # `model` on every model endpoint; each entry of a key's `models`
 MAX_KEY_MODELS = 256  # entries in a key's `models` allow-list
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
 
 def _printable_model(name: str) -> str:
     """A model name goes into a response header (``x-tollgate-model``), a log line and an audit entry:
@@ -38,5 +40,4 @@ def _printable_model(name: str) -> str:
     return name
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 ModelName = Annotated[str, Field(max_length=MAX_MODEL_NAME), AfterValidator(_printable_model)]
