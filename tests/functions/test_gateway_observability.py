@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.openai_upstream import FakeOpenAI, Script
 from tests.fakes.server import ServerThread
 from tollgate.api.gateway_context import REQUEST_CONTEXT_HEADER, parse_gateway_context
 from tollgate.config import Settings
@@ -106,6 +106,20 @@ def test_one_emf_record_per_request(
         )
         assert record["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tollgate-test"
     assert records[0]["prompt_tokens"] > 0 and records[0]["completion_tokens"] > 0
+
+
+def test_an_emf_record_names_no_model_nobody_served(
+    gateway: Callable[..., ServerThread], fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The model is a CloudWatch dimension: an invented name that failed upstream is ``other``."""
+    server = gateway()
+    fake_openai.script = Script(status=503)
+    body = {"model": "openai/invented-xyz", "messages": MESSAGES}
+    assert httpx.post(f"{server.url}/v1/chat/completions", json=body).status_code == 503
+    (record,) = emf_lines(capsys.readouterr().out)
+    assert (
+        record["model"] == "other" and record["provider"] == "openai" and "invented" not in json.dumps(record)
+    )
 
 
 def _forwarded(request_id: str, tenant: str | None = None) -> dict[str, str]:

@@ -17,9 +17,10 @@ import pytest
 from tests.contract.backend_dynamodb import REGION, backend
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.bedrock_server import FakeBedrock
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.openai_upstream import FakeOpenAI, Script
 from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import ADMIN_KEY, MESSAGES, Gateway
+from tollgate.api.headers import header_value
 from tollgate.app import create_app
 from tollgate.config import Settings
 from tollgate.json_depth import MAX_JSON_DEPTH
@@ -360,3 +361,78 @@ def test_a_block_type_that_is_not_a_string_is_a_400(gw: Gateway, key: str) -> No
     body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": {"x": 1}}]}]}
     for path in ("/v1/messages", "/v1/messages/count_tokens"):
         assert send(gw, key, path, body).status_code == 400
+
+
+# a model name tollgate cannot put into a response header as it is (CR/LF/NUL: a split or dropped response)
+CONTROL_MODELS = [
+    "openai/a\r\nx-injected: 1",
+    "openai/a\nb",
+    "openai/a\x00b",
+    "openai/a\x7fb",
+    "openai/a\x85b",
+]
+MODEL_ENDPOINTS = [
+    ("/v1/chat/completions", {"messages": MESSAGES}),
+    ("/v1/chat/completions", {"messages": MESSAGES, "stream": True}),
+    ("/v1/completions", {"prompt": "hi"}),
+    ("/v1/messages", ANTHROPIC),
+    ("/v1/embeddings", {"input": "hi"}),
+    ("/v1/responses", {"input": "hi"}),
+]
+
+
+@pytest.mark.parametrize("model", CONTROL_MODELS)
+@pytest.mark.parametrize(
+    ("path", "body"),
+    MODEL_ENDPOINTS,
+    ids=[f"{p}{'+stream' if 'stream' in b else ''}" for p, b in MODEL_ENDPOINTS],
+)
+def test_a_model_name_with_control_characters_is_400_before_any_upstream_call(
+    gw: Gateway, key: str, fake_openai: FakeOpenAI, path: str, body: dict[str, Any], model: str
+) -> None:
+    response = send(gw, key, path, {**body, "model": model})
+    assert_400(response, "model", "control characters")
+    assert fake_openai.requests == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_model_name_outside_latin1_is_served_and_settled(
+    gw: Gateway, fake_openai: FakeOpenAI, stream: bool
+) -> None:
+    """``openai/日本`` (the key admits openai/*): the headers carry it percent-encoded, the request is
+    answered and settled once (no 500 after the upstream was paid, no hold left open)."""
+    key = gw.new_key("acme", models=["openai/*"])
+    gw.set_budget("acme", "default", 1_000_000)
+    response = send(
+        gw, key, "/v1/chat/completions", {"model": "openai/日本", "messages": MESSAGES, "stream": stream}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-tollgate-model"] == "%E6%97%A5%E6%9C%AC"
+    assert len(fake_openai.requests) == 1
+    pools = gw.get(key, "/v1/tokens/pools").json()["pools"]
+    assert [p["reserved"] for p in pools] == [0] and pools[0]["used"] > 0, pools
+    (entry,) = gw.get(key, "/v1/audit").json()["entries"]
+    assert entry["model"] == "日本" and entry["status"] == "ok"
+
+
+def test_an_upstream_failure_for_a_model_outside_latin1_is_its_json_error(
+    gw: Gateway, fake_openai: FakeOpenAI
+) -> None:
+    key = gw.new_key("acme", models=["openai/*"])
+    fake_openai.enqueue(Script(status=503))
+    response = send(gw, key, "/v1/chat/completions", {"model": "openai/日本", "messages": MESSAGES})
+    assert response.status_code == 503 and response.json()["error"]["message"], response.text
+    assert response.headers["x-tollgate-model"] == "%E6%97%A5%E6%9C%AC"
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        ("gpt-4o-mini", "gpt-4o-mini"),
+        ("日本", "%E6%97%A5%E6%9C%AC"),
+        ("a\r\nb\x00", "a%0D%0Ab%00"),
+        ("5%", "5%25"),
+    ],
+)
+def test_a_header_value_is_printable_ascii(value: str, sent: str) -> None:
+    assert header_value(value) == sent

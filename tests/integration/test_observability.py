@@ -46,6 +46,39 @@ def test_metrics_count_requests_and_tokens(gateway: ServerThread) -> None:
     assert 'tollgate_request_duration_seconds_count{provider="openai"} 1' in text
 
 
+def test_metrics_do_not_grow_with_model_names_nobody_served(
+    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread]
+) -> None:
+    """Failed requests for invented models (ollama/<unique> answered 503) share the ``other`` label: a
+    client cannot make /metrics (and memory) grow with names it chooses. A configured model keeps its
+    name even when it fails, and a model an upstream answered is named as it answered."""
+    settings = Settings(
+        default_provider="openai",
+        openai_api_key="sk-upstream-secret",
+        openai_base_url=f"{fake_openai.url}/v1",
+        ollama_base_url=fake_openai.url,  # type: ignore[attr-defined]
+    )
+    gateway = start_gateway(settings)
+    fake_openai.script = Script(status=503)
+    for i in range(40):
+        body = {"model": f"ollama/invented-{i}", "messages": MESSAGES}
+        assert httpx.post(f"{gateway.url}/v1/chat/completions", json=body).status_code == 503
+    httpx.post(f"{gateway.url}/v1/chat/completions", json={"messages": MESSAGES})  # openai's default model
+    fake_openai.script = Script()
+    httpx.post(
+        f"{gateway.url}/v1/chat/completions", json={"model": "openai/gpt-custom", "messages": MESSAGES}
+    )
+    text = httpx.get(f"{gateway.url}/metrics").text
+    assert "invented-" not in text
+    assert 'tollgate_requests_total{provider="ollama",model="other",status="provider_unavailable"} 40' in text
+    assert 'tollgate_attempts_total{provider="ollama",model="other",result="failed"} 40' in text
+    assert (
+        'tollgate_requests_total{provider="openai",model="gpt-4o-mini",status="provider_unavailable"} 1'
+        in text
+    )
+    assert 'tollgate_requests_total{provider="openai",model="gpt-custom",status="ok"} 1' in text
+
+
 def test_diagnostics_never_show_secrets_or_prompts(gateway: ServerThread, fake_openai: FakeOpenAI) -> None:
     httpx.post(f"{gateway.url}/v1/chat/completions", json={"messages": MESSAGES})
     fake_openai.script = Script(status=500)

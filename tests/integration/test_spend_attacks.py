@@ -4,6 +4,8 @@ first old secret too; a request that fails upstream gives its USD hold and its T
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -297,3 +299,57 @@ def test_a_tenant_refusal_gives_back_what_the_keys_limit_counted(gw: Gateway, cl
     assert codes == [200, 200, 429, 429]
     views = {v["scope"]: v["requests"] for v in gw.get(key, "/v1/limits").json()["limits"]}
     assert views["tenant"]["used"] == 2 and views["key"]["used"] == 2  # the refused two were given back
+
+
+OPUS = "anthropic/claude-opus-4.1"
+
+
+@pytest.fixture
+def openrouter_gw(
+    fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path
+) -> Gateway:
+    """OpenRouter on the fake; the price table knows the dear model the fake may answer as."""
+    (tmp_path / "prices.json").write_text(json.dumps({"openrouter": {OPUS: {"input": "15", "output": "75"}}}))
+    settings = gateway_settings(
+        fake_openai,
+        openrouter_api_key="sk-or-upstream",
+        openrouter_base_url=f"{fake_openai.url}/v1",  # type: ignore[attr-defined]
+        pricing_file=str(tmp_path / "prices.json"),
+    )
+    store = SQLiteStore(str(tmp_path / "state.db"))
+    return Gateway(start_gateway(settings, include_admin=True, store=store), fake_openai)
+
+
+def test_openrouter_models_cannot_take_a_key_past_its_allow_list(
+    openrouter_gw: Gateway, fake_openai: FakeOpenAI
+) -> None:
+    key, _ = _key(openrouter_gw, models=["openrouter/openai/gpt-4o-mini"])
+    body = {"model": "openrouter/openai/gpt-4o-mini", "models": [OPUS], "route": "fallback"}
+    assert openrouter_gw.chat(key, body).status_code == 200
+    ((_, _, sent),) = fake_openai.requests
+    assert sent["model"] == "openai/gpt-4o-mini" and "models" not in sent and "route" not in sent
+
+
+def test_an_answer_from_another_model_is_priced_as_that_model_and_logged(
+    openrouter_gw: Gateway, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The upstream answered as a dearer model than the one called: priced as what served (the table knows
+    it), with a warning, never silently as the cheaper one."""
+    caplog.set_level(logging.WARNING, logger="tollgate.route")
+    key, _ = _key(openrouter_gw, models=["openrouter/openai/gpt-4o-mini"])
+    usage = {"prompt_tokens": 1000, "completion_tokens": 1000, "total_tokens": 2000}
+    for stream in (False, True):
+        fake_openai.enqueue(Script(model=OPUS, usage_override=usage))
+        body = {"model": "openrouter/openai/gpt-4o-mini", "stream": stream}
+        answered = openrouter_gw.chat(key, body)
+        assert answered.status_code == 200, answered.text
+    # a dated snapshot of the model called is that model; one the table does not know is priced as called
+    for answered in ("openai/gpt-4o-mini-2024-07-18", "mystery/model"):
+        fake_openai.enqueue(Script(model=answered, usage_override=usage))
+        assert openrouter_gw.chat(key, {"model": "openrouter/openai/gpt-4o-mini"}).status_code == 200
+    entries = openrouter_gw.get(key, "/v1/audit").json()["entries"]
+    mini = ("openai/gpt-4o-mini", 750)  # $0.15 + $0.60 per M
+    priced = sorted((e["model"], e["cost_micro_usd"]) for e in entries)
+    assert priced == sorted([(OPUS, 90_000)] * 2 + [mini] * 2)
+    mismatches = [r.getMessage() for r in caplog.records if "served_model_differs" in r.getMessage()]
+    assert len(mismatches) == 3 and "mystery/model" in mismatches[2], mismatches

@@ -104,6 +104,13 @@ def test_legacy_body() -> None:
     }
 
 
+@pytest.mark.parametrize("provider", ["openai", "openrouter", "ollama", "llama_cpp"])
+def test_legacy_body_drops_fields_that_change_the_cap_the_price_or_the_model(provider: str) -> None:
+    risky = {"best_of": 20, "n_predict": 600, "service_tier": "priority", "models": ["x/y"], "options": {}}
+    body = legacy_to_upstream(call_for({"prompt": "p", "echo": True, **risky}, provider=provider))
+    assert not set(risky) & set(body) and body["echo"] is True and body["max_tokens"] == 64
+
+
 def test_legacy_body_needs_a_legacy_call() -> None:
     request = ChatCompletionRequest.model_validate({"messages": [{"role": "user", "content": "hi"}]})
     with pytest.raises(ValueError, match="not a legacy"):

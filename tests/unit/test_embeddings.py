@@ -124,6 +124,13 @@ def test_openai_body_asks_for_floats() -> None:
     }
 
 
+def test_openai_body_drops_routing_and_price_fields() -> None:
+    """OpenRouter's ``models`` / ``route`` would let an embeddings call reach a model the key may not use."""
+    risky = {"models": ["other/model"], "route": "fallback", "service_tier": "priority", "options": {}}
+    call = EmbeddingCall("r", "openrouter", "m", ("a",), extra={"x": 1, **risky})
+    assert to_embeddings_upstream(call) == {"x": 1, "model": "m", "input": ["a"], "encoding_format": "float"}
+
+
 def test_openai_parse_orders_by_index_and_estimates_missing_usage() -> None:
     call = EmbeddingCall("r", "ollama", "m", ("one two", "three"))
     payload = {"data": [{"index": 1, "embedding": [2.0]}, {"index": 0, "embedding": [1]}]}

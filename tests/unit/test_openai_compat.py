@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,38 @@ def test_to_upstream_maps_known_fields_and_keeps_unknown_ones() -> None:
     for extension in ("provider", "session_id", "pool", "loop_mode"):
         assert extension not in body
     assert (body["temperature"], body["top_p"], body["stop"], body["user"]) == (0.2, 0.9, "END", "u1")
+
+
+# pass-through fields that raise the output cap, multiply the outputs, pick a dearer tier or another model
+RISKY_PASSTHROUGH: dict[str, Any] = {
+    "n_predict": 600,  # llama.cpp: wins over max_tokens (-1: unlimited)
+    "num_predict": 600,
+    "num_ctx": 131072,
+    "options": {"num_predict": 600, "num_ctx": 131072},  # Ollama
+    "max_new_tokens": 600,
+    "best_of": 20,
+    "service_tier": "priority",
+    "models": ["anthropic/claude-opus-4.1"],  # OpenRouter: another model than the allow-listed one
+    "route": "fallback",
+    "preset": "expensive",
+    "plugins": [{"id": "web"}],
+    "web_search_options": {},
+    "prediction": {"type": "content", "content": "x"},
+}
+
+
+@pytest.mark.parametrize("provider", ["openai", "openrouter", "ollama", "llama_cpp"])
+def test_pass_through_fields_that_change_the_cap_the_price_or_the_model_are_dropped(
+    provider: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="tollgate.providers.passthrough")
+    body = to_upstream(make_call(provider, ignore_eos=True, repeat_penalty=1.1, **RISKY_PASSTHROUGH))
+    assert not set(RISKY_PASSTHROUGH) & set(body), sorted(set(RISKY_PASSTHROUGH) & set(body))
+    assert body["ignore_eos"] is True and body["repeat_penalty"] == 1.1  # harmless ones still pass
+    assert body["max_completion_tokens" if provider == "openai" else "max_tokens"] == 77
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "n_predict" in logged and "best_of" in logged
+    assert "anthropic/claude-opus" not in logged  # names only, never values
 
 
 def test_local_providers_get_max_tokens_and_system_for_developer() -> None:

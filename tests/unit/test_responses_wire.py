@@ -220,3 +220,10 @@ def test_native_body_gets_tollgates_model_cap_and_stream_and_loses_stripped_tool
     stripped = request.model_copy(update={"tools": None, "tool_choice": None})  # TOLLGATE_TOOL_CALLING=0
     upstream = openai_responses.to_upstream(ChatCall("rid", "openai", "gpt-5", 256, stripped))
     assert "tools" not in upstream and "tool_choice" not in upstream
+
+
+def test_native_body_loses_a_dearer_service_tier() -> None:
+    """``service_tier: priority`` would bill more than the reservation's standard price."""
+    request = chat(model="gpt-5", input="x", service_tier="priority", provider="openai")
+    upstream = openai_responses.to_upstream(ChatCall("rid", "openai", "gpt-5", 256, request))
+    assert "service_tier" not in upstream and upstream["input"] == "x"

@@ -81,11 +81,33 @@ def test_token_estimates_are_plausible() -> None:
 
 def test_metrics_render_prometheus_text() -> None:
     metrics = Metrics()
-    metrics.observe("openai", 'we"ird', "ok", 0.03, 10, 20)
-    metrics.observe("openai", 'we"ird', "upstream_error", 0.2, 0, 0)
+    metrics.observe("openai", 'we"ird', "ok", 0.03, 10, 20, known=True)
+    metrics.observe("openai", 'we"ird', "upstream_error", 0.2, 0, 0, known=True)
     text = metrics.render(in_flight=2)
     assert 'tollgate_requests_total{provider="openai",model="we\\"ird",status="ok"} 1' in text
     assert 'tollgate_request_duration_seconds_bucket{provider="openai",le="0.05"} 1' in text
     assert 'tollgate_request_duration_seconds_bucket{provider="openai",le="+Inf"} 2' in text
     assert 'tollgate_tokens_out_total{provider="openai",model="we\\"ird"} 20' in text
     assert "tollgate_requests_in_flight 2" in text
+
+
+def test_metrics_label_only_known_models_and_cap_the_series() -> None:
+    """A model nobody configured and no upstream answered is ``other``; past the cap of distinct models
+    every new one is ``overflow``: /metrics stays bounded whatever names clients send."""
+    metrics = Metrics(max_models=3)
+    for i in range(50):
+        metrics.observe("ollama", f"made-up-{i}", "provider_unavailable", 0.01, 0, 0, known=False)
+        metrics.attempt_failed("ollama", f"made-up-{i}", retried=False, cooled=False, known=False)
+    for i in range(50):
+        metrics.observe("llama_cpp", f"served-{i}", "ok", 0.01, 1, 1, known=True)  # an upstream answered it
+        metrics.attempt_served("llama_cpp", f"served-{i}", fallback=False)
+    text = metrics.render(in_flight=0)
+    assert "made-up-" not in text
+    assert 'tollgate_requests_total{provider="ollama",model="other",status="provider_unavailable"} 50' in text
+    assert 'tollgate_attempts_total{provider="ollama",model="other",result="failed"} 50' in text
+    served = {m for m in ("served-0", "served-1", "served-2", "served-3") if f'model="{m}"' in text}
+    assert served == {"served-0", "served-1"}  # the cap counts ollama's "other" too
+    assert 'tollgate_requests_total{provider="llama_cpp",model="overflow",status="ok"} 48' in text
+    assert metrics.model_label("ollama", "made-up-1", known=False) == "other"
+    assert metrics.model_label("llama_cpp", "served-1", known=True) == "served-1"
+    assert metrics.model_label("llama_cpp", "served-9", known=True) == "overflow"

@@ -105,9 +105,18 @@ class RequestTracker:
         provider = call.provider if call else None
         model = outcome.model or (call.model if call else None)
         usage = outcome.usage or Usage(0, 0)
+        label = None  # the model as metrics name it: bounded (observability/metrics.py model_label)
         if call is not None and model is not None:
+            known = outcome.status == "ok" or self.ctx.router.configured_model(call.provider, model)
+            label = self.ctx.metrics.model_label(call.provider, model, known=known)
             self.ctx.metrics.observe(
-                call.provider, model, outcome.status, latency, usage.prompt_tokens, usage.completion_tokens
+                call.provider,
+                label,
+                outcome.status,
+                latency,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                known=True,  # already labelled
             )
         summary = RequestSummary(
             request_id=self.request_id,
@@ -128,14 +137,15 @@ class RequestTracker:
         if logger.isEnabledFor(level):
             log_event(logger, level, "request", tenant=tenant, **summary_fields(summary))
         if self.ctx.settings.emf_metrics:
-            self._emit_emf(summary, tenant)
+            self._emit_emf(summary, tenant, label)
 
-    def _emit_emf(self, summary: RequestSummary, tenant: str | None) -> None:
+    def _emit_emf(self, summary: RequestSummary, tenant: str | None, model: str | None) -> None:
+        """``model``: the bounded label (a CloudWatch dimension), never a name nobody served."""
         metrics = RequestMetrics(
             request_id=summary.request_id,
             tenant=tenant,
             provider=summary.provider,
-            model=summary.model,
+            model=model,
             status=summary.status,
             latency_ms=summary.latency_ms,
             prompt_tokens=summary.prompt_tokens,

@@ -13,11 +13,12 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from ..accounting import PromptBound
+from ..accounting import Pricing, PromptBound
 from ..errors import (
     TollgateError,
     UpstreamError,
@@ -153,7 +154,8 @@ class Exchange:
             return
         deployment = call.deployment or call.provider
         cooled = self.ctx.router.health.failed(deployment, _health_note(error))
-        self.ctx.metrics.attempt_failed(call.provider, call.model, retried=again, cooled=cooled)
+        known = self.ctx.router.configured_model(call.provider, call.model)
+        self.ctx.metrics.attempt_failed(call.provider, call.model, retried=again, cooled=cooled, known=known)
         level = logging.INFO if again else logging.WARNING
         log_event(
             logger,
@@ -177,7 +179,8 @@ class Exchange:
             self.ctx.router.health.ended(self._lease)
             self._lease = None
         usage = outcome.usage or Usage(0, 0)
-        charge = charge_of(self.booking, self.served, usage, self.attempts)
+        priced = _priced_call(self.ctx.ledger.pricing, self.served, outcome.model)
+        charge = charge_of(self.booking, priced, usage, self.attempts)
         self.settlement = await self.ctx.ledger.finish(
             self.booking, charge, outcome.status, outcome.answer, save_session=self.save_session
         )
@@ -199,6 +202,30 @@ class Exchange:
         with anyio.CancelScope(shield=True):
             extension = await self.settle(outcome)
         return extension
+
+
+def _priced_call(pricing: Pricing, call: ChatCall, answered: str | None) -> ChatCall:
+    """The call to price and audit: the one made, unless the upstream answered as another model. A dated
+    snapshot or alias of the same price (``gpt-4o-mini`` answered as ``gpt-4o-mini-2024-07-18``, any local
+    model) is the model called; another one is logged (``served_model_differs``) and priced as what
+    served when the price table knows it, else as the model called (never guessed)."""
+    if not answered or answered == call.model:
+        return call
+    called, served = pricing.price(call.provider, call.model), pricing.price(call.provider, answered)
+    if served is not None and served == called:
+        return call
+    priced = replace(call, model=answered) if served is not None else call
+    log_event(
+        logger,
+        logging.WARNING,
+        "served_model_differs",
+        request_id=call.request_id,
+        provider=call.provider,
+        called=call.model,
+        served=answered[:200],
+        priced=priced.model[:200],
+    )
+    return priced
 
 
 def _upstream_fault(error: TollgateError) -> bool:

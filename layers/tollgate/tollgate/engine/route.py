@@ -96,6 +96,12 @@ class Router:
         self.environment = environment_deployments(settings)
         self.deployments = self.environment | config_deployments(settings, self.routing)
 
+    def configured_model(self, provider: str, model: str) -> bool:
+        """An upstream model the operator named: a routing deployment's, or a provider's default."""
+        return any(
+            d.provider == provider and model in (d.model, d.config.model) for d in self.deployments.values()
+        )
+
     def resolve(self, provider: str | None, model: str | None) -> tuple[str, str]:
         """The provider and upstream model for cases 1, 3 and 4 (no public names)."""
         prefixed, bare_model = split_model(model)

@@ -8,6 +8,7 @@ not run). Enabled by ``TOLLGATE_EMF_METRICS``; namespace ``TOLLGATE_METRICS_NAME
 Metrics: ``requests`` (Count) by provider, model and status, and by provider and model; ``prompt_tokens``,
 ``completion_tokens`` (Count), ``latency_ms`` (Milliseconds) and ``cost_usd`` (None; only when priced) by
 provider and model. ``request_id`` and ``tenant`` ride along as properties (searchable, not dimensions).
+The model is the bounded metrics label (``Metrics.model_label``): ``other`` for a name nobody served.
 """
 
 from __future__ import annotations

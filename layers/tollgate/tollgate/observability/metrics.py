@@ -6,6 +6,11 @@ from bisect import bisect_left
 from collections import defaultdict
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+# the model label is a name clients choose: only a known one (served, or configured) is shown as it is,
+# and at most MAX_MODELS distinct (provider, model) labels per process; the rest share these two
+OTHER_MODEL = "other"  # a model nobody configured and no upstream answered (an invented name)
+OVERFLOW_MODEL = "overflow"  # a known model past the cap
+MAX_MODELS = 500
 
 
 def _escape(value: str) -> str:
@@ -18,9 +23,12 @@ def _labels(**labels: str) -> str:
 
 
 class Metrics:
-    """Counters and a latency histogram keyed by provider, model and status."""
+    """Counters and a latency histogram keyed by provider, model and status. Every model label goes
+    through ``model_label``, so the series are bounded whatever model names clients send."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_models: int = MAX_MODELS) -> None:
+        self.max_models = max_models
+        self._models: set[tuple[str, str]] = set()  # the (provider, model) labels given out so far
         self.requests: dict[tuple[str, str, str], int] = defaultdict(int)
         self.tokens_in: dict[tuple[str, str], int] = defaultdict(int)
         self.tokens_out: dict[tuple[str, str], int] = defaultdict(int)
@@ -33,13 +41,28 @@ class Metrics:
         self.fallbacks: dict[tuple[str, str], int] = defaultdict(int)
         self.cooldowns: dict[tuple[str, str], int] = defaultdict(int)
 
+    def model_label(self, provider: str, model: str, *, known: bool) -> str:
+        """``model`` when it is known (an upstream answered it, or the operator configured it) and within
+        the cap of distinct labels; else ``other`` (unknown) or ``overflow`` (past the cap)."""
+        label = model if known else OTHER_MODEL
+        if (provider, label) in self._models:
+            return label
+        if len(self._models) >= self.max_models:
+            return OVERFLOW_MODEL
+        self._models.add((provider, label))
+        return label
+
     def attempt_served(self, provider: str, model: str, *, fallback: bool) -> None:
+        """An upstream answered: its model is known."""
+        model = self.model_label(provider, model, known=True)
         self.attempts[(provider, model, "ok")] += 1
         if fallback:
             self.fallbacks[(provider, model)] += 1
 
-    def attempt_failed(self, provider: str, model: str, *, retried: bool, cooled: bool) -> None:
-        """A failed attempt; ``retried``: another attempt follows; ``cooled``: it began a cooldown."""
+    def attempt_failed(self, provider: str, model: str, *, retried: bool, cooled: bool, known: bool) -> None:
+        """A failed attempt; ``retried``: another attempt follows; ``cooled``: it began a cooldown;
+        ``known``: the model is configured (else it is labelled ``other``)."""
+        model = self.model_label(provider, model, known=known)
         self.attempts[(provider, model, "failed")] += 1
         if retried:
             self.retries[(provider, model)] += 1
@@ -47,8 +70,18 @@ class Metrics:
             self.cooldowns[(provider, model)] += 1
 
     def observe(
-        self, provider: str, model: str, status: str, latency_s: float, tokens_in: int, tokens_out: int
+        self,
+        provider: str,
+        model: str,
+        status: str,
+        latency_s: float,
+        tokens_in: int,
+        tokens_out: int,
+        *,
+        known: bool,
     ) -> None:
+        """One request; ``known``: its model was served or is configured (else it is labelled ``other``)."""
+        model = self.model_label(provider, model, known=known)
         self.requests[(provider, model, status)] += 1
         self.tokens_in[(provider, model)] += tokens_in
         self.tokens_out[(provider, model)] += tokens_out

@@ -35,6 +35,7 @@ from .base import (
 from .http_errors import decode_upstream_json
 from .http_provider import HTTPProvider
 from .openai_embeddings import parse_embeddings, to_embeddings_upstream
+from .passthrough import upstream_passthrough
 from .sse import SSEvent
 
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -74,9 +75,9 @@ def _message(message: Any, provider: str) -> dict[str, Any]:
 
 
 def to_upstream(call: ChatCall) -> dict[str, Any]:
-    """The upstream JSON body: known fields, then unknown pass-through fields (never extensions)."""
+    """The upstream JSON body: safe unknown pass-through fields (never extensions), then the known ones."""
     request = call.request
-    body: dict[str, Any] = dict(request.passthrough())
+    body = upstream_passthrough(request.passthrough(), call.provider)
     body["model"] = call.model
     body["messages"] = [_message(m, call.provider) for m in _system_first(request, call.provider)]
     # OpenAI's current models take only max_completion_tokens; the others still read max_tokens.
@@ -251,7 +252,7 @@ def legacy_to_upstream(call: ChatCall) -> dict[str, Any]:
     if call.legacy_prompt is None:
         raise ValueError("not a legacy completion call")
     request = call.request
-    body: dict[str, Any] = dict(request.passthrough())
+    body = upstream_passthrough(request.passthrough(), call.provider)
     body.update(model=call.model, prompt=call.legacy_prompt, max_tokens=call.max_tokens)
     optional = {"temperature": request.temperature, "top_p": request.top_p, "stop": request.stop}
     body.update({k: v for k, v in optional.items() if v is not None})

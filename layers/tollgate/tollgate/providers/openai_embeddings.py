@@ -11,10 +11,11 @@ from typing import Any
 from ..errors import UpstreamError
 from ..tokens import estimate_tokens
 from .base import EmbeddingCall, EmbeddingResult, Usage, token_count
+from .passthrough import upstream_passthrough
 
 
 def to_embeddings_upstream(call: EmbeddingCall) -> dict[str, Any]:
-    body: dict[str, Any] = dict(call.extra)
+    body = upstream_passthrough(call.extra, call.provider)
     body.update(model=call.model, input=list(call.inputs), encoding_format="float")
     if call.dimensions is not None:
         body["dimensions"] = call.dimensions

@@ -26,6 +26,7 @@ from .base import (
     token_count,
 )
 from .http_errors import decode_upstream_json
+from .passthrough import upstream_passthrough
 from .sse import SSEvent
 
 _CALL_ITEMS = frozenset({"function_call", "custom_tool_call"})
@@ -37,7 +38,7 @@ def to_upstream(call: ChatCall) -> dict[str, Any]:
     native = call.native_responses
     if native is None:
         raise ValueError("not a native Responses API call")
-    body = dict(native)
+    body = upstream_passthrough(native, call.provider)  # no dearer service tier, no other cap
     body.update(model=call.model, max_output_tokens=call.max_tokens, stream=call.stream)
     stripped = call.request.tools is None and any(
         isinstance(t, dict) and t.get("type") in _FUNCTION_TOOLS for t in body.get("tools") or []

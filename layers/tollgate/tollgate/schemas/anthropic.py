@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
-from .limits import MAX_MODEL_NAME, MAX_OUTPUT_TOKENS
+from .limits import MAX_OUTPUT_TOKENS, ModelName
 from .openai import NAME_PATTERN
 
 
@@ -158,7 +158,7 @@ class MessagesRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow", defer_build=True)
 
-    model: str | None = Field(None, max_length=MAX_MODEL_NAME)
+    model: ModelName | None = None
     max_tokens: int = Field(strict=True, ge=1, le=MAX_OUTPUT_TOKENS)
     system: str | list[TextBlock] | None = None
     messages: list[MessageParam] = Field(min_length=1)

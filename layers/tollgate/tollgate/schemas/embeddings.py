@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .limits import MAX_EMBEDDING_DIMENSIONS, MAX_MODEL_NAME
+from .limits import MAX_EMBEDDING_DIMENSIONS, ModelName
 from .openai import EXTENSION_FIELDS, NAME_PATTERN
 
 MAX_INPUTS = 2048  # OpenAI's own limit per request
@@ -18,7 +18,7 @@ class EmbeddingsRequest(BaseModel):
     model_config = ConfigDict(extra="allow", defer_build=True)
 
     input: str | list[str] = Field(min_length=1)
-    model: str | None = Field(None, max_length=MAX_MODEL_NAME)
+    model: ModelName | None = None
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, strict=True, ge=1, le=MAX_EMBEDDING_DIMENSIONS)
     user: str | None = None

@@ -8,6 +8,12 @@ the stores hold (64-bit integers on SQLite) and what the clock can add (key expi
 
 from __future__ import annotations
 
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
+
 MAX_OUTPUT_TOKENS = 10_000_000  # max_tokens / max_completion_tokens on every model endpoint
 MAX_CHOICES = 128  # n (OpenAI's own bound; tollgate answers one choice, so n other than 1 is a 400 later)
 MAX_EMBEDDING_DIMENSIONS = 65_536
@@ -22,3 +28,16 @@ MAX_AUDIT_SEQ = 2**53 - 1  # GET /v1/audit?after_seq (exact as a JSON number eve
 # strings that end up in stored items (a DynamoDB item holds at most 400 KB)
 MAX_MODEL_NAME = 512  # `model` on every model endpoint; each entry of a key's `models`
 MAX_KEY_MODELS = 256  # entries in a key's `models` allow-list
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable_model(name: str) -> str:
+    """A model name goes into a response header (``x-tollgate-model``), a log line and an audit entry:
+    control characters (CR, LF, NUL, DEL, C1) have no place in one."""
+    if _CONTROL.search(name):
+        raise PydanticCustomError("model_name", "`model` must not contain control characters")
+    return name
+
+
+ModelName = Annotated[str, Field(max_length=MAX_MODEL_NAME), AfterValidator(_printable_model)]

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..names import NAME_PATTERN as NAME_PATTERN  # session ids, pools, tenants: one pattern (names.py)
-from .limits import MAX_CHOICES, MAX_MODEL_NAME, MAX_OUTPUT_TOKENS
+from .limits import MAX_CHOICES, MAX_OUTPUT_TOKENS, ModelName
 from .native import AnthropicOptions
 
 # Fields tollgate itself understands; never forwarded upstream (DESIGN.md §4).
@@ -124,7 +124,7 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow", defer_build=True)
 
-    model: str | None = Field(None, max_length=MAX_MODEL_NAME)
+    model: ModelName | None = None
     messages: list[Message] = Field(min_length=1)
     stream: bool = Field(False, strict=True)
     stream_options: StreamOptions | None = None

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import BadRequest
+from ..schemas.limits import ModelName
 from ..schemas.openai import (
     NAME_PATTERN,
     ContentPart,
@@ -70,7 +71,7 @@ class ResponsesRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", defer_build=True)
 
-    model: str | None = None
+    model: ModelName | None = None
     input: str | list[Any]
     instructions: str | None = None
     tools: list[dict[str, Any]] | None = None
