@@ -14,7 +14,10 @@ _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 def header_value(value: object) -> str:
     """``value`` as a header can always carry it: a model name outside ASCII (``日本``) or with control
     characters is percent-encoded (``%E6%97%A5%E6%9C%AC``), so a header never fails or splits a response."""
-    return quote(str(value), safe=_HEADER_SAFE)
+    text = str(value)
+    if text.isascii() and text.isprintable() and "%" not in text:
+        return text  # the common case, as it is (``quote`` walks every character)
+    return quote(text, safe=_HEADER_SAFE)
 
 
 def response_headers(request_id: str, served: dict[str, Any]) -> dict[str, str]:
