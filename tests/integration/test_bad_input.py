@@ -360,3 +360,24 @@ def test_a_block_type_that_is_not_a_string_is_a_400(gw: Gateway, key: str) -> No
     body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": {"x": 1}}]}]}
     for path in ("/v1/messages", "/v1/messages/count_tokens"):
         assert send(gw, key, path, body).status_code == 400
+
+
+@pytest.mark.parametrize("model", ["a\nb", "a\x00b", "a\rb\x7f", "日本\u2028"])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", CHAT),
+        ("/v1/chat/completions", CHAT | {"stream": True}),
+        ("/v1/responses", {"input": "hi"}),
+        ("/v1/messages", ANTHROPIC),
+    ],
+)
+def test_a_model_name_no_header_can_carry_is_escaped_in_the_headers(
+    gw: Gateway, key: str, path: str, body: dict[str, Any], model: str
+) -> None:
+    """Found by fuzzing /v1/responses: the served model went into ``x-tollgate-model`` as given, and a
+    control character (or a character past Latin-1) dropped the connection instead of answering."""
+    response = send(gw, key, path, body | {"model": model})
+    assert response.status_code == 200, response.text
+    served = response.headers["x-tollgate-model"]
+    assert served.isascii() and served.isprintable() and "\\" in served
