@@ -103,6 +103,7 @@ RANGES = [
     ("/v1/chat/completions", CHAT, "max_completion_tokens", limits.MAX_OUTPUT_TOKENS),
     ("/v1/completions", {"prompt": "hi"}, "max_tokens", limits.MAX_OUTPUT_TOKENS),
     ("/v1/messages", {"messages": MESSAGES}, "max_tokens", limits.MAX_OUTPUT_TOKENS),
+    ("/v1/messages/count_tokens", {"messages": MESSAGES}, "max_tokens", limits.MAX_OUTPUT_TOKENS),
     ("/v1/embeddings", {"input": "hi"}, "dimensions", limits.MAX_EMBEDDING_DIMENSIONS),
     ("/v1/tokens/check", {}, "tokens", limits.MAX_POOL_TOKENS),
     ("/v1/tokens/reserve", {"pool": "big"}, "tokens", limits.MAX_POOL_TOKENS),
@@ -176,10 +177,11 @@ def test_types_are_strict(
 @pytest.mark.parametrize(
     ("field", "value"), [("max_tokens", "5"), ("max_tokens", 5.0), ("stream", "yes"), ("temperature", "0")]
 )
-def test_messages_route_is_strict_in_anthropic_shape(
-    gw: Gateway, key: str, field: str, value: object
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_messages_routes_are_strict_in_anthropic_shape(
+    gw: Gateway, key: str, path: str, field: str, value: object
 ) -> None:
-    assert assert_400(send(gw, key, "/v1/messages", ANTHROPIC | {field: value})).startswith(f"{field}: ")
+    assert assert_400(send(gw, key, path, ANTHROPIC | {field: value})).startswith(f"{field}: ")
 
 
 def test_nested_strict_fields(gw: Gateway, key: str) -> None:
