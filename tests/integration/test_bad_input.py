@@ -143,6 +143,19 @@ def test_audit_query_numbers_are_bounded(gw: Gateway, key: str, params: dict[str
     assert_400(response, param, "query parameter")
 
 
+@pytest.mark.parametrize("older_than", [limits.MAX_SWEEP_AGE_SECONDS + 1, 10**11, 10**23 - 1, BIG])
+def test_sweep_older_than_is_bounded(gw: Gateway, older_than: int) -> None:
+    """Found by a hostile review: an age past what the clock can subtract was an OverflowError (a 500)."""
+    response = gw.admin("POST", "/sweep", params={"older_than": str(older_than)})
+    assert_400(response, "older_than", "query parameter")
+
+
+def test_sweep_older_than_at_its_bound_is_served(gw: Gateway) -> None:
+    response = gw.admin("POST", "/sweep", params={"older_than": str(limits.MAX_SWEEP_AGE_SECONDS)})
+    assert response.status_code == 200, response.text
+    assert response.json()["reservations_swept"] == 0
+
+
 def test_audit_query_at_its_bounds_is_served(gw: Gateway, key: str) -> None:
     params = {"segment": "", "after_seq": str(limits.MAX_AUDIT_SEQ), "limit": "1000"}
     response = httpx.get(f"{gw.url}/v1/audit", params=params, headers={"x-api-key": key}, timeout=20)

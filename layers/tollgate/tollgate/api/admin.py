@@ -18,6 +18,7 @@ from ..context import AppContext
 from ..errors import NotFound
 from ..keys import new_key_record, store_key
 from ..names import check_name, check_optional
+from ..schemas.limits import MAX_SWEEP_AGE_SECONDS
 from ..schemas.openai import NAME_PATTERN
 from ..schemas.tollgate import KeyCreate
 from ..store.base import ApiKey
@@ -121,9 +122,13 @@ async def verify_audit(ctx: NamedDependency[AppContext], tenant: TenantFilter = 
 
 
 @post("/sweep", status_code=200)
-async def sweep(ctx: NamedDependency[AppContext], older_than: FromQuery[int | None] = None) -> dict[str, int]:
+async def sweep(
+    ctx: NamedDependency[AppContext],
+    older_than: Annotated[int | None, QueryParameter(le=MAX_SWEEP_AGE_SECONDS)] = None,
+) -> dict[str, int]:
     """Charge and audit reservations older than TOLLGATE_RESERVATION_MAX_AGE_SECONDS (``older_than``, in
-    seconds, may only be longer: 400 ``sweep_too_young`` otherwise); delete expired sessions."""
+    seconds, may only be longer: 400 ``sweep_too_young`` otherwise, and at most 100 years); delete expired
+    sessions."""
     return await ctx.sweeper.sweep(older_than)
 
 
