@@ -28,6 +28,7 @@ from tollgate.store.dynamodb import DynamoDBStore
 from tollgate.store.sqlite import SQLiteStore
 
 BIG = 2**64 + 1  # past every 64-bit integer type
+ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 CHAT = {"model": "gpt-4o-mini", "messages": MESSAGES}
 ANTHROPIC = {"max_tokens": 5, "messages": MESSAGES}
 
@@ -340,6 +341,17 @@ def check_stored_strings(gw: Gateway, key: str) -> None:
             assert response.status_code == 400 and param in response.json()["error"]["message"], response.text
         else:
             assert_400(response, param)
+
+
+@pytest.mark.parametrize("tenant", ["acme\n", "acme\r\n", "\nacme"])
+@pytest.mark.parametrize(
+    "path", ["/admin/keys", "/admin/budgets", "/admin/limits", "/admin/audit/verify", "/admin/costs"]
+)
+def test_a_tenant_filter_with_a_line_break_is_a_400(gw: Gateway, key: str, path: str, tenant: str) -> None:
+    """Found by a hostile review: the query pattern's ``$`` matched before a trailing newline, so
+    ``?tenant=acme%0A`` listed nothing (or verified nothing: valid) instead of refusing the name."""
+    response = httpx.get(f"{gw.url}{path}", params={"tenant": tenant}, headers=ADMIN, timeout=20)
+    assert_400(response, "tenant")
 
 
 def test_strings_the_stores_keep_are_bounded(gw: Gateway, key: str) -> None:

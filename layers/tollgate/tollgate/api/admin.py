@@ -31,7 +31,9 @@ from .body import decode_json_object, validate
 from .budgets import set_budget, set_key_budget_route
 from .tokens import pool_view
 
-# a ?tenant= filter shaped like the tenant names keys are created with (others: a 400, never a store error)
+# a ?tenant= filter shaped like the tenant names keys are created with (others: a 400, never a store error).
+# The pattern documents it (OpenAPI) and is checked with re.search, whose ``$`` also matches before a
+# trailing newline: each handler checks the name itself (``check_optional``, a full match).
 TenantFilter = Annotated[str | None, QueryParameter(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 
 
@@ -66,7 +68,8 @@ async def create_key(request: Request[Any, Any, Any], ctx: NamedDependency[AppCo
 
 @get("/keys")
 async def list_keys(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
-    return {"keys": [key_view(k) for k in await ctx.store.list_keys(tenant)]}
+    keys = await ctx.store.list_keys(check_optional(tenant, "tenant"))
+    return {"keys": [key_view(k) for k in keys]}
 
 
 @post("/keys/{key_id:str}/revoke", status_code=200)
@@ -80,6 +83,7 @@ async def revoke_key(ctx: NamedDependency[AppContext], key_id: FromPath[str]) ->
 
 @get("/budgets")
 async def list_budgets(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
+    tenant = check_optional(tenant, "tenant")
     pools = [{"tenant": p.tenant, **pool_view(p)} for p in await ctx.store.list_pools(tenant)]
     tenants = [tenant] if tenant else sorted({p["tenant"] for p in pools} | await _rule_tenants(ctx))
     views = [{"tenant": t, **v} for t in tenants for v in await ctx.ledger.budgets.views(t)]
@@ -116,6 +120,7 @@ async def verify_costs(
 
 @get("/audit/verify")
 async def verify_audit(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
+    tenant = check_optional(tenant, "tenant")
     tenants = [tenant] if tenant else await ctx.store.audit_tenants()
     results = {t: (await audit.verify(ctx.store, t, ctx.ledger.audit_key)).as_dict() for t in tenants}
     return {"valid": all(r["valid"] for r in results.values()), "tenants": results}
