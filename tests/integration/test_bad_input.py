@@ -29,6 +29,7 @@ from tollgate.store.dynamodb import DynamoDBStore
 from tollgate.store.sqlite import SQLiteStore
 
 BIG = 2**64 + 1  # past every 64-bit integer type
+ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 CHAT = {"model": "gpt-4o-mini", "messages": MESSAGES}
 ANTHROPIC = {"max_tokens": 5, "messages": MESSAGES}
 
@@ -104,6 +105,7 @@ RANGES = [
     ("/v1/chat/completions", CHAT, "max_completion_tokens", limits.MAX_OUTPUT_TOKENS),
     ("/v1/completions", {"prompt": "hi"}, "max_tokens", limits.MAX_OUTPUT_TOKENS),
     ("/v1/messages", {"messages": MESSAGES}, "max_tokens", limits.MAX_OUTPUT_TOKENS),
+    ("/v1/messages/count_tokens", {"messages": MESSAGES}, "max_tokens", limits.MAX_OUTPUT_TOKENS),
     ("/v1/embeddings", {"input": "hi"}, "dimensions", limits.MAX_EMBEDDING_DIMENSIONS),
     ("/v1/tokens/check", {}, "tokens", limits.MAX_POOL_TOKENS),
     ("/v1/tokens/reserve", {"pool": "big"}, "tokens", limits.MAX_POOL_TOKENS),
@@ -143,6 +145,19 @@ def test_audit_query_numbers_are_bounded(gw: Gateway, key: str, params: dict[str
     assert_400(response, param, "query parameter")
 
 
+@pytest.mark.parametrize("older_than", [limits.MAX_SWEEP_AGE_SECONDS + 1, 10**11, 10**23 - 1, BIG])
+def test_sweep_older_than_is_bounded(gw: Gateway, older_than: int) -> None:
+    """Found by a hostile review: an age past what the clock can subtract was an OverflowError (a 500)."""
+    response = gw.admin("POST", "/sweep", params={"older_than": str(older_than)})
+    assert_400(response, "older_than", "query parameter")
+
+
+def test_sweep_older_than_at_its_bound_is_served(gw: Gateway) -> None:
+    response = gw.admin("POST", "/sweep", params={"older_than": str(limits.MAX_SWEEP_AGE_SECONDS)})
+    assert response.status_code == 200, response.text
+    assert response.json()["reservations_swept"] == 0
+
+
 def test_audit_query_at_its_bounds_is_served(gw: Gateway, key: str) -> None:
     params = {"segment": "", "after_seq": str(limits.MAX_AUDIT_SEQ), "limit": "1000"}
     response = httpx.get(f"{gw.url}/v1/audit", params=params, headers={"x-api-key": key}, timeout=20)
@@ -177,10 +192,11 @@ def test_types_are_strict(
 @pytest.mark.parametrize(
     ("field", "value"), [("max_tokens", "5"), ("max_tokens", 5.0), ("stream", "yes"), ("temperature", "0")]
 )
-def test_messages_route_is_strict_in_anthropic_shape(
-    gw: Gateway, key: str, field: str, value: object
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_messages_routes_are_strict_in_anthropic_shape(
+    gw: Gateway, key: str, path: str, field: str, value: object
 ) -> None:
-    assert assert_400(send(gw, key, "/v1/messages", ANTHROPIC | {field: value})).startswith(f"{field}: ")
+    assert assert_400(send(gw, key, path, ANTHROPIC | {field: value})).startswith(f"{field}: ")
 
 
 def test_nested_strict_fields(gw: Gateway, key: str) -> None:
@@ -326,6 +342,17 @@ def check_stored_strings(gw: Gateway, key: str) -> None:
             assert response.status_code == 400 and param in response.json()["error"]["message"], response.text
         else:
             assert_400(response, param)
+
+
+@pytest.mark.parametrize("tenant", ["acme\n", "acme\r\n", "\nacme"])
+@pytest.mark.parametrize(
+    "path", ["/admin/keys", "/admin/budgets", "/admin/limits", "/admin/audit/verify", "/admin/costs"]
+)
+def test_a_tenant_filter_with_a_line_break_is_a_400(gw: Gateway, key: str, path: str, tenant: str) -> None:
+    """Found by a hostile review: the query pattern's ``$`` matched before a trailing newline, so
+    ``?tenant=acme%0A`` listed nothing (or verified nothing: valid) instead of refusing the name."""
+    response = httpx.get(f"{gw.url}{path}", params={"tenant": tenant}, headers=ADMIN, timeout=20)
+    assert_400(response, "tenant")
 
 
 def test_strings_the_stores_keep_are_bounded(gw: Gateway, key: str) -> None:

@@ -61,6 +61,48 @@ def test_costs_read_the_rollups_and_verify_names_an_edited_row(gw: Gateway, tmp_
 
 
 @pytest.mark.parametrize(
+    "params",
+    [
+        {"until": "0001-01-01"},
+        {"since": "0500-01-01", "until": "0600-01-01"},
+        {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59.999999Z"},
+    ],
+)
+def test_dates_from_year_1_to_9999_are_served(gw: Gateway, params: dict[str, str]) -> None:
+    """Found by a hostile review: a year below 1000 was spelled without its leading zeros (a 500)."""
+    key = gw.new_key("acme")
+    assert gw.chat(key).status_code == 200  # today's request is outside each range but the last
+    for response in (
+        gw.get(key, "/v1/costs", params=params),
+        gw.admin("GET", "/costs", params=params),
+        gw.admin("GET", "/costs/verify", params=params),
+    ):
+        assert response.status_code == 200, response.text
+        assert response.json()["since_day"] == (params["since"][:10] if "since" in params else None)
+    requests = gw.get(key, "/v1/costs", params=params).json()["requests"]
+    assert requests == (1 if params["until"].startswith("9999") else 0)
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"since": "9999-12-31T23:59:59-23:59"}, "since"),  # in UTC, after 9999-12-31
+        ({"until": "0001-01-01T00:00:00+23:59"}, "until"),  # in UTC, before 0001-01-01
+    ],
+)
+def test_a_time_outside_the_calendar_in_utc_is_a_400(gw: Gateway, params: dict[str, str], param: str) -> None:
+    key = gw.new_key("acme")
+    for response in (
+        gw.get(key, "/v1/costs", params=params),
+        gw.admin("GET", "/costs", params=params),
+        gw.admin("GET", "/costs/verify", params=params),
+    ):
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["param"] == param and "out of range" in error["message"], error
+
+
+@pytest.mark.parametrize(
     ("path", "params", "param"),
     [
         ("/costs/verify", {"since": "last week"}, "since"),

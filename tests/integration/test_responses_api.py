@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from tests import responses_fuzz
 from tests.fakes.openai_upstream import FakeOpenAI, Script
 from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import ADMIN_KEY, AUDIT_KEY, Gateway
@@ -238,6 +239,19 @@ def test_another_tenants_response_is_a_404(gw: Gateway) -> None:
         ({}, 400, "input"),
         ({"input": [{"type": "message", "role": "user", "content": [{"type": "input_file"}]}]}, 400, None),
         ({"input": "x", "tool_choice": {"type": "function", "name": "nope"}, "tools": [WEATHER]}, 400, None),
+        # found by a hostile review: each was a 500
+        ({"input": "x", "max_output_tokens": 1e12}, 400, "max_output_tokens"),
+        ({"input": "x", "max_output_tokens": 10**12}, 400, "max_output_tokens"),
+        ({"input": "x", "model": "m" * 513}, 400, "model"),
+        ({"input": [{"type": {"kind": "message"}, "content": "x"}]}, 400, "input[0].type"),
+        ({"input": [{"type": ["message"], "content": "x"}]}, 400, "input[0].type"),
+        ({"input": [{"role": ["user"], "content": "x"}]}, 400, "input[0].role"),
+        ({"input": [{"role": "user", "content": [{"type": {"t": 1}}]}]}, 400, "input[0].content[0].type"),
+        ({"input": [{"role": "user", "content": [{"type": ["text"]}]}]}, 400, "input[0].content[0].type"),
+        ({"input": "x", "tools": [NAMESPACE | {"tools": 1.5}]}, 400, "tools[0].tools"),
+        ({"input": "x", "tools": [NAMESPACE | {"tools": ["f"]}]}, 400, "tools[0].tools[0]"),
+        ({"input": "x", "text": {"format": "json"}}, 400, "text.format"),
+        ({"input": "x", "text": {"format": 1.5}}, 400, "text.format"),
     ],
 )
 def test_bad_input_is_a_clear_4xx(gw: Gateway, body: dict[str, Any], status: int, param: str | None) -> None:
@@ -247,6 +261,50 @@ def test_bad_input_is_a_clear_4xx(gw: Gateway, body: dict[str, Any], status: int
     assert error["message"] and error["type"] in ("invalid_request_error", "not_found_error")
     if param is not None:
         assert error["param"] == param
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("stream", "yes"),
+        ("stream", 1),
+        ("store", "no"),
+        ("store", 0),
+        ("background", "no"),
+        ("parallel_tool_calls", 1),
+        ("max_output_tokens", "5"),
+        ("max_output_tokens", 5.0),
+        ("max_output_tokens", True),
+        ("temperature", "1"),
+        ("temperature", True),
+        ("top_p", "0.5"),
+    ],
+)
+def test_types_are_strict_and_a_400_names_the_field(gw: Gateway, field: str, value: object) -> None:
+    """As on the chat endpoint (README "Input limits"): never coerced (``"stream": "yes"`` never streams)."""
+    response = post(gw, gw.new_key("acme"), {"model": "auto", "input": "x", field: value})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == field and error["message"].startswith(f"{field}: "), error
+    assert not gw.upstream.requests
+
+
+def test_a_float_field_takes_an_integer(gw: Gateway) -> None:
+    response = post(gw, gw.new_key("acme"), {"model": "auto", "input": "x", "temperature": 1, "top_p": 1})
+    assert response.status_code == 200, response.text
+    assert (sent(gw)["temperature"], sent(gw)["top_p"]) == (1, 1)
+
+
+def test_random_bodies_get_a_2xx_or_a_4xx_json_error_never_a_500(gw: Gateway) -> None:
+    """A property test over the HTTP endpoint: a valid body with random values anywhere in it."""
+    headers = auth(gw.new_key("acme"))
+    with httpx.Client(base_url=gw.url, headers=headers, timeout=20) as client:
+        for i, body in enumerate(responses_fuzz.bodies(seed=20261127, n=300)):
+            response = client.post("/v1/responses", json=body)
+            assert response.status_code < 500, (i, body, response.text)
+            if response.status_code >= 400:
+                error = response.json()["error"]
+                assert error["message"] and error["type"], (i, body, response.text)
 
 
 def test_upstream_failure_mid_stream_is_response_failed(gw: Gateway) -> None:

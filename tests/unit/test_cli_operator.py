@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -90,7 +91,12 @@ def test_every_option_has_help() -> None:
         (["budgets", "set", "--tenant", "acme", "--tokens", str(10**16)], "must be <= 1000000000000000"),
         (["budgets", "show", "--tenant", "x" * 65], "tenant must be 1-64"),
         (["costs", "--tenant", "\x1b[31mred"], "got '\\x1b[31mred'"),
+        (["budgets", "sweep", "--older-than", "100000000000"], "--older-than: must be <= 3153600000"),
+        (["budgets", "sweep", "--older-than", "99999999999999999999999"], "must be <= 3153600000"),
+        (["budgets", "sweep", "--older-than", "soon"], "--older-than: expected an integer, got 'soon'"),
         (["costs", "--since", "last week"], "expected an ISO date/time"),
+        (["costs", "--until", "0001-01-01T00:00:00+23:59"], "expected an ISO date/time"),
+        (["costs", "--verify", "--since", "9999-12-31T23:59:59-23:59"], "expected an ISO date/time"),
         (["audit", "verify", "--tenant", "a/b"], "tenant must be"),
     ],
 )
@@ -127,6 +133,19 @@ def test_costs_since_yesterday_and_refused_requests(db: Path, capsys: pytest.Cap
     assert "total $0.000004 over 1 requests (0 unpriced, 1 refused)" in capsys.readouterr().out
     assert main(["costs"]) == 0
     assert "over 2 requests (0 unpriced, 1 refused)" in capsys.readouterr().out
+
+
+def test_costs_over_years_below_1000(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by a hostile review: ``--until 0001-01-01`` ended in a traceback (the year lost its zeros)."""
+    _append(db, ENTRY)
+    assert since_time("0500-01-01") == "0500-01-01T00:00:00.000000Z"
+    assert main(["costs", "--until", "0001-01-01"]) == 0
+    assert "total $0.000000 over 0 requests" in capsys.readouterr().out
+    assert main(["costs", "--since", "0500-01-01", "--until", "0600-01-01T12:00:00Z", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["since_day"], report["until_day"], report["requests"]) == ("0500-01-01", "0600-01-02", 0)
+    assert main(["costs", "--verify", "--until", "0001-01-01"]) == 0
+    assert "cost rollups match the audit entries: 0 rows, days start .. 0001-01-01" in capsys.readouterr().out
 
 
 def test_tenant_chosen_text_is_escaped(db: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from tests import responses_fuzz
+from tollgate.api.responses import COMPACTION, RESPONSES
 from tollgate.errors import BadRequest, UpstreamError
 from tollgate.lifecycle import Outcome
 from tollgate.providers import openai_responses
 from tollgate.providers.base import ChatCall, Finish, NativeEvent, TextDelta, ToolCallDelta, Usage
+from tollgate.schemas.openai import ChatCompletionRequest
 from tollgate.schemas.responses import ResponsesChatRequest
 from tollgate.streaming import ResponseBuilder
 from tollgate.wire.responses import to_chat
@@ -107,6 +111,19 @@ def test_native_body_keeps_everything_but_extensions_and_not_with_a_previous_res
 def test_bad_requests(body: dict[str, Any]) -> None:
     with pytest.raises(BadRequest):
         chat(**body)
+
+
+@pytest.mark.parametrize("parse", [RESPONSES.parse, COMPACTION.parse], ids=["responses", "compact"])
+def test_random_bodies_parse_or_are_a_bad_request(parse: Callable[[bytes], ChatCompletionRequest]) -> None:
+    """A property test of the parser (``tests/responses_fuzz.py``): whatever is in the body, the answer is
+    a request or a BadRequest (a 400), never another exception (a 500)."""
+    for i, body in enumerate(responses_fuzz.bodies(seed=7, n=1000)):
+        try:
+            parse(json.dumps(body).encode())
+        except BadRequest:
+            pass
+        except Exception as exc:  # the property: nothing but a BadRequest
+            pytest.fail(f"body {i} raised {type(exc).__name__}: {exc}\n{json.dumps(body)}")
 
 
 def test_tool_result_without_its_call_is_refused() -> None:

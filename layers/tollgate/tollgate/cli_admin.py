@@ -27,7 +27,7 @@ from .context import AppContext
 from .errors import BadRequest, NotFound
 from .keys import new_key_record, store_key
 from .names import printable
-from .schemas.limits import MAX_BUDGET_TOKENS, MAX_EXPIRES_IN_SECONDS
+from .schemas.limits import MAX_BUDGET_TOKENS, MAX_EXPIRES_IN_SECONDS, MAX_SWEEP_AGE_SECONDS
 from .timeutil import now_str
 
 
@@ -217,9 +217,9 @@ def add_admin_commands(commands: Any) -> None:
     sweeper = budgets.add_parser("sweep", help="charge and audit stale reservations, delete expired sessions")
     sweeper.add_argument(
         "--older-than",
-        type=int,
+        type=count_type(0, MAX_SWEEP_AGE_SECONDS),
         metavar="SECONDS",
-        help="reservation age (default and minimum: TOLLGATE_RESERVATION_MAX_AGE_SECONDS)",
+        help="reservation age (default and minimum: TOLLGATE_RESERVATION_MAX_AGE_SECONDS; at most 100 years)",
     )
     sweeper.set_defaults(handler=sweep)
 

@@ -18,12 +18,19 @@ def utc_now() -> datetime:
 
 
 def format_time(moment: datetime) -> str:
-    """``FORMAT`` (3-4 calls a request: ``isoformat`` spells it in ~1.1 µs, ``strftime`` in ~1.7 µs)."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    if moment.year < 1000:  # strftime writes such a year without its leading zeros
-        return moment.strftime(FORMAT)
-    return moment.isoformat(timespec="microseconds")[:26] + "Z"
+    """``FORMAT`` (3-4 calls a request: ``isoformat`` spells it in ~1.1 µs, ``strftime`` in ~1.7 µs), the
+    year always in four digits (``strftime`` drops the leading zeros of a year below 1000)."""
+    return _utc(moment).isoformat(timespec="microseconds")[:26] + "Z"
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a ValueError where that falls outside years 1-9999 (``0001-01-01T00:00+01:00``)."""
+    if moment.tzinfo is UTC:
+        return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(f"{moment.isoformat()} is out of range: outside years 1-9999 in UTC") from exc
 
 
 def now_str() -> str:
@@ -36,7 +43,7 @@ def parse_time(text: str) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise ValueError(f"not an ISO-8601 time: {text!r}") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return _utc(moment) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def normalize_time(text: str) -> str:

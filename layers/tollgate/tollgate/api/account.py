@@ -29,8 +29,10 @@ def time_param(value: str | None, name: str) -> str | None:
         return None
     try:
         return normalize_time(value)
-    except ValueError as exc:
-        raise BadRequest(f"{name} must be an ISO-8601 date or time", param=name) from exc
+    except ValueError as exc:  # also a time before year 1 or past year 9999 in UTC (timeutil)
+        raise BadRequest(
+            f"{name} must be an ISO-8601 date or time in years 1-9999 UTC ({exc})", param=name
+        ) from exc
 
 
 def group_param(value: str | None) -> str | None:

@@ -18,6 +18,7 @@ from ..context import AppContext
 from ..errors import NotFound
 from ..keys import new_key_record, store_key
 from ..names import check_name, check_optional
+from ..schemas.limits import MAX_SWEEP_AGE_SECONDS
 from ..schemas.openai import NAME_PATTERN
 from ..schemas.tollgate import KeyCreate
 from ..store.base import ApiKey
@@ -30,7 +31,9 @@ from .body import decode_json_object, validate
 from .budgets import set_budget, set_key_budget_route
 from .tokens import pool_view
 
-# a ?tenant= filter shaped like the tenant names keys are created with (others: a 400, never a store error)
+# a ?tenant= filter shaped like the tenant names keys are created with (others: a 400, never a store error).
+# The pattern documents it (OpenAPI) and is checked with re.search, whose ``$`` also matches before a
+# trailing newline: each handler checks the name itself (``check_optional``, a full match).
 TenantFilter = Annotated[str | None, QueryParameter(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 
 
@@ -65,7 +68,8 @@ async def create_key(request: Request[Any, Any, Any], ctx: NamedDependency[AppCo
 
 @get("/keys")
 async def list_keys(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
-    return {"keys": [key_view(k) for k in await ctx.store.list_keys(tenant)]}
+    keys = await ctx.store.list_keys(check_optional(tenant, "tenant"))
+    return {"keys": [key_view(k) for k in keys]}
 
 
 @post("/keys/{key_id:str}/revoke", status_code=200)
@@ -79,6 +83,7 @@ async def revoke_key(ctx: NamedDependency[AppContext], key_id: FromPath[str]) ->
 
 @get("/budgets")
 async def list_budgets(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
+    tenant = check_optional(tenant, "tenant")
     pools = [{"tenant": p.tenant, **pool_view(p)} for p in await ctx.store.list_pools(tenant)]
     tenants = [tenant] if tenant else sorted({p["tenant"] for p in pools} | await _rule_tenants(ctx))
     views = [{"tenant": t, **v} for t in tenants for v in await ctx.ledger.budgets.views(t)]
@@ -115,15 +120,20 @@ async def verify_costs(
 
 @get("/audit/verify")
 async def verify_audit(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
+    tenant = check_optional(tenant, "tenant")
     tenants = [tenant] if tenant else await ctx.store.audit_tenants()
     results = {t: (await audit.verify(ctx.store, t, ctx.ledger.audit_key)).as_dict() for t in tenants}
     return {"valid": all(r["valid"] for r in results.values()), "tenants": results}
 
 
 @post("/sweep", status_code=200)
-async def sweep(ctx: NamedDependency[AppContext], older_than: FromQuery[int | None] = None) -> dict[str, int]:
+async def sweep(
+    ctx: NamedDependency[AppContext],
+    older_than: Annotated[int | None, QueryParameter(le=MAX_SWEEP_AGE_SECONDS)] = None,
+) -> dict[str, int]:
     """Charge and audit reservations older than TOLLGATE_RESERVATION_MAX_AGE_SECONDS (``older_than``, in
-    seconds, may only be longer: 400 ``sweep_too_young`` otherwise); delete expired sessions."""
+    seconds, may only be longer: 400 ``sweep_too_young`` otherwise, and at most 100 years); delete expired
+    sessions."""
     return await ctx.sweeper.sweep(older_than)
 
 

@@ -18,12 +18,13 @@ from litestar.params import FromPath, QueryParameter
 
 from .. import limits_admin
 from ..context import AppContext
-from ..names import check_name
+from ..names import check_name, check_optional
 from ..schemas.openai import NAME_PATTERN
 from ..schemas.rate_limits import LimitSet
 from ..store.limits_base import RateLimit
 from .body import decode_json_object, validate
 
+# as api.admin's: the pattern documents the filter; ``check_optional`` checks it (a full match)
 TenantFilter = Annotated[str | None, QueryParameter(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 
 
@@ -58,7 +59,8 @@ async def set_key_limit(
 
 @get("/limits")
 async def list_limits(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
-    return {"limits": [limits_admin.limit_view(lim) for lim in await ctx.store.list_limits(tenant)]}
+    limits = await ctx.store.list_limits(check_optional(tenant, "tenant"))
+    return {"limits": [limits_admin.limit_view(lim) for lim in limits]}
 
 
 async def _clear(ctx: AppContext, tenant: str, key_id: str | None) -> dict[str, Any]:

@@ -179,6 +179,7 @@ class MessagesRequest(BaseModel):
 
 
 class CountTokensRequest(MessagesRequest):
-    """The body of POST /v1/messages/count_tokens: a Messages request without ``max_tokens``."""
+    """The body of POST /v1/messages/count_tokens: a Messages request whose ``max_tokens`` may be left
+    out (strict and bounded as on ``/v1/messages`` where it is given)."""
 
-    max_tokens: int = Field(1, ge=1)
+    max_tokens: int = Field(1, strict=True, ge=1, le=MAX_OUTPUT_TOKENS)

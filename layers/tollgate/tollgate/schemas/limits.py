@@ -23,6 +23,7 @@ MAX_BUDGET_USD = 10**9  # a USD budget (10**15 micro-USD)
 MAX_ALERT_PERCENT = 1000  # one alert threshold, percent of a budget
 MAX_ALERTS = 10  # thresholds per budget
 MAX_EXPIRES_IN_SECONDS = 100 * 365 * 86_400  # admin key expiry: 100 years
+MAX_SWEEP_AGE_SECONDS = 100 * 365 * 86_400  # the sweep's older_than / --older-than: 100 years
 MAX_AUDIT_SEQ = 2**53 - 1  # GET /v1/audit?after_seq (exact as a JSON number everywhere)
 
 # strings that end up in stored items (a DynamoDB item holds at most 400 KB)

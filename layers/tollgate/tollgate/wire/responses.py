@@ -67,6 +67,8 @@ def _echo(request: ResponsesRequest) -> dict[str, Any]:
 def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
     """``text.format`` -> chat's ``response_format`` (json_schema or json_object; plain text: none)."""
     spec = (text or {}).get("format") or {}
+    if not isinstance(spec, dict):
+        raise BadRequest("text.format must be an object", param="text.format")
     kind = spec.get("type")
     if kind == "json_schema":
         if not isinstance(spec.get("schema"), dict):

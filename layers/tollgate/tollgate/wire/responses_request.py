@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import BadRequest
-from ..schemas.limits import ModelName
+from ..schemas.limits import MAX_OUTPUT_TOKENS, ModelName
 from ..schemas.openai import (
     NAME_PATTERN,
     ContentPart,
@@ -67,7 +67,8 @@ _ROLES = frozenset({"user", "assistant", "system", "developer"})
 
 
 class ResponsesRequest(BaseModel):
-    """The body of POST /v1/responses; fields tollgate has no use for are ignored."""
+    """The body of POST /v1/responses; fields tollgate has no use for are ignored. Numbers and booleans
+    are strict and bounded as on the chat endpoint (``schemas.limits``): a 400 naming the field."""
 
     model_config = ConfigDict(extra="ignore", defer_build=True)
 
@@ -76,18 +77,18 @@ class ResponsesRequest(BaseModel):
     instructions: str | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
-    parallel_tool_calls: bool | None = None
-    max_output_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, ge=0, le=1)
+    parallel_tool_calls: bool | None = Field(None, strict=True)
+    max_output_tokens: int | None = Field(None, strict=True, ge=1, le=MAX_OUTPUT_TOKENS)
+    temperature: float | None = Field(None, strict=True, ge=0, le=2)
+    top_p: float | None = Field(None, strict=True, ge=0, le=1)
     reasoning: dict[str, Any] | None = None
     text: dict[str, Any] | None = None
     metadata: dict[str, str] | None = None
-    stream: bool = False
-    store: bool = True
+    stream: bool = Field(False, strict=True)
+    store: bool = Field(True, strict=True)
     previous_response_id: str | None = Field(None, min_length=1, max_length=200)
     user: str | None = None
-    background: bool | None = None
+    background: bool | None = Field(None, strict=True)
     # tollgate extensions (DESIGN.md §4)
     provider: str | None = None
     pool: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
@@ -141,11 +142,30 @@ def namespaced(namespace: str, name: str) -> str:
     return f"{flat[: MAX_TOOL_NAME - 9]}_{digest}"
 
 
+def _type_of(node: dict[str, Any], param: str, default: str | None = None) -> str | None:
+    """An item's, part's or tool's ``type``: a string or absent (``default``); anything else is a 400."""
+    kind = node.get("type", default)
+    if kind is not None and not isinstance(kind, str):
+        raise BadRequest(f"{param}.type must be a string", param=f"{param}.type")
+    return kind
+
+
+def _namespace_tools(tool: dict[str, Any], param: str) -> list[dict[str, Any]]:
+    inner = tool.get("tools") or []
+    if not isinstance(inner, list):
+        raise BadRequest(f"{param}.tools must be a list of tools", param=f"{param}.tools")
+    for j, one in enumerate(inner):
+        if not isinstance(one, dict):
+            raise BadRequest(f"{param}.tools[{j}] must be an object", param=f"{param}.tools[{j}]")
+    return inner
+
+
 def convert_tools(tools: list[dict[str, Any]]) -> tuple[list[Tool], dict[str, ToolOrigin]]:
     converted: list[Tool] = []
     origins: dict[str, ToolOrigin] = {}
     for i, tool in enumerate(tools):
-        kind, param = tool.get("type"), f"tools[{i}]"
+        param = f"tools[{i}]"
+        kind = _type_of(tool, param)
         if kind in ("function", "custom"):
             name = _tool_name(tool, param)
             make = _function if kind == "function" else _custom
@@ -153,11 +173,11 @@ def convert_tools(tools: list[dict[str, Any]]) -> tuple[list[Tool], dict[str, To
             origins[name] = ToolOrigin(kind=kind, name=name)
         elif kind == "namespace":
             namespace = _tool_name(tool, param)
-            for j, inner in enumerate(tool.get("tools") or []):
+            for j, inner in enumerate(_namespace_tools(tool, param)):
                 inner_param = f"{param}.tools[{j}]"
                 name = _tool_name(inner, inner_param)
                 flat = namespaced(namespace, name)
-                inner_kind = "custom" if inner.get("type") == "custom" else "function"
+                inner_kind = "custom" if _type_of(inner, inner_param) == "custom" else "function"
                 make = _custom if inner_kind == "custom" else _function
                 converted.append(make(inner, flat, inner_param))
                 origins[flat] = ToolOrigin(kind=inner_kind, name=name, namespace=namespace)
@@ -203,7 +223,7 @@ def _part(part: Any, param: str) -> ContentPart:
         return TextPart(type="text", text=part)
     if not isinstance(part, dict):
         raise BadRequest(f"{param} must be an object", param=param)
-    kind = part.get("type")
+    kind = _type_of(part, param)
     if kind in _TEXT_PARTS:
         return TextPart(type="text", text=str(part.get("text") or ""))
     if kind == "refusal":
@@ -231,7 +251,7 @@ def _text(parts: list[ContentPart]) -> str:
 
 def _message(item: dict[str, Any], param: str) -> Message:
     role = item.get("role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise BadRequest(
             f"{param}.role must be one of user, assistant, system, developer", param=f"{param}.role"
         )
@@ -286,7 +306,7 @@ class _Items:
     def add(self, item: Any, param: str) -> None:
         if not isinstance(item, dict):
             raise BadRequest(f"{param} must be an object", param=param)
-        kind = item.get("type", "message" if "role" in item else None)
+        kind = _type_of(item, param, "message" if "role" in item else None)
         if kind == "message":
             self.messages.append(_message(item, param))
         elif kind == "function_call":
