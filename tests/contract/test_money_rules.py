@@ -114,6 +114,8 @@ async def test_the_sweep_releases_hoosh_reservations(store: Store) -> None:
     assert report["reservations_swept"] == 1 and report["abandoned_audited"] == 1
     pool = await store.get_pool("acme", "team")
     assert pool is not None and pool.reserved == 0 and pool.reservations == {}
+    with pytest.raises(BadRequest):  # another key of the tenant cannot cancel the charge either
+        await token_pools.report(store, BOB, "team", 0, reservation_id=rid)
     corrected = await token_pools.report(store, ALICE, "team", 10, reservation_id=rid)  # a late report
     assert corrected.used == 10 and corrected.remaining == 10**6 - 10
     entries = await request_entries(store, "acme")

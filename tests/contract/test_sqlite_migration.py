@@ -174,3 +174,26 @@ async def test_an_older_tollgates_time_index_on_the_new_table_works_and_goes_aga
         assert pool is not None and (pool.used, pool.reserved) == (5, 0)
     finally:
         await store.aclose()
+
+
+async def test_sweep_markers_from_before_they_kept_their_key_still_settle(tmp_path: Path) -> None:
+    """An older ``swept`` table gains ``key_id``; its markers name nobody, so any of the pool's keys may
+    still report them, as before; new markers keep their holder's key."""
+    path = tmp_path / "old.db"
+    older_swept = (
+        """CREATE TABLE swept (tenant TEXT NOT NULL, pool TEXT NOT NULL, reservation_id TEXT NOT NULL,
+           tokens INTEGER NOT NULL, at TEXT NOT NULL, PRIMARY KEY (tenant, pool, reservation_id))""",
+        f"INSERT INTO swept VALUES ('acme', 'team', 'tok_old', 50, '{at(2)}')",
+    )
+    _written(path, VERSION_1 + older_swept)
+    store = SQLiteStore(str(path))
+    try:
+        await store.init_schema()
+        pool = await store.get_pool("acme", "team")
+        assert pool is not None and pool.swept == {"tok_old": (50, at(2))} and "tok_old" not in pool.holders
+        await store.reserve("acme", "team", "tok_new", 10, at(3), Holder("key_a", "hoosh", "team"))
+        await store.sweep_reservations(at(10), at(20))
+        pool = await store.get_pool("acme", "team")
+        assert pool is not None and pool.holders["tok_new"].key_id == "key_a"
+    finally:
+        await store.aclose()

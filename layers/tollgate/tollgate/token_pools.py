@@ -143,4 +143,7 @@ def _reportable(pool: Pool, principal: Principal, reservation_id: str) -> bool:
         return False
     if reservation_id in pool.reservations:
         return pool.holders.get(reservation_id, Holder()).key_id == principal.key_id
-    return reservation_id in pool.swept
+    if reservation_id not in pool.swept:
+        return False
+    holder = pool.holders.get(reservation_id)  # none: a marker from before markers kept their key
+    return holder is None or holder.key_id in ("", principal.key_id)

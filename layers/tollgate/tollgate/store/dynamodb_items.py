@@ -218,7 +218,8 @@ def pool_from_item(item: Item) -> Pool:
         used=get_n(item, "used"),
         reserved=get_n(item, "reserved"),
         reservations={rid: (get_n(r["M"], "tokens"), get_s(r["M"], "at")) for rid, r in held.items()},
-        holders={rid: _holder(r["M"]) for rid, r in held.items()},
+        holders={rid: _holder(r["M"]) for rid, r in held.items()}
+        | {rid: _holder(r["M"]) for rid, r in swept.items() if "key_id" in r["M"]},  # whose a swept one was
         swept={rid: (get_n(r["M"], "tokens"), get_s(r["M"], "at")) for rid, r in swept.items()},
     )
 

@@ -252,7 +252,8 @@ class DynamoDBPools(DynamoDBPrimitives):
         for reservation in old:
             if before_charge is not None:
                 await before_charge(reservation)
-            request = sweeping.sweep_request(key, reservation.reservation_id, reservation.tokens, at)
+            holder = reservation.holder.key_id
+            request = sweeping.sweep_request(key, reservation.reservation_id, reservation.tokens, at, holder)
             if await self._conditional("update_item", **request) is not None:
                 swept.append(reservation)
         return swept

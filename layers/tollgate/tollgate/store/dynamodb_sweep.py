@@ -26,13 +26,17 @@ def swept_map_request(key: Item) -> Request:
     )
 
 
-def sweep_request(key: Item, rid: str, tokens: int, at: str) -> Request:
-    """Charge reservation ``rid``'s ``tokens`` (as read), if still held, and leave its marker.
+def sweep_request(key: Item, rid: str, tokens: int, at: str, key_id: str = "") -> Request:
+    """Charge reservation ``rid``'s ``tokens`` (as read), if still held, and leave its marker (with the
+    holder's key: only that key may report the late usage).
 
     ``remaining`` does not move: the tokens go from reserved to used."""
+    marker: Item = {"tokens": n(tokens), "at": s(at)}
+    if key_id:
+        marker["key_id"] = s(key_id)
     request = expression(
         key=key,
-        values={":t": n(tokens), ":m": {"M": {"tokens": n(tokens), "at": s(at)}}},
+        values={":t": n(tokens), ":m": {"M": marker}},
         names={**SWEPT, "#rid": rid},
         UpdateExpression="SET #rsv = #rsv - :t, #used = #used + :t, #swept.#rid = :m REMOVE #map.#rid",
         ConditionExpression="#map.#rid.#tok = :t AND attribute_exists(#swept)",

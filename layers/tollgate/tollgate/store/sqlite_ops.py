@@ -90,9 +90,10 @@ def get_pool(conn: sqlite3.Connection, tenant: str, pool: str) -> Pool | None:
     reservations = {rid: (int(tokens), at) for rid, tokens, at, *_ in held}
     holders = {rid: Holder(key_id, provider, model) for rid, _, _, key_id, provider, model in held}
     markers = conn.execute(
-        "SELECT reservation_id, tokens, at FROM swept WHERE tenant = ? AND pool = ?", (tenant, pool)
-    )
-    swept = {rid: (int(tokens), at) for rid, tokens, at in markers}
+        "SELECT reservation_id, tokens, at, key_id FROM swept WHERE tenant = ? AND pool = ?", (tenant, pool)
+    ).fetchall()
+    swept = {rid: (int(tokens), at) for rid, tokens, at, _ in markers}
+    holders |= {rid: Holder(key_id) for rid, _, _, key_id in markers if key_id}  # whose it was
     return Pool(tenant, pool, opt_int(row[0]), int(row[1]), int(row[2]), reservations, holders, swept)
 
 
@@ -257,8 +258,9 @@ def sweep_one(conn: sqlite3.Connection, reservation: Reservation, at: str) -> bo
         (reservation.tokens, reservation.tokens, reservation.tenant, reservation.pool),
     )
     conn.execute(
-        "INSERT OR REPLACE INTO swept (tenant, pool, reservation_id, tokens, at) VALUES (?, ?, ?, ?, ?)",
-        (*key, reservation.tokens, at),
+        "INSERT OR REPLACE INTO swept (tenant, pool, reservation_id, tokens, at, key_id) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (*key, reservation.tokens, at, reservation.holder.key_id),
     )
     return True
 

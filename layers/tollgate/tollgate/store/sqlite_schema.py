@@ -188,6 +188,7 @@ ADDED_COLUMNS = (
     ("reservations", "key_id", "TEXT NOT NULL DEFAULT ''"),
     ("reservations", "provider", "TEXT NOT NULL DEFAULT ''"),
     ("reservations", "model", "TEXT NOT NULL DEFAULT ''"),
+    ("swept", "key_id", "TEXT NOT NULL DEFAULT ''"),  # whose reservation the sweep charged ('' before)
     *ADDED_ROLLUP_COLUMNS,
 )
 AUDIT_COLUMNS = (
