@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
+import anyio
 import httpx
 from litestar import Litestar
 from litestar.di import Provide
@@ -39,12 +41,14 @@ from .config import Settings
 from .config_errors import SettingsError, describe_settings_error, is_settings_error
 from .context import AppContext
 from .keys import OPEN_PRINCIPAL
-from .logs import configure_logging, running_on_lambda
+from .logs import configure_logging, log_event, running_on_lambda
 from .providers.registry import build_providers
 from .secrets import load_settings, refresh_after_restore
 from .store.base import Store
 from .store.factory import open_store
 from .timeutil import Clock, utc_now
+
+logger = logging.getLogger("tollgate.app")
 
 DATA_PLANE: list[ControllerRouterHandler] = [
     chat_completions,
@@ -199,6 +203,7 @@ def create_app(
             try:
                 yield
             finally:
+                await _accounted(ctx)
                 if ctx.alerts is not None:
                     await ctx.alerts.outbox.drain()  # bounded by the webhook's timeout
                 for provider in ctx.providers.values():
@@ -214,6 +219,21 @@ def _admin_router() -> ControllerRouterHandler:
     from .api.admin import admin_router
 
     return admin_router
+
+
+SHUTDOWN_ACCOUNTING_SECONDS = 15.0
+
+
+async def _accounted(ctx: AppContext, limit: float = SHUTDOWN_ACCOUNTING_SECONDS) -> None:
+    """At shutdown, before the store closes: wait for the requests still being accounted for.
+
+    The server stops its requests after its grace period (``tollgate serve``: 5 s), but a stopped request
+    still settles, audits and releases its holds (shielded); closing the store under it would leave its
+    holds to the sweep's upper bound and no audit entry. Bounded: a finish that never ends is logged."""
+    with anyio.move_on_after(limit):
+        await ctx.idle.wait()
+    if ctx.in_flight > 0:
+        log_event(logger, logging.ERROR, "shutdown_before_accounting", in_flight=ctx.in_flight)
 
 
 @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -33,6 +34,12 @@ from .timeutil import Clock, utc_now
 logger = logging.getLogger("tollgate.routing")
 
 
+def _set_event() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
+
+
 @dataclass(slots=True)
 class AppContext:
     settings: Settings
@@ -47,7 +54,8 @@ class AppContext:
     alerts: AlertWatch | None = None  # None: no alert channel configured
     verifications: RecentVerifications = field(default_factory=lambda: RecentVerifications(30.0))
     started_at: float = field(default_factory=time.time)
-    in_flight: int = 0
+    in_flight: int = 0  # requests not yet accounted for (``RequestTracker``); ``idle`` is set at 0
+    idle: asyncio.Event = field(default_factory=_set_event)
     http: httpx.AsyncClient | None = None
     providers: dict[str, Provider] = field(default_factory=dict)
     routing_checked: float = field(default_factory=time.monotonic)  # when the routing config was read
@@ -102,6 +110,15 @@ class AppContext:
             clock=clock,
             alerts=alerts,
         )
+
+    def request_began(self) -> None:
+        self.in_flight += 1
+        self.idle.clear()
+
+    def request_accounted(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self.idle.set()
 
     async def refresh_routing(self) -> None:
         """With ``TOLLGATE_CONFIG=ssm:/name``: at most every ``TOLLGATE_CONFIG_MAX_AGE_SECONDS``, read the

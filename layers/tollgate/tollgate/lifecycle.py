@@ -62,7 +62,7 @@ class RequestTracker:
         # before the last byte like the rest, and its failure is logged, never the request's
         self.after_finish: Callable[[Outcome], Awaitable[None]] | None = None
         self._finished = False
-        ctx.in_flight += 1
+        ctx.request_began()
 
     async def finish(self, outcome: Outcome) -> dict[str, Any]:
         """Record and account for the outcome; returns the ``tollgate`` extension fields for the response."""
@@ -73,7 +73,7 @@ class RequestTracker:
             extension = await self._account(outcome)
             await self._after(outcome)
         finally:
-            self.ctx.in_flight -= 1
+            self.ctx.request_accounted()
             self._observe(outcome)
         return extension
 
