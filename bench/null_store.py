@@ -16,7 +16,11 @@ from litestar import Litestar
 
 from tollgate.app import create_app as tollgate_app
 from tollgate.store.alert_base import Alert
-from tollgate.store.audit_base import AuditEntry, AuditHead
+
+try:
+    from tollgate.store.audit_base import AuditEntry, AuditHead
+except ImportError:  # a tree from before store/audit_base.py (``app_cpu.py --before``)
+    from tollgate.store.base import AuditEntry, AuditHead  # type: ignore[attr-defined,no-redef]
 from tollgate.store.base import (
     NOBODY,
     ApiKey,
