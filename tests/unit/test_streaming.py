@@ -56,6 +56,27 @@ def test_builder_estimates_missing_usage() -> None:
     assert body["choices"][0]["finish_reason"] == "stop"
 
 
+def test_a_partial_usage_is_superseded_by_the_final_one() -> None:
+    builder = ResponseBuilder(make_call())
+    for chunk in (Usage(9000, 1, cached_tokens=50, partial=True), TextDelta("Hello world"), Usage(9000, 2)):
+        builder.add(chunk)
+    assert builder.final_usage() == Usage(9000, 2)
+
+
+def test_a_stream_cut_after_a_partial_usage_is_charged_its_input_and_the_output_seen() -> None:
+    builder = ResponseBuilder(make_call())
+    builder.add(Usage(9000, 1, cached_tokens=50, cache_write_tokens=20, partial=True))
+    nothing_seen = builder.final_usage()
+    assert nothing_seen == Usage(9000, 1, cached_tokens=50, cache_write_tokens=20)  # as reported
+    for chunk in (
+        TextDelta("The quick brown fox jumps over the lazy dog."),
+        ToolCallDelta(0, "c", "f", "{}"),
+    ):
+        builder.add(chunk)
+    usage = builder.final_usage()
+    assert usage == Usage(9000, 10 + 3, True, cached_tokens=50, cache_write_tokens=20)  # the output estimated
+
+
 def test_formatter_chunks() -> None:
     formatter = ChunkFormatter(make_call())
     assert formatter.role()["choices"][0]["delta"] == {"role": "assistant", "content": ""}
