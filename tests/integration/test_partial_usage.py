@@ -1,7 +1,7 @@
 """A stream that does not end cleanly is charged what the upstream already reported, over a real socket
 (SQLite store, fake upstreams): Anthropic's ``message_start`` input tokens when the upstream cuts the
-stream, errs or the client hangs up. Each checks the pool's ``used``, the audit entry and that no hold
-is left."""
+stream, errs or the client hangs up; the usage a native Responses ``response.failed`` carries. Each
+checks the pool's ``used``, the audit entry and that no hold is left."""
 
 from __future__ import annotations
 
@@ -142,3 +142,16 @@ def test_a_complete_messages_stream_is_unchanged_for_the_client(gw: Gateway) -> 
     assert (delta["usage"]["input_tokens"], delta["usage"]["output_tokens"]) == (INPUT, 7)
     entry, _ = settled(gw, key)
     assert (entry["status"], entry["prompt_tokens"], entry["completion_tokens"]) == ("ok", INPUT, 7)
+
+
+def test_a_native_responses_failure_is_charged_the_usage_it_reports(gw: Gateway) -> None:
+    key = keyed(gw)
+    gw.native.fail = True  # type: ignore[attr-defined]
+    gw.native.fail_usage = {"input_tokens": 10, "output_tokens": 45}  # type: ignore[attr-defined]
+    body = {"model": "gpt-5", "input": "hi", "stream": True}
+    response = httpx.post(f"{gw.url}/v1/responses", json=body, headers={"x-api-key": key}, timeout=20)
+    assert response.status_code == 200 and "boom" in response.text
+    entry, pool = settled(gw, key)
+    assert entry["status"] != "ok"
+    assert (entry["prompt_tokens"], entry["completion_tokens"]) == (10, 45)
+    assert pool["used"] == 55
