@@ -1,7 +1,8 @@
 """A stream that does not end cleanly is charged what the upstream already reported, over a real socket
 (SQLite store, fake upstreams): Anthropic's ``message_start`` input tokens when the upstream cuts the
-stream, errs or the client hangs up; the usage a native Responses ``response.failed`` carries. Each
-checks the pool's ``used``, the audit entry and that no hold is left."""
+stream, errs or the client hangs up; the usage a native Responses ``response.failed`` carries; and where
+no usage came at all, an estimate of what was sent (tools included), not of the messages' text alone.
+Each checks the pool's ``used``, the audit entry and that no hold is left."""
 
 from __future__ import annotations
 
@@ -155,3 +156,31 @@ def test_a_native_responses_failure_is_charged_the_usage_it_reports(gw: Gateway)
     assert entry["status"] != "ok"
     assert (entry["prompt_tokens"], entry["completion_tokens"]) == (10, 45)
     assert pool["used"] == 55
+
+
+def test_without_any_usage_the_estimate_counts_the_tools_sent(gw: Gateway) -> None:
+    key = keyed(gw)
+    gw.upstream.script = Script(texts=["ok"], usage=False)
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": t["name"], "description": t["description"], "parameters": {}},
+        }
+        for t in TOOLS
+    ]
+    body = {
+        "model": "gpt-4o-mini",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "tools": tools,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    response = httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers={"x-api-key": key}, timeout=20)
+    assert response.status_code == 200
+    last = json.loads([line[6:] for line in response.text.splitlines() if line.startswith("data: {")][-1])
+    assert last["tollgate"]["usage_estimated"] is True
+    entry, _ = settled(gw, key)
+    assert entry["status"] == "ok"
+    # 20 tools of 50 x 9 words each: at least 9,000 tokens by the house estimate; the text alone is ~10
+    assert entry["prompt_tokens"] >= 9_000
+    assert entry["prompt_tokens"] == last["usage"]["prompt_tokens"]

@@ -16,6 +16,7 @@ import anyio
 
 from .errors import TollgateError, UpstreamError
 from .lifecycle import Outcome, RequestTracker
+from .prompt_bound import prompt_estimate
 from .providers.base import (
     ChatCall,
     Chunk,
@@ -28,7 +29,7 @@ from .providers.base import (
     ToolCallDelta,
     Usage,
 )
-from .tokens import estimate_prompt_tokens, estimate_tokens
+from .tokens import estimate_tokens
 
 logger = logging.getLogger("tollgate.stream")
 
@@ -78,7 +79,8 @@ class ResponseBuilder:
     def final_usage(self) -> Usage:
         """The upstream's usage; where it reported only a partial one (the stream broke off after
         Anthropic's ``message_start``), that usage with the output seen so far where the estimate of it is
-        more; where it reported none, an estimate. An estimated part marks the usage ``estimated``."""
+        more; where it reported none, an estimate of what was sent and what came back. An estimated part
+        marks the usage ``estimated``."""
         usage = self.usage
         if usage is not None and (usage.prompt_tokens or usage.completion_tokens):
             if not usage.partial:
@@ -87,8 +89,7 @@ class ResponseBuilder:
             if seen <= usage.completion_tokens:
                 return replace(usage, partial=False)
             return replace(usage, completion_tokens=seen, estimated=True, partial=False)
-        prompt = estimate_prompt_tokens(m.text() for m in self.call.request.messages)
-        return Usage(prompt, self._output_estimate(), estimated=True)
+        return Usage(prompt_estimate(self.call), self._output_estimate(), estimated=True)
 
     def _output_estimate(self) -> int:
         """The output tokens of what came back: text, tool calls and thinking."""
