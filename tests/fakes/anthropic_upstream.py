@@ -149,6 +149,9 @@ class FakeAnthropic:
                     error = {"type": "overloaded_error", "message": script.error_message}
                     await event("error", {"error": error}, more=False)
                     return
+                if script.cut_after is not None and n >= script.cut_after:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
                 delta = {"type": "text_delta", "text": text}
                 await event("content_block_delta", {"index": index, "delta": delta})
             await event("content_block_stop", {"index": index})

@@ -30,6 +30,7 @@ class FakeOpenAIResponses:
         self.text = "native hello"
         self.tool_call: dict[str, str] | None = None  # {"call_id", "name", "arguments"}
         self.fail = False
+        self.fail_usage: dict[str, Any] | None = None  # the usage a ``response.failed`` reports
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -79,7 +80,8 @@ class FakeOpenAIResponses:
         ]
         item = self._output()[1]
         if self.fail:
-            return [*events, {"type": "response.failed", "response": {"error": {"message": "boom"}}}]
+            failed = {"error": {"message": "boom"}, "usage": self.fail_usage}
+            return [*events, {"type": "response.failed", "response": failed}]
         if item["type"] == "function_call":
             added = {**item, "arguments": "", "status": "in_progress"}
             events += [

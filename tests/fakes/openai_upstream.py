@@ -31,6 +31,7 @@ class Script:
     usage_override: dict[str, Any] | None = None  # the usage object to report (OpenAI's or Anthropic's)
     model: str | None = None
     fail_after: int | None = None  # stream: send this many content events, then an error event
+    cut_after: int | None = None  # stream (FakeAnthropic): this many text deltas, then the body just ends
     finish_reason: str | None = None
 
 

@@ -343,8 +343,10 @@ def test_error_body_with_success_status_raises() -> None:
 def test_stream_text() -> None:
     assert parse_stream("stream_text.sse") == [
         ResponseMeta(model="claude-3-5-haiku-20241022", upstream_id="msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY"),
+        Usage(25, 1, partial=True),  # message_start: the input known at once, superseded later
         TextDelta("Hello"),
         TextDelta(", world!"),
+        Usage(25, 15),  # message_delta: the last usage, should message_stop not come
         Finish("stop"),
         Usage(25, 15),
     ]
@@ -375,6 +377,7 @@ def test_stream_error_event_raises_after_partial_text() -> None:
         feed_all()
     assert TextDelta("Partial") in seen
     assert not parser.finished
+    assert [c for c in seen if isinstance(c, Usage)] == [Usage(25, 1, partial=True)]  # message_start's input
 
 
 @pytest.mark.parametrize(
@@ -397,7 +400,8 @@ def test_error_event_mapping(kind: str, error_type: type[errors.TollgateError]) 
 def test_stream_event_name_falls_back_to_payload_type_and_unknown_events_are_ignored() -> None:
     parser = StreamParser()
     assert parser.parse_event(None, {"type": "message_start", "message": {"id": "m1"}}) == [
-        ResponseMeta(upstream_id="m1")
+        ResponseMeta(upstream_id="m1"),
+        Usage(0, 0, partial=True),
     ]
     assert parser.parse_event("ping", {"type": "ping"}) == []
     assert parser.parse_event("brand_new_event", {"type": "brand_new_event"}) == []
@@ -410,6 +414,21 @@ def test_message_delta_input_tokens_update_the_prompt_count() -> None:
     parser.parse_event("message_start", {"message": {"usage": {"input_tokens": 10, "output_tokens": 1}}})
     parser.parse_event("message_delta", {"delta": {}, "usage": {"input_tokens": 30, "output_tokens": 5}})
     assert parser.parse_event("message_stop", {}) == [Usage(30, 5)]
+
+
+def test_message_start_reports_the_input_usage_at_once_with_the_cache_parts() -> None:
+    parser = StreamParser()
+    usage = {
+        "input_tokens": 9000,
+        "cache_read_input_tokens": 100,
+        "cache_creation_input_tokens": 20,
+        "cache_creation": {"ephemeral_1h_input_tokens": 5},
+        "output_tokens": 1,
+    }
+    chunks = parser.parse_event("message_start", {"message": {"id": "m1", "usage": usage}})
+    assert chunks[1:] == [
+        Usage(9120, 1, cached_tokens=100, cache_write_tokens=20, cache_write_1h_tokens=5, partial=True)
+    ]
 
 
 # --- I/O against MockTransport ----------------------------------------------------------------

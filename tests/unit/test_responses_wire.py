@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -182,6 +182,34 @@ def test_native_events_parse_into_typed_chunks_and_failures_raise() -> None:
         openai_responses.parse_event({"type": "response.failed", "response": {"error": {"message": "boom"}}})
     with pytest.raises(UpstreamError):
         openai_responses.parse_event({"type": "error", "message": "bad"})
+
+
+async def streamed(*payloads: dict[str, Any]) -> tuple[list[Any], UpstreamError | None]:
+    """The chunks ``parse_stream`` yields for these events, and the error it ends with."""
+    from tollgate.providers.sse import SSEvent
+
+    async def events() -> AsyncIterator[SSEvent]:
+        for payload in payloads:
+            yield SSEvent(payload["type"], json.dumps(payload))
+
+    seen: list[Any] = []
+    try:
+        async for chunk in openai_responses.parse_stream(events()):
+            seen.append(chunk)
+    except UpstreamError as exc:
+        return seen, exc
+    return seen, None
+
+
+async def test_a_failed_stream_yields_the_usage_it_reports_before_raising() -> None:
+    created = {"type": "response.created", "response": {"id": "up"}}
+    usage = {"input_tokens": 10, "output_tokens": 45, "input_tokens_details": {"cached_tokens": 4}}
+    failed = {"type": "response.failed", "response": {"error": {"message": "boom"}, "usage": usage}}
+    seen, error = await streamed(created, failed)
+    assert error is not None and "boom" in error.message
+    assert seen[-1] == Usage(10, 45, cached_tokens=4)  # charged what OpenAI counted
+    seen, error = await streamed(created, {**failed, "response": {"error": {"message": "boom"}}})
+    assert error is not None and not any(isinstance(c, Usage) for c in seen)
 
 
 def test_cached_and_reasoning_tokens_reach_the_responses_usage() -> None:

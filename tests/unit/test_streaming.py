@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tollgate.observability.metrics import Metrics
+from tollgate.prompt_bound import image_token_bound
 from tollgate.providers.base import ChatCall, Finish, ResponseMeta, TextDelta, ToolCallDelta, Usage
 from tollgate.schemas.openai import ChatCompletionRequest
 from tollgate.streaming import ResponseBuilder
@@ -54,6 +57,49 @@ def test_builder_estimates_missing_usage() -> None:
     body = completion(builder, usage, {"usage_estimated": True})
     assert body["tollgate"] == {"usage_estimated": True}
     assert body["choices"][0]["finish_reason"] == "stop"
+
+
+def test_a_partial_usage_is_superseded_by_the_final_one() -> None:
+    builder = ResponseBuilder(make_call())
+    for chunk in (Usage(9000, 1, cached_tokens=50, partial=True), TextDelta("Hello world"), Usage(9000, 2)):
+        builder.add(chunk)
+    assert builder.final_usage() == Usage(9000, 2)
+
+
+def test_a_stream_cut_after_a_partial_usage_is_charged_its_input_and_the_output_seen() -> None:
+    builder = ResponseBuilder(make_call())
+    builder.add(Usage(9000, 1, cached_tokens=50, cache_write_tokens=20, partial=True))
+    nothing_seen = builder.final_usage()
+    assert nothing_seen == Usage(9000, 1, cached_tokens=50, cache_write_tokens=20)  # as reported
+    for chunk in (
+        TextDelta("The quick brown fox jumps over the lazy dog."),
+        ToolCallDelta(0, "c", "f", "{}"),
+    ):
+        builder.add(chunk)
+    usage = builder.final_usage()
+    assert usage == Usage(9000, 10 + 3, True, cached_tokens=50, cache_write_tokens=20)  # the output estimated
+
+
+def test_the_estimate_counts_the_tools_schema_and_images_sent() -> None:
+    def estimated(**body: Any) -> int:
+        content: list[dict[str, Any]] = [{"type": "text", "text": "Say hi"}, *body.pop("parts", [])]
+        request = ChatCompletionRequest.model_validate(
+            {"messages": [{"role": "user", "content": content}], **body}
+        )
+        usage = ResponseBuilder(ChatCall("abc", "openai", "gpt-4o", 10, request)).final_usage()
+        assert usage.estimated
+        return usage.prompt_tokens
+
+    tools = [
+        {"type": "function", "function": {"name": f"tool_{n}", "description": "word " * 200}}
+        for n in range(5)
+    ]
+    schema = {"type": "json_schema", "json_schema": {"name": "s", "schema": {"description": "word " * 100}}}
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    bare = estimated()
+    assert estimated(tools=tools) >= bare + 5 * 200
+    assert estimated(response_format=schema) >= bare + 100
+    assert estimated(parts=[image]) == bare + image_token_bound("openai", "gpt-4o")
 
 
 def test_formatter_chunks() -> None:

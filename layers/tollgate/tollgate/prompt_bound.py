@@ -20,6 +20,7 @@ from typing import Any
 from .providers.base import ChatCall
 from .schemas.openai import ChatCompletionRequest, Message, Tool
 from .schemas.responses import ResponsesChatRequest
+from .tokens import estimate_prompt_tokens, estimate_tokens
 
 _PER_MESSAGE_TOKENS = 8
 _BASE_TOKENS = 16
@@ -137,6 +138,24 @@ def message_text(message: Message) -> str:
 def tool_json(tool: Tool) -> str:
     """A tool's definition as the upstream gets it: the Messages client's tool as sent, else OpenAI's."""
     return json.dumps(tool.anthropic_tool) if tool.anthropic_tool else tool.model_dump_json(exclude_none=True)
+
+
+def prompt_estimate(call: ChatCall) -> int:
+    """tollgate's estimate of the prompt tokens of what the upstream is sent (not a bound: the usage of a
+    request the upstream reported none for, ``/v1/messages/count_tokens`` where it cannot count): every
+    message's text in the form it goes upstream (documents, server-tool results, thinking blocks, tool
+    calls and results included), the tools' definitions, a structured-output schema (``response_format``,
+    Anthropic's ``output_config``), and each image part (user turns and tool results alike) at its
+    provider's bound."""
+    request = call.request
+    messages = request.messages
+    tokens = estimate_prompt_tokens(message_text(m) for m in messages)
+    if request.tools:
+        tokens += estimate_tokens("".join(tool_json(tool) for tool in request.tools))
+    schemas = [request.response_format, request.anthropic.output_config if request.anthropic else None]
+    tokens += sum(estimate_tokens(json.dumps(schema, default=str)) for schema in schemas if schema)
+    images = sum(message_size(m).images for m in messages)
+    return tokens + images * image_token_bound(call.provider, call.model)
 
 
 def _tools_bytes(tools: Iterable[Tool]) -> int:

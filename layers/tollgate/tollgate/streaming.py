@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any, Protocol
 
 import anyio
 
 from .errors import TollgateError, UpstreamError
 from .lifecycle import Outcome, RequestTracker
+from .prompt_bound import prompt_estimate
 from .providers.base import (
     ChatCall,
     Chunk,
@@ -27,7 +29,7 @@ from .providers.base import (
     ToolCallDelta,
     Usage,
 )
-from .tokens import estimate_prompt_tokens, estimate_tokens
+from .tokens import estimate_tokens
 
 logger = logging.getLogger("tollgate.stream")
 
@@ -75,13 +77,25 @@ class ResponseBuilder:
         return self.finish is not None
 
     def final_usage(self) -> Usage:
-        """The upstream's usage, or an estimate marked as such when the upstream gave none."""
-        if self.usage is not None and (self.usage.prompt_tokens or self.usage.completion_tokens):
-            return self.usage
-        prompt = estimate_prompt_tokens(m.text() for m in self.call.request.messages)
+        """The upstream's usage; where it reported only a partial one (the stream broke off after
+        Anthropic's ``message_start``), that usage with the output seen so far where the estimate of it is
+        more; where it reported none, an estimate of what was sent and what came back. An estimated part
+        marks the usage ``estimated``."""
+        usage = self.usage
+        if usage is not None and (usage.prompt_tokens or usage.completion_tokens):
+            if not usage.partial:
+                return usage
+            seen = self._output_estimate()
+            if seen <= usage.completion_tokens:
+                return replace(usage, partial=False)
+            return replace(usage, completion_tokens=seen, estimated=True, partial=False)
+        return Usage(prompt_estimate(self.call), self._output_estimate(), estimated=True)
+
+    def _output_estimate(self) -> int:
+        """The output tokens of what came back: text, tool calls and thinking."""
         calls = "".join(c["function"]["name"] + c["function"]["arguments"] for c in self.tool_calls.values())
-        completion = estimate_tokens("".join(self.text)) + estimate_tokens(calls)
-        return Usage(prompt, completion, estimated=True)
+        thinking = "".join(b.text for b in self.anthropic_blocks if isinstance(b, ThinkingDelta))
+        return estimate_tokens("".join(self.text)) + estimate_tokens(calls) + estimate_tokens(thinking)
 
     def message(self) -> dict[str, Any]:
         """The assistant message as OpenAI shapes it (also what a session stores)."""

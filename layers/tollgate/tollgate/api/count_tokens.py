@@ -17,10 +17,9 @@ from litestar.di import NamedDependency
 from ..context import AppContext
 from ..engine.prepare import allowed_route
 from ..errors import UpstreamBadRequest, UpstreamNotFound
-from ..prompt_bound import PromptBound, image_token_bound, message_text, tool_json
+from ..prompt_bound import prompt_estimate
 from ..providers.base import ChatCall, TokenCounter
 from ..schemas.anthropic import CountTokensRequest
-from ..tokens import estimate_prompt_tokens, estimate_tokens
 from ..wire.anthropic_messages_request import to_chat
 from .body import decode_json_object, validate
 from .caller import METERED, Caller
@@ -31,13 +30,8 @@ logger = logging.getLogger(__name__)
 
 
 def estimate(call: ChatCall) -> int:
-    """tollgate's estimate of what the upstream would be sent: every message's text in the form it goes
-    upstream (documents, server-tool results, thinking blocks, tool calls and results included), the
-    tools' definitions, and each image part (user turns and tool results alike) at its provider's bound."""
-    request = call.request
-    tools = "".join(tool_json(tool) for tool in request.tools or [])
-    images = PromptBound.of(request).images * image_token_bound(call.provider, call.model)
-    return estimate_prompt_tokens(message_text(m) for m in request.messages) + estimate_tokens(tools) + images
+    """tollgate's estimate of what the upstream would be sent (``prompt_bound.prompt_estimate``)."""
+    return prompt_estimate(call)
 
 
 async def counted(ctx: AppContext, call: ChatCall) -> tuple[int, bool]:

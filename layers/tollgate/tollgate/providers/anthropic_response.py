@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 from ..anthropic_tables import STOP_REASONS
@@ -139,9 +140,12 @@ class StreamParser:
         return handler(payload) if handler else []
 
     def message_start(self, payload: dict[str, Any]) -> list[Chunk]:
+        """The answer's model and id, and its input usage at once (marked partial: the final usage at
+        ``message_stop`` supersedes it), so a stream that breaks off is still charged its real input."""
         message = payload.get("message") or {}
         self._usage = usage_of(message.get("usage") or {})
-        return [ResponseMeta(model=message.get("model"), upstream_id=message.get("id"))]
+        meta = ResponseMeta(model=message.get("model"), upstream_id=message.get("id"))
+        return [meta, replace(self._usage, partial=True)]
 
     def content_block_start(self, payload: dict[str, Any]) -> list[Chunk]:
         block = payload.get("content_block") or {}
@@ -200,7 +204,8 @@ class StreamParser:
             cache_write_1h_tokens=max(seen.cache_write_1h_tokens, usage.cache_write_1h_tokens),
         )
         finish = _finish((payload.get("delta") or {}).get("stop_reason"))
-        return [finish] if finish else []
+        # the answer's last usage (output included): charged as it is should message_stop not come
+        return [self._usage, finish] if finish else [self._usage]
 
     def message_stop(self, payload: dict[str, Any]) -> list[Chunk]:
         self.finished = True

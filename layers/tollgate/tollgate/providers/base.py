@@ -128,6 +128,10 @@ class Usage:
     # the part of cache_write_tokens written with a 1-hour TTL (Anthropic's ``ephemeral_1h_input_tokens``,
     # Bedrock's ``cacheDetails`` ttl 1h): billed at their own, higher rate
     cache_write_1h_tokens: int = 0
+    # what the upstream reported before its answer ended (Anthropic's ``message_start``): the input is
+    # known, the output may still grow; a later usage supersedes it, and if none comes (the stream broke
+    # off) the collector tops the output up with what it saw (``streaming.ResponseBuilder.final_usage``)
+    partial: bool = False
 
     @property
     def total_tokens(self) -> int:
@@ -148,6 +152,7 @@ class Usage:
             self.reasoning_tokens + other.reasoning_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
             self.cache_write_1h_tokens + other.cache_write_1h_tokens,
+            self.partial or other.partial,
         )
 
 

@@ -137,8 +137,18 @@ def parse_response(response: dict[str, Any]) -> list[Chunk]:
 
 
 async def parse_stream(events: AsyncIterator[SSEvent]) -> AsyncIterator[Chunk]:
+    """SSE events -> chunks; a ``response.failed`` raises after the usage it reports (the failed request
+    is charged what OpenAI counted)."""
     async for event in events:
         if event.data == "[DONE]":
             continue
-        for chunk in parse_event(decode_upstream_json(event.data)):
+        payload = decode_upstream_json(event.data)
+        try:
+            chunks = parse_event(payload)
+        except UpstreamError:
+            response = payload.get("response")
+            if isinstance(response, dict) and (usage := _usage(response)) is not None:
+                yield usage
+            raise
+        for chunk in chunks:
             yield chunk
