@@ -10,7 +10,7 @@ import pytest
 
 from tollgate.accounting import image_token_bound
 from tollgate.api.body import validate
-from tollgate.api.count_tokens import estimate
+from tollgate.prompt_bound import prompt_estimate as estimate
 from tollgate.providers.base import ChatCall
 from tollgate.schemas.anthropic import CountTokensRequest
 from tollgate.wire.anthropic_messages_request import to_chat

@@ -51,8 +51,8 @@ class AppContext:
     ledger: Ledger
     sweeper: Sweeper
     limits: RateLimits
+    verifications: RecentVerifications
     alerts: AlertWatch | None = None  # None: no alert channel configured
-    verifications: RecentVerifications = field(default_factory=lambda: RecentVerifications(30.0))
     started_at: float = field(default_factory=time.time)
     in_flight: int = 0  # requests not yet accounted for (``RequestTracker``); ``idle`` is set at 0
     idle: asyncio.Event = field(default_factory=_set_event)

@@ -108,15 +108,14 @@ class RequestTracker:
         label = None  # the model as metrics name it: bounded (observability/metrics.py model_label)
         if call is not None and model is not None:
             known = outcome.status == "ok" or self.ctx.router.configured_model(call.provider, model)
-            label = self.ctx.metrics.model_label(call.provider, model, known=known)
-            self.ctx.metrics.observe(
+            label = self.ctx.metrics.observe(
                 call.provider,
-                label,
+                model,
                 outcome.status,
                 latency,
                 usage.prompt_tokens,
                 usage.completion_tokens,
-                known=True,  # already labelled
+                known=known,
             )
         summary = RequestSummary(
             request_id=self.request_id,

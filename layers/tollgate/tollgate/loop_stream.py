@@ -83,19 +83,19 @@ async def collect_loop(
     engine: LoopEngine,
     turns: ExchangeTurns,
     tracker: RequestTracker,
-    disconnected: Callable[[], Awaitable[object]] | None = None,
+    disconnected: Callable[[], Awaitable[object]],
 ) -> dict[str, Any] | None:
     """Run the whole loop (non-streamed); a turn-1 failure is raised to the caller. When
     ``disconnected`` returns first (the client went away), the turn in flight is ended and accounted, no
     later turn starts, the request finishes as ``client_closed`` (as a streamed loop's does) and the
     answer is None: nobody is left to read it."""
     run = asyncio.ensure_future(_drain(engine.events()))
-    watch = asyncio.ensure_future(disconnected()) if disconnected is not None else None
+    watch = asyncio.ensure_future(disconnected())
     try:
-        await asyncio.wait([t for t in (run, watch) if t is not None], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([run, watch], return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in (run, watch):
-            if task is not None and not task.done():
+            if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -6,6 +6,7 @@ import functools
 import hmac
 import ipaddress
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -36,7 +37,7 @@ def _loopback_host(host: str) -> bool:
     if host.lower() == "localhost" or host.lower().endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -44,18 +45,20 @@ def _loopback_host(host: str) -> bool:
 @functools.lru_cache(maxsize=256)
 def _loopback_authority(authority: str) -> bool:
     """``host[:port]`` (a bracketed IPv6 address included) names this machine."""
-    host, _, port = authority.rpartition(":") if not authority.endswith("]") else (authority, "", "")
-    if not host or (port and not port.isdigit()):
-        host = authority  # no port, or a bare IPv6 address
-    return _loopback_host(host)
+    return _loopback_origin(f"http://{authority}")
 
 
 @functools.lru_cache(maxsize=256)
 def _loopback_origin(origin: str) -> bool:
-    scheme, sep, authority = origin.partition("://")
-    return (
-        bool(sep) and scheme in ("http", "https") and "/" not in authority and _loopback_authority(authority)
-    )
+    """``scheme://host[:port]``, nothing after it, naming this machine."""
+    try:
+        parts = urlsplit(origin)
+        host = parts.hostname  # lower-cased, IPv6 brackets removed
+        _ = parts.port  # a port that is not a number raises
+    except ValueError:
+        return False
+    plain = not (parts.path or parts.query or parts.fragment or parts.username or parts.password)
+    return parts.scheme in ("http", "https") and plain and host is not None and _loopback_host(host)
 
 
 def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:

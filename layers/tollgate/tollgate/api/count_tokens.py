@@ -29,11 +29,6 @@ from .messages import ERROR_HANDLERS, betas
 logger = logging.getLogger(__name__)
 
 
-def estimate(call: ChatCall) -> int:
-    """tollgate's estimate of what the upstream would be sent (``prompt_bound.prompt_estimate``)."""
-    return prompt_estimate(call)
-
-
 async def counted(ctx: AppContext, call: ChatCall) -> tuple[int, bool]:
     """(input tokens, estimated?): the estimate also where the upstream cannot count this model or has no
     counting endpoint (it answers 400 or 404); other upstream failures are the caller's error."""
@@ -46,7 +41,7 @@ async def counted(ctx: AppContext, call: ChatCall) -> tuple[int, bool]:
             exact = None
         if exact is not None:
             return exact, False
-    return estimate(call), True
+    return prompt_estimate(call), True
 
 
 @post("/v1/messages/count_tokens", status_code=200, exception_handlers=ERROR_HANDLERS, opt={METERED: True})

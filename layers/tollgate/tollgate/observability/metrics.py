@@ -79,8 +79,9 @@ class Metrics:
         tokens_out: int,
         *,
         known: bool,
-    ) -> None:
-        """One request; ``known``: its model was served or is configured (else it is labelled ``other``)."""
+    ) -> str:
+        """One request; ``known``: its model was served or is configured (else it is labelled ``other``).
+        Returns the label it was counted under."""
         model = self.model_label(provider, model, known=known)
         self.requests[(provider, model, status)] += 1
         self.tokens_in[(provider, model)] += tokens_in
@@ -89,6 +90,7 @@ class Metrics:
         buckets[bisect_left(LATENCY_BUCKETS, latency_s)] += 1
         self._latency_sum[provider] += latency_s
         self._latency_count[provider] += 1
+        return model
 
     def render(self, in_flight: int) -> str:
         lines = [
