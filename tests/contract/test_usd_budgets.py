@@ -12,12 +12,14 @@ from typing import Any, cast
 
 import pytest
 
-from tollgate.accounting import Price, Pricing
+from tests.audit_helpers import request_entries
+from tollgate.accounting import Price, Pricing, summarize_costs
 from tollgate.budgets import Budgets, ModelNotPriced
 from tollgate.errors import BudgetExceeded
 from tollgate.keys import Principal
 from tollgate.ledger import Booking, Charge, Ledger
 from tollgate.providers.base import Usage
+from tollgate.store.audit_base import ABANDONED
 from tollgate.store.base import Holder, Store
 from tollgate.store.budget_records import BudgetRule
 from tollgate.sweeper import Sweeper
@@ -169,6 +171,32 @@ async def test_the_sweep_charges_an_abandoned_usd_hold_and_a_late_settle_correct
     await ledger.finish(crashed, charge, "ok", None, save_session=False)  # it came back after all
     corrected = await store.get_usd_counter("acme", "key:key_a", "all")
     assert corrected is not None and (corrected.used, corrected.swept) == (60, {})
+
+
+async def test_an_abandoned_request_is_audited_at_what_its_usd_budget_was_charged(store: Store) -> None:
+    """The sweep charges a budget the hold (the dearest candidate, rounded up); the ``abandoned`` audit entry
+    and the cost rollups carry the same amount, not a price of the first candidate rounded to nearest."""
+    dear = Pricing(
+        {"openai": {"gpt-4o-mini": Price.of(Decimal("0.15"), Decimal("0.60")), "gpt-4o": Price.of(2, 10)}}
+    )
+    clock = Clock(utc_now().replace(tzinfo=None).isoformat())
+    await store.create_pool("acme", "team")
+    ledger = Ledger(store, dear, audit_key=None, session_keep=10, session_ttl=60, clock=clock)
+    await store.put_budget_rule(BudgetRule("acme", "key", "key_a", 100_000, "none"))
+    routed = [("openai", "gpt-4o-mini", 1000), ("openai", "gpt-4o", 1000)]  # a fallback to a dearer model
+    await ledger.reserve(ledger.book(KEY, None, "0" * 64), "routed", 1000, MINI, routed)
+    await ledger.reserve(ledger.book(KEY, None, "0" * 64), "single", 1002, MINI)  # 601.2: held as 602
+    later = Clock((clock.now + timedelta(hours=1)).replace(tzinfo=None).isoformat())
+    assert (await Sweeper(store, ledger, 1800, clock=later).sweep())["abandoned_audited"] == 2
+    counter = await store.get_usd_counter("acme", "key:key_a", "all")
+    assert counter is not None and (counter.used, counter.reserved) == (10_000 + 602, 0)
+    entries = {e.request_id: e for e in await request_entries(store, "acme")}
+    assert {rid: (e.status, e.model, e.cost_micro_usd) for rid, e in entries.items()} == {
+        "routed": (ABANDONED, "gpt-4o-mini", 10_000),
+        "single": (ABANDONED, "gpt-4o-mini", 602),
+    }
+    summary = summarize_costs(await store.list_costs("acme"), None)
+    assert summary["total_cost_micro_usd"] == counter.used
 
 
 async def test_a_process_reuses_the_rules_it_read_until_told_to_forget(store: Store) -> None:

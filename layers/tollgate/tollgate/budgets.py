@@ -189,15 +189,16 @@ class Budgets:
         key_id: str,
         pool: str,
         request_id: str,
-        calls: Sequence[Call],
+        priced: tuple[int, tuple[str, str] | None],
         applicable: Sequence[BudgetRule] | None = None,
     ) -> list[Hold]:
-        """Hold the request's upper-bound cost in every USD budget that applies (all or none);
-        ``applicable``: the rules the caller already read (``applicable``), else they are read here."""
+        """Hold the request's upper-bound cost (``priced``: what ``cost_bound`` gave for its calls) in every
+        USD budget that applies (all or none); ``applicable``: the rules the caller already read
+        (``applicable``), else they are read here."""
         rules = usd_rules(applicable) if applicable is not None else await self.rules(tenant, key_id, pool)
         if not rules:
             return []
-        bound, unpriced = self.cost_bound(calls)
+        bound, unpriced = priced
         if unpriced is not None:
             raise ModelNotPriced(
                 f"model {unpriced[0]}/{unpriced[1]} has no price, and {describe(rules[0])} counts USD: "

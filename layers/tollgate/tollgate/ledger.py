@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -154,11 +154,13 @@ class Ledger:
         if booking.admission is not None:
             await booking.admission.admit_tokens(tokens)
         calls = calls if calls is not None else [(holder.provider, holder.model, tokens)]
+        priced = self.budgets.cost_bound(calls)
+        holder = replace(holder, cost_bound=priced[0])  # what the sweep charges if nobody settles
         tenant = principal.tenant
         rules = await self.budgets.applicable(tenant, principal.key_id, booking.pool)
         try:
             holds = await self.budgets.reserve(
-                tenant, principal.key_id, booking.pool, request_id, calls, rules
+                tenant, principal.key_id, booking.pool, request_id, priced, rules
             )
         except BudgetExceeded as refusal:
             if self.alerts is not None:

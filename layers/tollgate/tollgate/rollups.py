@@ -58,9 +58,14 @@ def change_of(entry: AuditEntry) -> Rollup:
 def abandoned_entry(pricing: Pricing, reservation: Reservation, at: str, digest: str = "") -> AuditEntry:
     """The sweep's entry for a reservation nobody settled (not yet chained): status ``abandoned`` (itself
     the mark that the usage is an estimate), charged its reserved upper bound, counted as completion
-    tokens and priced as such. ``Ledger.audit_abandoned`` appends it; ``abandoned_change`` rolls it up."""
+    tokens. Its cost is the bound the request's USD budgets held (``Holder.cost_bound``: the dearest
+    candidate, rounded up), so the audit, the rollups and the budgets agree on what the sweep charged,
+    also when a fallback model would have served it; a hold written without that bound (an older
+    tollgate, an unpriced model) is priced as completion tokens of the holder's model.
+    ``Ledger.audit_abandoned`` appends it; ``abandoned_change`` rolls it up."""
     holder = reservation.holder
     provider, model = holder.provider or "unknown", holder.model or "unknown"
+    cost = holder.cost_bound or pricing.cost_micro_usd(provider, model, 0, reservation.tokens)
     return AuditEntry(
         tenant=reservation.tenant,
         seq=0,
@@ -72,7 +77,7 @@ def abandoned_entry(pricing: Pricing, reservation: Reservation, at: str, digest:
         status=ABANDONED,
         prompt_tokens=0,
         completion_tokens=reservation.tokens,
-        cost_micro_usd=pricing.cost_micro_usd(provider, model, 0, reservation.tokens),
+        cost_micro_usd=cost,
         request_sha256=digest,
         response_sha256=digest,
         prev_hash="",

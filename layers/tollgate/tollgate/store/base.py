@@ -104,6 +104,9 @@ class Holder:
     key_id: str = ""
     provider: str = ""
     model: str = ""
+    # the most the request can cost, over every candidate that may serve it (micro-USD, rounded up: what a
+    # USD budget holds); 0 when a candidate has no price, or the hold was written before this field
+    cost_bound: int = 0
 
 
 NOBODY = Holder()

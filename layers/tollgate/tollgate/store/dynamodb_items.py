@@ -205,7 +205,8 @@ def new_pool_item(tenant: str, pool: str, capacity: int | None) -> Item:
 
 
 def _holder(held: Item) -> Holder:
-    return Holder(opt_s(held, "key_id") or "", opt_s(held, "provider") or "", opt_s(held, "model") or "")
+    names = (opt_s(held, "key_id") or "", opt_s(held, "provider") or "", opt_s(held, "model") or "")
+    return Holder(*names, cost_bound=opt_n(held, "cost_bound") or 0)
 
 
 def pool_from_item(item: Item) -> Pool:
@@ -229,6 +230,7 @@ def reservation_value(tokens: int, at: str, holder: Holder) -> Attr:
     value: Item = {"tokens": n(tokens), "at": s(at)}
     for name in ("key_id", "provider", "model"):
         put_optional(value, name, s(getattr(holder, name)) if getattr(holder, name) else None)
+    put_optional(value, "cost_bound", n(holder.cost_bound) if holder.cost_bound else None)
     return {"M": value}
 
 

@@ -83,12 +83,12 @@ def get_pool(conn: sqlite3.Connection, tenant: str, pool: str) -> Pool | None:
     if row is None:
         return None
     held = conn.execute(
-        "SELECT reservation_id, tokens, at, key_id, provider, model FROM reservations "
+        "SELECT reservation_id, tokens, at, key_id, provider, model, cost_bound FROM reservations "
         "WHERE tenant = ? AND pool = ?",
         (tenant, pool),
     ).fetchall()
     reservations = {rid: (int(tokens), at) for rid, tokens, at, *_ in held}
-    holders = {rid: Holder(key_id, provider, model) for rid, _, _, key_id, provider, model in held}
+    holders = {rid: Holder(*holder) for rid, _, _, *holder in held}
     markers = conn.execute(
         "SELECT reservation_id, tokens, at, key_id FROM swept WHERE tenant = ? AND pool = ?", (tenant, pool)
     ).fetchall()
@@ -152,13 +152,17 @@ def reserve(
         remaining = _pool(conn, tenant, pool).remaining
         raise Overdrawn(max(0, remaining or 0))
     conn.execute(
-        "INSERT INTO reservations (tenant, pool, reservation_id, tokens, at, key_id, provider, model) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (tenant, pool, reservation_id, int(tokens), at, holder.key_id, holder.provider, holder.model),
+        "INSERT INTO reservations (tenant, pool, reservation_id, tokens, at, key_id, provider, model, "
+        "cost_bound) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (tenant, pool, reservation_id, int(tokens), at, *_holder_row(holder)),
     )
     if totals_only and rows:
         return _totals(tenant, pool, rows[0])
     return _pool(conn, tenant, pool, totals_only)
+
+
+def _holder_row(holder: Holder) -> tuple[str, str, str, int]:
+    return holder.key_id, holder.provider, holder.model, int(holder.cost_bound)
 
 
 def _release(conn: sqlite3.Connection, key: tuple[str, str, str]) -> int | None:
@@ -240,8 +244,8 @@ def settle_anonymous(
 
 def old_reservations(conn: sqlite3.Connection, older_than: str) -> list[Reservation]:
     rows = conn.execute(
-        "SELECT tenant, pool, reservation_id, tokens, at, key_id, provider, model FROM reservations "
-        "WHERE at < ? ORDER BY at",
+        "SELECT tenant, pool, reservation_id, tokens, at, key_id, provider, model, cost_bound "
+        "FROM reservations WHERE at < ? ORDER BY at",
         (older_than,),
     )
     return [Reservation(t, p, r, int(tokens), at, Holder(*holder)) for t, p, r, tokens, at, *holder in rows]

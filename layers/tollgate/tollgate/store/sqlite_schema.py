@@ -81,6 +81,7 @@ RESERVATIONS_TABLE = """CREATE TABLE IF NOT EXISTS reservations (
         key_id TEXT NOT NULL DEFAULT '',
         provider TEXT NOT NULL DEFAULT '',
         model TEXT NOT NULL DEFAULT '',
+        cost_bound INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (tenant, pool, reservation_id)
     ) WITHOUT ROWID"""
 
@@ -188,6 +189,7 @@ ADDED_COLUMNS = (
     ("reservations", "key_id", "TEXT NOT NULL DEFAULT ''"),
     ("reservations", "provider", "TEXT NOT NULL DEFAULT ''"),
     ("reservations", "model", "TEXT NOT NULL DEFAULT ''"),
+    ("reservations", "cost_bound", "INTEGER NOT NULL DEFAULT 0"),  # what the sweep charges (0 before)
     ("swept", "key_id", "TEXT NOT NULL DEFAULT ''"),  # whose reservation the sweep charged ('' before)
     *ADDED_ROLLUP_COLUMNS,
 )
