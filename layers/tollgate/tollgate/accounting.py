@@ -11,7 +11,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from pathlib import Path
@@ -36,7 +36,11 @@ class Price:
     (Anthropic's ``ttl: "1h"``, reported only by Anthropic and Bedrock's Claude) left out costs what
     Anthropic bills for it, twice the input rate (its 5-minute write, ``cache_write``, is 1.25 times),
     when the entry prices cache writes, else the input rate like the other cache rates (so a model whose
-    cache is not priced keeps the bound it had)."""
+    cache is not priced keeps the bound it had).
+
+    ``long_context`` (threshold, rates): a request whose input (``prompt_tokens``: cache reads and writes
+    included) is above the threshold is billed at those rates for all its tokens, input and output
+    (Anthropic's Sonnet 4 and 4.5 above 200K input tokens, with the 1M-context beta)."""
 
     input: Decimal
     output: Decimal
@@ -44,6 +48,7 @@ class Price:
     cache_write: Decimal
     reasoning: Decimal
     cache_write_1h: Decimal
+    long_context: tuple[int, Price] | None = None
 
     @classmethod
     def of(
@@ -64,17 +69,30 @@ class Price:
             _one_hour_write(input, cache_write) if cache_write_1h is None else cache_write_1h,
         )
 
-    def highest(self) -> Decimal:
-        """The most one token can cost (micro-USD): what an upper bound on a request's cost uses."""
-        return max(
-            self.input, self.output, self.cache_read, self.cache_write, self.reasoning, self.cache_write_1h
+    def highest(self, tokens: int = 0) -> Decimal:
+        """The most one token of a request of at most ``tokens`` tokens (input and output) can cost
+        (micro-USD): what an upper bound on its cost uses. The long-context rates count only where the
+        input can pass their threshold."""
+        rates = (
+            self.input,
+            self.output,
+            self.cache_read,
+            self.cache_write,
+            self.reasoning,
+            self.cache_write_1h,
         )
+        if self.long_context is not None and tokens > self.long_context[0]:
+            return max(*rates, self.long_context[1].highest())
+        return max(rates)
 
     def cost(self, usage: Usage) -> Decimal:
         """Exact micro-USD: each token at one rate. ``prompt_tokens`` holds the cache reads and writes and
         ``completion_tokens`` the reasoning (``providers.base.Usage``), so those parts are taken out of
         them first (and capped at them, should an upstream report more), never charged twice; the
-        writes' 1-hour part is taken out of the writes the same way."""
+        writes' 1-hour part is taken out of the writes the same way. Above ``long_context``'s threshold
+        every token is at its rates."""
+        if self.long_context is not None and usage.prompt_tokens > self.long_context[0]:
+            return self.long_context[1].cost(usage)
         cached = min(usage.cached_tokens, usage.prompt_tokens)
         written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
         one_hour = min(usage.cache_write_1h_tokens, written)
@@ -149,23 +167,39 @@ def _rate(value: Any, where: str) -> Decimal | None:
     return rate
 
 
-def _price(value: Any, where: str) -> Price:
+def _price(value: Any, where: str, *, tiered: bool = True) -> Price:
     """``[input, output]`` (optionally ``cache_read, cache_write, reasoning, cache_write_1h`` after them;
-    null or left out: the default) or an object with those names; input and output are required."""
+    null or left out: the default) or an object with those names; input and output are required. The
+    object may also hold ``long_context``: ``{"above": input tokens, "rates": the same shape}``."""
+    names = (*RATE_NAMES, "long_context") if tiered else RATE_NAMES
     if isinstance(value, list) and 2 <= len(value) <= len(RATE_NAMES):
         named = dict(zip(RATE_NAMES, value, strict=False))
-    elif isinstance(value, dict) and not set(value) - set(RATE_NAMES):
+    elif isinstance(value, dict) and not set(value) - set(names):
         named = value
     else:
         raise ValueError(
             f"pricing: {where} must be [input, output, cache_read?, cache_write?, reasoning?, "
-            f"cache_write_1h?] or an object with keys {', '.join(RATE_NAMES)}"
+            f"cache_write_1h?] or an object with keys {', '.join(names)}"
         )
     rates = {name: _rate(named.get(name), f"{where}.{name}") for name in RATE_NAMES}
     input_rate, output_rate = rates.pop("input"), rates.pop("output")
     if input_rate is None or output_rate is None:
         raise ValueError(f"pricing: {where} needs both an input and an output rate")
-    return Price.of(input_rate, output_rate, **rates)
+    price = Price.of(input_rate, output_rate, **rates)
+    if named.get("long_context") is None:
+        return price
+    return replace(price, long_context=_long_context(named["long_context"], f"{where}.long_context"))
+
+
+def _long_context(value: Any, where: str) -> tuple[int, Price]:
+    above = value.get("above") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or set(value) != {"above", "rates"}:
+        raise ValueError(f'pricing: {where} must be {{"above": input tokens, "rates": [input, output, ...]}}')
+    if isinstance(above, bool) or not isinstance(above, int) or above < 0:
+        raise ValueError(
+            f"pricing: {where}.above must be a whole number of input tokens, >= 0; got {above!r}"
+        )
+    return above, _price(value["rates"], f"{where}.rates", tiered=False)
 
 
 def _parse(raw: dict[str, Any]) -> dict[str, dict[str, Price]]:

@@ -180,7 +180,7 @@ class Budgets:
             price = self.pricing.price(provider, model)
             if price is None:
                 return 0, (provider, model)
-            bound = max(bound, math.ceil(tokens * price.highest()))
+            bound = max(bound, math.ceil(tokens * price.highest(tokens)))
         return bound, None
 
     async def reserve(
