@@ -93,6 +93,14 @@ class FakeAnthropic:
         """The input side is reported in message_start, the output count in message_delta."""
         return script.usage_override or {"input_tokens": 13, "output_tokens": len(script.texts)}
 
+    @classmethod
+    def _delta_usage(cls, script: Script) -> dict[str, Any]:
+        """message_delta's usage: the output count, and the server tools' counts (cumulative, as
+        Anthropic sends them there and not in message_start)."""
+        usage = cls._usage(script)
+        server = {"server_tool_use": usage["server_tool_use"]} if "server_tool_use" in usage else {}
+        return {"output_tokens": usage["output_tokens"], **server}
+
     async def _stream(
         self, send: Send, body: dict[str, Any], script: Script, native: list[dict[str, Any]]
     ) -> None:
@@ -117,7 +125,7 @@ class FakeAnthropic:
             "content": [],
             "model": script.model or body["model"],
             "stop_reason": None,
-            "usage": {**self._usage(script), "output_tokens": 1},
+            "usage": {**self._usage(script), "output_tokens": 1, "server_tool_use": None},
         }
         await event("message_start", {"message": message})
         index = 0
@@ -167,7 +175,7 @@ class FakeAnthropic:
             "message_delta",
             {
                 "delta": {"stop_reason": self._stop(script), "stop_sequence": None},
-                "usage": {"output_tokens": self._usage(script)["output_tokens"]},
+                "usage": self._delta_usage(script),
             },
         )
         await event("message_stop", {}, more=False)

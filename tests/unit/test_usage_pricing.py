@@ -4,6 +4,7 @@ file's shapes, and each wire format's usage object."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,9 @@ def test_one_hour_cache_writes_at_their_own_rate(tmp_path: Path) -> None:
         Decimal("3.75"),
         Decimal("6.00"),
     )
-    assert packaged.price("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0") == sonnet
+    # the same rates on Bedrock, which runs no web search server tool (no per-search fee)
+    bedrock = packaged.price("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    assert bedrock == replace(sonnet, web_search=Decimal(0))
     models = ("claude-3-5-haiku", "claude-opus-4-1", "anthropic.claude-haiku-4-5-20251001-v1:0")
     claude_like = [
         price
@@ -111,7 +114,8 @@ def test_packaged_table_has_cache_rates() -> None:
         Decimal("0.30"),
         Decimal("3.75"),
     )
-    assert pricing.price("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0") == sonnet
+    bedrock = pricing.price("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    assert bedrock == replace(sonnet, web_search=Decimal(0))  # Bedrock runs no web search server tool
     mini = pricing.price("openai", "gpt-4o-mini")
     assert mini is not None and (mini.cache_read, mini.cache_write, mini.reasoning) == (
         Decimal("0.075"),

@@ -49,6 +49,7 @@ class Price:
     reasoning: Decimal
     cache_write_1h: Decimal
     long_context: tuple[int, Price] | None = None
+    web_search: Decimal = Decimal(0)  # micro-USD per web search a server tool ran (the table: USD per 1,000)
 
     @classmethod
     def of(
@@ -91,8 +92,9 @@ class Price:
         them first (and capped at them, should an upstream report more), never charged twice; the
         writes' 1-hour part is taken out of the writes the same way. Above ``long_context``'s threshold
         every token is at its rates."""
+        searches = Decimal(usage.web_search_requests) * self.web_search
         if self.long_context is not None and usage.prompt_tokens > self.long_context[0]:
-            return self.long_context[1].cost(usage)
+            return self.long_context[1].cost(usage) + searches
         cached = min(usage.cached_tokens, usage.prompt_tokens)
         written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
         one_hour = min(usage.cache_write_1h_tokens, written)
@@ -104,7 +106,12 @@ class Price:
             + Decimal(one_hour) * self.cache_write_1h
             + Decimal(usage.completion_tokens - reasoning) * self.output
             + Decimal(reasoning) * self.reasoning
+            + searches
         )
+
+    def bound(self, tokens: int, searches: int = 0) -> Decimal:
+        """The most a request of at most ``tokens`` tokens and ``searches`` web searches can cost."""
+        return tokens * self.highest(tokens) + searches * self.web_search
 
 
 def _one_hour_write(input: Decimal, cache_write: Decimal | None) -> Decimal:
@@ -171,7 +178,7 @@ def _price(value: Any, where: str, *, tiered: bool = True) -> Price:
     """``[input, output]`` (optionally ``cache_read, cache_write, reasoning, cache_write_1h`` after them;
     null or left out: the default) or an object with those names; input and output are required. The
     object may also hold ``long_context``: ``{"above": input tokens, "rates": the same shape}``."""
-    names = (*RATE_NAMES, "long_context") if tiered else RATE_NAMES
+    names = (*RATE_NAMES, "long_context", "web_search") if tiered else RATE_NAMES
     if isinstance(value, list) and 2 <= len(value) <= len(RATE_NAMES):
         named = dict(zip(RATE_NAMES, value, strict=False))
     elif isinstance(value, dict) and not set(value) - set(names):
@@ -186,6 +193,10 @@ def _price(value: Any, where: str, *, tiered: bool = True) -> Price:
     if input_rate is None or output_rate is None:
         raise ValueError(f"pricing: {where} needs both an input and an output rate")
     price = Price.of(input_rate, output_rate, **rates)
+    if (per_thousand := _rate(named.get("web_search"), f"{where}.web_search")) is not None:
+        price = replace(
+            price, web_search=per_thousand * 1000
+        )  # USD per 1,000 searches -> micro-USD per search
     if named.get("long_context") is None:
         return price
     return replace(price, long_context=_long_context(named["long_context"], f"{where}.long_context"))
@@ -214,13 +225,14 @@ def _parse(raw: dict[str, Any]) -> dict[str, dict[str, Price]]:
 
 
 def usage_details(usage: Usage) -> dict[str, int]:
-    """The parts of a usage that priced at their own rates, for an audit entry's ``details`` (only those
-    that are not 0, so entries without them hash as before)."""
+    """The parts of a usage that priced at their own rates (and the web searches, priced per search), for
+    an audit entry's ``details`` (only those that are not 0, so entries without them hash as before)."""
     parts = {
         "cached_tokens": usage.cached_tokens,
         "cache_write_tokens": usage.cache_write_tokens,
         "cache_write_1h_tokens": usage.cache_write_1h_tokens,
         "reasoning_tokens": usage.reasoning_tokens,
+        "web_search_requests": usage.web_search_requests,
     }
     return {name: count for name, count in parts.items() if count}
 

@@ -172,15 +172,16 @@ class Budgets:
         for cached in [c for c in self._cache if c[0] == tenant]:
             self._cache.pop(cached, None)
 
-    def cost_bound(self, calls: Iterable[Call]) -> tuple[int, tuple[str, str] | None]:
-        """The most any of ``calls`` can cost (micro-USD, rounded up), and the first unpriced
-        (provider, model) if there is one."""
+    def cost_bound(self, calls: Iterable[Call], searches: int = 0) -> tuple[int, tuple[str, str] | None]:
+        """The most any of ``calls`` can cost (micro-USD, rounded up), with at most ``searches`` web searches
+        (priced where the model's price has a ``web_search`` fee), and the first unpriced (provider, model)
+        if there is one."""
         bound = 0
         for provider, model, tokens in calls:
             price = self.pricing.price(provider, model)
             if price is None:
                 return 0, (provider, model)
-            bound = max(bound, math.ceil(tokens * price.highest(tokens)))
+            bound = max(bound, math.ceil(price.bound(tokens, searches)))
         return bound, None
 
     async def reserve(

@@ -137,6 +137,7 @@ class Ledger:
         tokens: int,
         holder: Holder,
         calls: Sequence[Call] | None = None,
+        searches: int = 0,
     ) -> None:
         """One conditional write for ``tokens`` (an upper bound over every deployment that may serve);
         429 budget_exceeded before any upstream call when it does not fit, 403 when the key may not spend
@@ -147,14 +148,14 @@ class Ledger:
         The caller's TPM rate limits count ``tokens`` first (``tollgate.limits``; given back on finish if
         the request goes no further); then the USD budgets that apply (the key's, the pool's) hold the
         most ``calls`` (provider, model, tokens: every candidate; default the holder's model for
-        ``tokens``) can cost. With alerts, every budget held (or the one that refused) is checked against
-        its rule's thresholds, from the rules read here (no extra read)."""
+        ``tokens``) and ``searches`` web searches can cost. With alerts, every budget held (or the one
+        that refused) is checked against its rule's thresholds, from the rules read here (no extra read)."""
         principal = booking.principal
         principal.check_pool(booking.pool)
         if booking.admission is not None:
             await booking.admission.admit_tokens(tokens)
         calls = calls if calls is not None else [(holder.provider, holder.model, tokens)]
-        priced = self.budgets.cost_bound(calls)
+        priced = self.budgets.cost_bound(calls, searches)
         holder = replace(holder, cost_bound=priced[0])  # what the sweep charges if nobody settles
         tenant = principal.tenant
         rules = await self.budgets.applicable(tenant, principal.key_id, booking.pool)

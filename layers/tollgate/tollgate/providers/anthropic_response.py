@@ -63,16 +63,20 @@ def _prompt_tokens(usage: dict[str, Any]) -> int:
 
 def usage_of(usage: dict[str, Any]) -> Usage:
     """A Messages ``usage`` object -> tollgate's (prompt tokens with the cache reads and writes in them;
-    the writes' 1-hour part from ``cache_creation.ephemeral_1h_input_tokens``, capped at the writes)."""
+    the writes' 1-hour part from ``cache_creation.ephemeral_1h_input_tokens``, capped at the writes; the
+    web searches from ``server_tool_use.web_search_requests``)."""
     written = token_count(usage.get(_CACHE_WRITE))
     creation = usage.get("cache_creation")
     one_hour = token_count(creation.get("ephemeral_1h_input_tokens")) if isinstance(creation, dict) else 0
+    server = usage.get("server_tool_use")
+    searches = token_count(server.get("web_search_requests")) if isinstance(server, dict) else 0
     return Usage(
         _prompt_tokens(usage),
         token_count(usage.get("output_tokens")),
         cached_tokens=token_count(usage.get(_CACHE_READ)),
         cache_write_tokens=written,
         cache_write_1h_tokens=min(one_hour, written),
+        web_search_requests=searches,
     )
 
 
@@ -202,6 +206,7 @@ class StreamParser:
             cached_tokens=max(seen.cached_tokens, usage.cached_tokens),
             cache_write_tokens=max(seen.cache_write_tokens, usage.cache_write_tokens),
             cache_write_1h_tokens=max(seen.cache_write_1h_tokens, usage.cache_write_1h_tokens),
+            web_search_requests=max(seen.web_search_requests, usage.web_search_requests),
         )
         finish = _finish((payload.get("delta") or {}).get("stop_reason"))
         # the answer's last usage (output included): charged as it is should message_stop not come

@@ -132,6 +132,9 @@ class Usage:
     # known, the output may still grow; a later usage supersedes it, and if none comes (the stream broke
     # off) the collector tops the output up with what it saw (``streaming.ResponseBuilder.final_usage``)
     partial: bool = False
+    # searches an Anthropic web search server tool ran (``usage.server_tool_use.web_search_requests``):
+    # billed per search on top of the tokens (the price's ``web_search`` fee)
+    web_search_requests: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -153,6 +156,7 @@ class Usage:
             self.cache_write_tokens + other.cache_write_tokens,
             self.cache_write_1h_tokens + other.cache_write_1h_tokens,
             self.partial or other.partial,
+            self.web_search_requests + other.web_search_requests,
         )
 
 

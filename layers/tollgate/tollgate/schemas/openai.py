@@ -107,6 +107,9 @@ class FunctionDefinition(_Strict):
     strict: bool | None = Field(None, strict=True)
 
 
+WEB_SEARCH_TOOL = "web_search_"  # the type prefix of Anthropic's web search server tools (billed per search)
+
+
 class Tool(_Strict):
     type: Literal["function"] = "function"
     function: FunctionDefinition
@@ -186,6 +189,15 @@ class ChatCompletionRequest(BaseModel):
     def function_tools(self) -> list[Tool]:
         """The tools an upstream other than Anthropic can be given (Anthropic server tools left out)."""
         return [tool for tool in self.tools or [] if not tool.anthropic_server_tool]
+
+    def web_searches(self) -> int:
+        """The most web searches the request's Anthropic web search tools can run: their ``max_uses``,
+        summed (the Messages parser gives every such tool one)."""
+        return sum(
+            int(tool.anthropic_tool.get("max_uses") or 0)
+            for tool in self.tools or []
+            if tool.anthropic_tool and str(tool.anthropic_tool.get("type")).startswith(WEB_SEARCH_TOOL)
+        )
 
     def passthrough(self) -> dict[str, Any]:
         """Unknown top-level fields, for OpenAI-compatible upstreams (extensions never included)."""

@@ -88,7 +88,8 @@ def tool_input(arguments: str, name: str) -> dict[str, Any]:
 def usage_body(usage: Usage) -> dict[str, Any]:
     """Anthropic usage: ``input_tokens`` leaves out the cache reads and writes, which have fields of their
     own (tollgate's ``prompt_tokens`` holds all three); the writes split by TTL in ``cache_creation`` when
-    some had a 1-hour TTL. Anthropic reports no reasoning count."""
+    some had a 1-hour TTL; the web searches a server tool ran in ``server_tool_use``. Anthropic reports no
+    reasoning count."""
     body: dict[str, Any] = {
         "input_tokens": usage.uncached_prompt_tokens,
         "cache_creation_input_tokens": usage.cache_write_tokens,
@@ -101,6 +102,8 @@ def usage_body(usage: Usage) -> dict[str, Any]:
             "ephemeral_5m_input_tokens": usage.cache_write_tokens - one_hour,
             "ephemeral_1h_input_tokens": one_hour,
         }
+    if usage.web_search_requests:
+        body["server_tool_use"] = {"web_search_requests": usage.web_search_requests}
     return body
 
 

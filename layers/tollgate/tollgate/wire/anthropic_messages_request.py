@@ -4,8 +4,9 @@ and /v1/messages/count_tokens.
 What the OpenAI shape has no place for rides along for the adapters that can use it, in fields that are
 never dumped: thinking blocks with their signatures, ``cache_control`` marks on parts, tool results and
 tools, tools and turns with blocks tollgate does not translate (server tools, documents) as the client
-sent them; and the top-level Anthropic fields and the client's betas as ``AnthropicOptions``
-(``request.anthropic``). System turns inside ``messages`` stay in place; each adapter decides where they go.
+sent them (a web search tool with a ``max_uses``, which bounds its per-search fee); and the top-level
+Anthropic fields and the client's betas as ``AnthropicOptions`` (``request.anthropic``). System turns
+inside ``messages`` stay in place; each adapter decides where they go.
 
 Pure functions only.
 """
@@ -35,6 +36,7 @@ from ..schemas.anthropic import (
 )
 from ..schemas.native import AnthropicOptions
 from ..schemas.openai import (
+    WEB_SEARCH_TOOL,
     ChatCompletionRequest,
     ContentPart,
     FunctionCall,
@@ -47,6 +49,11 @@ from ..schemas.openai import (
     ToolCall,
 )
 from ..schemas.openai import ThinkingBlock as InternalThinking
+
+# A web search tool is billed per search, so tollgate holds its fee for ``max_uses`` searches; a tool sent
+# without one gets this many (Claude Code sends its own), and more than the limit is refused.
+WEB_SEARCH_MAX_USES = 10
+WEB_SEARCH_MAX_USES_LIMIT = 1000
 
 # Anthropic tool_choice type -> OpenAI tool_choice (the inverse of anthropic_tables.TOOL_CHOICES)
 CHOICE_TYPES: dict[str, str] = {anthropic: openai for openai, anthropic in TOOL_CHOICES.items()}
@@ -196,17 +203,26 @@ def _messages(request: MessagesRequest) -> list[Message]:
     return messages
 
 
-def _tool(tool: ToolParam) -> Tool:
+def _tool(tool: ToolParam, where: str) -> Tool:
     definition = FunctionDefinition(
         name=tool.name, description=tool.description, parameters=tool.input_schema
     )
     native = tool.model_dump(exclude_none=True)
+    if str(native.get("type")).startswith(WEB_SEARCH_TOOL):
+        native["max_uses"] = _max_uses(native.get("max_uses", WEB_SEARCH_MAX_USES), f"{where}.max_uses")
     return Tool(
         function=definition,
         cache_control=tool.cache_control,
         anthropic_tool=native,
         anthropic_server_tool=tool.server,
     )
+
+
+def _max_uses(value: Any, param: str) -> int:
+    """A web search tool's ``max_uses``: the searches its fee is held for (a whole number, 1 to 1,000)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= WEB_SEARCH_MAX_USES_LIMIT:
+        raise BadRequest(f"{param} must be a whole number from 1 to {WEB_SEARCH_MAX_USES_LIMIT}", param=param)
+    return value
 
 
 def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
@@ -245,7 +261,7 @@ def to_chat(request: MessagesRequest, betas: tuple[str, ...] = ()) -> ChatComple
         "pool": request.pool,
     }
     if request.tools:
-        fields["tools"] = [_tool(tool) for tool in request.tools]
+        fields["tools"] = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(request.tools)]
     if request.tool_choice is not None:
         fields["tool_choice"] = _tool_choice(request.tool_choice)
         if request.tool_choice.disable_parallel_tool_use:

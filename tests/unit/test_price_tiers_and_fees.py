@@ -1,6 +1,7 @@
 """A long-context price tier: above its input threshold a request is billed at the tier's rates for all its
 tokens (Anthropic's Sonnet 4 and 4.5 above 200K input tokens: $6 / $22.50 instead of $3 / $15), and the USD
-hold of a request that can pass the threshold is sized at those rates."""
+hold of a request that can pass the threshold is sized at those rates. A per-search fee: Anthropic's web
+search server tool at $10 per 1,000 searches, charged as reported and held for every search allowed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from tests.unit.test_usage_pricing import pricing_from
 from tollgate.accounting import Pricing
 from tollgate.budgets import Budgets
+from tollgate.providers.anthropic_response import usage_of
 from tollgate.providers.base import Usage
 from tollgate.store.sqlite import SQLiteStore
 
@@ -77,3 +79,25 @@ def test_bad_tiers_are_named(tmp_path: Path, tier: Any, message: str) -> None:
     with pytest.raises(ValueError, match=r"pricing: openai\.m\.long_context") as caught:
         pricing_from(tmp_path, {"m": {"input": "1", "output": "2", "long_context": tier}})
     assert message in str(caught.value)
+
+
+def test_web_searches_are_read_from_anthropics_usage_and_charged_per_search(tmp_path: Path) -> None:
+    usage = usage_of({"input_tokens": 10, "output_tokens": 5, "server_tool_use": {"web_search_requests": 4}})
+    assert usage.web_search_requests == 4
+    assert usage_of({"input_tokens": 10, "server_tool_use": None}).web_search_requests == 0
+    packaged = Pricing.load(None)
+    assert packaged.cost("claude", "claude-opus-4-5", usage) == 10 * 5 + 5 * 25 + 4 * 10_000
+    assert packaged.cost("bedrock", "anthropic.claude-sonnet-4-5-20250929-v1:0", usage) == 10 * 3 + 5 * 15
+    # above the long-context threshold the tokens take the tier's rates; the searches cost the same
+    long = Usage(200_001, 0, web_search_requests=1)
+    assert packaged.cost("claude", "claude-sonnet-4-5", long) == 200_001 * 6 + 10_000
+    pricing = pricing_from(tmp_path, {"m": {"input": "1", "output": "2", "web_search": "25"}})
+    assert pricing.cost("openai", "m", Usage(0, 0, web_search_requests=2)) == 2 * 25_000
+    budgets = Budgets(SQLiteStore(str(tmp_path / "unused.db")), pricing)
+    assert budgets.cost_bound([("openai", "m", 100)], searches=3) == (100 * 2 + 3 * 25_000, None)
+
+
+@pytest.mark.parametrize("fee", ["-1", "free", True])
+def test_a_bad_search_fee_is_named(tmp_path: Path, fee: Any) -> None:
+    with pytest.raises(ValueError, match=r"pricing: openai\.m\.web_search must be a number"):
+        pricing_from(tmp_path, {"m": {"input": "1", "output": "2", "web_search": fee}})
