@@ -251,3 +251,9 @@ def test_huge_upstream_counts_are_clamped_never_an_overflow() -> None:
     assert bedrock_mapping.usage({"inputTokens": float("inf"), "outputTokens": 1}) == Usage(
         MAX_TOKEN_COUNT, 1
     )
+
+
+def test_a_dated_snapshot_with_its_own_price_is_not_priced_as_its_base_model() -> None:
+    pricing = Pricing.load()
+    assert pricing.cost_micro_usd("openai", "gpt-4o-2024-05-13", 1000, 1000) == 5_000 + 15_000
+    assert pricing.cost_micro_usd("openai", "gpt-4o-2024-08-06", 1000, 1000) == 2_500 + 10_000  # the base's
