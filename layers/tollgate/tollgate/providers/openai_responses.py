@@ -4,12 +4,13 @@ The client's body goes upstream as it is (reasoning items, encrypted content, na
 included) with three things set by tollgate: the upstream model, ``max_output_tokens`` (the cap the budget
 reserved for) and ``stream``. Each upstream event comes back twice: as a ``NativeEvent`` that the Responses
 encoder passes on, and as the typed chunks (text, tool calls, usage, finish) that the collector uses for
-accounting, audit and the stored answer. Pure functions; the I/O is ``HTTPProvider``'s.
+accounting, audit and the stored answer. A failed response, streamed or whole, raises after the usage it
+reports (the failed request is charged what OpenAI counted). Pure functions; the I/O is ``HTTPProvider``'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..errors import UpstreamError
@@ -82,10 +83,10 @@ def _final(response: dict[str, Any]) -> list[Chunk]:
     return [_finish(response, called), *([usage] if usage else [])]
 
 
-def _failure(payload: dict[str, Any]) -> UpstreamError:
+def _failure(payload: dict[str, Any], where: str = " mid-stream") -> UpstreamError:
     error = payload.get("error") or (payload.get("response") or {}).get("error") or {}
     message = error.get("message") if isinstance(error, dict) else None
-    return UpstreamError(f"upstream error mid-stream: {message or payload.get('message') or 'failed'}")
+    return UpstreamError(f"upstream error{where}: {message or payload.get('message') or 'failed'}")
 
 
 def _item_chunks(item: dict[str, Any], index: int, arguments: str = "") -> list[Chunk]:
@@ -115,10 +116,17 @@ def parse_event(payload: dict[str, Any]) -> list[Chunk]:
     return chunks
 
 
-def parse_response(response: dict[str, Any]) -> list[Chunk]:
-    """A whole buffered ``response`` object -> the native answer and the same typed chunks."""
+def parse_response(response: dict[str, Any]) -> Iterator[Chunk]:
+    """A whole buffered ``response`` object -> the native answer and the same typed chunks; a failed one
+    raises after the usage it reports, as a streamed ``response.failed`` does."""
     if response.get("status") == "failed":
-        raise _failure({"response": response})
+        if (usage := _usage(response)) is not None:
+            yield usage
+        raise _failure({"response": response}, where="")
+    yield from _answer(response)
+
+
+def _answer(response: dict[str, Any]) -> list[Chunk]:
     chunks: list[Chunk] = [
         NativeEvent({"type": "response", "response": response}),
         ResponseMeta(model=response.get("model"), upstream_id=response.get("id")),
