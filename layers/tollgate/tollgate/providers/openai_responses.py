@@ -2,10 +2,13 @@
 
 The client's body goes upstream as it is (reasoning items, encrypted content, namespace and hosted tools
 included) with three things set by tollgate: the upstream model, ``max_output_tokens`` (the cap the budget
-reserved for) and ``stream``. Each upstream event comes back twice: as a ``NativeEvent`` that the Responses
-encoder passes on, and as the typed chunks (text, tool calls, usage, finish) that the collector uses for
-accounting, audit and the stored answer. A failed response, streamed or whole, raises after the usage it
-reports (the failed request is charged what OpenAI counted). Pure functions; the I/O is ``HTTPProvider``'s.
+reserved for) and ``stream``. A client may not choose a dearer price tier, another model or a larger
+output than the reservation bounds (``passthrough.RESPONSES``): ``service_tier`` and the other unsafe
+pass-through fields are dropped (named at DEBUG), a stored ``prompt`` or ``conversation`` is a 400 naming
+it. Each upstream event comes back twice: as a ``NativeEvent`` that the Responses encoder passes on, and
+as the typed chunks (text, tool calls, usage, finish) that the collector uses for accounting, audit and
+the stored answer. A failed response, streamed or whole, raises after the usage it reports (the failed
+request is charged what OpenAI counted). Pure functions; the I/O is ``HTTPProvider``'s.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from .base import (
     token_count,
 )
 from .http_errors import decode_upstream_json
-from .passthrough import upstream_passthrough
+from .passthrough import RESPONSES
 from .sse import SSEvent
 
 _CALL_ITEMS = frozenset({"function_call", "custom_tool_call"})
@@ -39,7 +42,7 @@ def to_upstream(call: ChatCall) -> dict[str, Any]:
     native = call.native_responses
     if native is None:
         raise ValueError("not a native Responses API call")
-    body = upstream_passthrough(native, call.provider)  # no dearer service tier, no other cap
+    body = RESPONSES.screen(native, call.provider)  # no dearer service tier, no other cap or model
     body.update(model=call.model, max_output_tokens=call.max_tokens, stream=call.stream)
     stripped = call.request.tools is None and any(
         isinstance(t, dict) and t.get("type") in _FUNCTION_TOOLS for t in body.get("tools") or []
