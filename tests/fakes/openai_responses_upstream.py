@@ -30,7 +30,7 @@ class FakeOpenAIResponses:
         self.text = "native hello"
         self.tool_call: dict[str, str] | None = None  # {"call_id", "name", "arguments"}
         self.fail = False
-        self.fail_usage: dict[str, Any] | None = None  # the usage a ``response.failed`` reports
+        self.fail_usage: dict[str, Any] | None = None  # the usage a failed response reports
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -45,6 +45,9 @@ class FakeOpenAIResponses:
         self.requests.append((scope["path"], headers, body))
         if body.get("stream"):
             await self._stream(send, body)
+        elif self.fail:  # a whole response that failed: status "failed", its error and usage
+            failed = {**self._response(body, "failed", []), "error": {"message": "boom"}}
+            await _send_json(send, 200, failed | {"usage": self.fail_usage}, {})
         else:
             await _send_json(send, 200, self._response(body, "completed", self._output()), {})
 

@@ -1,7 +1,8 @@
 """A stream that does not end cleanly is charged what the upstream already reported, over a real socket
 (SQLite store, fake upstreams): Anthropic's ``message_start`` input tokens when the upstream cuts the
-stream, errs or the client hangs up; the usage a native Responses ``response.failed`` carries; and where
-no usage came at all, an estimate of what was sent (tools included), not of the messages' text alone.
+stream, errs or the client hangs up; the usage a native Responses failure carries (streamed or whole);
+and where no usage came at all, an estimate of what was sent (tools included), not of the messages' text
+alone.
 Each checks the pool's ``used``, the audit entry and that no hold is left."""
 
 from __future__ import annotations
@@ -145,13 +146,17 @@ def test_a_complete_messages_stream_is_unchanged_for_the_client(gw: Gateway) -> 
     assert (entry["status"], entry["prompt_tokens"], entry["completion_tokens"]) == ("ok", INPUT, 7)
 
 
-def test_a_native_responses_failure_is_charged_the_usage_it_reports(gw: Gateway) -> None:
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_native_responses_failure_is_charged_the_usage_it_reports(gw: Gateway, stream: bool) -> None:
+    """Streamed (``response.failed``) or whole (``status: failed``): the client gets the error, the
+    request is charged what OpenAI counted."""
     key = keyed(gw)
     gw.native.fail = True  # type: ignore[attr-defined]
     gw.native.fail_usage = {"input_tokens": 10, "output_tokens": 45}  # type: ignore[attr-defined]
-    body = {"model": "gpt-5", "input": "hi", "stream": True}
+    body = {"model": "gpt-5", "input": "hi", "stream": stream}
     response = httpx.post(f"{gw.url}/v1/responses", json=body, headers={"x-api-key": key}, timeout=20)
-    assert response.status_code == 200 and "boom" in response.text
+    assert "boom" in response.text
+    assert response.status_code == (200 if stream else 502)
     entry, pool = settled(gw, key)
     assert entry["status"] != "ok"
     assert (entry["prompt_tokens"], entry["completion_tokens"]) == (10, 45)

@@ -178,11 +178,16 @@ async def collect(
     call: ChatCall, first: Chunk | None, chunks: AsyncIterator[Chunk], tracker: RequestTracker
 ) -> tuple[ResponseBuilder, Outcome, dict[str, Any]]:
     """A whole (non-streamed) answer, finished (settled, audited) before the caller renders it; a failure
-    while reading finishes the request too (then raises)."""
+    while reading raises, finished here with the usage the upstream reported before it (a failed native
+    Responses answer: charged what OpenAI counted, as a stream is), else by the caller."""
     builder = ResponseBuilder(call)
     try:
         async for chunk in _chain([] if first is None else [first], chunks):
             builder.add(chunk)
+    except TollgateError as exc:
+        if builder.usage is not None:
+            await _finish_shielded(tracker, builder.outcome(exc.code or "error", exc))
+        raise
     finally:
         await _aclose(chunks)
     outcome = builder.outcome()

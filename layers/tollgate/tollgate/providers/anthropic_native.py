@@ -2,6 +2,10 @@
 (thinking, output_config, context_management, metadata, unknown new fields), its ``anthropic-beta``
 list, ``cache_control`` marks, tools as the client sent them, and thinking blocks coming back.
 
+Unknown top-level fields go through ``passthrough.MESSAGES`` first: a client may not choose a dearer
+price tier, another model or a larger output than the reservation bounds, so ``speed``, ``service_tier``
+and ``fallbacks`` are dropped (named at DEBUG) and ``inference_geo`` other than ``"global"`` is a 400.
+
 Pure functions; ``providers.anthropic`` calls them.
 """
 
@@ -14,6 +18,7 @@ from typing import Any
 from ..schemas.native import AnthropicOptions
 from ..schemas.openai import CacheControl, Tool
 from .base import NativeBlock, ThinkingDelta
+from .passthrough import MESSAGES
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +47,8 @@ def tool_block(tool: Tool) -> Block:
 
 def native_fields(options: AnthropicOptions | None, body: dict[str, Any]) -> dict[str, Any]:
     """Top-level fields of a Messages client's request that the body does not hold yet: thinking,
-    output_config, context_management, the whole metadata object, and fields tollgate does not know."""
+    output_config, context_management, the whole metadata object, and fields tollgate does not know
+    (less those that would cost more than the reservation bounds: ``passthrough.MESSAGES``)."""
     if options is None:
         return {}
     known = {
@@ -52,9 +58,10 @@ def native_fields(options: AnthropicOptions | None, body: dict[str, Any]) -> dic
         "metadata": options.metadata,
     }
     fields = {name: value for name, value in known.items() if value is not None}
-    fields |= {name: value for name, value in options.extra.items() if name not in body}
-    if options.extra:
-        logger.debug("passing unknown Messages fields to anthropic: %s", ", ".join(sorted(options.extra)))
+    extra = MESSAGES.screen(options.extra, "anthropic")
+    fields |= {name: value for name, value in extra.items() if name not in body}
+    if extra:
+        logger.debug("passing unknown Messages fields to anthropic: %s", ", ".join(sorted(extra)))
     return fields
 
 

@@ -6,7 +6,7 @@ A wire protocol supplies its pure functions (``to_upstream``, ``parse_response``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import httpx
@@ -31,7 +31,7 @@ class HTTPProvider:
         url: str,
         headers: dict[str, str],
         to_upstream: Callable[[ChatCall], dict[str, Any]],
-        parse_response: Callable[[dict[str, Any]], list[Chunk]],
+        parse_response: Callable[[dict[str, Any]], Iterable[Chunk]],
         parse_stream: StreamParse,
         call_headers: Callable[[ChatCall], dict[str, str]] | None = None,
     ) -> None:

@@ -2,14 +2,18 @@
 
 The client's body goes upstream as it is (reasoning items, encrypted content, namespace and hosted tools
 included) with three things set by tollgate: the upstream model, ``max_output_tokens`` (the cap the budget
-reserved for) and ``stream``. Each upstream event comes back twice: as a ``NativeEvent`` that the Responses
-encoder passes on, and as the typed chunks (text, tool calls, usage, finish) that the collector uses for
-accounting, audit and the stored answer. Pure functions; the I/O is ``HTTPProvider``'s.
+reserved for) and ``stream``. A client may not choose a dearer price tier, another model or a larger
+output than the reservation bounds (``passthrough.RESPONSES``): ``service_tier`` and the other unsafe
+pass-through fields are dropped (named at DEBUG), a stored ``prompt`` or ``conversation`` is a 400 naming
+it. Each upstream event comes back twice: as a ``NativeEvent`` that the Responses encoder passes on, and
+as the typed chunks (text, tool calls, usage, finish) that the collector uses for accounting, audit and
+the stored answer. A failed response, streamed or whole, raises after the usage it reports (the failed
+request is charged what OpenAI counted). Pure functions; the I/O is ``HTTPProvider``'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..errors import UpstreamError
@@ -26,7 +30,7 @@ from .base import (
     token_count,
 )
 from .http_errors import decode_upstream_json
-from .passthrough import upstream_passthrough
+from .passthrough import RESPONSES
 from .sse import SSEvent
 
 _CALL_ITEMS = frozenset({"function_call", "custom_tool_call"})
@@ -38,7 +42,7 @@ def to_upstream(call: ChatCall) -> dict[str, Any]:
     native = call.native_responses
     if native is None:
         raise ValueError("not a native Responses API call")
-    body = upstream_passthrough(native, call.provider)  # no dearer service tier, no other cap
+    body = RESPONSES.screen(native, call.provider)  # no dearer service tier, no other cap or model
     body.update(model=call.model, max_output_tokens=call.max_tokens, stream=call.stream)
     stripped = call.request.tools is None and any(
         isinstance(t, dict) and t.get("type") in _FUNCTION_TOOLS for t in body.get("tools") or []
@@ -82,10 +86,10 @@ def _final(response: dict[str, Any]) -> list[Chunk]:
     return [_finish(response, called), *([usage] if usage else [])]
 
 
-def _failure(payload: dict[str, Any]) -> UpstreamError:
+def _failure(payload: dict[str, Any], where: str = " mid-stream") -> UpstreamError:
     error = payload.get("error") or (payload.get("response") or {}).get("error") or {}
     message = error.get("message") if isinstance(error, dict) else None
-    return UpstreamError(f"upstream error mid-stream: {message or payload.get('message') or 'failed'}")
+    return UpstreamError(f"upstream error{where}: {message or payload.get('message') or 'failed'}")
 
 
 def _item_chunks(item: dict[str, Any], index: int, arguments: str = "") -> list[Chunk]:
@@ -115,10 +119,17 @@ def parse_event(payload: dict[str, Any]) -> list[Chunk]:
     return chunks
 
 
-def parse_response(response: dict[str, Any]) -> list[Chunk]:
-    """A whole buffered ``response`` object -> the native answer and the same typed chunks."""
+def parse_response(response: dict[str, Any]) -> Iterator[Chunk]:
+    """A whole buffered ``response`` object -> the native answer and the same typed chunks; a failed one
+    raises after the usage it reports, as a streamed ``response.failed`` does."""
     if response.get("status") == "failed":
-        raise _failure({"response": response})
+        if (usage := _usage(response)) is not None:
+            yield usage
+        raise _failure({"response": response}, where="")
+    yield from _answer(response)
+
+
+def _answer(response: dict[str, Any]) -> list[Chunk]:
     chunks: list[Chunk] = [
         NativeEvent({"type": "response", "response": response}),
         ResponseMeta(model=response.get("model"), upstream_id=response.get("id")),

@@ -1,7 +1,8 @@
 """Anthropic Messages request model (POST /v1/messages), validated with pydantic.
 
 Only what tollgate translates is modelled. Unknown top-level fields (``top_k``, new betas' fields) are
-kept in ``model_extra`` for an Anthropic upstream; unknown fields inside blocks are ignored. ``thinking``
+kept in ``model_extra`` for an Anthropic upstream (less those that would cost more than the reservation
+bounds: ``providers.passthrough.MESSAGES``); unknown fields inside blocks are ignored. ``thinking``
 blocks keep their ``signature``; ``cache_control`` is kept on text, image and tool_result blocks and on
 tools. Block types tollgate does not translate (``document``, server tool blocks) are kept whole for an
 Anthropic upstream (``OtherBlock``).
