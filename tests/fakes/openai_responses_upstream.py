@@ -31,6 +31,7 @@ class FakeOpenAIResponses:
         self.tool_call: dict[str, str] | None = None  # {"call_id", "name", "arguments"}
         self.fail = False
         self.fail_usage: dict[str, Any] | None = None  # the usage a failed response reports
+        self.searches = 0  # hosted web_search_call items the final answer holds (billed per call)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -49,7 +50,7 @@ class FakeOpenAIResponses:
             failed = {**self._response(body, "failed", []), "error": {"message": "boom"}}
             await _send_json(send, 200, failed | {"usage": self.fail_usage}, {})
         else:
-            await _send_json(send, 200, self._response(body, "completed", self._output()), {})
+            await _send_json(send, 200, self._response(body, "completed", self._final_output()), {})
 
     def _output(self) -> list[dict[str, Any]]:
         if self.tool_call is not None:
@@ -58,6 +59,13 @@ class FakeOpenAIResponses:
         content = [{"type": "output_text", "text": self.text, "annotations": []}]
         message = {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant"}
         return [REASONING, {**message, "content": content}]
+
+    def _final_output(self) -> list[dict[str, Any]]:
+        """The answer's items, with the hosted web searches it ran after the reasoning."""
+        search = {"type": "web_search_call", "status": "completed", "action": {"type": "search"}}
+        searches = [{**search, "id": f"ws_{n}"} for n in range(self.searches)]
+        first, *rest = self._output()
+        return [first, *searches, *rest]
 
     @staticmethod
     def _response(body: dict[str, Any], status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
@@ -115,10 +123,8 @@ class FakeOpenAIResponses:
                 },
             ]
         events.append({"type": "response.output_item.done", "output_index": 1, "item": item})
-        return [
-            *events,
-            {"type": "response.completed", "response": self._response(body, "completed", self._output())},
-        ]
+        completed = self._response(body, "completed", self._final_output())
+        return [*events, {"type": "response.completed", "response": completed}]
 
     async def _stream(self, send: Send, body: dict[str, Any]) -> None:
         headers = [(b"content-type", b"text/event-stream")]

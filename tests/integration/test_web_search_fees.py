@@ -1,7 +1,9 @@
-"""Anthropic's web search server tool is billed per search on top of the tokens ($10 per 1,000): tollgate
-charges the searches the upstream reports (``usage.server_tool_use.web_search_requests``), holds the fee of
-every search the tool may run (its ``max_uses``; a tool sent without one gets 10) in the USD budgets before
-the call, and refuses a ``max_uses`` it cannot bound. Through the real anthropic SDK, buffered and streamed.
+"""Web searches are billed per search on top of the tokens ($10 per 1,000): Anthropic's web search server
+tool and OpenAI's hosted web search on the native Responses path. tollgate charges the searches the upstream
+reports (Anthropic's ``usage.server_tool_use.web_search_requests``, OpenAI's ``web_search_call`` items),
+holds the fee of every search the request may run (``max_uses`` / ``max_tool_calls``; 10 when the client
+sent none) in the USD budgets before the call, and refuses a bound it cannot use. Through the real anthropic
+and openai SDKs, buffered and streamed.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from typing import Any
 
 import anthropic
 import httpx
+import openai
 import pytest
 
 from tests.fakes.anthropic_upstream import FakeAnthropic
+from tests.fakes.openai_responses_upstream import FakeOpenAIResponses
 from tests.fakes.openai_upstream import Script
 from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import ADMIN_KEY, AUDIT_KEY, Gateway
@@ -28,20 +32,26 @@ COST = 400 * 1 + 50 * 2 + 3 * 10_000  # tokens at 1 and 2 micro-USD, each search
 
 @pytest.fixture
 def gw(tmp_path: Path, start_gateway: Callable[..., ServerThread]) -> Iterator[Gateway]:
-    prices = {"claude": {"claude-sonnet-4-5": {"input": "1", "output": "2", "web_search": "10.00"}}}
-    (tmp_path / "prices.json").write_text(json.dumps(prices))
-    fake = FakeAnthropic()
-    with ServerThread(fake) as server:
+    rates = {"input": "1", "output": "2", "web_search": "10.00"}
+    (tmp_path / "prices.json").write_text(
+        json.dumps({"claude": {"claude-sonnet-4-5": rates}, "openai": {"gpt-5": rates}})
+    )
+    fake, native = FakeAnthropic(), FakeOpenAIResponses()
+    with ServerThread(fake) as server, ServerThread(native) as openai_server:
         settings = Settings(
             default_provider="claude",
             claude_api_key="sk-ant",  # type: ignore[arg-type]
             claude_base_url=f"{server.url}/v1",
+            openai_api_key="sk-oai",  # type: ignore[arg-type]
+            openai_base_url=f"{openai_server.url}/v1",
             admin_key=ADMIN_KEY,  # type: ignore[arg-type]
             audit_key=AUDIT_KEY,  # type: ignore[arg-type]
             key_cache_seconds=0,
             pricing_file=str(tmp_path / "prices.json"),
         )
-        yield Gateway(start_gateway(settings, include_admin=True), fake)  # type: ignore[arg-type]
+        gateway = Gateway(start_gateway(settings, include_admin=True), fake)  # type: ignore[arg-type]
+        gateway.native = native  # type: ignore[attr-defined]
+        yield gateway
 
 
 def ask(tools: list[dict[str, Any]], max_tokens: int = 100) -> dict[str, Any]:
@@ -107,3 +117,48 @@ def test_a_max_uses_that_cannot_bound_the_fee_is_a_400(gw: Gateway, max_uses: An
     assert response.status_code == 400, response.text
     assert "tools[0].max_uses" in response.text and "whole number from 1 to 1000" in response.text
     assert gw.upstream.requests == []
+
+
+SEARCH_HOSTED = {"type": "web_search"}
+# the fake's Responses usage, 21 in (5 cached) and 9 out (4 reasoning), at 1 and 2 micro-USD; 2 searches
+RESPONSES_COST = 16 * 1 + 5 * 1 + 5 * 2 + 4 * 2 + 2 * 10_000
+
+
+def test_openai_hosted_web_searches_are_charged_on_the_native_responses_path(gw: Gateway) -> None:
+    native: FakeOpenAIResponses = gw.native  # type: ignore[attr-defined]
+    native.searches = 2
+    key = gw.new_key("acme")
+    sdk = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0)
+    ask_openai: dict[str, Any] = {
+        "model": "openai/gpt-5",
+        "input": "news?",
+        "tools": [{"type": "web_search"}],
+    }
+    sdk.responses.create(**ask_openai)
+    list(sdk.responses.create(**ask_openai, stream=True))
+    assert [body["max_tool_calls"] for _, _, body in native.requests] == [10, 10]  # tollgate's bound
+    audited = entries(gw, key)
+    assert [e["cost_micro_usd"] for e in audited] == [RESPONSES_COST] * 2
+    assert all(e["details"]["web_search_requests"] == 2 for e in audited)
+    with pytest.raises(openai.BadRequestError) as bad:
+        sdk.responses.create(**ask_openai, max_tool_calls=0)
+    assert bad.value.body["param"] == "max_tool_calls"  # type: ignore[index]
+    assert len(native.requests) == 2
+    sdk.responses.create(model="openai/gpt-5", input="no tools", max_tool_calls=0)  # no search: not bounded
+    assert native.requests[-1][2]["max_tool_calls"] == 0
+
+
+def test_the_usd_budget_holds_every_hosted_search_a_response_may_run(gw: Gateway) -> None:
+    created = gw.admin("POST", "/keys", json={"tenant": "acme", "budget_usd": 0.05})
+    assert created.status_code == 201, created.text
+    sdk = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=created.json()["key"], max_retries=0)
+    ask_openai: dict[str, Any] = {
+        "model": "openai/gpt-5",
+        "input": "news?",
+        "tools": [{"type": "web_search"}],
+    }
+    with pytest.raises(openai.RateLimitError):  # 10 searches may cost 100,000 micro-USD
+        sdk.responses.create(**ask_openai)
+    assert gw.native.requests == []  # type: ignore[attr-defined]
+    sdk.responses.create(**ask_openai, max_tool_calls=2)
+    assert gw.native.requests[0][2]["max_tool_calls"] == 2  # type: ignore[attr-defined]

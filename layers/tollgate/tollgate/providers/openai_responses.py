@@ -8,7 +8,9 @@ pass-through fields are dropped (named at DEBUG), a stored ``prompt`` or ``conve
 it. Each upstream event comes back twice: as a ``NativeEvent`` that the Responses encoder passes on, and
 as the typed chunks (text, tool calls, usage, finish) that the collector uses for accounting, audit and
 the stored answer. A failed response, streamed or whole, raises after the usage it reports (the failed
-request is charged what OpenAI counted). Pure functions; the I/O is ``HTTPProvider``'s.
+request is charged what OpenAI counted). The answer's ``web_search_call`` items are the hosted web
+searches it ran, billed per call (the price's ``web_search`` fee; ``max_tool_calls``, set by
+``wire.responses.native_body``, bounds them). Pure functions; the I/O is ``HTTPProvider``'s.
 """
 
 from __future__ import annotations
@@ -61,12 +63,15 @@ def _usage(response: dict[str, Any]) -> Usage | None:
     outputs = usage.get("output_tokens_details")
     inputs = inputs if isinstance(inputs, dict) else {}
     outputs = outputs if isinstance(outputs, dict) else {}
+    output = response.get("output")
+    searches = sum(isinstance(i, dict) and i.get("type") == "web_search_call" for i in output or [])
     return Usage(
         token_count(usage.get("input_tokens")),
         token_count(usage.get("output_tokens")),
         cached_tokens=token_count(inputs.get("cached_tokens")),
         reasoning_tokens=token_count(outputs.get("reasoning_tokens")),
         cache_write_tokens=token_count(inputs.get("cache_write_tokens")),
+        web_search_requests=searches if isinstance(output, list) else 0,  # hosted calls, billed per call
     )
 
 

@@ -35,9 +35,14 @@ class ResponsesExtras(BaseModel):
     # the client's body, for OpenAI's own /v1/responses (None: translate, e.g. with previous_response_id)
     native: dict[str, Any] | None = None
     compaction: bool = False  # the answer is a summary, given back as one ``compaction`` item
+    web_searches: int = 0  # the most hosted web search calls ``native`` may run (its ``max_tool_calls``)
 
 
 class ResponsesChatRequest(ChatCompletionRequest):
     """The internal request, carrying the Responses extras (a declared field: never sent upstream)."""
 
     responses: ResponsesExtras = Field(default_factory=ResponsesExtras)
+
+    def web_searches(self) -> int:
+        """The most web searches the request can run: a native body's hosted ones, or none."""
+        return max(super().web_searches(), self.responses.web_searches)

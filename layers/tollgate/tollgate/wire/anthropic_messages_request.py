@@ -49,11 +49,7 @@ from ..schemas.openai import (
     ToolCall,
 )
 from ..schemas.openai import ThinkingBlock as InternalThinking
-
-# A web search tool is billed per search, so tollgate holds its fee for ``max_uses`` searches; a tool sent
-# without one gets this many (Claude Code sends its own), and more than the limit is refused.
-WEB_SEARCH_MAX_USES = 10
-WEB_SEARCH_MAX_USES_LIMIT = 1000
+from . import search_bound
 
 # Anthropic tool_choice type -> OpenAI tool_choice (the inverse of anthropic_tables.TOOL_CHOICES)
 CHOICE_TYPES: dict[str, str] = {anthropic: openai for openai, anthropic in TOOL_CHOICES.items()}
@@ -209,20 +205,13 @@ def _tool(tool: ToolParam, where: str) -> Tool:
     )
     native = tool.model_dump(exclude_none=True)
     if str(native.get("type")).startswith(WEB_SEARCH_TOOL):
-        native["max_uses"] = _max_uses(native.get("max_uses", WEB_SEARCH_MAX_USES), f"{where}.max_uses")
+        native["max_uses"] = search_bound.bounded(native.get("max_uses"), f"{where}.max_uses")
     return Tool(
         function=definition,
         cache_control=tool.cache_control,
         anthropic_tool=native,
         anthropic_server_tool=tool.server,
     )
-
-
-def _max_uses(value: Any, param: str) -> int:
-    """A web search tool's ``max_uses``: the searches its fee is held for (a whole number, 1 to 1,000)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= WEB_SEARCH_MAX_USES_LIMIT:
-        raise BadRequest(f"{param} must be a whole number from 1 to {WEB_SEARCH_MAX_USES_LIMIT}", param=param)
-    return value
 
 
 def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:

@@ -24,7 +24,7 @@ from ..schemas.openai import ChatCompletionRequest, Message
 from ..schemas.responses import ResponsesChatRequest, ResponsesExtras
 from ..store.base import StoredResponse
 from ..streaming import ResponseBuilder
-from . import compaction
+from . import compaction, search_bound
 from .responses_output import output_items, response_id, response_object, status_of, with_call_ids
 from .responses_request import (
     ResponsesRequest,
@@ -83,10 +83,22 @@ def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def native_body(payload: dict[str, Any] | None, request: ResponsesRequest) -> dict[str, Any] | None:
     """The body as OpenAI's own /v1/responses gets it (tollgate's extensions removed); None where the
-    request needs tollgate's translation (the conversation of ``previous_response_id`` is tollgate's)."""
+    request needs tollgate's translation (the conversation of ``previous_response_id`` is tollgate's).
+    With a hosted web search tool, billed per call, ``max_tool_calls`` bounds the calls whose fee the
+    budgets hold: 10 when the client sent none, a 400 outside 1-1,000."""
     if payload is None or request.previous_response_id:
         return None
-    return {k: v for k, v in payload.items() if k not in EXTENSIONS}
+    body = {k: v for k, v in payload.items() if k not in EXTENSIONS}
+    if _hosted_search(request.tools):
+        body["max_tool_calls"] = search_bound.bounded(body.get("max_tool_calls"), "max_tool_calls")
+    return body
+
+
+def _hosted_search(tools: list[dict[str, Any]] | None) -> bool:
+    """Whether the tools hold OpenAI's hosted web search (``web_search``, ``web_search_preview``, ...)."""
+    return any(
+        isinstance(tool, dict) and str(tool.get("type")).startswith("web_search") for tool in tools or []
+    )
 
 
 def _sampling(request: ResponsesRequest, has_tools: bool) -> dict[str, Any]:
@@ -133,8 +145,10 @@ def to_chat(
         instructions=request.instructions,
         input_items=input_items(request),
         echo=_echo(request),
-        native=native_body(payload, request),
+        native=(native := native_body(payload, request)),
         compaction=compacting,
+        # the hosted web searches the native answer may run: their fee is held with the tokens
+        web_searches=native["max_tool_calls"] if native and _hosted_search(request.tools) else 0,
     )
     fields: dict[str, Any] = {
         "model": request.model,
