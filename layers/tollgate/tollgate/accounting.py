@@ -49,7 +49,7 @@ class Price:
     reasoning: Decimal
     cache_write_1h: Decimal
     long_context: tuple[int, Price] | None = None
-    web_search: Decimal = Decimal(0)  # micro-USD per web search a server tool ran (the table: USD per 1,000)
+    web_search: Decimal = Decimal(0)  # micro-USD per web search a server or hosted tool ran
 
     @classmethod
     def of(
@@ -177,7 +177,8 @@ def _rate(value: Any, where: str) -> Decimal | None:
 def _price(value: Any, where: str, *, tiered: bool = True) -> Price:
     """``[input, output]`` (optionally ``cache_read, cache_write, reasoning, cache_write_1h`` after them;
     null or left out: the default) or an object with those names; input and output are required. The
-    object may also hold ``long_context``: ``{"above": input tokens, "rates": the same shape}``."""
+    object may also hold ``long_context``: ``{"above": input tokens, "rates": the same shape}``, and
+    ``web_search``: USD per 1,000 web searches."""
     names = (*RATE_NAMES, "long_context", "web_search") if tiered else RATE_NAMES
     if isinstance(value, list) and 2 <= len(value) <= len(RATE_NAMES):
         named = dict(zip(RATE_NAMES, value, strict=False))
@@ -194,9 +195,8 @@ def _price(value: Any, where: str, *, tiered: bool = True) -> Price:
         raise ValueError(f"pricing: {where} needs both an input and an output rate")
     price = Price.of(input_rate, output_rate, **rates)
     if (per_thousand := _rate(named.get("web_search"), f"{where}.web_search")) is not None:
-        price = replace(
-            price, web_search=per_thousand * 1000
-        )  # USD per 1,000 searches -> micro-USD per search
+        # USD per 1,000 searches -> micro-USD per search
+        price = replace(price, web_search=per_thousand * 1000)
     if named.get("long_context") is None:
         return price
     return replace(price, long_context=_long_context(named["long_context"], f"{where}.long_context"))
