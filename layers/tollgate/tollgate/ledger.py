@@ -27,7 +27,7 @@ from .store.audit_base import AuditEntry
 from .store.base import Holder, Overdrawn, Reservation, Store, UnknownPool
 from .store.budget_records import BudgetRule, UsdCounter
 from .store.sqlite_group import group_writes
-from .timeutil import Clock, after, now_str, utc_now
+from .timeutil import Clock, after, format_time, now_str, utc_now
 
 logger = logging.getLogger("tollgate.ledger")
 SESSION_SAVE_ATTEMPTS = 5
@@ -171,7 +171,7 @@ class Ledger:
                 booking.pool,
                 request_id,
                 tokens,
-                now_str(),
+                format_time(self.budgets.clock()),  # the clock the sweep and the USD holds use
                 holder,
                 totals_only=True,
                 leased=not watched,
