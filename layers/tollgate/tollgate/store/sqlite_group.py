@@ -10,11 +10,12 @@ must start with the others: the ledger takes the tenant's audit turn first (``Au
 segment opened, no other append of the tenant in flight), so that a ``kill -9`` never leaves a request
 settled but unaudited (``tests/contract/test_sqlite_crash_image.py``).
 
-If the write lock cannot be taken at once (``BUSY``), or any member raises (the transaction is then rolled
-back: nothing was written), every member runs again on its own, as it would have without the group; so a
-member's error is its own, never its neighbours'. Not waiting on the loop for another iteration per write
-(the grouping tried in the second pass, which cost more than it saved): the callback is queued behind the
-tasks that the caller has just started, in the same iteration.
+If the write lock cannot be taken at once (``BUSY``: another process writes, or this one's checkpoint),
+the group is still one transaction, run on a worker that waits for the lock. If any member raises (the
+transaction is then rolled back: nothing was written), every member runs again on its own, as it would
+have without the group; so a member's error is its own, never its neighbours'. Not waiting on the loop
+for another iteration per write (the grouping tried in the second pass, which cost more than it saved):
+the callback is queued behind the tasks that the caller has just started, in the same iteration.
 """
 
 from __future__ import annotations
