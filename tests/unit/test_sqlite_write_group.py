@@ -1,6 +1,8 @@
 """Issue 14: the writes a finished request starts side by side (settle, cost rollup, audit link) are one
 SQLite transaction, one commit, on the loop's thread (``store/sqlite_group``); a member's error stays its
-own, and a write lock held elsewhere sends every member its own way, as before."""
+own, and a write lock held elsewhere sends the group to a worker that waits for it, still one transaction
+(a request's settle is never committed apart from its audit entry: a ``kill -9`` between them would leave
+a charge unaudited)."""
 
 from __future__ import annotations
 
@@ -107,7 +109,7 @@ async def test_a_member_that_fails_fails_alone(tmp_path: Path, monkeypatch: pyte
         await store.aclose()
 
 
-async def test_a_lock_held_elsewhere_sends_each_member_its_own_way(
+async def test_a_lock_held_elsewhere_keeps_the_group_one_transaction_on_a_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = await _store(tmp_path / "g.db")
@@ -123,11 +125,36 @@ async def test_a_lock_held_elsewhere_sends_each_member_its_own_way(
         assert not finishing.done()
         store._run._write_lock.release()
         settled, rollup, link = await asyncio.wait_for(finishing, 10)
-        assert hops == ["hop"] * 3  # each on the pool, as without the group
+        assert hops == ["hop"]  # one transaction on the pool, not one per member
         assert settled is not None and settled.used == 7 and rollup is None
         assert isinstance(link, audit.AuditEntry)
         assert (await audit.verify(store, TENANT, KEY)).valid
     finally:
+        await store.aclose()
+
+
+async def test_another_process_holding_the_file_keeps_the_group_one_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await _store(tmp_path / "g.db")
+    writer = AuditWriter(store, KEY)
+    hops = _hops(store, monkeypatch)
+    other = sqlite3.connect(tmp_path / "g.db", isolation_level=None)  # another process's connection
+    try:
+        await writer.append(draft(TENANT, 0))
+        await store.reserve(TENANT, "p", "r1", 50, "2026-01-01T00:00:00Z")
+        hops.clear()
+        other.execute("BEGIN IMMEDIATE")  # it holds the file's write lock
+        finishing = asyncio.ensure_future(_finish_writes(store, writer, "r1"))
+        await asyncio.sleep(0.2)
+        assert not finishing.done()
+        other.execute("ROLLBACK")
+        settled, rollup, link = await asyncio.wait_for(finishing, 10)
+        assert hops == ["hop"]  # the settle, the rollup and the audit link: one transaction, not three
+        assert settled is not None and settled.used == 7 and rollup is None
+        assert isinstance(link, audit.AuditEntry) and (await audit.verify(store, TENANT, KEY)).valid
+    finally:
+        other.close()
         await store.aclose()
 
 

@@ -182,6 +182,18 @@ class _Segment:
     head: AuditHead
 
 
+class Turn:
+    """A tenant's turn to append in this process (``AuditWriter.take_turn``); given back exactly once."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock: asyncio.Lock | None = lock
+
+    def give_back(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+
 class AuditWriter:
     """A process's appends: per tenant, a segment of its own (opened on the first append), one append in
     flight at a time, its head known here: one conditional put and one conditional head update per
@@ -196,11 +208,37 @@ class AuditWriter:
 
     async def append(self, entry: AuditEntry) -> AuditEntry:
         async with self._locks[entry.tenant]:
-            for _ in range(2):
-                link = await self._append(entry)
-                if link is not None:
-                    return link
-            raise AuditConflict(f"could not append to a segment of tenant {entry.tenant}")
+            return await self._append_twice(entry)
+
+    async def take_turn(self, tenant: str, at: str) -> Turn:
+        """Wait for the tenant's turn to append and open its segment if need be, so that the next
+        ``append_in_turn`` issues its write at once: on SQLite it then joins the writes started beside
+        it (``sqlite_group``: the request's settles), one transaction. ``Turn.give_back`` after."""
+        lock = self._locks[tenant]
+        await lock.acquire()
+        turn = Turn(lock)
+        try:
+            if tenant not in self._segments:
+                segment = await open_segment(self.store, tenant, at, self.key)
+                self._segments[tenant] = _Segment(segment, AuditHead(0, GENESIS))
+        except BaseException:
+            turn.give_back()
+            raise
+        return turn
+
+    async def append_in_turn(self, entry: AuditEntry, turn: Turn) -> AuditEntry:
+        """``append`` in a turn taken with ``take_turn`` (given back here, when the entry is written)."""
+        try:
+            return await self._append_twice(entry)
+        finally:
+            turn.give_back()
+
+    async def _append_twice(self, entry: AuditEntry) -> AuditEntry:
+        for _ in range(2):
+            link = await self._append(entry)
+            if link is not None:
+                return link
+        raise AuditConflict(f"could not append to a segment of tenant {entry.tenant}")
 
     async def _append(self, entry: AuditEntry) -> AuditEntry | None:
         """Chain onto our segment; None when its seq was taken (only a foreign writer could): the segment
@@ -230,6 +268,7 @@ __all__ = [
     "GENESIS",
     "AuditConflict",
     "AuditWriter",
+    "Turn",
     "Verification",
     "append",
     "canonical_json",

@@ -25,9 +25,9 @@ from .providers.base import Usage
 from .schemas.openai import Message
 from .store.audit_base import AuditEntry
 from .store.base import Holder, Overdrawn, Reservation, Store, UnknownPool
-from .store.budget_records import BudgetRule, UsdCounter
+from .store.budget_records import BudgetRule
 from .store.sqlite_group import group_writes
-from .timeutil import Clock, after, now_str, utc_now
+from .timeutil import Clock, after, format_time, now_str, utc_now
 
 logger = logging.getLogger("tollgate.ledger")
 SESSION_SAVE_ATTEMPTS = 5
@@ -174,7 +174,7 @@ class Ledger:
                 booking.pool,
                 request_id,
                 tokens,
-                now_str(),
+                format_time(self.budgets.clock()),  # the clock the sweep and the USD holds use
                 holder,
                 totals_only=True,
                 leased=not watched,
@@ -225,18 +225,18 @@ class Ledger:
         usage = charge.usage
         cost = self.pricing.cost(charge.provider, charge.model, usage)
         entry = self._entry(booking, charge, status, cost, answer)
-        # the audit entry, its cost rollup (one atomic add) and the settle: writes only, side by side
-        jobs: list[Coroutine[Any, Any, Any]] = [self.audit.append(entry)]
-        jobs.append(self.store.add_rollup(rollups.change_of(entry)))
-        if booking.reservation_id is not None:
-            jobs.append(self._settle(booking, usage.total_tokens, cost))
-        if booking.admission is not None:
-            jobs.append(booking.admission.settle(usage.total_tokens))
-        if save_session and booking.session_id is not None and status == "ok" and answer is not None:
-            jobs.append(self._save_session(booking, answer))
-        gathered = asyncio.gather(*jobs, return_exceptions=True)
-        group_writes(self.store)  # SQLite: the settle, the rollup and the audit link in one transaction
-        results = await gathered
+        turn = await self._audit_turn(entry)
+        try:
+            audited = self.audit.append(entry) if turn is None else self.audit.append_in_turn(entry, turn)
+            jobs = [audited, *self._money_jobs(booking, entry, cost, usage.total_tokens)]
+            if save_session and booking.session_id is not None and status == "ok" and answer is not None:
+                jobs.append(self._save_session(booking, answer))
+            gathered = asyncio.gather(*jobs, return_exceptions=True)
+            group_writes(self.store)  # SQLite: the settles, the rollup and the audit link in one transaction
+            results = await gathered
+        finally:
+            if turn is not None:
+                turn.give_back()
         booking.reservation_id, booking.reserved = None, 0
         for result in results:
             if isinstance(result, BaseException):
@@ -249,6 +249,35 @@ class Ledger:
                 )
         seq = results[0].seq if isinstance(results[0], AuditEntry) else None
         return Settlement(cost_micro_usd=cost, audit_seq=seq)
+
+    async def _audit_turn(self, entry: AuditEntry) -> audit.Turn | None:
+        """On a store that groups writes (SQLite), the tenant's audit turn, taken before any write starts:
+        then the entry is written in the same transaction as the request's money, so a process killed at
+        any moment leaves the request audited and settled, or neither (held, for the sweep, which audits
+        what it charges). Elsewhere (or when the turn cannot be taken) None: the append waits its turn."""
+        if getattr(type(self.store), "group_writes", None) is None:
+            return None
+        try:
+            return await self.audit.take_turn(entry.tenant, entry.at)
+        except Exception as exc:  # the append tries again, and its failure is logged with the others
+            log_event(logger, logging.WARNING, "audit_turn_failed", request_id=entry.request_id, error=exc)
+            return None
+
+    def _money_jobs(
+        self, booking: Booking, entry: AuditEntry, cost: int | None, actual: int
+    ) -> list[Coroutine[Any, Any, Any]]:
+        """The writes of the request's money, to start beside its audit entry: the cost rollup (one atomic
+        add), the token settle, each USD hold (a job of its own, so that on SQLite it is in the group's
+        transaction too) and the TPM correction."""
+        jobs: list[Coroutine[Any, Any, Any]] = [self.store.add_rollup(rollups.change_of(entry))]
+        if booking.reservation_id is not None:
+            holds, booking.usd_holds = booking.usd_holds, []
+            jobs.append(self._settle(booking, actual))
+            rid, tenant = booking.reservation_id, booking.principal.tenant
+            jobs += [self._settle_usd(tenant, rid, hold, cost, booking.rules) for hold in holds]
+        if booking.admission is not None:
+            jobs.append(booking.admission.settle(actual))
+        return jobs
 
     async def save_session(self, booking: Booking, request_id: str, answer: dict[str, Any]) -> None:
         """Save the session alone (a loop's final answer); failures are logged, never raised."""
@@ -265,26 +294,22 @@ class Ledger:
                 error=f"{type(exc).__name__}: {exc}",
             )
 
-    async def _settle(self, booking: Booking, actual: int, cost: int | None) -> None:
+    async def _settle(self, booking: Booking, actual: int) -> None:
         """One conditional write carrying the tokens reserved (no read); when it corrected the sweep's
         charge instead, the sweep's estimate leaves the cost rollups (the request counts once). The USD
-        holds settle after it, whatever happened to the tokens. The overdraft checks (logs, alerts) run
-        after every money write, and their failure is logged, never lost money."""
+        holds settle beside it (``_settle_usd``), whatever happens to the tokens. The overdraft checks
+        (logs, alerts) run after every money write, and their failure is logged, never lost money."""
         assert booking.reservation_id is not None
-        tenant, rid, holds = booking.principal.tenant, booking.reservation_id, booking.usd_holds
-        booking.usd_holds = []
-        try:
-            settled = await self.store.settle(
-                tenant, booking.pool, rid, actual, reserved=booking.reserved, totals_only=True
-            )
-            if settled is not None and settled.corrected is not None:
-                tokens, swept_at = settled.corrected
-                holder = booking.holder or Holder()
-                estimate = Reservation(tenant, booking.pool, rid, tokens, swept_at, holder)
-                change = rollups.abandoned_change(self.pricing, estimate, swept_at)
-                await self.store.add_rollup(change.negated())
-        finally:
-            await self._settle_usd(tenant, rid, holds, cost, booking.rules)
+        tenant, rid = booking.principal.tenant, booking.reservation_id
+        settled = await self.store.settle(
+            tenant, booking.pool, rid, actual, reserved=booking.reserved, totals_only=True
+        )
+        if settled is not None and settled.corrected is not None:
+            tokens, swept_at = settled.corrected
+            holder = booking.holder or Holder()
+            estimate = Reservation(tenant, booking.pool, rid, tokens, swept_at, holder)
+            change = rollups.abandoned_change(self.pricing, estimate, swept_at)
+            await self.store.add_rollup(change.negated())
         check = overdraft.tokens_settled(self.alerts, booking.rules, settled, rid, booking.reserved, actual)
         await _checked(rid, check)
 
@@ -292,27 +317,16 @@ class Ledger:
         self,
         tenant: str,
         request_id: str,
-        holds: list[Hold],
+        hold: Hold,
         cost: int | None,
         rules: Sequence[BudgetRule] = (),
     ) -> None:
-        """Every hold is settled even when one of them fails (the first failure is raised after the
-        rest); then each settled one's overdraft check."""
-        settled: list[tuple[Hold, UsdCounter | None, int]] = []
-        failure: BaseException | None = None
-        for hold in holds:  # priced (an unpriced model is refused under a USD budget); else its bound
-            charged = hold.amount if cost is None else cost
-            try:
-                [counter] = await self.budgets.settle(tenant, request_id, [hold], charged)
-            except Exception as exc:
-                failure = failure or exc
-                continue
-            settled.append((hold, counter, charged))
-        for hold, counter, charged in settled:
-            check = overdraft.usd_settled(self.alerts, tenant, rules, hold, counter, request_id, charged)
-            await _checked(request_id, check)
-        if failure is not None:
-            raise failure
+        """One USD hold: its real cost when priced (an unpriced model is refused under a USD budget),
+        else its bound; then its overdraft check."""
+        charged = hold.amount if cost is None else cost
+        [counter] = await self.budgets.settle(tenant, request_id, [hold], charged)
+        check = overdraft.usd_settled(self.alerts, tenant, rules, hold, counter, request_id, charged)
+        await _checked(request_id, check)
 
     async def audit_abandoned(self, reservation: Reservation, at: str) -> AuditEntry:
         """The sweep's entry for a reservation nobody settled: status ``abandoned`` (itself the mark that

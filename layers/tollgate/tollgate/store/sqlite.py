@@ -144,12 +144,26 @@ class _Runner:
         try:
             results = self._inline.attempt(self._write_lock, _transaction, run_members, members)
         except Exception:  # rolled back, nothing written: each on its own, with its own error if any
-            results = BUSY
-        if results is BUSY:
             self._groups.alone(members, self._quick)
+            return
+        if results is BUSY:  # the lock is held (another process, our checkpoint): wait for it on the pool
+            task = asyncio.ensure_future(self._group_on_pool(members))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
             return
         resolve(members, results)
         self._checkpoint_if_due()
+
+    async def _group_on_pool(self, members: list[Member]) -> None:
+        """A group that could not start at once is still one transaction (a request's settles are never
+        committed apart from its audit entry), on a worker that waits for the lock; if a member raises
+        there (rolled back, nothing written), each runs again on its own, with its own error."""
+        try:
+            results = await self.write(run_members, members)
+        except Exception:
+            self._groups.alone(members, self._quick)
+            return
+        resolve(members, results)
 
     async def _quick(self, call: Callable[..., T], *args: Any) -> T:
         while True:

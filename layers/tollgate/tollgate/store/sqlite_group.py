@@ -4,14 +4,18 @@ When a request finishes, its settle, its cost rollup and its audit link (entry a
 in one loop iteration; each was a transaction of its own: ``BEGIN IMMEDIATE`` … ``COMMIT``, a commit each.
 ``group_writes(store)``, called right after those writes were started (``asyncio.gather``), collects the
 quick writes (``sqlite_inline``) that start before the loop reaches its callback, and runs them there as one
-transaction on the loop's thread: one commit instead of three, and the request's settle, rollup and audit
-entry are in the file together or not at all.
+transaction on the loop's thread: one commit instead of three, and the request's settles (tokens and every
+USD hold), rollup and audit entry are in the file together or not at all. For that the audit entry's write
+must start with the others: the ledger takes the tenant's audit turn first (``AuditWriter.take_turn``: the
+segment opened, no other append of the tenant in flight), so that a ``kill -9`` never leaves a request
+settled but unaudited (``tests/contract/test_sqlite_crash_image.py``).
 
-If the write lock cannot be taken at once (``BUSY``), or any member raises (the transaction is then rolled
-back: nothing was written), every member runs again on its own, as it would have without the group; so a
-member's error is its own, never its neighbours'. Not waiting on the loop for another iteration per write
-(the grouping tried in the second pass, which cost more than it saved): the callback is queued behind the
-tasks that the caller has just started, in the same iteration.
+If the write lock cannot be taken at once (``BUSY``: another process writes, or this one's checkpoint),
+the group is still one transaction, run on a worker that waits for the lock. If any member raises (the
+transaction is then rolled back: nothing was written), every member runs again on its own, as it would
+have without the group; so a member's error is its own, never its neighbours'. Not waiting on the loop
+for another iteration per write (the grouping tried in the second pass, which cost more than it saved):
+the callback is queued behind the tasks that the caller has just started, in the same iteration.
 """
 
 from __future__ import annotations
