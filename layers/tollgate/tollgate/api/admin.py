@@ -31,6 +31,8 @@ from .body import decode_json_object, validate
 from .budgets import set_budget, set_key_budget_route
 from .tokens import pool_view
 
+MAX_KEYS_PAGE = 1000  # GET /admin/keys: the most (and default) keys of one page
+
 # a ?tenant= filter shaped like the tenant names keys are created with (others: a 400, never a store error).
 # The pattern documents it (OpenAPI) and is checked with re.search, whose ``$`` also matches before a
 # trailing newline: each handler checks the name itself (``check_optional``, a full match).
@@ -67,9 +69,17 @@ async def create_key(request: Request[Any, Any, Any], ctx: NamedDependency[AppCo
 
 
 @get("/keys")
-async def list_keys(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
-    keys = await ctx.store.list_keys(check_optional(tenant, "tenant"))
-    return {"keys": [key_view(k) for k in keys]}
+async def list_keys(
+    ctx: NamedDependency[AppContext],
+    tenant: TenantFilter = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_KEYS_PAGE)] = MAX_KEYS_PAGE,
+    after: Annotated[str | None, QueryParameter(min_length=1, max_length=64, pattern=NAME_PATTERN)] = None,
+) -> dict[str, Any]:
+    """A page of keys in key_id order (``next_after``: the ``after`` of the next page, null at the end)."""
+    chosen = check_optional(tenant, "tenant"), check_optional(after, "key_id", param="after")
+    keys = await ctx.store.page_keys(*chosen, limit)
+    next_after = keys[-1].key_id if len(keys) == limit else None
+    return {"keys": [key_view(k) for k in keys], "next_after": next_after}
 
 
 @post("/keys/{key_id:str}/revoke", status_code=200)

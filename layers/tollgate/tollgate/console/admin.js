@@ -53,6 +53,17 @@ function providerRows(providers) {
   return rows;
 }
 
+/** Every key, page by page (GET /admin/keys gives at most 1000 keys a page, and next_after). */
+async function everyKey() {
+  const keys = [];
+  for (let after = null; ;) {
+    const page = await getJson(after ? `admin/keys?after=${encodeURIComponent(after)}` : "admin/keys");
+    keys.push(...(page.keys || []));
+    if (!page.next_after) return keys;
+    after = page.next_after;
+  }
+}
+
 export class AdminPage {
   constructor(root, banner) {
     this.root = root;
@@ -80,8 +91,8 @@ export class AdminPage {
     await Promise.all([
       this.load([this.body.tenants, this.body.keys, this.body.budgets], async () => {
         const [keys, costs, budgets] = await Promise.all([
-          getJson("admin/keys"), getJson("admin/costs?group_by=key"), getJson("admin/budgets")]);
-        const allKeys = keys.keys || [];
+          everyKey(), getJson("admin/costs?group_by=key"), getJson("admin/budgets")]);
+        const allKeys = keys;
         const allBudgets = budgets.budgets || [];
         replace(this.body.tenants, tenantsView(allKeys, costs, allBudgets));
         replace(this.body.keys, this.keysTable(allKeys));

@@ -230,6 +230,25 @@ class DynamoDBStore(
         chosen = [k for k in keys if tenant is None or k.tenant == tenant]
         return sorted(chosen, key=lambda k: (k.created_at, k.key_id))
 
+    async def get_key(self, key_id: str) -> ApiKey | None:
+        item = await self._current_key_item(key_id)
+        return None if item is None else items.key_from_item(item)
+
+    async def page_keys(self, tenant: str | None, after: str | None, limit: int) -> list[ApiKey]:
+        """Directory pages in key_id order until ``limit`` keys of the tenant are found (a tenant filter
+        reads the directory past the other tenants' keys: the directory is not by tenant)."""
+        found: dict[str, ApiKey] = {}
+        while len(found) < limit:
+            response = await self.call("query", **items.directory_page_request(items.KEYS_DIR, after, 100))
+            entries = response.get("Items", [])
+            listed = await self._batch_get([{items.PK: e[items.PK], items.SK: e[items.SK]} for e in entries])
+            keys = [items.key_from_item(i) for i in listed if items.GSI1PK in i]  # current secrets only
+            found.update((k.key_id, k) for k in keys if tenant is None or k.tenant == tenant)
+            if "LastEvaluatedKey" not in response:
+                break
+            after = get_s(response["LastEvaluatedKey"], items.GSI1SK)
+        return sorted(found.values(), key=lambda k: k.key_id)[:limit]
+
     async def revoke_key(self, key_id: str, at: str) -> ApiKey | None:
         for entry in await self._query(items.directory_request(items.KEYS_DIR, key_id)):
             request = items.revoke_request({items.PK: entry[items.PK], items.SK: entry[items.SK]}, at)

@@ -1,0 +1,85 @@
+"""The admin API at many keys: ``GET /admin/keys`` is paged (``limit``, ``after``, ``next_after``), and
+the per-key operations (a key's budget, rotation, a key's rate limit) find the key by its id instead of
+listing every key of every tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.server import ServerThread
+from tests.integration.state_helpers import Gateway, gateway_settings
+from tollgate.store.base import ApiKey
+from tollgate.store.sqlite import SQLiteStore
+
+
+class NoFullListing(SQLiteStore):
+    """A store on which reading every key is a failure: what costs a whole-table read per call."""
+
+    async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        raise AssertionError("an admin call listed every key")
+
+
+@pytest.fixture
+def gw(fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path) -> Gateway:
+    store = NoFullListing(str(tmp_path / "admin.db"))
+    server = start_gateway(gateway_settings(fake_openai), include_admin=True, store=store)
+    return Gateway(server, fake_openai)
+
+
+def _key_ids(gw: Gateway, tenant: str, count: int) -> list[str]:
+    created = [gw.admin("POST", "/keys", json={"tenant": tenant}) for _ in range(count)]
+    assert all(r.status_code == 201 for r in created)
+    return [str(r.json()["key_id"]) for r in created]
+
+
+def test_keys_are_listed_in_pages(gw: Gateway) -> None:
+    acme, beta = _key_ids(gw, "acme", 5), _key_ids(gw, "beta", 2)
+    listed, after, pages = [], None, 0
+    while True:
+        params = {"limit": 2, **({"after": after} if after else {})}
+        page = gw.admin("GET", "/keys", params=params).json()
+        assert len(page["keys"]) <= 2 and all("key_hash" not in k for k in page["keys"])
+        listed += [k["key_id"] for k in page["keys"]]
+        pages += 1
+        if page["next_after"] is None:
+            break
+        after = page["next_after"]
+    assert listed == sorted(acme + beta) and pages == 4
+    one_tenant = gw.admin("GET", "/keys", params={"tenant": "beta"}).json()
+    assert [k["key_id"] for k in one_tenant["keys"]] == sorted(beta) and one_tenant["next_after"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=ten", "limit"),
+        ("after=key%0a1", "after"),
+        ("after=", "after"),
+        ("after=" + "k" * 65, "after"),
+    ],
+)
+def test_bad_page_parameters_are_400s(gw: Gateway, query: str, param: str) -> None:
+    response = gw.admin("GET", f"/keys?{query}")
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+
+
+def test_per_key_admin_calls_find_the_key_by_id(gw: Gateway) -> None:
+    key_id, other = _key_ids(gw, "acme", 1)[0], _key_ids(gw, "beta", 1)[0]
+    budget = gw.admin("PUT", f"/keys/{key_id}/budget", json={"usd": 5})
+    assert budget.status_code == 200 and budget.json()["tenant"] == "acme", budget.text
+    assert gw.admin("POST", f"/keys/{key_id}/rotate", json={"grace_seconds": 0}).status_code == 200
+    assert gw.admin("PUT", f"/limits/acme/keys/{key_id}", json={"rpm": 5}).status_code == 200
+    # another tenant's key is not this tenant's: a 404 naming the key, nothing written
+    wrong = gw.admin("PUT", f"/limits/acme/keys/{other}", json={"rpm": 5})
+    assert wrong.status_code == 404 and wrong.json()["error"]["param"] == "key_id"
+    assert gw.admin("PUT", "/keys/key_0000000000000000/budget", json={"usd": 5}).status_code == 404
+    assert gw.admin("POST", "/keys/key_0000000000000000/rotate").status_code == 404
+    limits = gw.admin("GET", "/limits").json()["limits"]
+    assert [(lim["tenant"], lim["key_id"]) for lim in limits] == [("acme", key_id)]
