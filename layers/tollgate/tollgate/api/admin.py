@@ -133,6 +133,9 @@ async def verify_audit(ctx: NamedDependency[AppContext], tenant: TenantFilter = 
     tenant = check_optional(tenant, "tenant")
     tenants = [tenant] if tenant else await ctx.store.audit_tenants()
     results = {t: (await audit.verify(ctx.store, t, ctx.ledger.audit_key)).as_dict() for t in tenants}
+    if tenant and results[tenant]["entries"] == 0 and results[tenant]["head_seq"] == 0:
+        # a typo must not read as a verified chain (as ``tollgate audit verify --tenant``: exit 2)
+        raise NotFound(f"no audit entries for tenant {tenant!r}", param="tenant")
     return {"valid": all(r["valid"] for r in results.values()), "tenants": results}
 
 
