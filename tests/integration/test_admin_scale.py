@@ -1,6 +1,7 @@
 """The admin API at many keys: ``GET /admin/keys`` is paged (``limit``, ``after``, ``next_after``), and
 the per-key operations (a key's budget, rotation, a key's rate limit) find the key by its id instead of
-listing every key of every tenant."""
+listing every key of every tenant; the cost reports are summed per group in the store, never every
+rollup row of a year in memory."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import Gateway, gateway_settings
 from tollgate.store.base import ApiKey
+from tollgate.store.rollup_base import Rollup
 from tollgate.store.sqlite import SQLiteStore
 
 
@@ -21,6 +23,11 @@ class NoFullListing(SQLiteStore):
 
     async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
         raise AssertionError("an admin call listed every key")
+
+    async def list_rollups(
+        self, tenant: str | None, since_day: str | None = None, until_day: str | None = None
+    ) -> list[Rollup]:
+        raise AssertionError("a cost report read every rollup row of its range")
 
 
 @pytest.fixture
@@ -83,3 +90,14 @@ def test_per_key_admin_calls_find_the_key_by_id(gw: Gateway) -> None:
     assert gw.admin("POST", "/keys/key_0000000000000000/rotate").status_code == 404
     limits = gw.admin("GET", "/limits").json()["limits"]
     assert [(lim["tenant"], lim["key_id"]) for lim in limits] == [("acme", key_id)]
+
+
+def test_cost_reports_are_summed_in_the_store(gw: Gateway) -> None:
+    keys = [gw.new_key("acme"), gw.new_key("acme"), gw.new_key("beta")]
+    for key in keys:
+        assert gw.chat(key).status_code == 200
+    by_key = gw.admin("GET", "/costs", params={"group_by": "key"})
+    assert by_key.status_code == 200, by_key.text
+    assert by_key.json()["requests"] == 3 and len(by_key.json()["groups"]) == 3
+    own = gw.get(keys[0], "/v1/costs", params={"group_by": "model"})
+    assert own.status_code == 200 and own.json()["requests"] == 2, own.text

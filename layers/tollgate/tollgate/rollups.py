@@ -144,7 +144,7 @@ async def cost_report(
 ) -> dict[str, Any]:
     """``/v1/costs``, ``GET /admin/costs`` and ``tollgate costs``: the rows of whole UTC days."""
     since_day, until_day = day_range(since, until)
-    rows = await store.list_rollups(tenant, since_day, until_day)
+    rows = await store.rollup_totals(tenant, since_day, until_day, group_by)  # summed in the store
     return {"since_day": since_day, "until_day": until_day, **summarize(rows, group_by)}
 
 

@@ -394,3 +394,8 @@ class SQLiteStore(SQLiteAlerts, SQLiteAudit, SQLiteBudgets, SQLiteLimits):
         self, tenant: str | None, since_day: str | None = None, until_day: str | None = None
     ) -> list[Rollup]:
         return await self._run.read(rollups.list_rollups, tenant, since_day, until_day)
+
+    async def rollup_totals(
+        self, tenant: str | None, since_day: str | None, until_day: str | None, group_by: str | None
+    ) -> list[Rollup]:
+        return await self._run.read(rollups.rollup_totals, tenant, since_day, until_day, group_by)
