@@ -4,6 +4,7 @@ audit log: each a 4xx naming the parameter, with nothing written."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,3 +63,31 @@ def test_verifying_a_tenant_without_an_audit_log_is_a_404(gw: Gateway) -> None:
     found = gw.admin("GET", "/audit/verify", params={"tenant": "acme"}).json()
     assert found["valid"] is True and found["tenants"]["acme"]["entries"] == 1
     assert gw.admin("GET", "/audit/verify", params={"tenant": "acmee"}).status_code == 404
+
+
+def test_a_cost_verification_names_at_most_a_thousand_rows(gw: Gateway, tmp_path: Path) -> None:
+    """Rollup rows the audit log does not back (an edited table, or data before a backfill): the answer
+    names the first 1,000 and counts them all, so it stays far below a buffered Lambda answer's 6 MB."""
+    gw.new_key("acme")
+    cells = [("acme", f"2026-01-{1 + n % 28:02d}", f"key_{n:04d}", "openai", "m", 1) for n in range(1500)]
+    with sqlite3.connect(tmp_path / "operator.db") as conn:
+        conn.executemany(
+            "INSERT INTO cost_rollups (tenant, day, key_id, provider, model, requests) VALUES (?,?,?,?,?,?)",
+            cells,
+        )
+    conn.close()
+    answer = gw.admin("GET", "/costs/verify", params={"tenant": "acme"})
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["valid"] is False and result["differences_total"] == 1500 and result["rows"] == 1500
+    assert len(result["differences"]) == 1000
+    assert (
+        result["differences"][0]["rollup"]["requests"] == 1
+        and result["differences"][0]["audit"]["requests"] == 0
+    )
+    narrow = gw.admin("GET", "/costs/verify", params={"tenant": "acme", "since": "2026-01-28"}).json()
+    assert (
+        narrow["differences_total"]
+        == len(narrow["differences"])
+        == len([c for c in cells if c[1] >= "2026-01-28"])
+    )

@@ -32,6 +32,7 @@ from .budgets import set_budget, set_key_budget_route
 from .tokens import pool_view
 
 MAX_KEYS_PAGE = 1000  # GET /admin/keys: the most (and default) keys of one page
+MAX_DIFFERENCES = 1000  # GET /admin/costs/verify: the differing rows named in one answer
 
 # a ?tenant= filter shaped like the tenant names keys are created with (others: a 400, never a store error).
 # The pattern documents it (OpenAPI) and is checked with re.search, whose ``$`` also matches before a
@@ -122,10 +123,14 @@ async def verify_costs(
     since: FromQuery[str | None] = None,
     until: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
-    """Recompute the cost rollups of whole UTC days from the audit entries; ``valid`` false names every row
-    that differs (nothing is changed: ``tollgate costs --verify --repair`` repairs)."""
+    """Recompute the cost rollups of whole UTC days from the audit entries; ``valid`` false names the rows
+    that differ, the first ``MAX_DIFFERENCES`` of ``differences_total`` (a buffered Lambda answer holds at
+    most 6 MB; narrow the range for the rest). Nothing is changed: ``tollgate costs --verify --repair``
+    repairs."""
     chosen = check_optional(tenant, "tenant"), time_param(since, "since"), time_param(until, "until")
-    return await rollups.verify(ctx.store, *chosen)
+    result = await rollups.verify(ctx.store, *chosen)
+    differences = result["differences"]
+    return {**result, "differences": differences[:MAX_DIFFERENCES], "differences_total": len(differences)}
 
 
 @get("/audit/verify")
