@@ -101,3 +101,27 @@ def test_cost_reports_are_summed_in_the_store(gw: Gateway) -> None:
     assert by_key.json()["requests"] == 3 and len(by_key.json()["groups"]) == 3
     own = gw.get(keys[0], "/v1/costs", params={"group_by": "model"})
     assert own.status_code == 200 and own.json()["requests"] == 2, own.text
+
+
+def test_budgets_are_listed_a_page_of_tenants_at_a_time(gw: Gateway) -> None:
+    tenants = [f"t{n:02d}" for n in range(7)]
+    for tenant in reversed(tenants):
+        gw.set_budget(tenant, "default", 100)
+    assert gw.admin("PUT", "/budgets/t03/default", json={"usd": 5}).status_code == 200
+    seen, after, pages = [], None, 0
+    while True:
+        params = {"limit": 3, **({"after": after} if after else {})}
+        page = gw.admin("GET", "/budgets", params=params).json()
+        names = sorted({b["tenant"] for b in page["budgets"]})
+        assert names == sorted({p["tenant"] for p in page["pools"]}) and len(names) <= 3
+        seen += names
+        pages += 1
+        if page["next_after"] is None:
+            break
+        after = page["next_after"]
+    assert seen == ["local", *tenants] and pages == 3  # open mode's tenant local has its pool too
+    one = gw.admin("GET", "/budgets", params={"tenant": "t03"}).json()
+    assert [b["kind"] for b in one["budgets"]] == ["tokens", "usd"] and one["next_after"] is None
+    for bad in ({"limit": 0}, {"limit": 1001}, {"after": "t 1"}):
+        response = gw.admin("GET", "/budgets", params=bad)
+        assert response.status_code == 400 and response.json()["error"]["param"] == next(iter(bad))

@@ -32,6 +32,7 @@ from .budgets import set_budget, set_key_budget_route
 from .tokens import pool_view
 
 MAX_KEYS_PAGE = 1000  # GET /admin/keys: the most (and default) keys of one page
+MAX_TENANTS_PAGE = 1000  # GET /admin/budgets: the most (and default) tenants of one page
 MAX_DIFFERENCES = 1000  # GET /admin/costs/verify: the differing rows named in one answer
 
 # a ?tenant= filter shaped like the tenant names keys are created with (others: a 400, never a store error).
@@ -93,16 +94,27 @@ async def revoke_key(ctx: NamedDependency[AppContext], key_id: FromPath[str]) ->
 
 
 @get("/budgets")
-async def list_budgets(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
-    tenant = check_optional(tenant, "tenant")
-    pools = [{"tenant": p.tenant, **pool_view(p)} for p in await ctx.store.list_pools(tenant)]
-    tenants = [tenant] if tenant else sorted({p["tenant"] for p in pools} | await _rule_tenants(ctx))
-    views = [{"tenant": t, **v} for t in tenants for v in await ctx.ledger.budgets.views(t)]
-    return {"pools": pools, "budgets": views}
+async def list_budgets(
+    ctx: NamedDependency[AppContext],
+    tenant: TenantFilter = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_TENANTS_PAGE)] = MAX_TENANTS_PAGE,
+    after: TenantFilter = None,
+) -> dict[str, Any]:
+    """The budgets of at most ``limit`` tenants in name order, after the tenant ``after``
+    (``next_after``: where the next page starts, null at the end)."""
+    tenant, after = check_optional(tenant, "tenant"), check_optional(after, "tenant", param="after")
+    tenants = [tenant] if tenant else [t for t in await _budget_tenants(ctx) if after is None or t > after]
+    page = tenants[:limit]
+    pools = [{"tenant": p.tenant, **pool_view(p)} for t in page for p in await ctx.store.list_pools(t)]
+    views = [{"tenant": t, **v} for t in page for v in await ctx.ledger.budgets.views(t)]
+    next_after = page[-1] if len(tenants) > limit else None
+    return {"pools": pools, "budgets": views, "next_after": next_after}
 
 
-async def _rule_tenants(ctx: AppContext) -> set[str]:
-    return {r.tenant for r in await ctx.store.list_budget_rules()}
+async def _budget_tenants(ctx: AppContext) -> list[str]:
+    """Every tenant with a pool or a budget rule, in name order."""
+    rules = {r.tenant for r in await ctx.store.list_budget_rules()}
+    return sorted({p.tenant for p in await ctx.store.list_pools()} | rules)
 
 
 @get("/costs")

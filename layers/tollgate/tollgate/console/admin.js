@@ -53,13 +53,14 @@ function providerRows(providers) {
   return rows;
 }
 
-/** Every key, page by page (GET /admin/keys gives at most 1000 keys a page, and next_after). */
-async function everyKey() {
-  const keys = [];
+/** Every item of a paged admin listing (GET /admin/keys, /admin/budgets: at most 1000 keys or tenants
+ * a page, and next_after), page by page. */
+async function everyPage(path, field) {
+  const found = [];
   for (let after = null; ;) {
-    const page = await getJson(after ? `admin/keys?after=${encodeURIComponent(after)}` : "admin/keys");
-    keys.push(...(page.keys || []));
-    if (!page.next_after) return keys;
+    const page = await getJson(after ? `${path}?after=${encodeURIComponent(after)}` : path);
+    found.push(...(page[field] || []));
+    if (!page.next_after) return found;
     after = page.next_after;
   }
 }
@@ -91,9 +92,10 @@ export class AdminPage {
     await Promise.all([
       this.load([this.body.tenants, this.body.keys, this.body.budgets], async () => {
         const [keys, costs, budgets] = await Promise.all([
-          everyKey(), getJson("admin/costs?group_by=key"), getJson("admin/budgets")]);
+          everyPage("admin/keys", "keys"), getJson("admin/costs?group_by=key"),
+          everyPage("admin/budgets", "budgets")]);
         const allKeys = keys;
-        const allBudgets = budgets.budgets || [];
+        const allBudgets = budgets;
         replace(this.body.tenants, tenantsView(allKeys, costs, allBudgets));
         replace(this.body.keys, this.keysTable(allKeys));
         replace(this.body.budgets, budgetsTable(allBudgets));
