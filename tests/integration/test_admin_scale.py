@@ -99,6 +99,8 @@ def test_cost_reports_are_summed_in_the_store(gw: Gateway) -> None:
     by_key = gw.admin("GET", "/costs", params={"group_by": "key"})
     assert by_key.status_code == 200, by_key.text
     assert by_key.json()["requests"] == 3 and len(by_key.json()["groups"]) == 3
+    by_tenant = gw.admin("GET", "/costs", params={"group_by": "tenant"}).json()  # the console's tenants view
+    assert [(g["group"], g["requests"]) for g in by_tenant["groups"]] == [("acme", 2), ("beta", 1)]
     own = gw.get(keys[0], "/v1/costs", params={"group_by": "model"})
     assert own.status_code == 200 and own.json()["requests"] == 2, own.text
 

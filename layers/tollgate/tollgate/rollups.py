@@ -112,6 +112,8 @@ def _group(row: Rollup, group_by: str | None) -> str:
         return row.day
     if group_by == "key":
         return row.key_id
+    if group_by == "tenant":
+        return row.tenant
     return "all"
 
 

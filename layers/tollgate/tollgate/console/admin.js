@@ -14,13 +14,12 @@ function card(title, id, ...children) {
 }
 
 function tenantsView(keys, costs, budgets) {
-  const tenantOf = new Map(keys.map((k) => [k.key_id, k.tenant]));
   const rows = new Map();
   const row = (t) => rows.get(t) || rows.set(t, {keys: 0, requests: 0, micro: 0, budgets: 0}).get(t);
   for (const k of keys) if (!k.revoked_at) row(k.tenant).keys += 1;
   for (const b of budgets) row(b.tenant).budgets += 1;
-  for (const g of costs.groups || []) {
-    const r = row(tenantOf.get(g.group) || `(no such key: ${g.group})`);
+  for (const g of costs.groups || []) {  // GET /admin/costs?group_by=tenant: one group per tenant
+    const r = row(g.group);
     r.requests += g.requests;
     r.micro += g.cost_micro_usd;
   }
@@ -92,7 +91,7 @@ export class AdminPage {
     await Promise.all([
       this.load([this.body.tenants, this.body.keys, this.body.budgets], async () => {
         const [keys, costs, budgets] = await Promise.all([
-          everyPage("admin/keys", "keys"), getJson("admin/costs?group_by=key"),
+          everyPage("admin/keys", "keys"), getJson("admin/costs?group_by=tenant"),
           everyPage("admin/budgets", "budgets")]);
         const allKeys = keys;
         const allBudgets = budgets;

@@ -97,6 +97,7 @@ GROUP_FIELDS: dict[str | None, tuple[str, ...]] = {
     "model": ("provider", "model"),
     "day": ("day",),
     "key": ("key_id",),
+    "tenant": ("tenant",),
 }
 CELL_FIELDS = ("tenant", "day", "key_id", "provider", "model")
 
