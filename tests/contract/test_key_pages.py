@@ -55,7 +55,7 @@ async def test_get_key_finds_one_key_by_id(store: Store) -> None:
 
 
 async def test_pages_span_the_directory_reads(store: Store) -> None:
-    """More keys than one directory read (100 on DynamoDB), a tenant's few keys far apart."""
+    """More keys than one directory read (a page's limit on DynamoDB), a tenant's few keys far apart."""
     keys = [ApiKey(f"key_{n:04d}", f"h{n}", "acme" if n % 50 == 7 else "beta", T0) for n in range(230)]
     for key in keys:
         await store.create_key(key)

@@ -66,6 +66,7 @@ __all__ = ["DynamoDBStore", "StoreConflict"]
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_FILTERED_CHUNK = 1000  # directory entries read at once while looking for one tenant's keys
 _ATTEMPTS = 20
 _TTL_UNSUPPORTED = {"UnknownOperationException", "NotImplemented"}  # dynalite: the former
 
@@ -239,7 +240,8 @@ class DynamoDBStore(
         reads the directory past the other tenants' keys: the directory is not by tenant)."""
         found: dict[str, ApiKey] = {}
         while len(found) < limit:
-            response = await self.call("query", **items.directory_page_request(items.KEYS_DIR, after, 100))
+            chunk = limit - len(found) if tenant is None else _FILTERED_CHUNK  # a filter skips most entries
+            response = await self.call("query", **items.directory_page_request(items.KEYS_DIR, after, chunk))
             entries = response.get("Items", [])
             listed = await self._batch_get([{items.PK: e[items.PK], items.SK: e[items.SK]} for e in entries])
             keys = [items.key_from_item(i) for i in listed if items.GSI1PK in i]  # current secrets only
