@@ -160,5 +160,5 @@ def test_bad_budgets_are_a_400_and_write_nothing(
     created = gw.admin("POST", "/keys", json={"tenant": "acme", **key_fields})
     assert created.status_code == 400, created.text
     listed = gw.admin("GET", "/budgets", params={"tenant": "acme"}).json()
-    assert listed == {"pools": [], "budgets": []}
+    assert listed == {"pools": [], "budgets": [], "next_after": None}
     assert gw.admin("GET", "/keys", params={"tenant": "acme"}).json()["keys"] == []

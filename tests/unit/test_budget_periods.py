@@ -76,6 +76,15 @@ def test_an_unknown_timezone_is_refused(zone: str) -> None:
     assert refused.value.param == "timezone" and "IANA" in refused.value.message
 
 
+@pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory", "right/UTC", "posix/Europe/Berlin"])
+def test_a_zone_that_depends_on_the_host_is_refused(zone: str) -> None:
+    """``localtime`` is whatever zone the host runs in (a laptop's CLI and Lambda would count one budget in
+    different periods); ``posix/`` and ``right/`` exist on some hosts only (``right/`` adds leap seconds)."""
+    with pytest.raises(BadPeriod) as refused:
+        check_timezone(zone)
+    assert refused.value.param == "timezone" and "IANA" in refused.value.message
+
+
 def test_known_timezones() -> None:
     assert check_timezone("UTC") == "UTC"
     assert check_timezone("America/New_York") == "America/New_York"

@@ -76,6 +76,6 @@ def test_the_summary_matches_the_entries_summary() -> None:
         replace(ENTRY, request_id="w1", status="segment_opened", segment="registry"),  # never a request
     ]
     rows = rollups.recompute(entries).values()
-    for group_by in (None, "model", "day", "key"):
+    for group_by in (None, "model", "day", "key", "tenant"):
         expected = summarize_costs([e for e in entries if e.status != "segment_opened"], group_by)
         assert rollups.summarize(rows, group_by) == expected, group_by

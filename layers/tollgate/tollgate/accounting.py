@@ -249,6 +249,8 @@ def _group_key(entry: AuditEntry, group_by: str | None) -> str:
         return entry.at[:10]
     if group_by == "key":
         return entry.key_id
+    if group_by == "tenant":
+        return entry.tenant
     return "all"
 
 

@@ -42,9 +42,30 @@ def _zone(name: str) -> tzinfo:
     return ZoneInfo(name)
 
 
+# files of a system's zoneinfo folder that are not a place's zone: ``localtime`` is the host's own zone (so
+# the CLI on a laptop and the gateway on Lambda would count a budget in different periods), ``posix/`` and
+# ``right/`` are copies that only some systems have (``right/`` counts leap seconds), ``Factory`` has none
+_HOST_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+_HOST_ZONE_FOLDERS = ("posix/", "right/")
+
+
 def check_timezone(name: str) -> str:
-    """An IANA timezone name zoneinfo knows (``Europe/Berlin``, ``UTC``)."""
-    problem = f"unknown timezone {name!r}: use an IANA name such as UTC or Europe/Berlin"
+    """An IANA timezone name zoneinfo knows (``Europe/Berlin``, ``UTC``), the same on every host: what an
+    operator may set (a rule stored before the host zones were refused still counts in its zone)."""
+    if name in _HOST_ZONES or name.startswith(_HOST_ZONE_FOLDERS):
+        problem = (
+            f"timezone {name!r} is not the same on every host: use an IANA name such as UTC or Europe/Berlin"
+        )
+        raise BadPeriod(problem, param="timezone")
+    return _loadable(name)
+
+
+def _unknown_zone(name: str) -> str:
+    return f"unknown timezone {name!r}: use an IANA name such as UTC or Europe/Berlin"
+
+
+def _loadable(name: str) -> str:
+    problem = _unknown_zone(name)
     if not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
         raise BadPeriod(problem, param="timezone")
     try:
@@ -76,7 +97,7 @@ def window(period: str, timezone: str, now: datetime) -> Window:
     check_period(period)
     if period == "none":
         return Window(NO_PERIOD_KEY, None, None)
-    zone = _zone(check_timezone(timezone))
+    zone = _zone(_loadable(timezone))
     today = now.astimezone(zone).date()
     if period == "daily":
         start, end = today, today + timedelta(days=1)

@@ -10,7 +10,7 @@ from typing import Any
 from . import audit
 from .api.admin import key_view
 from .cli import _print, _with_store
-from .cli_args import count_type, name_type, names_type
+from .cli_args import count_type, label_type, models_type, name_type, names_type
 from .cli_budgets import (
     add_budget_set_arguments,
     add_key_budget_arguments,
@@ -70,6 +70,8 @@ def keys_create(args: argparse.Namespace) -> int:
 
 def keys_list(args: argparse.Namespace) -> int:
     async def listing(store: Any, _: Settings) -> list[dict[str, Any]]:
+        if args.tenant:
+            await require_tenant(store, args.tenant)  # a typo is exit 2, not "no keys"
         return [key_view(k) for k in await store.list_keys(args.tenant)]
 
     rows = _with_store(listing)
@@ -166,8 +168,8 @@ def add_admin_commands(commands: Any) -> None:
     keys = commands.add_parser("keys", help="virtual API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key (printed once)")
     create.add_argument("--tenant", required=True, type=_TENANT, help="the tenant the key belongs to")
-    create.add_argument("--name", help="a label for the key (shown by keys list)")
-    create.add_argument("--models", help="comma-separated allow-list (globs: openai/*)")
+    create.add_argument("--name", type=label_type, help="a label for the key (shown by keys list)")
+    create.add_argument("--models", type=models_type, help="comma-separated allow-list (globs: openai/*)")
     create.add_argument(
         "--pool", default="default", type=_POOL, help="the key's own pool (created unlimited if missing)"
     )

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import NoReturn
 
 from .names import name_problem, printable
+from .schemas.limits import MAX_KEY_MODELS, MAX_KEY_NAME, MAX_MODEL_NAME, control_characters
 from .timeutil import format_time, parse_time, utc_now
 
 SINCE_FORMS = "an ISO date/time (2026-11-01, 2026-11-01T12:00:00Z), today, yesterday, 7d, 24h or 30m"
@@ -46,6 +47,35 @@ def names_type(kind: str) -> Callable[[str], tuple[str, ...]]:
 
     parse.__name__ = f"{kind} list"
     return parse
+
+
+def label_type(value: str) -> str:
+    """``--name``: a key's label, as the admin API takes it (at most 200 characters, no control ones)."""
+    if len(value) > MAX_KEY_NAME or control_characters(value):
+        problem = (
+            f"at most {MAX_KEY_NAME} characters and no control characters, got '{printable(value[:80])}'"
+        )
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+label_type.__name__ = "name"
+
+
+def models_type(value: str) -> str:
+    """``--models``: a comma-separated allow-list, each entry as the admin API takes it (at most
+    MAX_KEY_MODELS entries of at most MAX_MODEL_NAME characters, no control characters)."""
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    if len(entries) > MAX_KEY_MODELS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_KEY_MODELS} models, got {len(entries)}")
+    for entry in entries:
+        if len(entry) > MAX_MODEL_NAME or control_characters(entry):
+            problem = f"each model at most {MAX_MODEL_NAME} characters, no control characters"
+            raise argparse.ArgumentTypeError(f"{problem}, got '{printable(entry[:80])}'")
+    return value
+
+
+models_type.__name__ = "models"
 
 
 def count_type(minimum: int, maximum: int | None = None) -> Callable[[str], int]:

@@ -19,7 +19,7 @@ from .budget_admin import (
 )
 from .budget_periods import PERIODS, check_timezone
 from .cli import _print, _with_store
-from .cli_checks import require_key
+from .cli_checks import require_key, require_tenant
 from .config import Settings
 from .context import AppContext
 from .errors import BadRequest
@@ -125,6 +125,8 @@ def _amount(view: dict[str, Any], name: str) -> str:
 def budgets_show(args: argparse.Namespace) -> int:
     async def show(store: Any, settings: Settings) -> list[dict[str, Any]]:
         budgets = AppContext.build(settings, store, allow_open=False).ledger.budgets
+        if args.tenant:
+            await require_tenant(store, args.tenant)
         tenants = (
             [args.tenant]
             if args.tenant

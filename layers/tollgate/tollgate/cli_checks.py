@@ -12,7 +12,7 @@ from .errors import NotFound
 async def require_tenant(store: Any, tenant: str) -> None:
     """A tenant is known when it has a key, a pool or an audit log (a tenant whose keys are gone still
     has its costs and its audit)."""
-    if await store.list_keys(tenant) or await store.list_pools(tenant):
+    if await store.page_keys(tenant, None, 1) or await store.list_pools(tenant):
         return
     if tenant in await store.audit_tenants():
         return
@@ -20,5 +20,6 @@ async def require_tenant(store: Any, tenant: str) -> None:
 
 
 async def require_key(store: Any, tenant: str, key_id: str) -> None:
-    if not any(k.key_id == key_id for k in await store.list_keys(tenant)):
+    key = await store.get_key(key_id)
+    if key is None or key.tenant != tenant:
         raise NotFound(f"tenant {tenant!r} has no key {key_id!r}", param="key_id")

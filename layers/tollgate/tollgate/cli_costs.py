@@ -85,7 +85,9 @@ def add_costs_command(commands: Any) -> None:
         "--until", type=since_time, help="before this time (rounded up to the next UTC midnight)"
     )
     cost.add_argument(
-        "--by", choices=["model", "day", "key"], help="group the totals by model, UTC day or key"
+        "--by",
+        choices=["model", "day", "key", "tenant"],
+        help="group the totals by model, UTC day, key or tenant",
     )
     cost.add_argument(
         "--verify",

@@ -12,6 +12,7 @@ from typing import Any
 from . import limits_admin
 from .cli import _print, _with_store
 from .cli_args import count_type, name_type
+from .cli_checks import require_tenant
 from .config import Settings
 from .errors import NotFound
 from .names import printable
@@ -46,6 +47,8 @@ def limits_set(args: argparse.Namespace) -> int:
 
 def limits_show(args: argparse.Namespace) -> int:
     async def show(store: Any, _: Settings) -> list[dict[str, Any]]:
+        if args.tenant:
+            await require_tenant(store, args.tenant)
         return [limits_admin.limit_view(lim) for lim in await store.list_limits(args.tenant)]
 
     rows = _with_store(show)

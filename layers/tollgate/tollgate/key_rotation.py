@@ -25,10 +25,10 @@ async def rotate(store: Store, key_id: str, grace_seconds: int, now: datetime) -
     400 ``key_revoked`` for a revoked key; nothing is written then."""
     if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
         raise BadRequest(f"grace_seconds must be 0..{MAX_GRACE_SECONDS}", param="grace_seconds")
-    found = [k for k in await store.list_keys() if k.key_id == key_id]
-    if not found:
+    found = await store.get_key(key_id)
+    if found is None:
         raise NotFound(f"no key {key_id!r}", param="key_id")
-    if found[0].revoked_at is not None:
+    if found.revoked_at is not None:
         raise BadRequest(f"key {key_id!r} is revoked; create a new key", param="key_id", code="key_revoked")
     secret = generate_key()
     until = format_time(now + timedelta(seconds=grace_seconds))

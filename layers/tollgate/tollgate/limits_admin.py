@@ -22,12 +22,12 @@ def limit_view(limit: RateLimit) -> dict[str, Any]:
 
 async def check_scope(store: Store, tenant: str, key_id: str | None) -> None:
     """404 for a tenant without keys or pools, and for a key id that is not the tenant's."""
-    keys = await store.list_keys(tenant)
     if key_id is not None:
-        if not any(k.key_id == key_id for k in keys):
+        key = await store.get_key(key_id)
+        if key is None or key.tenant != tenant:
             raise NotFound(f"tenant {tenant!r} has no key {key_id!r}", param="key_id")
         return
-    if not keys and not await store.list_pools(tenant):
+    if not await store.page_keys(tenant, None, 1) and not await store.list_pools(tenant):
         raise NotFound(f"no tenant {tenant!r} (it has no keys and no pools)", param="tenant")
 
 

@@ -117,6 +117,8 @@ def _group(row: Rollup, group_by: str | None) -> str:
         return row.day
     if group_by == "key":
         return row.key_id
+    if group_by == "tenant":
+        return row.tenant
     return "all"
 
 
@@ -149,7 +151,7 @@ async def cost_report(
 ) -> dict[str, Any]:
     """``/v1/costs``, ``GET /admin/costs`` and ``tollgate costs``: the rows of whole UTC days."""
     since_day, until_day = day_range(since, until)
-    rows = await store.list_rollups(tenant, since_day, until_day)
+    rows = await store.rollup_totals(tenant, since_day, until_day, group_by)  # summed in the store
     return {"since_day": since_day, "until_day": until_day, **summarize(rows, group_by)}
 
 

@@ -20,7 +20,7 @@ from ..store.audit_base import AuditEntry
 from ..timeutil import normalize_time
 from .caller import Caller
 
-GROUPS = ("model", "day", "key")
+GROUPS = ("model", "day", "key", "tenant")
 MAX_PAGE = 1000
 
 

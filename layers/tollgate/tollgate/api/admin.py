@@ -31,6 +31,10 @@ from .body import decode_json_object, validate
 from .budgets import set_budget, set_key_budget_route
 from .tokens import pool_view
 
+MAX_KEYS_PAGE = 1000  # GET /admin/keys: the most (and default) keys of one page
+MAX_TENANTS_PAGE = 1000  # GET /admin/budgets: the most (and default) tenants of one page
+MAX_DIFFERENCES = 1000  # GET /admin/costs/verify: the differing rows named in one answer
+
 # a ?tenant= filter shaped like the tenant names keys are created with (others: a 400, never a store error).
 # The pattern documents it (OpenAPI) and is checked with re.search, whose ``$`` also matches before a
 # trailing newline: each handler checks the name itself (``check_optional``, a full match).
@@ -67,9 +71,17 @@ async def create_key(request: Request[Any, Any, Any], ctx: NamedDependency[AppCo
 
 
 @get("/keys")
-async def list_keys(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
-    keys = await ctx.store.list_keys(check_optional(tenant, "tenant"))
-    return {"keys": [key_view(k) for k in keys]}
+async def list_keys(
+    ctx: NamedDependency[AppContext],
+    tenant: TenantFilter = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_KEYS_PAGE)] = MAX_KEYS_PAGE,
+    after: Annotated[str | None, QueryParameter(min_length=1, max_length=64, pattern=NAME_PATTERN)] = None,
+) -> dict[str, Any]:
+    """A page of keys in key_id order (``next_after``: the ``after`` of the next page, null at the end)."""
+    chosen = check_optional(tenant, "tenant"), check_optional(after, "key_id", param="after")
+    keys = await ctx.store.page_keys(*chosen, limit)
+    next_after = keys[-1].key_id if len(keys) == limit else None
+    return {"keys": [key_view(k) for k in keys], "next_after": next_after}
 
 
 @post("/keys/{key_id:str}/revoke", status_code=200)
@@ -82,16 +94,27 @@ async def revoke_key(ctx: NamedDependency[AppContext], key_id: FromPath[str]) ->
 
 
 @get("/budgets")
-async def list_budgets(ctx: NamedDependency[AppContext], tenant: TenantFilter = None) -> dict[str, Any]:
-    tenant = check_optional(tenant, "tenant")
-    pools = [{"tenant": p.tenant, **pool_view(p)} for p in await ctx.store.list_pools(tenant)]
-    tenants = [tenant] if tenant else sorted({p["tenant"] for p in pools} | await _rule_tenants(ctx))
-    views = [{"tenant": t, **v} for t in tenants for v in await ctx.ledger.budgets.views(t)]
-    return {"pools": pools, "budgets": views}
+async def list_budgets(
+    ctx: NamedDependency[AppContext],
+    tenant: TenantFilter = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_TENANTS_PAGE)] = MAX_TENANTS_PAGE,
+    after: TenantFilter = None,
+) -> dict[str, Any]:
+    """The budgets of at most ``limit`` tenants in name order, after the tenant ``after``
+    (``next_after``: where the next page starts, null at the end)."""
+    tenant, after = check_optional(tenant, "tenant"), check_optional(after, "tenant", param="after")
+    tenants = [tenant] if tenant else [t for t in await _budget_tenants(ctx) if after is None or t > after]
+    page = tenants[:limit]
+    pools = [{"tenant": p.tenant, **pool_view(p)} for t in page for p in await ctx.store.list_pools(t)]
+    views = [{"tenant": t, **v} for t in page for v in await ctx.ledger.budgets.views(t)]
+    next_after = page[-1] if len(tenants) > limit else None
+    return {"pools": pools, "budgets": views, "next_after": next_after}
 
 
-async def _rule_tenants(ctx: AppContext) -> set[str]:
-    return {r.tenant for r in await ctx.store.list_budget_rules()}
+async def _budget_tenants(ctx: AppContext) -> list[str]:
+    """Every tenant with a pool or a budget rule, in name order."""
+    rules = {r.tenant for r in await ctx.store.list_budget_rules()}
+    return sorted({p.tenant for p in await ctx.store.list_pools()} | rules)
 
 
 @get("/costs")
@@ -112,10 +135,14 @@ async def verify_costs(
     since: FromQuery[str | None] = None,
     until: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
-    """Recompute the cost rollups of whole UTC days from the audit entries; ``valid`` false names every row
-    that differs (nothing is changed: ``tollgate costs --verify --repair`` repairs)."""
+    """Recompute the cost rollups of whole UTC days from the audit entries; ``valid`` false names the rows
+    that differ, the first ``MAX_DIFFERENCES`` of ``differences_total`` (a buffered Lambda answer holds at
+    most 6 MB; narrow the range for the rest). Nothing is changed: ``tollgate costs --verify --repair``
+    repairs."""
     chosen = check_optional(tenant, "tenant"), time_param(since, "since"), time_param(until, "until")
-    return await rollups.verify(ctx.store, *chosen)
+    result = await rollups.verify(ctx.store, *chosen)
+    differences = result["differences"]
+    return {**result, "differences": differences[:MAX_DIFFERENCES], "differences_total": len(differences)}
 
 
 @get("/audit/verify")
@@ -123,6 +150,9 @@ async def verify_audit(ctx: NamedDependency[AppContext], tenant: TenantFilter = 
     tenant = check_optional(tenant, "tenant")
     tenants = [tenant] if tenant else await ctx.store.audit_tenants()
     results = {t: (await audit.verify(ctx.store, t, ctx.ledger.audit_key)).as_dict() for t in tenants}
+    if tenant and results[tenant]["entries"] == 0 and results[tenant]["head_seq"] == 0:
+        # a typo must not read as a verified chain (as ``tollgate audit verify --tenant``: exit 2)
+        raise NotFound(f"no audit entries for tenant {tenant!r}", param="tenant")
     return {"valid": all(r["valid"] for r in results.values()), "tenants": results}
 
 

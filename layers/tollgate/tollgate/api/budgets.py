@@ -63,7 +63,7 @@ async def set_key_budget_route(
 ) -> dict[str, Any]:
     check_name(key_id, "key_id")
     body = validate(KeyBudgetSet, decode_json_object(await request.body()))
-    key = next((k for k in await ctx.store.list_keys() if k.key_id == key_id), None)
+    key = await ctx.store.get_key(key_id)
     if key is None:
         raise NotFound(f"no key {key_id!r}", param="key_id")
     rule = await set_key_budget(ctx.store, key.tenant, key_id, change_from(_fields(body)))

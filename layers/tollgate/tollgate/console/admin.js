@@ -14,13 +14,12 @@ function card(title, id, ...children) {
 }
 
 function tenantsView(keys, costs, budgets) {
-  const tenantOf = new Map(keys.map((k) => [k.key_id, k.tenant]));
   const rows = new Map();
   const row = (t) => rows.get(t) || rows.set(t, {keys: 0, requests: 0, micro: 0, budgets: 0}).get(t);
   for (const k of keys) if (!k.revoked_at) row(k.tenant).keys += 1;
   for (const b of budgets) row(b.tenant).budgets += 1;
-  for (const g of costs.groups || []) {
-    const r = row(tenantOf.get(g.group) || `(no such key: ${g.group})`);
+  for (const g of costs.groups || []) {  // GET /admin/costs?group_by=tenant: one group per tenant
+    const r = row(g.group);
     r.requests += g.requests;
     r.micro += g.cost_micro_usd;
   }
@@ -53,6 +52,18 @@ function providerRows(providers) {
   return rows;
 }
 
+/** Every item of a paged admin listing (GET /admin/keys, /admin/budgets: at most 1000 keys or tenants
+ * a page, and next_after), page by page. */
+async function everyPage(path, field) {
+  const found = [];
+  for (let after = null; ;) {
+    const page = await getJson(after ? `${path}?after=${encodeURIComponent(after)}` : path);
+    found.push(...(page[field] || []));
+    if (!page.next_after) return found;
+    after = page.next_after;
+  }
+}
+
 export class AdminPage {
   constructor(root, banner) {
     this.root = root;
@@ -80,9 +91,10 @@ export class AdminPage {
     await Promise.all([
       this.load([this.body.tenants, this.body.keys, this.body.budgets], async () => {
         const [keys, costs, budgets] = await Promise.all([
-          getJson("admin/keys"), getJson("admin/costs?group_by=key"), getJson("admin/budgets")]);
-        const allKeys = keys.keys || [];
-        const allBudgets = budgets.budgets || [];
+          everyPage("admin/keys", "keys"), getJson("admin/costs?group_by=tenant"),
+          everyPage("admin/budgets", "budgets")]);
+        const allKeys = keys;
+        const allBudgets = budgets;
         replace(this.body.tenants, tenantsView(allKeys, costs, allBudgets));
         replace(this.body.keys, this.keysTable(allKeys));
         replace(this.body.budgets, budgetsTable(allBudgets));

@@ -29,6 +29,7 @@ MAX_AUDIT_SEQ = 2**53 - 1  # GET /v1/audit?after_seq (exact as a JSON number eve
 # strings that end up in stored items (a DynamoDB item holds at most 400 KB)
 MAX_MODEL_NAME = 512  # `model` on every model endpoint; each entry of a key's `models`
 MAX_KEY_MODELS = 256  # entries in a key's `models` allow-list
+MAX_KEY_NAME = 200  # a key's `name` (a label; `keys create --name` too)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -42,3 +43,18 @@ def _printable_model(name: str) -> str:
 
 
 ModelName = Annotated[str, Field(max_length=MAX_MODEL_NAME), AfterValidator(_printable_model)]
+
+
+def control_characters(text: str) -> bool:
+    """Whether ``text`` holds a control character (CR, LF, NUL, ESC, DEL, C1)."""
+    return _CONTROL.search(text) is not None
+
+
+def _printable_label(name: str) -> str:
+    """A key's name is printed by ``keys list`` and shown by the console: no control characters."""
+    if control_characters(name):
+        raise PydanticCustomError("key_name", "`name` must not contain control characters")
+    return name
+
+
+KeyName = Annotated[str, Field(max_length=MAX_KEY_NAME), AfterValidator(_printable_label)]

@@ -14,8 +14,9 @@ from .limits import (
     MAX_BUDGET_USD,
     MAX_EXPIRES_IN_SECONDS,
     MAX_KEY_MODELS,
-    MAX_MODEL_NAME,
     MAX_POOL_TOKENS,
+    KeyName,
+    ModelName,
 )
 from .openai import NAME_PATTERN
 
@@ -65,10 +66,8 @@ def _timezone(value: Any) -> Any:
 
 class KeyCreate(_Body):
     tenant: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
-    name: str | None = Field(None, max_length=200)
-    models: list[Annotated[str, Field(max_length=MAX_MODEL_NAME)]] | None = Field(
-        None, max_length=MAX_KEY_MODELS
-    )
+    name: KeyName | None = None
+    models: list[ModelName] | None = Field(None, max_length=MAX_KEY_MODELS)
     pool: str = Field("default", min_length=1, max_length=64, pattern=NAME_PATTERN)
     pools: list[Annotated[str, PoolName]] = Field(default_factory=list, max_length=32)
     expires_in: int | None = Field(None, strict=True, ge=1, le=MAX_EXPIRES_IN_SECONDS)

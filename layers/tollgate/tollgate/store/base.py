@@ -58,6 +58,14 @@ class KeyStore(Protocol):
     async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
         """Every key (revoked and expired included), oldest first; one tenant's when given."""
 
+    async def get_key(self, key_id: str) -> ApiKey | None:
+        """The key with this id (its current secret's record), revoked or not; None when there is none.
+        One lookup, whatever the number of keys."""
+
+    async def page_keys(self, tenant: str | None, after: str | None, limit: int) -> list[ApiKey]:
+        """At most ``limit`` keys (one tenant's when given) whose key_id sorts after ``after``, in key_id
+        order: a page of the listing, the last key_id of one page being where the next starts."""
+
     async def revoke_key(self, key_id: str, at: str) -> ApiKey | None:
         """Mark revoked (idempotent: the first revocation time stays); None when no such key."""
 

@@ -66,6 +66,7 @@ __all__ = ["DynamoDBStore", "StoreConflict"]
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_FILTERED_CHUNK = 1000  # directory entries read at once while looking for one tenant's keys
 _ATTEMPTS = 20
 _TTL_UNSUPPORTED = {"UnknownOperationException", "NotImplemented"}  # dynalite: the former
 
@@ -229,6 +230,26 @@ class DynamoDBStore(
         keys = [items.key_from_item(item) for item in await self._listed(items.KEYS_DIR)]
         chosen = [k for k in keys if tenant is None or k.tenant == tenant]
         return sorted(chosen, key=lambda k: (k.created_at, k.key_id))
+
+    async def get_key(self, key_id: str) -> ApiKey | None:
+        item = await self._current_key_item(key_id)
+        return None if item is None else items.key_from_item(item)
+
+    async def page_keys(self, tenant: str | None, after: str | None, limit: int) -> list[ApiKey]:
+        """Directory pages in key_id order until ``limit`` keys of the tenant are found (a tenant filter
+        reads the directory past the other tenants' keys: the directory is not by tenant)."""
+        found: dict[str, ApiKey] = {}
+        while len(found) < limit:
+            chunk = limit - len(found) if tenant is None else _FILTERED_CHUNK  # a filter skips most entries
+            response = await self.call("query", **items.directory_page_request(items.KEYS_DIR, after, chunk))
+            entries = response.get("Items", [])
+            listed = await self._batch_get([{items.PK: e[items.PK], items.SK: e[items.SK]} for e in entries])
+            keys = [items.key_from_item(i) for i in listed if items.GSI1PK in i]  # current secrets only
+            found.update((k.key_id, k) for k in keys if tenant is None or k.tenant == tenant)
+            if "LastEvaluatedKey" not in response:
+                break
+            after = get_s(response["LastEvaluatedKey"], items.GSI1SK)
+        return sorted(found.values(), key=lambda k: k.key_id)[:limit]
 
     async def revoke_key(self, key_id: str, at: str) -> ApiKey | None:
         for entry in await self._query(items.directory_request(items.KEYS_DIR, key_id)):

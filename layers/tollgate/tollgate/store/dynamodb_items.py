@@ -163,6 +163,14 @@ def directory_request(name: str, sort_key: str | None = None) -> Request:
     return {**expression(values=values, KeyConditionExpression=condition), "IndexName": GSI1}
 
 
+def directory_page_request(name: str, after: str | None, limit: int) -> Request:
+    """GSI1 (keys only): up to ``limit`` entries of one directory whose GSI1SK sorts after ``after``."""
+    condition = "#g1pk = :d" + ("" if after is None else " AND #g1sk > :k")
+    values = {":d": s(name), ":k": s(after or "")}
+    request = expression(values=values, KeyConditionExpression=condition)
+    return {**request, "IndexName": GSI1, "Limit": limit}
+
+
 def revoke_request(key: Item, at: str) -> Request:
     """The first revocation time stays."""
     request = expression(

@@ -91,6 +91,24 @@ def by_cell(changes: Iterable[Rollup]) -> dict[tuple[str, str, str, str, str], R
     return rows
 
 
+# the cell fields a report's group_by keeps (the others are summed over, and read "")
+GROUP_FIELDS: dict[str | None, tuple[str, ...]] = {
+    None: (),
+    "model": ("provider", "model"),
+    "day": ("day",),
+    "key": ("key_id",),
+    "tenant": ("tenant",),
+}
+CELL_FIELDS = ("tenant", "day", "key_id", "provider", "model")
+
+
+def group_row(row: Rollup, group_by: str | None) -> Rollup:
+    """``row`` with the cell fields ``group_by`` does not keep blanked: rows of one group share a cell."""
+    keep = GROUP_FIELDS[group_by]
+    cell = [value if name in keep else "" for name, value in zip(CELL_FIELDS, row.cell, strict=True)]
+    return Rollup.of(cell, list(row.counts().values()))
+
+
 class RollupStore(Protocol):
     async def add_rollup(self, change: Rollup) -> None:
         """Add ``change``'s counters to its row (created at zero when missing): one atomic update."""
@@ -100,3 +118,9 @@ class RollupStore(Protocol):
     ) -> list[Rollup]:
         """The rows with since_day <= day < until_day (YYYY-MM-DD), one tenant's or every tenant's,
         sorted by (tenant, day, key_id, provider, model)."""
+
+    async def rollup_totals(
+        self, tenant: str | None, since_day: str | None, until_day: str | None, group_by: str | None
+    ) -> list[Rollup]:
+        """The same rows summed per ``group_by`` group (``GROUP_FIELDS``; the other cell fields ""): one
+        row per group, never every row of the range in memory at once."""

@@ -294,6 +294,12 @@ class SQLiteStore(SQLiteAlerts, SQLiteAudit, SQLiteBudgets, SQLiteLimits):
     async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
         return await self._run.read(ops.list_keys, tenant)
 
+    async def get_key(self, key_id: str) -> ApiKey | None:
+        return await self._run.read(ops.key_by, "key_id", key_id)
+
+    async def page_keys(self, tenant: str | None, after: str | None, limit: int) -> list[ApiKey]:
+        return await self._run.read(ops.page_keys, tenant, after, limit)
+
     async def revoke_key(self, key_id: str, at: str) -> ApiKey | None:
         return await self._run.write(ops.revoke_key, key_id, at)
 
@@ -402,3 +408,8 @@ class SQLiteStore(SQLiteAlerts, SQLiteAudit, SQLiteBudgets, SQLiteLimits):
         self, tenant: str | None, since_day: str | None = None, until_day: str | None = None
     ) -> list[Rollup]:
         return await self._run.read(rollups.list_rollups, tenant, since_day, until_day)
+
+    async def rollup_totals(
+        self, tenant: str | None, since_day: str | None, until_day: str | None, group_by: str | None
+    ) -> list[Rollup]:
+        return await self._run.read(rollups.rollup_totals, tenant, since_day, until_day, group_by)

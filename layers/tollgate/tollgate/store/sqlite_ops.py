@@ -50,6 +50,14 @@ def list_keys(conn: sqlite3.Connection, tenant: str | None) -> list[ApiKey]:
     return [key_from_row(row) for row in conn.execute(query, (tenant, tenant))]
 
 
+def page_keys(conn: sqlite3.Connection, tenant: str | None, after: str | None, limit: int) -> list[ApiKey]:
+    query = (
+        f"SELECT {KEY_COLUMNS} FROM keys WHERE (? IS NULL OR tenant = ?) AND key_id > ? "  # noqa: S608
+        "ORDER BY key_id LIMIT ?"
+    )
+    return [key_from_row(row) for row in conn.execute(query, (tenant, tenant, after or "", limit))]
+
+
 def revoke_key(conn: sqlite3.Connection, key_id: str, at: str) -> ApiKey | None:
     conn.execute("UPDATE keys SET revoked_at = COALESCE(revoked_at, ?) WHERE key_id = ?", (at, key_id))
     return key_by(conn, "key_id", key_id)

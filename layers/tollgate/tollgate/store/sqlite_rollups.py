@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from .rollup_base import COUNTERS, TOKEN_PARTS, Rollup
+from .rollup_base import CELL_FIELDS, COUNTERS, GROUP_FIELDS, TOKEN_PARTS, Rollup
 
 ROLLUPS_TABLE = """CREATE TABLE IF NOT EXISTS cost_rollups (
         tenant TEXT NOT NULL,
@@ -50,3 +50,23 @@ def list_rollups(
         (tenant, tenant, since_day, since_day, until_day, until_day),
     )
     return [Rollup.of(row[:5], row[5:]) for row in rows]
+
+
+def rollup_totals(
+    conn: sqlite3.Connection,
+    tenant: str | None,
+    since_day: str | None,
+    until_day: str | None,
+    group_by: str | None,
+) -> list[Rollup]:
+    """Summed in SQL, one row per group (the cell fields the group does not keep read "")."""
+    keep = GROUP_FIELDS[group_by]
+    cell = ", ".join(name if name in keep else f"'' AS {name}" for name in CELL_FIELDS)
+    sums = ", ".join(f"COALESCE(SUM({c}), 0)" for c in COUNTERS)
+    grouping = f" GROUP BY {', '.join(keep)} ORDER BY {', '.join(keep)}" if keep else ""
+    rows = conn.execute(
+        f"SELECT {cell}, {sums}, COUNT(*) FROM cost_rollups "  # noqa: S608 (constants)
+        "WHERE (? IS NULL OR tenant = ?) AND (? IS NULL OR day >= ?) AND (? IS NULL OR day < ?)" + grouping,
+        (tenant, tenant, since_day, since_day, until_day, until_day),
+    )
+    return [Rollup.of(row[:5], row[5:-1]) for row in rows if row[-1]]  # no rows: no group
