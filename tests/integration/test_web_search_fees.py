@@ -105,6 +105,18 @@ def test_the_usd_budget_holds_every_search_the_tool_may_run(gw: Gateway) -> None
     assert (usd["spent"], usd["reserved"]) == (COST, 0)
 
 
+def test_a_search_tool_is_not_held_for_where_it_does_not_run(gw: Gateway) -> None:
+    """Routed to OpenAI, a Messages client's Anthropic web search tool is left out: no fee is held."""
+    created = gw.admin("POST", "/keys", json={"tenant": "acme", "budget_usd": 0.05})  # 10 searches: 0.10
+    assert created.status_code == 201, created.text
+    client = anthropic.Anthropic(base_url=gw.url, api_key=created.json()["key"], max_retries=0)
+    answer = client.messages.create(**{**ask([SEARCH]), "model": "openai/gpt-5"})
+    assert answer.usage.server_tool_use is None
+    native: FakeOpenAIResponses = gw.native  # type: ignore[attr-defined]
+    assert [path for path, _, _ in native.requests] == ["/v1/chat/completions"]
+    assert "tools" not in native.requests[0][2]
+
+
 @pytest.mark.parametrize("max_uses", [0, -1, 1001, "5", 2.5, True])
 def test_a_max_uses_that_cannot_bound_the_fee_is_a_400(gw: Gateway, max_uses: Any) -> None:
     key = gw.new_key("acme")

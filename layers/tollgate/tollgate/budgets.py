@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -172,16 +172,18 @@ class Budgets:
         for cached in [c for c in self._cache if c[0] == tenant]:
             self._cache.pop(cached, None)
 
-    def cost_bound(self, calls: Iterable[Call], searches: int = 0) -> tuple[int, tuple[str, str] | None]:
-        """The most any of ``calls`` can cost (micro-USD, rounded up), with at most ``searches`` web searches
-        (priced where the model's price has a ``web_search`` fee), and the first unpriced (provider, model)
-        if there is one."""
+    def cost_bound(
+        self, calls: Iterable[Call], searches: Mapping[str, int] | None = None
+    ) -> tuple[int, tuple[str, str] | None]:
+        """The most any of ``calls`` can cost (micro-USD, rounded up), with the web searches its provider
+        may run (``searches``: provider -> count, priced at the model's ``web_search`` fee), and the first
+        unpriced (provider, model) if there is one."""
         bound = 0
         for provider, model, tokens in calls:
             price = self.pricing.price(provider, model)
             if price is None:
                 return 0, (provider, model)
-            bound = max(bound, math.ceil(price.bound(tokens, searches)))
+            bound = max(bound, math.ceil(price.bound(tokens, (searches or {}).get(provider, 0))))
         return bound, None
 
     async def reserve(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -137,7 +137,7 @@ class Ledger:
         tokens: int,
         holder: Holder,
         calls: Sequence[Call] | None = None,
-        searches: int = 0,
+        searches: Mapping[str, int] | None = None,
     ) -> None:
         """One conditional write for ``tokens`` (an upper bound over every deployment that may serve);
         429 budget_exceeded before any upstream call when it does not fit, 403 when the key may not spend
@@ -148,8 +148,9 @@ class Ledger:
         The caller's TPM rate limits count ``tokens`` first (``tollgate.limits``; given back on finish if
         the request goes no further); then the USD budgets that apply (the key's, the pool's) hold the
         most ``calls`` (provider, model, tokens: every candidate; default the holder's model for
-        ``tokens``) and ``searches`` web searches can cost. With alerts, every budget held (or the one
-        that refused) is checked against its rule's thresholds, from the rules read here (no extra read)."""
+        ``tokens``) and the web searches their providers may run (``searches``) can cost. With alerts,
+        every budget held (or the one that refused) is checked against its rule's thresholds, from the
+        rules read here (no extra read)."""
         principal = booking.principal
         principal.check_pool(booking.pool)
         if booking.admission is not None:

@@ -102,7 +102,7 @@ class Exchange:
         costed = [(c.provider, c.model, prompt.with_call(c) if tokens is None else tokens) for c in calls]
         tokens = max(t for _, _, t in costed) if tokens is None else tokens
         holder = Holder(self.booking.principal.key_id, self.served.provider, self.served.model)
-        searches = self.request.web_searches()  # a web search tool's per-search fee, held too
+        searches = self.request.web_searches()  # per provider that runs them: their fee is held too
         await self.ctx.ledger.reserve(self.booking, self.request_id, tokens, holder, costed, searches)
 
     async def open(self) -> Opened:

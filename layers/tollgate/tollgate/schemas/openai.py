@@ -190,14 +190,16 @@ class ChatCompletionRequest(BaseModel):
         """The tools an upstream other than Anthropic can be given (Anthropic server tools left out)."""
         return [tool for tool in self.tools or [] if not tool.anthropic_server_tool]
 
-    def web_searches(self) -> int:
-        """The most web searches the request's Anthropic web search tools can run: their ``max_uses``,
-        summed (the Messages parser gives every such tool one)."""
-        return sum(
+    def web_searches(self) -> dict[str, int]:
+        """The most web searches the request can run, by the provider that runs them: Anthropic's server
+        tools (only an Anthropic upstream gets them), their ``max_uses`` summed (the Messages parser gives
+        every such tool one)."""
+        searches = sum(
             int(tool.anthropic_tool.get("max_uses") or 0)
             for tool in self.tools or []
             if tool.anthropic_tool and str(tool.anthropic_tool.get("type")).startswith(WEB_SEARCH_TOOL)
         )
+        return {"claude": searches} if searches else {}
 
     def passthrough(self) -> dict[str, Any]:
         """Unknown top-level fields, for OpenAI-compatible upstreams (extensions never included)."""

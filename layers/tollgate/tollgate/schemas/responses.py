@@ -43,6 +43,8 @@ class ResponsesChatRequest(ChatCompletionRequest):
 
     responses: ResponsesExtras = Field(default_factory=ResponsesExtras)
 
-    def web_searches(self) -> int:
-        """The most web searches the request can run: a native body's hosted ones, or none."""
-        return max(super().web_searches(), self.responses.web_searches)
+    def web_searches(self) -> dict[str, int]:
+        """The most web searches the request can run: a native body's hosted ones, which only OpenAI's own
+        /v1/responses runs."""
+        hosted = self.responses.web_searches
+        return super().web_searches() | ({"openai": hosted} if hosted else {})
