@@ -26,7 +26,7 @@ from .schemas.openai import Message
 from .store.audit_base import AuditEntry
 from .store.base import Holder, Overdrawn, Reservation, Store, UnknownPool
 from .store.budget_records import BudgetRule
-from .store.sqlite_group import group_writes
+from .store.sqlite_group import group_writes, groups_writes
 from .timeutil import Clock, after, format_time, now_str, utc_now
 
 logger = logging.getLogger("tollgate.ledger")
@@ -256,7 +256,7 @@ class Ledger:
         then the entry is written in the same transaction as the request's money, so a process killed at
         any moment leaves the request audited and settled, or neither (held, for the sweep, which audits
         what it charges). Elsewhere (or when the turn cannot be taken) None: the append waits its turn."""
-        if getattr(type(self.store), "group_writes", None) is None:
+        if not groups_writes(self.store):
             return None
         try:
             return await self.audit.take_turn(entry.tenant, entry.at)

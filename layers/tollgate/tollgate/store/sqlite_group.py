@@ -92,9 +92,14 @@ async def _settle_future(future: asyncio.Future[Any], write: Any) -> None:
         future.set_result(result)
 
 
+def groups_writes(store: object) -> bool:
+    """Whether ``store`` can group writes (SQLite), looked up on the class: a wrapper's ``__getattr__``
+    does not count."""
+    return getattr(type(store), "group_writes", None) is not None
+
+
 def group_writes(store: object) -> None:
     """Group the quick writes started so far in this loop iteration, on a store that can (SQLite); a no-op
-    on any other (looked up on the class: a wrapper's ``__getattr__`` does not count)."""
-    start = getattr(type(store), "group_writes", None)
-    if start is not None:
-        start(store)
+    on any other."""
+    if groups_writes(store):
+        type(store).group_writes(store)  # type: ignore[attr-defined]
