@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -146,15 +146,22 @@ class DynamoDBStore(
         self, request: Request, limit: int | None = None, operation: str = "query"
     ) -> list[Item]:
         """Every page of a Query (or Scan), up to ``limit`` items."""
-        found: list[Item] = []
-        while limit is None or len(found) < limit:
-            page = dict(request) if limit is None else {**request, "Limit": limit - len(found)}
+        return [item async for page in self._query_pages(request, limit, operation) for item in page]
+
+    async def _query_pages(
+        self, request: Request, limit: int | None = None, operation: str = "query"
+    ) -> AsyncIterator[list[Item]]:
+        """Each page's items of a Query (or Scan) as it arrives, up to ``limit`` items in all."""
+        seen = 0
+        while limit is None or seen < limit:
+            page = dict(request) if limit is None else {**request, "Limit": limit - seen}
             response = await self.call(operation, **page)
-            found.extend(response.get("Items", []))
+            items = response.get("Items", [])
+            seen += len(items)
+            yield items
             if "LastEvaluatedKey" not in response:
                 break
             request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
-        return found
 
     async def _batch_get(self, keys: list[Item]) -> list[Item]:
         found: list[Item] = []

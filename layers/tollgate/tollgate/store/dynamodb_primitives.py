@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .dynamodb_items import Item
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import AsyncIterator, Awaitable
 
     from .dynamodb_items import Request
 
@@ -39,6 +39,10 @@ class DynamoDBPrimitives:
         def _query(
             self, request: Request, limit: int | None = None, operation: str = "query"
         ) -> Awaitable[list[Item]]: ...
+
+        def _query_pages(
+            self, request: Request, limit: int | None = None, operation: str = "query"
+        ) -> AsyncIterator[list[Item]]: ...
 
         def _batch_get(self, keys: list[Item]) -> Awaitable[list[Item]]: ...
 

@@ -102,14 +102,9 @@ class DynamoDBRollups(DynamoDBPrimitives):
         tenants = [tenant] if tenant is not None else await self.audit_tenants()
         groups: dict[tuple[str, str, str, str, str], Rollup] = {}
         for name in tenants:
-            request = range_request(name, since_day, until_day)
-            while True:
-                page = await self.call("query", **request)
-                for item in page.get("Items", []):
+            async for page in self._query_pages(range_request(name, since_day, until_day)):
+                for item in page:
                     row = group_row(rollup_from_item(item), group_by)
                     have = groups.get(row.cell)
                     groups[row.cell] = row if have is None else have.plus(row)
-                if "LastEvaluatedKey" not in page:
-                    break
-                request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
         return sorted(groups.values(), key=lambda r: r.cell)
