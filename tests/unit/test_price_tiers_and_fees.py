@@ -13,6 +13,7 @@ import pytest
 from tests.unit.test_usage_pricing import pricing_from
 from tollgate.accounting import Pricing
 from tollgate.budgets import Budgets
+from tollgate.providers import openai_responses
 from tollgate.providers.anthropic_response import usage_of
 from tollgate.providers.base import Usage
 from tollgate.store.sqlite import SQLiteStore
@@ -103,3 +104,18 @@ def test_web_searches_are_read_from_anthropics_usage_and_charged_per_search(tmp_
 def test_a_bad_search_fee_is_named(tmp_path: Path, fee: Any) -> None:
     with pytest.raises(ValueError, match=r"pricing: openai\.m\.web_search must be a number"):
         pricing_from(tmp_path, {"m": {"input": "1", "output": "2", "web_search": fee}})
+
+
+@pytest.mark.parametrize(
+    ("output", "searches"),
+    [
+        ([{"type": "web_search_call"}, {"type": "message", "content": []}, {"type": "web_search_call"}], 2),
+        ([{"type": "web_search_call"}, "not an item", 7], 1),
+        (5, 0),  # an upstream's odd output is no search, never a failure
+        ({"type": "web_search_call"}, 0),
+        (None, 0),
+    ],
+)
+def test_hosted_searches_are_the_answers_web_search_call_items(output: Any, searches: int) -> None:
+    usage = openai_responses._usage({"usage": {"input_tokens": 3, "output_tokens": 1}, "output": output})
+    assert usage is not None and usage.web_search_requests == searches

@@ -64,14 +64,16 @@ def _usage(response: dict[str, Any]) -> Usage | None:
     inputs = inputs if isinstance(inputs, dict) else {}
     outputs = outputs if isinstance(outputs, dict) else {}
     output = response.get("output")
-    searches = sum(isinstance(i, dict) and i.get("type") == "web_search_call" for i in output or [])
+    output = output if isinstance(output, list) else []
+    # the hosted web searches it ran, billed per call
+    searches = sum(isinstance(item, dict) and item.get("type") == "web_search_call" for item in output)
     return Usage(
         token_count(usage.get("input_tokens")),
         token_count(usage.get("output_tokens")),
         cached_tokens=token_count(inputs.get("cached_tokens")),
         reasoning_tokens=token_count(outputs.get("reasoning_tokens")),
         cache_write_tokens=token_count(inputs.get("cache_write_tokens")),
-        web_search_requests=searches if isinstance(output, list) else 0,  # hosted calls, billed per call
+        web_search_requests=searches,
     )
 
 
