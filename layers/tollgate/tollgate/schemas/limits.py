@@ -37,7 +37,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 def _printable_model(name: str) -> str:
     """A model name goes into a response header (``x-tollgate-model``), a log line and an audit entry:
     control characters (CR, LF, NUL, DEL, C1) have no place in one."""
-    if _CONTROL.search(name):
+    if control_characters(name):
         raise PydanticCustomError("model_name", "`model` must not contain control characters")
     return name
 

@@ -147,9 +147,7 @@ class _Runner:
             self._groups.alone(members, self._quick)
             return
         if results is BUSY:  # the lock is held (another process, our checkpoint): wait for it on the pool
-            task = asyncio.ensure_future(self._group_on_pool(members))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            self._track(asyncio.ensure_future(self._group_on_pool(members)))
             return
         resolve(members, results)
         self._checkpoint_if_due()
@@ -186,8 +184,7 @@ class _Runner:
             future = asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint)
             self._checkpointing = future
             future.add_done_callback(self._checkpoint_done)  # first: before any waiter resumes
-            self._inflight.add(future)
-            future.add_done_callback(self._inflight.discard)
+            self._track(future)
 
     def _checkpoint_done(self, _: asyncio.Future[None]) -> None:
         self._checkpointing = None
@@ -212,9 +209,13 @@ class _Runner:
         if self._closed:
             raise StoreClosed("the SQLite store is closed")
         future = asyncio.get_running_loop().run_in_executor(self._executor, call)
+        self._track(future)
+        return await future
+
+    def _track(self, future: asyncio.Future[Any]) -> None:
+        """Work on the pool or the loop that ``aclose`` waits for."""
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
-        return await future
 
     def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         conn = self._connections.get()
