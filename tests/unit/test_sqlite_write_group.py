@@ -63,6 +63,17 @@ async def _finish_writes(store: SQLiteStore, writer: AuditWriter, rid: str) -> l
     return await jobs
 
 
+async def _one_transaction_on_the_pool(
+    store: SQLiteStore, finishing: asyncio.Future[list[Any]], hops: list[str]
+) -> None:
+    """The finish that waited for the lock: the settle, the rollup and the audit link in one transaction
+    on the pool (one hop), not one per member."""
+    settled, rollup, link = await asyncio.wait_for(finishing, 10)
+    assert hops == ["hop"]
+    assert settled is not None and settled.used == 7 and rollup is None
+    assert isinstance(link, audit.AuditEntry) and (await audit.verify(store, TENANT, KEY)).valid
+
+
 async def test_a_request_s_settle_rollup_and_audit_link_are_one_commit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,11 +135,7 @@ async def test_a_lock_held_elsewhere_keeps_the_group_one_transaction_on_a_worker
         await asyncio.sleep(0.05)
         assert not finishing.done()
         store._run._write_lock.release()
-        settled, rollup, link = await asyncio.wait_for(finishing, 10)
-        assert hops == ["hop"]  # one transaction on the pool, not one per member
-        assert settled is not None and settled.used == 7 and rollup is None
-        assert isinstance(link, audit.AuditEntry)
-        assert (await audit.verify(store, TENANT, KEY)).valid
+        await _one_transaction_on_the_pool(store, finishing, hops)
     finally:
         await store.aclose()
 
@@ -149,10 +156,7 @@ async def test_another_process_holding_the_file_keeps_the_group_one_transaction(
         await asyncio.sleep(0.2)
         assert not finishing.done()
         other.execute("ROLLBACK")
-        settled, rollup, link = await asyncio.wait_for(finishing, 10)
-        assert hops == ["hop"]  # the settle, the rollup and the audit link: one transaction, not three
-        assert settled is not None and settled.used == 7 and rollup is None
-        assert isinstance(link, audit.AuditEntry) and (await audit.verify(store, TENANT, KEY)).valid
+        await _one_transaction_on_the_pool(store, finishing, hops)
     finally:
         other.close()
         await store.aclose()
