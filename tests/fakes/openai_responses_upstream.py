@@ -32,6 +32,7 @@ class FakeOpenAIResponses:
         self.fail = False
         self.fail_usage: dict[str, Any] | None = None  # the usage a failed response reports
         self.searches = 0  # hosted web_search_call items the final answer holds (billed per call)
+        self.file_searches = 0  # hosted file_search_call items, after them
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -61,9 +62,11 @@ class FakeOpenAIResponses:
         return [REASONING, {**message, "content": content}]
 
     def _final_output(self) -> list[dict[str, Any]]:
-        """The answer's items, with the hosted web searches it ran after the reasoning."""
+        """The answer's items, with the hosted web and file searches it ran after the reasoning."""
         search = {"type": "web_search_call", "status": "completed", "action": {"type": "search"}}
         searches = [{**search, "id": f"ws_{n}"} for n in range(self.searches)]
+        found = {"type": "file_search_call", "status": "completed", "queries": ["q"], "results": None}
+        searches += [{**found, "id": f"fs_{n}"} for n in range(self.file_searches)]
         first, *rest = self._output()
         return [first, *searches, *rest]
 
@@ -77,6 +80,7 @@ class FakeOpenAIResponses:
             "status": status,
             "model": body.get("model"),
             "output": output,
+            "tools": body.get("tools") or [],  # as OpenAI does: the request's tools, repeated
             "usage": USAGE if done else None,
             "error": None,
             "incomplete_details": None,

@@ -17,6 +17,7 @@ from tollgate.providers import openai_responses
 from tollgate.providers.anthropic_response import usage_of
 from tollgate.providers.base import Usage
 from tollgate.store.sqlite import SQLiteStore
+from tollgate.tool_fees import ToolUses
 
 SONNETS = [
     ("claude", "claude-sonnet-4-5"),
@@ -95,9 +96,10 @@ def test_web_searches_are_read_from_anthropics_usage_and_charged_per_search(tmp_
     pricing = pricing_from(tmp_path, {"m": {"input": "1", "output": "2", "web_search": "25"}})
     assert pricing.cost("openai", "m", Usage(0, 0, web_search_requests=2)) == 2 * 25_000
     budgets = Budgets(SQLiteStore(str(tmp_path / "unused.db")), pricing)
-    assert budgets.cost_bound([("openai", "m", 100)], {"openai": 3}) == (100 * 2 + 3 * 25_000, None)
+    searches = ToolUses(3, frozenset({"web_search"}))
+    assert budgets.cost_bound([("openai", "m", 100)], {"openai": searches}) == (100 * 2 + 3 * 25_000, None)
     # searches count only for the provider that runs them (Anthropic's server tools reach only Anthropic)
-    assert budgets.cost_bound([("openai", "m", 100)], {"claude": 3}) == (100 * 2, None)
+    assert budgets.cost_bound([("openai", "m", 100)], {"claude": searches}) == (100 * 2, None)
 
 
 @pytest.mark.parametrize("fee", ["-1", "free", True])

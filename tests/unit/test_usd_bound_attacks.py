@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tollgate.accounting import Price, Pricing
-from tollgate.budgets import Budgets
+from tollgate.budgets import Budgets, Unpriced
 from tollgate.store.sqlite import SQLiteStore
 
 PRICES = Pricing(
@@ -37,4 +37,4 @@ def test_a_model_free_on_one_provider_is_held_at_the_others_price(tmp_path: Path
 
 def test_an_unpriced_fallback_is_named_whatever_its_place(tmp_path: Path) -> None:
     calls = [("openai", "cheap", 10), ("llama_cpp", "cheap", 10), ("openai", "gpt-unknown", 10)]
-    assert _budgets(tmp_path).cost_bound(calls) == (0, ("openai", "gpt-unknown"))
+    assert _budgets(tmp_path).cost_bound(calls) == (0, Unpriced("openai", "gpt-unknown"))

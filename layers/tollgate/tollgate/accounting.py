@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import tool_fees
 from .prompt_bound import PromptBound as PromptBound
 from .prompt_bound import image_token_bound as image_token_bound
 from .prompt_bound import reservation_estimate as reservation_estimate
@@ -24,6 +25,7 @@ from .providers.base import Usage
 from .providers.catalog import LOCAL_PROVIDERS
 from .store.audit_base import ABANDONED, AuditEntry
 from .store.rollup_base import COUNTERS, TOKEN_PARTS
+from .tool_fees import ToolUses
 
 _REGION_PREFIX = re.compile(r"^(us|eu|apac|au|ca|jp|us-gov|global)\.")
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8})$")
@@ -49,7 +51,11 @@ class Price:
     reasoning: Decimal
     cache_write_1h: Decimal
     long_context: tuple[int, Price] | None = None
-    web_search: Decimal = Decimal(0)  # micro-USD per web search a server or hosted tool ran
+    # micro-USD per billed tool use (``tool_fees``): a web search (Anthropic's server tool, OpenAI's hosted
+    # one), an OpenAI ``web_search_preview`` search (None: the web search fee), an OpenAI file search
+    web_search: Decimal = Decimal(0)
+    web_search_preview: Decimal | None = None
+    file_search: Decimal = Decimal(0)
 
     @classmethod
     def of(
@@ -92,7 +98,11 @@ class Price:
         them first (and capped at them, should an upstream report more), never charged twice; the
         writes' 1-hour part is taken out of the writes the same way. Above ``long_context``'s threshold
         every token is at its rates."""
-        searches = Decimal(usage.web_search_requests) * self.web_search
+        searches = (
+            Decimal(usage.web_search_requests) * self.web_search
+            + Decimal(usage.web_search_preview_requests) * self.preview_fee
+            + Decimal(usage.file_search_calls) * self.file_search
+        )
         if self.long_context is not None and usage.prompt_tokens > self.long_context[0]:
             return self.long_context[1].cost(usage) + searches
         cached = min(usage.cached_tokens, usage.prompt_tokens)
@@ -109,9 +119,23 @@ class Price:
             + searches
         )
 
-    def bound(self, tokens: int, searches: int = 0) -> Decimal:
-        """The most a request of at most ``tokens`` tokens and ``searches`` web searches can cost."""
-        return tokens * self.highest(tokens) + searches * self.web_search
+    @property
+    def preview_fee(self) -> Decimal:
+        return self.web_search if self.web_search_preview is None else self.web_search_preview
+
+    def fee(self, kind: str) -> Decimal | None:
+        """The fee of one use of a billed tool of ``kind`` (``tool_fees``); None for a kind not priced."""
+        if kind == "web_search_preview":
+            return self.preview_fee
+        return {"web_search": self.web_search, "file_search": self.file_search}.get(kind)
+
+    def bound(self, tokens: int, uses: ToolUses | None = None) -> Decimal:
+        """The most a request of at most ``tokens`` tokens and ``uses`` billed tool uses can cost (each use
+        at the dearest fee among its kinds; the caller refuses kinds with no price first)."""
+        if uses is None:
+            return tokens * self.highest(tokens)
+        fee = max((self.fee(kind) or Decimal(0) for kind in uses.kinds), default=Decimal(0))
+        return tokens * self.highest(tokens) + uses.calls * fee
 
 
 def _one_hour_write(input: Decimal, cache_write: Decimal | None) -> Decimal:
@@ -177,9 +201,10 @@ def _rate(value: Any, where: str) -> Decimal | None:
 def _price(value: Any, where: str, *, tiered: bool = True) -> Price:
     """``[input, output]`` (optionally ``cache_read, cache_write, reasoning, cache_write_1h`` after them;
     null or left out: the default) or an object with those names; input and output are required. The
-    object may also hold ``long_context``: ``{"above": input tokens, "rates": the same shape}``, and
-    ``web_search``: USD per 1,000 web searches."""
-    names = (*RATE_NAMES, "long_context", "web_search") if tiered else RATE_NAMES
+    object may also hold ``long_context``: ``{"above": input tokens, "rates": the same shape}``, and the
+    fees of billed tools (``tool_fees.PRICED``: ``web_search``, ``web_search_preview``, ``file_search``),
+    USD per 1,000 uses."""
+    names = (*RATE_NAMES, "long_context", *tool_fees.PRICED) if tiered else RATE_NAMES
     if isinstance(value, list) and 2 <= len(value) <= len(RATE_NAMES):
         named = dict(zip(RATE_NAMES, value, strict=False))
     elif isinstance(value, dict) and not set(value) - set(names):
@@ -194,9 +219,14 @@ def _price(value: Any, where: str, *, tiered: bool = True) -> Price:
     if input_rate is None or output_rate is None:
         raise ValueError(f"pricing: {where} needs both an input and an output rate")
     price = Price.of(input_rate, output_rate, **rates)
-    if (per_thousand := _rate(named.get("web_search"), f"{where}.web_search")) is not None:
-        # USD per 1,000 searches -> micro-USD per search
-        price = replace(price, web_search=per_thousand * 1000)
+    per_thousand = {fee: _rate(named.get(fee), f"{where}.{fee}") for fee in tool_fees.PRICED}  # USD / 1,000
+    preview = per_thousand["web_search_preview"]
+    price = replace(  # -> micro-USD per use
+        price,
+        web_search=(per_thousand["web_search"] or Decimal(0)) * 1000,
+        web_search_preview=None if preview is None else preview * 1000,
+        file_search=(per_thousand["file_search"] or Decimal(0)) * 1000,
+    )
     if named.get("long_context") is None:
         return price
     return replace(price, long_context=_long_context(named["long_context"], f"{where}.long_context"))
@@ -233,6 +263,8 @@ def usage_details(usage: Usage) -> dict[str, int]:
         "cache_write_1h_tokens": usage.cache_write_1h_tokens,
         "reasoning_tokens": usage.reasoning_tokens,
         "web_search_requests": usage.web_search_requests,
+        "web_search_preview_requests": usage.web_search_preview_requests,
+        "file_search_calls": usage.file_search_calls,
     }
     return {name: count for name, count in parts.items() if count}
 

@@ -31,6 +31,7 @@ from .logs import log_event
 from .store.base import Overdrawn, Pool, Store
 from .store.budget_records import KEY_SCOPE, POOL_SCOPE, BudgetRule, UsdCounter, budget_id
 from .timeutil import Clock, format_time, utc_now
+from .tool_fees import ToolUses
 
 logger = logging.getLogger("tollgate.budgets")
 
@@ -39,6 +40,32 @@ Call = tuple[str, str, int]  # provider, model, tokens reserved for it
 
 class ModelNotPriced(BadRequest):
     default_code = "model_not_priced"
+
+
+class ToolNotPriced(BadRequest):
+    default_code = "tool_not_priced"
+
+
+class Unpriced(NamedTuple):
+    """What keeps a request's cost unbounded: a candidate's model with no price, or a billed tool
+    (``tool_fees.UNPRICED``) that the candidate's provider would run."""
+
+    provider: str
+    model: str
+    tool: str | None = None
+
+    def refusal(self, rule: BudgetRule) -> BadRequest:
+        if self.tool is not None:
+            return ToolNotPriced(
+                f"tool {self.tool} is billed by {self.provider} in a way tollgate cannot price, and "
+                f"{describe(rule)} counts USD: send the request without it",
+                param="tools",
+            )
+        return ModelNotPriced(
+            f"model {self.provider}/{self.model} has no price, and {describe(rule)} counts USD: "
+            "give it a price in the pricing file (TOLLGATE_PRICING_FILE) before it can be used",
+            param="model",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,17 +200,20 @@ class Budgets:
             self._cache.pop(cached, None)
 
     def cost_bound(
-        self, calls: Iterable[Call], searches: Mapping[str, int] | None = None
-    ) -> tuple[int, tuple[str, str] | None]:
-        """The most any of ``calls`` can cost (micro-USD, rounded up), with the web searches its provider
-        may run (``searches``: provider -> count, priced at the model's ``web_search`` fee), and the first
-        unpriced (provider, model) if there is one."""
+        self, calls: Iterable[Call], uses: Mapping[str, ToolUses] | None = None
+    ) -> tuple[int, Unpriced | None]:
+        """The most any of ``calls`` can cost (micro-USD, rounded up), with the billed tool uses its
+        provider may run (``uses``: provider -> ``ToolUses``, each use at its model's fee), and the first
+        thing that has no price (``Unpriced``) if there is one."""
         bound = 0
         for provider, model, tokens in calls:
             price = self.pricing.price(provider, model)
             if price is None:
-                return 0, (provider, model)
-            bound = max(bound, math.ceil(price.bound(tokens, (searches or {}).get(provider, 0))))
+                return 0, Unpriced(provider, model)
+            used = (uses or {}).get(provider)
+            if used is not None and (tool := used.unpriced()) is not None:
+                return 0, Unpriced(provider, model, tool)
+            bound = max(bound, math.ceil(price.bound(tokens, used)))
         return bound, None
 
     async def reserve(
@@ -192,7 +222,7 @@ class Budgets:
         key_id: str,
         pool: str,
         request_id: str,
-        priced: tuple[int, tuple[str, str] | None],
+        priced: tuple[int, Unpriced | None],
         applicable: Sequence[BudgetRule] | None = None,
     ) -> list[Hold]:
         """Hold the request's upper-bound cost (``priced``: what ``cost_bound`` gave for its calls) in every
@@ -203,11 +233,7 @@ class Budgets:
             return []
         bound, unpriced = priced
         if unpriced is not None:
-            raise ModelNotPriced(
-                f"model {unpriced[0]}/{unpriced[1]} has no price, and {describe(rules[0])} counts USD: "
-                "give it a price in the pricing file (TOLLGATE_PRICING_FILE) before it can be used",
-                param="model",
-            )
+            raise unpriced.refusal(rules[0])
         if bound == 0:
             return []  # a local model (price 0) is never blocked by a USD budget
         now = self.clock()

@@ -28,6 +28,7 @@ from .store.base import Holder, Overdrawn, Reservation, Store, UnknownPool
 from .store.budget_records import BudgetRule
 from .store.sqlite_group import group_writes, groups_writes
 from .timeutil import Clock, after, format_time, now_str, utc_now
+from .tool_fees import ToolUses
 
 logger = logging.getLogger("tollgate.ledger")
 SESSION_SAVE_ATTEMPTS = 5
@@ -137,7 +138,7 @@ class Ledger:
         tokens: int,
         holder: Holder,
         calls: Sequence[Call] | None = None,
-        searches: Mapping[str, int] | None = None,
+        uses: Mapping[str, ToolUses] | None = None,
     ) -> None:
         """One conditional write for ``tokens`` (an upper bound over every deployment that may serve);
         429 budget_exceeded before any upstream call when it does not fit, 403 when the key may not spend
@@ -148,15 +149,15 @@ class Ledger:
         The caller's TPM rate limits count ``tokens`` first (``tollgate.limits``; given back on finish if
         the request goes no further); then the USD budgets that apply (the key's, the pool's) hold the
         most ``calls`` (provider, model, tokens: every candidate; default the holder's model for
-        ``tokens``) and the web searches their providers may run (``searches``) can cost. With alerts,
-        every budget held (or the one that refused) is checked against its rule's thresholds, from the
-        rules read here (no extra read)."""
+        ``tokens``) and the billed tool uses their providers may run (``uses``: web searches, ...) can
+        cost. With alerts, every budget held (or the one that refused) is checked against its rule's
+        thresholds, from the rules read here (no extra read)."""
         principal = booking.principal
         principal.check_pool(booking.pool)
         if booking.admission is not None:
             await booking.admission.admit_tokens(tokens)
         calls = calls if calls is not None else [(holder.provider, holder.model, tokens)]
-        priced = self.budgets.cost_bound(calls, searches)
+        priced = self.budgets.cost_bound(calls, uses)
         holder = replace(holder, cost_bound=priced[0])  # what the sweep charges if nobody settles
         tenant = principal.tenant
         rules = await self.budgets.applicable(tenant, principal.key_id, booking.pool)

@@ -102,8 +102,8 @@ class Exchange:
         costed = [(c.provider, c.model, prompt.with_call(c) if tokens is None else tokens) for c in calls]
         tokens = max(t for _, _, t in costed) if tokens is None else tokens
         holder = Holder(self.booking.principal.key_id, self.served.provider, self.served.model)
-        searches = self.request.web_searches()  # per provider that runs them: their fee is held too
-        await self.ctx.ledger.reserve(self.booking, self.request_id, tokens, holder, costed, searches)
+        uses = self.request.tool_uses()  # billed tool uses, by the provider that runs them: fees held too
+        await self.ctx.ledger.reserve(self.booking, self.request_id, tokens, holder, costed, uses)
 
     async def open(self) -> Opened:
         """The first chunk of the first candidate that answers, and the rest of its stream."""

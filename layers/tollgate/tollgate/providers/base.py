@@ -132,9 +132,13 @@ class Usage:
     # known, the output may still grow; a later usage supersedes it, and if none comes (the stream broke
     # off) the collector tops the output up with what it saw (``streaming.ResponseBuilder.final_usage``)
     partial: bool = False
-    # searches an Anthropic web search server tool ran (``usage.server_tool_use.web_search_requests``):
-    # billed per search on top of the tokens (the price's ``web_search`` fee)
+    # searches an Anthropic web search server tool ran (``usage.server_tool_use.web_search_requests``) or
+    # OpenAI's hosted ``web_search`` did (its ``web_search_call`` items): billed per search on top of the
+    # tokens (the price's ``web_search`` fee); OpenAI's older ``web_search_preview`` ones and its hosted
+    # ``file_search`` calls have fees of their own (``tool_fees``)
     web_search_requests: int = 0
+    web_search_preview_requests: int = 0
+    file_search_calls: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -157,6 +161,8 @@ class Usage:
             self.cache_write_1h_tokens + other.cache_write_1h_tokens,
             self.partial or other.partial,
             self.web_search_requests + other.web_search_requests,
+            self.web_search_preview_requests + other.web_search_preview_requests,
+            self.file_search_calls + other.file_search_calls,
         )
 
 

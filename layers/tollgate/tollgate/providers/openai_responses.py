@@ -8,8 +8,8 @@ pass-through fields are dropped (named at DEBUG), a stored ``prompt`` or ``conve
 it. Each upstream event comes back twice: as a ``NativeEvent`` that the Responses encoder passes on, and
 as the typed chunks (text, tool calls, usage, finish) that the collector uses for accounting, audit and
 the stored answer. A failed response, streamed or whole, raises after the usage it reports (the failed
-request is charged what OpenAI counted). The answer's ``web_search_call`` items are the hosted web
-searches it ran, billed per call (the price's ``web_search`` fee; ``max_tool_calls``, set by
+request is charged what OpenAI counted). The answer's ``web_search_call`` and ``file_search_call``
+items are the hosted searches it ran, billed per call (``tool_fees``; ``max_tool_calls``, set by
 ``wire.responses.native_body``, bounds them). Pure functions; the I/O is ``HTTPProvider``'s.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from .. import tool_fees
 from ..errors import UpstreamError
 from .base import (
     ChatCall,
@@ -63,18 +64,38 @@ def _usage(response: dict[str, Any]) -> Usage | None:
     outputs = usage.get("output_tokens_details")
     inputs = inputs if isinstance(inputs, dict) else {}
     outputs = outputs if isinstance(outputs, dict) else {}
-    output = response.get("output")
-    output = output if isinstance(output, list) else []
-    # the hosted web searches it ran, billed per call
-    searches = sum(isinstance(item, dict) and item.get("type") == "web_search_call" for item in output)
+    calls = _hosted_calls(response)
+    searches = calls.get("web_search_call", 0)
+    preview = _preview_search(response)
     return Usage(
         token_count(usage.get("input_tokens")),
         token_count(usage.get("output_tokens")),
         cached_tokens=token_count(inputs.get("cached_tokens")),
         reasoning_tokens=token_count(outputs.get("reasoning_tokens")),
         cache_write_tokens=token_count(inputs.get("cache_write_tokens")),
-        web_search_requests=searches,
+        web_search_requests=0 if preview else searches,
+        web_search_preview_requests=searches if preview else 0,
+        file_search_calls=calls.get("file_search_call", 0),
     )
+
+
+def _hosted_calls(response: dict[str, Any]) -> dict[str, int]:
+    """The answer's hosted tool call items, by type (each billed per call)."""
+    output = response.get("output")
+    calls: dict[str, int] = {}
+    for item in output if isinstance(output, list) else []:
+        if isinstance(item, dict) and isinstance(kind := item.get("type"), str):
+            calls[kind] = calls.get(kind, 0) + 1
+    return calls
+
+
+def _preview_search(response: dict[str, Any]) -> bool:
+    """Whether the answer's web searches were ``web_search_preview`` ones (their own fee): the response
+    repeats the request's tools; with both kinds there, the searches are billed as ``web_search``'s."""
+    tools = response.get("tools")
+    tools = tools if isinstance(tools, list) else []
+    kinds = {tool_fees.openai_hosted(tool.get("type")) for tool in tools if isinstance(tool, dict)}
+    return "web_search_preview" in kinds and "web_search" not in kinds
 
 
 def _finish(response: dict[str, Any], called: bool) -> Finish:

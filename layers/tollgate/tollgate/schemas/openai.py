@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
+from .. import tool_fees
 from ..names import NAME_PATTERN as NAME_PATTERN  # session ids, pools, tenants: one pattern (names.py)
+from ..tool_fees import ToolUses
 from .limits import MAX_CHOICES, MAX_OUTPUT_TOKENS, ModelName
 from .native import AnthropicOptions
 
@@ -107,9 +109,6 @@ class FunctionDefinition(_Strict):
     strict: bool | None = Field(None, strict=True)
 
 
-WEB_SEARCH_TOOL = "web_search_"  # the type prefix of Anthropic's web search server tools (billed per search)
-
-
 class Tool(_Strict):
     type: Literal["function"] = "function"
     function: FunctionDefinition
@@ -190,16 +189,19 @@ class ChatCompletionRequest(BaseModel):
         """The tools an upstream other than Anthropic can be given (Anthropic server tools left out)."""
         return [tool for tool in self.tools or [] if not tool.anthropic_server_tool]
 
-    def web_searches(self) -> dict[str, int]:
-        """The most web searches the request can run, by the provider that runs them: Anthropic's server
-        tools (only an Anthropic upstream gets them), their ``max_uses`` summed (the Messages parser gives
-        every such tool one)."""
+    def tool_uses(self) -> dict[str, ToolUses]:
+        """The billed tool uses the request may run, by the provider that runs them: Anthropic's server
+        tools (only an Anthropic upstream gets them); a web search one counts its ``max_uses`` (the
+        Messages parser gives every such tool one)."""
+        native = [tool.anthropic_tool for tool in self.tools or [] if tool.anthropic_tool]
+        kinds = [tool_fees.anthropic_server(tool.get("type")) for tool in native]
         searches = sum(
-            int(tool.anthropic_tool.get("max_uses") or 0)
-            for tool in self.tools or []
-            if tool.anthropic_tool and str(tool.anthropic_tool.get("type")).startswith(WEB_SEARCH_TOOL)
+            int(tool.get("max_uses") or 0)
+            for tool, kind in zip(native, kinds, strict=True)
+            if kind == "web_search"
         )
-        return {"claude": searches} if searches else {}
+        uses = ToolUses.of(searches, kinds)
+        return {"claude": uses} if uses else {}
 
     def passthrough(self) -> dict[str, Any]:
         """Unknown top-level fields, for OpenAI-compatible upstreams (extensions never included)."""

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..tool_fees import ToolUses
 from .openai import ChatCompletionRequest
 
 
@@ -35,7 +36,8 @@ class ResponsesExtras(BaseModel):
     # the client's body, for OpenAI's own /v1/responses (None: translate, e.g. with previous_response_id)
     native: dict[str, Any] | None = None
     compaction: bool = False  # the answer is a summary, given back as one ``compaction`` item
-    web_searches: int = 0  # the most hosted web search calls ``native`` may run (its ``max_tool_calls``)
+    # the billed hosted tool calls ``native`` may run (its ``max_tool_calls``) and their kinds (``tool_fees``)
+    hosted: ToolUses | None = None
 
 
 class ResponsesChatRequest(ChatCompletionRequest):
@@ -43,8 +45,8 @@ class ResponsesChatRequest(ChatCompletionRequest):
 
     responses: ResponsesExtras = Field(default_factory=ResponsesExtras)
 
-    def web_searches(self) -> dict[str, int]:
-        """The most web searches the request can run: a native body's hosted ones, which only OpenAI's own
+    def tool_uses(self) -> dict[str, ToolUses]:
+        """The billed tool uses the request may run: a native body's hosted ones, which only OpenAI's own
         /v1/responses runs."""
-        hosted = self.responses.web_searches
-        return super().web_searches() | ({"openai": hosted} if hosted else {})
+        hosted = self.responses.hosted
+        return super().tool_uses() | ({"openai": hosted} if hosted else {})

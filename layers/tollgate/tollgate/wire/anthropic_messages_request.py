@@ -17,6 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from .. import tool_fees
 from ..anthropic_tables import TOOL_CHOICES
 from ..errors import BadRequest
 from ..schemas.anthropic import (
@@ -36,7 +37,6 @@ from ..schemas.anthropic import (
 )
 from ..schemas.native import AnthropicOptions
 from ..schemas.openai import (
-    WEB_SEARCH_TOOL,
     ChatCompletionRequest,
     ContentPart,
     FunctionCall,
@@ -204,7 +204,7 @@ def _tool(tool: ToolParam, where: str) -> Tool:
         name=tool.name, description=tool.description, parameters=tool.input_schema
     )
     native = tool.model_dump(exclude_none=True)
-    if str(native.get("type")).startswith(WEB_SEARCH_TOOL):
+    if tool_fees.anthropic_server(native.get("type")) == "web_search":
         native["max_uses"] = search_bound.bounded(native.get("max_uses"), f"{where}.max_uses")
     return Tool(
         function=definition,

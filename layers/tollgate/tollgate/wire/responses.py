@@ -17,13 +17,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import timeutil
+from .. import timeutil, tool_fees
 from ..errors import BadRequest, NotFound
 from ..lifecycle import Outcome
 from ..schemas.openai import ChatCompletionRequest, Message
 from ..schemas.responses import ResponsesChatRequest, ResponsesExtras
 from ..store.base import StoredResponse
 from ..streaming import ResponseBuilder
+from ..tool_fees import ToolUses
 from . import compaction, search_bound
 from .responses_output import output_items, response_id, response_object, status_of, with_call_ids
 from .responses_request import (
@@ -84,21 +85,26 @@ def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
 def native_body(payload: dict[str, Any] | None, request: ResponsesRequest) -> dict[str, Any] | None:
     """The body as OpenAI's own /v1/responses gets it (tollgate's extensions removed); None where the
     request needs tollgate's translation (the conversation of ``previous_response_id`` is tollgate's).
-    With a hosted web search tool, billed per call, ``max_tool_calls`` bounds the calls whose fee the
+    With a hosted tool billed per call (``tool_fees``), ``max_tool_calls`` bounds the calls whose fee the
     budgets hold: 10 when the client sent none, a 400 outside 1-1,000."""
     if payload is None or request.previous_response_id:
         return None
     body = {k: v for k, v in payload.items() if k not in EXTENSIONS}
-    if _hosted_search(request.tools):
+    if _hosted_kinds(request.tools):
         body["max_tool_calls"] = search_bound.bounded(body.get("max_tool_calls"), "max_tool_calls")
     return body
 
 
-def _hosted_search(tools: list[dict[str, Any]] | None) -> bool:
-    """Whether the tools hold OpenAI's hosted web search (``web_search``, ``web_search_preview``, ...)."""
-    return any(
-        isinstance(tool, dict) and str(tool.get("type")).startswith("web_search") for tool in tools or []
-    )
+def _hosted_kinds(tools: list[dict[str, Any]] | None) -> list[str | None]:
+    """The fee kinds of the hosted tools among ``tools`` that OpenAI bills per use (``tool_fees``)."""
+    kinds = [tool_fees.openai_hosted(tool.get("type")) for tool in tools or [] if isinstance(tool, dict)]
+    return [kind for kind in kinds if kind is not None]
+
+
+def _hosted(native: dict[str, Any] | None, request: ResponsesRequest) -> ToolUses | None:
+    """The billed hosted tool calls the native answer may run (none when the request is translated)."""
+    kinds = _hosted_kinds(request.tools)
+    return ToolUses.of(native["max_tool_calls"], kinds) if native and kinds else None
 
 
 def _sampling(request: ResponsesRequest, has_tools: bool) -> dict[str, Any]:
@@ -147,8 +153,8 @@ def to_chat(
         echo=_echo(request),
         native=(native := native_body(payload, request)),
         compaction=compacting,
-        # the hosted web searches the native answer may run: their fee is held with the tokens
-        web_searches=native["max_tool_calls"] if native and _hosted_search(request.tools) else 0,
+        # the billed hosted tool calls the native answer may run: their fee is held with the tokens
+        hosted=_hosted(native, request),
     )
     fields: dict[str, Any] = {
         "model": request.model,
