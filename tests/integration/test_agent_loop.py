@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import re
 import time
@@ -170,6 +171,26 @@ def test_budget_refusal_on_a_later_turn_ends_the_loop(gw: Gateway) -> None:
     response = gw.chat(key, LOOP)
     tollgate = response.json()["tollgate"]
     assert tollgate["stop_reason"] == "error" and tollgate["error"]["code"] == "budget_exceeded"
+    assert pool(gw)["reserved"] == 0
+
+
+def test_a_key_revoked_during_a_loop_ends_it_before_the_next_turn(gw: Gateway) -> None:
+    created = gw.admin("POST", "/keys", json={"tenant": "acme"}).json()
+    gw.upstream.enqueue(Script(texts=["working"], initial_delay=1.0), Script(texts=["all DONE"]))
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        running = executor.submit(gw.chat, created["key"], LOOP)
+        deadline = time.monotonic() + 10
+        while not gw.upstream.requests and time.monotonic() < deadline:  # turn 1 is at the upstream
+            time.sleep(0.02)
+        assert gw.admin("POST", f"/keys/{created['key_id']}/revoke").status_code == 200
+        response = running.result(timeout=20)
+    tollgate = response.json()["tollgate"]
+    assert tollgate["stop_reason"] == "error" and tollgate["error"]["code"] == "key_revoked"
+    assert len(gw.upstream.requests) == 1  # turn 2 never reached the upstream
+    rid = response.headers["x-tollgate-request-id"]
+    entries = audit_entries(gw, gw.new_key("acme"))  # the tenant's log, read with another of its keys
+    statuses = {request_id: entry["status"] for request_id, entry in entries.items()}
+    assert statuses == {f"{rid}:1": "ok", f"{rid}:2": "key_revoked"}
     assert pool(gw)["reserved"] == 0
 
 

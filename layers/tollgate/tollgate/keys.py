@@ -13,7 +13,7 @@ import hmac
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .config import PROVIDER_ALIASES
 from .errors import Forbidden, Unauthorized
@@ -73,6 +73,8 @@ class Principal:
     pool: str = "default"
     models: tuple[str, ...] | None = None
     pools: tuple[str, ...] = ()  # extra pools the operator allows besides ``pool``
+    # the hash of the key presented (None: open mode), to check the key again during a long request
+    key_hash: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def spendable_pools(self) -> list[str]:
@@ -166,6 +168,24 @@ class Authenticator:
         if key is None:
             raise Unauthorized("missing API key: send Authorization: Bearer <key> or x-api-key")
         presented = hash_key(key)
+        record = await self._valid(presented)
+        return Principal(
+            tenant=record.tenant,
+            key_id=record.key_id,
+            pool=record.pool,
+            models=record.models,
+            pools=record.pools,
+            key_hash=presented,
+        )
+
+    async def recheck(self, principal: Principal) -> None:
+        """The key of a request that runs long (an agent loop, before each further turn), checked again:
+        401 once it is revoked or expired (in another process, within ``TOLLGATE_KEY_CACHE_SECONDS``, as
+        for a new request). Open mode has no key to check."""
+        if principal.key_hash is not None:
+            await self._valid(principal.key_hash)
+
+    async def _valid(self, presented: str) -> ApiKey:
         record = await self._lookup(presented)
         if record is None or not hmac.compare_digest(record.key_hash, presented):
             raise Unauthorized("invalid API key")
@@ -174,13 +194,7 @@ class Authenticator:
             raise Unauthorized("this API key was revoked", code="key_revoked")
         if record.expires_at is not None and record.expires_at <= now:
             raise Unauthorized("this API key has expired", code="key_expired")
-        return Principal(
-            tenant=record.tenant,
-            key_id=record.key_id,
-            pool=record.pool,
-            models=record.models,
-            pools=record.pools,
-        )
+        return record
 
     def forget(self, key_id: str) -> None:
         """Drop a key from this process's cache at once (revoked here). Other processes and Lambda

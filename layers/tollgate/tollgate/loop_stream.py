@@ -46,6 +46,8 @@ class ExchangeTurns:
             self.ctx, prepared.booking, prepared.route, call.request, call.request_id, save_session=False
         )
         try:
+            if turn > 1:  # a loop may run for long: a key revoked or expired meanwhile ends it here
+                await self.ctx.authenticator.recheck(prepared.booking.principal)
             await exchange.reserve()
             first, chunks = await exchange.open()
         except BaseException as exc:
