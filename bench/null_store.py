@@ -268,6 +268,9 @@ class NullStore:
     async def pending_alerts(self, limit: int = 100) -> list[Alert]:
         return []
 
+    async def sweep_alerts(self, now: str) -> int:
+        return 0
+
     async def claim_alert(
         self, tenant: str, alert_id: str, attempts: int, claimed_at: str, stale_before: str
     ) -> Alert | None:

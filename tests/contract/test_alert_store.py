@@ -10,6 +10,10 @@ from typing import Any, cast
 
 from tollgate.store.alert_base import DELIVERED, FAILED, PENDING, Alert, AlertStore, alert_id
 from tollgate.store.base import Store
+from tollgate.store.budget_records import counter_expiry
+from tollgate.store.dynamodb import DynamoDBStore
+from tollgate.store.dynamodb_alerts import alert_key
+from tollgate.store.table import ttl_attribute
 
 ALERT = Alert("acme", "tokens:team", "all", 80, 1000, 812, "2026-01-01T00:00:01.000000Z")
 
@@ -81,3 +85,25 @@ async def test_concurrent_records_and_claims_have_one_winner(concurrent_store: S
     now = "2026-01-01T00:00:05.000000Z"
     claims = await asyncio.gather(*(box.claim_alert("acme", ALERT.alert_id, 0, now, now) for _ in range(20)))
     assert sum(c is not None for c in claims) == 1
+
+
+async def test_alerts_of_long_ended_periods_go_with_their_counters(store: Store) -> None:
+    """Nothing can fire again for a period that ended (its counter has a new key), so its alerts go a week
+    after it (as the counter does); a budget without periods (``all``) keeps them."""
+    box = alerts(store)
+    kept = [replace(ALERT, period_key=key) for key in ("all", "2026-11", "2026-11-25", "2026-W48")]
+    old = [replace(ALERT, period_key=key) for key in ("2026-09", "2026-10-01", "2025-W40")]
+    for alert in kept + old:
+        assert await box.record_alert(alert)
+    now = "2026-11-26T12:00:00.000000Z"
+    if isinstance(store, DynamoDBStore):  # the table's TTL deletes them: each has its counter's expiry
+        assert await box.sweep_alerts(now) == 0
+        for alert in kept + old:
+            item = await store._get(alert_key("acme", alert.alert_id))
+            assert item is not None
+            expiry = counter_expiry(alert.period_key)
+            assert item.get(ttl_attribute()) == (None if expiry is None else {"N": str(expiry)})
+        return
+    assert await box.sweep_alerts(now) == len(old)
+    assert {a.period_key for a in await box.list_alerts("acme")} == {a.period_key for a in kept}
+    assert await box.sweep_alerts(now) == 0

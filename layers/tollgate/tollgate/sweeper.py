@@ -78,6 +78,7 @@ class Sweeper:
         swept_usd = await self.store.sweep_usd_reservations(cutoff, at)  # audited with its request's tokens
         sessions = await self.store.sweep_sessions(at)
         responses = await self.store.sweep_responses(at)
+        alerts = await self.store.sweep_alerts(at)
         if swept:
             log_event(
                 logger, logging.WARNING, "reservations_abandoned", count=len(swept), audited=len(audited)
@@ -88,6 +89,7 @@ class Sweeper:
             "abandoned_audited": len(audited),
             "sessions_deleted": sessions,
             "responses_deleted": responses,
+            "alerts_deleted": alerts,
         }
         if self.outbox is not None:
             counts |= await self.outbox.retry_pending()

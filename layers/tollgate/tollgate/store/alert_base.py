@@ -63,3 +63,8 @@ class AlertStore(Protocol):
         self, tenant: str, alert_id: str, attempts: int, state: str, delivered: tuple[str, ...], error: str
     ) -> bool:
         """Record attempt ``attempts``'s outcome if no later attempt claimed the alert; whether recorded."""
+
+    async def sweep_alerts(self, now: str) -> int:
+        """Delete the alerts of periods that ended ``budget_records.EXPIRY_MARGIN`` ago or more (nothing
+        can fire for them again; the budget's counter goes at the same time); how many. A budget without
+        periods (``all``) keeps its alerts. On DynamoDB the table's TTL deletes them (0 here)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .alert_base import PENDING, Alert
+from .budget_records import counter_expiry
 from .dynamodb_items import (
     GSI1PK,
     GSI1SK,
@@ -27,6 +28,7 @@ from .dynamodb_items import (
     s,
 )
 from .dynamodb_primitives import DynamoDBPrimitives
+from .table import ttl_attribute
 
 if TYPE_CHECKING:
     pass
@@ -41,7 +43,9 @@ def alert_key(tenant: str, alert_id: str) -> Item:
 
 
 def alert_item(alert: Alert) -> Item:
+    expiry = counter_expiry(alert.period_key)  # gone with its budget's counter (never, without periods)
     return {
+        **({} if expiry is None else {ttl_attribute(): n(expiry)}),
         **alert_key(alert.tenant, alert.alert_id),
         GSI1PK: s(PENDING_DIR),
         GSI1SK: s(f"{alert.at}#{alert.tenant}#{alert.alert_id}"),
@@ -133,6 +137,9 @@ class DynamoDBAlerts(DynamoDBPrimitives):
         request = claim_request(tenant, alert_id, attempts, claimed_at, stale_before)
         response = await self._conditional("update_item", **request)
         return None if response is None else alert_from_item(response["Attributes"])
+
+    async def sweep_alerts(self, now: str) -> int:
+        return 0  # the table's TTL deletes them (``alert_item``)
 
     async def finish_alert(
         self, tenant: str, alert_id: str, attempts: int, state: str, delivered: tuple[str, ...], error: str

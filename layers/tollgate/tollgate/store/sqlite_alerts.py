@@ -8,7 +8,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..timeutil import parse_time
 from .alert_base import PENDING, Alert
+from .budget_records import EXPIRY_MARGIN, sweep_floor
 
 if TYPE_CHECKING:
     from .sqlite import _Runner
@@ -92,6 +94,12 @@ def finish_alert(
     return cursor.rowcount > 0
 
 
+def drop_expired(conn: sqlite3.Connection, floor: str) -> int:
+    """The alerts whose period key sorts below ``floor`` (``budget_records.sweep_floor``: those periods
+    ended long ago; ``all`` sorts after every date)."""
+    return conn.execute("DELETE FROM alerts WHERE period_key < ?", (floor,)).rowcount
+
+
 class SQLiteAlerts:
     """Mixed into ``SQLiteStore``: the ``AlertStore`` methods on the store's own runner."""
 
@@ -119,3 +127,6 @@ class SQLiteAlerts:
         self, tenant: str, alert_id: str, attempts: int, state: str, delivered: tuple[str, ...], error: str
     ) -> bool:
         return await self._run.write(finish_alert, tenant, alert_id, attempts, state, delivered, error)
+
+    async def sweep_alerts(self, now: str) -> int:
+        return await self._run.write(drop_expired, sweep_floor(parse_time(now), EXPIRY_MARGIN))
