@@ -56,9 +56,6 @@ class ToolUses:
         billed = frozenset(kind for kind in kinds if kind is not None)
         return cls(calls, billed) if billed else None
 
-    def __or__(self, other: ToolUses) -> ToolUses:
-        return ToolUses(self.calls + other.calls, self.kinds | other.kinds)
-
     def unpriced(self) -> str | None:
         """A kind tollgate cannot price (the first, by name), if the request may run one."""
         return min(self.kinds & set(UNPRICED), default=None)
