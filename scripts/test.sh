@@ -31,6 +31,11 @@ case " $* " in
     # the Codex CLI (npm, pinned, cached under ~/.cache/tollgate/npm) for tests/e2e/test_codex.py; the
     # tests skip when it cannot be installed
     bash scripts/install-codex.sh >/dev/null || echo "scripts/test.sh: could not install the Codex CLI" >&2
+    # llama.cpp's llama-server (built on the CPU, ~10 minutes the first time) and the SmolLM2 model, both
+    # cached under ~/.cache/tollgate: here, not in the e2e fixtures, whose first build would outlast
+    # pytest's per-test timeout (300 s); the fixtures fail with the script's error if these fail
+    bash scripts/build-llama-server.sh >/dev/null || echo "scripts/test.sh: could not build llama-server" >&2
+    bash scripts/fetch-smollm2.sh >/dev/null || echo "scripts/test.sh: could not fetch the SmolLM2 model" >&2
     ;;
 esac
 # Claude Code (npm, cached) for the slow suite's real-client tests; they skip only when it cannot be installed
