@@ -8,7 +8,6 @@ as before without one. Through the real openai and anthropic SDKs against fake u
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,9 @@ import anthropic
 import openai
 import pytest
 
-from tests.fakes.anthropic_upstream import FakeAnthropic
-from tests.fakes.openai_responses_upstream import FakeOpenAIResponses
 from tests.fakes.server import ServerThread
-from tests.integration.state_helpers import ADMIN_KEY, AUDIT_KEY, Gateway
-from tollgate.config import Settings
+from tests.integration.state_helpers import Gateway
+from tests.integration.test_web_search_fees import priced_gateway
 
 # the fake's Responses usage (21 in, 5 of them cached; 9 out, 4 of them reasoning) at 1 and 2 micro-USD
 TOKENS_COST = 16 * 1 + 5 * 1 + 5 * 2 + 4 * 2
@@ -35,21 +32,8 @@ def gw(tmp_path: Path, start_gateway: Callable[..., ServerThread]) -> Iterator[G
         "openai": {"gpt-5": rates, "gpt-4o": {**rates, "web_search_preview": "25.00"}},
         "claude": {"claude-sonnet-4-5": rates},
     }
-    (tmp_path / "prices.json").write_text(json.dumps(prices))
-    claude, native = FakeAnthropic(), FakeOpenAIResponses()
-    with ServerThread(claude) as claude_server, ServerThread(native) as openai_server:
-        settings = Settings(
-            default_provider="openai",
-            claude_api_key="sk-ant",  # type: ignore[arg-type]
-            claude_base_url=f"{claude_server.url}/v1",
-            openai_api_key="sk-oai",  # type: ignore[arg-type]
-            openai_base_url=f"{openai_server.url}/v1",
-            admin_key=ADMIN_KEY,  # type: ignore[arg-type]
-            audit_key=AUDIT_KEY,  # type: ignore[arg-type]
-            key_cache_seconds=0,
-            pricing_file=str(tmp_path / "prices.json"),
-        )
-        gateway = Gateway(start_gateway(settings, include_admin=True), native)  # type: ignore[arg-type]
+    with priced_gateway(tmp_path, start_gateway, prices, "openai") as (server, claude, native):
+        gateway = Gateway(server, native)  # type: ignore[arg-type]
         gateway.claude = claude  # type: ignore[attr-defined]
         yield gateway
 

@@ -8,6 +8,7 @@ and openai SDKs, buffered and streamed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,18 +31,19 @@ USAGE = {"input_tokens": 400, "output_tokens": 50, "server_tool_use": {"web_sear
 COST = 400 * 1 + 50 * 2 + 3 * 10_000  # tokens at 1 and 2 micro-USD, each search 10,000 micro-USD ($0.01)
 
 
-@pytest.fixture
-def gw(tmp_path: Path, start_gateway: Callable[..., ServerThread]) -> Iterator[Gateway]:
-    rates = {"input": "1", "output": "2", "web_search": "10.00"}
-    (tmp_path / "prices.json").write_text(
-        json.dumps({"claude": {"claude-sonnet-4-5": rates}, "openai": {"gpt-5": rates}})
-    )
-    fake, native = FakeAnthropic(), FakeOpenAIResponses()
-    with ServerThread(fake) as server, ServerThread(native) as openai_server:
+@contextlib.contextmanager
+def priced_gateway(
+    tmp_path: Path, start_gateway: Callable[..., ServerThread], prices: dict[str, Any], default_provider: str
+) -> Iterator[tuple[ServerThread, FakeAnthropic, FakeOpenAIResponses]]:
+    """A gateway with the admin API, Anthropic and OpenAI (chat and its own /v1/responses) behind it as
+    fakes, and ``prices`` as its pricing file."""
+    (tmp_path / "prices.json").write_text(json.dumps(prices))
+    claude, native = FakeAnthropic(), FakeOpenAIResponses()
+    with ServerThread(claude) as claude_server, ServerThread(native) as openai_server:
         settings = Settings(
-            default_provider="claude",
+            default_provider=default_provider,
             claude_api_key="sk-ant",  # type: ignore[arg-type]
-            claude_base_url=f"{server.url}/v1",
+            claude_base_url=f"{claude_server.url}/v1",
             openai_api_key="sk-oai",  # type: ignore[arg-type]
             openai_base_url=f"{openai_server.url}/v1",
             admin_key=ADMIN_KEY,  # type: ignore[arg-type]
@@ -49,7 +51,15 @@ def gw(tmp_path: Path, start_gateway: Callable[..., ServerThread]) -> Iterator[G
             key_cache_seconds=0,
             pricing_file=str(tmp_path / "prices.json"),
         )
-        gateway = Gateway(start_gateway(settings, include_admin=True), fake)  # type: ignore[arg-type]
+        yield start_gateway(settings, include_admin=True), claude, native
+
+
+@pytest.fixture
+def gw(tmp_path: Path, start_gateway: Callable[..., ServerThread]) -> Iterator[Gateway]:
+    rates = {"input": "1", "output": "2", "web_search": "10.00"}
+    prices = {"claude": {"claude-sonnet-4-5": rates}, "openai": {"gpt-5": rates}}
+    with priced_gateway(tmp_path, start_gateway, prices, "claude") as (server, claude, native):
+        gateway = Gateway(server, claude)  # type: ignore[arg-type]
         gateway.native = native  # type: ignore[attr-defined]
         yield gateway
 
