@@ -184,3 +184,28 @@ def test_the_usd_budget_holds_every_hosted_search_a_response_may_run(gw: Gateway
     assert gw.native.requests == []  # type: ignore[attr-defined]
     sdk.responses.create(**ask_openai, max_tool_calls=2)
     assert gw.native.requests[0][2]["max_tool_calls"] == 2  # type: ignore[attr-defined]
+
+
+def test_a_chat_client_cannot_send_an_anthropic_server_tool_of_its_own(gw: Gateway) -> None:
+    """The internal tool's Anthropic fields are set by the Messages parser only: sent by a chat client they
+    are dropped, so no server tool reaches Anthropic past ``max_uses``' checks and the fee's hold (a
+    negative ``max_uses`` held nothing at all; a string was a 500)."""
+    created = gw.admin("POST", "/keys", json={"tenant": "acme", "budget_usd": 0.05})
+    assert created.status_code == 201, created.text
+    for max_uses in (-1_000_000, "lots", None):
+        native = {"type": "web_search_20250305", "name": "web_search", "max_uses": max_uses}
+        tool = {"type": "function", "function": {"name": "web_search"}, "anthropic_tool": native}
+        response = httpx.post(
+            f"{gw.url}/v1/chat/completions",
+            json={
+                "model": "claude/claude-sonnet-4-5",
+                "max_tokens": 50,
+                "messages": [{"role": "user", "content": "search"}],
+                "tools": [tool | {"anthropic_server_tool": True}],
+            },
+            headers={"authorization": f"Bearer {created.json()['key']}"},
+            timeout=20,
+        )
+        assert response.status_code == 200, response.text
+        sent = gw.upstream.requests[-1][2]["tools"]
+        assert [(t.get("type"), t["name"], "max_uses" in t) for t in sent] == [(None, "web_search", False)]

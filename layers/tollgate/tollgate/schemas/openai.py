@@ -113,8 +113,17 @@ class Tool(_Strict):
     type: Literal["function"] = "function"
     function: FunctionDefinition
     cache_control: CacheControl | None = Field(None, exclude=True)
+    # set only by the Messages parser (``Tool.model_construct``): a client's own value is dropped on
+    # validation, or a chat client could send an Anthropic server tool past its checks and fee holds
     anthropic_tool: dict[str, Any] | None = Field(None, exclude=True)  # the Messages client's tool as sent
     anthropic_server_tool: bool = Field(False, exclude=True)  # web search, ...: for Anthropic only
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_client_anthropic_tool(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("anthropic_tool" in data or "anthropic_server_tool" in data):
+            return {k: v for k, v in data.items() if k not in ("anthropic_tool", "anthropic_server_tool")}
+        return data
 
 
 class StreamOptions(_Strict):

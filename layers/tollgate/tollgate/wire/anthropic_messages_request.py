@@ -206,7 +206,8 @@ def _tool(tool: ToolParam, where: str) -> Tool:
     native = tool.model_dump(exclude_none=True)
     if tool_fees.anthropic_server(native.get("type")) == "web_search":
         native["max_uses"] = search_bound.bounded(native.get("max_uses"), f"{where}.max_uses")
-    return Tool(
+    return Tool.model_construct(  # validated above; model_construct: the one way to set anthropic_tool
+        type="function",
         function=definition,
         cache_control=tool.cache_control,
         anthropic_tool=native,
