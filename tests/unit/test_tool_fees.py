@@ -15,6 +15,7 @@ from tollgate.budgets import Budgets, Unpriced
 from tollgate.providers import openai_responses
 from tollgate.providers.base import Usage
 from tollgate.schemas.anthropic import MessagesRequest
+from tollgate.store.budget_records import BudgetRule
 from tollgate.store.sqlite import SQLiteStore
 from tollgate.tool_fees import ToolUses
 from tollgate.wire.anthropic_messages_request import to_chat as messages_to_chat
@@ -58,13 +59,11 @@ def test_anthropic_server_tool_kinds(tool_type: Any, kind: str | None) -> None:
     assert tool_fees.anthropic_server(tool_type) == kind
 
 
-def test_tool_uses_name_an_unpriced_kind() -> None:
+def test_tool_uses_keep_only_billed_kinds() -> None:
     assert ToolUses.of(10, [None, None]) is None
-    priced = ToolUses.of(10, ["file_search", None, "web_search"])
-    assert priced == ToolUses(10, frozenset({"file_search", "web_search"}))
-    assert priced.unpriced() is None
-    both = ToolUses.of(10, ["web_search", "image_generation", "code_interpreter"])
-    assert both is not None and both.unpriced() == "code_interpreter"
+    assert ToolUses.of(10, ["file_search", None, "web_search"]) == ToolUses(
+        10, frozenset({"file_search", "web_search"})
+    )
 
 
 def test_fees_from_the_price_table(tmp_path: Path) -> None:
@@ -113,6 +112,14 @@ def test_the_bound_holds_each_call_at_the_dearest_fee_and_refuses_what_has_no_pr
     # only where the tool runs: Anthropic's code execution does not reach OpenAI
     running = {"claude": ToolUses(0, frozenset({"code_execution"}))}
     assert budgets.cost_bound(calls, running) == (200, None)
+    # a price without a fee for a kind (an operator's entry for a newer model) cannot hold it: refused
+    web = {"openai": ToolUses(4, frozenset({"web_search"}))}
+    assert budgets.cost_bound(calls, web) == (0, Unpriced("openai", "m", "web_search"))
+    rule = BudgetRule("acme", "key", "k", 1_000_000, "monthly", "UTC")
+    refusal = Unpriced("openai", "m", "web_search").refusal(rule)
+    assert (refusal.code, refusal.param) == ("tool_not_priced", "tools")
+    assert "no 'web_search' fee" in refusal.message and "TOLLGATE_PRICING_FILE" in refusal.message
+    assert "cannot price" in Unpriced("openai", "m", "image_generation").refusal(rule).message
 
 
 def test_an_answers_hosted_calls_are_read_by_kind() -> None:
@@ -130,11 +137,11 @@ def test_an_answers_hosted_calls_are_read_by_kind() -> None:
         0,
         1,
     )
-    # both search tools offered: the searches are billed as web_search's (the cheaper, never guessed dearer)
+    # both search tools offered: which one ran is not told apart, so the dearer preview fee is charged
     both = openai_responses._usage(
         {**answer, "tools": [{"type": "web_search_preview"}, {"type": "web_search"}]}
     )
-    assert both is not None and (both.web_search_requests, both.web_search_preview_requests) == (1, 0)
+    assert both is not None and (both.web_search_requests, both.web_search_preview_requests) == (0, 1)
     odd = openai_responses._usage({**answer, "tools": "nope"})
     assert odd is not None and (odd.web_search_requests, odd.file_search_calls) == (1, 2)
 

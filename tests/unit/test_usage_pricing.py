@@ -86,7 +86,7 @@ def test_one_hour_cache_writes_at_their_own_rate(tmp_path: Path) -> None:
     )
     # the same rates on Bedrock, which runs no web search server tool (no per-search fee)
     bedrock = packaged.price("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0")
-    assert bedrock == replace(sonnet, web_search=Decimal(0))
+    assert bedrock == replace(sonnet, web_search=None)
     models = ("claude-3-5-haiku", "claude-opus-4-1", "anthropic.claude-haiku-4-5-20251001-v1:0")
     claude_like = [
         price
@@ -115,7 +115,7 @@ def test_packaged_table_has_cache_rates() -> None:
         Decimal("3.75"),
     )
     bedrock = pricing.price("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0")
-    assert bedrock == replace(sonnet, web_search=Decimal(0))  # Bedrock runs no web search server tool
+    assert bedrock == replace(sonnet, web_search=None)  # Bedrock runs no web search server tool
     mini = pricing.price("openai", "gpt-4o-mini")
     assert mini is not None and (mini.cache_read, mini.cache_write, mini.reasoning) == (
         Decimal("0.075"),

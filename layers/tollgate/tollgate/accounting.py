@@ -52,10 +52,11 @@ class Price:
     cache_write_1h: Decimal
     long_context: tuple[int, Price] | None = None
     # micro-USD per billed tool use (``tool_fees``): a web search (Anthropic's server tool, OpenAI's hosted
-    # one), an OpenAI ``web_search_preview`` search (None: the web search fee), an OpenAI file search
-    web_search: Decimal = Decimal(0)
+    # one), an OpenAI ``web_search_preview`` search (None: the web search fee), an OpenAI file search.
+    # None: the model's entry gives no fee, so a USD budget refuses the tool (``Budgets.cost_bound``)
+    web_search: Decimal | None = None
     web_search_preview: Decimal | None = None
-    file_search: Decimal = Decimal(0)
+    file_search: Decimal | None = None
 
     @classmethod
     def of(
@@ -98,10 +99,10 @@ class Price:
         them first (and capped at them, should an upstream report more), never charged twice; the
         writes' 1-hour part is taken out of the writes the same way. Above ``long_context``'s threshold
         every token is at its rates."""
-        searches = (
-            Decimal(usage.web_search_requests) * self.web_search
-            + Decimal(usage.web_search_preview_requests) * self.preview_fee
-            + Decimal(usage.file_search_calls) * self.file_search
+        searches = (  # a fee the entry does not give counts 0 (a USD budget refused the tool before)
+            Decimal(usage.web_search_requests) * (self.web_search or 0)
+            + Decimal(usage.web_search_preview_requests) * (self.preview_fee or 0)
+            + Decimal(usage.file_search_calls) * (self.file_search or 0)
         )
         if self.long_context is not None and usage.prompt_tokens > self.long_context[0]:
             return self.long_context[1].cost(usage) + searches
@@ -120,11 +121,12 @@ class Price:
         )
 
     @property
-    def preview_fee(self) -> Decimal:
+    def preview_fee(self) -> Decimal | None:
         return self.web_search if self.web_search_preview is None else self.web_search_preview
 
     def fee(self, kind: str) -> Decimal | None:
-        """The fee of one use of a billed tool of ``kind`` (``tool_fees``); None for a kind not priced."""
+        """The fee of one use of a billed tool of ``kind`` (``tool_fees``); None where the entry gives none,
+        and for the kinds tollgate cannot price (``tool_fees.UNPRICED``)."""
         if kind == "web_search_preview":
             return self.preview_fee
         return {"web_search": self.web_search, "file_search": self.file_search}.get(kind)
@@ -221,11 +223,12 @@ def _price(value: Any, where: str, *, tiered: bool = True) -> Price:
     price = Price.of(input_rate, output_rate, **rates)
     per_thousand = {fee: _rate(named.get(fee), f"{where}.{fee}") for fee in tool_fees.PRICED}  # USD / 1,000
     preview = per_thousand["web_search_preview"]
+    search, files = per_thousand["web_search"], per_thousand["file_search"]
     price = replace(  # -> micro-USD per use
         price,
-        web_search=(per_thousand["web_search"] or Decimal(0)) * 1000,
+        web_search=None if search is None else search * 1000,
         web_search_preview=None if preview is None else preview * 1000,
-        file_search=(per_thousand["file_search"] or Decimal(0)) * 1000,
+        file_search=None if files is None else files * 1000,
     )
     if named.get("long_context") is None:
         return price

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import anyio
 
+from . import tool_fees
 from .accounting import Pricing, usd
 from .budget_periods import Window, window
 from .errors import BadRequest, BudgetExceeded
@@ -47,18 +48,25 @@ class ToolNotPriced(BadRequest):
 
 
 class Unpriced(NamedTuple):
-    """What keeps a request's cost unbounded: a candidate's model with no price, or a billed tool
-    (``tool_fees.UNPRICED``) that the candidate's provider would run."""
+    """What keeps a request's cost unbounded: a candidate's model with no price, or a billed tool that the
+    candidate's provider would run and its price gives no fee for (never, for ``tool_fees.UNPRICED``)."""
 
     provider: str
     model: str
     tool: str | None = None
 
     def refusal(self, rule: BudgetRule) -> BadRequest:
-        if self.tool is not None:
+        if self.tool in tool_fees.UNPRICED:
             return ToolNotPriced(
                 f"tool {self.tool} is billed by {self.provider} in a way tollgate cannot price, and "
                 f"{describe(rule)} counts USD: send the request without it",
+                param="tools",
+            )
+        if self.tool is not None:
+            return ToolNotPriced(
+                f"tool {self.tool} is billed per use, the price of model {self.provider}/{self.model} gives "
+                f"no {self.tool!r} fee, and {describe(rule)} counts USD: add the fee (USD per 1,000 uses) to "
+                "its price in the pricing file (TOLLGATE_PRICING_FILE), or send the request without the tool",
                 param="tools",
             )
         return ModelNotPriced(
@@ -211,8 +219,9 @@ class Budgets:
             if price is None:
                 return 0, Unpriced(provider, model)
             used = (uses or {}).get(provider)
-            if used is not None and (tool := used.unpriced()) is not None:
-                return 0, Unpriced(provider, model, tool)
+            feeless = sorted(kind for kind in used.kinds if price.fee(kind) is None) if used else []
+            if feeless:
+                return 0, Unpriced(provider, model, feeless[0])
             bound = max(bound, math.ceil(price.bound(tokens, used)))
         return bound, None
 

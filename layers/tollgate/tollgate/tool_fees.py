@@ -6,6 +6,8 @@ Priced per call (USD per 1,000 calls, a price's fields of the same names; ``acco
 - ``web_search_preview``: OpenAI's older hosted ``web_search_preview*`` (25.00 on gpt-4o and gpt-4.1, as
   the web search fee elsewhere);
 - ``file_search``: OpenAI's hosted ``file_search`` (2.50).
+A model whose price gives no fee for a kind (an operator's entry for a newer model) cannot run that tool
+under a USD budget: 400 ``tool_not_priced``, as for the kinds below.
 
 Not priced, because what they bill is not a count tollgate can read or bound: OpenAI's hosted
 ``image_generation`` (another model's image tokens, by size and quality) and ``code_interpreter`` (per
@@ -55,7 +57,3 @@ class ToolUses:
         """None when no kind is billed (nothing to hold)."""
         billed = frozenset(kind for kind in kinds if kind is not None)
         return cls(calls, billed) if billed else None
-
-    def unpriced(self) -> str | None:
-        """A kind tollgate cannot price (the first, by name), if the request may run one."""
-        return min(self.kinds & set(UNPRICED), default=None)

@@ -90,12 +90,14 @@ def _hosted_calls(response: dict[str, Any]) -> dict[str, int]:
 
 
 def _preview_search(response: dict[str, Any]) -> bool:
-    """Whether the answer's web searches were ``web_search_preview`` ones (their own fee): the response
-    repeats the request's tools; with both kinds there, the searches are billed as ``web_search``'s."""
+    """Whether the answer's web searches are billed as ``web_search_preview`` ones (their own fee, the
+    dearer on OpenAI's models): the response repeats the request's tools; with both kinds there, which one
+    ran is not told apart, so the preview's fee is charged (the client chose both, and could steer the
+    model to the dearer one)."""
     tools = response.get("tools")
     tools = tools if isinstance(tools, list) else []
     kinds = {tool_fees.openai_hosted(tool.get("type")) for tool in tools if isinstance(tool, dict)}
-    return "web_search_preview" in kinds and "web_search" not in kinds
+    return "web_search_preview" in kinds
 
 
 def _finish(response: dict[str, Any], called: bool) -> Finish:
