@@ -66,5 +66,6 @@ class AlertStore(Protocol):
 
     async def sweep_alerts(self, now: str) -> int:
         """Delete the alerts of periods that ended ``budget_records.EXPIRY_MARGIN`` ago or more (nothing
-        can fire for them again; the budget's counter goes at the same time); how many. A budget without
-        periods (``all``) keeps its alerts. On DynamoDB the table's TTL deletes them (0 here)."""
+        can fire for them again: no hold is made in a period that has ended; the budget's counter goes then
+        or later); how many. A budget without periods (``all``) keeps its alerts. On DynamoDB the table's
+        TTL deletes them (0 here; records written before they carried the TTL attribute stay)."""
