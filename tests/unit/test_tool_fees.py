@@ -13,10 +13,11 @@ from tollgate import tool_fees
 from tollgate.accounting import Pricing
 from tollgate.budgets import Budgets, Unpriced
 from tollgate.providers import openai_responses
-from tollgate.providers.base import Usage
+from tollgate.providers.base import ChatCall, NativeEvent, Usage
 from tollgate.schemas.anthropic import MessagesRequest
 from tollgate.store.budget_records import BudgetRule
 from tollgate.store.sqlite import SQLiteStore
+from tollgate.streaming import ResponseBuilder
 from tollgate.tool_fees import ToolUses
 from tollgate.wire.anthropic_messages_request import to_chat as messages_to_chat
 from tollgate.wire.responses import to_chat as responses_to_chat
@@ -173,3 +174,22 @@ def test_a_requests_billed_uses_by_the_provider_that_runs_them() -> None:
         )
     )
     assert messages.tool_uses() == {"claude": ToolUses(3, frozenset({"web_search", "code_execution"}))}
+
+
+def test_a_stream_that_broke_off_is_charged_the_hosted_calls_it_passed_on() -> None:
+    """No final event (the client left, the upstream broke off): the usage is estimated, and the hosted
+    calls whose items were done are charged all the same (their results already went to the client)."""
+    body = {"model": "openai/gpt-4o", "input": "x", "stream": True, "tools": [{"type": "web_search_preview"}]}
+    body["tools"].append({"type": "file_search", "vector_store_ids": ["vs_1"]})
+    request = responses_to_chat(ResponsesRequest.model_validate(body), body)
+    builder = ResponseBuilder(ChatCall("rid", "openai", "gpt-4o", 10, request))
+    for item in ({"type": "file_search_call"}, {"type": "web_search_call"}, {"type": "message"}, "odd"):
+        builder.add(NativeEvent({"type": "response.output_item.done", "item": item}))
+    builder.add(NativeEvent({"type": "response.output_item.added", "item": {"type": "file_search_call"}}))
+    usage = builder.final_usage()
+    assert usage.estimated
+    counted = (usage.web_search_requests, usage.web_search_preview_requests, usage.file_search_calls)
+    assert counted == (0, 1, 1)
+    # a final usage supersedes what was counted on the way
+    builder.add(Usage(5, 5, file_search_calls=3))
+    assert builder.final_usage().file_search_calls == 3

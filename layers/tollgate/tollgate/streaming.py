@@ -17,6 +17,7 @@ import anyio
 from .errors import TollgateError, UpstreamError
 from .lifecycle import Outcome, RequestTracker
 from .prompt_bound import prompt_estimate
+from .providers import openai_responses
 from .providers.base import (
     ChatCall,
     Chunk,
@@ -49,6 +50,7 @@ class ResponseBuilder:
         self.upstream_id: str | None = None
         self.response_id = call.request_id  # a loop answers with its request's id, not its turn's
         self.native_response: dict[str, Any] | None = None  # an upstream's own answer in the client's format
+        self.native_items: list[Any] = []  # the items a native Responses stream finished, as they came
 
     def add(self, chunk: Chunk) -> None:
         if isinstance(chunk, TextDelta):
@@ -71,6 +73,8 @@ class ResponseBuilder:
             self.upstream_id = chunk.upstream_id or self.upstream_id
         elif isinstance(chunk, NativeEvent) and isinstance(chunk.payload.get("response"), dict):
             self.native_response = chunk.payload["response"]  # the last one is the final one
+        elif isinstance(chunk, NativeEvent) and chunk.payload.get("type") == "response.output_item.done":
+            self.native_items.append(chunk.payload.get("item"))  # a hosted call is billed once it is done
 
     @property
     def finish_seen(self) -> bool:
@@ -89,7 +93,9 @@ class ResponseBuilder:
             if seen <= usage.completion_tokens:
                 return replace(usage, partial=False)
             return replace(usage, completion_tokens=seen, estimated=True, partial=False)
-        return Usage(prompt_estimate(self.call), self._output_estimate(), estimated=True)
+        # none came (the stream broke off): the hosted calls it passed on are charged all the same
+        hosted = openai_responses.hosted_calls(self.native_items, self.call.native_responses or {})
+        return Usage(prompt_estimate(self.call), self._output_estimate(), estimated=True).with_hosted(*hosted)
 
     def _output_estimate(self) -> int:
         """The output tokens of what came back: text, tool calls and thinking."""

@@ -8,7 +8,7 @@ path does the accounting for both.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..schemas.completions import LegacyCompletionRequest
@@ -139,6 +139,15 @@ class Usage:
     web_search_requests: int = 0
     web_search_preview_requests: int = 0
     file_search_calls: int = 0
+
+    def with_hosted(self, web_searches: int, preview_searches: int, file_searches: int) -> Usage:
+        """This usage with an OpenAI answer's billed hosted calls (``openai_responses.hosted_calls``)."""
+        return replace(
+            self,
+            web_search_requests=web_searches,
+            web_search_preview_requests=preview_searches,
+            file_search_calls=file_searches,
+        )
 
     @property
     def total_tokens(self) -> int:

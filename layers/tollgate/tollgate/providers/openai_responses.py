@@ -64,29 +64,26 @@ def _usage(response: dict[str, Any]) -> Usage | None:
     outputs = usage.get("output_tokens_details")
     inputs = inputs if isinstance(inputs, dict) else {}
     outputs = outputs if isinstance(outputs, dict) else {}
-    calls = _hosted_calls(response)
-    searches = calls.get("web_search_call", 0)
-    preview = _preview_search(response)
     return Usage(
         token_count(usage.get("input_tokens")),
         token_count(usage.get("output_tokens")),
         cached_tokens=token_count(inputs.get("cached_tokens")),
         reasoning_tokens=token_count(outputs.get("reasoning_tokens")),
         cache_write_tokens=token_count(inputs.get("cache_write_tokens")),
-        web_search_requests=0 if preview else searches,
-        web_search_preview_requests=searches if preview else 0,
-        file_search_calls=calls.get("file_search_call", 0),
-    )
+    ).with_hosted(*hosted_calls(response.get("output"), response))
 
 
-def _hosted_calls(response: dict[str, Any]) -> dict[str, int]:
-    """The answer's hosted tool call items, by type (each billed per call)."""
-    output = response.get("output")
+def hosted_calls(output: object, response: dict[str, Any]) -> tuple[int, int, int]:
+    """The billed hosted calls among an answer's ``output`` items (web searches, preview searches, file
+    searches: ``Usage.with_hosted``'s arguments); ``response`` (or
+    the request's body) holds the tools, which tell a preview search from a plain one. Also what a stream
+    that broke off before its final event is charged for the items it passed on (``streaming``)."""
     calls: dict[str, int] = {}
     for item in output if isinstance(output, list) else []:
         if isinstance(item, dict) and isinstance(kind := item.get("type"), str):
             calls[kind] = calls.get(kind, 0) + 1
-    return calls
+    searches, preview = calls.get("web_search_call", 0), _preview_search(response)
+    return (0 if preview else searches), (searches if preview else 0), calls.get("file_search_call", 0)
 
 
 def _preview_search(response: dict[str, Any]) -> bool:
