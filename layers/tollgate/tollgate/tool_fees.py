@@ -37,6 +37,13 @@ def openai_hosted(tool_type: object) -> str | None:
     return kind if kind in ("file_search", "image_generation", "code_interpreter") else None
 
 
+def openai_kinds(tools: object) -> set[str]:
+    """The fee kinds among a Responses request's (or answer's) ``tools``; anything not a list holds none."""
+    listed = tools if isinstance(tools, list) else []
+    kinds = {openai_hosted(tool.get("type")) for tool in listed if isinstance(tool, dict)}
+    return {kind for kind in kinds if kind is not None}
+
+
 def anthropic_server(tool_type: object) -> str | None:
     """The fee kind of an Anthropic server tool type (``web_search_20250305``, ``code_execution_...``)."""
     kind = str(tool_type)

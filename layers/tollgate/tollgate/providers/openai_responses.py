@@ -91,10 +91,7 @@ def _preview_search(response: dict[str, Any]) -> bool:
     dearer on OpenAI's models): the response repeats the request's tools; with both kinds there, which one
     ran is not told apart, so the preview's fee is charged (the client chose both, and could steer the
     model to the dearer one)."""
-    tools = response.get("tools")
-    tools = tools if isinstance(tools, list) else []
-    kinds = {tool_fees.openai_hosted(tool.get("type")) for tool in tools if isinstance(tool, dict)}
-    return "web_search_preview" in kinds
+    return "web_search_preview" in tool_fees.openai_kinds(response.get("tools"))
 
 
 def _finish(response: dict[str, Any], called: bool) -> Finish:

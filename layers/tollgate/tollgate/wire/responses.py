@@ -90,20 +90,14 @@ def native_body(payload: dict[str, Any] | None, request: ResponsesRequest) -> di
     if payload is None or request.previous_response_id:
         return None
     body = {k: v for k, v in payload.items() if k not in EXTENSIONS}
-    if _hosted_kinds(request.tools):
+    if tool_fees.openai_kinds(request.tools):
         body["max_tool_calls"] = search_bound.bounded(body.get("max_tool_calls"), "max_tool_calls")
     return body
 
 
-def _hosted_kinds(tools: list[dict[str, Any]] | None) -> list[str | None]:
-    """The fee kinds of the hosted tools among ``tools`` that OpenAI bills per use (``tool_fees``)."""
-    kinds = [tool_fees.openai_hosted(tool.get("type")) for tool in tools or [] if isinstance(tool, dict)]
-    return [kind for kind in kinds if kind is not None]
-
-
 def _hosted(native: dict[str, Any] | None, request: ResponsesRequest) -> ToolUses | None:
     """The billed hosted tool calls the native answer may run (none when the request is translated)."""
-    kinds = _hosted_kinds(request.tools)
+    kinds = tool_fees.openai_kinds(request.tools)
     return ToolUses.of(native["max_tool_calls"], kinds) if native and kinds else None
 
 
