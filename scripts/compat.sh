@@ -13,8 +13,9 @@ find_python() {  # a working python$1: on PATH, else a pyenv-installed one (its 
   done
 }
 bash scripts/dynalite.sh install  # the DynamoDB-wire server some integration tests start
-# the two runs go side by side (the suite mostly waits on sockets and subprocesses; every server it starts
-# takes a free port, every file lives in pytest's own temporary directory): half the wall time on 2 cores
+# the two runs go side by side, each on 2 pytest-xdist workers (the suite mostly waits on sockets and
+# subprocesses; every server it starts takes a free port, from tests/ports.py where another process starts
+# it, and every file lives in pytest's own temporary directory)
 logs="$(mktemp -d)"
 pids=()
 for version in 3.12 3.13; do
@@ -26,7 +27,7 @@ for version in 3.12 3.13; do
   venv=".venv-py$version"
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
-  "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not slow" tests/unit tests/integration \
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider -n 2 -m "not slow" tests/unit tests/integration \
     >"$logs/$version.log" 2>&1 &
   pids+=("$version:$!")
 done

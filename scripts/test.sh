@@ -4,7 +4,7 @@
 # then cached under ${TOLLGATE_CACHE:-~/.cache/tollgate}; the web console in headless Chromium, installed
 # with apt-get when missing; Claude Code and the Codex CLI from npm, cached there too). Arguments replace the
 # test selection, e.g.
-#   bash scripts/test.sh -m "not slow" -n 2 the quick suite only, on 2 workers
+#   bash scripts/test.sh -m "not slow" -n 4 the quick suite only, on 4 workers
 #   bash scripts/test.sh -m slow            the slow suite only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,13 +46,12 @@ mypy
 if [ "$#" -gt 0 ]; then
   exec python -m pytest "$@"
 fi
-# Everything: the quick suite on TOLLGATE_TEST_WORKERS (2) pytest-xdist workers (it waits on sockets and
-# subprocesses far more than it computes; 4 workers were ~2.4x faster than one, but with 4 a test that
-# spawns gateway processes on ports it picked failed once in ~14 runs: another worker's server can take
-# a picked port before the gateway binds it), then the slow
-# suite in one process (its llama-server decodes on the machine's cores and its real clients time out; it must
-# not compete with other tests). Both run; the script fails if either does.
+# Everything: the quick suite on TOLLGATE_TEST_WORKERS (4) pytest-xdist workers (it waits on sockets and
+# subprocesses far more than it computes: 4 workers are ~2.4x faster than one on 2 cores; the servers tests
+# start in other processes get their ports from tests/ports.py, outside the range another worker's bind(0)
+# draws from), then the slow suite in one process (its llama-server decodes on the machine's cores and its
+# real clients time out; it must not compete with other tests). Both run; the script fails if either does.
 status=0
-python -m pytest -m "not slow" -n "${TOLLGATE_TEST_WORKERS:-2}" || status=$?
+python -m pytest -m "not slow" -n "${TOLLGATE_TEST_WORKERS:-4}" || status=$?
 python -m pytest -m slow || status=$?
 exit "$status"

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.ports import free_port
 from tollgate.store import dynamodb_audit_items as audit_items
 from tollgate.store.audit_base import AuditEntry, AuditHead
 from tollgate.store.dynamodb import DynamoDBStore
@@ -81,13 +82,6 @@ class Tamper:
 # ------------------------------------------------------------------------------------------- dynalite
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _wait_listening(process: subprocess.Popen[bytes], port: int, timeout: float = 20.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -118,7 +112,7 @@ def _start_dynalite() -> tuple[subprocess.Popen[bytes], str]:
     fast = ["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
     atexit.register(_DYNALITE_LOG.unlink, missing_ok=True)
     for _ in range(3):  # another process may take the free port first
-        port = _free_port()
+        port = free_port()
         command = [node, str(DYNALITE_SERVER), "--host", "127.0.0.1", "--port", str(port), *fast]
         with _DYNALITE_LOG.open("ab") as log:
             process = subprocess.Popen(command, stdout=log, stderr=log)

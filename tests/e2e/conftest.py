@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 from tests.conftest import OWN_ENV_PREFIXES
 from tests.e2e.console_env import stop
 from tests.fakes.server import ServerThread
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
@@ -69,12 +69,6 @@ def _locate(variable: str, script: str) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + HEALTH_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -109,7 +103,7 @@ def smollm2_gguf() -> Path:
 def _start_llama(binary: Path, gguf: Path, log: Path, *extra: str) -> Iterator[LlamaServer]:
     """A real llama-server on a free port, guarded by a random API key, stopped when the caller is done."""
     api_key = secrets.token_urlsafe(24)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "-c", "2048"]
     command += [

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 
 from tests.conftest import OWN_ENV_PREFIXES
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.ports import free_port
 
 ADMIN_KEY = "console-admin-key-for-tests"
 AUDIT_KEY = "console-audit-hmac-for-tests"
@@ -32,12 +32,6 @@ SERVE_LIMIT_S = 900  # the gateway process ends by itself even if this test run 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 # Earlier days of spend for tenant "acme" (micro-USD), written into the audit chain before the gateway starts.
 SEEDED = {6: [1_250_000, 500_000], 4: [2_000_000]}  # days ago -> the costs of that day's requests
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def day(days_ago: int) -> str:
@@ -130,7 +124,7 @@ def start_gateway(tmp: Path, upstream: FakeOpenAI, upstream_url: str) -> Gateway
     """``tollgate serve`` on a free loopback port (the real CLI, in its own process)."""
     db = tmp / "console.db"
     seed_spend(db)
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-c", "import sys; from tollgate.cli import main; sys.exit(main())"]
     command += ["serve", "--host", "127.0.0.1", "--port", str(port)]
     if shutil.which("timeout"):

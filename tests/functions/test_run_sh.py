@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ports import free_port
+
 from . import FUNCTIONS
 
 RUN_SH = FUNCTIONS / "chat" / "run.sh"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_healthy(process: subprocess.Popen[bytes], url: str, timeout: float = 30.0) -> httpx.Response:

@@ -22,8 +22,9 @@ import httpx
 import pytest
 
 from tests.contract.backend_dynamodb import REGION, aws_environment, dynalite_url
-from tests.e2e.console_env import ADMIN_KEY, AUDIT_KEY, _free_port, _serve_env, stop
+from tests.e2e.console_env import ADMIN_KEY, AUDIT_KEY, _serve_env, stop
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.ports import free_port
 from tollgate import audit, rollups
 from tollgate.store.base import Store
 from tollgate.store.dynamodb import DynamoDBStore
@@ -69,7 +70,7 @@ def serve_processes(
     started: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
         for n in range(count):
-            port = _free_port()
+            port = free_port()
             # SIGALRM ends the process by itself even if this test run is killed (no wrapper process:
             # a SIGKILL from a test must reach the gateway itself)
             code = f"import signal, sys; signal.alarm({SERVE_LIMIT_S}); "

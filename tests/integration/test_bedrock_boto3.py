@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.bedrock_server import FakeBedrock, ToolUse
+from tests.ports import free_port
 from tollgate.config import ProviderConfig
 from tollgate.errors import (
     TollgateError,
@@ -230,9 +230,7 @@ async def test_client_is_built_once_and_reused(fake: FakeBedrock, provider: Bedr
 async def test_unreachable_endpoint_is_unavailable(
     monkeypatch: pytest.MonkeyPatch, fake: FakeBedrock
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", f"http://127.0.0.1:{port}")
     provider = make_provider()
     try:

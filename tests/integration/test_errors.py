@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 
 import httpx
@@ -11,15 +10,10 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Script
 from tests.fakes.server import ServerThread
+from tests.ports import free_port
 from tollgate.config import Settings
 
 MESSAGES = [{"role": "user", "content": "hi"}]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -28,7 +22,7 @@ def gateway(fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread])
         default_provider="openai",
         openai_api_key="sk-upstream",
         openai_base_url=f"{fake_openai.url}/v1",
-        ollama_base_url=f"http://127.0.0.1:{_free_port()}",
+        ollama_base_url=f"http://127.0.0.1:{free_port()}",
         provider_timeout_seconds=0.5,
         max_body_bytes=64 * 1024,
     )

@@ -7,7 +7,6 @@ for the whole process, the gateway's threads included).
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import ServerThread
+from tests.ports import free_port
 from tollgate.config import Settings
 from tollgate.providers.llama_wake import LAST_USED_TAG
 
@@ -27,9 +27,7 @@ BODY = {"model": "llama_cpp/auto", "messages": [{"role": "user", "content": "hi"
 
 
 def _closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture

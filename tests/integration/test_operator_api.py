@@ -4,7 +4,6 @@ that does not answer says what to set; refused requests are counted apart from s
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from botocore.exceptions import NoCredentialsError
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import ADMIN_KEY, Gateway
+from tests.ports import free_port
 from tollgate.api.errors import status_and_type
 from tollgate.config import Settings
 from tollgate.providers.bedrock_errors import error_for_exception
@@ -23,17 +23,11 @@ from tollgate.store.sqlite import SQLiteStore
 LLAMA_KEY = "sk-llama-secret-never-shown"
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def gw(fake_openai: FakeOpenAI, start_gateway: Callable[..., ServerThread], tmp_path: Path) -> Gateway:
     settings = Settings(
         default_provider="llama_cpp",
-        llama_cpp_base_url=f"http://127.0.0.1:{_closed_port()}",
+        llama_cpp_base_url=f"http://127.0.0.1:{free_port()}",
         llama_cpp_api_key=LLAMA_KEY,
         openai_api_key="sk-upstream-secret",
         openai_base_url=f"{fake_openai.url}/v1",

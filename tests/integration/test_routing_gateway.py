@@ -7,7 +7,6 @@ Deployment A (openai, weight 10^6: tried first) and B (openai) serve the public 
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,16 +21,11 @@ import pytest
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI, Script
 from tests.fakes.server import ServerThread
+from tests.ports import free_port
 from tollgate.config import Settings
 from tollgate.store.sqlite import SQLiteStore
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -90,7 +84,7 @@ def fleet(start_gateway: Callable[..., ServerThread], tmp_path: Path) -> Iterato
     a, b, c = FakeOpenAI(), FakeOpenAI(), FakeAnthropic()
     with ServerThread(a) as sa, ServerThread(b) as sb, ServerThread(c) as sc:
         path = tmp_path / "routes.yaml"
-        path.write_text(config_text(sa.url, sb.url, sc.url, closed_port()))
+        path.write_text(config_text(sa.url, sb.url, sc.url, free_port()))
         settings = Settings(
             default_provider="openai",
             openai_api_key="sk-upstream-secret",

@@ -17,7 +17,6 @@ import contextlib
 import functools
 import multiprocessing
 import os
-import socket
 import threading
 import time
 import uuid
@@ -35,6 +34,7 @@ from tests.contract.backend_dynamodb import REGION, aws_environment, dynalite_ur
 from tests.fakes.openai_upstream import FakeOpenAI, Script
 from tests.fakes.server import ServerThread
 from tests.integration.state_helpers import ADMIN_KEY, AUDIT_KEY, MESSAGES
+from tests.ports import free_port
 from tollgate import audit, timeutil
 from tollgate.config import Settings
 from tollgate.store.audit_base import ABANDONED
@@ -67,13 +67,6 @@ def gateway_main(port: int, env: dict[str, str], shift_seconds: float, sweep: bo
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Processes:
     """Spawned gateways, each stopped (SIGKILL if need be) when the test ends."""
@@ -83,7 +76,7 @@ class Processes:
 
     def start(self, *, shift_seconds: float = 0.0, sweep: bool = False, **extra_env: str) -> tuple[Any, str]:
         ctx = multiprocessing.get_context("spawn")
-        port = _free_port()
+        port = free_port()
         env = {**self.env, **extra_env}
         process = ctx.Process(target=gateway_main, args=(port, env, shift_seconds, sweep), daemon=True)
         process.start()

@@ -5,12 +5,12 @@ httpcore raises (so providers map it to the same 502/503/504)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
 
+from tests.ports import free_port
 from tollgate.app import http_client
 from tollgate.config import Settings
 from tollgate.errors import UpstreamTimeout
@@ -114,9 +114,7 @@ async def test_stream_chunks_arrive_before_the_end(client: httpx.AsyncClient) ->
 async def test_refused_connection_is_connect_error() -> None:
     """A refused connection answers at once; the long connect timeout only keeps a loaded machine from
     turning it into a ConnectTimeout (the fixture's is 0.5 s)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     async with http_client(
         Settings(provider_timeout_seconds=30, provider_connect_timeout_seconds=30)
     ) as client:

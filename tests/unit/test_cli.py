@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ports import free_port
 from tollgate.cli import is_loopback, main
 
 
@@ -40,9 +40,7 @@ def test_serve_refuses_public_bind_without_keys(
 
 
 def test_serve_runs_and_answers_health(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
     env["TOLLGATE_SQLITE_PATH"] = str(tmp_path / "serve.db")
     process = subprocess.Popen(
