@@ -222,6 +222,16 @@ class NullStore:
     async def sweep_responses(self, now: str) -> int:
         return 0
 
+    # containers: none recorded (a request naming one is refused)
+    async def claim_container(self, tenant: str, provider: str, container_id: str, expires_at: str) -> bool:
+        return True
+
+    async def container_owner(self, provider: str, container_id: str) -> str | None:
+        return None
+
+    async def sweep_containers(self, now: str) -> int:
+        return 0
+
     # USD budgets: none (no rule, so no USD reservation is ever made)
     async def put_budget_rule(self, rule: BudgetRule) -> None:
         return None

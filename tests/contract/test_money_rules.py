@@ -153,6 +153,7 @@ async def test_the_sweep_charges_the_bound_and_audits_each_abandoned_request(sto
         "abandoned_audited": 3,
         "sessions_deleted": 0,
         "responses_deleted": 0,
+        "containers_deleted": 0,
         "alerts_deleted": 0,
     }
     acme = await store.get_pool("acme", "team")

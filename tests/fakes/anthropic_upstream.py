@@ -19,6 +19,7 @@ class FakeAnthropic:
         self.native: list[dict[str, Any]] = []  # whole blocks (server tool use, results) before the text
         self.native_queue: list[list[dict[str, Any]]] = []  # per-request native blocks, like ``queue``
         self.count_status = 200  # anything else: /v1/messages/count_tokens answers that error
+        self.container: dict[str, Any] | None = None  # the code execution container the answer reports
 
     def enqueue(self, *scripts: Script) -> None:
         self.queue.extend(scripts)
@@ -86,6 +87,7 @@ class FakeAnthropic:
             "stop_reason": self._stop(script),
             "stop_sequence": None,
             "usage": self._usage(script),
+            "container": self.container,
         }
 
     @staticmethod
@@ -174,7 +176,11 @@ class FakeAnthropic:
         await event(
             "message_delta",
             {
-                "delta": {"stop_reason": self._stop(script), "stop_sequence": None},
+                "delta": {
+                    "stop_reason": self._stop(script),
+                    "stop_sequence": None,
+                    "container": self.container,
+                },
                 "usage": self._delta_usage(script),
             },
         )

@@ -33,6 +33,7 @@ class FakeOpenAIResponses:
         self.fail_usage: dict[str, Any] | None = None  # the usage a failed response reports
         self.searches = 0  # hosted web_search_call items the final answer holds (billed per call)
         self.file_searches = 0  # hosted file_search_call items, after them
+        self.container: str | None = None  # a code_interpreter_call item in this container, after them
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -62,11 +63,15 @@ class FakeOpenAIResponses:
         return [REASONING, {**message, "content": content}]
 
     def _final_output(self) -> list[dict[str, Any]]:
-        """The answer's items, with the hosted web and file searches it ran after the reasoning."""
+        """The answer's items, with the hosted calls it ran (web and file searches, code) after the
+        reasoning."""
         search = {"type": "web_search_call", "status": "completed", "action": {"type": "search"}}
         searches = [{**search, "id": f"ws_{n}"} for n in range(self.searches)]
         found = {"type": "file_search_call", "status": "completed", "queries": ["q"], "results": None}
         searches += [{**found, "id": f"fs_{n}"} for n in range(self.file_searches)]
+        if self.container is not None:
+            ran = {"type": "code_interpreter_call", "id": "ci_1", "status": "completed", "code": "1+1"}
+            searches.append({**ran, "container_id": self.container, "outputs": None})
         first, *rest = self._output()
         return [first, *searches, *rest]
 

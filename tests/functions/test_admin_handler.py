@@ -140,6 +140,7 @@ def test_the_scheduled_event_runs_the_sweep(invoke: Invoke) -> None:
         "abandoned_audited": 1,
         "sessions_deleted": 0,
         "responses_deleted": 0,
+        "containers_deleted": 0,
         "alerts_deleted": 0,
     }
     pool = asyncio.run(store.get_pool("acme", "team"))

@@ -85,6 +85,7 @@ def test_budgets(tollgate) -> None:  # type: ignore[no-untyped-def]
         "abandoned_audited": 0,
         "sessions_deleted": 0,
         "responses_deleted": 0,
+        "containers_deleted": 0,
         "alerts_deleted": 0,
     }
 

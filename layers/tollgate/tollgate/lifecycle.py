@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from .containers import Revealed, record
 from .errors import TollgateError
 from .ledger import Booking
 from .logs import log_event
@@ -39,6 +40,7 @@ class Outcome:
     model: str | None = None
     error: TollgateError | None = None
     answer: dict[str, Any] | None = None  # the assistant message, for the session and the audit digest
+    containers: tuple[Revealed, ...] = ()  # code execution containers the answer worked in
 
     @classmethod
     def failed(cls, error: TollgateError, usage: Usage | None = None, model: str | None = None) -> Outcome:
@@ -71,6 +73,7 @@ class RequestTracker:
         self._finished = True
         try:
             extension = await self._account(outcome)
+            await self._claim_containers(outcome)
             await self._after(outcome)
         finally:
             self.ctx.request_accounted()
@@ -89,6 +92,18 @@ class RequestTracker:
             await self.ctx.ledger.save_session(self.booking, self.request_id, outcome.answer)
         usage = outcome.usage or Usage(0, 0)
         return {"usage_estimated": True} if usage.estimated else {}
+
+    async def _claim_containers(self, outcome: Outcome) -> None:
+        """The containers the answer worked in become the tenant's (also when the client left: it may have
+        seen their ids); a store failure is logged, and a later request naming one is then refused."""
+        if not outcome.containers or self.booking is None:
+            return
+        try:
+            await record(self.ctx.store, self.booking.principal.tenant, outcome.containers)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {str(exc)[:300]}"
+            failed = "container_record_failed"
+            log_event(logger, logging.ERROR, failed, request_id=self.request_id, error=error)
 
     async def _after(self, outcome: Outcome) -> None:
         if self.after_finish is None:

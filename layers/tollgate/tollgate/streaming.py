@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import anyio
 
+from .containers import Revealed, anthropic_revealed, openai_revealed
 from .errors import TollgateError, UpstreamError
 from .lifecycle import Outcome, RequestTracker
 from .prompt_bound import prompt_estimate
@@ -21,6 +22,7 @@ from .providers import openai_responses
 from .providers.base import (
     ChatCall,
     Chunk,
+    ContainerInfo,
     Finish,
     NativeBlock,
     NativeEvent,
@@ -51,6 +53,7 @@ class ResponseBuilder:
         self.response_id = call.request_id  # a loop answers with its request's id, not its turn's
         self.native_response: dict[str, Any] | None = None  # an upstream's own answer in the client's format
         self.native_items: list[Any] = []  # the items a native Responses stream finished, as they came
+        self.container: dict[str, Any] | None = None  # the code execution container an Anthropic answer used
 
     def add(self, chunk: Chunk) -> None:
         if isinstance(chunk, TextDelta):
@@ -71,6 +74,8 @@ class ResponseBuilder:
         elif isinstance(chunk, ResponseMeta):
             self.model = chunk.model or self.model
             self.upstream_id = chunk.upstream_id or self.upstream_id
+        elif isinstance(chunk, ContainerInfo):
+            self.container = chunk.container
         elif isinstance(chunk, NativeEvent) and isinstance(chunk.payload.get("response"), dict):
             self.native_response = chunk.payload["response"]  # the last one is the final one
         elif isinstance(chunk, NativeEvent) and chunk.payload.get("type") == "response.output_item.done":
@@ -110,9 +115,21 @@ class ResponseBuilder:
             message["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
         return message
 
+    def revealed_containers(self) -> tuple[Revealed, ...]:
+        """The code execution containers the answer worked in: an Anthropic answer's, or those of a native
+        Responses answer's items (its final output, and those a stream finished before it broke off)."""
+        output = (self.native_response or {}).get("output")
+        items = [*self.native_items, *(output if isinstance(output, list) else [])]
+        return (*anthropic_revealed(self.container), *openai_revealed(items))
+
     def outcome(self, status: str = "ok", error: TollgateError | None = None) -> Outcome:
         return Outcome(
-            status=status, usage=self.final_usage(), model=self.model, error=error, answer=self.message()
+            status=status,
+            usage=self.final_usage(),
+            model=self.model,
+            error=error,
+            answer=self.message(),
+            containers=self.revealed_containers(),
         )
 
 

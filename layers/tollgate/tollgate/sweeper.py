@@ -4,8 +4,8 @@ Only reservations older than ``TOLLGATE_RESERVATION_MAX_AGE_SECONDS`` are touche
 than Lambda's 15-minute limit, so never a live request's); an operator may sweep older ones only. Each is
 charged its reserved upper bound (not refunded: the upstream may well have served it) and gets an audit
 entry with status ``abandoned`` (``Ledger.audit_abandoned``); a settle that arrives after all corrects the
-charge to the real usage (the store's ``swept`` marker). Expired sessions go too, and pending budget
-alerts get another delivery attempt (``tollgate.alerts.outbox``).
+charge to the real usage (the store's ``swept`` marker). Expired sessions, stored responses and container
+records go too, and pending budget alerts get another delivery attempt (``tollgate.alerts.outbox``).
 
 ``tollgate serve`` runs it every ``TOLLGATE_SWEEP_INTERVAL_SECONDS`` (``run_every``); on AWS an
 EventBridge schedule invokes the admin function, which runs it (``functions/admin``); ``tollgate budgets
@@ -78,6 +78,7 @@ class Sweeper:
         swept_usd = await self.store.sweep_usd_reservations(cutoff, at)  # audited with its request's tokens
         sessions = await self.store.sweep_sessions(at)
         responses = await self.store.sweep_responses(at)
+        containers = await self.store.sweep_containers(at)
         alerts = await self.store.sweep_alerts(at)
         if swept:
             log_event(
@@ -89,6 +90,7 @@ class Sweeper:
             "abandoned_audited": len(audited),
             "sessions_deleted": sessions,
             "responses_deleted": responses,
+            "containers_deleted": containers,
             "alerts_deleted": alerts,
         }
         if self.outbox is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import containers
 from ..audit import sha256_hex
 from ..context import AppContext
 from ..errors import Forbidden
@@ -32,12 +33,14 @@ class Prepared:
 async def prepare(
     ctx: AppContext, tracker: RequestTracker, principal: Principal, chat: ChatCompletionRequest, raw: bytes
 ) -> Prepared:
-    """Route, keep the candidates the key may use (403 when none), book, load the session.
+    """Route, keep the candidates the key may use (403 when none), book, load the session; a 404 for a
+    code execution container the request names that is not its tenant's (``tollgate.containers``).
 
     ``TOLLGATE_TOOL_CALLING=0`` strips ``tools`` and ``tool_choice`` here. Nothing is reserved yet: the
     exchange reserves for the request, an agent loop for each of its turns."""
     chat = without_tools(chat) if not ctx.settings.tool_calling else chat
     LoopSpec.from_request(chat, ctx.settings.loop_max_turns_cap)  # a 400 before anything is booked
+    await containers.check(ctx.store, principal.tenant, chat.named_containers())  # the tenant's own only
     route = allowed_route(ctx.router.route(chat), principal)
     tracker.call = ctx.router.call(route.candidates()[0], chat, tracker.request_id)
     booking = tracker.booking = ctx.ledger.book(principal, chat.pool, sha256_hex(raw))

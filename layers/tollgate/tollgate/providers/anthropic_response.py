@@ -22,6 +22,7 @@ from ..errors import (
 from .anthropic_native import NativeBlocks, thinking_chunk
 from .base import (
     Chunk,
+    ContainerInfo,
     Finish,
     NativeBlock,
     ResponseMeta,
@@ -92,6 +93,12 @@ def error_for_event(payload: dict[str, Any], provider: str = "claude") -> Tollga
     return ERROR_TYPES.get(kind, UpstreamError)(f"{provider} {kind}: {message}")
 
 
+def _container(container: Any) -> list[Chunk]:
+    """The code execution container the answer worked in (a whole answer's ``container``, a stream's
+    ``message_delta.delta.container``)."""
+    return [ContainerInfo(container)] if isinstance(container, dict) and container.get("id") else []
+
+
 def parse_response(payload: dict[str, Any]) -> list[Chunk]:
     """A whole Messages response -> the same typed chunks a stream would give."""
     if payload.get("type") == "error":
@@ -111,6 +118,7 @@ def parse_response(payload: dict[str, Any]) -> list[Chunk]:
         elif block.get("type") != "text":
             chunks.append(NativeBlock(block))  # server tool use and results, new types: kept whole
     chunks.append(_finish(payload.get("stop_reason")) or Finish("stop"))
+    chunks.extend(_container(payload.get("container")))
     usage = payload.get("usage")
     if isinstance(usage, dict):
         chunks.append(usage_of(usage))
@@ -208,9 +216,10 @@ class StreamParser:
             cache_write_1h_tokens=max(seen.cache_write_1h_tokens, usage.cache_write_1h_tokens),
             web_search_requests=max(seen.web_search_requests, usage.web_search_requests),
         )
-        finish = _finish((payload.get("delta") or {}).get("stop_reason"))
+        delta = payload.get("delta") or {}
+        finish = _finish(delta.get("stop_reason"))
         # the answer's last usage (output included): charged as it is should message_stop not come
-        return [self._usage, finish] if finish else [self._usage]
+        return [self._usage, *([finish] if finish else []), *_container(delta.get("container"))]
 
     def message_stop(self, payload: dict[str, Any]) -> list[Chunk]:
         self.finished = True

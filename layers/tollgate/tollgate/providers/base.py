@@ -192,7 +192,26 @@ class NativeEvent:
     payload: dict[str, Any]
 
 
-Chunk = TextDelta | ToolCallDelta | ThinkingDelta | NativeBlock | Finish | Usage | ResponseMeta | NativeEvent
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    """The code execution container an Anthropic answer worked in (its ``container`` object as sent:
+    ``id``, ``expires_at``, ``skills``): recorded as the caller's tenant's (``tollgate.containers``) and
+    passed on by the Messages encoder; every other encoder ignores it."""
+
+    container: dict[str, Any]
+
+
+Chunk = (
+    TextDelta
+    | ToolCallDelta
+    | ThinkingDelta
+    | NativeBlock
+    | Finish
+    | Usage
+    | ResponseMeta
+    | NativeEvent
+    | ContainerInfo
+)
 
 
 class Provider(Protocol):

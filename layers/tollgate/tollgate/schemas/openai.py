@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
-from .. import tool_fees
+from .. import containers, tool_fees
 from ..names import NAME_PATTERN as NAME_PATTERN  # session ids, pools, tenants: one pattern (names.py)
 from ..tool_fees import ToolUses
 from .limits import MAX_CHOICES, MAX_OUTPUT_TOKENS, ModelName
@@ -193,6 +193,10 @@ class ChatCompletionRequest(BaseModel):
     def with_anthropic(self, options: AnthropicOptions) -> ChatCompletionRequest:
         self._anthropic = options
         return self
+
+    def named_containers(self) -> list[containers.Named]:
+        """The code execution containers the request asks to work in: a Messages client's ``container``."""
+        return containers.anthropic_named(self._anthropic.extra) if self._anthropic is not None else []
 
     def function_tools(self) -> list[Tool]:
         """The tools an upstream other than Anthropic can be given (Anthropic server tools left out)."""

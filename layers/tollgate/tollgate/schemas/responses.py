@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import containers
 from ..tool_fees import ToolUses
 from .openai import ChatCompletionRequest
 
@@ -44,6 +45,12 @@ class ResponsesChatRequest(ChatCompletionRequest):
     """The internal request, carrying the Responses extras (a declared field: never sent upstream)."""
 
     responses: ResponsesExtras = Field(default_factory=ResponsesExtras)
+
+    def named_containers(self) -> list[containers.Named]:
+        """Those a native body's hosted tools name (a translated request runs no hosted tool)."""
+        native = self.responses.native
+        hosted = containers.openai_named(native) if native else []
+        return [*super().named_containers(), *hosted]
 
     def tool_uses(self) -> dict[str, ToolUses]:
         """The billed tool uses the request may run: a native body's hosted ones, which only OpenAI's own

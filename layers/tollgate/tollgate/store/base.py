@@ -288,6 +288,23 @@ class ResponseStore(Protocol):
         """Delete expired responses (SQLite; DynamoDB's TTL does it there); returns how many."""
 
 
+# ------------------------------------------------------------------------------------------ containers
+
+
+class ContainerStore(Protocol):
+    """Which tenant a provider's code execution container belongs to (``tollgate.containers``)."""
+
+    async def claim_container(self, tenant: str, provider: str, container_id: str, expires_at: str) -> bool:
+        """Record the container as the tenant's until ``expires_at`` (one conditional write); False, and
+        nothing written, when another tenant holds it and its record has not expired."""
+
+    async def container_owner(self, provider: str, container_id: str) -> str | None:
+        """The tenant whose container it is; None when none is recorded or the record expired."""
+
+    async def sweep_containers(self, now: str) -> int:
+        """Delete expired records (SQLite; DynamoDB's TTL does it there); returns how many."""
+
+
 # ----------------------------------------------------------------------------------------------- audit
 
 
@@ -297,6 +314,7 @@ class Store(
     UsdBudgetStore,
     SessionStore,
     ResponseStore,
+    ContainerStore,
     AuditStore,
     CostStore,
     RollupStore,

@@ -52,6 +52,7 @@ from .base import (
 )
 from .dynamodb_alerts import DynamoDBAlerts
 from .dynamodb_budgets import DynamoDBBudgets
+from .dynamodb_containers import DynamoDBContainers
 from .dynamodb_items import Item, Request, get_s
 from .dynamodb_limits import DynamoDBLimits
 from .dynamodb_pools import DynamoDBPools
@@ -84,6 +85,7 @@ class DynamoDBStore(
     DynamoDBPools,
     DynamoDBRollups,
     DynamoDBResponses,
+    DynamoDBContainers,
     DynamoDBAlerts,
     DynamoDBBudgets,
     DynamoDBLimits,

@@ -47,6 +47,7 @@ from .rollup_base import Rollup
 from .sqlite_alerts import SQLiteAlerts
 from .sqlite_audit import SQLiteAudit
 from .sqlite_budgets import SQLiteBudgets, create_budget_schema
+from .sqlite_containers import SQLiteContainers
 from .sqlite_group import Member, WriteGroups, fail, resolve, run_members
 from .sqlite_inline import BUSY, InlineWriter, checkpoint
 from .sqlite_limits import SQLiteLimits
@@ -259,7 +260,7 @@ def _transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *ar
     return result
 
 
-class SQLiteStore(SQLiteAlerts, SQLiteAudit, SQLiteBudgets, SQLiteLimits):
+class SQLiteStore(SQLiteAlerts, SQLiteAudit, SQLiteBudgets, SQLiteContainers, SQLiteLimits):
     """Implements ``tollgate.store.base.Store`` on one SQLite file."""
 
     def __init__(self, path: str, *, threads: int = 16, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .audit_base import AuditEntry
 from .base import ApiKey
+from .sqlite_containers import CONTAINERS_TABLE
 from .sqlite_limits import LIMIT_TABLES
 from .sqlite_rollups import ADDED_ROLLUP_COLUMNS, ROLLUPS_TABLE
 from .sqlite_rotation import ROTATION_TABLES
@@ -172,6 +173,7 @@ TABLES = (
         PRIMARY KEY (tenant, response_id)
     )""",
     "CREATE INDEX IF NOT EXISTS responses_by_expiry ON responses (expires_at)",
+    CONTAINERS_TABLE,
     AUDIT_ENTRIES_TABLE,
     AUDIT_BY_TIME,
     AUDIT_HEADS_TABLE,

@@ -156,6 +156,8 @@ def render_message(builder: ResponseBuilder, outcome: Outcome, extension: dict[s
         "stop_sequence": None,
         "usage": usage_body(usage),
     }
+    if builder.container is not None:  # the code execution container, to name in a later request
+        body["container"] = builder.container
     if extension:
         body["tollgate"] = extension
     return body
@@ -224,7 +226,10 @@ class AnthropicEncoder:
 
     def end(self, builder: ResponseBuilder, outcome: Outcome, extension: dict[str, Any]) -> list[bytes]:
         usage = outcome.usage or builder.final_usage()
-        delta = {"stop_reason": stop_reason(self.finish, bool(self.tool_blocks)), "stop_sequence": None}
+        delta: dict[str, Any] = {"stop_reason": stop_reason(self.finish, bool(self.tool_blocks))}
+        delta["stop_sequence"] = None
+        if builder.container is not None:
+            delta["container"] = builder.container
         payload: dict[str, Any] = {"delta": delta, "usage": usage_body(usage)}
         if extension:
             payload["tollgate"] = extension
