@@ -118,6 +118,8 @@ class ResponseBuilder:
     def revealed_containers(self) -> tuple[Revealed, ...]:
         """The code execution containers the answer worked in: an Anthropic answer's, or those of a native
         Responses answer's items (its final output, and those a stream finished before it broke off)."""
+        if self.container is None and self.native_response is None and not self.native_items:
+            return ()  # neither an Anthropic container nor a native Responses answer
         output = (self.native_response or {}).get("output")
         items = [*self.native_items, *(output if isinstance(output, list) else [])]
         return (*anthropic_revealed(self.container), *openai_revealed(items))

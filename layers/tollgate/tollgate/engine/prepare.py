@@ -40,7 +40,8 @@ async def prepare(
     exchange reserves for the request, an agent loop for each of its turns."""
     chat = without_tools(chat) if not ctx.settings.tool_calling else chat
     LoopSpec.from_request(chat, ctx.settings.loop_max_turns_cap)  # a 400 before anything is booked
-    await containers.check(ctx.store, principal.tenant, chat.named_containers())  # the tenant's own only
+    if named := chat.named_containers():  # code execution containers: the tenant's own only
+        await containers.check(ctx.store, principal.tenant, named)
     route = allowed_route(ctx.router.route(chat), principal)
     tracker.call = ctx.router.call(route.candidates()[0], chat, tracker.request_id)
     booking = tracker.booking = ctx.ledger.book(principal, chat.pool, sha256_hex(raw))
