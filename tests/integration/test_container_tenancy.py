@@ -123,6 +123,35 @@ def test_an_input_item_cannot_lead_auto_into_another_tenants_container(gw: Gatew
     assert len(native.requests) == 2
 
 
+def test_tools_loaded_by_a_tool_search_output_and_replayed_shell_calls_are_checked_too(gw: Gateway) -> None:
+    """A ``tool_search_output`` input item loads tools as ``tools`` does, and a ``shell_call`` replays the
+    container it ran in: another tenant's container there is refused like one named in ``tools``."""
+    native = gw.native  # type: ignore[attr-defined]
+    acme, beta = gpt(gw, "acme"), gpt(gw, "beta")
+    native.container = "cntr_acme"
+    acme.responses.create(model="openai/gpt-5", input="plot it", tools=[INTERPRETER])
+    reference = {"type": "container_reference", "container_id": "cntr_acme"}
+    searched: list[Any] = [
+        {"type": "tool_search_call", "call_id": "ts_1", "arguments": {"query": "py"}, "status": "completed"},
+        {"type": "tool_search_output", "call_id": "ts_1", "status": "completed", "tools": [
+            {"type": "code_interpreter", "container": "cntr_acme"},
+        ]},
+        {"role": "user", "content": "run it"},
+    ]  # fmt: skip
+    shell_call = {"type": "shell_call", "call_id": "sh_1", "status": "completed", "environment": reference}
+    replayed: list[Any] = [{"role": "user", "content": "ls"}, {**shell_call, "action": {"commands": ["ls"]}}]
+    for given, param in (
+        (searched, "input[1].tools[0].container"),
+        (replayed, "input[1].environment.container_id"),
+    ):
+        with pytest.raises(openai.NotFoundError) as refused:
+            beta.responses.create(model="openai/gpt-5", input=given, tools=[{"type": "tool_search"}])
+        assert refused.value.body["param"] == param  # type: ignore[index]
+        acme.responses.create(model="openai/gpt-5", input=given, tools=[{"type": "tool_search"}])
+        assert native.requests[-1][2]["input"] == given  # passed on natively, as the client sent it
+    assert len(native.requests) == 3
+
+
 def test_a_container_another_tenant_holds_stays_theirs_when_an_answer_names_it(
     gw: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:

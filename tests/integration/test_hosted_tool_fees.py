@@ -134,3 +134,24 @@ def test_anthropics_code_execution_is_refused_under_a_usd_budget_where_it_would_
     # routed to OpenAI, the server tool is left out (it runs only on Anthropic): nothing unpriced, served
     client.messages.create(**{**ask, "model": "openai/gpt-5"})
     assert "tools" not in gw.upstream.requests[0][2]
+
+
+def test_hosted_tools_a_tool_search_output_loads_are_held_and_refused_as_in_tools(gw: Gateway) -> None:
+    """A ``tool_search_output`` input item loads its tools for the model as ``tools`` does: a billed one
+    gets the ``max_tool_calls`` bound and its fee held; one tollgate cannot price is refused under a USD
+    budget."""
+    client, _ = sdk(gw, budget_usd=5)
+
+    def loading(*tools: dict[str, Any]) -> list[Any]:
+        call = {"type": "tool_search_call", "call_id": "ts_1", "arguments": {}, "status": "completed"}
+        found = {"type": "tool_search_output", "call_id": "ts_1", "status": "completed", "tools": list(tools)}
+        return [call, found, {"role": "user", "content": "go on"}]
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(
+            model="openai/gpt-5", input=loading({"type": "image_generation"}), tools=[{"type": "tool_search"}]
+        )
+    assert refused.value.body["code"] == "tool_not_priced"  # type: ignore[index]
+    assert gw.upstream.requests == []
+    client.responses.create(model="openai/gpt-5", input=loading(FILE_SEARCH), tools=[{"type": "tool_search"}])
+    assert gw.upstream.requests[0][2]["max_tool_calls"] == 10  # tollgate's bound on the loaded tool's calls

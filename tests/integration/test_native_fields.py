@@ -41,7 +41,7 @@ CONVERSE_RISKY: dict[str, Any] = {
 }
 MESSAGES_HARMLESS: dict[str, Any] = {
     "top_k": 5,
-    "container": "container_011CQ",
+    "container": {"skills": [{"type": "anthropic", "skill_id": "pptx", "version": "latest"}]},  # a new one
     "mcp_servers": [{"type": "url", "url": "https://mcp.example.com/sse", "name": "example"}],
     "brand_new_field": {"x": 1},
 }

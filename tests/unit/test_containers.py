@@ -9,7 +9,7 @@ import pytest
 
 from tollgate import containers, timeutil
 from tollgate.containers import ANTHROPIC, OPENAI, Named, Revealed
-from tollgate.errors import BadRequest
+from tollgate.errors import BadRequest, NotFound
 from tollgate.providers.anthropic_response import StreamParser, parse_response
 from tollgate.providers.base import ContainerInfo
 from tollgate.schemas.anthropic import MessagesRequest
@@ -136,3 +136,47 @@ def test_the_parsed_requests_name_their_containers() -> None:
     # continued from a stored response the request is translated: OpenAI's hosted tools do not run
     translated = {**body, "previous_response_id": "resp_1"}
     assert responses_to_chat(ResponsesRequest.model_validate(translated), translated).named_containers() == []
+
+
+def test_tools_a_tool_search_output_loads_and_file_citations_name_containers() -> None:
+    loaded = [
+        {"type": "function", "name": "f", "parameters": {"properties": {"container_id": {"type": "string"}}}},
+        {"type": "code_interpreter", "container": "cntr_a"},
+        {"type": "shell", "environment": {"type": "container_reference", "container_id": "cntr_b"}},
+    ]
+    cited = {"type": "container_file_citation", "container_id": "cntr_c", "file_id": "cfile_1"}
+    text = {"type": "output_text", "text": "see the plot", "annotations": [{"type": "url_citation"}, cited]}
+    items = [
+        {"type": "tool_search_call", "call_id": "ts_1", "arguments": {}},
+        {"type": "tool_search_output", "call_id": "ts_1", "tools": loaded},
+        {"type": "message", "role": "assistant", "content": [text]},
+    ]
+    assert containers.openai_named({"input": items, "tools": [{"type": "tool_search"}]}) == [
+        Named(OPENAI, "cntr_a", "input[1].tools[1].container"),
+        Named(OPENAI, "cntr_b", "input[1].tools[2].environment.container_id"),
+        Named(OPENAI, "cntr_c", "input[2].content[0].annotations[1].container_id"),
+    ]
+    # a shell tool's environment of another type that carries a container id names it all the same
+    odd = {"type": "shell", "environment": {"type": "container_auto", "container_id": "cntr_d"}}
+    assert containers.openai_named({"tools": [odd]}) == [
+        Named(OPENAI, "cntr_d", "tools[0].environment.container_id")
+    ]
+
+
+class CountingOwners:
+    def __init__(self, owners: dict[str, str]) -> None:
+        self.owners, self.reads = owners, 0
+
+    async def container_owner(self, provider: str, container_id: str) -> str | None:
+        self.reads += 1
+        return self.owners.get(container_id)
+
+
+async def test_the_check_reads_each_container_once_however_often_it_is_named() -> None:
+    store = CountingOwners({"cntr_a": "acme", "cntr_b": "acme"})
+    named = [Named(OPENAI, "cntr_a", f"input[{i}].container_id") for i in range(10_000)]
+    await containers.check(store, "acme", [*named, Named(OPENAI, "cntr_b", "tools[0].container")])  # type: ignore[arg-type]
+    assert store.reads == 2
+    with pytest.raises(NotFound) as refused:
+        await containers.check(store, "beta", named)  # type: ignore[arg-type]
+    assert (refused.value.code, refused.value.param) == ("container_not_found", "input[0].container_id")

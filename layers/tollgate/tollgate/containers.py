@@ -81,21 +81,23 @@ def anthropic_named(extra: Mapping[str, Any]) -> list[Named]:
 
 
 def openai_named(body: Mapping[str, Any]) -> list[Named]:
-    """The containers a native Responses body names: its hosted tools' (a ``code_interpreter`` tool's
-    ``container`` id, a ``shell`` tool's ``container_reference``), and its ``input`` items' (a
-    ``code_interpreter_call`` or ``shell_call`` from an earlier answer: with ``{"type": "auto"}``, OpenAI
-    works again in an active container such an item names)."""
-    named: list[Named] = []
-    tools, items = body.get("tools"), body.get("input")
-    for index, tool in enumerate(tools if isinstance(tools, list) else []):
-        interpreter = isinstance(tool, dict) and tool.get("type") == "code_interpreter"
-        if interpreter and isinstance(tool.get("container"), str):
-            named.append(_openai(tool["container"], f"tools[{index}].container"))
-        named += _environment(tool, f"tools[{index}]", reference_only=True)
+    """The containers a native Responses body names, wherever OpenAI would work in one: its hosted tools
+    (a ``code_interpreter`` tool's ``container`` id, a ``shell`` tool's ``environment``), the tools a
+    ``tool_search_output`` input item loads (the same), and its ``input`` items from earlier answers (a
+    ``code_interpreter_call``'s ``container_id``, a ``shell_call``'s ``environment``, an output text's
+    ``container_file_citation`` annotations): with ``{"type": "auto"}`` OpenAI works again in an active
+    container its context names."""
+    named = _tools(body.get("tools"), "tools")
+    items = body.get("input")
     for index, item in enumerate(items if isinstance(items, list) else []):
-        if isinstance(item, dict) and item.get("container_id") is not None:
-            named.append(_openai(item["container_id"], f"input[{index}].container_id"))
-        named += _environment(item, f"input[{index}]", reference_only=False)
+        if not isinstance(item, dict):
+            continue
+        where = f"input[{index}]"
+        if item.get("container_id") is not None:
+            named.append(_openai(item["container_id"], f"{where}.container_id"))
+        named += _environment(item, where)
+        named += _tools(item.get("tools"), f"{where}.tools")  # a tool_search_output's loaded tools
+        named += _annotations(item.get("content"), f"{where}.content")
     return named
 
 
@@ -103,17 +105,38 @@ def _openai(value: Any, param: str) -> Named:
     return Named(OPENAI, _id(value, param), param)
 
 
-def _environment(holder: Any, where: str, *, reference_only: bool) -> list[Named]:
-    """A ``shell`` tool's or ``shell_call`` item's ``environment`` container (a tool names one only in a
-    ``container_reference``; an item's ``container_id`` is the one it ran in)."""
-    environment = holder.get("environment") if isinstance(holder, dict) else None
+def _tools(tools: Any, where: str) -> list[Named]:
+    named: list[Named] = []
+    for index, tool in enumerate(tools if isinstance(tools, list) else []):
+        if not isinstance(tool, dict):
+            continue
+        if tool.get("type") == "code_interpreter" and isinstance(tool.get("container"), str):
+            named.append(_openai(tool["container"], f"{where}[{index}].container"))
+        named += _environment(tool, f"{where}[{index}]")
+    return named
+
+
+def _environment(holder: Mapping[str, Any], where: str) -> list[Named]:
+    """A ``shell`` tool's or ``shell_call`` item's ``environment`` container: a ``container_reference``
+    (which must hold an id), or any environment that carries a ``container_id``."""
+    environment = holder.get("environment")
     if not isinstance(environment, dict):
         return []
-    if reference_only and environment.get("type") != "container_reference":
-        return []
-    if not reference_only and environment.get("container_id") is None:
+    if environment.get("type") != "container_reference" and environment.get("container_id") is None:
         return []
     return [_openai(environment.get("container_id"), f"{where}.environment.container_id")]
+
+
+def _annotations(content: Any, where: str) -> list[Named]:
+    """The containers an output text's file citations name (``container_file_citation``)."""
+    named: list[Named] = []
+    for index, part in enumerate(content if isinstance(content, list) else []):
+        notes = part.get("annotations") if isinstance(part, dict) else None
+        for n, note in enumerate(notes if isinstance(notes, list) else []):
+            if isinstance(note, dict) and note.get("container_id") is not None:
+                param = f"{where}[{index}].annotations[{n}].container_id"
+                named.append(_openai(note["container_id"], param))
+    return named
 
 
 def anthropic_revealed(container: Any) -> list[Revealed]:
@@ -141,9 +164,15 @@ def openai_revealed(items: Iterable[Any]) -> list[Revealed]:
 
 
 async def check(store: ContainerStore, tenant: str, named: Iterable[Named]) -> None:
-    """A 404 unless every container the request names is its tenant's (no store call when it names none)."""
+    """A 404 unless every container the request names is its tenant's: one store read per distinct
+    container (a body may name one thousands of times), none when it names none."""
+    seen: set[tuple[str, str]] = set()
     for container in named:
-        if await store.container_owner(container.provider, container.container_id) != tenant:
+        key = (container.provider, container.container_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        if await store.container_owner(*key) != tenant:
             raise NotFound(
                 f"no container with id {container.container_id!r}",
                 param=container.param,

@@ -85,19 +85,20 @@ def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
 def native_body(payload: dict[str, Any] | None, request: ResponsesRequest) -> dict[str, Any] | None:
     """The body as OpenAI's own /v1/responses gets it (tollgate's extensions removed); None where the
     request needs tollgate's translation (the conversation of ``previous_response_id`` is tollgate's).
-    With a hosted tool billed per call (``tool_fees``), ``max_tool_calls`` bounds the calls whose fee the
-    budgets hold: 10 when the client sent none, a 400 outside 1-1,000."""
+    With a hosted tool billed per call (``tool_fees``) among the tools offered (``tools``, and those a
+    ``tool_search_output`` item loads), ``max_tool_calls`` bounds the calls whose fee the budgets hold: 10
+    when the client sent none, a 400 outside 1-1,000."""
     if payload is None or request.previous_response_id:
         return None
     body = {k: v for k, v in payload.items() if k not in EXTENSIONS}
-    if tool_fees.openai_kinds(request.tools):
+    if tool_fees.openai_kinds(request.offered_tools()):
         body["max_tool_calls"] = search_bound.bounded(body.get("max_tool_calls"), "max_tool_calls")
     return body
 
 
 def _hosted(native: dict[str, Any] | None, request: ResponsesRequest) -> ToolUses | None:
     """The billed hosted tool calls the native answer may run (none when the request is translated)."""
-    kinds = tool_fees.openai_kinds(request.tools)
+    kinds = tool_fees.openai_kinds(request.offered_tools())
     return ToolUses.of(native["max_tool_calls"], kinds) if native and kinds else None
 
 

@@ -54,6 +54,8 @@ HOSTED_ITEMS = frozenset(
         "image_generation_call",
         "local_shell_call",
         "local_shell_call_output",
+        "shell_call",
+        "shell_call_output",
         "mcp_list_tools",
         "mcp_approval_request",
         "mcp_approval_response",
@@ -92,6 +94,16 @@ class ResponsesRequest(BaseModel):
     # tollgate extensions (DESIGN.md §4)
     provider: str | None = None
     pool: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
+
+    def offered_tools(self) -> list[Any]:
+        """The tools the model may call natively: ``tools``, and those a ``tool_search_output`` input item
+        loads (a hosted tool there runs, and bills, as one in ``tools`` does)."""
+        offered: list[Any] = list(self.tools or [])
+        for item in self.input if isinstance(self.input, list) else []:
+            loaded = item.get("tools") if isinstance(item, dict) else None
+            if isinstance(loaded, list) and item.get("type") == "tool_search_output":
+                offered += loaded
+        return offered
 
 
 # --- tools ----------------------------------------------------------------------------------------
