@@ -9,13 +9,13 @@ and a request that names a container must name one of its own tenant's (``check`
 or sent): any other id, another tenant's or one tollgate never gave out, is a 404 ``container_not_found``
 that does not say which.
 
-Where ids appear:
+Where ids appear (``docs/containers.md``):
 - a Messages request's ``container`` (an id, or an object with an ``id``); an Anthropic answer's
   ``container`` object (``id``, ``expires_at``), which tollgate passes on to the Messages client;
-- a native ``/v1/responses`` request's ``code_interpreter`` tool ``container`` (an id; ``{"type": "auto"}``
-  makes a new one or works again in an active one that an input item names), its ``shell`` tool
-  ``environment`` of type ``container_reference`` (``container_id``), and its ``input`` items from earlier
-  answers; the answer's ``code_interpreter_call`` items (``container_id``) and ``shell_call`` items
+- a native ``/v1/responses`` request's hosted tools (a ``code_interpreter`` tool's ``container`` id; a
+  ``shell`` tool's ``environment``), the tools a ``tool_search_output`` input item loads, and its ``input``
+  items from earlier answers (``{"type": "auto"}`` works again in an active container they name); the
+  answer's ``code_interpreter_call`` items (``container_id``) and ``shell_call`` items
   (``environment.container_id``).
 A record lasts until the answer's ``expires_at`` when it gives one (capped), else ``KEEP_SECONDS`` after the
 last answer that revealed the container, longer than either provider keeps an idle container.
