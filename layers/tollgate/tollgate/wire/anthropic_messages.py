@@ -226,8 +226,10 @@ class AnthropicEncoder:
 
     def end(self, builder: ResponseBuilder, outcome: Outcome, extension: dict[str, Any]) -> list[bytes]:
         usage = outcome.usage or builder.final_usage()
-        delta: dict[str, Any] = {"stop_reason": stop_reason(self.finish, bool(self.tool_blocks))}
-        delta["stop_sequence"] = None
+        delta: dict[str, Any] = {
+            "stop_reason": stop_reason(self.finish, bool(self.tool_blocks)),
+            "stop_sequence": None,
+        }
         if builder.container is not None:
             delta["container"] = builder.container
         payload: dict[str, Any] = {"delta": delta, "usage": usage_body(usage)}

@@ -82,24 +82,23 @@ def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
-def native_body(payload: dict[str, Any] | None, request: ResponsesRequest) -> dict[str, Any] | None:
+def native_body(
+    payload: dict[str, Any] | None, request: ResponsesRequest, kinds: set[str] | None = None
+) -> dict[str, Any] | None:
     """The body as OpenAI's own /v1/responses gets it (tollgate's extensions removed); None where the
     request needs tollgate's translation (the conversation of ``previous_response_id`` is tollgate's).
     With a hosted tool billed per call (``tool_fees``) among the tools offered (``tools``, and those a
-    ``tool_search_output`` item loads), ``max_tool_calls`` bounds the calls whose fee the budgets hold: 10
-    when the client sent none, a 400 outside 1-1,000."""
+    ``tool_search_output`` item loads; ``kinds``, their fee kinds, when the caller has them already),
+    ``max_tool_calls`` bounds the calls whose fee the budgets hold: 10 when the client sent none, a 400
+    outside 1-1,000."""
     if payload is None or request.previous_response_id:
         return None
     body = {k: v for k, v in payload.items() if k not in EXTENSIONS}
-    if tool_fees.openai_kinds(request.offered_tools()):
+    if kinds is None:
+        kinds = tool_fees.openai_kinds(request.offered_tools())
+    if kinds:
         body["max_tool_calls"] = search_bound.bounded(body.get("max_tool_calls"), "max_tool_calls")
     return body
-
-
-def _hosted(native: dict[str, Any] | None, request: ResponsesRequest) -> ToolUses | None:
-    """The billed hosted tool calls the native answer may run (none when the request is translated)."""
-    kinds = tool_fees.openai_kinds(request.offered_tools())
-    return ToolUses.of(native["max_tool_calls"], kinds) if native and kinds else None
 
 
 def _sampling(request: ResponsesRequest, has_tools: bool) -> dict[str, Any]:
@@ -139,6 +138,8 @@ def to_chat(
     if compacting:
         messages.append(Message(role="user", content=compaction.COMPACTION_PROMPT))
         tool_choice = "none" if tools else None
+    kinds = tool_fees.openai_kinds(request.offered_tools())  # the fee kinds the native answer may bill
+    native = native_body(payload, request, kinds)
     extras = ResponsesExtras(
         tools=origins,
         store=request.store,
@@ -146,10 +147,10 @@ def to_chat(
         instructions=request.instructions,
         input_items=input_items(request),
         echo=_echo(request),
-        native=(native := native_body(payload, request)),
+        native=native,
         compaction=compacting,
         # the billed hosted tool calls the native answer may run: their fee is held with the tokens
-        hosted=_hosted(native, request),
+        hosted=ToolUses.of(native["max_tool_calls"], kinds) if native and kinds else None,
     )
     fields: dict[str, Any] = {
         "model": request.model,
